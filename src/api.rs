@@ -1,0 +1,347 @@
+//! The AWS Lambda REST API (REST-JSON, `/2015-03-31/...`) over the engine.
+//!
+//! Handlers only parse, validate the wire format and answer: every decision is
+//! the [`Engine`]'s. Bodies are read with explicit limits per operation (the
+//! 6 MB Invoke limit is an API fact, answered with RequestTooLargeException).
+
+pub mod error;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::engine::{Engine, InvokeRequest, NewFunction};
+use crate::function::{self, ConfigPatch, FunctionRef, InvalidParameter};
+pub use error::ApiError;
+use wire::FunctionConfiguration;
+
+/// Largest management request: a 50 MB zip, base64-encoded, plus JSON.
+const MAX_MANAGEMENT_BODY: usize = function::MAX_ZIP_BYTES / 3 * 4 + 64 * 1024;
+/// Largest `X-Amz-Client-Context` header (base64).
+const MAX_CLIENT_CONTEXT: usize = 3583;
+/// Page size of ListFunctions when the client does not say.
+const DEFAULT_MAX_ITEMS: usize = 50;
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The router; state is the engine.
+pub fn app(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/2015-03-31/functions", post(create_function).get(list_functions))
+        .route("/2015-03-31/functions/", post(create_function).get(list_functions))
+        .route("/2015-03-31/functions/{name}", get(get_function).delete(delete_function))
+        .route("/2015-03-31/functions/{name}/configuration", get(get_configuration).put(update_configuration))
+        .route("/2015-03-31/functions/{name}/code", put(update_code))
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route("/lambdabox/v1/functions/{name}/code.zip", get(download_code))
+        .route("/lambdabox/v1/health", get(|| async { "ok" }))
+        .fallback(unknown_operation)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(engine)
+}
+
+async fn unknown_operation() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "UnknownOperationException", "Unknown operation")
+}
+
+/// Read a body of at most `limit` bytes; a longer one gets `too_large`.
+async fn read_limited(body: Body, limit: usize, too_large: impl FnOnce() -> ApiError) -> Result<Bytes, ApiError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let over = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            Err(if over { too_large() } else { ApiError::invalid_content(format!("could not read request body: {e}")) })
+        }
+    }
+}
+
+/// Parse a management body as JSON of type `T`.
+async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let bytes = read_limited(body, MAX_MANAGEMENT_BODY, || {
+        ApiError::too_large(format!("Request must be smaller than {MAX_MANAGEMENT_BODY} bytes for this operation"))
+    })
+    .await?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_content(format!("Could not parse request body: {e}")))
+}
+
+fn decode_zip(b64: &str) -> Result<Vec<u8>, ApiError> {
+    let zip = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| ApiError::invalid_parameter(format!("ZipFile is not valid base64: {e}")))?;
+    if zip.len() > function::MAX_ZIP_BYTES {
+        return Err(ApiError::too_large(format!(
+            "Zipped code must be smaller than {} bytes; this one is {} bytes",
+            function::MAX_ZIP_BYTES,
+            zip.len()
+        )));
+    }
+    Ok(zip)
+}
+
+/// The zip a Code (or UpdateFunctionCode) body carries; other sources are
+/// not available on a box without S3 or a registry.
+fn zip_from(zip_file: Option<&str>, s3_bucket: Option<&str>, image_uri: Option<&str>) -> Result<Vec<u8>, ApiError> {
+    match (zip_file, s3_bucket, image_uri) {
+        (Some(z), None, None) => decode_zip(z),
+        (None, Some(_), _) => {
+            Err(ApiError::invalid_parameter("S3 code locations are not supported by lambdabox; send Code.ZipFile"))
+        }
+        (None, None, Some(_)) => Err(ApiError::invalid_parameter(
+            "PackageType Image is not supported yet by this lambdabox; send Code.ZipFile",
+        )),
+        (None, None, None) => Err(ApiError::invalid_parameter("Code.ZipFile is required")),
+        _ => Err(ApiError::invalid_parameter("Please provide exactly one of ZipFile, S3Bucket or ImageUri")),
+    }
+}
+
+fn check_architectures(archs: Option<&[String]>) -> Result<(), ApiError> {
+    match archs {
+        None | Some([]) => Ok(()),
+        Some([a]) if a == "x86_64" => Ok(()),
+        Some(other) => Err(ApiError::invalid_parameter(format!(
+            "Architectures {other:?} are not supported on this box; use [\"x86_64\"]"
+        ))),
+    }
+}
+
+fn check_ephemeral(e: Option<&wire::EphemeralStorageBody>) -> Result<(), ApiError> {
+    match e {
+        Some(e) if e.size != function::DEFAULT_EPHEMERAL_MB => Err(ApiError::invalid_parameter(
+            "EphemeralStorage other than 512 MB is not supported yet by this lambdabox",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn function_ref(name: &str) -> Result<FunctionRef, ApiError> {
+    FunctionRef::parse(name).map_err(|InvalidParameter(m)| ApiError::invalid_parameter(m))
+}
+
+/// A reference with the `Qualifier` query parameter folded in.
+fn qualified_ref(name: &str, query: &HashMap<String, String>) -> Result<FunctionRef, ApiError> {
+    let mut r = function_ref(name)?;
+    if let Some(q) = query.get("Qualifier").filter(|q| !q.is_empty()) {
+        function::validate_qualifier(q).map_err(|InvalidParameter(m)| ApiError::invalid_parameter(m))?;
+        match &r.qualifier {
+            Some(existing) if existing != q => {
+                return Err(ApiError::invalid_parameter(format!(
+                    "The derived qualifier from the function name does not match the specified qualifier ({existing} vs {q})"
+                )))
+            }
+            _ => r.qualifier = Some(q.clone()),
+        }
+    }
+    Ok(r)
+}
+
+fn configuration(engine: &Engine, f: &function::Function) -> Json<FunctionConfiguration> {
+    Json(FunctionConfiguration::of(f, engine.realm()))
+}
+
+async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiResult {
+    let b: wire::CreateFunctionBody = json_body(body).await?;
+    if b.package_type.as_deref().is_some_and(|p| p != "Zip") {
+        return Err(ApiError::invalid_parameter("PackageType Image is not supported yet by this lambdabox"));
+    }
+    check_architectures(b.architectures.as_deref())?;
+    check_ephemeral(b.ephemeral_storage.as_ref())?;
+    let runtime =
+        b.runtime.ok_or_else(|| ApiError::invalid_parameter("Runtime is required for .zip deployment packages"))?;
+    let handler =
+        b.handler.ok_or_else(|| ApiError::invalid_parameter("Handler is required for .zip deployment packages"))?;
+    let zip = zip_from(b.code.zip_file.as_deref(), b.code.s3_bucket.as_deref(), b.code.image_uri.as_deref())?;
+    let new = NewFunction {
+        name: b.function_name,
+        runtime,
+        handler,
+        role: b.role,
+        description: b.description,
+        memory_mb: b.memory_size,
+        timeout_s: b.timeout,
+        environment: b.environment.and_then(|e| e.variables).unwrap_or_default(),
+        zip,
+    };
+    let f = engine.create_function(new).await?;
+    Ok((StatusCode::CREATED, configuration(&engine, &f)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListQuery {
+    marker: Option<String>,
+    max_items: Option<String>,
+}
+
+async fn list_functions(State(engine): State<Arc<Engine>>, Query(q): Query<ListQuery>) -> ApiResult {
+    let max = match q.max_items.as_deref() {
+        None => DEFAULT_MAX_ITEMS,
+        Some(s) => s.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
+            ApiError::invalid_parameter(format!("MaxItems must be a number from 1 to 10000, not '{s}'"))
+        })?,
+    };
+    let all = engine.list_functions();
+    let start = match q.marker.as_deref().filter(|m| !m.is_empty()) {
+        None => 0,
+        Some(marker) => {
+            let after = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(marker)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::invalid_parameter("Marker is not one this server issued"))?;
+            all.partition_point(|f| f.name <= after)
+        }
+    };
+    let page: Vec<FunctionConfiguration> =
+        all[start..].iter().take(max).map(|f| FunctionConfiguration::of(f, engine.realm())).collect();
+    let mut out = serde_json::json!({ "Functions": page });
+    if start + max < all.len() {
+        let last = &all[start + max - 1].name;
+        out["NextMarker"] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last).into();
+    }
+    Ok(Json(out).into_response())
+}
+
+async fn get_function(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let f = engine.get_function(&qualified_ref(&name, &q)?)?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:9000");
+    let out = serde_json::json!({
+        "Configuration": FunctionConfiguration::of(&f, engine.realm()),
+        "Code": { "RepositoryType": "S3", "Location": format!("http://{host}/lambdabox/v1/functions/{}/code.zip", f.name) },
+        "Tags": {},
+    });
+    Ok(Json(out).into_response())
+}
+
+async fn get_configuration(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let f = engine.get_function(&qualified_ref(&name, &q)?)?;
+    Ok(configuration(&engine, &f).into_response())
+}
+
+async fn delete_function(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    engine.delete_function(&qualified_ref(&name, &q)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn update_code(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
+    let b: wire::UpdateCodeBody = json_body(body).await?;
+    check_architectures(b.architectures.as_deref())?;
+    let zip = zip_from(b.zip_file.as_deref(), b.s3_bucket.as_deref(), b.image_uri.as_deref())?;
+    let f = engine.update_code(&function_ref(&name)?, zip).await?;
+    Ok(configuration(&engine, &f).into_response())
+}
+
+async fn update_configuration(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
+    let b: wire::UpdateConfigurationBody = json_body(body).await?;
+    check_ephemeral(b.ephemeral_storage.as_ref())?;
+    let patch = ConfigPatch {
+        runtime: b.runtime,
+        handler: b.handler,
+        role: b.role,
+        description: b.description,
+        memory_mb: b.memory_size,
+        timeout_s: b.timeout,
+        environment: b.environment.map(|e| e.variables.unwrap_or_default()),
+    };
+    let f = engine.update_configuration(&function_ref(&name)?, patch).await?;
+    Ok(configuration(&engine, &f).into_response())
+}
+
+async fn download_code(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult {
+    let f = engine.get_function(&function_ref(&name)?)?;
+    let path = engine.store().code().zip_path(&f.code_sha256);
+    let bytes =
+        tokio::fs::read(&path).await.map_err(|e| ApiError::from(crate::engine::EngineError::Service(e.to_string())))?;
+    Ok(([(header::CONTENT_TYPE, "application/zip")], bytes).into_response())
+}
+
+/// The ClientContext header, base64 of JSON, decoded.
+fn client_context(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get("x-amz-client-context") else { return Ok(None) };
+    if raw.len() > MAX_CLIENT_CONTEXT {
+        return Err(ApiError::invalid_parameter(format!(
+            "Client context must be at most {MAX_CLIENT_CONTEXT} bytes, base64-encoded"
+        )));
+    }
+    let decoded = raw
+        .to_str()
+        .ok()
+        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok())
+        .ok_or_else(|| ApiError::invalid_parameter("Client context must be base64 of a JSON object"))?;
+    Ok(Some(decoded))
+}
+
+async fn invoke(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let function = qualified_ref(&name, &q)?;
+    let invocation_type =
+        headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()).unwrap_or("RequestResponse");
+    let payload = read_limited(body, function::MAX_SYNC_PAYLOAD, || {
+        ApiError::too_large(format!(
+            "Request must be smaller than {} bytes for the InvokeFunction operation",
+            function::MAX_SYNC_PAYLOAD
+        ))
+    })
+    .await?;
+    let payload = if payload.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { payload };
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        return Err(ApiError::invalid_content(format!("Could not parse request body into json: {e}")));
+    }
+    let client_context = client_context(&headers)?;
+    match invocation_type {
+        "RequestResponse" => {}
+        "DryRun" => {
+            engine.get_function(&function)?;
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        "Event" => {
+            return Err(ApiError::invalid_parameter("InvocationType Event is not supported yet by this lambdabox"))
+        }
+        other => {
+            return Err(ApiError::invalid_parameter(format!(
+                "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: \
+                 Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+            )))
+        }
+    }
+    let out = engine.invoke(InvokeRequest { function, payload, client_context }).await?;
+    let mut response = Response::new(Body::from(out.payload));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert("x-amz-executed-version", HeaderValue::from_static(out.executed_version));
+    if let Ok(id) = HeaderValue::from_str(&out.request_id) {
+        h.insert("x-amzn-requestid", id);
+    }
+    if let Some(kind) = out.function_error {
+        h.insert("x-amz-function-error", HeaderValue::from_static(kind));
+    }
+    Ok(response)
+}

@@ -1,0 +1,89 @@
+//! AWS error responses: status, `x-amzn-ErrorType` header and a JSON body
+//! with `Type` and `message`, the shape botocore and the AWS SDKs parse.
+//! [`From<EngineError>`] is the one place engine failures become AWS codes.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::engine::EngineError;
+
+/// One AWS error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// The exception name, e.g. `ResourceNotFoundException`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn invalid_parameter(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidParameterValueException", message)
+    }
+
+    pub fn invalid_content(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequestContentException", message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", message)
+    }
+
+    /// `User` for the caller's mistakes, `Service` for ours.
+    fn fault(&self) -> &'static str {
+        if self.status.is_server_error() {
+            "Service"
+        } else {
+            "User"
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            EngineError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message),
+            EngineError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "ResourceConflictException", message),
+            EngineError::InvalidParameter(_) => ApiError::invalid_parameter(message),
+            EngineError::InvalidRequestContent(_) => ApiError::invalid_content(message),
+            EngineError::RequestTooLarge(_) => ApiError::too_large(message),
+            EngineError::Service(_) => {
+                tracing::error!(error = %message, "service error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", message)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "Type": self.fault(), "message": self.message });
+        let mut response = (self.status, body.to_string()).into_response();
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert("x-amzn-errortype", HeaderValue::from_static(self.code));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn errors_have_aws_shape() {
+        let r = ApiError::from(EngineError::NotFound("Function not found: x".into())).into_response();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(r.headers()["x-amzn-errortype"], "ResourceNotFoundException");
+        let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, serde_json::json!({"Type": "User", "message": "Function not found: x"}));
+        let r = ApiError::from(EngineError::Service("docker".into()));
+        assert_eq!((r.status.as_u16(), r.fault()), (500, "Service"));
+    }
+}

@@ -1,0 +1,138 @@
+//! The AWS Lambda REST-JSON shapes: request bodies in, FunctionConfiguration out.
+//! Field names are Lambda's (PascalCase); unknown fields are ignored, as
+//! newer clients send fields older servers do not know.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::function::{Function, Realm, LATEST};
+use crate::store::code::sha256_base64;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct EnvironmentBody {
+    pub variables: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct CodeBody {
+    /// Base64 of the zip.
+    pub zip_file: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub image_uri: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct EphemeralStorageBody {
+    pub size: u32,
+}
+
+/// CreateFunction's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateFunctionBody {
+    pub function_name: String,
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    pub role: Option<String>,
+    pub description: Option<String>,
+    pub memory_size: Option<u32>,
+    pub timeout: Option<u32>,
+    pub environment: Option<EnvironmentBody>,
+    #[serde(default)]
+    pub code: CodeBody,
+    pub package_type: Option<String>,
+    pub architectures: Option<Vec<String>>,
+    pub ephemeral_storage: Option<EphemeralStorageBody>,
+}
+
+/// UpdateFunctionCode's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateCodeBody {
+    pub zip_file: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub image_uri: Option<String>,
+    pub architectures: Option<Vec<String>>,
+}
+
+/// UpdateFunctionConfiguration's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateConfigurationBody {
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    pub role: Option<String>,
+    pub description: Option<String>,
+    pub memory_size: Option<u32>,
+    pub timeout: Option<u32>,
+    pub environment: Option<EnvironmentBody>,
+    pub ephemeral_storage: Option<EphemeralStorageBody>,
+}
+
+/// Lambda's FunctionConfiguration, as clients and waiters read it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FunctionConfiguration {
+    pub function_name: String,
+    pub function_arn: String,
+    pub runtime: String,
+    pub role: String,
+    pub handler: String,
+    pub code_size: u64,
+    pub description: String,
+    pub timeout: u32,
+    pub memory_size: u32,
+    pub last_modified: String,
+    pub code_sha256: String,
+    pub version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentOut>,
+    pub tracing_config: serde_json::Value,
+    pub revision_id: String,
+    pub layers: Vec<serde_json::Value>,
+    pub state: &'static str,
+    pub last_update_status: &'static str,
+    pub package_type: &'static str,
+    pub architectures: [&'static str; 1],
+    pub ephemeral_storage: serde_json::Value,
+    pub logging_config: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EnvironmentOut {
+    pub variables: BTreeMap<String, String>,
+}
+
+impl FunctionConfiguration {
+    pub fn of(f: &Function, realm: &Realm) -> FunctionConfiguration {
+        FunctionConfiguration {
+            function_name: f.name.clone(),
+            function_arn: realm.function_arn(&f.name),
+            runtime: f.runtime.clone(),
+            role: f.role.clone(),
+            handler: f.handler.clone(),
+            code_size: f.code_size,
+            description: f.description.clone(),
+            timeout: f.timeout_s,
+            memory_size: f.memory_mb,
+            last_modified: f.last_modified.clone(),
+            code_sha256: sha256_base64(&f.code_sha256),
+            version: LATEST,
+            environment: (!f.environment.is_empty()).then(|| EnvironmentOut { variables: f.environment.clone() }),
+            tracing_config: serde_json::json!({ "Mode": "PassThrough" }),
+            revision_id: f.revision_id.clone(),
+            layers: Vec::new(),
+            state: "Active",
+            last_update_status: "Successful",
+            package_type: "Zip",
+            architectures: ["x86_64"],
+            ephemeral_storage: serde_json::json!({ "Size": f.ephemeral_storage_mb }),
+            logging_config: serde_json::json!({ "LogFormat": "Text", "LogGroup": format!("/aws/lambda/{}", f.name) }),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Container lifecycles behind a small trait, so the pool's logic can be unit
+//! tested with a recording fake while [`docker`] drives the real engine.
+
+pub mod docker;
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::path::PathBuf;
+
+use futures_util::future::BoxFuture;
+
+/// Everything needed to start one function container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// Docker container name (unique on the host).
+    pub name: String,
+    pub image: String,
+    /// The container's PID 1 and its arguments (lambdabox-init, then the bootstrap).
+    pub entrypoint: Vec<String>,
+    /// `KEY=VALUE` pairs.
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub mounts: Vec<BindMount>,
+    pub memory_mb: u32,
+    /// Docker network mode: `bridge`, `none`, …
+    pub network: String,
+    pub working_dir: String,
+}
+
+/// A host path made visible in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: i64,
+    pub oom_killed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("image {0} is missing")]
+    ImageMissing(String),
+    #[error("Docker engine: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    #[error("Docker engine did not answer {what} within {secs} s")]
+    Timeout { what: &'static str, secs: u64 },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Starts, watches and removes containers. Implementations must be cheap to
+/// share: the pool holds one behind an `Arc`.
+pub trait Backend: Send + Sync + Debug {
+    /// Create and start a container; returns its id.
+    fn start(&self, spec: ContainerSpec) -> BoxFuture<'_, Result<String, BackendError>>;
+    /// Resolve once the container has stopped.
+    fn wait(&self, id: String) -> BoxFuture<'_, Result<ExitInfo, BackendError>>;
+    /// Stop (kill) and delete a container; a container already gone is fine.
+    fn remove(&self, id: String) -> BoxFuture<'_, Result<(), BackendError>>;
+    /// Ids of every container, running or not, carrying label `key=value`.
+    fn list_labelled(&self, key: &str, value: &str) -> BoxFuture<'_, Result<Vec<String>, BackendError>>;
+}

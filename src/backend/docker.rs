@@ -1,0 +1,210 @@
+//! [`Backend`] on a real Docker Engine through bollard, plus the image calls
+//! the [`crate::images`] module needs.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use bollard::Docker;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
+
+use super::{Backend, BackendError, ContainerSpec, ExitInfo};
+
+/// Bound on any single Docker call that should be quick.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A connection to the Docker Engine, version negotiated.
+#[derive(Debug, Clone)]
+pub struct DockerBackend {
+    docker: Docker,
+}
+
+async fn bounded<T>(
+    what: &'static str,
+    fut: impl Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T, BackendError> {
+    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(BackendError::from),
+        Err(_) => Err(BackendError::Timeout { what, secs: CALL_TIMEOUT.as_secs() }),
+    }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+impl DockerBackend {
+    /// Connect to the local engine (`DOCKER_HOST` or the default socket) and
+    /// agree on an API version (Debian's engine speaks 1.41).
+    pub async fn connect() -> Result<DockerBackend, BackendError> {
+        let docker = Docker::connect_with_local_defaults()?;
+        let docker = bounded("version negotiation", docker.negotiate_version()).await?;
+        bounded("ping", docker.ping()).await?;
+        Ok(DockerBackend { docker })
+    }
+
+    /// The value of label `key` on image `image`: `Ok(None)` when the image
+    /// is missing, `Ok(Some(None))` when it has no such label.
+    pub async fn image_label(&self, image: &str, key: &str) -> Result<Option<Option<String>>, BackendError> {
+        match bounded("image inspect", self.docker.inspect_image(image)).await {
+            Ok(info) => Ok(Some(info.config.and_then(|c| c.labels).and_then(|mut l| l.remove(key)))),
+            Err(BackendError::Docker(e)) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The image's id, if it exists.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, BackendError> {
+        match bounded("image inspect", self.docker.inspect_image(image)).await {
+            Ok(info) => Ok(info.id),
+            Err(BackendError::Docker(e)) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Try to pull `image` from a registry. Machines without one fail fast
+    /// (name resolution), which callers treat as "build it locally".
+    pub async fn pull(&self, image: &str, mut progress: impl FnMut(&str)) -> Result<(), BackendError> {
+        let options = CreateImageOptionsBuilder::default().from_image(image).build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = tokio::time::timeout(CALL_TIMEOUT, stream.next())
+            .await
+            .map_err(|_| BackendError::Timeout { what: "image pull", secs: CALL_TIMEOUT.as_secs() })?
+        {
+            let info = item?;
+            if let Some(status) = info.status {
+                progress(&status);
+            }
+        }
+        Ok(())
+    }
+
+    /// Build an image from a tar context, tagging it `tag` and labelling it.
+    /// Each line of build output goes to `progress`. No overall timeout:
+    /// installing packages may legitimately take minutes, and the output shows it.
+    pub async fn build(
+        &self,
+        context: Vec<u8>,
+        tag: &str,
+        labels: HashMap<String, String>,
+        mut progress: impl FnMut(&str),
+    ) -> Result<(), BackendError> {
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .labels(&labels)
+            .build();
+        let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(Bytes::from(context))));
+        while let Some(item) = stream.next().await {
+            let info = item?;
+            if let Some(detail) = info.error_detail {
+                return Err(BackendError::Other(detail.message.unwrap_or_else(|| "image build failed".into())));
+            }
+            if let Some(line) = info.stream {
+                for l in line.lines().filter(|l| !l.trim().is_empty()) {
+                    progress(l);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_container(&self, spec: ContainerSpec) -> Result<String, BackendError> {
+        let memory = i64::from(spec.memory_mb) * 1024 * 1024;
+        let binds = spec
+            .mounts
+            .iter()
+            .map(|m| format!("{}:{}:{}", m.source.display(), m.target, if m.read_only { "ro" } else { "rw" }))
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: Some(spec.entrypoint),
+            cmd: Some(Vec::new()),
+            env: Some(spec.env),
+            labels: Some(spec.labels),
+            working_dir: Some(spec.working_dir),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                memory: Some(memory),
+                memory_swap: Some(memory),
+                network_mode: Some(spec.network),
+                init: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let created = match bounded("container create", self.docker.create_container(Some(options), body)).await {
+            Err(BackendError::Docker(e)) if is_not_found(&e) => return Err(BackendError::ImageMissing(spec.image)),
+            other => other?,
+        };
+        if let Err(e) = bounded("container start", self.docker.start_container(&created.id, None)).await {
+            let _ = self.remove_container(created.id).await;
+            return Err(e);
+        }
+        Ok(created.id)
+    }
+
+    async fn wait_container(&self, id: String) -> Result<ExitInfo, BackendError> {
+        let options = WaitContainerOptionsBuilder::default().condition("not-running").build();
+        let code = match self.docker.wait_container(&id, Some(options)).next().await {
+            Some(Ok(r)) => r.status_code,
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(e)) if is_not_found(&e) => return Ok(ExitInfo { code: -1, oom_killed: false }),
+            Some(Err(e)) => return Err(e.into()),
+            None => -1,
+        };
+        let oom_killed = match bounded("container inspect", self.docker.inspect_container(&id, None)).await {
+            Ok(info) => info.state.and_then(|s| s.oom_killed).unwrap_or(false),
+            Err(_) => false,
+        };
+        Ok(ExitInfo { code, oom_killed })
+    }
+
+    async fn remove_container(&self, id: String) -> Result<(), BackendError> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match bounded("container remove", self.docker.remove_container(&id, Some(options))).await {
+            Err(BackendError::Docker(e)) if is_not_found(&e) => Ok(()),
+            // 409: removal already in progress.
+            Err(BackendError::Docker(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            })) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn list(&self, key: &str, value: &str) -> Result<Vec<String>, BackendError> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{key}={value}")])]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let found = bounded("container list", self.docker.list_containers(Some(options))).await?;
+        Ok(found.into_iter().filter_map(|c| c.id).collect())
+    }
+}
+
+impl Backend for DockerBackend {
+    fn start(&self, spec: ContainerSpec) -> BoxFuture<'_, Result<String, BackendError>> {
+        self.start_container(spec).boxed()
+    }
+
+    fn wait(&self, id: String) -> BoxFuture<'_, Result<ExitInfo, BackendError>> {
+        self.wait_container(id).boxed()
+    }
+
+    fn remove(&self, id: String) -> BoxFuture<'_, Result<(), BackendError>> {
+        self.remove_container(id).boxed()
+    }
+
+    fn list_labelled(&self, key: &str, value: &str) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        async move { self.list(&key, &value).await }.boxed()
+    }
+}

@@ -1,0 +1,298 @@
+//! The `lambdabox` command line. `serve` and `images` run the controller's
+//! own code; every other command is a client of the REST API, the same API the
+//! AWS CLI uses, so the CLI can never do what the API cannot.
+
+use std::io::{Cursor, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+/// Exit status for bad configuration (BSD `EX_USAGE`).
+pub const EXIT_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "lambdabox", version, about = "AWS Lambda on your own Linux box")]
+pub struct Cli {
+    /// The lambdabox API to talk to.
+    #[arg(long, global = true, env = "LAMBDABOX_ENDPOINT", default_value = "http://127.0.0.1:9000")]
+    pub endpoint: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller: the Lambda API, the Runtime API and the containers.
+    Serve(ServeArgs),
+    /// Manage runtime images.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+    /// Create a function, or update it if it exists.
+    Deploy(DeployArgs),
+    /// Invoke a function and print its result.
+    Invoke(InvokeArgs),
+    /// List functions.
+    Ls,
+    /// Delete a function.
+    Rm {
+        /// Function name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Where functions and code are kept (default: $XDG_DATA_HOME/lambdabox).
+    #[arg(long, env = "LAMBDABOX_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The static lambdabox-init binary (default: beside this executable).
+    #[arg(long, env = "LAMBDABOX_INIT")]
+    pub init_bin: Option<PathBuf>,
+    /// Docker network mode for function containers (`bridge`, `none`, …).
+    #[arg(long, default_value = "bridge")]
+    pub network: String,
+    /// Region reported in ARNs and AWS_REGION.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Build the images of the given runtimes (default: all) if missing or stale.
+    Build {
+        /// Runtime identifiers, e.g. python3.11.
+        runtimes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Function name.
+    pub name: String,
+    /// Runtime identifier, e.g. python3.11.
+    #[arg(long)]
+    pub runtime: String,
+    /// Handler, e.g. app.handler.
+    #[arg(long)]
+    pub handler: String,
+    /// A folder (zipped for you) or a .zip file.
+    #[arg(long)]
+    pub code: PathBuf,
+    /// Memory in MB (128–10240).
+    #[arg(long)]
+    pub memory: Option<u32>,
+    /// Timeout in seconds (1–900).
+    #[arg(long)]
+    pub timeout: Option<u32>,
+    /// Environment variable, KEY=VALUE; repeat for more.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// Function name (or NAME:QUALIFIER, or an ARN).
+    pub name: String,
+    /// The event: JSON text, or @FILE to read it from a file.
+    #[arg(long, default_value = "{}")]
+    pub payload: String,
+}
+
+/// The default data directory: `$XDG_DATA_HOME/lambdabox`, else `~/.local/share/lambdabox`.
+pub fn default_data_dir() -> Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("lambdabox"));
+    }
+    let home = std::env::var_os("HOME").context("neither XDG_DATA_HOME nor HOME is set; pass --data-dir")?;
+    Ok(PathBuf::from(home).join(".local/share/lambdabox"))
+}
+
+/// Where lambdabox-init is when not given: beside the running executable.
+pub fn default_init_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the lambdabox executable")?;
+    Ok(exe.with_file_name("lambdabox-init"))
+}
+
+/// A client of the lambdabox (AWS Lambda) REST API.
+struct Client {
+    http: reqwest::Client,
+    endpoint: String,
+}
+
+impl Client {
+    fn new(endpoint: &str) -> Client {
+        Client { http: reqwest::Client::new(), endpoint: endpoint.trim_end_matches('/').to_owned() }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/2015-03-31/functions{path}", self.endpoint)
+    }
+
+    /// Send a request; AWS error answers become one-line errors.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let resp = req.send().await.with_context(|| format!("cannot reach lambdabox at {}", self.endpoint))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let code = resp.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let message = body["message"].as_str().or(body["Message"].as_str()).unwrap_or("no message");
+        bail!("{} ({}): {message}", if code.is_empty() { "error" } else { &code }, status.as_u16())
+    }
+
+    async fn exists(&self, name: &str) -> Result<bool> {
+        let resp = self.http.get(self.url(&format!("/{name}/configuration"))).send().await;
+        let resp = resp.with_context(|| format!("cannot reach lambdabox at {}", self.endpoint))?;
+        match resp.status().as_u16() {
+            404 => Ok(false),
+            s if (200..300).contains(&s) => Ok(true),
+            _ => self.send(self.http.get(self.url(&format!("/{name}/configuration")))).await.map(|_| true),
+        }
+    }
+}
+
+/// Zip a folder (sorted, fixed timestamps: the same files give the same
+/// CodeSha256) or read a .zip file as is.
+pub fn code_zip(path: &Path) -> Result<Vec<u8>> {
+    if path.is_file() {
+        return std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+    }
+    if !path.is_dir() {
+        bail!("--code {}: no such file or folder", path.display());
+    }
+    let mut files = Vec::new();
+    collect_files(path, path, &mut files)?;
+    files.sort();
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for rel in files {
+        use std::os::unix::fs::PermissionsExt;
+        let full = path.join(&rel);
+        let mode = std::fs::metadata(&full)?.permissions().mode() & 0o777;
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+        zip.start_file(rel.to_string_lossy(), options)?;
+        zip.write_all(&std::fs::read(&full)?)?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(root, &path, out)?;
+        } else {
+            out.push(path.strip_prefix(root).expect("under root").to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+fn parse_env(pairs: &[String]) -> Result<serde_json::Map<String, Value>> {
+    pairs
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), Value::String(v.to_owned()))),
+            _ => bail!("--env {p}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// Run a client command.
+pub async fn run_client(endpoint: &str, command: Command) -> Result<ExitCode> {
+    let client = Client::new(endpoint);
+    match command {
+        Command::Deploy(args) => deploy(&client, args).await,
+        Command::Invoke(args) => invoke(&client, args).await,
+        Command::Ls => list(&client).await,
+        Command::Rm { name } => {
+            client.send(client.http.delete(client.url(&format!("/{name}")))).await?;
+            eprintln!("deleted {name}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(_) | Command::Images(_) => unreachable!("handled by main"),
+    }
+}
+
+async fn deploy(client: &Client, args: DeployArgs) -> Result<ExitCode> {
+    let zip = base64::engine::general_purpose::STANDARD.encode(code_zip(&args.code)?);
+    let env = parse_env(&args.env)?;
+    let mut config = json!({ "Runtime": args.runtime, "Handler": args.handler });
+    if let Some(m) = args.memory {
+        config["MemorySize"] = m.into();
+    }
+    if let Some(t) = args.timeout {
+        config["Timeout"] = t.into();
+    }
+    if !args.env.is_empty() {
+        config["Environment"] = json!({ "Variables": env });
+    }
+    let name = &args.name;
+    let result: Value = if client.exists(name).await? {
+        let code = json!({ "ZipFile": zip });
+        client.send(client.http.put(client.url(&format!("/{name}/code"))).json(&code)).await?;
+        client.send(client.http.put(client.url(&format!("/{name}/configuration"))).json(&config)).await?.json().await?
+    } else {
+        config["FunctionName"] = name.as_str().into();
+        config["Code"] = json!({ "ZipFile": zip });
+        config["Role"] = "arn:aws:iam::000000000000:role/lambdabox".into();
+        client.send(client.http.post(client.url("")).json(&config)).await?.json().await?
+    };
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn invoke(client: &Client, args: InvokeArgs) -> Result<ExitCode> {
+    let payload = match args.payload.strip_prefix('@') {
+        Some(file) => std::fs::read(file).with_context(|| format!("cannot read payload file {file}"))?,
+        None => args.payload.into_bytes(),
+    };
+    let url = client.url(&format!("/{}/invocations", args.name));
+    let resp = client.send(client.http.post(url).body(payload)).await?;
+    let function_error = resp.headers().get("x-amz-function-error").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = resp.bytes().await?;
+    std::io::stdout().write_all(&body)?;
+    println!();
+    if let Some(kind) = function_error {
+        let doc: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let error_type = doc["errorType"].as_str().unwrap_or("Unknown");
+        let message = doc["errorMessage"].as_str().unwrap_or("");
+        eprintln!("function error ({kind}): {error_type}: {message}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(client: &Client) -> Result<ExitCode> {
+    let mut marker: Option<String> = None;
+    println!("{:<32} {:<12} {:>7} {:>8}  LAST MODIFIED", "NAME", "RUNTIME", "MEMORY", "TIMEOUT");
+    loop {
+        let mut req = client.http.get(client.url("/"));
+        if let Some(m) = &marker {
+            req = req.query(&[("Marker", m)]);
+        }
+        let page: Value = client.send(req).await?.json().await?;
+        for f in page["Functions"].as_array().into_iter().flatten() {
+            println!(
+                "{:<32} {:<12} {:>7} {:>7}s  {}",
+                f["FunctionName"].as_str().unwrap_or(""),
+                f["Runtime"].as_str().unwrap_or(""),
+                f["MemorySize"].as_u64().unwrap_or(0),
+                f["Timeout"].as_u64().unwrap_or(0),
+                f["LastModified"].as_str().unwrap_or("")
+            );
+        }
+        match page["NextMarker"].as_str() {
+            Some(m) => marker = Some(m.to_owned()),
+            None => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}

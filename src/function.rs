@@ -1,0 +1,394 @@
+//! What a function is: its name and ARN forms, its runtime, its configuration
+//! and the limits Lambda puts on each. Pure logic: everything that checks user
+//! input lives here so the API, the engine and the CLI agree on it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest synchronous Invoke payload, request and response (6 MB).
+pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+/// Largest zip accepted by CreateFunction / UpdateFunctionCode (50 MB zipped).
+pub const MAX_ZIP_BYTES: usize = 50 * 1024 * 1024;
+/// Largest total size of a function's unpacked code (250 MB).
+pub const MAX_UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
+/// Memory limits in MB, as on Lambda.
+pub const MEMORY_RANGE: (u32, u32) = (128, 10_240);
+/// Timeout limits in seconds, as on Lambda.
+pub const TIMEOUT_RANGE: (u32, u32) = (1, 900);
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+pub const DEFAULT_TIMEOUT_S: u32 = 3;
+pub const DEFAULT_EPHEMERAL_MB: u32 = 512;
+/// The only version until versions are published.
+pub const LATEST: &str = "$LATEST";
+/// Total size of user environment variables (keys plus values), 4 KB.
+pub const MAX_ENV_BYTES: usize = 4 * 1024;
+
+/// Input that breaks one of Lambda's rules. The message is what the client sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidParameter(pub String);
+
+fn invalid(message: impl Into<String>) -> InvalidParameter {
+    InvalidParameter(message.into())
+}
+
+/// One runtime lambdabox can run: the Lambda identifier, the image that
+/// carries it and how its bootstrap is started inside the container.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Runtime {
+    /// Lambda's identifier, e.g. `python3.11`.
+    pub id: &'static str,
+    /// The folder under `images/` that builds its image.
+    pub image: &'static str,
+    /// The bootstrap command lambdabox-init starts; empty means Lambda's
+    /// search order for `provided` runtimes.
+    pub bootstrap: &'static [&'static str],
+}
+
+/// Every runtime this build supports.
+pub static RUNTIMES: &[Runtime] =
+    &[Runtime { id: "python3.11", image: "python3.11", bootstrap: &["/var/runtime/bootstrap"] }];
+
+impl Runtime {
+    /// Look a runtime up by its Lambda identifier.
+    pub fn find(id: &str) -> Result<&'static Runtime, InvalidParameter> {
+        RUNTIMES.iter().find(|r| r.id == id).ok_or_else(|| {
+            let known: Vec<&str> = RUNTIMES.iter().map(|r| r.id).collect();
+            invalid(format!(
+                "Value {id} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{}] \
+                 (runtimes this lambdabox supports)",
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// `AWS_EXECUTION_ENV` for this runtime; `provided` runtimes have none.
+    pub fn execution_env(&self) -> Option<String> {
+        (!self.id.starts_with("provided")).then(|| format!("AWS_Lambda_{}", self.id))
+    }
+}
+
+/// A function name as Lambda accepts it: `[A-Za-z0-9_-]{1,64}`.
+pub fn validate_name(name: &str) -> Result<(), InvalidParameter> {
+    let ok =
+        (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "1 validation error detected: Value '{name}' at 'functionName' failed to satisfy constraint: \
+             Member must satisfy regular expression pattern: [a-zA-Z0-9-_]{{1,64}}"
+        )))
+    }
+}
+
+/// What a `FunctionName` path parameter names: a function and maybe a
+/// qualifier, whichever of Lambda's four forms it came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionRef {
+    pub name: String,
+    pub qualifier: Option<String>,
+}
+
+impl FunctionRef {
+    /// Parse `NAME`, `NAME:QUALIFIER`, `ACCOUNT:function:NAME[:QUALIFIER]` or
+    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`.
+    pub fn parse(input: &str) -> Result<FunctionRef, InvalidParameter> {
+        let parts: Vec<&str> = input.split(':').collect();
+        let bad_arn = || invalid(format!("Invalid function name or ARN: {input}"));
+        let (name, qualifier) = match parts.as_slice() {
+            [name] => (*name, None),
+            [name, q] => (*name, Some(*q)),
+            [account, "function", name] if is_account(account) => (*name, None),
+            [account, "function", name, q] if is_account(account) => (*name, Some(*q)),
+            ["arn", partition, "lambda", region, account, "function", name, rest @ ..]
+                if partition.starts_with("aws") && !region.is_empty() && is_account(account) && rest.len() <= 1 =>
+            {
+                (*name, rest.first().copied())
+            }
+            _ => return Err(bad_arn()),
+        };
+        validate_name(name)?;
+        if let Some(q) = qualifier {
+            validate_qualifier(q)?;
+        }
+        Ok(FunctionRef { name: name.to_owned(), qualifier: qualifier.map(str::to_owned) })
+    }
+}
+
+fn is_account(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A version or alias: `$LATEST`, digits, or an alias name.
+pub fn validate_qualifier(q: &str) -> Result<(), InvalidParameter> {
+    let ok = q == LATEST
+        || ((1..=128).contains(&q.len()) && q.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "1 validation error detected: Value '{q}' at 'qualifier' failed to satisfy constraint: \
+             Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)"
+        )))
+    }
+}
+
+/// A handler string: non-empty, no whitespace, at most 128 characters.
+pub fn validate_handler(handler: &str) -> Result<(), InvalidParameter> {
+    if !handler.is_empty() && handler.len() <= 128 && !handler.chars().any(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "1 validation error detected: Value '{handler}' at 'handler' failed to satisfy constraint: \
+             Member must satisfy regular expression pattern: [^\\s]+ and have length at most 128"
+        )))
+    }
+}
+
+pub fn validate_memory(mb: u32) -> Result<(), InvalidParameter> {
+    in_range(mb, MEMORY_RANGE, "memorySize")
+}
+
+pub fn validate_timeout(seconds: u32) -> Result<(), InvalidParameter> {
+    in_range(seconds, TIMEOUT_RANGE, "timeout")
+}
+
+fn in_range(value: u32, (lo, hi): (u32, u32), field: &str) -> Result<(), InvalidParameter> {
+    if (lo..=hi).contains(&value) {
+        Ok(())
+    } else {
+        let bound =
+            if value < lo { format!("greater than or equal to {lo}") } else { format!("less than or equal to {hi}") };
+        Err(invalid(format!(
+            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: Member must have value {bound}"
+        )))
+    }
+}
+
+/// Variables the platform sets; users may not override them.
+pub const RESERVED_ENV: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
+/// User environment variables: keys `[a-zA-Z][a-zA-Z0-9_]+`, none reserved,
+/// 4 KB in all.
+pub fn validate_environment(vars: &BTreeMap<String, String>) -> Result<(), InvalidParameter> {
+    for key in vars.keys() {
+        let mut bytes = key.bytes();
+        let ok = key.len() >= 2
+            && bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            return Err(invalid(format!(
+                "1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: \
+                 Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+] (key '{key}')"
+            )));
+        }
+    }
+    let reserved: Vec<&str> = vars.keys().map(String::as_str).filter(|k| RESERVED_ENV.contains(k)).collect();
+    if !reserved.is_empty() {
+        return Err(invalid(format!(
+            "Lambda was unable to configure your environment variables because the environment variables you have \
+             provided contains reserved keys that are currently not supported for modification. Reserved keys used \
+             in this request: {}",
+            reserved.join(", ")
+        )));
+    }
+    let size: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_ENV_BYTES {
+        return Err(invalid(format!(
+            "Lambda was unable to configure your environment variables because the environment variables you have \
+             provided exceeded the 4KB limit. String measured: {size} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// A function as stored: its configuration and which code it runs.
+/// `revision_id` changes on every update, so warm containers of an older
+/// revision are never handed a newer invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Function {
+    pub name: String,
+    pub runtime: String,
+    pub handler: String,
+    pub role: String,
+    pub description: String,
+    pub memory_mb: u32,
+    pub timeout_s: u32,
+    pub ephemeral_storage_mb: u32,
+    pub environment: BTreeMap<String, String>,
+    /// Hex SHA-256 of the code zip: the key of the code store.
+    pub code_sha256: String,
+    pub code_size: u64,
+    /// `2020-04-10T19:06:32.563+0000`, as Lambda formats it.
+    pub last_modified: String,
+    pub revision_id: String,
+}
+
+/// The part of a function's configuration that UpdateFunctionConfiguration
+/// may change; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigPatch {
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    pub role: Option<String>,
+    pub description: Option<String>,
+    pub memory_mb: Option<u32>,
+    pub timeout_s: Option<u32>,
+    pub environment: Option<BTreeMap<String, String>>,
+}
+
+impl ConfigPatch {
+    /// Check every field that is set.
+    pub fn validate(&self) -> Result<(), InvalidParameter> {
+        if let Some(r) = &self.runtime {
+            Runtime::find(r)?;
+        }
+        if let Some(h) = &self.handler {
+            validate_handler(h)?;
+        }
+        if let Some(m) = self.memory_mb {
+            validate_memory(m)?;
+        }
+        if let Some(t) = self.timeout_s {
+            validate_timeout(t)?;
+        }
+        if let Some(d) = &self.description {
+            if d.chars().count() > 256 {
+                return Err(invalid("Description must be at most 256 characters"));
+            }
+        }
+        if let Some(env) = &self.environment {
+            validate_environment(env)?;
+        }
+        Ok(())
+    }
+
+    /// Apply the set fields to `f`.
+    pub fn apply(self, f: &mut Function) {
+        let ConfigPatch { runtime, handler, role, description, memory_mb, timeout_s, environment } = self;
+        set(&mut f.runtime, runtime);
+        set(&mut f.handler, handler);
+        set(&mut f.role, role);
+        set(&mut f.description, description);
+        set(&mut f.memory_mb, memory_mb);
+        set(&mut f.timeout_s, timeout_s);
+        set(&mut f.environment, environment);
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+/// Where functions live, for ARNs: lambdabox answers as one region and account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Realm {
+    pub region: String,
+    pub account: String,
+}
+
+impl Default for Realm {
+    fn default() -> Self {
+        Realm { region: "us-east-1".into(), account: "000000000000".into() }
+    }
+}
+
+impl Realm {
+    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`.
+    pub fn function_arn(&self, name: &str) -> String {
+        format!("arn:aws:lambda:{}:{}:function:{name}", self.region, self.account)
+    }
+}
+
+impl fmt::Display for FunctionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.qualifier {
+            Some(q) => write!(f, "{}:{q}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_lambda_pattern() {
+        assert!(validate_name("hello-world_1").is_ok());
+        assert!(validate_name(&"a".repeat(64)).is_ok());
+        for bad in ["", "has space", "dots.no", "../x", &"a".repeat(65)] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn function_refs_parse_every_form() {
+        let plain = FunctionRef::parse("fn").unwrap();
+        assert_eq!((plain.name.as_str(), plain.qualifier), ("fn", None));
+        assert_eq!(FunctionRef::parse("fn:$LATEST").unwrap().qualifier.as_deref(), Some("$LATEST"));
+        assert_eq!(FunctionRef::parse("123456789012:function:fn").unwrap().name, "fn");
+        let arn = FunctionRef::parse("arn:aws:lambda:eu-west-1:123456789012:function:fn:live").unwrap();
+        assert_eq!((arn.name.as_str(), arn.qualifier.as_deref()), ("fn", Some("live")));
+        for bad in [
+            "arn:aws:lambda:eu-west-1:123456789012:layer:fn",
+            "arn:aws:lambda:eu-west-1:12345:function:fn",
+            "arn:aws:s3:eu-west-1:123456789012:function:fn",
+            "a:b:c:d",
+            "fn:bad qualifier",
+            "12345678901x:function:fn",
+        ] {
+            assert!(FunctionRef::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn limits_are_lambdas() {
+        assert!(validate_memory(128).is_ok() && validate_memory(10_240).is_ok());
+        assert!(validate_memory(127).is_err() && validate_memory(10_241).is_err());
+        assert!(validate_timeout(1).is_ok() && validate_timeout(900).is_ok());
+        assert!(validate_timeout(0).unwrap_err().0.contains("greater than or equal to 1"));
+        assert!(validate_handler("app.handler").is_ok());
+        assert!(validate_handler("app handler").is_err() && validate_handler("").is_err());
+    }
+
+    #[test]
+    fn environment_rules() {
+        let env = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert!(validate_environment(&env(&[("GREETING", "hi"), ("a_1", "x")])).is_ok());
+        assert!(validate_environment(&env(&[("AWS_REGION", "x")])).unwrap_err().0.contains("AWS_REGION"));
+        assert!(validate_environment(&env(&[("1BAD", "x")])).is_err());
+        assert!(validate_environment(&env(&[("BIG", &"x".repeat(4096))])).unwrap_err().0.contains("4KB"));
+    }
+
+    #[test]
+    fn runtimes_are_known_by_id() {
+        assert_eq!(Runtime::find("python3.11").unwrap().image, "python3.11");
+        assert!(Runtime::find("cobol85").unwrap_err().0.contains("python3.11"));
+        assert_eq!(Runtime::find("python3.11").unwrap().execution_env().as_deref(), Some("AWS_Lambda_python3.11"));
+    }
+}

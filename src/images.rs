@@ -1,0 +1,338 @@
+//! The base image and one image per runtime, built locally through Docker.
+//!
+//! Image recipes (the folders under `images/`) are compiled into the binary,
+//! so an installed `lambdabox` needs no source tree. Each built image carries
+//! a label with the SHA-256 of everything that went into it (its files, the
+//! host's extra CAs and, for runtime images, the base image's id): an
+//! unchanged recipe is never rebuilt, a changed one always is.
+//!
+//! No registry is needed: the base is pulled where a registry answers and
+//! otherwise made with `debootstrap --variant=minbase` and imported. Build
+//! output is logged line by line through `tracing`, as progress.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::backend::docker::DockerBackend;
+use crate::backend::BackendError;
+use crate::function::Runtime;
+
+/// Label holding the recipe hash.
+pub const HASH_LABEL: &str = "lambdabox.context-hash";
+/// Where the host keeps CAs it trusts beyond the distribution's.
+const HOST_EXTRA_CA: &str = "/usr/local/share/ca-certificates";
+/// Debian mirror for debootstrap, unless `LAMBDABOX_DEBIAN_MIRROR` is set.
+const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+
+type Files = &'static [(&'static str, &'static [u8])];
+
+const BASE_DOCKERFILE: &[u8] = include_bytes!("../images/base/Dockerfile");
+
+/// One runtime image's recipe: its folder's files and the Debian suite it builds on.
+#[derive(Debug)]
+struct Recipe {
+    image: &'static str,
+    suite: &'static str,
+    files: Files,
+}
+
+static RECIPES: &[Recipe] = &[Recipe {
+    image: "python3.11",
+    suite: "bookworm",
+    files: &[
+        ("Dockerfile", include_bytes!("../images/python3.11/Dockerfile")),
+        ("bootstrap", include_bytes!("../images/python3.11/bootstrap")),
+    ],
+}];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("no recipe for image {0}")]
+    NoRecipe(String),
+    #[error(
+        "no registry answered for debian:{suite}-slim and debootstrap failed ({detail}); \
+         install it with `apt-get install -y debootstrap` and run as root"
+    )]
+    Debootstrap { suite: String, detail: String },
+    #[error("image build I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The tag of the base image for a Debian suite.
+pub fn base_image(suite: &str) -> String {
+    format!("lambdabox/base:{suite}")
+}
+
+/// The tag of a runtime's image.
+pub fn runtime_image(runtime: &Runtime) -> String {
+    format!("lambdabox/{}:latest", runtime.image)
+}
+
+/// Builds images on demand and remembers which are known to be current.
+#[derive(Debug)]
+pub struct Images {
+    docker: DockerBackend,
+    current: Mutex<HashSet<String>>,
+    building: tokio::sync::Mutex<()>,
+}
+
+impl Images {
+    pub fn new(docker: DockerBackend) -> Images {
+        Images { docker, current: Mutex::default(), building: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Make sure `runtime`'s image exists and matches its recipe; returns its tag.
+    /// Fast once checked: later calls only read a set.
+    pub async fn ensure(&self, runtime: &Runtime) -> Result<String, ImageError> {
+        let tag = runtime_image(runtime);
+        if self.current.lock().expect("images poisoned").contains(&tag) {
+            return Ok(tag);
+        }
+        let recipe =
+            RECIPES.iter().find(|r| r.image == runtime.image).ok_or_else(|| ImageError::NoRecipe(tag.clone()))?;
+        let _local = self.building.lock().await;
+        let _host = HostLock::acquire().await?;
+        let extra_ca = extra_ca_files()?;
+        let base_id = self.ensure_base(recipe.suite, &extra_ca).await?;
+        let hash = recipe_hash(recipe.files, &[], &base_id);
+        if self.docker.image_label(&tag, HASH_LABEL).await?.flatten().as_deref() != Some(hash.as_str()) {
+            tracing::info!(image = %tag, "building runtime image");
+            let context = context_tar(recipe.files, &[], None)?;
+            self.docker.build(context, &tag, label(&hash), |line| tracing::info!(image = %tag, "{line}")).await?;
+            tracing::info!(image = %tag, "built");
+        }
+        self.current.lock().expect("images poisoned").insert(tag.clone());
+        Ok(tag)
+    }
+
+    /// Forget that `runtime`'s image was checked (it went missing).
+    pub fn forget(&self, runtime: &Runtime) {
+        self.current.lock().expect("images poisoned").remove(&runtime_image(runtime));
+    }
+
+    /// Make sure the base image of `suite` is current; returns its image id.
+    async fn ensure_base(&self, suite: &str, extra_ca: &[(String, Vec<u8>)]) -> Result<String, ImageError> {
+        let tag = base_image(suite);
+        let hash = recipe_hash(&[("Dockerfile", BASE_DOCKERFILE)], extra_ca, suite);
+        let current = self.docker.image_label(&tag, HASH_LABEL).await?.flatten();
+        if current.as_deref() != Some(hash.as_str()) {
+            self.build_base(suite, &tag, &hash, extra_ca).await?;
+        }
+        self.docker.image_id(&tag).await?.ok_or_else(|| ImageError::NoRecipe(tag))
+    }
+
+    async fn build_base(
+        &self,
+        suite: &str,
+        tag: &str,
+        hash: &str,
+        extra_ca: &[(String, Vec<u8>)],
+    ) -> Result<(), ImageError> {
+        let upstream = format!("debian:{suite}-slim");
+        let progress = |line: &str| tracing::info!(image = %tag, "{line}");
+        let (first_lines, rootfs) = match self.docker.pull(&upstream, progress).await {
+            Ok(()) => (format!("FROM {upstream}\n"), None),
+            Err(e) => {
+                tracing::info!(image = %tag, error = %e, "no registry; building the base with debootstrap (about 30 s)");
+                let dir = tempfile::Builder::new().prefix("lambdabox-rootfs-").tempdir()?;
+                let tar = debootstrap(suite, dir.path()).await?;
+                ("FROM scratch\nADD rootfs.tar /\n".to_owned(), Some((dir, tar)))
+            }
+        };
+        let mut dockerfile = first_lines.into_bytes();
+        dockerfile.extend_from_slice(BASE_DOCKERFILE);
+        let files: Vec<(&str, &[u8])> = vec![("Dockerfile", &dockerfile)];
+        let context = context_tar(&files, extra_ca, rootfs.as_ref().map(|(_, tar)| tar.as_path()))?;
+        tracing::info!(image = %tag, bytes = context.len(), "building base image");
+        self.docker.build(context, tag, label(hash), progress).await?;
+        Ok(())
+    }
+}
+
+fn label(hash: &str) -> HashMap<String, String> {
+    HashMap::from([(HASH_LABEL.to_owned(), hash.to_owned())])
+}
+
+/// SHA-256 over a recipe's files, the extra CAs and what it builds on.
+fn recipe_hash(files: &[(&str, &[u8])], extra_ca: &[(String, Vec<u8>)], parent: &str) -> String {
+    let mut h = Sha256::new();
+    let mut feed = |name: &str, body: &[u8]| {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((body.len() as u64).to_le_bytes());
+        h.update(body);
+    };
+    for (name, body) in files {
+        feed(name, body);
+    }
+    for (name, body) in extra_ca {
+        feed(name, body);
+    }
+    feed("parent", parent.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The host's extra CA certificates (`*.crt`), sorted by name.
+fn extra_ca_files() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::from(HOST_EXTRA_CA)];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "crt") {
+                let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                out.push((name, std::fs::read(&path)?));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A Docker build context: the files, `extra-ca/` (always present, maybe
+/// empty) and optionally a root filesystem tarball as `rootfs.tar`.
+fn context_tar(
+    files: &[(&str, &[u8])],
+    extra_ca: &[(String, Vec<u8>)],
+    rootfs: Option<&Path>,
+) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let add = |tar: &mut tar::Builder<Vec<u8>>, name: &str, body: &[u8], mode: u32| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        tar.append_data(&mut header, name, body)
+    };
+    for (name, body) in files {
+        let mode = if body.starts_with(b"#!") { 0o755 } else { 0o644 };
+        add(&mut tar, name, body, mode)?;
+    }
+    add(&mut tar, "extra-ca/.keep", b"", 0o644)?;
+    for (name, body) in extra_ca {
+        add(&mut tar, &format!("extra-ca/{name}"), body, 0o644)?;
+    }
+    if let Some(path) = rootfs {
+        tar.append_path_with_name(path, "rootfs.tar")?;
+    }
+    tar.into_inner()
+}
+
+/// Bootstrap a minimal Debian into `work/rootfs` and pack it as `work/rootfs.tar`.
+async fn debootstrap(suite: &str, work: &Path) -> Result<PathBuf, ImageError> {
+    let fail = |detail: String| ImageError::Debootstrap { suite: suite.to_owned(), detail };
+    let root = work.join("rootfs");
+    let mirror = std::env::var("LAMBDABOX_DEBIAN_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.to_owned());
+    let mut child = tokio::process::Command::new("debootstrap")
+        .args(["--variant=minbase", suite])
+        .arg(&root)
+        .arg(&mirror)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(e.to_string()))?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let log = tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::info!(target: "lambdabox::images::debootstrap", "{line}");
+        }
+    });
+    let mut err_tail = String::new();
+    let mut err_lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = err_lines.next_line().await {
+        tracing::info!(target: "lambdabox::images::debootstrap", "{line}");
+        err_tail = line;
+    }
+    let status = child.wait().await?;
+    let _ = log.await;
+    if !status.success() {
+        return Err(fail(format!("{status}: {err_tail}")));
+    }
+    let tar = work.join("rootfs.tar");
+    let packed = tokio::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["--numeric-owner", "--exclude=./var/cache/apt/archives/*.deb", "--exclude=./var/lib/apt/lists/*", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .await?;
+    if !packed.success() {
+        return Err(fail(format!("packing the root filesystem: {packed}")));
+    }
+    Ok(tar)
+}
+
+/// An exclusive lock across processes on this host, so two controllers (or
+/// two test runs) never build the same image at once.
+struct HostLock {
+    _held: std::fs::File,
+}
+
+impl HostLock {
+    async fn acquire() -> std::io::Result<HostLock> {
+        let path = std::env::temp_dir().join("lambdabox-images.lock");
+        tokio::task::spawn_blocking(move || {
+            use std::os::fd::AsRawFd;
+            let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+            // SAFETY: flock on a descriptor we own; released when the file closes.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(HostLock { _held: file })
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_changes_with_any_input() {
+        let a = recipe_hash(&[("Dockerfile", b"FROM x")], &[], "base1");
+        assert_eq!(a, recipe_hash(&[("Dockerfile", b"FROM x")], &[], "base1"));
+        assert_ne!(a, recipe_hash(&[("Dockerfile", b"FROM y")], &[], "base1"));
+        assert_ne!(a, recipe_hash(&[("Dockerfile", b"FROM x")], &[], "base2"));
+        assert_ne!(a, recipe_hash(&[("Dockerfile", b"FROM x")], &[("ca.crt".into(), b"pem".to_vec())], "base1"));
+    }
+
+    #[test]
+    fn every_runtime_has_a_recipe() {
+        for r in crate::function::RUNTIMES {
+            assert!(RECIPES.iter().any(|x| x.image == r.image), "{} has no recipe", r.id);
+        }
+    }
+
+    #[test]
+    fn context_holds_files_and_ca_folder() {
+        let tar = context_tar(&[("Dockerfile", b"FROM x"), ("bootstrap", b"#!/bin/sh\n")], &[], None).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entries: Vec<(String, u32)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().display().to_string(), e.header().mode().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [("Dockerfile".into(), 0o644), ("bootstrap".into(), 0o755), ("extra-ca/.keep".into(), 0o644)]
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! lambdabox: AWS Lambda on your own Linux box.
+//!
+//! One controller process keeps a store of functions, builds one container
+//! image per runtime, starts containers on demand, hands each event to the
+//! bootstrap inside its container over the Lambda Runtime API, and keeps
+//! containers warm for the next event. Clients speak the AWS Lambda REST API
+//! (the AWS CLI and SDKs work with `--endpoint-url`), or use the `lambdabox` CLI,
+//! which is itself a client of that API.
+//!
+//! # Layout
+//!
+//! - [`function`]: what a function is: names and ARNs, runtimes, configuration
+//!   limits, and their validation. Pure logic, no I/O.
+//! - [`store`]: functions persisted in SQLite and code zips stored by SHA-256,
+//!   unpacked once.
+//! - [`images`]: builds the base and per-runtime Docker images, only when
+//!   their recipe changed.
+//! - [`backend`]: a small trait over container lifecycles; [`backend::docker`]
+//!   implements it with bollard.
+//! - [`runtime_api`]: the server side of the Lambda Runtime API, one unix
+//!   socket and one [`runtime_api::Mailbox`] per container.
+//! - [`pool`]: warm containers per function, started on demand.
+//! - [`engine`]: the core the API drives: create, update, delete, invoke.
+//!   Knows nothing of HTTP.
+//! - [`api`]: the AWS-compatible REST API over the engine, and its error shapes.
+//! - [`server`]: binds it all together and shuts down cleanly.
+//! - [`cli`]: the `lambdabox` command line, a client of the REST API.
+
+pub mod api;
+pub mod backend;
+pub mod cli;
+pub mod engine;
+pub mod function;
+pub mod images;
+pub mod pool;
+pub mod runtime_api;
+pub mod server;
+pub mod store;

@@ -1,0 +1,111 @@
+//! The `lambdabox` binary: parse the command line, set up logging, run.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use lambdabox::cli::{self, Cli, Command, ImagesCommand, ServeArgs, EXIT_CONFIG};
+use lambdabox::function::{Realm, Runtime, RUNTIMES};
+use lambdabox::server::{self, ServeConfig};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve(_) | Command::Images(_) => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("LAMBDABOX_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lambdabox: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lambdabox: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Images(ImagesCommand::Build { runtimes }) => build_images(runtimes).await,
+        other => cli::run_client(&cli.endpoint, other).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let config = match serve_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lambdabox: {e:#}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!("lambdabox listening on http://{}", listener.local_addr()?);
+    server::serve(listener, config, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve_config(args: &ServeArgs) -> Result<ServeConfig> {
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => cli::default_data_dir()?,
+    };
+    let init_bin = match &args.init_bin {
+        Some(p) => p.clone(),
+        None => cli::default_init_bin()?,
+    };
+    if !init_bin.is_file() {
+        anyhow::bail!(
+            "lambdabox-init not found at {}; build it with `make build` or pass --init-bin",
+            init_bin.display()
+        );
+    }
+    Ok(ServeConfig {
+        data_dir,
+        init_bin,
+        network: args.network.clone(),
+        realm: Realm { region: args.region.clone(), ..Realm::default() },
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+async fn build_images(names: Vec<String>) -> Result<ExitCode> {
+    let runtimes: Vec<&'static Runtime> = if names.is_empty() {
+        RUNTIMES.iter().collect()
+    } else {
+        names.iter().map(|n| Runtime::find(n)).collect::<Result<_, _>>()?
+    };
+    let docker = lambdabox::backend::docker::DockerBackend::connect()
+        .await
+        .context("cannot reach the Docker engine; is dockerd running?")?;
+    let images = lambdabox::images::Images::new(docker);
+    for runtime in runtimes {
+        let tag = images.ensure(runtime).await.with_context(|| format!("building the {} image", runtime.id))?;
+        eprintln!("{}: {tag} is up to date", runtime.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}

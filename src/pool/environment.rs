@@ -1,0 +1,74 @@
+//! The environment a function's bootstrap starts with, as on Lambda.
+//! `AWS_LAMBDA_RUNTIME_API` is added by lambdabox-init, which owns the address.
+
+use crate::function::{Function, Realm, Runtime, LATEST};
+
+/// `KEY=VALUE` pairs for a container of `f`. User variables come last but
+/// can never replace a reserved one (validation refuses them on the way in).
+pub fn lambda_environment(f: &Function, runtime: &Runtime, realm: &Realm, initialization_type: &str) -> Vec<String> {
+    let stream = format!("{}/[{LATEST}]{}", chrono::Utc::now().format("%Y/%m/%d"), uuid::Uuid::new_v4().simple());
+    let mut env = vec![
+        format!("_HANDLER={}", f.handler),
+        format!("AWS_REGION={}", realm.region),
+        format!("AWS_DEFAULT_REGION={}", realm.region),
+        format!("AWS_LAMBDA_FUNCTION_NAME={}", f.name),
+        format!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE={}", f.memory_mb),
+        format!("AWS_LAMBDA_FUNCTION_VERSION={LATEST}"),
+        format!("AWS_LAMBDA_INITIALIZATION_TYPE={initialization_type}"),
+        format!("AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/{}", f.name),
+        format!("AWS_LAMBDA_LOG_STREAM_NAME={stream}"),
+        "LAMBDA_TASK_ROOT=/var/task".to_owned(),
+        "LAMBDA_RUNTIME_DIR=/var/runtime".to_owned(),
+        "TZ=:UTC".to_owned(),
+        "LANG=en_US.UTF-8".to_owned(),
+        "PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned(),
+        "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
+            .to_owned(),
+    ];
+    if let Some(exec_env) = runtime.execution_env() {
+        env.push(format!("AWS_EXECUTION_ENV={exec_env}"));
+    }
+    env.extend(f.environment.iter().map(|(k, v)| format!("{k}={v}")));
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carries_lambdas_variables_and_the_users() {
+        let f = Function {
+            name: "greeter".into(),
+            runtime: "python3.11".into(),
+            handler: "app.handler".into(),
+            role: String::new(),
+            description: String::new(),
+            memory_mb: 256,
+            timeout_s: 3,
+            ephemeral_storage_mb: 512,
+            environment: [("GREETING".to_string(), "hej".to_string())].into(),
+            code_sha256: String::new(),
+            code_size: 0,
+            last_modified: String::new(),
+            revision_id: String::new(),
+        };
+        let runtime = Runtime::find("python3.11").unwrap();
+        let env = lambda_environment(&f, runtime, &Realm::default(), "on-demand");
+        for expected in [
+            "_HANDLER=app.handler",
+            "AWS_LAMBDA_FUNCTION_NAME=greeter",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
+            "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/greeter",
+            "AWS_EXECUTION_ENV=AWS_Lambda_python3.11",
+            "AWS_REGION=us-east-1",
+            "TZ=:UTC",
+            "GREETING=hej",
+        ] {
+            assert!(env.iter().any(|e| e == expected), "missing {expected}");
+        }
+        let stream = env.iter().find(|e| e.starts_with("AWS_LAMBDA_LOG_STREAM_NAME=")).unwrap();
+        assert!(stream.contains("/[$LATEST]"), "{stream}");
+    }
+}

@@ -1,0 +1,183 @@
+//! Durable state: functions in SQLite, code blobs on disk ([`code`]).
+//!
+//! Every function is also kept in memory, so the invoke path reads a map and
+//! never touches SQLite; writes go to SQLite first and reach the map only once
+//! committed. Callers serialise writes (the engine holds one lock for all
+//! management operations), which keeps the map and the database in step.
+
+pub mod code;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::function::Function;
+use code::CodeStore;
+
+/// Schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Function not found: {0}")]
+    NotFound(String),
+    #[error("Function already exist: {0}")]
+    Conflict(String),
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored function {name} is unreadable: {source}")]
+    Corrupt { name: String, source: serde_json::Error },
+    #[error("database at {path} was written by a newer lambdabox (schema {found}, this build knows {SCHEMA_VERSION})")]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Functions and their code, under one data directory.
+#[derive(Debug)]
+pub struct Store {
+    db: Mutex<Connection>,
+    functions: RwLock<HashMap<String, Arc<Function>>>,
+    code: CodeStore,
+}
+
+impl Store {
+    /// Open (creating) the store under `data_dir` and load every function.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("lambdabox.db");
+        let db = Connection::open(&path)?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        let found: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { path, found });
+        }
+        db.execute_batch("CREATE TABLE IF NOT EXISTS functions (name TEXT PRIMARY KEY, config TEXT NOT NULL) STRICT;")?;
+        db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let functions = load_functions(&db)?;
+        let code = CodeStore::open(data_dir.join("code"))?;
+        Ok(Store { db: Mutex::new(db), functions: RwLock::new(functions), code })
+    }
+
+    pub fn code(&self) -> &CodeStore {
+        &self.code
+    }
+
+    /// The function called `name`, from memory.
+    pub fn get(&self, name: &str) -> Option<Arc<Function>> {
+        self.functions.read().expect("store map poisoned").get(name).cloned()
+    }
+
+    /// Every function, ordered by name (ListFunctions pages over this order).
+    pub fn list(&self) -> Vec<Arc<Function>> {
+        let mut all: Vec<_> = self.functions.read().expect("store map poisoned").values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Add a new function; fails if the name is taken.
+    pub fn insert(&self, f: Function) -> Result<Arc<Function>, StoreError> {
+        let json = serde_json::to_string(&f).expect("Function serialises");
+        let db = self.db.lock().expect("db poisoned");
+        let existing: Option<i64> =
+            db.query_row("SELECT 1 FROM functions WHERE name = ?1", params![f.name], |r| r.get(0)).optional()?;
+        if existing.is_some() {
+            return Err(StoreError::Conflict(f.name));
+        }
+        db.execute("INSERT INTO functions (name, config) VALUES (?1, ?2)", params![f.name, json])?;
+        Ok(self.remember(f))
+    }
+
+    /// Replace an existing function's record.
+    pub fn update(&self, f: Function) -> Result<Arc<Function>, StoreError> {
+        let json = serde_json::to_string(&f).expect("Function serialises");
+        let db = self.db.lock().expect("db poisoned");
+        if db.execute("UPDATE functions SET config = ?2 WHERE name = ?1", params![f.name, json])? == 0 {
+            return Err(StoreError::NotFound(f.name));
+        }
+        Ok(self.remember(f))
+    }
+
+    /// Remove a function, returning what it was.
+    pub fn delete(&self, name: &str) -> Result<Arc<Function>, StoreError> {
+        let db = self.db.lock().expect("db poisoned");
+        if db.execute("DELETE FROM functions WHERE name = ?1", params![name])? == 0 {
+            return Err(StoreError::NotFound(name.to_owned()));
+        }
+        let removed = self.functions.write().expect("store map poisoned").remove(name);
+        removed.ok_or_else(|| StoreError::NotFound(name.to_owned()))
+    }
+
+    /// Whether any function still runs the code blob `sha256_hex`.
+    pub fn code_in_use(&self, sha256_hex: &str) -> bool {
+        self.functions.read().expect("store map poisoned").values().any(|f| f.code_sha256 == sha256_hex)
+    }
+
+    fn remember(&self, f: Function) -> Arc<Function> {
+        let f = Arc::new(f);
+        self.functions.write().expect("store map poisoned").insert(f.name.clone(), f.clone());
+        f
+    }
+}
+
+fn load_functions(db: &Connection) -> Result<HashMap<String, Arc<Function>>, StoreError> {
+    let mut stmt = db.prepare("SELECT name, config FROM functions")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let (name, json) = row?;
+        let f: Function =
+            serde_json::from_str(&json).map_err(|source| StoreError::Corrupt { name: name.clone(), source })?;
+        out.insert(name, Arc::new(f));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> Function {
+        Function {
+            name: name.into(),
+            runtime: "python3.11".into(),
+            handler: "app.handler".into(),
+            role: "arn:aws:iam::000000000000:role/r".into(),
+            description: String::new(),
+            memory_mb: 128,
+            timeout_s: 3,
+            ephemeral_storage_mb: 512,
+            environment: [("K".to_string(), "V".to_string())].into(),
+            code_sha256: "ab".repeat(32),
+            code_size: 10,
+            last_modified: "2026-01-01T00:00:00.000+0000".into(),
+            revision_id: "r1".into(),
+        }
+    }
+
+    #[test]
+    fn functions_survive_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(tmp.path()).unwrap();
+            store.insert(sample("b")).unwrap();
+            store.insert(sample("a")).unwrap();
+            assert!(matches!(store.insert(sample("a")), Err(StoreError::Conflict(_))));
+            let mut changed = sample("a");
+            changed.memory_mb = 256;
+            store.update(changed).unwrap();
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        let names: Vec<_> = store.list().iter().map(|f| f.name.clone()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(store.get("a").unwrap().memory_mb, 256);
+        assert!(store.code_in_use(&"ab".repeat(32)));
+        store.delete("a").unwrap();
+        assert!(matches!(store.delete("a"), Err(StoreError::NotFound(_))));
+        assert!(matches!(store.update(sample("zz")), Err(StoreError::NotFound(_))));
+        assert_eq!(Store::open(tmp.path()).is_ok(), true);
+    }
+}
