@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use lambdabox::cli::{self, Cli, Command, ImagesCommand, ServeArgs, EXIT_CONFIG};
 use lambdabox::function::{Realm, Runtime, RUNTIMES};
-use lambdabox::server::{self, ServeConfig};
+use lambdabox::server::{Controller, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -54,8 +54,10 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let controller = Controller::start(config).await?;
+    // The ready line: scripts and tests wait for it (and read the port from it).
     println!("lambdabox listening on http://{}", listener.local_addr()?);
-    server::serve(listener, config, shutdown_signal()).await?;
+    controller.serve(listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

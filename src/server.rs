@@ -2,8 +2,8 @@
 //! earlier run left, serve the API until `shutdown` resolves, then remove
 //! every container this run started.
 //!
-//! `serve` takes a bound listener so `main` owns the address and tests can
-//! bind `127.0.0.1:0`.
+//! [`Controller::serve`] takes a bound listener so `main` owns the address and
+//! tests can bind `127.0.0.1:0`.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -55,46 +55,62 @@ pub fn home_id(data_dir: &Path) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Serve the Lambda API on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    config: ServeConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    if !config.init_bin.is_file() {
-        return Err(ServeError::InitMissing(config.init_bin));
+/// A started controller: store open, Docker reachable, leftovers cleared.
+/// Split from [`Controller::serve`] so callers can announce readiness only
+/// once start-up work is done.
+#[derive(Debug)]
+pub struct Controller {
+    engine: Arc<Engine>,
+    pool: Pool,
+}
+
+impl Controller {
+    /// Open the store, connect to Docker and remove containers an earlier
+    /// run from this data directory left behind.
+    pub async fn start(config: ServeConfig) -> Result<Controller, ServeError> {
+        if !config.init_bin.is_file() {
+            return Err(ServeError::InitMissing(config.init_bin));
+        }
+        let store = Arc::new(Store::open(&config.data_dir)?);
+        let docker = DockerBackend::connect().await?;
+        let home = home_id(&config.data_dir);
+        let pool = Pool::new(
+            Arc::new(docker.clone()),
+            PoolConfig {
+                run_dir: run_dir(&config.data_dir, &home),
+                init_bin: config.init_bin.clone(),
+                network: config.network.clone(),
+                home,
+                instance: uuid::Uuid::new_v4().simple().to_string(),
+                realm: config.realm.clone(),
+            },
+        );
+        let removed = pool.remove_leftovers().await?;
+        if removed > 0 {
+            tracing::info!(removed, "removed containers left by an earlier run");
+        }
+        let images = Arc::new(Images::new(docker));
+        prepare_images_in_use(&store, &images);
+        tracing::info!(data_dir = %config.data_dir.display(), functions = store.list().len(), "controller started");
+        let engine = Arc::new(Engine::new(store, pool.clone(), images, config.realm));
+        Ok(Controller { engine, pool })
     }
-    let store = Arc::new(Store::open(&config.data_dir)?);
-    let docker = DockerBackend::connect().await?;
-    let home = home_id(&config.data_dir);
-    let run_dir = run_dir(&config.data_dir, &home);
-    let pool = Pool::new(
-        Arc::new(docker.clone()),
-        PoolConfig {
-            run_dir,
-            init_bin: config.init_bin.clone(),
-            network: config.network.clone(),
-            home,
-            instance: uuid::Uuid::new_v4().simple().to_string(),
-            realm: config.realm.clone(),
-        },
-    );
-    let removed = pool.remove_leftovers().await?;
-    if removed > 0 {
-        tracing::info!(removed, "removed containers left by an earlier run");
+
+    /// Serve the Lambda API on `listener` until `shutdown` resolves, then
+    /// remove every container this run started.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let result = axum::serve(listener, api::app(self.engine)).with_graceful_shutdown(shutdown).await;
+        tracing::info!("shutting down: removing containers");
+        self.pool.shutdown().await;
+        result.map_err(ServeError::from)
     }
-    let images = Arc::new(Images::new(docker));
-    prepare_images_in_use(&store, &images);
-    let engine = Arc::new(Engine::new(store, pool.clone(), images, config.realm));
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "lambdabox serving");
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let result = axum::serve(listener, api::app(engine)).with_graceful_shutdown(shutdown).await;
-    tracing::info!("shutting down: removing containers");
-    pool.shutdown().await;
-    result.map_err(ServeError::from)
 }
 
 /// Where container sockets live: under the data directory when the path is

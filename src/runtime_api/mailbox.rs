@@ -70,6 +70,11 @@ pub struct NextEvent {
     pub deadline_epoch_ms: u128,
 }
 
+/// A mailbox already holding an invocation was handed another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("container is busy with another invocation")]
+pub struct Busy;
+
 /// Errors the Runtime API answers with, by Lambda's names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MailboxError {
@@ -132,13 +137,13 @@ impl Mailbox {
     }
 
     /// Hand an invocation to this container. The pool guarantees one at a
-    /// time; a busy mailbox hands the invocation back.
-    pub fn deliver(&self, invocation: Invocation) -> Result<Ticket, Invocation> {
+    /// time, so [`Busy`] means a bug upstream, reported rather than queued.
+    pub fn deliver(&self, invocation: Invocation) -> Result<Ticket, Busy> {
         let (accepted_tx, accepted) = oneshot::channel();
         let (reply_tx, outcome) = oneshot::channel();
         let mut s = self.lock();
         if s.pending.is_some() || s.in_flight.is_some() {
-            return Err(invocation);
+            return Err(Busy);
         }
         if let Some((body, error_type)) = s.init_error.clone() {
             let _ = reply_tx.send(Outcome::Error { body, error_type });

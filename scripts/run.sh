@@ -1,0 +1,37 @@
+#!/bin/sh
+# `make run`: serve lambdabox in the foreground with examples/hello deployed.
+set -eu
+BIN=${BIN:-target/release/lambdabox}
+ADDR=${ADDR:-127.0.0.1:9000}
+ENDPOINT="http://$ADDR"
+
+"$BIN" serve --listen "$ADDR" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid; exit 0' INT TERM
+
+i=0
+until curl -fsS "$ENDPOINT/lambdabox/v1/health" >/dev/null 2>&1; do
+    i=$((i + 1))
+    if ! kill -0 "$pid" 2>/dev/null || [ "$i" -gt 100 ]; then
+        echo "lambdabox did not start; see the log above" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+
+"$BIN" --endpoint "$ENDPOINT" deploy hello --runtime python3.11 --handler app.handler --code examples/hello >/dev/null
+"$BIN" --endpoint "$ENDPOINT" invoke hello --payload '{"name":"lambdabox"}' >/dev/null
+
+cat <<MSG
+
+lambdabox is serving on $ENDPOINT with the function 'hello' deployed.
+
+  curl -s -X POST $ENDPOINT/2015-03-31/functions/hello/invocations -d '{"name":"Ada"}'
+  aws lambda invoke --endpoint-url $ENDPOINT --region us-east-1 --function-name hello \\
+      --cli-binary-format raw-in-base64-out --payload '{"name":"Ada"}' /dev/stdout
+  $BIN invoke hello --payload '{"name":"Ada"}'
+
+(the AWS CLI wants credentials; any will do, e.g. AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x)
+Press Ctrl-C to stop; lambdabox removes its containers on the way out.
+MSG
+wait $pid

@@ -1,0 +1,200 @@
+//! Shared by the integration tests: a real `lambdabox serve` process on a
+//! loopback port with its own data directory, against the real Docker Engine.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::ListContainersOptionsBuilder;
+
+/// The static lambdabox-init: `LAMBDABOX_INIT` (set by `make test`), else
+/// built here the way the Makefile builds it.
+pub fn init_bin() -> PathBuf {
+    static INIT: OnceLock<PathBuf> = OnceLock::new();
+    INIT.get_or_init(|| {
+        if let Some(p) = std::env::var_os("LAMBDABOX_INIT") {
+            return PathBuf::from(p);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "-p", "lambdabox-init", "--target", "x86_64-unknown-linux-gnu"])
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .current_dir(root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building lambdabox-init failed");
+        root.join("target/x86_64-unknown-linux-gnu/release/lambdabox-init")
+    })
+    .clone()
+}
+
+/// Make sure the runtime images exist (a no-op when they are current).
+pub fn ensure_images() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let status = Command::new(env!("CARGO_BIN_EXE_lambdabox"))
+            .args(["images", "build", "python3.11"])
+            .status()
+            .expect("lambdabox runs");
+        assert!(status.success(), "lambdabox images build failed");
+    });
+}
+
+/// A running controller. Dropping it stops it with SIGTERM.
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Start a controller with a fresh data directory.
+    pub fn start() -> Server {
+        let tmp = tempfile::Builder::new().prefix("lbx-").tempdir().expect("tempdir");
+        let mut s = Server::start_in(tmp.path());
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Start a controller on an existing data directory.
+    pub fn start_in(data_dir: &Path) -> Server {
+        ensure_images();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lambdabox"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("--init-bin")
+            .arg(init_bin())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("lambdabox serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("ready line");
+        let url = line.trim().strip_prefix("lambdabox listening on ").expect("ready line format").to_owned();
+        Server { child: Some(child), url, data_dir: data_dir.to_path_buf(), _tmp: None }
+    }
+
+    /// Stop with SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe_kill(child.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(status.success(), "lambdabox exited with {status}");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            panic!("lambdabox did not stop within 30 s of SIGTERM");
+        }
+    }
+
+    /// Kill with SIGKILL: no clean-up happens.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Labels identifying this controller's containers.
+    pub fn home(&self) -> String {
+        lambdabox::server::home_id(&self.data_dir)
+    }
+
+    pub fn invoke_url(&self, name: &str) -> String {
+        format!("{}/2015-03-31/functions/{name}/invocations", self.url)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe_kill(child.id(), libc::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: libc::c_int) {
+    // SAFETY: plain kill(2) on a child we spawned.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
+/// Ids of the containers of data directory `home` (optionally one function's),
+/// running or not, as Docker reports them.
+pub async fn containers(home: &str, function: Option<&str>) -> Vec<String> {
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+    let mut labels = vec![format!("lambdabox.home={home}")];
+    if let Some(f) = function {
+        labels.push(format!("lambdabox.function={f}"));
+    }
+    let filters = HashMap::from([("label".to_string(), labels)]);
+    let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    docker.list_containers(Some(options)).await.unwrap().into_iter().filter_map(|c| c.id).collect()
+}
+
+/// A zip of `(name, contents)` files.
+pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, body) in files {
+        w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        w.write_all(body.as_bytes()).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// The Python handlers the tests deploy.
+pub const APP_PY: &str = r#"
+import os, sys, time
+
+def echo(event, context):
+    return event
+
+def context_fields(event, context):
+    return {
+        "aws_request_id": context.aws_request_id,
+        "function_name": context.function_name,
+        "function_version": context.function_version,
+        "memory_limit_in_mb": int(context.memory_limit_in_mb),
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "invoked_function_arn": context.invoked_function_arn,
+        "log_group_name": context.log_group_name,
+    }
+
+def environment(event, context):
+    return {k: os.environ.get(k) for k in event["keys"]}
+
+def fail(event, context):
+    raise ValueError("something went wrong")
+
+def exit3(event, context):
+    sys.exit(3)
+
+def sleep(event, context):
+    time.sleep(event.get("seconds", 5))
+    return "woke"
+"#;
+
+/// Wait until `cond` holds, polling; false if it never did within `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}

@@ -1,0 +1,175 @@
+//! Invocations through the Lambda REST API with plain HTTP, checking what a
+//! Python handler sees and what the caller gets back, byte for byte where
+//! Lambda specifies it.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{containers, zip_of, Server, APP_PY};
+use serde_json::{json, Value};
+
+async fn deploy(server: &Server, name: &str, handler: &str, extra: Value) -> reqwest::Response {
+    let zip = base64::engine::general_purpose::STANDARD.encode(zip_of(&[("app.py", APP_PY)]));
+    let mut body = json!({
+        "FunctionName": name, "Runtime": "python3.11", "Handler": handler,
+        "Role": "arn:aws:iam::000000000000:role/test", "Code": {"ZipFile": zip},
+    });
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    reqwest::Client::new().post(format!("{}/2015-03-31/functions", server.url)).json(&body).send().await.unwrap()
+}
+
+async fn invoke(
+    server: &Server,
+    name: &str,
+    payload: &str,
+) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Value) {
+    let resp = reqwest::Client::new().post(server.invoke_url(name)).body(payload.to_owned()).send().await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let body = resp.bytes().await.unwrap();
+    (status, headers, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn echo_context_and_environment() {
+    let server = Server::start();
+    assert_eq!(
+        deploy(&server, "ctx", "app.context_fields", json!({"MemorySize": 512, "Timeout": 7})).await.status(),
+        201
+    );
+    let (status, headers, ctx) = invoke(&server, "ctx", "{}").await;
+    assert_eq!(status, 200);
+    assert!(headers.get("x-amz-function-error").is_none());
+    assert_eq!(headers["x-amz-executed-version"], "$LATEST");
+    let request_id = headers["x-amzn-requestid"].to_str().unwrap();
+    assert_eq!(ctx["aws_request_id"], request_id, "context.aws_request_id is the Runtime API request id");
+    assert_eq!(ctx["function_name"], "ctx");
+    assert_eq!(ctx["function_version"], "$LATEST");
+    assert_eq!(ctx["memory_limit_in_mb"], 512);
+    assert_eq!(ctx["invoked_function_arn"], "arn:aws:lambda:us-east-1:000000000000:function:ctx");
+    assert_eq!(ctx["log_group_name"], "/aws/lambda/ctx");
+    let remaining = ctx["remaining_ms"].as_i64().unwrap();
+    assert!(remaining > 0 && remaining <= 7000, "remaining time within the 7 s timeout: {remaining}");
+
+    let env = json!({"Environment": {"Variables": {"GREETING": "hej", "EMPTY_OK": ""}}});
+    assert_eq!(deploy(&server, "env", "app.environment", env).await.status(), 201);
+    let keys = r#"{"keys":["GREETING","EMPTY_OK","AWS_LAMBDA_FUNCTION_NAME","AWS_LAMBDA_FUNCTION_MEMORY_SIZE","LAMBDA_TASK_ROOT","AWS_REGION","AWS_EXECUTION_ENV","AWS_LAMBDA_RUNTIME_API","TZ"]}"#;
+    let (_, _, vars) = invoke(&server, "env", keys).await;
+    assert_eq!(
+        vars,
+        json!({
+            "GREETING": "hej", "EMPTY_OK": "", "AWS_LAMBDA_FUNCTION_NAME": "env",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "LAMBDA_TASK_ROOT": "/var/task", "AWS_REGION": "us-east-1",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "TZ": ":UTC",
+        })
+    );
+
+    assert_eq!(deploy(&server, "echo", "app.echo", json!({})).await.status(), 201);
+    let event = r#"{"text":"héllo — 世界","nested":{"list":[1,2.5,null,true]}}"#;
+    let (status, _, echoed) = invoke(&server, "echo", event).await;
+    assert_eq!((status, echoed), (reqwest::StatusCode::OK, serde_json::from_str::<Value>(event).unwrap()));
+}
+
+#[tokio::test]
+async fn function_errors_have_lambdas_shape() {
+    let server = Server::start();
+    deploy(&server, "fail", "app.fail", json!({})).await;
+    let (status, headers, doc) = invoke(&server, "fail", "{}").await;
+    assert_eq!(status, 200, "a function error is not an API error");
+    assert_eq!(headers["x-amz-function-error"], "Unhandled");
+    assert_eq!(doc["errorType"], "ValueError");
+    assert_eq!(doc["errorMessage"], "something went wrong");
+    assert!(doc["stackTrace"].as_array().is_some_and(|t| !t.is_empty()), "{doc}");
+
+    deploy(&server, "missing-module", "nomodule.handler", json!({})).await;
+    let (status, headers, doc) = invoke(&server, "missing-module", "{}").await;
+    assert_eq!(
+        (status.as_u16(), &headers["x-amz-function-error"]),
+        (200, &"Unhandled".parse::<reqwest::header::HeaderValue>().unwrap())
+    );
+    assert_eq!(doc["errorType"], "Runtime.ImportModuleError", "{doc}");
+
+    deploy(&server, "missing-function", "app.no_such_function", json!({})).await;
+    let (_, _, doc) = invoke(&server, "missing-function", "{}").await;
+    assert_eq!(doc["errorType"], "Runtime.HandlerNotFound", "{doc}");
+
+    deploy(&server, "exits", "app.exit3", json!({})).await;
+    let (_, headers, doc) = invoke(&server, "exits", "{}").await;
+    assert_eq!(headers["x-amz-function-error"], "Unhandled");
+    assert_eq!(doc["errorType"], "Runtime.ExitError");
+    let id = headers["x-amzn-requestid"].to_str().unwrap();
+    assert_eq!(doc["errorMessage"], format!("RequestId: {id} Error: Runtime exited with error: exit status 3"));
+
+    deploy(&server, "slow", "app.sleep", json!({"Timeout": 1})).await;
+    let started = std::time::Instant::now();
+    let (_, headers, doc) = invoke(&server, "slow", r#"{"seconds": 30}"#).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "the caller never waits far past the deadline");
+    let id = headers["x-amzn-requestid"].to_str().unwrap();
+    assert_eq!(doc["errorType"], "Sandbox.Timedout");
+    assert_eq!(doc["errorMessage"], format!("RequestId: {id} Error: Task timed out after 1.00 seconds"));
+    let (_, _, doc) = invoke(&server, "slow", r#"{"seconds": 0}"#).await;
+    assert_eq!(doc, json!("woke"), "a fresh container serves after a timeout");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_leaves_nothing() {
+    let server = Server::start();
+    let http = reqwest::Client::new();
+    let create = |body: Value| http.post(format!("{}/2015-03-31/functions", server.url)).json(&body).send();
+    let with_zip = |name: &str, zip: &[u8]| {
+        json!({"FunctionName": name, "Runtime": "python3.11", "Handler": "app.echo", "Role": "r",
+               "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(zip)}})
+    };
+    let expect = |resp: reqwest::Response, status: u16, code: &str| {
+        assert_eq!(resp.status().as_u16(), status);
+        assert_eq!(resp.headers()["x-amzn-errortype"], code);
+    };
+
+    expect(create(with_zip("notzip", b"this is not a zip")).await.unwrap(), 400, "InvalidParameterValueException");
+    expect(
+        create(with_zip("slip", &zip_of(&[("../../evil.py", "x")]))).await.unwrap(),
+        400,
+        "InvalidParameterValueException",
+    );
+    expect(
+        create(with_zip("abs", &zip_of(&[("/etc/evil", "x")]))).await.unwrap(),
+        400,
+        "InvalidParameterValueException",
+    );
+    expect(
+        create(with_zip("bad name!", &zip_of(&[("app.py", APP_PY)]))).await.unwrap(),
+        400,
+        "InvalidParameterValueException",
+    );
+    let mut unknown_runtime = with_zip("cobol", &zip_of(&[("app.py", APP_PY)]));
+    unknown_runtime["Runtime"] = json!("cobol85");
+    expect(create(unknown_runtime).await.unwrap(), 400, "InvalidParameterValueException");
+    let mut reserved = with_zip("reserved", &zip_of(&[("app.py", APP_PY)]));
+    reserved["Environment"] = json!({"Variables": {"AWS_REGION": "mars-1"}});
+    expect(create(reserved).await.unwrap(), 400, "InvalidParameterValueException");
+    let resp = http.post(format!("{}/2015-03-31/functions", server.url)).body("{oops").send().await.unwrap();
+    expect(resp, 400, "InvalidRequestContentException");
+    let resp =
+        http.get(format!("{}/2015-03-31/functions/arn:aws:lambda:x:1:function:f", server.url)).send().await.unwrap();
+    expect(resp, 400, "InvalidParameterValueException");
+
+    let body: Value =
+        http.get(format!("{}/2015-03-31/functions/", server.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["Functions"], json!([]), "no refused function was stored");
+    let code_dir = server.data_dir.join("code");
+    let leftovers: Vec<_> = std::fs::read_dir(&code_dir).unwrap().collect();
+    assert!(leftovers.is_empty(), "nothing half-written on disk: {leftovers:?}");
+    assert!(!server.data_dir.join("evil.py").exists());
+}
+
+#[tokio::test]
+async fn warm_container_is_reused() {
+    let server = Server::start();
+    deploy(&server, "warm", "app.echo", json!({})).await;
+    for i in 0..5 {
+        let (status, _, body) = invoke(&server, "warm", &format!("{{\"i\":{i}}}")).await;
+        assert_eq!((status.as_u16(), body), (200, json!({"i": i})));
+    }
+    assert_eq!(containers(&server.home(), Some("warm")).await.len(), 1, "five invocations, one container");
+}
