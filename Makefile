@@ -10,7 +10,7 @@ ADDR    ?= 127.0.0.1:9000
 # lambdabox-init runs inside arbitrary images: link it statically.
 INIT_FLAGS := -C target-feature=+crt-static
 
-.PHONY: all build init docker images run test unit lint fmt bench clean
+.PHONY: all build init docker images run test unit lint fmt clean
 
 all: build
 

@@ -278,7 +278,7 @@ impl Pool {
 async fn watch(inner: Arc<Inner>, c: Arc<Container>, dir: PathBuf) {
     let reason = match inner.backend.wait(c.docker_id.clone()).await {
         Ok(ExitInfo { oom_killed: true, .. }) => ExitReason::OutOfMemory,
-        Ok(ExitInfo { code, .. }) => ExitReason::Code(code as i32),
+        Ok(ExitInfo { code, .. }) => c.mailbox.noted_exit().unwrap_or(ExitReason::Code(code as i32)),
         Err(e) => {
             tracing::warn!(container = %c.key, error = %e, "lost track of container");
             ExitReason::Removed

@@ -203,6 +203,8 @@ async fn init_error(State(mailbox): State<Arc<Mailbox>>, headers: HeaderMap, bod
     }
 }
 
+const SIGKILL: i32 = 9;
+
 #[derive(Deserialize)]
 struct ExitReport {
     kind: String,
@@ -212,7 +214,12 @@ struct ExitReport {
 async fn exit_report(State(mailbox): State<Arc<Mailbox>>, body: Bytes) -> Response {
     match serde_json::from_slice::<ExitReport>(&body) {
         Ok(r) => {
-            mailbox.exited(if r.kind == "signal" { ExitReason::Signal(r.code) } else { ExitReason::Code(r.code) });
+            match (r.kind.as_str(), r.code) {
+                // SIGKILL: maybe the OOM killer. Docker's verdict settles it.
+                ("signal", SIGKILL) => mailbox.note_exit(ExitReason::Signal(SIGKILL)),
+                ("signal", sig) => mailbox.exited(ExitReason::Signal(sig)),
+                (_, code) => mailbox.exited(ExitReason::Code(code)),
+            }
             accepted()
         }
         Err(e) => api_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", &e.to_string()),

@@ -107,6 +107,9 @@ struct State {
     initialized: bool,
     init_error: Option<(Bytes, Option<String>)>,
     exit: Option<ExitReason>,
+    /// How lambdabox-init said the bootstrap ended, when that alone cannot
+    /// settle it (a SIGKILL may be the OOM killer's: Docker knows which).
+    reported: Option<ExitReason>,
 }
 
 /// See the module documentation.
@@ -230,6 +233,16 @@ impl Mailbox {
         }
         drop(s);
         self.wake.notify_one();
+    }
+
+    /// Remember lambdabox-init's report without settling anything yet.
+    pub fn note_exit(&self, reason: ExitReason) {
+        self.lock().reported = Some(reason);
+    }
+
+    /// What [`Mailbox::note_exit`] recorded, if anything.
+    pub fn noted_exit(&self) -> Option<ExitReason> {
+        self.lock().reported
     }
 
     /// Drop an invocation the caller gave up on (its deadline passed); a

@@ -178,6 +178,10 @@ def fail(event, context):
 def exit3(event, context):
     sys.exit(3)
 
+def hog(event, context):
+    chunks = [bytearray(16 * 1024 * 1024) for _ in range(64)]
+    return len(chunks)
+
 def sleep(event, context):
     time.sleep(event.get("seconds", 5))
     return "woke"
