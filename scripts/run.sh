@@ -28,7 +28,8 @@ lambdabox is serving on $ENDPOINT with the function 'hello' deployed.
 
   curl -s -X POST $ENDPOINT/2015-03-31/functions/hello/invocations -d '{"name":"Ada"}'
   aws lambda invoke --endpoint-url $ENDPOINT --region us-east-1 --function-name hello \\
-      --cli-binary-format raw-in-base64-out --payload '{"name":"Ada"}' /dev/stdout
+      --payload '{"name":"Ada"}' out.json && cat out.json
+      (AWS CLI v2: add --cli-binary-format raw-in-base64-out)
   $BIN invoke hello --payload '{"name":"Ada"}'
 
 (the AWS CLI wants credentials; any will do, e.g. AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x)
