@@ -42,7 +42,14 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/2015-03-31/functions/{name}/configuration", get(get_configuration).put(update_configuration))
         .route("/2015-03-31/functions/{name}/code", put(update_code))
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route("/2017-10-31/functions/{name}/concurrency", put(put_concurrency).delete(delete_concurrency))
+        .route("/2019-09-30/functions/{name}/concurrency", get(get_concurrency))
+        .route(
+            "/2019-09-30/functions/{name}/provisioned-concurrency",
+            put(put_provisioned).get(get_provisioned).delete(delete_provisioned),
+        )
         .route("/lambdabox/v1/functions/{name}/code.zip", get(download_code))
+        .route("/lambdabox/v1/containers", get(list_containers))
         .route("/lambdabox/v1/health", get(|| async { "ok" }))
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())
@@ -113,15 +120,6 @@ fn check_architectures(archs: Option<&[String]>) -> Result<(), ApiError> {
     }
 }
 
-fn check_ephemeral(e: Option<&wire::EphemeralStorageBody>) -> Result<(), ApiError> {
-    match e {
-        Some(e) if e.size != function::DEFAULT_EPHEMERAL_MB => Err(ApiError::invalid_parameter(
-            "EphemeralStorage other than 512 MB is not supported yet by this lambdabox",
-        )),
-        _ => Ok(()),
-    }
-}
-
 fn function_ref(name: &str) -> Result<FunctionRef, ApiError> {
     FunctionRef::parse(name).map_err(|InvalidParameter(m)| ApiError::invalid_parameter(m))
 }
@@ -153,7 +151,6 @@ async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiRe
         return Err(ApiError::invalid_parameter("PackageType Image is not supported yet by this lambdabox"));
     }
     check_architectures(b.architectures.as_deref())?;
-    check_ephemeral(b.ephemeral_storage.as_ref())?;
     let runtime =
         b.runtime.ok_or_else(|| ApiError::invalid_parameter("Runtime is required for .zip deployment packages"))?;
     let handler =
@@ -168,6 +165,8 @@ async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiRe
         memory_mb: b.memory_size,
         timeout_s: b.timeout,
         environment: b.environment.and_then(|e| e.variables).unwrap_or_default(),
+        ephemeral_storage_mb: b.ephemeral_storage.map(|e| e.size),
+        idle_ttl_s: b.idle_ttl_seconds,
         zip,
     };
     let f = engine.create_function(new).await?;
@@ -218,11 +217,14 @@ async fn get_function(
 ) -> ApiResult {
     let f = engine.get_function(&qualified_ref(&name, &q)?)?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:9000");
-    let out = serde_json::json!({
+    let mut out = serde_json::json!({
         "Configuration": FunctionConfiguration::of(&f, engine.realm()),
         "Code": { "RepositoryType": "S3", "Location": format!("http://{host}/lambdabox/v1/functions/{}/code.zip", f.name) },
         "Tags": {},
     });
+    if let Some(n) = f.reserved_concurrency {
+        out["Concurrency"] = serde_json::json!({ "ReservedConcurrentExecutions": n });
+    }
     Ok(Json(out).into_response())
 }
 
@@ -254,7 +256,6 @@ async fn update_code(State(engine): State<Arc<Engine>>, Path(name): Path<String>
 
 async fn update_configuration(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
     let b: wire::UpdateConfigurationBody = json_body(body).await?;
-    check_ephemeral(b.ephemeral_storage.as_ref())?;
     let patch = ConfigPatch {
         runtime: b.runtime,
         handler: b.handler,
@@ -263,6 +264,8 @@ async fn update_configuration(State(engine): State<Arc<Engine>>, Path(name): Pat
         memory_mb: b.memory_size,
         timeout_s: b.timeout,
         environment: b.environment.map(|e| e.variables.unwrap_or_default()),
+        ephemeral_storage_mb: b.ephemeral_storage.map(|e| e.size),
+        idle_ttl_s: b.idle_ttl_seconds,
     };
     let f = engine.update_configuration(&function_ref(&name)?, patch).await?;
     Ok(configuration(&engine, &f).into_response())
@@ -344,4 +347,71 @@ async fn invoke(
         h.insert("x-amz-function-error", HeaderValue::from_static(kind));
     }
     Ok(response)
+}
+
+async fn put_concurrency(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
+    let b: wire::ConcurrencyBody = json_body(body).await?;
+    let f = engine.put_reserved_concurrency(&function_ref(&name)?, b.reserved_concurrent_executions).await?;
+    Ok(Json(serde_json::json!({ "ReservedConcurrentExecutions": f.reserved_concurrency })).into_response())
+}
+
+async fn get_concurrency(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult {
+    let f = engine.get_function(&function_ref(&name)?)?;
+    let out = match f.reserved_concurrency {
+        Some(n) => serde_json::json!({ "ReservedConcurrentExecutions": n }),
+        None => serde_json::json!({}),
+    };
+    Ok(Json(out).into_response())
+}
+
+async fn delete_concurrency(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult {
+    engine.delete_reserved_concurrency(&function_ref(&name)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Provisioned concurrency applies to `$LATEST` here: lambdabox has no
+/// published versions yet, so that is the one qualifier accepted.
+fn provisioned_ref(name: &str, query: &HashMap<String, String>) -> Result<FunctionRef, ApiError> {
+    let r = qualified_ref(name, query)?;
+    match r.qualifier.as_deref() {
+        None | Some(function::LATEST) => Ok(r),
+        Some(q) => Err(ApiError::from(crate::engine::EngineError::NotFound(format!(
+            "Function not found: {}:{q} (lambdabox has no published versions or aliases yet; use $LATEST)",
+            r.name
+        )))),
+    }
+}
+
+async fn put_provisioned(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Body,
+) -> ApiResult {
+    let b: wire::ProvisionedBody = json_body(body).await?;
+    let status = engine.put_provisioned(&provisioned_ref(&name, &q)?, b.provisioned_concurrent_executions).await?;
+    Ok((StatusCode::ACCEPTED, Json(wire::provisioned_config(&status))).into_response())
+}
+
+async fn get_provisioned(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let status = engine.get_provisioned(&provisioned_ref(&name, &q)?)?;
+    Ok(Json(wire::provisioned_config(&status)).into_response())
+}
+
+async fn delete_provisioned(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    engine.delete_provisioned(&provisioned_ref(&name, &q)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `lambdabox ps`: every live container of this controller.
+async fn list_containers(State(engine): State<Arc<Engine>>) -> ApiResult {
+    Ok(Json(serde_json::json!({ "Containers": engine.pool().list() })).into_response())
 }

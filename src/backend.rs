@@ -25,6 +25,28 @@ pub struct ContainerSpec {
     /// Docker network mode: `bridge`, `none`, …
     pub network: String,
     pub working_dir: String,
+    pub sandbox: Sandbox,
+}
+
+/// The confinement of a function container. The defaults are Lambda's shape:
+/// an unprivileged user, nothing writable but a size-limited `/tmp`, no
+/// capabilities, bounded processes and file descriptors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    /// `uid:gid` the container runs as.
+    pub user: String,
+    pub read_only_root: bool,
+    /// Size of the `/tmp` tmpfs (EphemeralStorage).
+    pub tmp_mb: u32,
+    pub pids_limit: i64,
+    pub max_open_files: i64,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        // uid/gid 993 is the sandbox user's on Lambda too.
+        Sandbox { user: "993:993".into(), read_only_root: true, tmp_mb: 512, pids_limit: 1024, max_open_files: 1024 }
+    }
 }
 
 /// A host path made visible in the container.
@@ -63,6 +85,8 @@ pub trait Backend: Send + Sync + Debug {
     fn wait(&self, id: String) -> BoxFuture<'_, Result<ExitInfo, BackendError>>;
     /// Stop (kill) and delete a container; a container already gone is fine.
     fn remove(&self, id: String) -> BoxFuture<'_, Result<(), BackendError>>;
+    /// Cap the container's CPU at `nano_cpus` (10⁻⁹ CPUs) from now on.
+    fn limit_cpu(&self, id: String, nano_cpus: i64) -> BoxFuture<'_, Result<(), BackendError>>;
     /// Ids of every container, running or not, carrying label `key=value`.
     fn list_labelled(&self, key: &str, value: &str) -> BoxFuture<'_, Result<Vec<String>, BackendError>>;
 }

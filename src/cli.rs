@@ -38,6 +38,8 @@ pub enum Command {
     Invoke(InvokeArgs),
     /// List functions.
     Ls,
+    /// List the controller's containers.
+    Ps,
     /// Delete a function.
     Rm {
         /// Function name.
@@ -62,6 +64,25 @@ pub struct ServeArgs {
     /// Region reported in ARNs and AWS_REGION.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     pub region: String,
+    /// Budget for the sum of running containers' MemorySize, in MB
+    /// (default: 75% of the host's memory).
+    #[arg(long, value_name = "MB")]
+    pub memory_budget_mb: Option<u64>,
+    /// How long an invocation over a concurrency limit waits before 429.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub queue_timeout_ms: u64,
+    /// Seconds an idle container is kept (functions may set their own).
+    #[arg(long, value_name = "S", default_value_t = 600)]
+    pub idle_ttl: u64,
+    /// Do not cap containers' CPU in proportion to their memory.
+    #[arg(long)]
+    pub no_cpu_limit: bool,
+    /// User (`uid:gid`) function containers run as.
+    #[arg(long, default_value = "993:993")]
+    pub user: String,
+    /// Seconds shutdown waits for in-flight invocations.
+    #[arg(long, value_name = "S", default_value_t = 30)]
+    pub drain_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +116,18 @@ pub struct DeployArgs {
     /// Environment variable, KEY=VALUE; repeat for more.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Size of /tmp in MB (512–10240).
+    #[arg(long, value_name = "MB")]
+    pub ephemeral: Option<u32>,
+    /// Seconds an idle container of this function is kept.
+    #[arg(long, value_name = "S")]
+    pub idle_ttl: Option<u32>,
+    /// Reserved concurrency: at most N invocations at once.
+    #[arg(long, value_name = "N")]
+    pub reserved: Option<u32>,
+    /// Provisioned concurrency: N containers kept initialised (0 removes it).
+    #[arg(long, value_name = "N")]
+    pub provisioned: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +246,7 @@ pub async fn run_client(endpoint: &str, command: Command) -> Result<ExitCode> {
         Command::Deploy(args) => deploy(&client, args).await,
         Command::Invoke(args) => invoke(&client, args).await,
         Command::Ls => list(&client).await,
+        Command::Ps => ps(&client).await,
         Command::Rm { name } => {
             client.send(client.http.delete(client.url(&format!("/{name}")))).await?;
             eprintln!("deleted {name}");
@@ -235,6 +269,12 @@ async fn deploy(client: &Client, args: DeployArgs) -> Result<ExitCode> {
     if !args.env.is_empty() {
         config["Environment"] = json!({ "Variables": env });
     }
+    if let Some(e) = args.ephemeral {
+        config["EphemeralStorage"] = json!({ "Size": e });
+    }
+    if let Some(t) = args.idle_ttl {
+        config["IdleTtlSeconds"] = t.into();
+    }
     let name = &args.name;
     let result: Value = if client.exists(name).await? {
         let code = json!({ "ZipFile": zip });
@@ -246,7 +286,60 @@ async fn deploy(client: &Client, args: DeployArgs) -> Result<ExitCode> {
         config["Role"] = "arn:aws:iam::000000000000:role/lambdabox".into();
         client.send(client.http.post(client.url("")).json(&config)).await?.json().await?
     };
+    set_concurrency(client, name, args.reserved, args.provisioned).await?;
     println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Apply `--reserved` and `--provisioned` through their Lambda APIs.
+async fn set_concurrency(client: &Client, name: &str, reserved: Option<u32>, provisioned: Option<u32>) -> Result<()> {
+    let base = client.endpoint.as_str();
+    if let Some(n) = reserved {
+        let url = format!("{base}/2017-10-31/functions/{name}/concurrency");
+        client.send(client.http.put(url).json(&json!({ "ReservedConcurrentExecutions": n }))).await?;
+    }
+    if let Some(n) = provisioned {
+        let url = format!("{base}/2019-09-30/functions/{name}/provisioned-concurrency");
+        let req = if n == 0 {
+            client.http.delete(url).query(&[("Qualifier", "$LATEST")])
+        } else {
+            let body = json!({ "ProvisionedConcurrentExecutions": n });
+            client.http.put(url).query(&[("Qualifier", "$LATEST")]).json(&body)
+        };
+        match client.send(req).await {
+            Err(e) if n == 0 && e.to_string().contains("ProvisionedConcurrencyConfigNotFoundException") => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn ps(client: &Client) -> Result<ExitCode> {
+    let url = format!("{}/lambdabox/v1/containers", client.endpoint);
+    let body: Value = client.send(client.http.get(url)).await?.json().await?;
+    println!(
+        "{:<14} {:<28} {:<9} {:>8} {:>8} {:>11}  MEMORY",
+        "CONTAINER", "FUNCTION", "STATE", "AGE", "IDLE", "INVOCATIONS"
+    );
+    for c in body["Containers"].as_array().into_iter().flatten() {
+        let secs = |field: &str| format!("{:.1}s", c[field].as_u64().unwrap_or(0) as f64 / 1000.0);
+        let state = match (c["state"].as_str().unwrap_or(""), c["provisioned"].as_bool().unwrap_or(false)) {
+            (s, true) => format!("{s}*"),
+            (s, false) => s.to_owned(),
+        };
+        println!(
+            "{:<14} {:<28} {:<9} {:>8} {:>8} {:>11}  {} MB",
+            c["container"].as_str().unwrap_or(""),
+            c["function"].as_str().unwrap_or(""),
+            state,
+            secs("age_ms"),
+            secs("idle_ms"),
+            c["invocations"].as_u64().unwrap_or(0),
+            c["memory_mb"].as_u64().unwrap_or(0)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

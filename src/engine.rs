@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+mod invoke;
+
 use crate::function::{self, ConfigPatch, Function, FunctionRef, InvalidParameter, Realm, Runtime, LATEST};
 use crate::images::{ImageError, Images};
-use crate::pool::{Container, Launch, Pool, PoolError};
-use crate::runtime_api::{ExitReason, Invocation, Outcome, Ticket};
+use crate::pool::{Launch, Pool, PoolError, Throttle};
 use crate::store::code::CodeError;
 use crate::store::{Store, StoreError};
 
@@ -34,6 +35,12 @@ pub enum EngineError {
     InvalidRequestContent(String),
     #[error("{0}")]
     RequestTooLarge(String),
+    /// Over the function's reserved concurrency or the box's budget.
+    #[error("{0}")]
+    Throttled(Throttle),
+    /// No provisioned concurrency is configured for the function.
+    #[error("No Provisioned Concurrency Config found for this function")]
+    ProvisionedNotFound,
     /// The platform could not run the function (Docker, images, disk).
     #[error("{0}")]
     Service(String),
@@ -60,7 +67,10 @@ impl From<CodeError> for EngineError {
 
 impl From<PoolError> for EngineError {
     fn from(e: PoolError) -> Self {
-        EngineError::Service(format!("could not start the function's container: {e}"))
+        match e {
+            PoolError::Throttled(t) => EngineError::Throttled(t),
+            other => EngineError::Service(format!("could not start the function's container: {other}")),
+        }
     }
 }
 
@@ -81,6 +91,8 @@ pub struct NewFunction {
     pub memory_mb: Option<u32>,
     pub timeout_s: Option<u32>,
     pub environment: BTreeMap<String, String>,
+    pub ephemeral_storage_mb: Option<u32>,
+    pub idle_ttl_s: Option<u32>,
     pub zip: Vec<u8>,
 }
 
@@ -101,6 +113,15 @@ pub struct InvokeResponse {
     pub function_error: Option<&'static str>,
     pub executed_version: &'static str,
     pub request_id: String,
+}
+
+/// The state of a function's provisioned concurrency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedStatus {
+    pub requested: u32,
+    /// Containers initialised and waiting for traffic.
+    pub ready: u32,
+    pub last_modified: String,
 }
 
 /// See the module documentation.
@@ -149,6 +170,8 @@ impl Engine {
             memory_mb: new.memory_mb,
             timeout_s: new.timeout_s,
             environment: Some(new.environment),
+            ephemeral_storage_mb: new.ephemeral_storage_mb,
+            idle_ttl_s: new.idle_ttl_s,
         };
         patch.validate()?;
         let _guard = self.writes.lock().await;
@@ -170,6 +193,9 @@ impl Engine {
             code_size: code.size,
             last_modified: now_lambda_format(),
             revision_id: new_revision(),
+            reserved_concurrency: None,
+            provisioned_concurrency: 0,
+            idle_ttl_s: None,
         };
         patch.apply(&mut f);
         match self.store.insert(f) {
@@ -199,7 +225,7 @@ impl Engine {
         let mut f = (*current).clone();
         f.code_sha256 = code.sha256_hex;
         f.code_size = code.size;
-        self.commit_update(&current, f)
+        self.commit_update(&current, f).await
     }
 
     /// UpdateFunctionConfiguration.
@@ -213,18 +239,114 @@ impl Engine {
         let current = self.resolve(r)?;
         let mut f = (*current).clone();
         patch.apply(&mut f);
-        self.commit_update(&current, f)
+        self.commit_update(&current, f).await
     }
 
-    fn commit_update(&self, old: &Function, mut f: Function) -> Result<Arc<Function>, EngineError> {
+    /// Store an updated function under a new revision: its containers are
+    /// retired and provisioned ones restarted with the new configuration.
+    async fn commit_update(&self, old: &Function, mut f: Function) -> Result<Arc<Function>, EngineError> {
         f.last_modified = now_lambda_format();
         f.revision_id = new_revision();
         let updated = self.store.update(f)?;
-        self.pool.retire(&updated.name);
+        self.pool.retire(&updated.name, Some(&updated.revision_id));
         if old.code_sha256 != updated.code_sha256 {
             self.collect_code(&old.code_sha256);
         }
+        self.provision(&updated).await;
         Ok(updated)
+    }
+
+    /// Ask the pool for `f`'s provisioned containers (none when 0).
+    async fn provision(&self, f: &Arc<Function>) {
+        match self.launch(f).await {
+            Ok(launch) => self.pool.set_provisioned(launch, f.provisioned_concurrency),
+            Err(e) => tracing::warn!(function = %f.name, error = %e, "cannot provision containers"),
+        }
+    }
+
+    /// At start-up: provision every function that asks for it.
+    pub async fn restore_provisioned(&self) {
+        for f in self.store.list().into_iter().filter(|f| f.provisioned_concurrency > 0) {
+            self.provision(&f).await;
+        }
+    }
+
+    /// What the pool needs to start containers of `f` (building the
+    /// runtime's image first if it is missing).
+    async fn launch(&self, f: &Arc<Function>) -> Result<Launch, EngineError> {
+        let runtime = Runtime::find(&f.runtime)?;
+        Ok(Launch {
+            function: f.clone(),
+            runtime,
+            image: self.images.ensure(runtime).await?,
+            task_dir: self.store.code().task_dir(&f.code_sha256),
+        })
+    }
+
+    /// Store a change that is not a new revision (concurrency settings).
+    async fn amend(&self, r: &FunctionRef, change: impl FnOnce(&mut Function)) -> Result<Arc<Function>, EngineError> {
+        let _guard = self.writes.lock().await;
+        let mut f = (*self.resolve(r)?).clone();
+        change(&mut f);
+        Ok(self.store.update(f)?)
+    }
+
+    /// PutFunctionConcurrency.
+    pub async fn put_reserved_concurrency(&self, r: &FunctionRef, n: u32) -> Result<Arc<Function>, EngineError> {
+        let current = self.resolve(r)?;
+        if current.provisioned_concurrency > n {
+            return Err(InvalidParameter(format!(
+                "ReservedConcurrentExecutions {n} is below the function's provisioned concurrency ({})",
+                current.provisioned_concurrency
+            ))
+            .into());
+        }
+        self.amend(r, |f| f.reserved_concurrency = Some(n)).await
+    }
+
+    /// DeleteFunctionConcurrency.
+    pub async fn delete_reserved_concurrency(&self, r: &FunctionRef) -> Result<Arc<Function>, EngineError> {
+        self.amend(r, |f| f.reserved_concurrency = None).await
+    }
+
+    /// PutProvisionedConcurrencyConfig (on `$LATEST`: lambdabox has no versions yet).
+    pub async fn put_provisioned(&self, r: &FunctionRef, n: u32) -> Result<ProvisionedStatus, EngineError> {
+        if n == 0 {
+            return Err(InvalidParameter("ProvisionedConcurrentExecutions must be at least 1".into()).into());
+        }
+        let current = self.resolve(r)?;
+        if current.reserved_concurrency.is_some_and(|reserved| n > reserved) {
+            return Err(InvalidParameter(format!(
+                "ProvisionedConcurrentExecutions {n} exceeds the function's reserved concurrency"
+            ))
+            .into());
+        }
+        let f = self.amend(r, |f| f.provisioned_concurrency = n).await?;
+        self.provision(&f).await;
+        self.get_provisioned(r)
+    }
+
+    /// GetProvisionedConcurrencyConfig.
+    pub fn get_provisioned(&self, r: &FunctionRef) -> Result<ProvisionedStatus, EngineError> {
+        let f = self.resolve(r)?;
+        if f.provisioned_concurrency == 0 {
+            return Err(EngineError::ProvisionedNotFound);
+        }
+        Ok(ProvisionedStatus {
+            requested: f.provisioned_concurrency,
+            ready: self.pool.provisioned_ready(&f.name).min(f.provisioned_concurrency),
+            last_modified: f.last_modified.clone(),
+        })
+    }
+
+    /// DeleteProvisionedConcurrencyConfig.
+    pub async fn delete_provisioned(&self, r: &FunctionRef) -> Result<(), EngineError> {
+        if self.resolve(r)?.provisioned_concurrency == 0 {
+            return Err(EngineError::ProvisionedNotFound);
+        }
+        let f = self.amend(r, |f| f.provisioned_concurrency = 0).await?;
+        self.provision(&f).await;
+        Ok(())
     }
 
     /// DeleteFunction: the function, its warm containers and its code (if
@@ -238,7 +360,7 @@ impl Engine {
         let _guard = self.writes.lock().await;
         let f = self.resolve(r)?;
         self.store.delete(&f.name)?;
-        self.pool.retire(&f.name);
+        self.pool.retire(&f.name, None);
         self.collect_code(&f.code_sha256);
         Ok(())
     }
@@ -278,234 +400,5 @@ impl Engine {
                 tracing::warn!(code = sha256_hex, error = %e, "could not remove unused code");
             }
         }
-    }
-
-    /// Invoke (RequestResponse).
-    pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, EngineError> {
-        if req.payload.len() > function::MAX_SYNC_PAYLOAD {
-            return Err(EngineError::RequestTooLarge(format!(
-                "Request must be smaller than {} bytes for the InvokeFunction operation",
-                function::MAX_SYNC_PAYLOAD
-            )));
-        }
-        let f = self.resolve(&req.function)?;
-        let container = self.container_for(&f).await?;
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let invocation = Invocation {
-            request_id: request_id.clone(),
-            payload: req.payload,
-            function_arn: self.realm.function_arn(&req.function.to_string()),
-            trace_id: trace_id(),
-            client_context: req.client_context,
-            cognito_identity: None,
-            timeout: Duration::from_secs(u64::from(f.timeout_s)),
-        };
-        let ticket = container
-            .mailbox
-            .deliver(invocation)
-            .map_err(|_| EngineError::Service("internal error: a container was handed out while busy".into()))?;
-        container.served();
-        let settled = settle(ticket).await;
-        if matches!(settled, Settled::Done(_)) {
-            self.pool.release(container);
-        } else {
-            container.mailbox.cancel(&request_id);
-            self.pool.destroy(container);
-        }
-        Ok(respond(settled, &request_id, f.timeout_s))
-    }
-
-    /// A container for `f`: warm if one is idle, else started (building the
-    /// runtime's image first if it is missing).
-    async fn container_for(&self, f: &Arc<Function>) -> Result<Arc<Container>, EngineError> {
-        let runtime = Runtime::find(&f.runtime)?;
-        let mut launch = Launch {
-            function: f.clone(),
-            runtime,
-            image: self.images.ensure(runtime).await?,
-            task_dir: self.store.code().task_dir(&f.code_sha256),
-        };
-        match self.pool.acquire(&launch).await {
-            Ok((c, _cold)) => Ok(c),
-            Err(PoolError::Backend(crate::backend::BackendError::ImageMissing(_))) => {
-                self.images.forget(runtime);
-                launch.image = self.images.ensure(runtime).await?;
-                Ok(self.pool.acquire(&launch).await?.0)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-/// How waiting for an invocation ended.
-#[derive(Debug)]
-enum Settled {
-    Done(Outcome),
-    /// The function ran past its deadline.
-    TimedOut,
-    /// The runtime never asked for the event.
-    InitTimedOut,
-}
-
-/// Wait for the runtime to take the event (bounded by [`INIT_TIMEOUT`]),
-/// then for its answer (bounded by the deadline it was given).
-async fn settle(ticket: Ticket) -> Settled {
-    let Ticket { accepted, mut outcome } = ticket;
-    let deadline = tokio::select! {
-        biased;
-        done = &mut outcome => return Settled::Done(done.unwrap_or(Outcome::Exited(ExitReason::Removed))),
-        taken = tokio::time::timeout(INIT_TIMEOUT, accepted) => match taken {
-            Ok(Ok(deadline)) => deadline,
-            // Settled without being taken (init error, exit): the outcome is ready.
-            Ok(Err(_)) => return Settled::Done(outcome.await.unwrap_or(Outcome::Exited(ExitReason::Removed))),
-            Err(_) => return Settled::InitTimedOut,
-        },
-    };
-    match tokio::time::timeout_at(deadline.into(), outcome).await {
-        Ok(done) => Settled::Done(done.unwrap_or(Outcome::Exited(ExitReason::Removed))),
-        Err(_) => Settled::TimedOut,
-    }
-}
-
-/// Turn how an invocation settled into Lambda's answer.
-fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> InvokeResponse {
-    let platform_error = |error_type: &str, message: String| {
-        serde_json::json!({ "errorMessage": message, "errorType": error_type }).to_string().into()
-    };
-    let (payload, failed) = match settled {
-        Settled::Done(Outcome::Response(body)) => (body, false),
-        Settled::Done(Outcome::Error { body, error_type }) => {
-            let body = if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
-                body
-            } else {
-                let message = String::from_utf8_lossy(&body).into_owned();
-                platform_error(error_type.as_deref().unwrap_or("Runtime.Unknown"), message)
-            };
-            (body, true)
-        }
-        Settled::Done(Outcome::ResponseTooLarge) => (
-            platform_error(
-                "Function.ResponseSizeTooLarge",
-                format!(
-                    "Response payload size exceeded maximum allowed payload size ({} bytes).",
-                    crate::runtime_api::MAX_RESPONSE
-                ),
-            ),
-            true,
-        ),
-        Settled::Done(Outcome::Exited(reason)) => {
-            let (kind, detail) = match reason {
-                ExitReason::Code(c) => ("Runtime.ExitError", format!("Runtime exited with error: exit status {c}")),
-                ExitReason::Signal(s) => {
-                    ("Runtime.ExitError", format!("Runtime exited with error: signal: {}", signal_name(s)))
-                }
-                ExitReason::OutOfMemory => {
-                    ("Runtime.OutOfMemory", "Runtime exited with error: signal: killed".to_owned())
-                }
-                ExitReason::Removed => ("Runtime.ExitError", "Runtime exited without providing a reason".to_owned()),
-            };
-            (platform_error(kind, format!("RequestId: {request_id} Error: {detail}")), true)
-        }
-        Settled::TimedOut => (
-            platform_error(
-                "Sandbox.Timedout",
-                format!("RequestId: {request_id} Error: Task timed out after {timeout_s}.00 seconds"),
-            ),
-            true,
-        ),
-        Settled::InitTimedOut => (
-            platform_error(
-                "Runtime.InitError",
-                format!(
-                    "RequestId: {request_id} Error: Runtime did not ask for its first event within {}.00 seconds",
-                    INIT_TIMEOUT.as_secs()
-                ),
-            ),
-            true,
-        ),
-    };
-    InvokeResponse {
-        payload,
-        function_error: failed.then_some("Unhandled"),
-        executed_version: LATEST,
-        request_id: request_id.to_owned(),
-    }
-}
-
-/// Signal names as Lambda (Go's os/exec) prints them.
-fn signal_name(sig: i32) -> String {
-    match sig {
-        1 => "hangup".into(),
-        2 => "interrupt".into(),
-        3 => "quit".into(),
-        4 => "illegal instruction".into(),
-        6 => "aborted".into(),
-        7 => "bus error".into(),
-        8 => "floating point exception".into(),
-        9 => "killed".into(),
-        11 => "segmentation fault".into(),
-        13 => "broken pipe".into(),
-        15 => "terminated".into(),
-        other => format!("signal {other}"),
-    }
-}
-
-/// An X-Ray style trace header for `Lambda-Runtime-Trace-Id`.
-fn trace_id() -> String {
-    let epoch = chrono::Utc::now().timestamp();
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let parent = uuid::Uuid::new_v4().simple().to_string();
-    format!("Root=1-{epoch:08x}-{};Parent={};Sampled=0", &id[..24], &parent[..16])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn json(r: &InvokeResponse) -> serde_json::Value {
-        serde_json::from_slice(&r.payload).unwrap()
-    }
-
-    #[test]
-    fn timeouts_read_like_lambdas() {
-        let r = respond(Settled::TimedOut, "abc", 3);
-        assert_eq!(r.function_error, Some("Unhandled"));
-        assert_eq!(json(&r)["errorType"], "Sandbox.Timedout");
-        assert_eq!(json(&r)["errorMessage"], "RequestId: abc Error: Task timed out after 3.00 seconds");
-    }
-
-    #[test]
-    fn exits_read_like_lambdas() {
-        let r = respond(Settled::Done(Outcome::Exited(ExitReason::Code(42))), "id", 3);
-        assert_eq!(json(&r)["errorType"], "Runtime.ExitError");
-        assert_eq!(json(&r)["errorMessage"], "RequestId: id Error: Runtime exited with error: exit status 42");
-        let r = respond(Settled::Done(Outcome::Exited(ExitReason::Signal(9))), "id", 3);
-        assert!(json(&r)["errorMessage"].as_str().unwrap().ends_with("signal: killed"));
-        let r = respond(Settled::Done(Outcome::Exited(ExitReason::OutOfMemory)), "id", 3);
-        assert_eq!(json(&r)["errorType"], "Runtime.OutOfMemory");
-    }
-
-    #[test]
-    fn runtime_errors_pass_through_and_garbage_is_wrapped() {
-        let doc = Bytes::from_static(br#"{"errorMessage":"boom","errorType":"ValueError","stackTrace":[]}"#);
-        let r = respond(Settled::Done(Outcome::Error { body: doc.clone(), error_type: None }), "id", 3);
-        assert_eq!(r.payload, doc);
-        let r = respond(
-            Settled::Done(Outcome::Error {
-                body: Bytes::from_static(b"not json"),
-                error_type: Some("Function.X".into()),
-            }),
-            "id",
-            3,
-        );
-        assert_eq!(json(&r)["errorType"], "Function.X");
-        let ok = respond(Settled::Done(Outcome::Response(Bytes::from_static(b"1"))), "id", 3);
-        assert_eq!((ok.function_error, ok.payload.as_ref()), (None, &b"1"[..]));
-    }
-
-    #[test]
-    fn trace_ids_have_xray_shape() {
-        let t = trace_id();
-        assert!(t.starts_with("Root=1-") && t.contains(";Parent=") && t.ends_with(";Sampled=0"), "{t}");
     }
 }

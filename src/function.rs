@@ -20,6 +20,10 @@ pub const TIMEOUT_RANGE: (u32, u32) = (1, 900);
 pub const DEFAULT_MEMORY_MB: u32 = 128;
 pub const DEFAULT_TIMEOUT_S: u32 = 3;
 pub const DEFAULT_EPHEMERAL_MB: u32 = 512;
+/// EphemeralStorage (`/tmp`) limits in MB, as on Lambda.
+pub const EPHEMERAL_RANGE: (u32, u32) = (512, 10_240);
+/// Largest idle TTL a function may ask for (one day).
+pub const MAX_IDLE_TTL_S: u32 = 86_400;
 /// The only version until versions are published.
 pub const LATEST: &str = "$LATEST";
 /// Total size of user environment variables (keys plus values), 4 KB.
@@ -227,7 +231,7 @@ pub fn validate_environment(vars: &BTreeMap<String, String>) -> Result<(), Inval
 /// A function as stored: its configuration and which code it runs.
 /// `revision_id` changes on every update, so warm containers of an older
 /// revision are never handed a newer invocation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Function {
     pub name: String,
     pub runtime: String,
@@ -244,6 +248,16 @@ pub struct Function {
     /// `2020-04-10T19:06:32.563+0000`, as Lambda formats it.
     pub last_modified: String,
     pub revision_id: String,
+    /// PutFunctionConcurrency: at most this many invocations at once.
+    #[serde(default)]
+    pub reserved_concurrency: Option<u32>,
+    /// PutProvisionedConcurrencyConfig: containers kept initialised ahead of traffic.
+    #[serde(default)]
+    pub provisioned_concurrency: u32,
+    /// How long an idle container is kept (lambdabox's own setting; the
+    /// controller's default when unset).
+    #[serde(default)]
+    pub idle_ttl_s: Option<u32>,
 }
 
 /// The part of a function's configuration that UpdateFunctionConfiguration
@@ -257,6 +271,9 @@ pub struct ConfigPatch {
     pub memory_mb: Option<u32>,
     pub timeout_s: Option<u32>,
     pub environment: Option<BTreeMap<String, String>>,
+    pub ephemeral_storage_mb: Option<u32>,
+    /// `Some(0)` clears the function's own TTL (back to the controller's).
+    pub idle_ttl_s: Option<u32>,
 }
 
 impl ConfigPatch {
@@ -282,12 +299,28 @@ impl ConfigPatch {
         if let Some(env) = &self.environment {
             validate_environment(env)?;
         }
+        if let Some(e) = self.ephemeral_storage_mb {
+            in_range(e, EPHEMERAL_RANGE, "ephemeralStorage.size")?;
+        }
+        if let Some(t) = self.idle_ttl_s {
+            in_range(t, (0, MAX_IDLE_TTL_S), "idleTtlSeconds")?;
+        }
         Ok(())
     }
 
     /// Apply the set fields to `f`.
     pub fn apply(self, f: &mut Function) {
-        let ConfigPatch { runtime, handler, role, description, memory_mb, timeout_s, environment } = self;
+        let ConfigPatch {
+            runtime,
+            handler,
+            role,
+            description,
+            memory_mb,
+            timeout_s,
+            environment,
+            ephemeral_storage_mb,
+            idle_ttl_s,
+        } = self;
         set(&mut f.runtime, runtime);
         set(&mut f.handler, handler);
         set(&mut f.role, role);
@@ -295,6 +328,10 @@ impl ConfigPatch {
         set(&mut f.memory_mb, memory_mb);
         set(&mut f.timeout_s, timeout_s);
         set(&mut f.environment, environment);
+        set(&mut f.ephemeral_storage_mb, ephemeral_storage_mb);
+        if let Some(ttl) = idle_ttl_s {
+            f.idle_ttl_s = (ttl > 0).then_some(ttl);
+        }
     }
 }
 

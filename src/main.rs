@@ -1,6 +1,7 @@
 //! The `lambdabox` binary: parse the command line, set up logging, run.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -76,12 +77,19 @@ fn serve_config(args: &ServeArgs) -> Result<ServeConfig> {
             init_bin.display()
         );
     }
-    Ok(ServeConfig {
-        data_dir,
-        init_bin,
-        network: args.network.clone(),
-        realm: Realm { region: args.region.clone(), ..Realm::default() },
-    })
+    if args.user.split(':').count() != 2 || args.user.split(':').any(|p| p.parse::<u32>().is_err()) {
+        anyhow::bail!("--user {}: expected numeric uid:gid", args.user);
+    }
+    let mut config = ServeConfig::new(data_dir, init_bin);
+    config.network = args.network.clone();
+    config.realm = Realm { region: args.region.clone(), ..Realm::default() };
+    config.memory_budget_mb = args.memory_budget_mb;
+    config.queue_timeout = Duration::from_millis(args.queue_timeout_ms);
+    config.idle_ttl = Duration::from_secs(args.idle_ttl);
+    config.cpu_limit = !args.no_cpu_limit;
+    config.user = args.user.clone();
+    config.drain_timeout = Duration::from_secs(args.drain_timeout);
+    Ok(config)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,26 +1,36 @@
-//! Warm containers per function, started on demand.
+//! Warm containers per function: started on demand within limits, reused,
+//! recycled when idle, evicted when memory runs short, kept ready when
+//! provisioned.
 //!
 //! A [`Container`] serves one function revision for its whole life and one
-//! invocation at a time: the pool hands it out exclusively ([`Pool::acquire`])
-//! and takes it back when the invocation is over ([`Pool::release`]). Each
-//! container has a watcher task that learns of its death from the backend,
-//! settles its mailbox and cleans up, so a crash is never noticed late.
+//! invocation at a time: [`Pool::acquire`] hands it out exclusively as a
+//! [`Lease`] and the lease gives it back. Two limits bound how many run:
+//! the function's reserved concurrency, and the box's memory budget (the sum
+//! of the live containers' MemorySize). Over either, a request waits in a
+//! short queue and is then throttled.
+//!
+//! Each container has a watcher task that learns of its death from the
+//! backend and settles its mailbox, so a crash is noticed at once, and a
+//! maintenance task reaps idle containers and tops up provisioned ones.
 
 mod environment;
+mod state;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use serde::Serialize;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::backend::{Backend, BackendError, BindMount, ContainerSpec, ExitInfo};
+use crate::backend::{Backend, BackendError, BindMount, ContainerSpec, ExitInfo, Sandbox};
 use crate::function::{Function, Realm, Runtime};
 use crate::runtime_api::{self, ExitReason, Mailbox};
-
 pub use environment::lambda_environment;
+use state::{Admission, State};
 
 /// Label keys every lambdabox container carries.
 pub mod labels {
@@ -36,10 +46,14 @@ pub mod labels {
     pub const REVISION: &str = "lambdabox.revision";
 }
 
-/// Where containers' mounts come from inside them.
+/// Where containers' mounts appear inside them.
 const INIT_TARGET: &str = "/lambdabox/init";
 const SOCKET_DIR_TARGET: &str = "/lambdabox/rt";
 const TASK_ROOT: &str = "/var/task";
+/// Memory that buys one full vCPU, as on Lambda.
+const MB_PER_VCPU: i64 = 1769;
+/// How often the maintenance task looks at idle and provisioned containers.
+const MAINTENANCE_TICK: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -47,6 +61,27 @@ pub enum PoolError {
     Backend(#[from] BackendError),
     #[error("runtime API socket {path}: {source}")]
     Socket { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Throttled(Throttle),
+}
+
+/// Which limit turned an invocation away; the names are Lambda's `Reason`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Throttle {
+    #[error("Rate Exceeded: the function's reserved concurrency is in use")]
+    Reserved,
+    #[error("Rate Exceeded: the box's memory budget for containers is in use")]
+    Budget,
+}
+
+impl Throttle {
+    /// Lambda's `Reason` for this throttle.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Throttle::Reserved => "ReservedFunctionConcurrentInvocationLimitExceeded",
+            Throttle::Budget => "ConcurrentInvocationLimitExceeded",
+        }
+    }
 }
 
 /// Settings fixed at start-up.
@@ -64,6 +99,17 @@ pub struct PoolConfig {
     /// Value of [`labels::INSTANCE`].
     pub instance: String,
     pub realm: Realm,
+    /// The most MemorySize all live containers may add up to.
+    pub memory_budget_mb: u64,
+    /// How long an invocation over a limit waits for room before 429.
+    pub queue_timeout: Duration,
+    /// Idle TTL for functions that do not set their own.
+    pub idle_ttl: Duration,
+    /// Cap each container's CPU in proportion to its memory once its
+    /// runtime is initialised (init itself runs unthrottled).
+    pub cpu_limit: bool,
+    /// User the function containers run as (`uid:gid`).
+    pub user: String,
 }
 
 /// What the pool needs to start a container for a function.
@@ -84,17 +130,88 @@ pub struct Container {
     pub docker_id: String,
     pub function: String,
     pub revision: String,
+    pub memory_mb: u32,
+    /// Started for provisioned concurrency: never reaped while configured.
+    pub provisioned: bool,
     pub mailbox: Arc<Mailbox>,
     pub started: Instant,
+    idle_ttl: Duration,
     invocations: AtomicU64,
+    /// When it last finished an invocation (or was started), for TTL and LRU.
+    last_used: Mutex<Instant>,
+    busy: AtomicBool,
     server: JoinHandle<()>,
 }
 
 impl Container {
-    /// Count one more invocation served; returns the new total.
-    pub fn served(&self) -> u64 {
-        self.invocations.fetch_add(1, Ordering::Relaxed) + 1
+    /// Invocations served so far.
+    pub fn invocations(&self) -> u64 {
+        self.invocations.load(Ordering::Relaxed)
     }
+
+    fn last_used(&self) -> Instant {
+        *self.last_used.lock().expect("container poisoned")
+    }
+
+    fn touch(&self) {
+        *self.last_used.lock().expect("container poisoned") = Instant::now();
+    }
+}
+
+/// A container lent to one invocation. Give it back with [`Lease::release`]
+/// (it may serve again) or [`Lease::discard`]; dropping it discards it.
+#[derive(Debug)]
+pub struct Lease {
+    pool: Pool,
+    container: Option<Arc<Container>>,
+    /// Whether the container was started for this invocation.
+    pub cold: bool,
+}
+
+impl Lease {
+    pub fn container(&self) -> &Arc<Container> {
+        self.container.as_ref().expect("lease holds its container until returned")
+    }
+
+    /// The invocation is over: keep the container warm if it can serve again.
+    pub fn release(mut self) {
+        if let Some(c) = self.container.take() {
+            c.invocations.fetch_add(1, Ordering::Relaxed);
+            self.pool.give_back(c, true);
+        }
+    }
+
+    /// The container must not serve again (timeout, crash).
+    pub fn discard(mut self) {
+        if let Some(c) = self.container.take() {
+            c.invocations.fetch_add(1, Ordering::Relaxed);
+            self.pool.give_back(c, false);
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(c) = self.container.take() {
+            self.pool.give_back(c, false);
+        }
+    }
+}
+
+/// What `lambdabox ps` shows of a container.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerInfo {
+    pub container: String,
+    pub docker_id: String,
+    pub function: String,
+    pub revision: String,
+    /// `starting`, `idle` or `busy`.
+    pub state: &'static str,
+    pub provisioned: bool,
+    pub memory_mb: u32,
+    pub age_ms: u64,
+    pub idle_ms: u64,
+    pub invocations: u64,
 }
 
 /// See the module documentation. Cheap to clone.
@@ -107,66 +224,104 @@ pub struct Pool {
 struct Inner {
     backend: Arc<dyn Backend>,
     config: PoolConfig,
-    /// Idle containers per function name, most recently used last.
-    idle: Mutex<HashMap<String, Vec<Arc<Container>>>>,
-    /// Every container this run started and has not yet seen die.
-    live: Mutex<HashMap<String, Arc<Container>>>,
+    state: Mutex<State>,
+    /// Notified whenever capacity may have freed up.
+    changed: Notify,
 }
 
 impl Pool {
     pub fn new(backend: Arc<dyn Backend>, config: PoolConfig) -> Pool {
-        Pool { inner: Arc::new(Inner { backend, config, idle: Mutex::default(), live: Mutex::default() }) }
+        Pool { inner: Arc::new(Inner { backend, config, state: Mutex::default(), changed: Notify::new() }) }
     }
 
     pub fn config(&self) -> &PoolConfig {
         &self.inner.config
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().expect("pool poisoned")
+    }
+
+    /// Start the maintenance task (idle reaping, provisioned top-ups). It
+    /// holds only a weak reference: it ends when the pool is dropped.
+    pub fn start_maintenance(&self) -> JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                Pool { inner }.maintain();
+            }
+        })
+    }
+
     /// Remove containers an earlier run from this data directory left behind.
     pub async fn remove_leftovers(&self) -> Result<usize, PoolError> {
         let ids = self.inner.backend.list_labelled(labels::HOME, &self.inner.config.home).await?;
-        let ours: Vec<String> =
-            self.inner.live.lock().expect("pool poisoned").values().map(|c| c.docker_id.clone()).collect();
+        let ours = self.state().docker_ids();
         let stale: Vec<String> = ids.into_iter().filter(|id| !ours.contains(id)).collect();
         let count = stale.len();
         futures_util::future::join_all(stale.into_iter().map(|id| self.inner.backend.remove(id))).await;
         Ok(count)
     }
 
-    /// An idle warm container of this function revision, else a new one.
-    /// Returns the container and whether it was started for this call (cold).
-    pub async fn acquire(&self, launch: &Launch) -> Result<(Arc<Container>, bool), PoolError> {
-        if let Some(c) = self.take_idle(&launch.function) {
-            return Ok((c, false));
-        }
-        Ok((self.start(launch).await?, true))
-    }
-
-    fn take_idle(&self, f: &Function) -> Option<Arc<Container>> {
-        let mut idle = self.inner.idle.lock().expect("pool poisoned");
-        let list = idle.get_mut(&f.name)?;
-        while let Some(c) = list.pop() {
-            if c.revision == f.revision_id && c.mailbox.is_usable() {
-                return Some(c);
+    /// A container for one invocation of `launch.function`: an idle warm one,
+    /// else a new one if the limits allow, else wait up to the queue timeout
+    /// for room and then [`PoolError::Throttled`].
+    pub async fn acquire(&self, launch: &Launch) -> Result<Lease, PoolError> {
+        let deadline = tokio::time::Instant::now() + self.inner.config.queue_timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let admission = self.state().admit(&launch.function, self.inner.config.memory_budget_mb);
+            let throttle = match admission {
+                Admission::Warm(c, evicted) => {
+                    self.destroy_all(evicted);
+                    return Ok(Lease { pool: self.clone(), container: Some(c), cold: false });
+                }
+                Admission::Start(evicted) => {
+                    self.destroy_all(evicted);
+                    break;
+                }
+                Admission::Throttled(t, evicted) => {
+                    self.destroy_all(evicted);
+                    t
+                }
+            };
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(PoolError::Throttled(throttle));
             }
-            self.destroy(c);
         }
-        None
+        match self.start(launch, false).await {
+            Ok(c) => Ok(Lease { pool: self.clone(), container: Some(c), cold: true }),
+            Err(e) => {
+                self.state().cancel_start(&launch.function.name, launch.function.memory_mb, true);
+                self.inner.changed.notify_waiters();
+                Err(e)
+            }
+        }
     }
 
-    /// Give a container back after an invocation: warm if it can serve
-    /// again, removed otherwise.
-    pub fn release(&self, c: Arc<Container>) {
-        if !c.mailbox.is_usable() || !self.inner.live.lock().expect("pool poisoned").contains_key(&c.key) {
+    fn give_back(&self, c: Arc<Container>, reusable: bool) {
+        let doomed = self.state().give_back(&c, reusable && c.mailbox.is_usable());
+        if let Some(c) = doomed {
             self.destroy(c);
-            return;
         }
-        self.inner.idle.lock().expect("pool poisoned").entry(c.function.clone()).or_default().push(c);
+        self.inner.changed.notify_waiters();
     }
 
-    /// Remove a container now (timeout, crash, retirement). Its watcher does the
-    /// rest of the clean-up when Docker reports it gone.
-    pub fn destroy(&self, c: Arc<Container>) {
+    fn destroy_all(&self, containers: Vec<Arc<Container>>) {
+        for c in containers {
+            self.destroy(c);
+        }
+    }
+
+    /// Remove a container that is already out of the pool's books. Its watcher
+    /// finishes the clean-up when the backend reports it gone.
+    fn destroy(&self, c: Arc<Container>) {
         c.mailbox.exited(ExitReason::Removed);
         let backend = self.inner.backend.clone();
         tokio::spawn(async move {
@@ -176,24 +331,70 @@ impl Pool {
         });
     }
 
-    /// Retire every idle container of `function` (updated or deleted).
-    /// Busy ones are retired by [`Pool::release`] when their revision is stale.
-    pub fn retire(&self, function: &str) {
-        let retired = self.inner.idle.lock().expect("pool poisoned").remove(function).unwrap_or_default();
-        for c in retired {
-            self.destroy(c);
-        }
+    /// `function` changed (`Some(new revision)`) or was deleted (`None`):
+    /// retire its idle containers now and its busy ones when they finish.
+    pub fn retire(&self, function: &str, revision: Option<&str>) {
+        let retired = self.state().retire(function, revision);
+        self.destroy_all(retired);
+        self.inner.changed.notify_waiters();
     }
 
-    /// How many containers of `function` are alive (idle or busy).
+    /// Keep `count` initialised containers of `launch` ready (0 stops it).
+    pub fn set_provisioned(&self, launch: Launch, count: u32) {
+        self.state().set_provisioned(launch, count);
+        self.maintain();
+    }
+
+    /// How many provisioned containers of `function` are initialised.
+    pub fn provisioned_ready(&self, function: &str) -> u32 {
+        self.state().provisioned_ready(function)
+    }
+
+    /// How many containers of `function` are alive (starting, idle or busy).
     pub fn count(&self, function: &str) -> usize {
-        self.inner.live.lock().expect("pool poisoned").values().filter(|c| c.function == function).count()
+        self.state().containers_of(function).count()
+    }
+
+    /// Every live container, for `lambdabox ps`.
+    pub fn list(&self) -> Vec<ContainerInfo> {
+        self.state().list(Instant::now())
+    }
+
+    /// Reap idle containers past their TTL and start missing provisioned ones.
+    fn maintain(&self) {
+        let (expired, to_start) = self.state().maintenance(Instant::now(), self.inner.config.memory_budget_mb);
+        let freed = !expired.is_empty();
+        for c in expired {
+            tracing::info!(function = %c.function, container = %c.key, "idle past its TTL; removing");
+            self.destroy(c);
+        }
+        if freed {
+            self.inner.changed.notify_waiters();
+        }
+        for launch in to_start {
+            let pool = self.clone();
+            tokio::spawn(async move {
+                let f = launch.function.clone();
+                match pool.start(&launch, true).await {
+                    Ok(c) => {
+                        let doomed = pool.state().give_back(&c, true);
+                        if let Some(c) = doomed {
+                            pool.destroy(c);
+                        }
+                    }
+                    Err(e) => {
+                        pool.state().cancel_start(&f.name, f.memory_mb, false);
+                        tracing::warn!(function = %f.name, error = %e, "could not start a provisioned container");
+                    }
+                }
+                pool.inner.changed.notify_waiters();
+            });
+        }
     }
 
     /// Remove every container of this run; used at shutdown.
     pub async fn shutdown(&self) {
-        let all: Vec<Arc<Container>> = self.inner.live.lock().expect("pool poisoned").drain().map(|(_, c)| c).collect();
-        self.inner.idle.lock().expect("pool poisoned").clear();
+        let all = self.state().drain();
         let removals = all.iter().map(|c| {
             c.mailbox.exited(ExitReason::Removed);
             c.server.abort();
@@ -207,7 +408,8 @@ impl Pool {
         let _ = std::fs::remove_dir_all(&self.inner.config.run_dir);
     }
 
-    async fn start(&self, launch: &Launch) -> Result<Arc<Container>, PoolError> {
+    /// Start a container (its memory already reserved) and register it busy.
+    async fn start(&self, launch: &Launch, provisioned: bool) -> Result<Arc<Container>, PoolError> {
         let key = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let dir = self.inner.config.run_dir.join(&key);
         let socket_err = |source| PoolError::Socket { path: dir.clone(), source };
@@ -215,7 +417,7 @@ impl Pool {
         let listener = runtime_api::bind(&dir.join("runtime.sock")).map_err(socket_err)?;
         let mailbox = Arc::new(Mailbox::new());
         let server = tokio::spawn(runtime_api::serve(listener, mailbox.clone()));
-        let spec = self.container_spec(launch, &key, &dir);
+        let spec = self.container_spec(launch, &key, &dir, provisioned);
         let docker_id = match self.inner.backend.start(spec).await {
             Ok(id) => id,
             Err(e) => {
@@ -225,28 +427,38 @@ impl Pool {
             }
         };
         let f = &launch.function;
+        let idle_ttl = f.idle_ttl_s.map_or(self.inner.config.idle_ttl, |s| Duration::from_secs(u64::from(s)));
         let container = Arc::new(Container {
-            key: key.clone(),
+            key,
             docker_id,
             function: f.name.clone(),
             revision: f.revision_id.clone(),
+            memory_mb: f.memory_mb,
+            provisioned,
             mailbox,
             started: Instant::now(),
+            idle_ttl,
             invocations: AtomicU64::new(0),
+            last_used: Mutex::new(Instant::now()),
+            busy: AtomicBool::new(true),
             server,
         });
-        self.inner.live.lock().expect("pool poisoned").insert(key, container.clone());
+        self.state().register(container.clone());
         tokio::spawn(watch(self.inner.clone(), container.clone(), dir));
-        tracing::info!(function = %f.name, container = %container.key, "container started");
+        if self.inner.config.cpu_limit {
+            tokio::spawn(limit_cpu_after_init(self.inner.backend.clone(), container.clone()));
+        }
+        tracing::info!(function = %f.name, container = %container.key, provisioned, "container started");
         Ok(container)
     }
 
-    fn container_spec(&self, launch: &Launch, key: &str, socket_dir: &std::path::Path) -> ContainerSpec {
+    fn container_spec(&self, launch: &Launch, key: &str, socket_dir: &Path, provisioned: bool) -> ContainerSpec {
         let cfg = &self.inner.config;
         let f = &launch.function;
         let mut entrypoint = vec![INIT_TARGET.to_owned()];
         entrypoint.extend(launch.runtime.bootstrap.iter().map(|s| s.to_string()));
-        let mut env = lambda_environment(f, launch.runtime, &cfg.realm, "on-demand");
+        let init_type = if provisioned { "provisioned-concurrency" } else { "on-demand" };
+        let mut env = lambda_environment(f, launch.runtime, &cfg.realm, init_type);
         env.push(format!("LAMBDABOX_RUNTIME_SOCKET={SOCKET_DIR_TARGET}/runtime.sock"));
         let labels = HashMap::from([
             (labels::MANAGED.to_owned(), "1".to_owned()),
@@ -270,6 +482,22 @@ impl Pool {
             memory_mb: f.memory_mb,
             network: cfg.network.clone(),
             working_dir: TASK_ROOT.into(),
+            sandbox: Sandbox { user: cfg.user.clone(), tmp_mb: f.ephemeral_storage_mb, ..Sandbox::default() },
+        }
+    }
+}
+
+/// CPU in proportion to memory: one vCPU at 1,769 MB.
+pub fn nano_cpus_for(memory_mb: u32) -> i64 {
+    i64::from(memory_mb) * 1_000_000_000 / MB_PER_VCPU
+}
+
+/// Once the runtime has initialised, cap the container's CPU. Init runs
+/// with the whole machine, so cold starts do not pay for small MemorySizes.
+async fn limit_cpu_after_init(backend: Arc<dyn Backend>, c: Arc<Container>) {
+    if c.mailbox.wait_ready().await {
+        if let Err(e) = backend.limit_cpu(c.docker_id.clone(), nano_cpus_for(c.memory_mb)).await {
+            tracing::warn!(container = %c.key, error = %e, "could not limit CPU");
         }
     }
 }
@@ -285,10 +513,8 @@ async fn watch(inner: Arc<Inner>, c: Arc<Container>, dir: PathBuf) {
         }
     };
     c.mailbox.exited(reason);
-    inner.live.lock().expect("pool poisoned").remove(&c.key);
-    if let Some(list) = inner.idle.lock().expect("pool poisoned").get_mut(&c.function) {
-        list.retain(|x| x.key != c.key);
-    }
+    inner.state.lock().expect("pool poisoned").forget(&c.key);
+    inner.changed.notify_waiters();
     c.server.abort();
     if let Err(e) = inner.backend.remove(c.docker_id.clone()).await {
         tracing::warn!(container = %c.key, error = %e, "could not remove stopped container");

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use sha2::{Digest, Sha256};
@@ -32,6 +33,46 @@ pub struct ServeConfig {
     pub init_bin: PathBuf,
     pub network: String,
     pub realm: Realm,
+    /// Budget for the sum of live containers' MemorySize; `None` means 75%
+    /// of the host's memory.
+    pub memory_budget_mb: Option<u64>,
+    pub queue_timeout: Duration,
+    pub idle_ttl: Duration,
+    pub cpu_limit: bool,
+    pub user: String,
+    /// How long shutdown waits for in-flight invocations.
+    pub drain_timeout: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults for everything but where things are.
+    pub fn new(data_dir: PathBuf, init_bin: PathBuf) -> ServeConfig {
+        ServeConfig {
+            data_dir,
+            init_bin,
+            network: "bridge".into(),
+            realm: Realm::default(),
+            memory_budget_mb: None,
+            queue_timeout: Duration::from_millis(100),
+            idle_ttl: Duration::from_secs(600),
+            cpu_limit: true,
+            user: crate::backend::Sandbox::default().user,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Three quarters of the host's memory (`MemTotal`), in MB.
+pub fn default_memory_budget_mb() -> u64 {
+    let total_kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(4 * 1024 * 1024);
+    total_kb / 1024 * 3 / 4
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +103,7 @@ pub fn home_id(data_dir: &Path) -> String {
 pub struct Controller {
     engine: Arc<Engine>,
     pool: Pool,
+    drain_timeout: Duration,
 }
 
 impl Controller {
@@ -83,6 +125,11 @@ impl Controller {
                 home,
                 instance: uuid::Uuid::new_v4().simple().to_string(),
                 realm: config.realm.clone(),
+                memory_budget_mb: config.memory_budget_mb.unwrap_or_else(default_memory_budget_mb),
+                queue_timeout: config.queue_timeout,
+                idle_ttl: config.idle_ttl,
+                cpu_limit: config.cpu_limit,
+                user: config.user.clone(),
             },
         );
         let removed = pool.remove_leftovers().await?;
@@ -91,13 +138,21 @@ impl Controller {
         }
         let images = Arc::new(Images::new(docker));
         prepare_images_in_use(&store, &images);
-        tracing::info!(data_dir = %config.data_dir.display(), functions = store.list().len(), "controller started");
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            functions = store.list().len(),
+            memory_budget_mb = pool.config().memory_budget_mb,
+            "controller started"
+        );
         let engine = Arc::new(Engine::new(store, pool.clone(), images, config.realm));
-        Ok(Controller { engine, pool })
+        pool.start_maintenance();
+        engine.restore_provisioned().await;
+        Ok(Controller { engine, pool, drain_timeout: config.drain_timeout })
     }
 
-    /// Serve the Lambda API on `listener` until `shutdown` resolves, then
-    /// remove every container this run started.
+    /// Serve the Lambda API on `listener` until `shutdown` resolves; then
+    /// stop accepting, let in-flight invocations finish (at most the drain
+    /// timeout) and remove every container this run started.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -106,10 +161,30 @@ impl Controller {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let result = axum::serve(listener, api::app(self.engine)).with_graceful_shutdown(shutdown).await;
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                stop.cancel();
+            }
+        });
+        let server =
+            axum::serve(listener, api::app(self.engine)).with_graceful_shutdown(stop.clone().cancelled_owned());
+        let drain_limit = async {
+            stop.cancelled().await;
+            tokio::time::sleep(self.drain_timeout).await;
+        };
+        let result = tokio::select! {
+            r = server => r.map_err(ServeError::from),
+            () = drain_limit => {
+                tracing::warn!(secs = self.drain_timeout.as_secs(), "in-flight invocations outlived the drain timeout");
+                Ok(())
+            }
+        };
         tracing::info!("shutting down: removing containers");
         self.pool.shutdown().await;
-        result.map_err(ServeError::from)
+        result
     }
 }
 

@@ -155,6 +155,7 @@ mod tests {
             code_size: 10,
             last_modified: "2026-01-01T00:00:00.000+0000".into(),
             revision_id: "r1".into(),
+            ..Default::default()
         }
     }
 

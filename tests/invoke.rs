@@ -101,7 +101,7 @@ async fn function_errors_have_lambdas_shape() {
     let id = headers["x-amzn-requestid"].to_str().unwrap();
     assert_eq!(doc["errorMessage"], format!("RequestId: {id} Error: Runtime exited with error: exit status 3"));
 
-    deploy(&server, "hog", "app.hog", json!({"MemorySize": 128})).await;
+    deploy(&server, "hog", "app.hog", json!({"MemorySize": 128, "Timeout": 20})).await;
     let (_, headers, doc) = invoke(&server, "hog", "{}").await;
     assert_eq!(headers["x-amz-function-error"], "Unhandled");
     assert_eq!(doc["errorType"], "Runtime.OutOfMemory", "{doc}");

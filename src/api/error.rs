@@ -14,11 +14,13 @@ pub struct ApiError {
     /// The exception name, e.g. `ResourceNotFoundException`.
     pub code: &'static str,
     pub message: String,
+    /// TooManyRequestsException's `Reason`.
+    pub reason: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), reason: None }
     }
 
     pub fn invalid_parameter(message: impl Into<String>) -> ApiError {
@@ -52,6 +54,13 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidParameter(_) => ApiError::invalid_parameter(message),
             EngineError::InvalidRequestContent(_) => ApiError::invalid_content(message),
             EngineError::RequestTooLarge(_) => ApiError::too_large(message),
+            EngineError::Throttled(t) => ApiError {
+                reason: Some(t.reason()),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", message)
+            },
+            EngineError::ProvisionedNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "ProvisionedConcurrencyConfigNotFoundException", message)
+            }
             EngineError::Service(_) => {
                 tracing::error!(error = %message, "service error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", message)
@@ -62,11 +71,18 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "Type": self.fault(), "message": self.message });
+        let mut body = serde_json::json!({ "Type": self.fault(), "message": self.message });
+        if let Some(reason) = self.reason {
+            body["Reason"] = reason.into();
+        }
         let mut response = (self.status, body.to_string()).into_response();
         let h = response.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert("x-amzn-errortype", HeaderValue::from_static(self.code));
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            // Seconds; clients back off and retry.
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -83,6 +99,11 @@ mod tests {
         let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v, serde_json::json!({"Type": "User", "message": "Function not found: x"}));
+        let r = ApiError::from(EngineError::Throttled(crate::pool::Throttle::Reserved)).into_response();
+        assert_eq!((r.status().as_u16(), r.headers()["retry-after"].to_str().unwrap()), (429, "1"));
+        let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["Reason"], "ReservedFunctionConcurrentInvocationLimitExceeded");
         let r = ApiError::from(EngineError::Service("docker".into()));
         assert_eq!((r.status.as_u16(), r.fault()), (500, "Service"));
     }

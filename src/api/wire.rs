@@ -47,6 +47,8 @@ pub struct CreateFunctionBody {
     pub package_type: Option<String>,
     pub architectures: Option<Vec<String>>,
     pub ephemeral_storage: Option<EphemeralStorageBody>,
+    /// lambdabox's own: seconds an idle container is kept.
+    pub idle_ttl_seconds: Option<u32>,
 }
 
 /// UpdateFunctionCode's body.
@@ -71,6 +73,33 @@ pub struct UpdateConfigurationBody {
     pub timeout: Option<u32>,
     pub environment: Option<EnvironmentBody>,
     pub ephemeral_storage: Option<EphemeralStorageBody>,
+    /// lambdabox's own: seconds an idle container is kept (0: the default).
+    pub idle_ttl_seconds: Option<u32>,
+}
+
+/// PutFunctionConcurrency's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConcurrencyBody {
+    pub reserved_concurrent_executions: u32,
+}
+
+/// PutProvisionedConcurrencyConfig's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvisionedBody {
+    pub provisioned_concurrent_executions: u32,
+}
+
+/// The provisioned concurrency config as Lambda reports it.
+pub fn provisioned_config(s: &crate::engine::ProvisionedStatus) -> serde_json::Value {
+    serde_json::json!({
+        "RequestedProvisionedConcurrentExecutions": s.requested,
+        "AvailableProvisionedConcurrentExecutions": s.ready,
+        "AllocatedProvisionedConcurrentExecutions": s.ready,
+        "Status": if s.ready >= s.requested { "READY" } else { "IN_PROGRESS" },
+        "LastModified": s.last_modified,
+    })
 }
 
 /// Lambda's FunctionConfiguration, as clients and waiters read it.
@@ -100,6 +129,9 @@ pub struct FunctionConfiguration {
     pub architectures: [&'static str; 1],
     pub ephemeral_storage: serde_json::Value,
     pub logging_config: serde_json::Value,
+    /// lambdabox's own: the function's idle TTL, when it sets one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_ttl_seconds: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,6 +165,7 @@ impl FunctionConfiguration {
             architectures: ["x86_64"],
             ephemeral_storage: serde_json::json!({ "Size": f.ephemeral_storage_mb }),
             logging_config: serde_json::json!({ "LogFormat": "Text", "LogGroup": format!("/aws/lambda/{}", f.name) }),
+            idle_ttl_seconds: f.idle_ttl_s,
         }
     }
 }

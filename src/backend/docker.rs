@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, ContainerUpdateBody, HostConfig, ResourcesUlimits};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
@@ -19,6 +19,9 @@ use super::{Backend, BackendError, ContainerSpec, ExitInfo};
 
 /// Bound on any single Docker call that should be quick.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often, and how long, to retry waiting on a container while the engine is unreachable.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+const WAIT_RETRIES: u32 = 240;
 
 /// A connection to the Docker Engine, version negotiated.
 #[derive(Debug, Clone)]
@@ -125,6 +128,8 @@ impl DockerBackend {
             .iter()
             .map(|m| format!("{}:{}:{}", m.source.display(), m.target, if m.read_only { "ro" } else { "rw" }))
             .collect();
+        let sb = &spec.sandbox;
+        let tmpfs = HashMap::from([("/tmp".to_owned(), format!("rw,exec,nosuid,nodev,mode=1777,size={}m", sb.tmp_mb))]);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(spec.entrypoint),
@@ -132,12 +137,23 @@ impl DockerBackend {
             env: Some(spec.env),
             labels: Some(spec.labels),
             working_dir: Some(spec.working_dir),
+            user: Some(sb.user.clone()),
             host_config: Some(HostConfig {
                 binds: Some(binds),
                 memory: Some(memory),
                 memory_swap: Some(memory),
                 network_mode: Some(spec.network),
                 init: Some(false),
+                readonly_rootfs: Some(sb.read_only_root),
+                tmpfs: Some(tmpfs),
+                cap_drop: Some(vec!["ALL".to_owned()]),
+                security_opt: Some(vec!["no-new-privileges".to_owned()]),
+                pids_limit: Some(sb.pids_limit),
+                ulimits: Some(vec![ResourcesUlimits {
+                    name: Some("nofile".to_owned()),
+                    soft: Some(sb.max_open_files),
+                    hard: Some(sb.max_open_files),
+                }]),
                 ..Default::default()
             }),
             ..Default::default()
@@ -154,20 +170,50 @@ impl DockerBackend {
         Ok(created.id)
     }
 
+    /// Wait for the container to stop. If the engine goes away meanwhile (a
+    /// restart), keep asking until it answers again: a restart stops the
+    /// container, and the caller must hear of it.
     async fn wait_container(&self, id: String) -> Result<ExitInfo, BackendError> {
-        let options = WaitContainerOptionsBuilder::default().condition("not-running").build();
-        let code = match self.docker.wait_container(&id, Some(options)).next().await {
-            Some(Ok(r)) => r.status_code,
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-            Some(Err(e)) if is_not_found(&e) => return Ok(ExitInfo { code: -1, oom_killed: false }),
-            Some(Err(e)) => return Err(e.into()),
-            None => -1,
-        };
-        let oom_killed = match bounded("container inspect", self.docker.inspect_container(&id, None)).await {
+        let gone = ExitInfo { code: -1, oom_killed: false };
+        let mut retries = 0;
+        loop {
+            let options = WaitContainerOptionsBuilder::default().condition("not-running").build();
+            let failure = match self.docker.wait_container(&id, Some(options)).next().await {
+                Some(Ok(r)) => return Ok(self.exit_info(&id, r.status_code).await),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    return Ok(self.exit_info(&id, code).await)
+                }
+                Some(Err(e)) if is_not_found(&e) => return Ok(gone),
+                Some(Err(e)) => BackendError::from(e),
+                None => BackendError::Other("container wait ended without a status".into()),
+            };
+            retries += 1;
+            if retries > WAIT_RETRIES {
+                return Err(failure);
+            }
+            tracing::warn!(container = %id, error = %failure, "lost the engine while waiting; retrying");
+            tokio::time::sleep(RETRY_PAUSE).await;
+            match self.docker.inspect_container(&id, None).await {
+                Ok(info) => {
+                    let state = info.state.unwrap_or_default();
+                    if !state.running.unwrap_or(false) {
+                        let code = state.exit_code.unwrap_or(-1);
+                        return Ok(ExitInfo { code, oom_killed: state.oom_killed.unwrap_or(false) });
+                    }
+                }
+                Err(e) if is_not_found(&e) => return Ok(gone),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The exit code with the engine's OOM verdict.
+    async fn exit_info(&self, id: &str, code: i64) -> ExitInfo {
+        let oom_killed = match bounded("container inspect", self.docker.inspect_container(id, None)).await {
             Ok(info) => info.state.and_then(|s| s.oom_killed).unwrap_or(false),
             Err(_) => false,
         };
-        Ok(ExitInfo { code, oom_killed })
+        ExitInfo { code, oom_killed }
     }
 
     async fn remove_container(&self, id: String) -> Result<(), BackendError> {
@@ -178,6 +224,14 @@ impl DockerBackend {
             Err(BackendError::Docker(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
             })) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn update_cpu(&self, id: String, nano_cpus: i64) -> Result<(), BackendError> {
+        let body = ContainerUpdateBody { nano_cpus: Some(nano_cpus), ..Default::default() };
+        match bounded("container update", self.docker.update_container(&id, body)).await {
+            Err(BackendError::Docker(e)) if is_not_found(&e) => Ok(()),
             other => other,
         }
     }
@@ -201,6 +255,10 @@ impl Backend for DockerBackend {
 
     fn remove(&self, id: String) -> BoxFuture<'_, Result<(), BackendError>> {
         self.remove_container(id).boxed()
+    }
+
+    fn limit_cpu(&self, id: String, nano_cpus: i64) -> BoxFuture<'_, Result<(), BackendError>> {
+        self.update_cpu(id, nano_cpus).boxed()
     }
 
     fn list_labelled(&self, key: &str, value: &str) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {

@@ -52,6 +52,7 @@ mod tests {
             code_size: 0,
             last_modified: String::new(),
             revision_id: String::new(),
+            ..Default::default()
         };
         let runtime = Runtime::find("python3.11").unwrap();
         let env = lambda_environment(&f, runtime, &Realm::default(), "on-demand");

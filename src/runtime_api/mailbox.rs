@@ -36,8 +36,9 @@ pub enum Outcome {
     Error { body: Bytes, error_type: Option<String> },
     /// The runtime posted a response larger than Lambda allows.
     ResponseTooLarge,
-    /// The bootstrap (or the whole container) went away first.
-    Exited(ExitReason),
+    /// The bootstrap (or the whole container) went away first;
+    /// `during_init` when it never asked for this event.
+    Exited { reason: ExitReason, during_init: bool },
 }
 
 /// Why a container's runtime is gone.
@@ -105,6 +106,8 @@ struct State {
     last_done: Option<String>,
     /// Set once the runtime has taken its first event.
     initialized: bool,
+    /// Set once the runtime has called `next` at all: its init is done.
+    ready: bool,
     init_error: Option<(Bytes, Option<String>)>,
     exit: Option<ExitReason>,
     /// How lambdabox-init said the bootstrap ended, when that alone cannot
@@ -116,7 +119,10 @@ struct State {
 #[derive(Default)]
 pub struct Mailbox {
     state: Mutex<State>,
+    /// Wakes the runtime's `next` when an invocation arrives.
     wake: Notify,
+    /// Wakes those waiting for the runtime to become ready (or die).
+    settled_init: Notify,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -151,7 +157,7 @@ impl Mailbox {
         if let Some((body, error_type)) = s.init_error.clone() {
             let _ = reply_tx.send(Outcome::Error { body, error_type });
         } else if let Some(reason) = s.exit {
-            let _ = reply_tx.send(Outcome::Exited(reason));
+            let _ = reply_tx.send(Outcome::Exited { reason, during_init: !s.initialized });
         } else {
             s.pending = Some(Pending { invocation, accepted: accepted_tx, reply: reply_tx });
             drop(s);
@@ -169,6 +175,10 @@ impl Mailbox {
                 let mut s = self.lock();
                 if s.exit.is_some() {
                     return None;
+                }
+                if !s.ready {
+                    s.ready = true;
+                    self.settled_init.notify_waiters();
                 }
                 if let Some(p) = s.pending.take() {
                     let deadline = Instant::now() + p.invocation.timeout;
@@ -226,13 +236,36 @@ impl Mailbox {
         }
         let reason = s.exit.unwrap_or(reason);
         if let Some(p) = s.pending.take() {
-            let _ = p.reply.send(Outcome::Exited(reason));
+            let _ = p.reply.send(Outcome::Exited { reason, during_init: !s.initialized });
         }
         if let Some(f) = s.in_flight.take() {
-            let _ = f.reply.send(Outcome::Exited(reason));
+            let _ = f.reply.send(Outcome::Exited { reason, during_init: false });
         }
         drop(s);
         self.wake.notify_one();
+        self.settled_init.notify_waiters();
+    }
+
+    /// Whether the runtime has finished init (called `next` at least once).
+    pub fn is_ready(&self) -> bool {
+        self.lock().ready
+    }
+
+    /// Wait until the runtime is ready (`true`) or the container is gone (`false`).
+    pub async fn wait_ready(&self) -> bool {
+        loop {
+            let notified = self.settled_init.notified();
+            {
+                let s = self.lock();
+                if s.exit.is_some() {
+                    return false;
+                }
+                if s.ready {
+                    return true;
+                }
+            }
+            notified.await;
+        }
     }
 
     /// Remember lambdabox-init's report without settling anything yet.
@@ -326,8 +359,34 @@ mod tests {
         mb.next().await.unwrap();
         mb.exited(ExitReason::Code(3));
         mb.exited(ExitReason::Removed);
-        assert_eq!(ticket.outcome.await.unwrap(), Outcome::Exited(ExitReason::Code(3)));
+        assert_eq!(ticket.outcome.await.unwrap(), Outcome::Exited { reason: ExitReason::Code(3), during_init: false });
         assert!(mb.next().await.is_none());
+        assert!(!mb.wait_ready().await);
+    }
+
+    #[tokio::test]
+    async fn exit_before_first_event_is_an_init_failure() {
+        let mb = std::sync::Arc::new(Mailbox::new());
+        let ticket = mb.deliver(invocation("a")).unwrap();
+        mb.exited(ExitReason::Code(1));
+        assert_eq!(ticket.outcome.await.unwrap(), Outcome::Exited { reason: ExitReason::Code(1), during_init: true });
+    }
+
+    #[tokio::test]
+    async fn ready_once_the_runtime_polls() {
+        let mb = std::sync::Arc::new(Mailbox::new());
+        assert!(!mb.is_ready());
+        let waiter = tokio::spawn({
+            let mb = mb.clone();
+            async move { mb.wait_ready().await }
+        });
+        let poller = tokio::spawn({
+            let mb = mb.clone();
+            async move { mb.next().await.is_some() }
+        });
+        assert!(waiter.await.unwrap());
+        assert!(mb.is_ready());
+        poller.abort();
     }
 
     #[tokio::test]

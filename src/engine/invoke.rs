@@ -1,0 +1,270 @@
+//! One synchronous invocation: lease a container, hand the event to its
+//! runtime, wait within Lambda's bounds, and turn what happened into
+//! Lambda's answer.
+//!
+//! The work runs in its own task, so a caller that hangs up does not leave a
+//! container half-used: the invocation finishes (as on Lambda) and the
+//! container goes back to the pool. The caller's own wait is capped at the
+//! queue timeout + init allowance + function timeout + a small grace.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{Engine, EngineError, InvokeRequest, InvokeResponse, INIT_TIMEOUT};
+use crate::backend::BackendError;
+use crate::function::{self, LATEST};
+use crate::images::Images;
+use crate::pool::{Launch, Lease, Pool, PoolError};
+use crate::runtime_api::{ExitReason, Invocation, Outcome, Ticket};
+
+/// Slack on top of every bound before a caller is answered regardless.
+const GRACE: Duration = Duration::from_secs(1);
+
+impl Engine {
+    /// Invoke (RequestResponse).
+    pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, EngineError> {
+        if req.payload.len() > function::MAX_SYNC_PAYLOAD {
+            return Err(EngineError::RequestTooLarge(format!(
+                "Request must be smaller than {} bytes for the InvokeFunction operation",
+                function::MAX_SYNC_PAYLOAD
+            )));
+        }
+        let f = self.resolve(&req.function)?;
+        let launch = self.launch(&f).await?;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let timeout = Duration::from_secs(u64::from(f.timeout_s));
+        let invocation = Invocation {
+            request_id: request_id.clone(),
+            payload: req.payload,
+            function_arn: self.realm.function_arn(&req.function.to_string()),
+            trace_id: trace_id(),
+            client_context: req.client_context,
+            cognito_identity: None,
+            timeout,
+        };
+        let cap = self.pool.config().queue_timeout + INIT_TIMEOUT + timeout + GRACE;
+        let task = tokio::spawn(run(self.pool.clone(), self.images.clone(), launch, invocation));
+        match tokio::time::timeout(cap, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(EngineError::Service(format!("invocation task failed: {e}"))),
+            Err(_) => Ok(respond(Settled::TimedOut, &request_id, f.timeout_s)),
+        }
+    }
+}
+
+/// The invocation proper, in its own task.
+async fn run(
+    pool: Pool,
+    images: Arc<Images>,
+    launch: Launch,
+    invocation: Invocation,
+) -> Result<InvokeResponse, EngineError> {
+    let lease = lease(&pool, &images, launch.clone()).await?;
+    let request_id = invocation.request_id.clone();
+    let mailbox = lease.container().mailbox.clone();
+    let ticket = mailbox.deliver(invocation).map_err(|e| EngineError::Service(format!("internal error: {e}")))?;
+    let settled = settle(ticket).await;
+    if matches!(settled, Settled::Done(_)) {
+        lease.release();
+    } else {
+        mailbox.cancel(&request_id);
+        lease.discard();
+    }
+    Ok(respond(settled, &request_id, launch.function.timeout_s))
+}
+
+/// A lease on a container for `launch`; rebuilds the runtime image once if
+/// it disappeared behind our back.
+async fn lease(pool: &Pool, images: &Images, mut launch: Launch) -> Result<Lease, EngineError> {
+    match pool.acquire(&launch).await {
+        Ok(lease) => Ok(lease),
+        Err(PoolError::Backend(BackendError::ImageMissing(_))) => {
+            images.forget(launch.runtime);
+            launch.image = images.ensure(launch.runtime).await?;
+            Ok(pool.acquire(&launch).await?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How waiting for an invocation ended.
+#[derive(Debug)]
+pub(super) enum Settled {
+    Done(Outcome),
+    /// The function ran past its deadline.
+    TimedOut,
+    /// The runtime never asked for the event.
+    InitTimedOut,
+}
+
+/// What a dropped reply channel means: the container went away.
+fn vanished() -> Outcome {
+    Outcome::Exited { reason: ExitReason::Removed, during_init: false }
+}
+
+/// Wait for the runtime to take the event (bounded by [`INIT_TIMEOUT`]),
+/// then for its answer (bounded by the deadline it was given).
+async fn settle(ticket: Ticket) -> Settled {
+    let Ticket { accepted, mut outcome } = ticket;
+    let deadline = tokio::select! {
+        biased;
+        done = &mut outcome => return Settled::Done(done.unwrap_or_else(|_| vanished())),
+        taken = tokio::time::timeout(INIT_TIMEOUT, accepted) => match taken {
+            Ok(Ok(deadline)) => deadline,
+            // Settled without being taken (init error, exit): the outcome is ready.
+            Ok(Err(_)) => return Settled::Done(outcome.await.unwrap_or_else(|_| vanished())),
+            Err(_) => return Settled::InitTimedOut,
+        },
+    };
+    match tokio::time::timeout_at(deadline.into(), outcome).await {
+        Ok(done) => Settled::Done(done.unwrap_or_else(|_| vanished())),
+        Err(_) => Settled::TimedOut,
+    }
+}
+
+/// Lambda's platform error document.
+fn platform_error(error_type: &str, message: String) -> Bytes {
+    serde_json::json!({ "errorMessage": message, "errorType": error_type }).to_string().into()
+}
+
+/// Turn how an invocation settled into Lambda's answer.
+pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> InvokeResponse {
+    let payload = match settled {
+        Settled::Done(Outcome::Response(body)) => {
+            return InvokeResponse {
+                payload: body,
+                function_error: None,
+                executed_version: LATEST,
+                request_id: request_id.to_owned(),
+            }
+        }
+        Settled::Done(Outcome::Error { body, error_type }) => {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
+                body
+            } else {
+                let message = String::from_utf8_lossy(&body).into_owned();
+                platform_error(error_type.as_deref().unwrap_or("Runtime.Unknown"), message)
+            }
+        }
+        Settled::Done(Outcome::ResponseTooLarge) => platform_error(
+            "Function.ResponseSizeTooLarge",
+            format!(
+                "Response payload size exceeded maximum allowed payload size ({} bytes).",
+                crate::runtime_api::MAX_RESPONSE
+            ),
+        ),
+        Settled::Done(Outcome::Exited { reason, during_init }) => {
+            let (mut kind, detail) = match reason {
+                ExitReason::Code(c) => ("Runtime.ExitError", format!("Runtime exited with error: exit status {c}")),
+                ExitReason::Signal(s) => {
+                    ("Runtime.ExitError", format!("Runtime exited with error: signal: {}", signal_name(s)))
+                }
+                ExitReason::OutOfMemory => {
+                    ("Runtime.OutOfMemory", "Runtime exited with error: signal: killed".to_owned())
+                }
+                ExitReason::Removed => ("Runtime.ExitError", "Runtime exited without providing a reason".to_owned()),
+            };
+            if during_init && reason != ExitReason::OutOfMemory {
+                kind = "Runtime.InitError";
+            }
+            platform_error(kind, format!("RequestId: {request_id} Error: {detail}"))
+        }
+        Settled::TimedOut => platform_error(
+            "Sandbox.Timedout",
+            format!("RequestId: {request_id} Error: Task timed out after {timeout_s}.00 seconds"),
+        ),
+        Settled::InitTimedOut => platform_error(
+            "Runtime.InitError",
+            format!(
+                "RequestId: {request_id} Error: Runtime did not ask for its first event within {}.00 seconds",
+                INIT_TIMEOUT.as_secs()
+            ),
+        ),
+    };
+    InvokeResponse {
+        payload,
+        function_error: Some("Unhandled"),
+        executed_version: LATEST,
+        request_id: request_id.to_owned(),
+    }
+}
+
+/// Signal names as Lambda (Go's os/exec) prints them.
+fn signal_name(sig: i32) -> String {
+    match sig {
+        1 => "hangup".into(),
+        2 => "interrupt".into(),
+        3 => "quit".into(),
+        4 => "illegal instruction".into(),
+        6 => "aborted".into(),
+        7 => "bus error".into(),
+        8 => "floating point exception".into(),
+        9 => "killed".into(),
+        11 => "segmentation fault".into(),
+        13 => "broken pipe".into(),
+        15 => "terminated".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+/// An X-Ray style trace header for `Lambda-Runtime-Trace-Id`.
+fn trace_id() -> String {
+    let epoch = chrono::Utc::now().timestamp();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let parent = uuid::Uuid::new_v4().simple().to_string();
+    format!("Root=1-{epoch:08x}-{};Parent={};Sampled=0", &id[..24], &parent[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(r: &InvokeResponse) -> serde_json::Value {
+        serde_json::from_slice(&r.payload).unwrap()
+    }
+
+    fn exited(reason: ExitReason, during_init: bool) -> Settled {
+        Settled::Done(Outcome::Exited { reason, during_init })
+    }
+
+    #[test]
+    fn timeouts_read_like_lambdas() {
+        let r = respond(Settled::TimedOut, "abc", 3);
+        assert_eq!(r.function_error, Some("Unhandled"));
+        assert_eq!(json(&r)["errorType"], "Sandbox.Timedout");
+        assert_eq!(json(&r)["errorMessage"], "RequestId: abc Error: Task timed out after 3.00 seconds");
+    }
+
+    #[test]
+    fn exits_read_like_lambdas() {
+        let r = respond(exited(ExitReason::Code(42), false), "id", 3);
+        assert_eq!(json(&r)["errorType"], "Runtime.ExitError");
+        assert_eq!(json(&r)["errorMessage"], "RequestId: id Error: Runtime exited with error: exit status 42");
+        let r = respond(exited(ExitReason::Signal(9), false), "id", 3);
+        assert!(json(&r)["errorMessage"].as_str().unwrap().ends_with("signal: killed"));
+        let r = respond(exited(ExitReason::OutOfMemory, false), "id", 3);
+        assert_eq!(json(&r)["errorType"], "Runtime.OutOfMemory");
+        let r = respond(exited(ExitReason::Code(1), true), "id", 3);
+        assert_eq!(json(&r)["errorType"], "Runtime.InitError", "an exit before the first event is an init failure");
+    }
+
+    #[test]
+    fn runtime_errors_pass_through_and_garbage_is_wrapped() {
+        let doc = Bytes::from_static(br#"{"errorMessage":"boom","errorType":"ValueError","stackTrace":[]}"#);
+        let r = respond(Settled::Done(Outcome::Error { body: doc.clone(), error_type: None }), "id", 3);
+        assert_eq!(r.payload, doc);
+        let garbage = Outcome::Error { body: Bytes::from_static(b"not json"), error_type: Some("Function.X".into()) };
+        let r = respond(Settled::Done(garbage), "id", 3);
+        assert_eq!(json(&r)["errorType"], "Function.X");
+        let ok = respond(Settled::Done(Outcome::Response(Bytes::from_static(b"1"))), "id", 3);
+        assert_eq!((ok.function_error, ok.payload.as_ref()), (None, &b"1"[..]));
+    }
+
+    #[test]
+    fn trace_ids_have_xray_shape() {
+        let t = trace_id();
+        assert!(t.starts_with("Root=1-") && t.contains(";Parent=") && t.ends_with(";Sampled=0"), "{t}");
+    }
+}
