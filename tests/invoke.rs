@@ -178,3 +178,42 @@ async fn warm_container_is_reused() {
     }
     assert_eq!(containers(&server.home(), Some("warm")).await.len(), 1, "five invocations, one container");
 }
+
+#[tokio::test]
+async fn every_fault_is_followed_by_a_working_invocation() {
+    let server = Server::start();
+    let cases = [
+        ("f-timeout", json!({"Timeout": 1}), "sleep", "Sandbox.Timedout"),
+        ("f-exit", json!({}), "exit", "Runtime.ExitError"),
+        ("f-oom", json!({"MemorySize": 128, "Timeout": 20}), "hog", "Runtime.OutOfMemory"),
+    ];
+    for (name, config, action, error_type) in cases {
+        server.deploy(name, "app.fault", config).await;
+        let (status, headers, doc) = server.invoke(name, &json!({"do": action}).to_string()).await;
+        assert_eq!((status, headers["x-amz-function-error"].to_str().unwrap()), (200, "Unhandled"));
+        assert_eq!(doc["errorType"], error_type, "{name}: {doc}");
+        let (status, _, doc) = server.invoke(name, r#"{"do": "nothing"}"#).await;
+        assert_eq!((status, doc), (200, json!({"ok": "nothing"})), "{name}: the next invocation succeeds");
+    }
+
+    let exits_in_init = [("app.py", "import sys\nsys.exit(2)\n")];
+    server.deploy_files("f-init-exit", "app.fault", &exits_in_init, json!({})).await;
+    let (_, _, doc) = server.invoke("f-init-exit", "{}").await;
+    assert_eq!(doc["errorType"], "Runtime.InitError", "an exit before the first event: {doc}");
+
+    let broken = [("app.py", "raise RuntimeError('broken at import')\n")];
+    server.deploy_files("f-import", "app.fault", &broken, json!({})).await;
+    let (status, headers, doc) = server.invoke("f-import", "{}").await;
+    assert_eq!((status, headers["x-amz-function-error"].to_str().unwrap()), (200, "Unhandled"));
+    assert_eq!(doc["errorMessage"].as_str().map(|m| m.contains("broken at import")), Some(true), "{doc}");
+    let fixed = base64::engine::general_purpose::STANDARD.encode(zip_of(&[("app.py", APP_PY)]));
+    let resp = reqwest::Client::new()
+        .put(format!("{}/2015-03-31/functions/f-import/code", server.url))
+        .json(&json!({"ZipFile": fixed}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (status, _, doc) = server.invoke("f-import", r#"{"do": "nothing"}"#).await;
+    assert_eq!((status, doc), (200, json!({"ok": "nothing"})), "fixed code serves at once");
+}

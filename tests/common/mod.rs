@@ -56,20 +56,30 @@ pub struct Server {
 impl Server {
     /// Start a controller with a fresh data directory.
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Start a controller with a fresh data directory and extra `serve` flags.
+    pub fn start_with(flags: &[&str]) -> Server {
         let tmp = tempfile::Builder::new().prefix("lbx-").tempdir().expect("tempdir");
-        let mut s = Server::start_in(tmp.path());
+        let mut s = Server::start_in_with(tmp.path(), flags);
         s._tmp = Some(tmp);
         s
     }
 
     /// Start a controller on an existing data directory.
     pub fn start_in(data_dir: &Path) -> Server {
+        Server::start_in_with(data_dir, &[])
+    }
+
+    fn start_in_with(data_dir: &Path, flags: &[&str]) -> Server {
         ensure_images();
         let mut child = Command::new(env!("CARGO_BIN_EXE_lambdabox"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--init-bin")
             .arg(init_bin())
+            .args(flags)
             .stdout(Stdio::piped())
             .spawn()
             .expect("lambdabox serve starts");
@@ -111,6 +121,63 @@ impl Server {
 
     pub fn invoke_url(&self, name: &str) -> String {
         format!("{}/2015-03-31/functions/{name}/invocations", self.url)
+    }
+
+    /// Send SIGTERM without waiting.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            unsafe_kill(child.id(), libc::SIGTERM);
+        }
+    }
+
+    /// Wait for the process to exit (after [`Server::terminate`]).
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.child = None;
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Create a Python function from [`APP_PY`] (plus `extra` files) with
+    /// extra CreateFunction fields; panics unless 201.
+    pub async fn deploy(&self, name: &str, handler: &str, extra: serde_json::Value) {
+        self.deploy_files(name, handler, &[("app.py", APP_PY)], extra).await;
+    }
+
+    pub async fn deploy_files(&self, name: &str, handler: &str, files: &[(&str, &str)], extra: serde_json::Value) {
+        use base64::Engine as _;
+        let zip = base64::engine::general_purpose::STANDARD.encode(zip_of(files));
+        let mut body = serde_json::json!({
+            "FunctionName": name, "Runtime": "python3.11", "Handler": handler,
+            "Role": "arn:aws:iam::000000000000:role/test", "Code": {"ZipFile": zip},
+        });
+        body.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+        let resp =
+            reqwest::Client::new().post(format!("{}/2015-03-31/functions", self.url)).json(&body).send().await.unwrap();
+        let status = resp.status();
+        assert_eq!(status, 201, "{}", resp.text().await.unwrap());
+    }
+
+    /// Invoke; returns status, headers and the body as JSON (Null if not JSON).
+    pub async fn invoke(&self, name: &str, payload: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let resp = reqwest::Client::new().post(self.invoke_url(name)).body(payload.to_owned()).send().await.unwrap();
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        let body = resp.bytes().await.unwrap();
+        (status, headers, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `GET /lambdabox/v1/containers`.
+    pub async fn ps(&self) -> Vec<serde_json::Value> {
+        let body: serde_json::Value =
+            reqwest::get(format!("{}/lambdabox/v1/containers", self.url)).await.unwrap().json().await.unwrap();
+        body["Containers"].as_array().cloned().unwrap_or_default()
     }
 }
 
@@ -181,6 +248,39 @@ def exit3(event, context):
 def hog(event, context):
     chunks = [bytearray(16 * 1024 * 1024) for _ in range(64)]
     return len(chunks)
+
+def sandbox(event, context):
+    def writable(path):
+        try:
+            with open(path, "w") as f:
+                f.write("x")
+            return True
+        except OSError:
+            return False
+    return {
+        "uid": os.getuid(),
+        "root_writable": writable("/evil"),
+        "task_writable": writable("/var/task/evil"),
+        "tmp_writable": writable("/tmp/ok"),
+        "docker_socket": os.path.exists("/var/run/docker.sock") or os.path.exists("/run/docker.sock"),
+    }
+
+def forkbomb(event, context):
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            time.sleep(0.01)
+
+def fault(event, context):
+    what = event.get("do")
+    if what == "sleep":
+        time.sleep(30)
+    if what == "exit":
+        sys.exit(3)
+    if what == "hog":
+        hog(event, context)
+    return {"ok": what}
 
 def sleep(event, context):
     time.sleep(event.get("seconds", 5))

@@ -1,0 +1,69 @@
+//! What a function container may and may not do.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{containers, eventually, Server};
+use serde_json::json;
+
+#[tokio::test]
+async fn handlers_run_unprivileged_on_a_read_only_root() {
+    let server = Server::start();
+    server.deploy("jail", "app.sandbox", json!({"MemorySize": 256})).await;
+    let (status, _, seen) = server.invoke("jail", "{}").await;
+    assert_eq!(status, 200);
+    assert_ne!(seen["uid"], 0, "runs as a non-root user");
+    assert_eq!(seen["root_writable"], false, "/ is read-only");
+    assert_eq!(seen["task_writable"], false, "/var/task is read-only");
+    assert_eq!(seen["tmp_writable"], true, "/tmp is writable");
+    assert_eq!(seen["docker_socket"], false, "no Docker socket inside");
+
+    let id = containers(&server.home(), Some("jail")).await.remove(0);
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+    let capped = eventually(Duration::from_secs(5), || async {
+        let host = docker.inspect_container(&id, None).await.unwrap().host_config.unwrap();
+        host.nano_cpus == Some(256 * 1_000_000_000 / 1769)
+    })
+    .await;
+    assert!(capped, "CPU is capped in proportion to memory once initialised");
+    let host = docker.inspect_container(&id, None).await.unwrap().host_config.unwrap();
+    assert_eq!(host.readonly_rootfs, Some(true));
+    assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+    assert_eq!(host.security_opt, Some(vec!["no-new-privileges".to_string()]));
+    assert_eq!(host.pids_limit, Some(1024));
+    assert_eq!((host.memory, host.memory_swap), (Some(256 << 20), Some(256 << 20)), "memory = MemorySize, no swap");
+    let tmpfs = host.tmpfs.unwrap_or_default();
+    assert!(tmpfs.get("/tmp").is_some_and(|o| o.contains("size=512m")), "{tmpfs:?}");
+}
+
+#[tokio::test]
+async fn a_fork_bomb_is_contained() {
+    let server = Server::start();
+    server.deploy("bomb", "app.forkbomb", json!({"Timeout": 4})).await;
+    server.deploy("bystander", "app.echo", json!({})).await;
+    assert_eq!(server.invoke("bystander", r#"{"before": true}"#).await.0, 200);
+    let bomb = server.invoke("bomb", "{}");
+    let bystander = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut answers = Vec::new();
+        for i in 0..5 {
+            answers.push(server.invoke("bystander", &format!("{{\"i\":{i}}}")).await);
+        }
+        answers
+    };
+    let ((_, headers, doc), answers) = tokio::join!(bomb, bystander);
+    assert_eq!(headers["x-amz-function-error"], "Unhandled");
+    assert_eq!(doc["errorType"], "Sandbox.Timedout", "the bomb hits the pids limit, then its deadline");
+    for (i, (status, _, body)) in answers.into_iter().enumerate() {
+        assert_eq!((status, body), (200, json!({"i": i})), "another function keeps working");
+    }
+}
+
+#[tokio::test]
+async fn containers_can_run_without_a_network() {
+    let server = Server::start_with(&["--network", "none"]);
+    server.deploy("offline", "app.echo", json!({})).await;
+    let (status, _, body) = server.invoke("offline", r#"{"ok": true}"#).await;
+    assert_eq!((status, body), (200, json!({"ok": true})), "the Runtime API needs no network");
+}
