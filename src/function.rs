@@ -52,8 +52,12 @@ pub struct Runtime {
 }
 
 /// Every runtime this build supports.
-pub static RUNTIMES: &[Runtime] =
-    &[Runtime { id: "python3.11", image: "python3.11", bootstrap: &["/var/runtime/bootstrap"] }];
+pub static RUNTIMES: &[Runtime] = &[
+    Runtime { id: "python3.11", image: "python3.11", bootstrap: &["/var/runtime/bootstrap"] },
+    Runtime { id: "python3.13", image: "python3.13", bootstrap: &["/var/runtime/bootstrap"] },
+    Runtime { id: "provided.al2023", image: "provided", bootstrap: &[] },
+    Runtime { id: "provided", image: "provided", bootstrap: &[] },
+];
 
 impl Runtime {
     /// Look a runtime up by its Lambda identifier.

@@ -40,14 +40,26 @@ struct Recipe {
     files: Files,
 }
 
-static RECIPES: &[Recipe] = &[Recipe {
-    image: "python3.11",
-    suite: "bookworm",
-    files: &[
-        ("Dockerfile", include_bytes!("../images/python3.11/Dockerfile")),
-        ("bootstrap", include_bytes!("../images/python3.11/bootstrap")),
-    ],
-}];
+/// The bootstrap every python3.x image shares.
+const PYTHON_BOOTSTRAP: &[u8] = include_bytes!("../images/python/bootstrap");
+
+static RECIPES: &[Recipe] = &[
+    Recipe {
+        image: "python3.11",
+        suite: "bookworm",
+        files: &[("Dockerfile", include_bytes!("../images/python3.11/Dockerfile")), ("bootstrap", PYTHON_BOOTSTRAP)],
+    },
+    Recipe {
+        image: "python3.13",
+        suite: "trixie",
+        files: &[("Dockerfile", include_bytes!("../images/python3.13/Dockerfile")), ("bootstrap", PYTHON_BOOTSTRAP)],
+    },
+    Recipe {
+        image: "provided",
+        suite: "bookworm",
+        files: &[("Dockerfile", include_bytes!("../images/provided/Dockerfile"))],
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

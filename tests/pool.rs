@@ -86,8 +86,8 @@ async fn idle_containers_are_reaped_after_the_ttl() {
     let server = Server::start_with(&["--idle-ttl", "2"]);
     server.deploy("brief", "app.echo", json!({})).await;
     server.deploy("own-ttl", "app.echo", json!({"IdleTtlSeconds": 60})).await;
-    assert_eq!(server.invoke("brief", "{}").await.0, 200);
     assert_eq!(server.invoke("own-ttl", "{}").await.0, 200);
+    assert_eq!(server.invoke("brief", "{}").await.0, 200);
     let idle_since = Instant::now();
     assert_eq!(containers(&server.home(), Some("brief")).await.len(), 1);
     let gone =

@@ -45,6 +45,22 @@ pub fn ensure_images() {
     });
 }
 
+/// Make sure one runtime's image exists, so its first invocation in a test
+/// does not include an image build.
+pub fn ensure_runtime_image(runtime: &str) {
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap();
+    if done.iter().any(|r| r == runtime) {
+        return;
+    }
+    let status = Command::new(env!("CARGO_BIN_EXE_lambdabox"))
+        .args(["images", "build", runtime])
+        .status()
+        .expect("lambdabox runs");
+    assert!(status.success(), "lambdabox images build {runtime} failed");
+    done.push(runtime.to_owned());
+}
+
 /// A running controller. Dropping it stops it with SIGTERM.
 pub struct Server {
     child: Option<Child>,
@@ -154,6 +170,7 @@ impl Server {
     pub async fn deploy_files(&self, name: &str, handler: &str, files: &[(&str, &str)], extra: serde_json::Value) {
         use base64::Engine as _;
         let zip = base64::engine::general_purpose::STANDARD.encode(zip_of(files));
+        // `extra` may override the runtime.
         let mut body = serde_json::json!({
             "FunctionName": name, "Runtime": "python3.11", "Handler": handler,
             "Role": "arn:aws:iam::000000000000:role/test", "Code": {"ZipFile": zip},
@@ -208,11 +225,12 @@ pub async fn containers(home: &str, function: Option<&str>) -> Vec<String> {
     docker.list_containers(Some(options)).await.unwrap().into_iter().filter_map(|c| c.id).collect()
 }
 
-/// A zip of `(name, contents)` files.
+/// A zip of `(name, contents)` files; scripts (`#!`) are executable.
 pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for (name, body) in files {
-        w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        let mode = if body.starts_with("#!") { 0o755 } else { 0o644 };
+        w.start_file(*name, zip::write::SimpleFileOptions::default().unix_permissions(mode)).unwrap();
         w.write_all(body.as_bytes()).unwrap();
     }
     w.finish().unwrap().into_inner()
