@@ -44,7 +44,7 @@ fn invalid(message: impl Into<String>) -> InvalidParameter {
 pub struct Runtime {
     /// Lambda's identifier, e.g. `python3.11`.
     pub id: &'static str,
-    /// The folder under `images/` that builds its image.
+    /// Its image's name (`lambdabox/NAME`); several runtimes may share one.
     pub image: &'static str,
     /// The bootstrap command lambdabox-init starts; empty means Lambda's
     /// search order for `provided` runtimes.

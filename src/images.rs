@@ -32,7 +32,8 @@ type Files = &'static [(&'static str, &'static [u8])];
 
 const BASE_DOCKERFILE: &[u8] = include_bytes!("../images/base/Dockerfile");
 
-/// One runtime image's recipe: its folder's files and the Debian suite it builds on.
+/// One runtime image's recipe: a folder's files and the Debian suite it
+/// builds on (passed to the Dockerfile as the build argument `SUITE`).
 #[derive(Debug)]
 struct Recipe {
     image: &'static str,
@@ -40,20 +41,16 @@ struct Recipe {
     files: Files,
 }
 
-/// The bootstrap every python3.x image shares.
-const PYTHON_BOOTSTRAP: &[u8] = include_bytes!("../images/python/bootstrap");
+/// `images/python/`: one recipe for every python3.x image, built on the
+/// Debian release that ships that Python.
+const PYTHON: Files = &[
+    ("Dockerfile", include_bytes!("../images/python/Dockerfile")),
+    ("bootstrap", include_bytes!("../images/python/bootstrap")),
+];
 
 static RECIPES: &[Recipe] = &[
-    Recipe {
-        image: "python3.11",
-        suite: "bookworm",
-        files: &[("Dockerfile", include_bytes!("../images/python3.11/Dockerfile")), ("bootstrap", PYTHON_BOOTSTRAP)],
-    },
-    Recipe {
-        image: "python3.13",
-        suite: "trixie",
-        files: &[("Dockerfile", include_bytes!("../images/python3.13/Dockerfile")), ("bootstrap", PYTHON_BOOTSTRAP)],
-    },
+    Recipe { image: "python3.11", suite: "bookworm", files: PYTHON },
+    Recipe { image: "python3.13", suite: "trixie", files: PYTHON },
     Recipe {
         image: "provided",
         suite: "bookworm",
@@ -112,11 +109,12 @@ impl Images {
         let _host = HostLock::acquire().await?;
         let extra_ca = extra_ca_files()?;
         let base_id = self.ensure_base(recipe.suite, &extra_ca).await?;
-        let hash = recipe_hash(recipe.files, &[], &base_id);
+        let hash = recipe_hash(recipe.files, &[], &format!("{}:{base_id}", recipe.suite));
         if self.docker.image_label(&tag, HASH_LABEL).await?.flatten().as_deref() != Some(hash.as_str()) {
             tracing::info!(image = %tag, "building runtime image");
             let context = context_tar(recipe.files, &[], None)?;
-            self.docker.build(context, &tag, label(&hash), |line| tracing::info!(image = %tag, "{line}")).await?;
+            let args = HashMap::from([("SUITE".to_owned(), recipe.suite.to_owned())]);
+            self.docker.build(context, &tag, label(&hash), args, |line| tracing::info!(image = %tag, "{line}")).await?;
             tracing::info!(image = %tag, "built");
         }
         self.current.lock().expect("images poisoned").insert(tag.clone());
@@ -162,7 +160,7 @@ impl Images {
         let files: Vec<(&str, &[u8])> = vec![("Dockerfile", &dockerfile)];
         let context = context_tar(&files, extra_ca, rootfs.as_ref().map(|(_, tar)| tar.as_path()))?;
         tracing::info!(image = %tag, bytes = context.len(), "building base image");
-        self.docker.build(context, tag, label(hash), progress).await?;
+        self.docker.build(context, tag, label(hash), HashMap::new(), progress).await?;
         Ok(())
     }
 }

@@ -89,7 +89,8 @@ impl DockerBackend {
         Ok(())
     }
 
-    /// Build an image from a tar context, tagging it `tag` and labelling it.
+    /// Build an image from a tar context, tagging it `tag`, labelling it and
+    /// passing `build_args`.
     /// Each line of build output goes to `progress`. No overall timeout:
     /// installing packages may legitimately take minutes, and the output shows it.
     pub async fn build(
@@ -97,6 +98,7 @@ impl DockerBackend {
         context: Vec<u8>,
         tag: &str,
         labels: HashMap<String, String>,
+        build_args: HashMap<String, String>,
         mut progress: impl FnMut(&str),
     ) -> Result<(), BackendError> {
         let options = BuildImageOptionsBuilder::default()
@@ -105,6 +107,7 @@ impl DockerBackend {
             .rm(true)
             .forcerm(true)
             .labels(&labels)
+            .buildargs(&build_args)
             .build();
         let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(Bytes::from(context))));
         while let Some(item) = stream.next().await {
