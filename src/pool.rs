@@ -350,11 +350,6 @@ impl Pool {
         self.state().provisioned_ready(function)
     }
 
-    /// How many containers of `function` are alive (starting, idle or busy).
-    pub fn count(&self, function: &str) -> usize {
-        self.state().containers_of(function).count()
-    }
-
     /// Every live container, for `lambdabox ps`.
     pub fn list(&self) -> Vec<ContainerInfo> {
         self.state().list(Instant::now())
