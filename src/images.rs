@@ -48,9 +48,18 @@ const PYTHON: Files = &[
     ("bootstrap", include_bytes!("../images/python/bootstrap")),
 ];
 
+/// `images/nodejs/` with lambdabox's runtime client from `runtimes/nodejs/`.
+const NODEJS: Files = &[
+    ("Dockerfile", include_bytes!("../images/nodejs/Dockerfile")),
+    ("bootstrap", include_bytes!("../images/nodejs/bootstrap")),
+    ("index.mjs", include_bytes!("../runtimes/nodejs/index.mjs")),
+];
+
 static RECIPES: &[Recipe] = &[
     Recipe { image: "python3.11", suite: "bookworm", files: PYTHON },
     Recipe { image: "python3.13", suite: "trixie", files: PYTHON },
+    Recipe { image: "nodejs18.x", suite: "bookworm", files: NODEJS },
+    Recipe { image: "nodejs20.x", suite: "trixie", files: NODEJS },
     Recipe {
         image: "provided",
         suite: "bookworm",

@@ -55,3 +55,64 @@ async fn python313_runs_the_same_handlers() {
     assert_eq!(headers["x-amz-function-error"], "Unhandled");
     assert_eq!(doc["errorType"], "ValueError");
 }
+
+const NODE_CJS: &str = r#"
+exports.context = async (event, context) => ({
+  awsRequestId: context.awsRequestId,
+  functionName: context.functionName,
+  functionVersion: context.functionVersion,
+  memoryLimitInMB: context.memoryLimitInMB,
+  remaining: context.getRemainingTimeInMillis(),
+  arn: context.invokedFunctionArn,
+  execEnv: process.env.AWS_EXECUTION_ENV,
+  event,
+});
+exports.callback = (event, context, callback) => {
+  setTimeout(() => callback(null, { viaCallback: event.n + 1 }), 10);
+};
+exports.fail = async () => {
+  throw new TypeError('bad things');
+};
+"#;
+
+const NODE_ESM: &str = r#"
+export const handler = async (event) => ({ esm: true, echo: event });
+"#;
+
+#[tokio::test]
+async fn nodejs_runs_lambda_style_handlers() {
+    let server = Server::start();
+    for runtime in ["nodejs18.x", "nodejs20.x"] {
+        let fname = |f: &str| format!("{}-{f}", runtime.replace('.', "-"));
+        let files = [("index.js", NODE_CJS), ("esm.mjs", NODE_ESM)];
+        let cfg = json!({"Runtime": runtime, "Timeout": 9});
+        server.deploy_files(&fname("ctx"), "index.context", &files, cfg.clone()).await;
+        let (status, headers, ctx) = server.invoke(&fname("ctx"), r#"{"text":"héllo"}"#).await;
+        assert_eq!(status, 200, "{runtime}: {ctx}");
+        assert_eq!(ctx["awsRequestId"], headers["x-amzn-requestid"].to_str().unwrap());
+        assert_eq!(ctx["functionName"], fname("ctx"));
+        assert_eq!(ctx["functionVersion"], "$LATEST");
+        assert_eq!(ctx["memoryLimitInMB"], "128");
+        assert_eq!(ctx["execEnv"], format!("AWS_Lambda_{runtime}"));
+        assert_eq!(ctx["event"], json!({"text": "héllo"}));
+        let remaining = ctx["remaining"].as_i64().unwrap();
+        assert!(remaining > 0 && remaining <= 9000, "{remaining}");
+
+        server.deploy_files(&fname("cb"), "index.callback", &files, cfg.clone()).await;
+        assert_eq!(server.invoke(&fname("cb"), r#"{"n":41}"#).await.2, json!({"viaCallback": 42}));
+
+        server.deploy_files(&fname("esm"), "esm.handler", &files, cfg.clone()).await;
+        assert_eq!(server.invoke(&fname("esm"), r#"[1,2]"#).await.2, json!({"esm": true, "echo": [1, 2]}));
+
+        server.deploy_files(&fname("fail"), "index.fail", &files, cfg.clone()).await;
+        let (_, headers, doc) = server.invoke(&fname("fail"), "{}").await;
+        assert_eq!(headers["x-amz-function-error"], "Unhandled");
+        assert_eq!((doc["errorType"].as_str(), doc["errorMessage"].as_str()), (Some("TypeError"), Some("bad things")));
+        assert!(doc["trace"][0].as_str().unwrap().starts_with("TypeError: bad things"), "{doc}");
+
+        server.deploy_files(&fname("nohandler"), "index.missing", &files, cfg.clone()).await;
+        assert_eq!(server.invoke(&fname("nohandler"), "{}").await.2["errorType"], "Runtime.HandlerNotFound");
+        server.deploy_files(&fname("nomodule"), "nope.handler", &files, cfg.clone()).await;
+        assert_eq!(server.invoke(&fname("nomodule"), "{}").await.2["errorType"], "Runtime.ImportModuleError");
+    }
+}
