@@ -16,6 +16,17 @@ async fn burst(server: &Server, name: &str, n: usize, payload: &str) -> (Vec<u16
     (results.into_iter().map(|(status, _, _)| status).collect(), started.elapsed())
 }
 
+/// PutFunctionConcurrency.
+async fn reserve(server: &Server, name: &str, n: u32) {
+    let put = reqwest::Client::new()
+        .put(format!("{}/2017-10-31/functions/{name}/concurrency", server.url))
+        .json(&json!({"ReservedConcurrentExecutions": n}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+}
+
 fn count(statuses: &[u16], status: u16) -> usize {
     statuses.iter().filter(|s| **s == status).count()
 }
@@ -37,13 +48,7 @@ async fn concurrent_invocations_scale_out_to_one_container_each() {
 async fn reserved_concurrency_throttles_the_excess() {
     let server = Server::start();
     server.deploy("capped", "app.sleep", json!({"Timeout": 30})).await;
-    let put = reqwest::Client::new()
-        .put(format!("{}/2017-10-31/functions/capped/concurrency", server.url))
-        .json(&json!({"ReservedConcurrentExecutions": 4}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    reserve(&server, "capped", 4).await;
     let (statuses, _) = burst(&server, "capped", 16, r#"{"seconds": 1}"#).await;
     assert_eq!((count(&statuses, 200), count(&statuses, 429)), (4, 12), "{statuses:?}");
     let (status, headers, body) = {
@@ -69,13 +74,7 @@ async fn reserved_concurrency_throttles_the_excess() {
 async fn a_longer_queue_makes_the_excess_wait_instead() {
     let server = Server::start_with(&["--queue-timeout-ms", "20000"]);
     server.deploy("queued", "app.sleep", json!({"Timeout": 30})).await;
-    let put = reqwest::Client::new()
-        .put(format!("{}/2017-10-31/functions/queued/concurrency", server.url))
-        .json(&json!({"ReservedConcurrentExecutions": 4}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    reserve(&server, "queued", 4).await;
     let (statuses, _) = burst(&server, "queued", 16, r#"{"seconds": 1}"#).await;
     assert_eq!(count(&statuses, 200), 16, "{statuses:?}");
     assert_eq!(containers(&server.home(), Some("queued")).await.len(), 4, "never more than the reserved 4");
