@@ -387,14 +387,26 @@ impl Pool {
         }
     }
 
-    /// Remove every container of this run; used at shutdown.
+    /// Remove every container of this run; used at shutdown. Docker is asked
+    /// too, so containers already on their way out (retired, timed out) are
+    /// waited for rather than left behind if their removal is slow.
     pub async fn shutdown(&self) {
         let all = self.state().drain();
-        let removals = all.iter().map(|c| {
-            c.mailbox.exited(ExitReason::Removed);
-            c.server.abort();
-            self.inner.backend.remove(c.docker_id.clone())
-        });
+        let mut ids: Vec<String> = all
+            .iter()
+            .map(|c| {
+                c.mailbox.exited(ExitReason::Removed);
+                c.server.abort();
+                c.docker_id.clone()
+            })
+            .collect();
+        match self.inner.backend.list_labelled(labels::INSTANCE, &self.inner.config.instance).await {
+            Ok(more) => ids.extend(more),
+            Err(e) => tracing::warn!(error = %e, "could not list this run's containers"),
+        }
+        ids.sort();
+        ids.dedup();
+        let removals = ids.into_iter().map(|id| self.inner.backend.remove(id));
         for result in futures_util::future::join_all(removals).await {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "could not remove container at shutdown");

@@ -39,7 +39,7 @@ async fn handlers_run_unprivileged_on_a_read_only_root() {
 
 #[tokio::test]
 async fn a_fork_bomb_is_contained() {
-    let server = Server::start();
+    let mut server = Server::start();
     server.deploy("bomb", "app.forkbomb", json!({"Timeout": 4})).await;
     server.deploy("bystander", "app.echo", json!({})).await;
     assert_eq!(server.invoke("bystander", r#"{"before": true}"#).await.0, 200);
@@ -58,6 +58,9 @@ async fn a_fork_bomb_is_contained() {
     for (i, (status, _, body)) in answers.into_iter().enumerate() {
         assert_eq!((status, body), (200, json!({"i": i})), "another function keeps working");
     }
+    let home = server.home();
+    server.stop();
+    assert!(containers(&home, None).await.is_empty(), "even the bomb's container is removed at shutdown");
 }
 
 #[tokio::test]

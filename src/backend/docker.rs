@@ -220,15 +220,31 @@ impl DockerBackend {
     }
 
     async fn remove_container(&self, id: String) -> Result<(), BackendError> {
+        // A container capped to a small CPU share with many processes (a fork
+        // bomb) can take minutes to die at that share: lift the cap so the
+        // kill completes at once. Best effort; a stopped container refuses it.
+        let all_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64 * 1_000_000_000;
+        let _ = self.update_cpu(id.clone(), all_cpus).await;
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match bounded("container remove", self.docker.remove_container(&id, Some(options))).await {
             Err(BackendError::Docker(e)) if is_not_found(&e) => Ok(()),
-            // 409: removal already in progress.
+            // 409: another removal is under way; done when it is.
             Err(BackendError::Docker(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
-            })) => Ok(()),
+            })) => self.wait_gone(&id).await,
             other => other,
         }
+    }
+
+    /// Wait until the engine no longer knows the container (bounded).
+    async fn wait_gone(&self, id: &str) -> Result<(), BackendError> {
+        for _ in 0..WAIT_RETRIES {
+            match self.docker.inspect_container(id, None).await {
+                Err(e) if is_not_found(&e) => return Ok(()),
+                _ => tokio::time::sleep(RETRY_PAUSE).await,
+            }
+        }
+        Err(BackendError::Timeout { what: "container removal", secs: (RETRY_PAUSE * WAIT_RETRIES).as_secs() })
     }
 
     async fn update_cpu(&self, id: String, nano_cpus: i64) -> Result<(), BackendError> {
