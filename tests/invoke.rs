@@ -10,35 +10,11 @@ use base64::Engine as _;
 use common::{containers, zip_of, Server, APP_PY};
 use serde_json::{json, Value};
 
-async fn deploy(server: &Server, name: &str, handler: &str, extra: Value) -> reqwest::Response {
-    let zip = base64::engine::general_purpose::STANDARD.encode(zip_of(&[("app.py", APP_PY)]));
-    let mut body = json!({
-        "FunctionName": name, "Runtime": "python3.11", "Handler": handler,
-        "Role": "arn:aws:iam::000000000000:role/test", "Code": {"ZipFile": zip},
-    });
-    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    reqwest::Client::new().post(format!("{}/2015-03-31/functions", server.url)).json(&body).send().await.unwrap()
-}
-
-async fn invoke(
-    server: &Server,
-    name: &str,
-    payload: &str,
-) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Value) {
-    let resp = reqwest::Client::new().post(server.invoke_url(name)).body(payload.to_owned()).send().await.unwrap();
-    let (status, headers) = (resp.status(), resp.headers().clone());
-    let body = resp.bytes().await.unwrap();
-    (status, headers, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn echo_context_and_environment() {
     let server = Server::start();
-    assert_eq!(
-        deploy(&server, "ctx", "app.context_fields", json!({"MemorySize": 512, "Timeout": 7})).await.status(),
-        201
-    );
-    let (status, headers, ctx) = invoke(&server, "ctx", "{}").await;
+    server.deploy("ctx", "app.context_fields", json!({"MemorySize": 512, "Timeout": 7})).await;
+    let (status, headers, ctx) = server.invoke("ctx", "{}").await;
     assert_eq!(status, 200);
     assert!(headers.get("x-amz-function-error").is_none());
     assert_eq!(headers["x-amz-executed-version"], "$LATEST");
@@ -53,9 +29,9 @@ async fn echo_context_and_environment() {
     assert!(remaining > 0 && remaining <= 7000, "remaining time within the 7 s timeout: {remaining}");
 
     let env = json!({"Environment": {"Variables": {"GREETING": "hej", "EMPTY_OK": ""}}});
-    assert_eq!(deploy(&server, "env", "app.environment", env).await.status(), 201);
+    server.deploy("env", "app.environment", env).await;
     let keys = r#"{"keys":["GREETING","EMPTY_OK","AWS_LAMBDA_FUNCTION_NAME","AWS_LAMBDA_FUNCTION_MEMORY_SIZE","LAMBDA_TASK_ROOT","AWS_REGION","AWS_EXECUTION_ENV","AWS_LAMBDA_RUNTIME_API","TZ"]}"#;
-    let (_, _, vars) = invoke(&server, "env", keys).await;
+    let (_, _, vars) = server.invoke("env", keys).await;
     assert_eq!(
         vars,
         json!({
@@ -65,55 +41,52 @@ async fn echo_context_and_environment() {
         })
     );
 
-    assert_eq!(deploy(&server, "echo", "app.echo", json!({})).await.status(), 201);
+    server.deploy("echo", "app.echo", json!({})).await;
     let event = r#"{"text":"héllo — 世界","nested":{"list":[1,2.5,null,true]}}"#;
-    let (status, _, echoed) = invoke(&server, "echo", event).await;
-    assert_eq!((status, echoed), (reqwest::StatusCode::OK, serde_json::from_str::<Value>(event).unwrap()));
+    let (status, _, echoed) = server.invoke("echo", event).await;
+    assert_eq!((status, echoed), (200, serde_json::from_str::<Value>(event).unwrap()));
 }
 
 #[tokio::test]
 async fn function_errors_have_lambdas_shape() {
     let server = Server::start();
-    deploy(&server, "fail", "app.fail", json!({})).await;
-    let (status, headers, doc) = invoke(&server, "fail", "{}").await;
+    server.deploy("fail", "app.fail", json!({})).await;
+    let (status, headers, doc) = server.invoke("fail", "{}").await;
     assert_eq!(status, 200, "a function error is not an API error");
     assert_eq!(headers["x-amz-function-error"], "Unhandled");
     assert_eq!(doc["errorType"], "ValueError");
     assert_eq!(doc["errorMessage"], "something went wrong");
     assert!(doc["stackTrace"].as_array().is_some_and(|t| !t.is_empty()), "{doc}");
 
-    deploy(&server, "missing-module", "nomodule.handler", json!({})).await;
-    let (status, headers, doc) = invoke(&server, "missing-module", "{}").await;
-    assert_eq!(
-        (status.as_u16(), &headers["x-amz-function-error"]),
-        (200, &"Unhandled".parse::<reqwest::header::HeaderValue>().unwrap())
-    );
+    server.deploy("missing-module", "nomodule.handler", json!({})).await;
+    let (status, headers, doc) = server.invoke("missing-module", "{}").await;
+    assert_eq!((status, headers["x-amz-function-error"].to_str().unwrap()), (200, "Unhandled"));
     assert_eq!(doc["errorType"], "Runtime.ImportModuleError", "{doc}");
 
-    deploy(&server, "missing-function", "app.no_such_function", json!({})).await;
-    let (_, _, doc) = invoke(&server, "missing-function", "{}").await;
+    server.deploy("missing-function", "app.no_such_function", json!({})).await;
+    let (_, _, doc) = server.invoke("missing-function", "{}").await;
     assert_eq!(doc["errorType"], "Runtime.HandlerNotFound", "{doc}");
 
-    deploy(&server, "exits", "app.exit3", json!({})).await;
-    let (_, headers, doc) = invoke(&server, "exits", "{}").await;
+    server.deploy("exits", "app.exit3", json!({})).await;
+    let (_, headers, doc) = server.invoke("exits", "{}").await;
     assert_eq!(headers["x-amz-function-error"], "Unhandled");
     assert_eq!(doc["errorType"], "Runtime.ExitError");
     let id = headers["x-amzn-requestid"].to_str().unwrap();
     assert_eq!(doc["errorMessage"], format!("RequestId: {id} Error: Runtime exited with error: exit status 3"));
 
-    deploy(&server, "hog", "app.hog", json!({"MemorySize": 128, "Timeout": 20})).await;
-    let (_, headers, doc) = invoke(&server, "hog", "{}").await;
+    server.deploy("hog", "app.hog", json!({"MemorySize": 128, "Timeout": 20})).await;
+    let (_, headers, doc) = server.invoke("hog", "{}").await;
     assert_eq!(headers["x-amz-function-error"], "Unhandled");
     assert_eq!(doc["errorType"], "Runtime.OutOfMemory", "{doc}");
 
-    deploy(&server, "slow", "app.sleep", json!({"Timeout": 1})).await;
+    server.deploy("slow", "app.sleep", json!({"Timeout": 1})).await;
     let started = std::time::Instant::now();
-    let (_, headers, doc) = invoke(&server, "slow", r#"{"seconds": 30}"#).await;
+    let (_, headers, doc) = server.invoke("slow", r#"{"seconds": 30}"#).await;
     assert!(started.elapsed() < Duration::from_secs(10), "the caller never waits far past the deadline");
     let id = headers["x-amzn-requestid"].to_str().unwrap();
     assert_eq!(doc["errorType"], "Sandbox.Timedout");
     assert_eq!(doc["errorMessage"], format!("RequestId: {id} Error: Task timed out after 1.00 seconds"));
-    let (_, _, doc) = invoke(&server, "slow", r#"{"seconds": 0}"#).await;
+    let (_, _, doc) = server.invoke("slow", r#"{"seconds": 0}"#).await;
     assert_eq!(doc, json!("woke"), "a fresh container serves after a timeout");
 }
 
@@ -171,10 +144,10 @@ async fn bad_input_is_refused_and_leaves_nothing() {
 #[tokio::test]
 async fn warm_container_is_reused() {
     let server = Server::start();
-    deploy(&server, "warm", "app.echo", json!({})).await;
+    server.deploy("warm", "app.echo", json!({})).await;
     for i in 0..5 {
-        let (status, _, body) = invoke(&server, "warm", &format!("{{\"i\":{i}}}")).await;
-        assert_eq!((status.as_u16(), body), (200, json!({"i": i})));
+        let (status, _, body) = server.invoke("warm", &format!("{{\"i\":{i}}}")).await;
+        assert_eq!((status, body), (200, json!({"i": i})));
     }
     assert_eq!(containers(&server.home(), Some("warm")).await.len(), 1, "five invocations, one container");
 }

@@ -6,31 +6,21 @@ mod common;
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use common::{containers, eventually, zip_of, Server, APP_PY};
+use common::{containers, eventually, Server};
 use serde_json::{json, Value};
 
-async fn deploy_echo(server: &Server, name: &str) {
-    let zip = base64::engine::general_purpose::STANDARD.encode(zip_of(&[("app.py", APP_PY)]));
-    let body = json!({"FunctionName": name, "Runtime": "python3.11", "Handler": "app.echo",
-                      "Role": "arn:aws:iam::000000000000:role/test", "Code": {"ZipFile": zip}});
-    let resp =
-        reqwest::Client::new().post(format!("{}/2015-03-31/functions", server.url)).json(&body).send().await.unwrap();
-    assert_eq!(resp.status(), 201);
-}
-
 async fn echo(server: &Server, name: &str, payload: Value) -> Value {
-    let resp = reqwest::Client::new().post(server.invoke_url(name)).json(&payload).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+    let (status, _, body) = server.invoke(name, &payload.to_string()).await;
+    assert_eq!(status, 200);
+    body
 }
 
 #[tokio::test]
 async fn restarted_controller_keeps_functions() {
     let tmp = tempfile::Builder::new().prefix("lbx-").tempdir().unwrap();
     let mut first = Server::start_in(tmp.path());
-    deploy_echo(&first, "kept-a").await;
-    deploy_echo(&first, "kept-b").await;
+    first.deploy("kept-a", "app.echo", json!({})).await;
+    first.deploy("kept-b", "app.echo", json!({})).await;
     assert_eq!(echo(&first, "kept-a", json!({"run": 1})).await, json!({"run": 1}));
     let home = first.home();
     first.stop();
@@ -49,7 +39,7 @@ async fn restarted_controller_keeps_functions() {
 async fn killed_controller_containers_are_cleared_at_next_start() {
     let tmp = tempfile::Builder::new().prefix("lbx-").tempdir().unwrap();
     let mut first = Server::start_in(tmp.path());
-    deploy_echo(&first, "orphan").await;
+    first.deploy("orphan", "app.echo", json!({})).await;
     echo(&first, "orphan", json!({})).await;
     let home = first.home();
     let orphans = containers(&home, Some("orphan")).await;
