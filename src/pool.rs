@@ -164,8 +164,6 @@ impl Container {
 pub struct Lease {
     pool: Pool,
     container: Option<Arc<Container>>,
-    /// Whether the container was started for this invocation.
-    pub cold: bool,
 }
 
 impl Lease {
@@ -280,7 +278,7 @@ impl Pool {
             let throttle = match admission {
                 Admission::Warm(c, evicted) => {
                     self.destroy_all(evicted);
-                    return Ok(Lease { pool: self.clone(), container: Some(c), cold: false });
+                    return Ok(Lease { pool: self.clone(), container: Some(c) });
                 }
                 Admission::Start(evicted) => {
                     self.destroy_all(evicted);
@@ -296,7 +294,7 @@ impl Pool {
             }
         }
         match self.start(launch, false).await {
-            Ok(c) => Ok(Lease { pool: self.clone(), container: Some(c), cold: true }),
+            Ok(c) => Ok(Lease { pool: self.clone(), container: Some(c) }),
             Err(e) => {
                 self.state().cancel_start(&launch.function.name, launch.function.memory_mb, true);
                 self.inner.changed.notify_waiters();
