@@ -49,6 +49,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
             put(put_provisioned).get(get_provisioned).delete(delete_provisioned),
         )
         .route("/lambdabox/v1/functions/{name}/code.zip", get(download_code))
+        .route("/lambdabox/v1/functions/{name}/logs", get(function_logs))
         .route("/lambdabox/v1/containers", get(list_containers))
         .route("/lambdabox/v1/health", get(|| async { "ok" }))
         .fallback(unknown_operation)
@@ -319,6 +320,16 @@ async fn invoke(
         return Err(ApiError::invalid_content(format!("Could not parse request body into json: {e}")));
     }
     let client_context = client_context(&headers)?;
+    let log_tail = match headers.get("x-amz-log-type").map(|v| v.to_str().unwrap_or("")) {
+        None | Some("None") => false,
+        Some("Tail") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_parameter(format!(
+                "1 validation error detected: Value '{other}' at 'logType' failed to satisfy constraint: \
+                 Member must satisfy enum value set: [Tail, None]"
+            )))
+        }
+    };
     match invocation_type {
         "RequestResponse" => {}
         "DryRun" => {
@@ -335,7 +346,7 @@ async fn invoke(
             )))
         }
     }
-    let out = engine.invoke(InvokeRequest { function, payload, client_context }).await?;
+    let out = engine.invoke(InvokeRequest { function, payload, client_context, log_tail }).await?;
     let mut response = Response::new(Body::from(out.payload));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -346,7 +357,33 @@ async fn invoke(
     if let Some(kind) = out.function_error {
         h.insert("x-amz-function-error", HeaderValue::from_static(kind));
     }
+    if let Some(tail) = out.log_tail {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(tail);
+        h.insert("x-amz-log-result", HeaderValue::from_str(&encoded).expect("base64 is a valid header value"));
+    }
     Ok(response)
+}
+
+/// Default and largest amount of a function's log one request returns.
+const LOG_DEFAULT_BYTES: u64 = 64 * 1024;
+const LOG_MAX_BYTES: u64 = crate::logs::ROTATE_BYTES;
+
+/// `GET /lambdabox/v1/functions/{name}/logs[?bytes=N]`: the end of the
+/// function's log as text.
+async fn function_logs(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let bytes =
+        match q.get("bytes") {
+            None => LOG_DEFAULT_BYTES,
+            Some(v) => v.parse::<u64>().ok().filter(|n| (1..=LOG_MAX_BYTES).contains(n)).ok_or_else(|| {
+                ApiError::invalid_parameter(format!("bytes must be an integer in 1..={LOG_MAX_BYTES}"))
+            })?,
+        };
+    let text = engine.log_tail(&function_ref(&name)?, bytes)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 async fn put_concurrency(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {

@@ -89,4 +89,8 @@ pub trait Backend: Send + Sync + Debug {
     fn limit_cpu(&self, id: String, nano_cpus: i64) -> BoxFuture<'_, Result<(), BackendError>>;
     /// Ids of every container, running or not, carrying label `key=value`.
     fn list_labelled(&self, key: &str, value: &str) -> BoxFuture<'_, Result<Vec<String>, BackendError>>;
+    /// The most memory the container has used since it started, if the
+    /// host lets us read it cheaply (no engine round trip: this is on every
+    /// invocation's `REPORT` line).
+    fn peak_memory_bytes(&self, id: &str) -> Option<u64>;
 }

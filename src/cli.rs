@@ -40,6 +40,14 @@ pub enum Command {
     Ls,
     /// List the controller's containers.
     Ps,
+    /// Print the end of a function's log.
+    Logs {
+        /// Function name.
+        name: String,
+        /// How much of the log, in bytes.
+        #[arg(long, default_value_t = 64 * 1024)]
+        bytes: u64,
+    },
     /// Delete a function.
     Rm {
         /// Function name.
@@ -137,6 +145,9 @@ pub struct InvokeArgs {
     /// The event: JSON text, or @FILE to read it from a file.
     #[arg(long, default_value = "{}")]
     pub payload: String,
+    /// Also print the invocation's log (its last 4 KB) to standard error.
+    #[arg(long)]
+    pub log: bool,
 }
 
 /// The default data directory: `$XDG_DATA_HOME/lambdabox`, else `~/.local/share/lambdabox`.
@@ -247,6 +258,12 @@ pub async fn run_client(endpoint: &str, command: Command) -> Result<ExitCode> {
         Command::Invoke(args) => invoke(&client, args).await,
         Command::Ls => list(&client).await,
         Command::Ps => ps(&client).await,
+        Command::Logs { name, bytes } => {
+            let url = format!("{}/lambdabox/v1/functions/{name}/logs", client.endpoint);
+            let text = client.send(client.http.get(url).query(&[("bytes", bytes)])).await?.bytes().await?;
+            std::io::stdout().write_all(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rm { name } => {
             client.send(client.http.delete(client.url(&format!("/{name}")))).await?;
             eprintln!("deleted {name}");
@@ -349,8 +366,17 @@ async fn invoke(client: &Client, args: InvokeArgs) -> Result<ExitCode> {
         None => args.payload.into_bytes(),
     };
     let url = client.url(&format!("/{}/invocations", args.name));
-    let resp = client.send(client.http.post(url).body(payload)).await?;
-    let function_error = resp.headers().get("x-amz-function-error").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut req = client.http.post(url).body(payload);
+    if args.log {
+        req = req.header("x-amz-log-type", "Tail");
+    }
+    let resp = client.send(req).await?;
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let function_error = header("x-amz-function-error");
+    if let Some(log) = header("x-amz-log-result") {
+        let text = base64::engine::general_purpose::STANDARD.decode(log).context("log result is not base64")?;
+        std::io::stderr().write_all(&text)?;
+    }
     let body = resp.bytes().await?;
     std::io::stdout().write_all(&body)?;
     println!();

@@ -15,6 +15,7 @@ mod invoke;
 
 use crate::function::{self, ConfigPatch, Function, FunctionRef, InvalidParameter, Realm, Runtime, LATEST};
 use crate::images::{ImageError, Images};
+use crate::logs::LogBook;
 use crate::pool::{Launch, Pool, PoolError, Throttle};
 use crate::store::code::CodeError;
 use crate::store::{Store, StoreError};
@@ -103,6 +104,8 @@ pub struct InvokeRequest {
     pub payload: Bytes,
     /// ClientContext JSON (decoded from the base64 header).
     pub client_context: Option<String>,
+    /// `LogType: Tail`: return the last 4 KB of the invocation's log.
+    pub log_tail: bool,
 }
 
 /// What the caller gets back. A function error is still a successful call.
@@ -113,6 +116,8 @@ pub struct InvokeResponse {
     pub function_error: Option<&'static str>,
     pub executed_version: &'static str,
     pub request_id: String,
+    /// The invocation's log tail, when asked for.
+    pub log_tail: Option<Bytes>,
 }
 
 /// The state of a function's provisioned concurrency.
@@ -130,6 +135,7 @@ pub struct Engine {
     store: Arc<Store>,
     pool: Pool,
     images: Arc<Images>,
+    logs: Arc<LogBook>,
     realm: Realm,
     writes: tokio::sync::Mutex<()>,
 }
@@ -143,8 +149,14 @@ fn new_revision() -> String {
 }
 
 impl Engine {
-    pub fn new(store: Arc<Store>, pool: Pool, images: Arc<Images>, realm: Realm) -> Engine {
-        Engine { store, pool, images, realm, writes: tokio::sync::Mutex::new(()) }
+    pub fn new(store: Arc<Store>, pool: Pool, images: Arc<Images>, logs: Arc<LogBook>, realm: Realm) -> Engine {
+        Engine { store, pool, images, logs, realm, writes: tokio::sync::Mutex::new(()) }
+    }
+
+    /// The last `max_bytes` of a function's log.
+    pub fn log_tail(&self, function: &FunctionRef, max_bytes: u64) -> Result<Vec<u8>, EngineError> {
+        let f = self.resolve(function)?;
+        self.logs.tail(&f.name, max_bytes).map_err(|e| EngineError::Service(e.to_string()))
     }
 
     pub fn realm(&self) -> &Realm {

@@ -20,6 +20,8 @@
 //! - [`runtime_api`]: the server side of the Lambda Runtime API, one unix
 //!   socket and one [`runtime_api::Mailbox`] per container.
 //! - [`pool`]: warm containers per function, started on demand.
+//! - [`logs`]: what functions print, framed by `START`/`END`/`REPORT`, kept
+//!   per function on disk; each invocation's tail for `LogType: Tail`.
 //! - [`engine`]: the core the API drives: create, update, delete, invoke.
 //!   Knows nothing of HTTP.
 //! - [`api`]: the AWS-compatible REST API over the engine, and its error shapes.
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod engine;
 pub mod function;
 pub mod images;
+pub mod logs;
 pub mod pool;
 pub mod runtime_api;
 pub mod server;

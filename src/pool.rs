@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::backend::{Backend, BackendError, BindMount, ContainerSpec, ExitInfo, Sandbox};
 use crate::function::{Function, Realm, Runtime};
+use crate::logs::{ContainerLog, LogBook};
 use crate::runtime_api::{self, ExitReason, Mailbox};
 pub use environment::lambda_environment;
 use state::{Admission, State};
@@ -50,6 +51,10 @@ pub mod labels {
 const INIT_TARGET: &str = "/lambdabox/init";
 const SOCKET_DIR_TARGET: &str = "/lambdabox/rt";
 const TASK_ROOT: &str = "/var/task";
+/// In each container's socket folder: the Runtime API, and lambdabox-init's
+/// log stream.
+const RUNTIME_SOCKET: &str = "runtime.sock";
+const LOG_SOCKET: &str = "logs.sock";
 /// Memory that buys one full vCPU, as on Lambda.
 const MB_PER_VCPU: i64 = 1769;
 /// How often the maintenance task looks at idle and provisioned containers.
@@ -134,6 +139,8 @@ pub struct Container {
     /// Started for provisioned concurrency: never reaped while configured.
     pub provisioned: bool,
     pub mailbox: Arc<Mailbox>,
+    /// Its output, framed per invocation.
+    pub log: ContainerLog,
     pub started: Instant,
     idle_ttl: Duration,
     invocations: AtomicU64,
@@ -222,14 +229,15 @@ pub struct Pool {
 struct Inner {
     backend: Arc<dyn Backend>,
     config: PoolConfig,
+    logs: Arc<LogBook>,
     state: Mutex<State>,
     /// Notified whenever capacity may have freed up.
     changed: Notify,
 }
 
 impl Pool {
-    pub fn new(backend: Arc<dyn Backend>, config: PoolConfig) -> Pool {
-        Pool { inner: Arc::new(Inner { backend, config, state: Mutex::default(), changed: Notify::new() }) }
+    pub fn new(backend: Arc<dyn Backend>, config: PoolConfig, logs: Arc<LogBook>) -> Pool {
+        Pool { inner: Arc::new(Inner { backend, config, logs, state: Mutex::default(), changed: Notify::new() }) }
     }
 
     pub fn config(&self) -> &PoolConfig {
@@ -413,20 +421,28 @@ impl Pool {
         let _ = std::fs::remove_dir_all(&self.inner.config.run_dir);
     }
 
+    /// The most memory `c` has used, in MB, if the host tells.
+    pub fn peak_memory_mb(&self, c: &Container) -> Option<u64> {
+        self.inner.backend.peak_memory_bytes(&c.docker_id).map(|b| b.div_ceil(1024 * 1024))
+    }
+
     /// Start a container (its memory already reserved) and register it busy.
     async fn start(&self, launch: &Launch, provisioned: bool) -> Result<Arc<Container>, PoolError> {
         let key = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let dir = self.inner.config.run_dir.join(&key);
         let socket_err = |source| PoolError::Socket { path: dir.clone(), source };
         std::fs::create_dir_all(&dir).map_err(socket_err)?;
-        let listener = runtime_api::bind(&dir.join("runtime.sock")).map_err(socket_err)?;
+        let listener = runtime_api::bind(&dir.join(RUNTIME_SOCKET)).map_err(socket_err)?;
+        let log_listener = runtime_api::bind(&dir.join(LOG_SOCKET)).map_err(socket_err)?;
         let mailbox = Arc::new(Mailbox::new());
         let server = tokio::spawn(runtime_api::serve(listener, mailbox.clone()));
+        let (log, log_task) = ContainerLog::spawn(log_listener, launch.function.name.clone(), self.inner.logs.clone());
         let spec = self.container_spec(launch, &key, &dir, provisioned);
         let docker_id = match self.inner.backend.start(spec).await {
             Ok(id) => id,
             Err(e) => {
                 server.abort();
+                log_task.abort();
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e.into());
             }
@@ -441,6 +457,7 @@ impl Pool {
             memory_mb: f.memory_mb,
             provisioned,
             mailbox,
+            log,
             started: Instant::now(),
             idle_ttl,
             invocations: AtomicU64::new(0),
@@ -464,7 +481,8 @@ impl Pool {
         entrypoint.extend(launch.runtime.bootstrap.iter().map(|s| s.to_string()));
         let init_type = if provisioned { "provisioned-concurrency" } else { "on-demand" };
         let mut env = lambda_environment(f, launch.runtime, &cfg.realm, init_type);
-        env.push(format!("LAMBDABOX_RUNTIME_SOCKET={SOCKET_DIR_TARGET}/runtime.sock"));
+        env.push(format!("LAMBDABOX_RUNTIME_SOCKET={SOCKET_DIR_TARGET}/{RUNTIME_SOCKET}"));
+        env.push(format!("LAMBDABOX_LOG_SOCKET={SOCKET_DIR_TARGET}/{LOG_SOCKET}"));
         let labels = HashMap::from([
             (labels::MANAGED.to_owned(), "1".to_owned()),
             (labels::HOME.to_owned(), cfg.home.clone()),

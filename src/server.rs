@@ -20,6 +20,7 @@ use crate::backend::BackendError;
 use crate::engine::Engine;
 use crate::function::{Realm, Runtime};
 use crate::images::Images;
+use crate::logs::{LogBook, LogError};
 use crate::pool::{Pool, PoolConfig, PoolError};
 use crate::store::{Store, StoreError};
 
@@ -83,6 +84,8 @@ pub enum ServeError {
     Docker(#[from] BackendError),
     #[error("{0}")]
     Pool(#[from] PoolError),
+    #[error(transparent)]
+    Logs(#[from] LogError),
     #[error("lambdabox-init not found at {0}; build it with `make build` or pass --init-bin")]
     InitMissing(PathBuf),
     #[error("serving HTTP: {0}")]
@@ -116,6 +119,7 @@ impl Controller {
         let store = Arc::new(Store::open(&config.data_dir)?);
         let docker = DockerBackend::connect().await?;
         let home = home_id(&config.data_dir);
+        let logs = Arc::new(LogBook::open(&config.data_dir.join("logs"))?);
         let pool = Pool::new(
             Arc::new(docker.clone()),
             PoolConfig {
@@ -131,6 +135,7 @@ impl Controller {
                 cpu_limit: config.cpu_limit,
                 user: config.user.clone(),
             },
+            logs.clone(),
         );
         let removed = pool.remove_leftovers().await?;
         if removed > 0 {
@@ -144,7 +149,7 @@ impl Controller {
             memory_budget_mb = pool.config().memory_budget_mb,
             "controller started"
         );
-        let engine = Arc::new(Engine::new(store, pool.clone(), images, config.realm));
+        let engine = Arc::new(Engine::new(store, pool.clone(), images, logs, config.realm));
         pool.start_maintenance();
         engine.restore_provisioned().await;
         Ok(Controller { engine, pool, drain_timeout: config.drain_timeout })

@@ -3,6 +3,8 @@
 
 mod common;
 
+use base64::Engine as _;
+
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Environment, FunctionCode, InvocationType, Runtime};
@@ -58,6 +60,7 @@ async fn sdk_create_invoke_get_list_delete() {
         .invoke()
         .function_name("sdk-echo")
         .payload(Blob::new(r#"{"hello":"wörld","n":[1,2,3]}"#))
+        .log_type(aws_sdk_lambda::types::LogType::Tail)
         .send()
         .await
         .expect("Invoke");
@@ -66,6 +69,9 @@ async fn sdk_create_invoke_get_list_delete() {
     assert_eq!(out.executed_version(), Some("$LATEST"));
     let echoed: serde_json::Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
     assert_eq!(echoed, serde_json::json!({"hello": "wörld", "n": [1, 2, 3]}));
+    let log = base64::engine::general_purpose::STANDARD.decode(out.log_result().expect("LogResult")).unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert!(log.starts_with("START RequestId: ") && log.contains("\nREPORT RequestId: "), "{log}");
 
     let got = c.get_function().function_name("sdk-echo").send().await.expect("GetFunction");
     let conf = got.configuration().unwrap();

@@ -284,4 +284,19 @@ impl Backend for DockerBackend {
         let (key, value) = (key.to_owned(), value.to_owned());
         async move { self.list(&key, &value).await }.boxed()
     }
+
+    fn peak_memory_bytes(&self, id: &str) -> Option<u64> {
+        cgroup_memory_files(id).iter().find_map(|path| std::fs::read_to_string(path).ok()?.trim().parse().ok())
+    }
+}
+
+/// Where a Docker container's peak memory may be read, for cgroup v2 and
+/// v1 with either cgroup driver.
+fn cgroup_memory_files(id: &str) -> [String; 4] {
+    [
+        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/memory.peak"),
+        format!("/sys/fs/cgroup/docker/{id}/memory.peak"),
+        format!("/sys/fs/cgroup/memory/docker/{id}/memory.max_usage_in_bytes"),
+        format!("/sys/fs/cgroup/memory/system.slice/docker-{id}.scope/memory.max_usage_in_bytes"),
+    ]
 }

@@ -8,7 +8,7 @@
 //! queue timeout + init allowance + function timeout + a small grace.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -16,11 +16,15 @@ use super::{Engine, EngineError, InvokeRequest, InvokeResponse, INIT_TIMEOUT};
 use crate::backend::BackendError;
 use crate::function::{self, LATEST};
 use crate::images::Images;
+use crate::logs::Report;
 use crate::pool::{Launch, Lease, Pool, PoolError};
 use crate::runtime_api::{ExitReason, Invocation, Outcome, Ticket};
 
 /// Slack on top of every bound before a caller is answered regardless.
 const GRACE: Duration = Duration::from_secs(1);
+/// How long a caller who asked for the log tail waits for it once the
+/// invocation is over (it needs one round trip to lambdabox-init).
+const TAIL_WAIT: Duration = Duration::from_secs(2);
 
 impl Engine {
     /// Invoke (RequestResponse).
@@ -45,7 +49,7 @@ impl Engine {
             timeout,
         };
         let cap = self.pool.config().queue_timeout + INIT_TIMEOUT + timeout + GRACE;
-        let task = tokio::spawn(run(self.pool.clone(), self.images.clone(), launch, invocation));
+        let task = tokio::spawn(run(self.pool.clone(), self.images.clone(), launch, invocation, req.log_tail));
         match tokio::time::timeout(cap, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => Err(EngineError::Service(format!("invocation task failed: {e}"))),
@@ -60,19 +64,38 @@ async fn run(
     images: Arc<Images>,
     launch: Launch,
     invocation: Invocation,
+    want_tail: bool,
 ) -> Result<InvokeResponse, EngineError> {
     let lease = lease(&pool, &images, launch.clone()).await?;
     let request_id = invocation.request_id.clone();
-    let mailbox = lease.container().mailbox.clone();
-    let ticket = mailbox.deliver(invocation).map_err(|e| EngineError::Service(format!("internal error: {e}")))?;
-    let settled = settle(ticket).await;
+    let container = lease.container().clone();
+    let cold = container.invocations() == 0 && !container.provisioned;
+    container.log.begin(&request_id);
+    let delivered = Instant::now();
+    let ticket =
+        container.mailbox.deliver(invocation).map_err(|e| EngineError::Service(format!("internal error: {e}")))?;
+    let (settled, taken) = settle(ticket).await;
+    let timeout_s = launch.function.timeout_s;
+    let report = Report {
+        request_id: request_id.clone(),
+        duration: taken.unwrap_or(delivered).elapsed(),
+        memory_mb: container.memory_mb,
+        max_memory_used_mb: pool.peak_memory_mb(&container),
+        init_duration: taken.filter(|_| cold).map(|t| t.saturating_duration_since(container.started)),
+        timed_out: matches!(settled, Settled::TimedOut).then_some(timeout_s),
+    };
+    let tail = container.log.finish(report, want_tail);
     if matches!(settled, Settled::Done(_)) {
         lease.release();
     } else {
-        mailbox.cancel(&request_id);
+        container.mailbox.cancel(&request_id);
         lease.discard();
     }
-    Ok(respond(settled, &request_id, launch.function.timeout_s))
+    let mut response = respond(settled, &request_id, timeout_s);
+    if let Some(tail) = tail {
+        response.log_tail = tokio::time::timeout(TAIL_WAIT, tail).await.ok().and_then(Result::ok);
+    }
+    Ok(response)
 }
 
 /// A lease on a container for `launch`; rebuilds the runtime image once if
@@ -105,22 +128,24 @@ fn vanished() -> Outcome {
 }
 
 /// Wait for the runtime to take the event (bounded by [`INIT_TIMEOUT`]),
-/// then for its answer (bounded by the deadline it was given).
-async fn settle(ticket: Ticket) -> Settled {
+/// then for its answer (bounded by the deadline it was given). Also says
+/// when the runtime took the event, if it did.
+async fn settle(ticket: Ticket) -> (Settled, Option<Instant>) {
     let Ticket { accepted, mut outcome } = ticket;
     let deadline = tokio::select! {
         biased;
-        done = &mut outcome => return Settled::Done(done.unwrap_or_else(|_| vanished())),
+        done = &mut outcome => return (Settled::Done(done.unwrap_or_else(|_| vanished())), None),
         taken = tokio::time::timeout(INIT_TIMEOUT, accepted) => match taken {
             Ok(Ok(deadline)) => deadline,
             // Settled without being taken (init error, exit): the outcome is ready.
-            Ok(Err(_)) => return Settled::Done(outcome.await.unwrap_or_else(|_| vanished())),
-            Err(_) => return Settled::InitTimedOut,
+            Ok(Err(_)) => return (Settled::Done(outcome.await.unwrap_or_else(|_| vanished())), None),
+            Err(_) => return (Settled::InitTimedOut, None),
         },
     };
+    let taken = Instant::now();
     match tokio::time::timeout_at(deadline.into(), outcome).await {
-        Ok(done) => Settled::Done(done.unwrap_or_else(|_| vanished())),
-        Err(_) => Settled::TimedOut,
+        Ok(done) => (Settled::Done(done.unwrap_or_else(|_| vanished())), Some(taken)),
+        Err(_) => (Settled::TimedOut, Some(taken)),
     }
 }
 
@@ -138,6 +163,7 @@ pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> Inv
                 function_error: None,
                 executed_version: LATEST,
                 request_id: request_id.to_owned(),
+                log_tail: None,
             }
         }
         Settled::Done(Outcome::Error { body, error_type }) => {
@@ -188,6 +214,7 @@ pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> Inv
         function_error: Some("Unhandled"),
         executed_version: LATEST,
         request_id: request_id.to_owned(),
+        log_tail: None,
     }
 }
 

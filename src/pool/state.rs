@@ -326,6 +326,7 @@ mod tests {
             memory_mb: f.memory_mb,
             provisioned,
             mailbox: Arc::new(Mailbox::new()),
+            log: crate::logs::ContainerLog::detached(),
             started: Instant::now(),
             idle_ttl: Duration::from_secs(60),
             invocations: AtomicU64::new(0),

@@ -190,6 +190,35 @@ impl Server {
         (status, headers, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
     }
 
+    /// Invoke with `X-Amz-Log-Type: Tail`; also returns the decoded log tail.
+    pub async fn invoke_tail(
+        &self,
+        name: &str,
+        payload: &str,
+    ) -> (reqwest::header::HeaderMap, serde_json::Value, String) {
+        use base64::Engine as _;
+        let resp = reqwest::Client::new()
+            .post(self.invoke_url(name))
+            .header("x-amz-log-type", "Tail")
+            .body(payload.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.unwrap();
+        let encoded = headers.get("x-amz-log-result").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let tail = base64::engine::general_purpose::STANDARD.decode(encoded).expect("log result is base64");
+        (headers, serde_json::from_slice(&body).unwrap_or_default(), String::from_utf8_lossy(&tail).into_owned())
+    }
+
+    /// `GET /lambdabox/v1/functions/NAME/logs`: the end of the function's log.
+    pub async fn logs(&self, name: &str) -> String {
+        let resp = reqwest::get(format!("{}/lambdabox/v1/functions/{name}/logs", self.url)).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
     /// `GET /lambdabox/v1/containers`.
     pub async fn ps(&self) -> Vec<serde_json::Value> {
         let body: serde_json::Value =
@@ -303,6 +332,13 @@ def fault(event, context):
 def sleep(event, context):
     time.sleep(event.get("seconds", 5))
     return "woke"
+
+def logs(event, context):
+    print("stdout", event["marker"])
+    print("stderr", event["marker"], file=sys.stderr)
+    if event.get("then_exit"):
+        os._exit(5)
+    return {"logged": event["marker"]}
 "#;
 
 /// Wait until `cond` holds, polling; false if it never did within `limit`.

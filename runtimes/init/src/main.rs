@@ -9,7 +9,9 @@
 //! 2. starts the runtime's bootstrap with `AWS_LAMBDA_RUNTIME_API` set (the rest
 //!    of the Lambda environment comes from the container's own environment);
 //! 3. reaps orphaned zombies, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT;
-//! 4. when the bootstrap dies, tells the controller how (exit status or signal)
+//! 4. when `LAMBDABOX_LOG_SOCKET` is set, carries the bootstrap's stdout and
+//!    stderr to the controller through a pipe it owns ([`logs`]);
+//! 5. when the bootstrap dies, tells the controller how (exit status or signal)
 //!    over the same socket, then exits with the bootstrap's status.
 //!
 //! Usage: `lambdabox-init [BOOTSTRAP [ARGS…]]`. Without a bootstrap it searches
@@ -25,7 +27,10 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
+use std::time::Duration;
 use std::{env, mem, ptr, thread};
+
+mod logs;
 
 /// Where the Runtime API listens inside the container; runtimes get it as
 /// `AWS_LAMBDA_RUNTIME_API`.
@@ -36,6 +41,9 @@ const DEFAULT_SOCKET: &str = "/lambdabox/rt/runtime.sock";
 const BOOTSTRAP_SEARCH: [&str; 3] = ["/var/task/bootstrap", "/opt/bootstrap", "/var/runtime/bootstrap"];
 /// Exit status when the bootstrap cannot be started at all.
 const EXIT_NO_BOOTSTRAP: i32 = 127;
+/// How long, after the bootstrap exits, its last output may take to be
+/// forwarded before the exit is reported (orphans may hold the pipe open).
+const LOG_DRAIN_WAIT: Duration = Duration::from_millis(500);
 /// Signals forwarded to the bootstrap rather than acted on.
 const FORWARDED: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
 
@@ -61,8 +69,18 @@ fn main() {
             fail("no bootstrap: none given and none found in /var/task, /opt, /var/runtime", EXIT_NO_BOOTSTRAP)
         }
     };
+    let log_pipe = env::var_os("LAMBDABOX_LOG_SOCKET").and_then(|path| logs::start(Path::new(&path)));
     let mut command = Command::new(&program);
-    command.args(args).env("AWS_LAMBDA_RUNTIME_API", LISTEN_ADDR).env_remove("LAMBDABOX_RUNTIME_SOCKET");
+    command
+        .args(args)
+        .env("AWS_LAMBDA_RUNTIME_API", LISTEN_ADDR)
+        .env_remove("LAMBDABOX_RUNTIME_SOCKET")
+        .env_remove("LAMBDABOX_LOG_SOCKET");
+    let drained = log_pipe.and_then(|pipe| {
+        let err = pipe.write.try_clone().ok()?;
+        command.stdout(std::process::Stdio::from(pipe.write)).stderr(std::process::Stdio::from(err));
+        Some(pipe.drained)
+    });
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(|| {
@@ -79,7 +97,12 @@ fn main() {
             fail(&format!("cannot start {}: {e}", program.to_string_lossy()), EXIT_NO_BOOTSTRAP)
         }
     };
+    // Close our copies of the pipe's write end: only the bootstrap's remain.
+    drop(command);
     let status = supervise(child.id() as libc::pid_t, &signals);
+    if let Some(drained) = drained {
+        let _ = drained.recv_timeout(LOG_DRAIN_WAIT);
+    }
     let (kind, code, exit_code) = match status {
         Status::Exited(c) => ("exit", c, c),
         Status::Signaled(s) => ("signal", s, 128 + s),

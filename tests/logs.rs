@@ -1,0 +1,81 @@
+//! Function logs: what a function prints reaches its log between Lambda's
+//! START and END/REPORT lines, and `LogType: Tail` returns it.
+
+mod common;
+
+use common::{eventually, Server};
+use serde_json::json;
+use std::time::Duration;
+
+fn request_id(headers: &reqwest::header::HeaderMap) -> String {
+    headers["x-amzn-requestid"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn tail_holds_the_invocations_lines_in_lambdas_frame() {
+    let server = Server::start();
+    server.deploy("logs", "app.logs", json!({})).await;
+    let (headers, body, tail) = server.invoke_tail("logs", r#"{"marker":"first-ünïcode"}"#).await;
+    assert_eq!(body, json!({"logged": "first-ünïcode"}));
+    let id = request_id(&headers);
+    let lines: Vec<&str> = tail.lines().collect();
+    assert_eq!(lines.first().copied(), Some(format!("START RequestId: {id} Version: $LATEST").as_str()), "{tail}");
+    assert!(lines.contains(&"stdout first-ünïcode") && lines.contains(&"stderr first-ünïcode"), "{tail}");
+    assert_eq!(lines[lines.len() - 2], format!("END RequestId: {id}"), "{tail}");
+    let report = lines[lines.len() - 1];
+    assert!(report.starts_with(&format!("REPORT RequestId: {id}\tDuration: ")), "{report}");
+    assert!(report.contains("\tMemory Size: 128 MB\t") && report.contains("\tMax Memory Used: "), "{report}");
+    assert!(report.contains("\tInit Duration: "), "a cold start reports its init: {report}");
+
+    let (headers, _, tail) = server.invoke_tail("logs", r#"{"marker":"second"}"#).await;
+    let second = request_id(&headers);
+    assert!(tail.contains("stdout second") && !tail.contains("first"), "only this invocation's lines: {tail}");
+    assert!(!tail.contains("Init Duration"), "a warm invocation has no init: {tail}");
+
+    // Without Tail there is no log result, but the lines are still kept.
+    let (status, headers, _) = server.invoke("logs", r#"{"marker":"third"}"#).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("x-amz-log-result").is_none());
+    let third = request_id(&headers);
+    let done = format!("REPORT RequestId: {third}");
+    assert!(eventually(Duration::from_secs(5), || async { server.logs("logs").await.contains(&done) }).await);
+    let log = server.logs("logs").await;
+    let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("{needle} missing from {log}"));
+    assert!(at(&format!("START RequestId: {id}")) < at("stdout first-ünïcode"));
+    assert!(at("stderr first-ünïcode") < at(&format!("END RequestId: {id}")));
+    assert!(at(&format!("END RequestId: {id}")) < at(&format!("START RequestId: {second}")));
+    assert!(at(&format!("START RequestId: {third}")) < at("stdout third"));
+}
+
+#[tokio::test]
+async fn timeouts_and_crashes_are_logged_too() {
+    let server = Server::start();
+    server.deploy("slow", "app.sleep", json!({"Timeout": 1})).await;
+    let (headers, body, tail) = server.invoke_tail("slow", r#"{"seconds":5}"#).await;
+    assert_eq!(body["errorType"], "Sandbox.Timedout");
+    let id = request_id(&headers);
+    assert!(tail.contains(&format!("{id} Task timed out after 1.00 seconds")), "{tail}");
+    assert!(tail.trim_end().ends_with("Status: timeout"), "{tail}");
+
+    server.deploy("crash", "app.logs", json!({})).await;
+    let (_, body, tail) = server.invoke_tail("crash", r#"{"marker":"last words","then_exit":true}"#).await;
+    assert_eq!(body["errorType"], "Runtime.ExitError");
+    assert!(tail.contains("stdout last words") && tail.contains("stderr last words"), "{tail}");
+}
+
+#[tokio::test]
+async fn bad_log_type_and_unknown_function_are_refused() {
+    let server = Server::start();
+    server.deploy("f", "app.echo", json!({})).await;
+    let resp = reqwest::Client::new()
+        .post(server.invoke_url("f"))
+        .header("x-amz-log-type", "Everything")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["x-amzn-errortype"], "InvalidParameterValueException");
+    let resp = reqwest::get(format!("{}/lambdabox/v1/functions/nope/logs", server.url)).await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
