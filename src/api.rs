@@ -5,6 +5,7 @@
 //! 6 MB Invoke limit is an API fact, answered with RequestTooLargeException).
 
 pub mod error;
+mod layers;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -52,6 +53,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/lambdabox/v1/functions/{name}/logs", get(function_logs))
         .route("/lambdabox/v1/containers", get(list_containers))
         .route("/lambdabox/v1/health", get(|| async { "ok" }))
+        .merge(layers::routes())
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())
         .with_state(engine)
@@ -168,6 +170,7 @@ async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiRe
         environment: b.environment.and_then(|e| e.variables).unwrap_or_default(),
         ephemeral_storage_mb: b.ephemeral_storage.map(|e| e.size),
         idle_ttl_s: b.idle_ttl_seconds,
+        layers: b.layers.unwrap_or_default(),
         zip,
     };
     let f = engine.create_function(new).await?;
@@ -267,6 +270,7 @@ async fn update_configuration(State(engine): State<Arc<Engine>>, Path(name): Pat
         environment: b.environment.map(|e| e.variables.unwrap_or_default()),
         ephemeral_storage_mb: b.ephemeral_storage.map(|e| e.size),
         idle_ttl_s: b.idle_ttl_seconds,
+        layers: b.layers,
     };
     let f = engine.update_configuration(&function_ref(&name)?, patch).await?;
     Ok(configuration(&engine, &f).into_response())

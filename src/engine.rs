@@ -12,6 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 mod invoke;
+mod layers;
+
+pub use layers::NewLayerVersion;
 
 use crate::function::{self, ConfigPatch, Function, FunctionRef, InvalidParameter, Realm, Runtime, LATEST};
 use crate::images::{ImageError, Images};
@@ -94,6 +97,8 @@ pub struct NewFunction {
     pub environment: BTreeMap<String, String>,
     pub ephemeral_storage_mb: Option<u32>,
     pub idle_ttl_s: Option<u32>,
+    /// Layer version ARNs, unpacked under `/opt` in this order.
+    pub layers: Vec<String>,
     pub zip: Vec<u8>,
 }
 
@@ -184,12 +189,14 @@ impl Engine {
             environment: Some(new.environment),
             ephemeral_storage_mb: new.ephemeral_storage_mb,
             idle_ttl_s: new.idle_ttl_s,
+            layers: None,
         };
         patch.validate()?;
         let _guard = self.writes.lock().await;
         if self.store.get(&new.name).is_some() {
             return Err(StoreError::Conflict(new.name).into());
         }
+        let layers = self.resolve_layers(&new.layers)?;
         let code = self.put_code(new.zip).await?;
         let mut f = Function {
             name: new.name,
@@ -208,6 +215,7 @@ impl Engine {
             reserved_concurrency: None,
             provisioned_concurrency: 0,
             idle_ttl_s: None,
+            layers,
         };
         patch.apply(&mut f);
         match self.store.insert(f) {
@@ -250,6 +258,9 @@ impl Engine {
         let _guard = self.writes.lock().await;
         let current = self.resolve(r)?;
         let mut f = (*current).clone();
+        if let Some(arns) = &patch.layers {
+            f.layers = self.resolve_layers(arns)?;
+        }
         patch.apply(&mut f);
         self.commit_update(&current, f).await
     }
@@ -263,6 +274,12 @@ impl Engine {
         self.pool.retire(&updated.name, Some(&updated.revision_id));
         if old.code_sha256 != updated.code_sha256 {
             self.collect_code(&old.code_sha256);
+        }
+        if old.layers != updated.layers {
+            self.collect_opt_dir(&old.layers);
+            for l in &old.layers {
+                self.collect_code(&l.code_sha256);
+            }
         }
         self.provision(&updated).await;
         Ok(updated)
@@ -292,6 +309,7 @@ impl Engine {
             runtime,
             image: self.images.ensure(runtime).await?,
             task_dir: self.store.code().task_dir(&f.code_sha256),
+            opt_dir: self.opt_dir(f).await?,
         })
     }
 
@@ -374,6 +392,10 @@ impl Engine {
         self.store.delete(&f.name)?;
         self.pool.retire(&f.name, None);
         self.collect_code(&f.code_sha256);
+        self.collect_opt_dir(&f.layers);
+        for l in &f.layers {
+            self.collect_code(&l.code_sha256);
+        }
         Ok(())
     }
 
@@ -405,9 +427,14 @@ impl Engine {
         Ok(stored)
     }
 
-    /// Delete a code blob once no function refers to it.
+    /// Delete a code blob once no function or layer version refers to it.
     fn collect_code(&self, sha256_hex: &str) {
-        if !self.store.code_in_use(sha256_hex) {
+        let in_use = self.store.code_in_use(sha256_hex)
+            || self.store.layer_blob_in_use(sha256_hex).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot tell whether a layer uses a blob; keeping it");
+                true
+            });
+        if !in_use {
             if let Err(e) = self.store.code().remove(sha256_hex) {
                 tracing::warn!(code = sha256_hex, error = %e, "could not remove unused code");
             }

@@ -264,6 +264,9 @@ pub struct Function {
     /// controller's default when unset).
     #[serde(default)]
     pub idle_ttl_s: Option<u32>,
+    /// Unpacked under `/opt` in this order.
+    #[serde(default)]
+    pub layers: Vec<crate::layer::LayerRef>,
 }
 
 /// The part of a function's configuration that UpdateFunctionConfiguration
@@ -280,6 +283,8 @@ pub struct ConfigPatch {
     pub ephemeral_storage_mb: Option<u32>,
     /// `Some(0)` clears the function's own TTL (back to the controller's).
     pub idle_ttl_s: Option<u32>,
+    /// Layer version ARNs; the engine resolves them against the store.
+    pub layers: Option<Vec<String>>,
 }
 
 impl ConfigPatch {
@@ -311,10 +316,14 @@ impl ConfigPatch {
         if let Some(t) = self.idle_ttl_s {
             in_range(t, (0, MAX_IDLE_TTL_S), "idleTtlSeconds")?;
         }
+        if let Some(layers) = &self.layers {
+            crate::layer::validate_layer_list(layers)?;
+        }
         Ok(())
     }
 
-    /// Apply the set fields to `f`.
+    /// Apply the set fields to `f`, but for `layers`, which the engine
+    /// resolves.
     pub fn apply(self, f: &mut Function) {
         let ConfigPatch {
             runtime,
@@ -326,6 +335,7 @@ impl ConfigPatch {
             environment,
             ephemeral_storage_mb,
             idle_ttl_s,
+            layers: _,
         } = self;
         set(&mut f.runtime, runtime);
         set(&mut f.handler, handler);

@@ -11,6 +11,7 @@
 //!
 //! - [`function`]: what a function is: names and ARNs, runtimes, configuration
 //!   limits, and their validation. Pure logic, no I/O.
+//! - [`layer`]: what a layer version is: names, ARNs, the five-layer limit.
 //! - [`store`]: functions persisted in SQLite and code zips stored by SHA-256,
 //!   unpacked once.
 //! - [`images`]: builds the base and per-runtime Docker images, only when
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod engine;
 pub mod function;
 pub mod images;
+pub mod layer;
 pub mod logs;
 pub mod pool;
 pub mod runtime_api;

@@ -51,6 +51,7 @@ pub mod labels {
 const INIT_TARGET: &str = "/lambdabox/init";
 const SOCKET_DIR_TARGET: &str = "/lambdabox/rt";
 const TASK_ROOT: &str = "/var/task";
+const OPT_ROOT: &str = "/opt";
 /// In each container's socket folder: the Runtime API, and lambdabox-init's
 /// log stream.
 const RUNTIME_SOCKET: &str = "runtime.sock";
@@ -125,6 +126,8 @@ pub struct Launch {
     pub image: String,
     /// The unpacked code on the host, mounted at `/var/task`.
     pub task_dir: PathBuf,
+    /// The function's layers merged, mounted at `/opt`.
+    pub opt_dir: Option<PathBuf>,
 }
 
 /// One function container and its Runtime API.
@@ -491,17 +494,21 @@ impl Pool {
             (labels::VERSION.to_owned(), crate::function::LATEST.to_owned()),
             (labels::REVISION.to_owned(), f.revision_id.clone()),
         ]);
+        let mut mounts = vec![
+            BindMount { source: cfg.init_bin.clone(), target: INIT_TARGET.into(), read_only: true },
+            BindMount { source: socket_dir.to_path_buf(), target: SOCKET_DIR_TARGET.into(), read_only: true },
+            BindMount { source: launch.task_dir.clone(), target: TASK_ROOT.into(), read_only: true },
+        ];
+        if let Some(opt) = &launch.opt_dir {
+            mounts.push(BindMount { source: opt.clone(), target: OPT_ROOT.into(), read_only: true });
+        }
         ContainerSpec {
             name: format!("lambdabox-{}-{key}", f.name),
             image: launch.image.clone(),
             entrypoint,
             env,
             labels,
-            mounts: vec![
-                BindMount { source: cfg.init_bin.clone(), target: INIT_TARGET.into(), read_only: true },
-                BindMount { source: socket_dir.to_path_buf(), target: SOCKET_DIR_TARGET.into(), read_only: true },
-                BindMount { source: launch.task_dir.clone(), target: TASK_ROOT.into(), read_only: true },
-            ],
+            mounts,
             memory_mb: f.memory_mb,
             network: cfg.network.clone(),
             working_dir: TASK_ROOT.into(),

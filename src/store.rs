@@ -1,4 +1,5 @@
-//! Durable state: functions in SQLite, code blobs on disk ([`code`]).
+//! Durable state: functions and layer versions ([`layers`]) in SQLite, code
+//! blobs on disk ([`code`]).
 //!
 //! Every function is also kept in memory, so the invoke path reads a map and
 //! never touches SQLite; writes go to SQLite first and reach the map only once
@@ -6,6 +7,7 @@
 //! management operations), which keeps the map and the database in step.
 
 pub mod code;
+mod layers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ use crate::function::Function;
 use code::CodeStore;
 
 /// Schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,6 +58,7 @@ impl Store {
             return Err(StoreError::NewerSchema { path, found });
         }
         db.execute_batch("CREATE TABLE IF NOT EXISTS functions (name TEXT PRIMARY KEY, config TEXT NOT NULL) STRICT;")?;
+        db.execute_batch(layers::SCHEMA)?;
         db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         let functions = load_functions(&db)?;
         let code = CodeStore::open(data_dir.join("code"))?;
@@ -111,9 +114,14 @@ impl Store {
         removed.ok_or_else(|| StoreError::NotFound(name.to_owned()))
     }
 
-    /// Whether any function still runs the code blob `sha256_hex`.
+    /// Whether any function still runs the code blob `sha256_hex`, as its
+    /// code or as one of its layers.
     pub fn code_in_use(&self, sha256_hex: &str) -> bool {
-        self.functions.read().expect("store map poisoned").values().any(|f| f.code_sha256 == sha256_hex)
+        self.functions
+            .read()
+            .expect("store map poisoned")
+            .values()
+            .any(|f| f.code_sha256 == sha256_hex || f.layers.iter().any(|l| l.code_sha256 == sha256_hex))
     }
 
     fn remember(&self, f: Function) -> Arc<Function> {

@@ -5,20 +5,13 @@ mod common;
 
 use base64::Engine as _;
 
-use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Environment, FunctionCode, InvocationType, Runtime};
 use aws_sdk_lambda::Client;
 use common::{zip_of, Server, APP_PY};
 
 fn client(server: &Server) -> Client {
-    let config = aws_sdk_lambda::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&server.url)
-        .credentials_provider(Credentials::new("test", "test", None, None, "lambdabox-tests"))
-        .build();
-    Client::from_conf(config)
+    server.sdk()
 }
 
 fn code(zip: Vec<u8>) -> FunctionCode {

@@ -49,6 +49,7 @@ pub struct CreateFunctionBody {
     pub ephemeral_storage: Option<EphemeralStorageBody>,
     /// lambdabox's own: seconds an idle container is kept.
     pub idle_ttl_seconds: Option<u32>,
+    pub layers: Option<Vec<String>>,
 }
 
 /// UpdateFunctionCode's body.
@@ -75,6 +76,7 @@ pub struct UpdateConfigurationBody {
     pub ephemeral_storage: Option<EphemeralStorageBody>,
     /// lambdabox's own: seconds an idle container is kept (0: the default).
     pub idle_ttl_seconds: Option<u32>,
+    pub layers: Option<Vec<String>>,
 }
 
 /// PutFunctionConcurrency's body.
@@ -158,7 +160,7 @@ impl FunctionConfiguration {
             environment: (!f.environment.is_empty()).then(|| EnvironmentOut { variables: f.environment.clone() }),
             tracing_config: serde_json::json!({ "Mode": "PassThrough" }),
             revision_id: f.revision_id.clone(),
-            layers: Vec::new(),
+            layers: f.layers.iter().map(|l| serde_json::json!({ "Arn": l.arn, "CodeSize": l.code_size })).collect(),
             state: "Active",
             last_update_status: "Successful",
             package_type: "Zip",

@@ -426,6 +426,7 @@ mod tests {
             runtime: crate::function::Runtime::find("python3.11").unwrap(),
             image: "img".into(),
             task_dir: "/tmp".into(),
+            opt_dir: None,
         };
         s.set_provisioned(launch, 2);
         let (expired, to_start) = s.maintenance(Instant::now(), 1024);

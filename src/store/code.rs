@@ -90,6 +90,45 @@ impl CodeStore {
         self.root.join(format!("{sha256_hex}.zip"))
     }
 
+    /// Where the layers with these blobs (in order) are merged, mounted at
+    /// `/opt`. Named by a digest of the list, so functions with the same
+    /// layers share one folder.
+    pub fn opt_dir(&self, layer_shas: &[&str]) -> PathBuf {
+        let mut digest = Sha256::new();
+        for sha in layer_shas {
+            digest.update(sha.as_bytes());
+            digest.update(b"\n");
+        }
+        self.root.join(format!("opt-{}", hex(&digest.finalize())))
+    }
+
+    /// Merge layers into their [`CodeStore::opt_dir`], unpacking each zip in
+    /// order so a later layer's file replaces an earlier one's, as on Lambda.
+    /// Built under a temporary name; a no-op when it exists. Blocking.
+    pub fn build_opt_dir(&self, layer_shas: &[&str]) -> Result<PathBuf, CodeError> {
+        let dir = self.opt_dir(layer_shas);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(&self.root)?;
+        let merged = tmp.path().join("opt");
+        for sha in layer_shas {
+            let zip = fs::read(self.zip_path(sha))?;
+            unpack(&zip, &merged)?;
+        }
+        fs::create_dir_all(&merged)?;
+        fs::set_permissions(&merged, fs::Permissions::from_mode(0o755))?;
+        if !dir.is_dir() {
+            fs::rename(&merged, &dir)?;
+        }
+        Ok(dir)
+    }
+
+    /// Delete a merged `/opt` no function uses any more.
+    pub fn remove_opt_dir(&self, layer_shas: &[&str]) -> io::Result<()> {
+        remove_any(&self.opt_dir(layer_shas))
+    }
+
     /// Delete a blob no function uses any more.
     pub fn remove(&self, sha256_hex: &str) -> io::Result<()> {
         remove_any(&self.zip_path(sha256_hex))?;
@@ -133,6 +172,9 @@ fn unpack(zip: &[u8], dest: &Path) -> Result<(), CodeError> {
         if rel.as_os_str().is_empty() {
             continue;
         }
+        if through_symlink(dest, &rel) {
+            return Err(CodeError::UnsafeEntry(format!("{raw_name} (below a symbolic link)")));
+        }
         let path = dest.join(&rel);
         if entry.is_dir() {
             fs::create_dir_all(&path)?;
@@ -142,6 +184,8 @@ fn unpack(zip: &[u8], dest: &Path) -> Result<(), CodeError> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
+        // Layers merge into one folder: a later file replaces an earlier one.
+        remove_any(&path)?;
         if entry.is_symlink() {
             let mut target = String::new();
             entry.read_to_string(&mut target).map_err(|e| CodeError::InvalidZip(e.to_string()))?;
@@ -164,6 +208,17 @@ fn unpack(zip: &[u8], dest: &Path) -> Result<(), CodeError> {
         fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
     }
     Ok(())
+}
+
+/// Whether a parent of `rel` under `dest` is a symlink: writing through one
+/// could land outside `dest` (chained links each look harmless alone).
+fn through_symlink(dest: &Path, rel: &Path) -> bool {
+    let mut at = dest.to_path_buf();
+    let parents = rel.parent().map(|p| p.components().collect::<Vec<_>>()).unwrap_or_default();
+    parents.into_iter().any(|part| {
+        at.push(part);
+        fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink())
+    })
 }
 
 /// The entry's path made relative and normalised, or `None` when it is
@@ -259,6 +314,38 @@ mod tests {
         let code = store.put_zip(&zip_with_symlink("lib/current", "../app.py")).unwrap();
         let link = store.task_dir(&code.sha256_hex).join("lib/current");
         assert_eq!(fs::read_link(link).unwrap(), PathBuf::from("../app.py"));
+    }
+
+    #[test]
+    fn refuses_writing_through_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = CodeStore::open(tmp.path().join("code")).unwrap();
+        // Each link alone stays inside; together they would climb out.
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        w.add_symlink("a/b", "..", SimpleFileOptions::default()).unwrap();
+        w.add_symlink("a/b/c", "..", SimpleFileOptions::default()).unwrap();
+        w.start_file("a/b/c/escaped.txt", SimpleFileOptions::default()).unwrap();
+        w.write_all(b"x").unwrap();
+        let zip = w.finish().unwrap().into_inner();
+        assert!(matches!(store.put_zip(&zip), Err(CodeError::UnsafeEntry(_))));
+        assert!(!tmp.path().join("escaped.txt").exists());
+    }
+
+    #[test]
+    fn layers_merge_in_order_into_one_opt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = CodeStore::open(tmp.path().join("code")).unwrap();
+        let first = store.put_zip(&zip_of(&[("python/shared.py", "first"), ("bin/tool", "1")])).unwrap();
+        let second = store.put_zip(&zip_of(&[("python/shared.py", "second"), ("lib/x.so", "2")])).unwrap();
+        let shas = [first.sha256_hex.as_str(), second.sha256_hex.as_str()];
+        let opt = store.build_opt_dir(&shas).unwrap();
+        assert_eq!(opt, store.opt_dir(&shas));
+        assert_eq!(fs::read_to_string(opt.join("python/shared.py")).unwrap(), "second", "later layers win");
+        assert!(opt.join("bin/tool").is_file() && opt.join("lib/x.so").is_file());
+        let reversed = store.build_opt_dir(&[shas[1], shas[0]]).unwrap();
+        assert_eq!(fs::read_to_string(reversed.join("python/shared.py")).unwrap(), "first");
+        store.remove_opt_dir(&shas).unwrap();
+        assert!(!opt.exists() && reversed.exists());
     }
 
     #[test]

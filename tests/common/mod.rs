@@ -219,6 +219,18 @@ impl Server {
         resp.text().await.unwrap()
     }
 
+    /// The official AWS SDK's Lambda client, pointed at this server.
+    pub fn sdk(&self) -> aws_sdk_lambda::Client {
+        use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_lambda::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .credentials_provider(Credentials::new("test", "test", None, None, "lambdabox-tests"))
+            .build();
+        aws_sdk_lambda::Client::from_conf(config)
+    }
+
     /// `GET /lambdabox/v1/containers`.
     pub async fn ps(&self) -> Vec<serde_json::Value> {
         let body: serde_json::Value =

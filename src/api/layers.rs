@@ -1,0 +1,189 @@
+//! The layer operations of the Lambda API (`/2018-10-31/layers/…`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{json_body, zip_from, ApiError, ApiResult};
+use crate::engine::{Engine, NewLayerVersion};
+use crate::function::Realm;
+use crate::layer::LayerVersion;
+use crate::store::code::sha256_base64;
+
+/// Page size of the list operations when the client does not say.
+const DEFAULT_MAX_ITEMS: usize = 50;
+
+/// The layer routes; merged into [`super::app`].
+pub fn routes() -> Router<Arc<Engine>> {
+    Router::new()
+        .route("/2018-10-31/layers", get(list_layers))
+        .route("/2018-10-31/layers/{name}/versions", get(list_versions).post(publish))
+        .route("/2018-10-31/layers/{name}/versions/{version}", get(get_version).delete(delete_version))
+        .route("/lambdabox/v1/layers/{name}/versions/{version}/content.zip", get(download))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ContentBody {
+    zip_file: Option<String>,
+    s3_bucket: Option<String>,
+}
+
+/// PublishLayerVersion's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PublishBody {
+    description: Option<String>,
+    #[serde(default)]
+    content: ContentBody,
+    #[serde(default)]
+    compatible_runtimes: Vec<String>,
+    #[serde(default)]
+    compatible_architectures: Vec<String>,
+    license_info: Option<String>,
+}
+
+/// Lambda's LayerVersionsListItem: a version without its content.
+fn list_item(v: &LayerVersion, realm: &Realm) -> Value {
+    let mut item = json!({
+        "LayerVersionArn": realm.layer_version_arn(&v.name, v.version),
+        "Version": v.version,
+        "Description": v.description,
+        "CreatedDate": v.created,
+        "CompatibleRuntimes": v.compatible_runtimes,
+        "CompatibleArchitectures": v.compatible_architectures,
+    });
+    if let Some(license) = &v.license_info {
+        item["LicenseInfo"] = license.clone().into();
+    }
+    item
+}
+
+/// GetLayerVersion's and PublishLayerVersion's answer.
+fn full_version(v: &LayerVersion, realm: &Realm, headers: &HeaderMap) -> Value {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:9000");
+    let mut out = list_item(v, realm);
+    out["LayerArn"] = realm.layer_arn(&v.name).into();
+    out["Content"] = json!({
+        "Location": format!("http://{host}/lambdabox/v1/layers/{}/versions/{}/content.zip", v.name, v.version),
+        "CodeSha256": sha256_base64(&v.code_sha256),
+        "CodeSize": v.code_size,
+    });
+    out
+}
+
+fn version_number(raw: &str) -> Result<u64, ApiError> {
+    raw.parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(|| {
+        ApiError::invalid_parameter(format!("Version number {raw} is not valid: expected a positive integer"))
+    })
+}
+
+/// One page of `items` after `Marker` (the index it stopped at).
+fn page(items: Vec<Value>, q: &HashMap<String, String>) -> Result<(Vec<Value>, Option<String>), ApiError> {
+    let max = match q.get("MaxItems") {
+        None => DEFAULT_MAX_ITEMS,
+        Some(m) => m
+            .parse::<usize>()
+            .ok()
+            .filter(|m| (1..=50).contains(m))
+            .ok_or_else(|| ApiError::invalid_parameter("MaxItems must be an integer between 1 and 50"))?,
+    };
+    let start = match q.get("Marker").filter(|m| !m.is_empty()) {
+        None => 0,
+        Some(m) => m.parse::<usize>().map_err(|_| ApiError::invalid_parameter("Marker is not valid"))?,
+    };
+    let end = (start + max).min(items.len());
+    let next = (end < items.len()).then(|| end.to_string());
+    Ok((items.into_iter().skip(start).take(max).collect(), next))
+}
+
+async fn publish(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let b: PublishBody = json_body(body).await?;
+    let zip = zip_from(b.content.zip_file.as_deref(), b.content.s3_bucket.as_deref(), None)?;
+    let new = NewLayerVersion {
+        name,
+        description: b.description,
+        compatible_runtimes: b.compatible_runtimes,
+        compatible_architectures: b.compatible_architectures,
+        license_info: b.license_info,
+        zip,
+    };
+    let v = engine.publish_layer_version(new).await?;
+    Ok((StatusCode::CREATED, Json(full_version(&v, engine.realm(), &headers))).into_response())
+}
+
+async fn get_version(
+    State(engine): State<Arc<Engine>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let v = engine.get_layer_version(&name, version_number(&version)?)?;
+    Ok(Json(full_version(&v, engine.realm(), &headers)).into_response())
+}
+
+async fn delete_version(State(engine): State<Arc<Engine>>, Path((name, version)): Path<(String, String)>) -> ApiResult {
+    engine.delete_layer_version(&name, version_number(&version)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_versions(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let runtime = q.get("CompatibleRuntime");
+    let items = engine
+        .list_layer_versions(&name)?
+        .iter()
+        .filter(|v| runtime.is_none_or(|r| v.compatible_runtimes.contains(r)))
+        .map(|v| list_item(v, engine.realm()))
+        .collect();
+    let (items, next) = page(items, &q)?;
+    let mut out = json!({ "LayerVersions": items });
+    if let Some(next) = next {
+        out["NextMarker"] = next.into();
+    }
+    Ok(Json(out).into_response())
+}
+
+async fn list_layers(State(engine): State<Arc<Engine>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let realm = engine.realm();
+    let items = engine
+        .list_layers(q.get("CompatibleRuntime").map(String::as_str))?
+        .iter()
+        .map(|v| {
+            json!({
+                "LayerName": v.name,
+                "LayerArn": realm.layer_arn(&v.name),
+                "LatestMatchingVersion": list_item(v, realm),
+            })
+        })
+        .collect();
+    let (items, next) = page(items, &q)?;
+    let mut out = json!({ "Layers": items });
+    if let Some(next) = next {
+        out["NextMarker"] = next.into();
+    }
+    Ok(Json(out).into_response())
+}
+
+async fn download(State(engine): State<Arc<Engine>>, Path((name, version)): Path<(String, String)>) -> ApiResult {
+    let v = engine.get_layer_version(&name, version_number(&version)?)?;
+    let path = engine.store().code().zip_path(&v.code_sha256);
+    let bytes =
+        tokio::fs::read(&path).await.map_err(|e| ApiError::from(crate::engine::EngineError::Service(e.to_string())))?;
+    Ok(([(header::CONTENT_TYPE, "application/zip")], bytes).into_response())
+}
