@@ -107,7 +107,8 @@ module LambdaboxRuntime
 
     def initialize(address)
       host, port = address.split(':', 2)
-      @http = Net::HTTP.new(host, Integer(port || 80))
+      # No proxy, whatever http_proxy the function's environment sets.
+      @http = Net::HTTP.new(host, Integer(port || 80), nil)
       # The long-poll for the next event may last any time at all.
       @http.read_timeout = nil
       # Net::HTTP reconnects after 2 s idle by default; reuse the connection
@@ -122,8 +123,8 @@ module LambdaboxRuntime
       response = @http.request(Net::HTTP::Get.new("#{API_BASE}/invocation/next"))
       return response if response.is_a?(Net::HTTPOK)
 
-      warn "lambdabox runtime: GET invocation/next answered #{response.code}: #{response.body}"
-      exit(1)
+      Kernel.warn "lambdabox runtime: GET invocation/next answered #{response.code}: #{response.body}"
+      Kernel.exit(1)
     end
 
     def respond(request_id, body)
@@ -160,6 +161,8 @@ module LambdaboxRuntime
     end
   end
 
+  # Kernel's methods are called as Kernel.x below: a function's top-level
+  # `def warn` or `def exit` becomes a method of every object, this module too.
   module_function
 
   # Lambda's error document: `stage` is "Function" for what a handler raised,
@@ -215,14 +218,14 @@ module LambdaboxRuntime
     if fatal
       report(api, request_id, fatal)
       # `exit 3` keeps its status; anything else is a failure.
-      exit(fatal.is_a?(SystemExit) ? fatal.status : 1)
+      Kernel.exit(fatal.is_a?(SystemExit) ? fatal.status : 1)
     end
     api.respond(request_id, body)
   end
 
   def report(api, request_id, error)
     document = error_document(error, 'Function')
-    warn "Error raised from handler method #{to_json(document)}"
+    Kernel.warn "Error raised from handler method #{to_json(document)}"
     api.invocation_error(request_id, document)
   end
 
@@ -233,11 +236,11 @@ module LambdaboxRuntime
       handler = Handler.load(spec, ENV.fetch('LAMBDA_TASK_ROOT', '/var/task'))
     rescue Exception => e # rubocop:disable Lint/RescueException -- any failure to load is an init error
       document = error_document(e, 'Init')
-      warn "Init error when loading handler #{spec} #{to_json(document)}"
+      Kernel.warn "Init error when loading handler #{spec} #{to_json(document)}"
       api.init_error(document)
-      exit(1)
+      Kernel.exit(1)
     end
-    loop { serve(api, handler, api.next_invocation) }
+    Kernel.loop { serve(api, handler, api.next_invocation) }
   end
 end
 
