@@ -36,6 +36,17 @@ end
 
 const SYNTAX_ERROR_RB: &str = "def handler(event:, context:)\n  { broken: \nend\n";
 
+/// Less common parts of the context, and a handler whose answer is `nil`.
+const EXTRAS_RB: &str = r#"
+def client_context(event:, context:)
+  { client_context: context.client_context, identity: context.identity, deadline: context.deadline_ms }
+end
+
+def nothing(event:, context:)
+  nil
+end
+"#;
+
 const EXIT_RB: &str = "def handler(event:, context:)\n  exit 3\nend\n";
 
 fn files() -> Vec<(&'static str, &'static str)> {
@@ -45,6 +56,7 @@ fn files() -> Vec<(&'static str, &'static str)> {
         ("lib/pricing.rb", PRICING_RB),
         ("broken.rb", SYNTAX_ERROR_RB),
         ("exits.rb", EXIT_RB),
+        ("extras.rb", EXTRAS_RB),
     ]
 }
 
@@ -84,6 +96,26 @@ async fn runs_lambda_style_handlers(runtime: &str) {
     assert!(body["logStreamName"].as_str().unwrap().contains("[$LATEST]"), "{body}");
     let (first, second) = (body["remainingMs"][0].as_i64().unwrap(), body["remainingMs"][1].as_i64().unwrap());
     assert!(first <= 9000 && second > 0 && second < first, "{body}");
+
+    // The client context Invoke carries (base64 JSON) arrives parsed.
+    use base64::Engine as _;
+    let extras = deploy(&server, runtime, "clientctx", "extras.client_context").await;
+    let sent = json!({"client": {"app_title": "shop"}, "custom": {"k": "v"}, "env": {}});
+    let resp = reqwest::Client::new()
+        .post(server.invoke_url(&extras))
+        .header("X-Amz-Client-Context", base64::engine::general_purpose::STANDARD.encode(sent.to_string()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["client_context"], sent);
+    assert_eq!(body["identity"], json!(null));
+    assert!(body["deadline"].as_i64().unwrap() > 1_700_000_000_000, "{body}");
+    let nothing = deploy(&server, runtime, "nil", "extras.nothing").await;
+    let (status, headers, body) = server.invoke(&nothing, "{}").await;
+    assert_eq!((status, body), (200, json!(null)));
+    assert!(headers.get("x-amz-function-error").is_none());
 
     // The environment, with Ruby's load and gem paths as on Lambda.
     let env = deploy(&server, runtime, "env", "handlers.env").await;
