@@ -132,12 +132,12 @@ module LambdaboxRuntime
     end
 
     def invocation_error(request_id, document)
-      post("#{API_BASE}/invocation/#{request_id}/error", LambdaboxRuntime.to_json(document),
+      post("#{API_BASE}/invocation/#{request_id}/error", LambdaboxRuntime.dump(document),
            ERROR_TYPE_HEADER => document[:errorType])
     end
 
     def init_error(document)
-      post("#{API_BASE}/init/error", LambdaboxRuntime.to_json(document), ERROR_TYPE_HEADER => document[:errorType])
+      post("#{API_BASE}/init/error", LambdaboxRuntime.dump(document), ERROR_TYPE_HEADER => document[:errorType])
     end
 
     private
@@ -180,7 +180,7 @@ module LambdaboxRuntime
     text.to_s.encode('UTF-8', invalid: :replace, undef: :replace).scrub
   end
 
-  def to_json(document)
+  def dump(document)
     JSON.generate(document)
   end
 
@@ -225,7 +225,7 @@ module LambdaboxRuntime
 
   def report(api, request_id, error)
     document = error_document(error, 'Function')
-    Kernel.warn "Error raised from handler method #{to_json(document)}"
+    Kernel.warn "Error raised from handler method #{dump(document)}"
     api.invocation_error(request_id, document)
   end
 
@@ -236,7 +236,7 @@ module LambdaboxRuntime
       handler = Handler.load(spec, ENV.fetch('LAMBDA_TASK_ROOT', '/var/task'))
     rescue Exception => e # rubocop:disable Lint/RescueException -- any failure to load is an init error
       document = error_document(e, 'Init')
-      Kernel.warn "Init error when loading handler #{spec} #{to_json(document)}"
+      Kernel.warn "Init error when loading handler #{spec} #{dump(document)}"
       api.init_error(document)
       Kernel.exit(1)
     end
