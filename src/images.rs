@@ -55,11 +55,20 @@ const NODEJS: Files = &[
     ("index.mjs", include_bytes!("../runtimes/nodejs/index.mjs")),
 ];
 
+/// `images/ruby/` with lambdabox's runtime client from `runtimes/ruby/`.
+const RUBY: Files = &[
+    ("Dockerfile", include_bytes!("../images/ruby/Dockerfile")),
+    ("bootstrap", include_bytes!("../images/ruby/bootstrap")),
+    ("runtime.rb", include_bytes!("../runtimes/ruby/runtime.rb")),
+];
+
 static RECIPES: &[Recipe] = &[
     Recipe { image: "python3.11", suite: "bookworm", files: PYTHON },
     Recipe { image: "python3.13", suite: "trixie", files: PYTHON },
     Recipe { image: "nodejs18.x", suite: "bookworm", files: NODEJS },
     Recipe { image: "nodejs20.x", suite: "trixie", files: NODEJS },
+    Recipe { image: "ruby3.1", suite: "bookworm", files: RUBY },
+    Recipe { image: "ruby3.3", suite: "trixie", files: RUBY },
     Recipe {
         image: "provided",
         suite: "bookworm",
