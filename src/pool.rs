@@ -527,7 +527,12 @@ pub fn nano_cpus_for(memory_mb: u32) -> i64 {
 async fn limit_cpu_after_init(backend: Arc<dyn Backend>, c: Arc<Container>) {
     if c.mailbox.wait_ready().await {
         if let Err(e) = backend.limit_cpu(c.docker_id.clone(), nano_cpus_for(c.memory_mb)).await {
-            tracing::warn!(container = %c.key, error = %e, "could not limit CPU");
+            // A runtime that already exited has no CPU to cap.
+            if c.mailbox.noted_exit().is_some() {
+                tracing::debug!(container = %c.key, error = %e, "not capping CPU of a stopped container");
+            } else {
+                tracing::warn!(container = %c.key, error = %e, "could not limit CPU");
+            }
         }
     }
 }

@@ -1,0 +1,247 @@
+//! One conformance suite, run unchanged on every runtime lambdabox serves.
+//!
+//! Each runtime family's fixture (tests/fixtures/FAMILY/, written in that
+//! language's own idiom; the contract is tests/fixtures/README.md) is
+//! deployed once per case and driven through the public API only. What
+//! differs between runtimes is data in [`Spec`]: the handler spellings and
+//! the error type the language raises.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::Server;
+use serde_json::{json, Value};
+
+/// What the suite needs to know about one runtime.
+struct Spec {
+    runtime: &'static str,
+    /// The fixture folder under tests/fixtures/.
+    family: &'static str,
+    /// Handler strings by case: echo, context, env, logs, fail, crash, sleep, layer.
+    handlers: [&'static str; 8],
+    /// The `errorType` of the fixture's `fail` case.
+    fail_type: &'static str,
+}
+
+impl Spec {
+    fn handler(&self, case: &str) -> &'static str {
+        let cases = ["echo", "context", "env", "logs", "fail", "crash", "sleep", "layer"];
+        self.handlers[cases.iter().position(|c| *c == case).expect("known case")]
+    }
+
+    fn fixture(&self) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(self.family)
+    }
+
+    /// The function's and the layer's zips, built the way that language's
+    /// users build them.
+    fn zips(&self) -> (Vec<u8>, Vec<u8>) {
+        let zip = |dir: &str| lambdabox::cli::code_zip(&self.fixture().join(dir)).expect("fixture zips");
+        (zip("function"), zip("layer"))
+    }
+
+    /// A function name for one case of this runtime.
+    fn name(&self, case: &str) -> String {
+        format!("{}-{case}", self.runtime.replace('.', "_"))
+    }
+}
+
+/// `module.case`: Python modules and Node.js files alike.
+const MODULE_DOT_CASE: [&str; 8] = [
+    "handlers.echo",
+    "handlers.context",
+    "handlers.env",
+    "handlers.logs",
+    "handlers.fail",
+    "handlers.crash",
+    "handlers.sleep",
+    "handlers.layer",
+];
+const RUBY: [&str; 8] = [
+    "handlers.echo",
+    "handlers.context",
+    "handlers.env",
+    "handlers.logs",
+    "handlers.raise_boom",
+    "handlers.crash",
+    "handlers.sleep_ms",
+    "handlers.layer",
+];
+/// The provided fixture is one bootstrap; `_HANDLER` names the case.
+const PROVIDED: [&str; 8] = ["echo", "context", "env", "logs", "fail", "crash", "sleep", "layer"];
+
+/// Deploy the fixture once per case, with the layer on the `layer` case.
+async fn deploy_all(server: &Server, spec: &Spec) {
+    let (function_zip, layer_zip) = spec.zips();
+    let layer_arn = publish_layer(server, spec, layer_zip).await;
+    let code = base64::engine::general_purpose::STANDARD.encode(function_zip);
+    for case in ["echo", "context", "env", "logs", "fail", "crash", "sleep", "layer"] {
+        let mut body = json!({
+            "FunctionName": spec.name(case), "Runtime": spec.runtime, "Handler": spec.handler(case),
+            "Role": "arn:aws:iam::000000000000:role/conformance", "Code": {"ZipFile": code},
+            "MemorySize": 256, "Timeout": if case == "sleep" { 1 } else { 10 },
+            "Environment": {"Variables": {"CONFORMANCE_VAR": "värde ✓"}},
+        });
+        if case == "layer" {
+            body["Layers"] = json!([layer_arn]);
+        }
+        let resp = reqwest::Client::new()
+            .post(format!("{}/2015-03-31/functions", server.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}: {}", spec.runtime, resp.text().await.unwrap());
+    }
+}
+
+async fn publish_layer(server: &Server, spec: &Spec, zip: Vec<u8>) -> String {
+    let body = json!({
+        "Content": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(zip)},
+        "CompatibleRuntimes": [spec.runtime],
+    });
+    let url = format!("{}/2018-10-31/layers/{}-layer/versions", server.url, spec.family);
+    let resp = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let out: Value = resp.json().await.unwrap();
+    out["LayerVersionArn"].as_str().unwrap().to_owned()
+}
+
+/// Invoke and expect success; returns the answer and the request id.
+async fn ok(server: &Server, spec: &Spec, case: &str, payload: &Value) -> (Value, String) {
+    let (status, headers, body) = server.invoke(&spec.name(case), &payload.to_string()).await;
+    assert_eq!(status, 200, "{} {case}: {body}", spec.runtime);
+    assert!(headers.get("x-amz-function-error").is_none(), "{} {case} failed: {body}", spec.runtime);
+    (body, headers["x-amzn-requestid"].to_str().unwrap().to_owned())
+}
+
+/// Invoke and expect a function error; returns the error document.
+async fn failed(server: &Server, spec: &Spec, case: &str, payload: &Value) -> Value {
+    let (status, headers, body) = server.invoke(&spec.name(case), &payload.to_string()).await;
+    assert_eq!(status, 200, "{} {case}: {body}", spec.runtime);
+    assert_eq!(headers.get("x-amz-function-error").map(|v| v.to_str().unwrap()), Some("Unhandled"), "{body}");
+    body
+}
+
+async fn echo_cases(server: &Server, spec: &Spec) {
+    let doc = json!({"text": "héllo wörld ✓ 日本語 🚀", "nested": {"list": [1, 2.5, true, null, "x"]}, "empty": {}});
+    assert_eq!(ok(server, spec, "echo", &doc).await.0, doc, "{}: echo", spec.runtime);
+    assert_eq!(ok(server, spec, "echo", &json!([1, "two"])).await.0, json!([1, "two"]));
+
+    // 5.9 MB each way. Mostly ASCII: runtimes may answer non-ASCII as
+    // \u escapes (awslambdaric does), which would push it over 6 MB.
+    let big = json!({"blob": format!("{}ünïcode ✓", "lambdabox ".repeat(590_000))});
+    assert!(big.to_string().len() > 5_800_000 && big.to_string().len() < 6_000_000);
+    let (back, _) = ok(server, spec, "echo", &big).await;
+    assert!(back == big, "{}: the 5.9 MB payload did not come back intact", spec.runtime);
+
+    // Eight at once, each answered with its own event.
+    let calls = (0..8).map(|n| async move { ok(server, spec, "echo", &json!({"n": n})).await.0 });
+    let answers = futures_util::future::join_all(calls).await;
+    for (n, answer) in answers.iter().enumerate() {
+        assert_eq!(answer, &json!({"n": n}), "{}: concurrent echo", spec.runtime);
+    }
+}
+
+async fn context_case(server: &Server, spec: &Spec) {
+    let name = spec.name("context");
+    let (ctx, request_id) = ok(server, spec, "context", &json!({})).await;
+    assert_eq!(ctx["requestId"], request_id.as_str(), "{}: {ctx}", spec.runtime);
+    assert_eq!(ctx["functionName"], name.as_str());
+    assert_eq!(ctx["functionVersion"], "$LATEST");
+    assert_eq!(ctx["memoryLimitInMB"], 256);
+    assert_eq!(ctx["invokedFunctionArn"], format!("arn:aws:lambda:us-east-1:000000000000:function:{name}"));
+    assert_eq!(ctx["logGroupName"], format!("/aws/lambda/{name}"));
+    assert!(ctx["logStreamName"].as_str().is_some_and(|s| !s.is_empty()), "{ctx}");
+    let (first, second) = (ctx["remainingMs"][0].as_i64().unwrap(), ctx["remainingMs"][1].as_i64().unwrap());
+    assert!(first <= 10_000 && first > 8_000, "{}: remaining {first}", spec.runtime);
+    assert!(second < first && second >= first - 1_000, "{}: remaining {first} then {second}", spec.runtime);
+}
+
+async fn env_case(server: &Server, spec: &Spec) {
+    let keys = ["CONFORMANCE_VAR", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_REGION"];
+    let more = ["LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_VERSION", "NOT_SET_ANYWHERE"];
+    let all: Vec<&str> = keys.iter().chain(more.iter()).copied().collect();
+    let (env, _) = ok(server, spec, "env", &json!({ "keys": all })).await;
+    assert_eq!(env["CONFORMANCE_VAR"], "värde ✓", "{}: {env}", spec.runtime);
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], spec.name("env").as_str());
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
+    assert_eq!(env["AWS_REGION"], "us-east-1");
+    assert_eq!(env["LAMBDA_TASK_ROOT"], "/var/task");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "$LATEST");
+    assert_eq!(env["NOT_SET_ANYWHERE"], Value::Null);
+}
+
+async fn logs_case(server: &Server, spec: &Spec) {
+    let marker = format!("mark-{}-ü", spec.runtime);
+    let (headers, body, tail) = server.invoke_tail(&spec.name("logs"), &json!({ "marker": marker }).to_string()).await;
+    assert_eq!(body, json!({ "logged": marker }), "{}", spec.runtime);
+    let id = headers["x-amzn-requestid"].to_str().unwrap();
+    assert!(tail.starts_with(&format!("START RequestId: {id}")), "{}: {tail}", spec.runtime);
+    assert!(tail.contains(&format!("stdout {marker}")) && tail.contains(&format!("stderr {marker}")), "{tail}");
+    assert!(tail.contains(&format!("REPORT RequestId: {id}")), "{tail}");
+    assert!(server.logs(&spec.name("logs")).await.contains(&format!("stderr {marker}")));
+}
+
+async fn failure_cases(server: &Server, spec: &Spec) {
+    let doc = failed(server, spec, "fail", &json!({})).await;
+    assert_eq!(doc["errorType"], spec.fail_type, "{}: {doc}", spec.runtime);
+    assert_eq!(doc["errorMessage"], "boom", "{}: {doc}", spec.runtime);
+    // A handled error leaves the runtime serving.
+    assert_eq!(failed(server, spec, "fail", &json!({})).await["errorMessage"], "boom");
+
+    let doc = failed(server, spec, "crash", &json!({})).await;
+    assert_eq!(doc["errorType"], "Runtime.ExitError", "{}: {doc}", spec.runtime);
+    assert!(doc["errorMessage"].as_str().unwrap().ends_with("Runtime exited with error: exit status 3"), "{doc}");
+
+    let doc = failed(server, spec, "sleep", &json!({"ms": 3000})).await;
+    assert_eq!(doc["errorType"], "Sandbox.Timedout", "{}: {doc}", spec.runtime);
+    assert!(doc["errorMessage"].as_str().unwrap().ends_with("Task timed out after 1.00 seconds"), "{doc}");
+    // The next invocation gets a fresh container.
+    let again = async {
+        let (status, headers, body) = server.invoke(&spec.name("sleep"), r#"{"ms":10}"#).await;
+        status == 200 && headers.get("x-amz-function-error").is_none() && body == json!({"slept": 10})
+    };
+    assert!(tokio::time::timeout(Duration::from_secs(30), again).await.unwrap_or(false), "{}", spec.runtime);
+}
+
+async fn layer_case(server: &Server, spec: &Spec) {
+    let (body, _) = ok(server, spec, "layer", &json!({})).await;
+    assert_eq!(body, json!({"layer": "from-layer"}), "{}", spec.runtime);
+}
+
+/// The whole suite on one runtime.
+async fn conform(spec: Spec) {
+    common::ensure_runtime_image(spec.runtime);
+    let server = Server::start();
+    deploy_all(&server, &spec).await;
+    echo_cases(&server, &spec).await;
+    context_case(&server, &spec).await;
+    env_case(&server, &spec).await;
+    logs_case(&server, &spec).await;
+    failure_cases(&server, &spec).await;
+    layer_case(&server, &spec).await;
+}
+
+macro_rules! conformance {
+    ($($test:ident: $runtime:literal, $family:literal, $handlers:expr, $fail:literal;)*) => {$(
+        #[tokio::test]
+        async fn $test() {
+            conform(Spec { runtime: $runtime, family: $family, handlers: $handlers, fail_type: $fail }).await;
+        }
+    )*};
+}
+
+conformance! {
+    python3_11: "python3.11", "python", MODULE_DOT_CASE, "ValueError";
+    python3_13: "python3.13", "python", MODULE_DOT_CASE, "ValueError";
+    nodejs18_x: "nodejs18.x", "nodejs", MODULE_DOT_CASE, "TypeError";
+    nodejs20_x: "nodejs20.x", "nodejs", MODULE_DOT_CASE, "TypeError";
+    ruby3_1: "ruby3.1", "ruby", RUBY, "Function<ArgumentError>";
+    ruby3_3: "ruby3.3", "ruby", RUBY, "Function<ArgumentError>";
+    provided_al2023: "provided.al2023", "provided", PROVIDED, "ShellError";
+    provided: "provided", "provided", PROVIDED, "ShellError";
+}
