@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::engine::{Engine, InvokeRequest, NewFunction};
+use crate::engine::{Code, Engine, InvokeRequest, NewFunction};
 use crate::function::{self, ConfigPatch, FunctionRef, InvalidParameter};
 pub use error::ApiError;
 use wire::FunctionConfiguration;
@@ -150,19 +150,32 @@ fn configuration(engine: &Engine, f: &function::Function) -> Json<FunctionConfig
 
 async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiResult {
     let b: wire::CreateFunctionBody = json_body(body).await?;
-    if b.package_type.as_deref().is_some_and(|p| p != "Zip") {
-        return Err(ApiError::invalid_parameter("PackageType Image is not supported yet by this lambdabox"));
-    }
     check_architectures(b.architectures.as_deref())?;
-    let runtime =
-        b.runtime.ok_or_else(|| ApiError::invalid_parameter("Runtime is required for .zip deployment packages"))?;
-    let handler =
-        b.handler.ok_or_else(|| ApiError::invalid_parameter("Handler is required for .zip deployment packages"))?;
-    let zip = zip_from(b.code.zip_file.as_deref(), b.code.s3_bucket.as_deref(), b.code.image_uri.as_deref())?;
+    let code = match b.package_type.as_deref() {
+        None | Some("Zip") => {
+            Code::Zip(zip_from(b.code.zip_file.as_deref(), b.code.s3_bucket.as_deref(), b.code.image_uri.as_deref())?)
+        }
+        Some("Image") => image_code(b.code.image_uri, b.code.zip_file.is_some(), b.image_config.unwrap_or_default())?,
+        Some(other) => {
+            return Err(ApiError::invalid_parameter(format!(
+                "1 validation error detected: Value '{other}' at 'packageType' failed to satisfy constraint: \
+                 Member must satisfy enum value set: [Zip, Image]"
+            )))
+        }
+    };
+    let zip = matches!(code, Code::Zip(_));
+    let required = |v: Option<String>, what: &str| match (v, zip) {
+        (Some(v), true) => Ok(v),
+        (None, true) => Err(ApiError::invalid_parameter(format!("{what} is required for .zip deployment packages"))),
+        (Some(_), false) => {
+            Err(ApiError::invalid_parameter(format!("{what} is not supported for functions with PackageType Image")))
+        }
+        (None, false) => Ok(String::new()),
+    };
     let new = NewFunction {
         name: b.function_name,
-        runtime,
-        handler,
+        runtime: required(b.runtime, "Runtime")?,
+        handler: required(b.handler, "Handler")?,
         role: b.role,
         description: b.description,
         memory_mb: b.memory_size,
@@ -171,10 +184,18 @@ async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiRe
         ephemeral_storage_mb: b.ephemeral_storage.map(|e| e.size),
         idle_ttl_s: b.idle_ttl_seconds,
         layers: b.layers.unwrap_or_default(),
-        zip,
+        code,
     };
     let f = engine.create_function(new).await?;
     Ok((StatusCode::CREATED, configuration(&engine, &f)).into_response())
+}
+
+/// An image function's code: `Code.ImageUri`, and nothing else.
+fn image_code(uri: Option<String>, has_zip: bool, config: wire::ImageConfigBody) -> Result<Code, ApiError> {
+    match uri {
+        Some(uri) if !has_zip && !uri.is_empty() => Ok(Code::Image { uri, config: config.into() }),
+        _ => Err(ApiError::invalid_parameter("PackageType Image requires Code.ImageUri (and no ZipFile)")),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,9 +242,17 @@ async fn get_function(
 ) -> ApiResult {
     let f = engine.get_function(&qualified_ref(&name, &q)?)?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:9000");
+    let code = match &f.image {
+        Some(image) => serde_json::json!({
+            "RepositoryType": "ECR", "ImageUri": image.uri, "ResolvedImageUri": format!("{}@{}", image.uri, image.id),
+        }),
+        None => serde_json::json!({
+            "RepositoryType": "S3", "Location": format!("http://{host}/lambdabox/v1/functions/{}/code.zip", f.name),
+        }),
+    };
     let mut out = serde_json::json!({
         "Configuration": FunctionConfiguration::of(&f, engine.realm()),
-        "Code": { "RepositoryType": "S3", "Location": format!("http://{host}/lambdabox/v1/functions/{}/code.zip", f.name) },
+        "Code": code,
         "Tags": {},
     });
     if let Some(n) = f.reserved_concurrency {
@@ -253,8 +282,11 @@ async fn delete_function(
 async fn update_code(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
     let b: wire::UpdateCodeBody = json_body(body).await?;
     check_architectures(b.architectures.as_deref())?;
-    let zip = zip_from(b.zip_file.as_deref(), b.s3_bucket.as_deref(), b.image_uri.as_deref())?;
-    let f = engine.update_code(&function_ref(&name)?, zip).await?;
+    let code = match (b.image_uri, b.zip_file.is_some()) {
+        (Some(uri), has_zip) => image_code(Some(uri), has_zip, wire::ImageConfigBody::default())?,
+        (None, _) => Code::Zip(zip_from(b.zip_file.as_deref(), b.s3_bucket.as_deref(), None)?),
+    };
+    let f = engine.update_code(&function_ref(&name)?, code).await?;
     Ok(configuration(&engine, &f).into_response())
 }
 
@@ -271,6 +303,7 @@ async fn update_configuration(State(engine): State<Arc<Engine>>, Path(name): Pat
         ephemeral_storage_mb: b.ephemeral_storage.map(|e| e.size),
         idle_ttl_s: b.idle_ttl_seconds,
         layers: b.layers,
+        image_config: b.image_config.map(Into::into),
     };
     let f = engine.update_configuration(&function_ref(&name)?, patch).await?;
     Ok(configuration(&engine, &f).into_response())
@@ -278,6 +311,12 @@ async fn update_configuration(State(engine): State<Arc<Engine>>, Path(name): Pat
 
 async fn download_code(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult {
     let f = engine.get_function(&function_ref(&name)?)?;
+    if let Some(image) = &f.image {
+        return Err(ApiError::invalid_parameter(format!(
+            "{name} is a container image function ({}): it has no zip",
+            image.uri
+        )));
+    }
     let path = engine.store().code().zip_path(&f.code_sha256);
     let bytes =
         tokio::fs::read(&path).await.map_err(|e| ApiError::from(crate::engine::EngineError::Service(e.to_string())))?;

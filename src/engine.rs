@@ -16,7 +16,9 @@ mod layers;
 
 pub use layers::NewLayerVersion;
 
-use crate::function::{self, ConfigPatch, Function, FunctionRef, InvalidParameter, Realm, Runtime, LATEST};
+use crate::function::{
+    self, ConfigPatch, Function, FunctionRef, ImageCode, ImageConfig, InvalidParameter, Realm, Runtime, LATEST,
+};
 use crate::images::{ImageError, Images};
 use crate::logs::LogBook;
 use crate::pool::{Launch, Pool, PoolError, Throttle};
@@ -99,7 +101,30 @@ pub struct NewFunction {
     pub idle_ttl_s: Option<u32>,
     /// Layer version ARNs, unpacked under `/opt` in this order.
     pub layers: Vec<String>,
-    pub zip: Vec<u8>,
+    pub code: Code,
+}
+
+/// A function's code as CreateFunction and UpdateFunctionCode carry it.
+#[derive(Debug, Clone)]
+pub enum Code {
+    /// The zip's bytes (`Code.ZipFile`).
+    Zip(Vec<u8>),
+    /// A local image (`Code.ImageUri`) and its `ImageConfig`.
+    Image { uri: String, config: ImageConfig },
+}
+
+impl Default for Code {
+    fn default() -> Self {
+        Code::Zip(Vec::new())
+    }
+}
+
+/// An update without `ImageConfig` keeps the function's current one.
+fn config_or_current(given: ImageConfig, current: Option<&ImageCode>) -> ImageConfig {
+    match current {
+        Some(image) if given == ImageConfig::default() => image.config.clone(),
+        _ => given,
+    }
 }
 
 /// One synchronous invocation.
@@ -179,9 +204,10 @@ impl Engine {
     /// CreateFunction.
     pub async fn create_function(&self, new: NewFunction) -> Result<Arc<Function>, EngineError> {
         function::validate_name(&new.name)?;
+        let is_zip = matches!(new.code, Code::Zip(_));
         let patch = ConfigPatch {
-            runtime: Some(new.runtime),
-            handler: Some(new.handler),
+            runtime: is_zip.then_some(new.runtime),
+            handler: is_zip.then_some(new.handler),
             role: new.role,
             description: new.description,
             memory_mb: new.memory_mb,
@@ -190,41 +216,81 @@ impl Engine {
             ephemeral_storage_mb: new.ephemeral_storage_mb,
             idle_ttl_s: new.idle_ttl_s,
             layers: None,
+            image_config: None,
         };
         patch.validate()?;
+        if !is_zip && !new.layers.is_empty() {
+            return Err(InvalidParameter("Layers are not supported for functions with PackageType Image".into()).into());
+        }
         let _guard = self.writes.lock().await;
         if self.store.get(&new.name).is_some() {
             return Err(StoreError::Conflict(new.name).into());
         }
         let layers = self.resolve_layers(&new.layers)?;
-        let code = self.put_code(new.zip).await?;
         let mut f = Function {
             name: new.name,
-            runtime: String::new(),
-            handler: String::new(),
             role: format!("arn:aws:iam::{}:role/lambdabox", self.realm.account),
-            description: String::new(),
             memory_mb: function::DEFAULT_MEMORY_MB,
             timeout_s: function::DEFAULT_TIMEOUT_S,
             ephemeral_storage_mb: function::DEFAULT_EPHEMERAL_MB,
-            environment: BTreeMap::new(),
-            code_sha256: code.sha256_hex.clone(),
-            code_size: code.size,
             last_modified: now_lambda_format(),
             revision_id: new_revision(),
-            reserved_concurrency: None,
-            provisioned_concurrency: 0,
-            idle_ttl_s: None,
             layers,
+            ..Function::default()
         };
+        self.set_code(&mut f, new.code).await?;
         patch.apply(&mut f);
+        let code_sha256 = f.code_sha256.clone();
         match self.store.insert(f) {
             Ok(f) => Ok(f),
             Err(e) => {
-                self.collect_code(&code.sha256_hex);
+                self.collect_code(&code_sha256);
                 Err(e.into())
             }
         }
+    }
+
+    /// Point `f` at new code: a zip stored by digest, or a local image
+    /// pinned by id. The package type never changes, as on Lambda.
+    async fn set_code(&self, f: &mut Function, code: Code) -> Result<(), EngineError> {
+        let fresh = f.code_sha256.is_empty() && f.image.is_none();
+        match code {
+            Code::Zip(_) if !fresh && f.image.is_some() => Err(InvalidParameter(
+                "Please provide ImageUri when updating a function with packageType Image.".into(),
+            ))?,
+            Code::Image { .. } if !fresh && f.image.is_none() => Err(InvalidParameter(
+                "Please don't provide ImageUri when updating a function with packageType Zip.".into(),
+            ))?,
+            Code::Zip(zip) => {
+                let stored = self.put_code(zip).await?;
+                f.code_sha256 = stored.sha256_hex;
+                f.code_size = stored.size;
+            }
+            Code::Image { uri, config } => {
+                config.validate()?;
+                let facts = self.images.function_image(&uri).await?.ok_or_else(|| {
+                    InvalidParameter(format!(
+                        "Source image {uri} does not exist. Provide a valid source image (build or load it into \
+                         this host's Docker engine; lambdabox does not pull from registries)."
+                    ))
+                })?;
+                let config = config_or_current(config, f.image.as_ref());
+                f.image = Some(ImageCode {
+                    uri,
+                    id: facts.id,
+                    entrypoint: facts.entrypoint,
+                    cmd: facts.cmd,
+                    working_dir: facts.working_dir,
+                    config,
+                });
+                if f.image.as_ref().is_some_and(|i| i.command().is_empty()) {
+                    Err(InvalidParameter(
+                        "The image has no ENTRYPOINT or CMD and ImageConfig sets neither: nothing to run".into(),
+                    ))?
+                }
+            }
+        }
+        Ok(())
     }
 
     /// GetFunction / GetFunctionConfiguration.
@@ -238,13 +304,11 @@ impl Engine {
     }
 
     /// UpdateFunctionCode.
-    pub async fn update_code(&self, r: &FunctionRef, zip: Vec<u8>) -> Result<Arc<Function>, EngineError> {
+    pub async fn update_code(&self, r: &FunctionRef, code: Code) -> Result<Arc<Function>, EngineError> {
         let _guard = self.writes.lock().await;
         let current = self.resolve(r)?;
-        let code = self.put_code(zip).await?;
         let mut f = (*current).clone();
-        f.code_sha256 = code.sha256_hex;
-        f.code_size = code.size;
+        self.set_code(&mut f, code).await?;
         self.commit_update(&current, f).await
     }
 
@@ -260,6 +324,18 @@ impl Engine {
         let mut f = (*current).clone();
         if let Some(arns) = &patch.layers {
             f.layers = self.resolve_layers(arns)?;
+        }
+        match (&mut f.image, &patch.image_config) {
+            (Some(image), Some(config)) => image.config = config.clone(),
+            (None, Some(_)) => {
+                Err(InvalidParameter("ImageConfig applies only to functions with PackageType Image".into()))?
+            }
+            (Some(_), None) if patch.runtime.is_some() || patch.handler.is_some() || !f.layers.is_empty() => {
+                Err(InvalidParameter(
+                    "Runtime, Handler and Layers are not supported for functions with PackageType Image".into(),
+                ))?
+            }
+            _ => {}
         }
         patch.apply(&mut f);
         self.commit_update(&current, f).await
@@ -303,12 +379,21 @@ impl Engine {
     /// What the pool needs to start containers of `f` (building the
     /// runtime's image first if it is missing).
     async fn launch(&self, f: &Arc<Function>) -> Result<Launch, EngineError> {
+        if let Some(image) = &f.image {
+            return Ok(Launch {
+                function: f.clone(),
+                runtime: None,
+                image: image.id.clone(),
+                task_dir: None,
+                opt_dir: None,
+            });
+        }
         let runtime = Runtime::find(&f.runtime)?;
         Ok(Launch {
             function: f.clone(),
-            runtime,
+            runtime: Some(runtime),
             image: self.images.ensure(runtime).await?,
-            task_dir: self.store.code().task_dir(&f.code_sha256),
+            task_dir: Some(self.store.code().task_dir(&f.code_sha256)),
             opt_dir: self.opt_dir(f).await?,
         })
     }
@@ -429,6 +514,10 @@ impl Engine {
 
     /// Delete a code blob once no function or layer version refers to it.
     fn collect_code(&self, sha256_hex: &str) {
+        // Image functions have no blob; an empty key would name the whole store.
+        if sha256_hex.is_empty() {
+            return;
+        }
         let in_use = self.store.code_in_use(sha256_hex)
             || self.store.layer_blob_in_use(sha256_hex).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot tell whether a layer uses a blob; keeping it");

@@ -269,6 +269,88 @@ pub struct Function {
     /// Unpacked under `/opt` in this order.
     #[serde(default)]
     pub layers: Vec<crate::layer::LayerRef>,
+    /// Set for `PackageType: Image` functions: the image is the code and
+    /// the runtime; `runtime`, `handler` and `code_sha256` are then empty.
+    #[serde(default)]
+    pub image: Option<ImageCode>,
+}
+
+impl Function {
+    /// `Zip` or `Image`, as Lambda names the package type.
+    pub fn package_type(&self) -> &'static str {
+        if self.image.is_some() {
+            "Image"
+        } else {
+            "Zip"
+        }
+    }
+}
+
+/// A container image function's code: a local image, pinned by id when the
+/// function was created or its code updated (as Lambda pins the digest), and
+/// what its bootstrap command is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageCode {
+    /// `Code.ImageUri` as given.
+    pub uri: String,
+    /// The image id (`sha256:…`) it resolved to.
+    pub id: String,
+    /// The image's own ENTRYPOINT, CMD and WORKDIR.
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub working_dir: String,
+    /// `ImageConfig` overrides.
+    pub config: ImageConfig,
+}
+
+/// Lambda's `ImageConfig`: overrides of the image's ENTRYPOINT, CMD and WORKDIR.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    pub entry_point: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    pub working_directory: Option<String>,
+}
+
+impl ImageCode {
+    /// The bootstrap command: ENTRYPOINT then CMD, each overridden by
+    /// `ImageConfig` when set, as Lambda runs an image.
+    pub fn command(&self) -> Vec<String> {
+        let entry = self.config.entry_point.as_ref().unwrap_or(&self.entrypoint);
+        let cmd = self.config.command.as_ref().unwrap_or(&self.cmd);
+        entry.iter().chain(cmd.iter()).cloned().collect()
+    }
+
+    /// `_HANDLER`: the first word of CMD, which Lambda's base images treat
+    /// as the handler.
+    pub fn handler(&self) -> String {
+        self.config.command.as_ref().unwrap_or(&self.cmd).first().cloned().unwrap_or_default()
+    }
+
+    /// The working directory, `ImageConfig` first.
+    pub fn working_dir(&self) -> String {
+        self.config.working_directory.clone().unwrap_or_else(|| self.working_dir.clone())
+    }
+
+    /// The hex digest Lambda reports as an image function's `CodeSha256`.
+    pub fn digest_hex(&self) -> &str {
+        self.id.strip_prefix("sha256:").unwrap_or(&self.id)
+    }
+}
+
+impl ImageConfig {
+    /// Lambda's limits: at most 1,500 entries in EntryPoint and in Command,
+    /// a WorkingDirectory of at most 1,000 characters.
+    pub fn validate(&self) -> Result<(), InvalidParameter> {
+        for (what, list) in [("entryPoint", &self.entry_point), ("command", &self.command)] {
+            if list.as_ref().is_some_and(|l| l.len() > 1500) {
+                return Err(invalid(format!("ImageConfig.{what} must have at most 1500 entries")));
+            }
+        }
+        if self.working_directory.as_ref().is_some_and(|w| w.len() > 1000 || !w.starts_with('/')) {
+            return Err(invalid("ImageConfig.WorkingDirectory must be an absolute path of at most 1000 characters"));
+        }
+        Ok(())
+    }
 }
 
 /// The part of a function's configuration that UpdateFunctionConfiguration
@@ -287,6 +369,8 @@ pub struct ConfigPatch {
     pub idle_ttl_s: Option<u32>,
     /// Layer version ARNs; the engine resolves them against the store.
     pub layers: Option<Vec<String>>,
+    /// For image functions; the engine applies it.
+    pub image_config: Option<ImageConfig>,
 }
 
 impl ConfigPatch {
@@ -321,11 +405,14 @@ impl ConfigPatch {
         if let Some(layers) = &self.layers {
             crate::layer::validate_layer_list(layers)?;
         }
+        if let Some(config) = &self.image_config {
+            config.validate()?;
+        }
         Ok(())
     }
 
-    /// Apply the set fields to `f`, but for `layers`, which the engine
-    /// resolves.
+    /// Apply the set fields to `f`, but for `layers` and `image_config`,
+    /// which the engine resolves.
     pub fn apply(self, f: &mut Function) {
         let ConfigPatch {
             runtime,
@@ -338,6 +425,7 @@ impl ConfigPatch {
             ephemeral_storage_mb,
             idle_ttl_s,
             layers: _,
+            image_config: _,
         } = self;
         set(&mut f.runtime, runtime);
         set(&mut f.handler, handler);

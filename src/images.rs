@@ -139,6 +139,12 @@ impl Images {
         Ok(tag)
     }
 
+    /// A container image function's image, as Docker knows it now; `None`
+    /// when the engine has no image by that name (no registry is asked).
+    pub async fn function_image(&self, uri: &str) -> Result<Option<crate::backend::docker::ImageFacts>, ImageError> {
+        Ok(self.docker.image_facts(uri).await?)
+    }
+
     /// Forget that `runtime`'s image was checked (it went missing).
     pub fn forget(&self, runtime: &Runtime) {
         self.current.lock().expect("images poisoned").remove(&runtime_image(runtime));

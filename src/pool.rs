@@ -122,12 +122,32 @@ pub struct PoolConfig {
 #[derive(Debug, Clone)]
 pub struct Launch {
     pub function: Arc<Function>,
-    pub runtime: &'static Runtime,
+    /// `None` for container image functions: the image is the runtime.
+    pub runtime: Option<&'static Runtime>,
     pub image: String,
-    /// The unpacked code on the host, mounted at `/var/task`.
-    pub task_dir: PathBuf,
+    /// The unpacked code on the host, mounted at `/var/task` (zip functions).
+    pub task_dir: Option<PathBuf>,
     /// The function's layers merged, mounted at `/opt`.
     pub opt_dir: Option<PathBuf>,
+}
+
+impl Launch {
+    /// What lambdabox-init starts: the runtime's bootstrap, or the image's
+    /// ENTRYPOINT + CMD; empty means Lambda's search for `bootstrap`.
+    fn bootstrap(&self) -> Vec<String> {
+        match (self.runtime, &self.function.image) {
+            (Some(runtime), _) => runtime.bootstrap.iter().map(|s| s.to_string()).collect(),
+            (None, Some(image)) => image.command(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    fn working_dir(&self) -> String {
+        match &self.function.image {
+            Some(image) => image.working_dir(),
+            None => TASK_ROOT.to_owned(),
+        }
+    }
 }
 
 /// One function container and its Runtime API.
@@ -481,7 +501,7 @@ impl Pool {
         let cfg = &self.inner.config;
         let f = &launch.function;
         let mut entrypoint = vec![INIT_TARGET.to_owned()];
-        entrypoint.extend(launch.runtime.bootstrap.iter().map(|s| s.to_string()));
+        entrypoint.extend(launch.bootstrap());
         let init_type = if provisioned { "provisioned-concurrency" } else { "on-demand" };
         let mut env = lambda_environment(f, launch.runtime, &cfg.realm, init_type);
         env.push(format!("LAMBDABOX_RUNTIME_SOCKET={SOCKET_DIR_TARGET}/{RUNTIME_SOCKET}"));
@@ -497,8 +517,10 @@ impl Pool {
         let mut mounts = vec![
             BindMount { source: cfg.init_bin.clone(), target: INIT_TARGET.into(), read_only: true },
             BindMount { source: socket_dir.to_path_buf(), target: SOCKET_DIR_TARGET.into(), read_only: true },
-            BindMount { source: launch.task_dir.clone(), target: TASK_ROOT.into(), read_only: true },
         ];
+        if let Some(task) = &launch.task_dir {
+            mounts.push(BindMount { source: task.clone(), target: TASK_ROOT.into(), read_only: true });
+        }
         if let Some(opt) = &launch.opt_dir {
             mounts.push(BindMount { source: opt.clone(), target: OPT_ROOT.into(), read_only: true });
         }
@@ -511,7 +533,7 @@ impl Pool {
             mounts,
             memory_mb: f.memory_mb,
             network: cfg.network.clone(),
-            working_dir: TASK_ROOT.into(),
+            working_dir: launch.working_dir(),
             sandbox: Sandbox { user: cfg.user.clone(), tmp_mb: f.ephemeral_storage_mb, ..Sandbox::default() },
         }
     }

@@ -15,7 +15,8 @@ use base64::Engine as _;
 use common::Server;
 use serde_json::{json, Value};
 
-/// What the suite needs to know about one runtime.
+/// What the suite needs to know about one runtime. `runtime` is a Lambda
+/// runtime identifier, or [`IMAGE`] for container image functions.
 struct Spec {
     runtime: &'static str,
     /// The fixture folder under tests/fixtures/.
@@ -73,8 +74,33 @@ const RUBY: [&str; 8] = [
 /// The provided fixture is one bootstrap; `_HANDLER` names the case.
 const PROVIDED: [&str; 8] = ["echo", "context", "env", "logs", "fail", "crash", "sleep", "layer"];
 
+/// The pseudo-runtime of container image functions: the Python fixture in a
+/// user's image built on the python3.11 image, with awslambdaric as
+/// ENTRYPOINT. Images take no layers, so the layer's files are copied to
+/// /opt, as AWS advises for images.
+const IMAGE: &str = "image";
+
+/// Build the conformance image; returns its tag.
+async fn build_conformance_image(spec: &Spec) -> String {
+    common::ensure_runtime_image("python3.11");
+    let read = |rel: &str| std::fs::read(spec.fixture().join(rel)).expect("fixture file");
+    let dockerfile = "FROM lambdabox/python3.11:latest\n\
+                      COPY handlers.py /var/task/handlers.py\n\
+                      COPY layer_info.py /opt/python/layer_info.py\n\
+                      ENV PYTHONPATH=/var/task:/opt/python\n\
+                      ENTRYPOINT [\"/usr/bin/python3\", \"-m\", \"awslambdaric\"]\n\
+                      CMD [\"handlers.echo\"]\n";
+    let tag = format!("lambdabox-test/conformance:{}", uuid::Uuid::new_v4().simple());
+    let (handlers, layer) = (read("function/handlers.py"), read("layer/python/layer_info.py"));
+    let files = [("Dockerfile", dockerfile.as_bytes()), ("handlers.py", &handlers), ("layer_info.py", &layer)];
+    common::build_image(&tag, &files).await;
+    tag
+}
+
 /// Deploy the fixture once per case, with the layer on the `layer` case.
-async fn deploy_all(server: &Server, spec: &Spec) {
+/// Returns the image built for image functions, to remove afterwards.
+async fn deploy_all(server: &Server, spec: &Spec) -> Option<String> {
+    let image = if spec.runtime == IMAGE { Some(build_conformance_image(spec).await) } else { None };
     let (function_zip, layer_zip) = spec.zips();
     let layer_arn = publish_layer(server, spec, layer_zip).await;
     let code = base64::engine::general_purpose::STANDARD.encode(function_zip);
@@ -85,7 +111,14 @@ async fn deploy_all(server: &Server, spec: &Spec) {
             "MemorySize": 256, "Timeout": if case == "sleep" { 1 } else { 10 },
             "Environment": {"Variables": {"CONFORMANCE_VAR": "värde ✓"}},
         });
-        if case == "layer" {
+        if let Some(tag) = &image {
+            let config = body.as_object_mut().unwrap();
+            config.remove("Runtime");
+            config.remove("Handler");
+            config.insert("PackageType".into(), json!("Image"));
+            config.insert("Code".into(), json!({ "ImageUri": tag }));
+            config.insert("ImageConfig".into(), json!({ "Command": [spec.handler(case)] }));
+        } else if case == "layer" {
             body["Layers"] = json!([layer_arn]);
         }
         let resp = reqwest::Client::new()
@@ -96,12 +129,13 @@ async fn deploy_all(server: &Server, spec: &Spec) {
             .unwrap();
         assert_eq!(resp.status(), 201, "{}: {}", spec.runtime, resp.text().await.unwrap());
     }
+    image
 }
 
 async fn publish_layer(server: &Server, spec: &Spec, zip: Vec<u8>) -> String {
     let body = json!({
         "Content": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(zip)},
-        "CompatibleRuntimes": [spec.runtime],
+        "CompatibleRuntimes": if spec.runtime == IMAGE { json!([]) } else { json!([spec.runtime]) },
     });
     let url = format!("{}/2018-10-31/layers/{}-layer/versions", server.url, spec.family);
     let resp = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
@@ -215,15 +249,20 @@ async fn layer_case(server: &Server, spec: &Spec) {
 
 /// The whole suite on one runtime.
 async fn conform(spec: Spec) {
-    common::ensure_runtime_image(spec.runtime);
+    if spec.runtime != IMAGE {
+        common::ensure_runtime_image(spec.runtime);
+    }
     let server = Server::start();
-    deploy_all(&server, &spec).await;
+    let image = deploy_all(&server, &spec).await;
     echo_cases(&server, &spec).await;
     context_case(&server, &spec).await;
     env_case(&server, &spec).await;
     logs_case(&server, &spec).await;
     failure_cases(&server, &spec).await;
     layer_case(&server, &spec).await;
+    if let Some(tag) = image {
+        common::remove_image(&tag).await;
+    }
 }
 
 macro_rules! conformance {
@@ -244,4 +283,5 @@ conformance! {
     ruby3_3: "ruby3.3", "ruby", RUBY, "Function<ArgumentError>";
     provided_al2023: "provided.al2023", "provided", PROVIDED, "ShellError";
     provided: "provided", "provided", PROVIDED, "ShellError";
+    container_image: "image", "python", MODULE_DOT_CASE, "ValueError";
 }

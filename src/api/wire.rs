@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::function::{Function, Realm, LATEST};
+use crate::function::{Function, ImageConfig, Realm, LATEST};
 use crate::store::code::sha256_base64;
 
 #[derive(Debug, Deserialize, Default)]
@@ -22,6 +22,34 @@ pub struct CodeBody {
     pub zip_file: Option<String>,
     pub s3_bucket: Option<String>,
     pub image_uri: Option<String>,
+}
+
+/// `ImageConfig` in and out: overrides of an image's ENTRYPOINT, CMD, WORKDIR.
+#[derive(Debug, Deserialize, Serialize, Default, Clone)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageConfigBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_point: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+}
+
+impl From<ImageConfigBody> for ImageConfig {
+    fn from(b: ImageConfigBody) -> ImageConfig {
+        ImageConfig { entry_point: b.entry_point, command: b.command, working_directory: b.working_directory }
+    }
+}
+
+impl From<&ImageConfig> for ImageConfigBody {
+    fn from(c: &ImageConfig) -> ImageConfigBody {
+        ImageConfigBody {
+            entry_point: c.entry_point.clone(),
+            command: c.command.clone(),
+            working_directory: c.working_directory.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -50,6 +78,7 @@ pub struct CreateFunctionBody {
     /// lambdabox's own: seconds an idle container is kept.
     pub idle_ttl_seconds: Option<u32>,
     pub layers: Option<Vec<String>>,
+    pub image_config: Option<ImageConfigBody>,
 }
 
 /// UpdateFunctionCode's body.
@@ -77,6 +106,7 @@ pub struct UpdateConfigurationBody {
     /// lambdabox's own: seconds an idle container is kept (0: the default).
     pub idle_ttl_seconds: Option<u32>,
     pub layers: Option<Vec<String>>,
+    pub image_config: Option<ImageConfigBody>,
 }
 
 /// PutFunctionConcurrency's body.
@@ -110,9 +140,11 @@ pub fn provisioned_config(s: &crate::engine::ProvisionedStatus) -> serde_json::V
 pub struct FunctionConfiguration {
     pub function_name: String,
     pub function_arn: String,
-    pub runtime: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     pub role: String,
-    pub handler: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
     pub code_size: u64,
     pub description: String,
     pub timeout: u32,
@@ -134,6 +166,8 @@ pub struct FunctionConfiguration {
     /// lambdabox's own: the function's idle TTL, when it sets one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_ttl_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_config_response: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,15 +181,18 @@ impl FunctionConfiguration {
         FunctionConfiguration {
             function_name: f.name.clone(),
             function_arn: realm.function_arn(&f.name),
-            runtime: f.runtime.clone(),
+            runtime: f.image.is_none().then(|| f.runtime.clone()),
             role: f.role.clone(),
-            handler: f.handler.clone(),
+            handler: f.image.is_none().then(|| f.handler.clone()),
             code_size: f.code_size,
             description: f.description.clone(),
             timeout: f.timeout_s,
             memory_size: f.memory_mb,
             last_modified: f.last_modified.clone(),
-            code_sha256: sha256_base64(&f.code_sha256),
+            code_sha256: match &f.image {
+                Some(image) => image.digest_hex().to_owned(),
+                None => sha256_base64(&f.code_sha256),
+            },
             version: LATEST,
             environment: (!f.environment.is_empty()).then(|| EnvironmentOut { variables: f.environment.clone() }),
             tracing_config: serde_json::json!({ "Mode": "PassThrough" }),
@@ -163,11 +200,15 @@ impl FunctionConfiguration {
             layers: f.layers.iter().map(|l| serde_json::json!({ "Arn": l.arn, "CodeSize": l.code_size })).collect(),
             state: "Active",
             last_update_status: "Successful",
-            package_type: "Zip",
+            package_type: f.package_type(),
             architectures: ["x86_64"],
             ephemeral_storage: serde_json::json!({ "Size": f.ephemeral_storage_mb }),
             logging_config: serde_json::json!({ "LogFormat": "Text", "LogGroup": format!("/aws/lambda/{}", f.name) }),
             idle_ttl_seconds: f.idle_ttl_s,
+            image_config_response: f
+                .image
+                .as_ref()
+                .map(|i| serde_json::json!({ "ImageConfig": ImageConfigBody::from(&i.config) })),
         }
     }
 }

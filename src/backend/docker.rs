@@ -72,6 +72,24 @@ impl DockerBackend {
         }
     }
 
+    /// What starting `image` runs: its id, ENTRYPOINT, CMD and WORKDIR.
+    /// `Ok(None)` when there is no such image.
+    pub async fn image_facts(&self, image: &str) -> Result<Option<ImageFacts>, BackendError> {
+        match bounded("image inspect", self.docker.inspect_image(image)).await {
+            Ok(info) => {
+                let config = info.config.unwrap_or_default();
+                Ok(Some(ImageFacts {
+                    id: info.id.unwrap_or_default(),
+                    entrypoint: config.entrypoint.unwrap_or_default(),
+                    cmd: config.cmd.unwrap_or_default(),
+                    working_dir: config.working_dir.unwrap_or_default(),
+                }))
+            }
+            Err(BackendError::Docker(e)) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Try to pull `image` from a registry. Machines without one fail fast
     /// (name resolution), which callers treat as "build it locally".
     pub async fn pull(&self, image: &str, mut progress: impl FnMut(&str)) -> Result<(), BackendError> {
@@ -261,6 +279,15 @@ impl DockerBackend {
         let found = bounded("container list", self.docker.list_containers(Some(options))).await?;
         Ok(found.into_iter().filter_map(|c| c.id).collect())
     }
+}
+
+/// See [`DockerBackend::image_facts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFacts {
+    pub id: String,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub working_dir: String,
 }
 
 impl Backend for DockerBackend {

@@ -103,9 +103,16 @@ async fn run(
 async fn lease(pool: &Pool, images: &Images, mut launch: Launch) -> Result<Lease, EngineError> {
     match pool.acquire(&launch).await {
         Ok(lease) => Ok(lease),
-        Err(PoolError::Backend(BackendError::ImageMissing(_))) => {
-            images.forget(launch.runtime);
-            launch.image = images.ensure(launch.runtime).await?;
+        Err(PoolError::Backend(BackendError::ImageMissing(image))) => {
+            let Some(runtime) = launch.runtime else {
+                return Err(EngineError::Service(format!(
+                    "The function's image {image} ({}) is no longer in this host's Docker engine; \
+                     load it again and update the function's code",
+                    launch.function.image.as_ref().map_or("", |i| i.uri.as_str())
+                )));
+            };
+            images.forget(runtime);
+            launch.image = images.ensure(runtime).await?;
             Ok(pool.acquire(&launch).await?)
         }
         Err(e) => Err(e.into()),

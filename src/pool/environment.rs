@@ -5,10 +5,18 @@ use crate::function::{Function, Realm, Runtime, LATEST};
 
 /// `KEY=VALUE` pairs for a container of `f`. User variables come last but
 /// can never replace a reserved one (validation refuses them on the way in).
-pub fn lambda_environment(f: &Function, runtime: &Runtime, realm: &Realm, initialization_type: &str) -> Vec<String> {
+/// Container image functions (`runtime` is `None`) keep their image's
+/// `PATH` and `LD_LIBRARY_PATH`, and `_HANDLER` is the first word of CMD.
+pub fn lambda_environment(
+    f: &Function,
+    runtime: Option<&Runtime>,
+    realm: &Realm,
+    initialization_type: &str,
+) -> Vec<String> {
     let stream = format!("{}/[{LATEST}]{}", chrono::Utc::now().format("%Y/%m/%d"), uuid::Uuid::new_v4().simple());
+    let handler = f.image.as_ref().map_or_else(|| f.handler.clone(), |image| image.handler());
     let mut env = vec![
-        format!("_HANDLER={}", f.handler),
+        format!("_HANDLER={handler}"),
         format!("AWS_REGION={}", realm.region),
         format!("AWS_DEFAULT_REGION={}", realm.region),
         format!("AWS_LAMBDA_FUNCTION_NAME={}", f.name),
@@ -21,12 +29,16 @@ pub fn lambda_environment(f: &Function, runtime: &Runtime, realm: &Realm, initia
         "LAMBDA_RUNTIME_DIR=/var/runtime".to_owned(),
         "TZ=:UTC".to_owned(),
         "LANG=en_US.UTF-8".to_owned(),
-        "PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned(),
-        "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
-            .to_owned(),
     ];
-    if let Some(exec_env) = runtime.execution_env() {
-        env.push(format!("AWS_EXECUTION_ENV={exec_env}"));
+    if let Some(runtime) = runtime {
+        env.push("PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned());
+        env.push(
+            "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
+                .to_owned(),
+        );
+        if let Some(exec_env) = runtime.execution_env() {
+            env.push(format!("AWS_EXECUTION_ENV={exec_env}"));
+        }
     }
     env.extend(f.environment.iter().map(|(k, v)| format!("{k}={v}")));
     env
@@ -55,7 +67,7 @@ mod tests {
             ..Default::default()
         };
         let runtime = Runtime::find("python3.11").unwrap();
-        let env = lambda_environment(&f, runtime, &Realm::default(), "on-demand");
+        let env = lambda_environment(&f, Some(runtime), &Realm::default(), "on-demand");
         for expected in [
             "_HANDLER=app.handler",
             "AWS_LAMBDA_FUNCTION_NAME=greeter",

@@ -423,9 +423,9 @@ mod tests {
         let f = function("a", 128, None);
         let launch = Launch {
             function: Arc::new(f.clone()),
-            runtime: crate::function::Runtime::find("python3.11").unwrap(),
+            runtime: Some(crate::function::Runtime::find("python3.11").unwrap()),
             image: "img".into(),
-            task_dir: "/tmp".into(),
+            task_dir: Some("/tmp".into()),
             opt_dir: None,
         };
         s.set_provisioned(launch, 2);

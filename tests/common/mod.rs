@@ -266,6 +266,29 @@ pub async fn containers(home: &str, function: Option<&str>) -> Vec<String> {
     docker.list_containers(Some(options)).await.unwrap().into_iter().filter_map(|c| c.id).collect()
 }
 
+/// Build a local image from a Dockerfile and files, as a user would with
+/// `docker build`.
+pub async fn build_image(tag: &str, files: &[(&str, &[u8])]) {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, body) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, *body).unwrap();
+    }
+    let context = tar.into_inner().unwrap();
+    let docker = lambdabox::backend::docker::DockerBackend::connect().await.unwrap();
+    docker.build(context, tag, HashMap::new(), HashMap::new(), |_| {}).await.expect("test image builds");
+}
+
+/// Remove a test image (best effort).
+pub async fn remove_image(tag: &str) {
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+    let options = bollard::query_parameters::RemoveImageOptionsBuilder::default().force(true).build();
+    let _ = docker.remove_image(tag, Some(options), None).await;
+}
+
 /// A zip of `(name, contents)` files; scripts (`#!`) are executable.
 pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
