@@ -40,8 +40,15 @@ impl Spec {
     /// The function's and the layer's zips, built the way that language's
     /// users build them.
     fn zips(&self) -> (Vec<u8>, Vec<u8>) {
-        let zip = |dir: &str| lambdabox::cli::code_zip(&self.fixture().join(dir)).expect("fixture zips");
-        (zip("function"), zip("layer"))
+        let zip = |dir: &Path| lambdabox::cli::code_zip(dir).expect("fixture zips");
+        match self.family {
+            // A compiled `bootstrap`; the layer is the shell fixture's /opt/bin tool.
+            "provided-rust" => {
+                let fixtures = self.fixture().join("..");
+                (zip(&rust_bootstrap(&self.fixture().join("function"))), zip(&fixtures.join("provided/layer")))
+            }
+            _ => (zip(&self.fixture().join("function")), zip(&self.fixture().join("layer"))),
+        }
     }
 
     /// A function name for one case of this runtime.
@@ -73,6 +80,30 @@ const RUBY: [&str; 8] = [
 ];
 /// The provided fixture is one bootstrap; `_HANDLER` names the case.
 const PROVIDED: [&str; 8] = ["echo", "context", "env", "logs", "fail", "crash", "sleep", "layer"];
+
+/// Build the Rust fixture as Lambda's Rust users do (a static `bootstrap`,
+/// here with cargo rather than cargo-lambda); returns a folder holding it.
+fn rust_bootstrap(crate_dir: &Path) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let target = root.join("target/fixtures");
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "--release", "--target", "x86_64-unknown-linux-gnu", "--manifest-path"])
+                .arg(crate_dir.join("Cargo.toml"))
+                .env("CARGO_TARGET_DIR", &target)
+                .env("RUSTFLAGS", "-C target-feature=+crt-static")
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the Rust fixture failed");
+            let out = target.join("zip");
+            std::fs::create_dir_all(&out).unwrap();
+            std::fs::copy(target.join("x86_64-unknown-linux-gnu/release/bootstrap"), out.join("bootstrap")).unwrap();
+            out
+        })
+        .clone()
+}
 
 /// The pseudo-runtime of container image functions: the Python fixture in a
 /// user's image built on the python3.11 image, with awslambdaric as
@@ -283,5 +314,6 @@ conformance! {
     ruby3_3: "ruby3.3", "ruby", RUBY, "Function<ArgumentError>";
     provided_al2023: "provided.al2023", "provided", PROVIDED, "ShellError";
     provided: "provided", "provided", PROVIDED, "ShellError";
+    provided_rust: "provided.al2023", "provided-rust", PROVIDED, "BoomError";
     container_image: "image", "python", MODULE_DOT_CASE, "ValueError";
 }
