@@ -57,6 +57,8 @@ pub static RUNTIMES: &[Runtime] = &[
     Runtime { id: "python3.13", image: "python3.13", bootstrap: &["/var/runtime/bootstrap"] },
     Runtime { id: "nodejs18.x", image: "nodejs18.x", bootstrap: &["/var/runtime/bootstrap"] },
     Runtime { id: "nodejs20.x", image: "nodejs20.x", bootstrap: &["/var/runtime/bootstrap"] },
+    Runtime { id: "java17", image: "java17", bootstrap: &["/var/runtime/bootstrap"] },
+    Runtime { id: "java21", image: "java21", bootstrap: &["/var/runtime/bootstrap"] },
     Runtime { id: "provided.al2023", image: "provided", bootstrap: &[] },
     Runtime { id: "provided", image: "provided", bootstrap: &[] },
 ];
