@@ -1,0 +1,268 @@
+//! The java17 and java21 runtimes: lambdabox's Java runtime client running
+//! functions written against aws-lambda-java-core, compiled here with the
+//! image's own javac (tests/common/java.rs).
+
+mod common;
+
+use std::time::Instant;
+
+use common::java::{deploy_zip, fixture_zips, function_zip};
+use common::{ensure_runtime_image, Server};
+use serde_json::{json, Value};
+
+const RUNTIMES: [&str; 2] = ["java17", "java21"];
+
+/// Build both images (the fixtures are compiled in java17's) before any test uses them.
+fn images() {
+    for runtime in RUNTIMES {
+        ensure_runtime_image(runtime);
+    }
+}
+
+fn name(runtime: &str, case: &str) -> String {
+    format!("{runtime}-{case}")
+}
+
+#[tokio::test]
+async fn conformance_handlers_behave_as_on_lambda() {
+    images();
+    let server = Server::start();
+    let (zip, _layer) = fixture_zips();
+    for runtime in RUNTIMES {
+        let deploy = |case: &'static str, extra: Value| {
+            let server = &server;
+            async move {
+                let handler = format!("conformance.Handlers::{case}");
+                deploy_zip(server, &name(runtime, case), runtime, &handler, zip, extra).await;
+            }
+        };
+
+        deploy("echo", json!({"Timeout": 10})).await;
+        let event = r#"{"text":"héllo — 世界 😀","nested":{"list":[1,2.5,null,true,{"deep":[]}],"n":-3e5}}"#;
+        let started = Instant::now();
+        let (status, headers, echoed) = server.invoke(&name(runtime, "echo"), event).await;
+        println!("{runtime}: cold start + first echo {:?}", started.elapsed());
+        assert_eq!(status, 200, "{echoed}");
+        assert!(headers.get("x-amz-function-error").is_none(), "{echoed}");
+        assert_eq!(echoed, serde_json::from_str::<Value>(event).unwrap());
+        let started = Instant::now();
+        let (_, _, echoed) = server.invoke(&name(runtime, "echo"), r#""just a string""#).await;
+        println!("{runtime}: warm echo {:?}", started.elapsed());
+        assert_eq!(echoed, json!("just a string"));
+        let big = json!({"s": "ünïcødé ☃ ".repeat(5_900_000 / 16)}).to_string();
+        assert!(big.len() > 5_800_000 && big.len() < 6_000_000, "{}", big.len());
+        let (status, _, echoed) = server.invoke(&name(runtime, "echo"), &big).await;
+        assert_eq!(status, 200);
+        assert_eq!(echoed, serde_json::from_str::<Value>(&big).unwrap(), "the 5.9 MB event comes back unchanged");
+
+        deploy("context", json!({"MemorySize": 512, "Timeout": 7})).await;
+        let (status, headers, ctx) = server.invoke(&name(runtime, "context"), "{}").await;
+        assert_eq!(status, 200, "{ctx}");
+        assert_eq!(ctx["requestId"], headers["x-amzn-requestid"].to_str().unwrap());
+        assert_eq!(ctx["functionName"], name(runtime, "context"));
+        assert_eq!(ctx["functionVersion"], "$LATEST");
+        assert_eq!(ctx["memoryLimitInMB"], 512);
+        assert_eq!(
+            ctx["invokedFunctionArn"],
+            format!("arn:aws:lambda:us-east-1:000000000000:function:{}", name(runtime, "context"))
+        );
+        assert_eq!(ctx["logGroupName"], format!("/aws/lambda/{}", name(runtime, "context")));
+        assert!(ctx["logStreamName"].as_str().unwrap().contains("[$LATEST]"), "{ctx}");
+        let (first, second) = (ctx["remainingMs"][0].as_i64().unwrap(), ctx["remainingMs"][1].as_i64().unwrap());
+        assert!(0 < second && second + 40 <= first && first <= 7000, "remaining time falls: {first} then {second}");
+
+        deploy("env", json!({"Environment": {"Variables": {"GREETING": "hej"}}})).await;
+        let keys =
+            r#"{"keys":["GREETING","AWS_EXECUTION_ENV","LAMBDA_TASK_ROOT","AWS_LAMBDA_FUNCTION_MEMORY_SIZE","NOPE"]}"#;
+        let (_, _, vars) = server.invoke(&name(runtime, "env"), keys).await;
+        assert_eq!(
+            vars,
+            json!({
+                "GREETING": "hej", "AWS_EXECUTION_ENV": format!("AWS_Lambda_{runtime}"),
+                "LAMBDA_TASK_ROOT": "/var/task", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "NOPE": null,
+            })
+        );
+
+        deploy("logs", json!({})).await;
+        assert_eq!(server.invoke(&name(runtime, "logs"), r#"{"marker":"M1"}"#).await.2, json!({"logged": "M1"}));
+
+        deploy("sleep", json!({"Timeout": 5})).await;
+        assert_eq!(server.invoke(&name(runtime, "sleep"), r#"{"ms":120}"#).await.2, json!({"slept": 120}));
+
+        deploy("fail", json!({})).await;
+        let (status, headers, doc) = server.invoke(&name(runtime, "fail"), "{}").await;
+        assert_eq!(status, 200, "a function error is not an API error");
+        assert_eq!(headers["x-amz-function-error"], "Unhandled");
+        assert_eq!(doc["errorType"], "java.lang.IllegalArgumentException", "{doc}");
+        assert_eq!(doc["errorMessage"], "boom");
+        let trace = doc["stackTrace"].as_array().expect("stackTrace array");
+        assert!(trace[0].as_str().unwrap().starts_with("conformance.Handlers.fail(Handlers.java:"), "{doc}");
+        assert!(!trace.iter().any(|f| f.as_str().unwrap().starts_with("lambdabox.")), "no runtime frames: {doc}");
+        let (_, headers, _) = server.invoke(&name(runtime, "fail"), "{}").await;
+        assert_eq!(headers["x-amz-function-error"], "Unhandled", "the function keeps failing the same way");
+
+        deploy("crash", json!({})).await;
+        let (_, headers, doc) = server.invoke(&name(runtime, "crash"), "{}").await;
+        assert_eq!(headers["x-amz-function-error"], "Unhandled");
+        assert_eq!(doc["errorType"], "Runtime.ExitError", "{doc}");
+        assert!(doc["errorMessage"].as_str().unwrap().ends_with("exit status 3"), "{doc}");
+    }
+}
+
+const GREETER: &str = r#"
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import java.util.List;
+
+public class Greeter {
+    public static class Person {
+        private String name;
+        private int age;
+        public List<String> tags;
+        public String getName() { return name; }
+        public void setName(String name) { this.name = name; }
+        public int getAge() { return age; }
+        public void setAge(int age) { this.age = age; }
+    }
+
+    public static class Greeting {
+        public String message;
+        public int nextAge;
+        public List<String> tags;
+    }
+
+    public Greeting greet(Person person, Context context) {
+        Greeting g = new Greeting();
+        g.message = "Hello, " + person.getName() + "!";
+        g.nextAge = person.getAge() + 1;
+        g.tags = person.tags;
+        return g;
+    }
+
+    public static String shout(String text) {
+        return text.toUpperCase();
+    }
+
+    public static int twice(Integer n) {
+        return n * 2;
+    }
+
+    public static List<Object> reversed(List<Object> items) {
+        java.util.Collections.reverse(items);
+        return items;
+    }
+}
+"#;
+
+const KEYS: &str = r#"
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestHandler;
+import java.util.Map;
+import java.util.TreeSet;
+
+public class Keys implements RequestHandler<Map<String, Object>, String> {
+    static int constructed;
+    private int calls;
+
+    public Keys() {
+        constructed++;
+    }
+
+    @Override
+    public String handleRequest(Map<String, Object> event, Context context) {
+        calls++;
+        context.getLogger().log("keys called " + calls);
+        return String.join(",", new TreeSet<>(event.keySet())) + " constructed=" + constructed + " calls=" + calls;
+    }
+}
+"#;
+
+const UPPER: &str = r#"
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestStreamHandler;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+
+public class Upper implements RequestStreamHandler {
+    @Override
+    public void handleRequest(InputStream in, OutputStream out, Context context) throws IOException {
+        String text = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        out.write(text.toUpperCase().getBytes(StandardCharsets.UTF_8));
+    }
+}
+"#;
+
+#[tokio::test]
+async fn pojo_typed_and_class_handlers() {
+    images();
+    let server = Server::start();
+    let zip = function_zip(
+        &[("example/Greeter.java", GREETER), ("example/Keys.java", KEYS), ("example/Upper.java", UPPER)],
+        &[],
+    );
+    for runtime in RUNTIMES {
+        let deploy = |case: &'static str, handler: &'static str| {
+            let (server, zip) = (&server, &zip);
+            async move { deploy_zip(server, &name(runtime, case), runtime, handler, zip, json!({"Timeout": 10})).await }
+        };
+        deploy("pojo", "example.Greeter::greet").await;
+        let (status, _, out) =
+            server.invoke(&name(runtime, "pojo"), r#"{"NAME":"Ada","age":36,"tags":["x"],"unknown":1}"#).await;
+        assert_eq!(status, 200, "{out}");
+        assert_eq!(out, json!({"message": "Hello, Ada!", "nextAge": 37, "tags": ["x"]}));
+
+        deploy("string", "example.Greeter::shout").await;
+        assert_eq!(server.invoke(&name(runtime, "string"), r#""héllo""#).await.2, json!("HÉLLO"));
+        deploy("integer", "example.Greeter::twice").await;
+        assert_eq!(server.invoke(&name(runtime, "integer"), "21").await.2, json!(42));
+        deploy("list", "example.Greeter::reversed").await;
+        assert_eq!(
+            server.invoke(&name(runtime, "list"), r#"[1,"two",{"3":[]}]"#).await.2,
+            json!([{"3": []}, "two", 1])
+        );
+        let (_, headers, doc) = server.invoke(&name(runtime, "integer"), r#"{"not":"a number"}"#).await;
+        assert_eq!(headers["x-amz-function-error"], "Unhandled");
+        assert_eq!(doc["errorMessage"], "An error occurred during JSON parsing", "{doc}");
+
+        deploy("keys", "example.Keys").await;
+        assert_eq!(server.invoke(&name(runtime, "keys"), r#"{"b":1,"a":2}"#).await.2, "a,b constructed=1 calls=1");
+        assert_eq!(
+            server.invoke(&name(runtime, "keys"), r#"{"c":null}"#).await.2,
+            "c constructed=1 calls=2",
+            "the handler object is made once, at init, and reused"
+        );
+        deploy("keys-explicit", "example.Keys::handleRequest").await;
+        assert_eq!(server.invoke(&name(runtime, "keys-explicit"), r#"{"z":0}"#).await.2, "z constructed=1 calls=1");
+
+        deploy("stream", "example.Upper").await;
+        assert_eq!(server.invoke(&name(runtime, "stream"), r#""quiet""#).await.2, json!("QUIET"));
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_cannot_be_found_is_an_init_error() {
+    images();
+    let server = Server::start();
+    let (zip, _) = fixture_zips();
+    for runtime in RUNTIMES {
+        for (case, handler, error_type) in [
+            ("noclass", "conformance.Missing::echo", "java.lang.ClassNotFoundException"),
+            ("nomethod", "conformance.Handlers::missing", "java.lang.NoSuchMethodException"),
+            ("nointerface", "conformance.Handlers", "java.lang.IllegalArgumentException"),
+        ] {
+            deploy_zip(&server, &name(runtime, case), runtime, handler, zip, json!({})).await;
+            let (status, headers, doc) = server.invoke(&name(runtime, case), "{}").await;
+            assert_eq!(status, 200, "{doc}");
+            assert_eq!(headers["x-amz-function-error"], "Unhandled");
+            assert_eq!(doc["errorType"], error_type, "{handler}: {doc}");
+            assert!(doc["errorMessage"].as_str().unwrap().contains(handler.split("::").next().unwrap()), "{doc}");
+        }
+    }
+}
