@@ -148,6 +148,10 @@ public class Greeter {
         return n * 2;
     }
 
+    public static long maxHeapMb() {
+        return Runtime.getRuntime().maxMemory() / (1024 * 1024);
+    }
+
     public static List<Object> reversed(List<Object> items) {
         java.util.Collections.reverse(items);
         return items;
@@ -243,6 +247,44 @@ async fn pojo_typed_and_class_handlers() {
 
         deploy("stream", "example.Upper").await;
         assert_eq!(server.invoke(&name(runtime, "stream"), r#""quiet""#).await.2, json!("QUIET"));
+    }
+}
+
+#[tokio::test]
+async fn heap_follows_memory_unless_java_tool_options_says_otherwise() {
+    images();
+    let server = Server::start();
+    let zip = function_zip(&[("example/Greeter.java", GREETER)], &[]);
+    for runtime in RUNTIMES {
+        let handler = "example.Greeter::maxHeapMb";
+        deploy_zip(&server, &name(runtime, "heap"), runtime, handler, &zip, json!({"MemorySize": 512})).await;
+        let heap = server.invoke(&name(runtime, "heap"), "{}").await.2.as_i64().unwrap();
+        assert!((380..=440).contains(&heap), "85% of 512 MB: {heap} MB");
+        let extra = json!({"MemorySize": 512, "Environment": {"Variables": {"JAVA_TOOL_OPTIONS": "-Xmx64m"}}});
+        deploy_zip(&server, &name(runtime, "heap-user"), runtime, handler, &zip, extra).await;
+        let heap = server.invoke(&name(runtime, "heap-user"), "{}").await.2.as_i64().unwrap();
+        assert!((50..=64).contains(&heap), "the user's -Xmx64m wins: {heap} MB");
+    }
+}
+
+#[tokio::test]
+async fn jars_in_lib_are_on_the_classpath() {
+    images();
+    let server = Server::start();
+    let fixture = common::java::fixture();
+    let zip = &fixture.function_zip;
+    // The layer's jar shipped in the function's own lib/ instead of a layer.
+    let mut files = fixture.classes.clone();
+    files.push(("lib/layer.jar".to_owned(), fixture.layer_jar.clone()));
+    let with_lib = common::java::zip_files(&files);
+    for runtime in RUNTIMES {
+        let handler = "conformance.Handlers::layer";
+        deploy_zip(&server, &name(runtime, "lib"), runtime, handler, &with_lib, json!({})).await;
+        assert_eq!(server.invoke(&name(runtime, "lib"), "{}").await.2, json!({"layer": "from-layer"}));
+        deploy_zip(&server, &name(runtime, "nolib"), runtime, handler, zip, json!({})).await;
+        let (_, headers, doc) = server.invoke(&name(runtime, "nolib"), "{}").await;
+        assert_eq!(headers["x-amz-function-error"], "Unhandled");
+        assert_eq!(doc["errorType"], "java.lang.NoClassDefFoundError", "{doc}");
     }
 }
 

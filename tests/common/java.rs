@@ -14,18 +14,39 @@ use super::Server;
 /// The image whose JDK compiles the fixtures.
 pub const COMPILER_IMAGE: &str = "lambdabox/java17:latest";
 
-/// Zips of the conformance fixture: the function (classes at the zip's
-/// root) and the layer (`java/lib/layer.jar`). Compiled once per test process.
-pub fn fixture_zips() -> &'static (Vec<u8>, Vec<u8>) {
-    static ZIPS: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
-    ZIPS.get_or_init(|| {
+/// The conformance fixture, compiled once per test process.
+pub struct Fixture {
+    /// The function's class files by path.
+    pub classes: Vec<(String, Vec<u8>)>,
+    /// The function zip: its classes at the zip's root.
+    pub function_zip: Vec<u8>,
+    /// The layer's classes as a jar.
+    pub layer_jar: Vec<u8>,
+    /// The layer zip, laid out as Java layers are on Lambda: `java/lib/layer.jar`.
+    pub layer_zip: Vec<u8>,
+}
+
+/// The conformance fixture (`tests/fixtures/java/`), compiled.
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/java");
-        let function = sources_under(&root.join("function/src"));
-        let layer = sources_under(&root.join("layer/src"));
-        let built = compile(&function, &layer);
-        let layer_zip = zip_files(&[("java/lib/layer.jar".to_owned(), built.layer_jar.expect("layer jar"))]);
-        (zip_files(&built.classes.into_iter().collect::<Vec<_>>()), layer_zip)
+        let built = compile(&sources_under(&root.join("function/src")), &sources_under(&root.join("layer/src")));
+        let classes: Vec<(String, Vec<u8>)> = built.classes.into_iter().collect();
+        let layer_jar = built.layer_jar.expect("the layer compiles to a jar");
+        Fixture {
+            function_zip: zip_files(&classes),
+            layer_zip: zip_files(&[("java/lib/layer.jar".to_owned(), layer_jar.clone())]),
+            classes,
+            layer_jar,
+        }
     })
+}
+
+/// Zips of the conformance fixture: the function and the layer.
+pub fn fixture_zips() -> (&'static [u8], &'static [u8]) {
+    let f = fixture();
+    (&f.function_zip, &f.layer_zip)
 }
 
 /// A function zip of the given `(path, source)` Java files, compiled against

@@ -4,6 +4,7 @@ import com.amazonaws.services.lambda.runtime.Context;
 import com.amazonaws.services.lambda.runtime.RequestHandler;
 import com.amazonaws.services.lambda.runtime.RequestStreamHandler;
 import com.fasterxml.jackson.databind.JavaType;
+import com.fasterxml.jackson.databind.ObjectReader;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.InputStream;
@@ -48,8 +49,8 @@ final class Handler {
     /** The event's type for non-stream forms with a parameter; null otherwise. */
     private final Type eventType;
     private final Class<?> handlerClass;
-    /** Resolved on first use, so that stream handlers never load Jackson. */
-    private JavaType eventJavaType;
+    /** Built at init for non-stream forms; stream handlers never load Jackson. */
+    private ObjectReader eventReader;
 
     private Handler(Class<?> cls, Object instance, Method method) {
         this.handlerClass = cls;
@@ -110,7 +111,33 @@ final class Handler {
                 throw e.getCause();
             }
         }
-        return new Handler(cls, instance, method);
+        Handler handler = new Handler(cls, instance, method);
+        if (!handler.stream) {
+            handler.prepareJson();
+        }
+        return handler;
+    }
+
+    /**
+     * Load Jackson and build the converters for this handler's types now:
+     * init runs with the whole CPU, while invocations get the share the
+     * function's memory buys (0.07 vCPU at 128 MB), where this work would
+     * take seconds. Only reflection happens here, no user code runs. A type
+     * Jackson cannot handle is left for the invocation to report.
+     */
+    private void prepareJson() {
+        try {
+            Json.warmUp();
+            if (eventType != null) {
+                eventReader();
+            }
+            Class<?> result = method.getReturnType();
+            if (!result.isInterface() && !result.isPrimitive() && result != Object.class) {
+                Json.MAPPER.writerFor(result);
+            }
+        } catch (RuntimeException | java.io.IOException e) {
+            // Reported, with its cause, by the first invocation that meets it.
+        }
     }
 
     /**
@@ -160,7 +187,7 @@ final class Handler {
             Object input = null;
             if (eventType != null) {
                 try {
-                    input = Json.read(event, eventJavaType());
+                    input = eventReader().readValue(event);
                 } catch (Exception e) {
                     throw new RuntimeException("An error occurred during JSON parsing", e);
                 }
@@ -186,13 +213,14 @@ final class Handler {
         }
     }
 
-    /** The event's Jackson type; a type variable of a RequestHandler is resolved against the class. */
-    private JavaType eventJavaType() {
-        if (eventJavaType == null) {
-            eventJavaType = eventType instanceof TypeVariable && RequestHandler.class.isAssignableFrom(handlerClass)
+    /** The event's reader; a type variable of a RequestHandler is resolved against the class. */
+    private ObjectReader eventReader() {
+        if (eventReader == null) {
+            JavaType type = eventType instanceof TypeVariable && RequestHandler.class.isAssignableFrom(handlerClass)
                     ? Json.requestHandlerInput(handlerClass)
                     : Json.type(eventType);
+            eventReader = Json.reader(type);
         }
-        return eventJavaType;
+        return eventReader;
     }
 }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JavaType;
 import com.fasterxml.jackson.databind.MapperFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.ObjectReader;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.io.IOException;
@@ -41,8 +42,14 @@ final class Json {
         return params.length > 0 ? params[0] : type(Object.class);
     }
 
-    static Object read(byte[] json, JavaType type) throws IOException {
-        return MAPPER.readValue(json, type);
+    /** A reader for {@code type}; its deserializer is built here, once (the mapper caches it). */
+    static ObjectReader reader(JavaType type) {
+        return MAPPER.readerFor(type);
+    }
+
+    /** Exercise reading and writing once, so that their classes are loaded and initialised. */
+    static void warmUp() throws IOException {
+        write(MAPPER.readValue("{\"s\":\"x\",\"n\":[1,2.5,true,null,{}]}", Object.class));
     }
 
     static byte[] write(Object value) throws IOException {
