@@ -16,6 +16,9 @@ import java.io.PrintStream;
 public final class Main {
     private Main() {}
 
+    /** The system property the AWS SDK for Java reads the X-Ray trace header from. */
+    static final String TRACE_PROPERTY = "com.amazonaws.xray.traceHeader";
+
     public static void main(String[] args) {
         // UTF-8 whatever the locale says; flushed at every newline and after
         // every invocation so log lines show while the function runs.
@@ -76,6 +79,12 @@ public final class Main {
         for (;;) {
             RuntimeApi.Invocation invocation = api.next();
             LambdaContext context = new LambdaContext(invocation, function);
+            // Where Lambda's Java runtime puts the X-Ray trace header for the AWS SDK to find.
+            if (invocation.traceId != null) {
+                System.setProperty(TRACE_PROPERTY, invocation.traceId);
+            } else {
+                System.clearProperty(TRACE_PROPERTY);
+            }
             byte[] result = null;
             Throwable failure = null;
             try {
