@@ -115,6 +115,12 @@ package example;
 import com.amazonaws.services.lambda.runtime.Context;
 import java.util.List;
 
+class Hidden {
+    public static String hello(Object event) {
+        return "from a class that is not public";
+    }
+}
+
 public class Greeter {
     public static class Person {
         private String name;
@@ -226,6 +232,8 @@ async fn pojo_typed_and_class_handlers() {
         assert_eq!(server.invoke(&name(runtime, "string"), r#""héllo""#).await.2, json!("HÉLLO"));
         deploy("integer", "example.Greeter::twice").await;
         assert_eq!(server.invoke(&name(runtime, "integer"), "21").await.2, json!(42));
+        deploy("hidden", "example.Hidden::hello").await;
+        assert_eq!(server.invoke(&name(runtime, "hidden"), "{}").await.2, "from a class that is not public");
         deploy("list", "example.Greeter::reversed").await;
         assert_eq!(
             server.invoke(&name(runtime, "list"), r#"[1,"two",{"3":[]}]"#).await.2,

@@ -76,10 +76,24 @@ final class FunctionClassLoader extends URLClassLoader {
 
         @Override
         protected Class<?> loadClass(String name, boolean resolve) throws ClassNotFoundException {
+            ClassLoader runtime = FunctionClassLoader.class.getClassLoader();
             if (SHARED.contains(name)) {
-                return FunctionClassLoader.class.getClassLoader().loadClass(name);
+                return runtime.loadClass(name);
             }
-            return super.loadClass(name, resolve);
+            try {
+                return super.loadClass(name, resolve);
+            } catch (ClassNotFoundException notPlatform) {
+                // A few JDK modules (jdk.compiler, jdk.jshell, …) belong to the
+                // application loader: hand those out too, but never a class of
+                // the runtime's own classpath (an unnamed module).
+                if (name.startsWith("jdk.") || name.startsWith("com.sun.") || name.startsWith("sun.")) {
+                    Class<?> c = runtime.loadClass(name);
+                    if (c.getModule().isNamed()) {
+                        return c;
+                    }
+                }
+                throw notPlatform;
+            }
         }
     }
 }

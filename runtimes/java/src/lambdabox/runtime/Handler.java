@@ -98,6 +98,12 @@ final class Handler {
         Method method = choose(cls, wanted).orElseThrow(() -> new LoadError("java.lang.NoSuchMethodException",
                 "No public method named " + wanted + " with appropriate method signature found on class "
                         + cls.getName()));
+        // A public method of a class that is not public is still a handler, as on Lambda.
+        try {
+            method.setAccessible(true);
+        } catch (RuntimeException e) {
+            // A JDK class's method: the invocation reports whatever access it lacks.
+        }
         Object instance = null;
         if (!Modifier.isStatic(method.getModifiers())) {
             try {
