@@ -9,6 +9,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.io.PrintStream;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
@@ -38,20 +39,29 @@ public final class Warmup {
             ErrorDocument.of(expected.errorType, expected.getMessage());
         }
         ClassLoader self = Warmup.class.getClassLoader();
-        for (String spec : List.of(
+        // The handlers' logs and the deliberate failure's stack trace would
+        // read like trouble in the image build's output: write them nowhere.
+        PrintStream out = System.out;
+        PrintStream err = System.err;
+        System.setOut(new PrintStream(OutputStream.nullOutputStream(), true, UTF_8));
+        System.setErr(new PrintStream(OutputStream.nullOutputStream(), true, UTF_8));
+        List<String> specs = List.of(
                 "lambdabox.runtime.Warmup::map",
                 "lambdabox.runtime.Warmup::bean",
                 "lambdabox.runtime.Warmup::stream",
                 "lambdabox.runtime.Warmup::text",
                 "lambdabox.runtime.Warmup::fail",
-                "lambdabox.runtime.Warmup$Typed")) {
+                "lambdabox.runtime.Warmup$Typed");
+        for (String spec : specs) {
             try (FakeApi api = new FakeApi(2)) {
                 Main.serve(new RuntimeApi(api.address()), Handler.load(spec, self));
             } catch (IOException endOfEvents) {
                 // The stand-in said 500: this handler is done.
             }
         }
-        System.out.println("warm-up done");
+        System.setOut(out);
+        System.setErr(err);
+        System.out.println("warm-up: served " + specs.size() + " handler forms; recording the CDS archive");
     }
 
     public static Map<String, Object> map(Map<String, Object> event, Context context) {
