@@ -59,6 +59,8 @@ pub static RUNTIMES: &[Runtime] = &[
     Runtime { id: "nodejs20.x", image: "nodejs20.x", bootstrap: &["/var/runtime/bootstrap"] },
     Runtime { id: "ruby3.1", image: "ruby3.1", bootstrap: &["/var/runtime/bootstrap"] },
     Runtime { id: "ruby3.3", image: "ruby3.3", bootstrap: &["/var/runtime/bootstrap"] },
+    Runtime { id: "java17", image: "java17", bootstrap: &["/var/runtime/bootstrap"] },
+    Runtime { id: "java21", image: "java21", bootstrap: &["/var/runtime/bootstrap"] },
     Runtime { id: "provided.al2023", image: "provided", bootstrap: &[] },
     Runtime { id: "provided", image: "provided", bootstrap: &[] },
 ];

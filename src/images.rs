@@ -62,6 +62,38 @@ const RUBY: Files = &[
     ("runtime.rb", include_bytes!("../runtimes/ruby/runtime.rb")),
 ];
 
+/// One source file of lambdabox's Java runtime, `runtimes/java/src/PATH`,
+/// placed at `src/PATH` in the build context.
+macro_rules! java_source {
+    ($path:literal) => {
+        (concat!("src/", $path), include_bytes!(concat!("../runtimes/java/src/", $path)))
+    };
+}
+
+/// `images/java/` with lambdabox's Java runtime client and the
+/// aws-lambda-java-core API from `runtimes/java/src/`, compiled in the build.
+const JAVA: Files = &[
+    ("Dockerfile", include_bytes!("../images/java/Dockerfile")),
+    ("bootstrap", include_bytes!("../images/java/bootstrap")),
+    java_source!("com/amazonaws/services/lambda/runtime/Client.java"),
+    java_source!("com/amazonaws/services/lambda/runtime/ClientContext.java"),
+    java_source!("com/amazonaws/services/lambda/runtime/CognitoIdentity.java"),
+    java_source!("com/amazonaws/services/lambda/runtime/Context.java"),
+    java_source!("com/amazonaws/services/lambda/runtime/LambdaLogger.java"),
+    java_source!("com/amazonaws/services/lambda/runtime/LambdaRuntime.java"),
+    java_source!("com/amazonaws/services/lambda/runtime/RequestHandler.java"),
+    java_source!("com/amazonaws/services/lambda/runtime/RequestStreamHandler.java"),
+    java_source!("com/amazonaws/services/lambda/runtime/logging/LogLevel.java"),
+    java_source!("lambdabox/runtime/ErrorDocument.java"),
+    java_source!("lambdabox/runtime/FunctionClassLoader.java"),
+    java_source!("lambdabox/runtime/Handler.java"),
+    java_source!("lambdabox/runtime/Json.java"),
+    java_source!("lambdabox/runtime/LambdaContext.java"),
+    java_source!("lambdabox/runtime/Main.java"),
+    java_source!("lambdabox/runtime/RuntimeApi.java"),
+    java_source!("lambdabox/runtime/Warmup.java"),
+];
+
 static RECIPES: &[Recipe] = &[
     Recipe { image: "python3.11", suite: "bookworm", files: PYTHON },
     Recipe { image: "python3.13", suite: "trixie", files: PYTHON },
@@ -69,6 +101,8 @@ static RECIPES: &[Recipe] = &[
     Recipe { image: "nodejs20.x", suite: "trixie", files: NODEJS },
     Recipe { image: "ruby3.1", suite: "bookworm", files: RUBY },
     Recipe { image: "ruby3.3", suite: "trixie", files: RUBY },
+    Recipe { image: "java17", suite: "bookworm", files: JAVA },
+    Recipe { image: "java21", suite: "trixie", files: JAVA },
     Recipe {
         image: "provided",
         suite: "bookworm",
@@ -349,6 +383,23 @@ mod tests {
     fn every_runtime_has_a_recipe() {
         for r in crate::function::RUNTIMES {
             assert!(RECIPES.iter().any(|x| x.image == r.image), "{} has no recipe", r.id);
+        }
+    }
+
+    #[test]
+    fn every_java_source_is_in_the_recipe() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtimes/java/src");
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "java") {
+                    let name = format!("src/{}", path.strip_prefix(&root).unwrap().display());
+                    assert!(JAVA.iter().any(|(n, _)| *n == name), "{name} is missing from JAVA");
+                }
+            }
         }
     }
 

@@ -47,6 +47,12 @@ impl Spec {
                 let fixtures = self.fixture().join("..");
                 (zip(&rust_bootstrap(&self.fixture().join("function"))), zip(&fixtures.join("provided/layer")))
             }
+            // Compiled with the JDK of the java17 image, as a Java user's build would.
+            "java" => {
+                common::ensure_runtime_image("java17");
+                let (function, layer) = common::java::fixture_zips();
+                (function.to_vec(), layer.to_vec())
+            }
             _ => (zip(&self.fixture().join("function")), zip(&self.fixture().join("layer"))),
         }
     }
@@ -77,6 +83,16 @@ const RUBY: [&str; 8] = [
     "handlers.crash",
     "handlers.sleep_ms",
     "handlers.layer",
+];
+const JAVA: [&str; 8] = [
+    "conformance.Handlers::echo",
+    "conformance.Handlers::context",
+    "conformance.Handlers::env",
+    "conformance.Handlers::logs",
+    "conformance.Handlers::fail",
+    "conformance.Handlers::crash",
+    "conformance.Handlers::sleep",
+    "conformance.Handlers::layer",
 ];
 /// The provided fixture is one bootstrap; `_HANDLER` names the case.
 const PROVIDED: [&str; 8] = ["echo", "context", "env", "logs", "fail", "crash", "sleep", "layer"];
@@ -312,6 +328,8 @@ conformance! {
     nodejs20_x: "nodejs20.x", "nodejs", MODULE_DOT_CASE, "TypeError";
     ruby3_1: "ruby3.1", "ruby", RUBY, "Function<ArgumentError>";
     ruby3_3: "ruby3.3", "ruby", RUBY, "Function<ArgumentError>";
+    java17: "java17", "java", JAVA, "java.lang.IllegalArgumentException";
+    java21: "java21", "java", JAVA, "java.lang.IllegalArgumentException";
     provided_al2023: "provided.al2023", "provided", PROVIDED, "ShellError";
     provided: "provided", "provided", PROVIDED, "ShellError";
     provided_rust: "provided.al2023", "provided-rust", PROVIDED, "BoomError";

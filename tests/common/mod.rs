@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod java;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Cursor, Write};
 use std::path::{Path, PathBuf};
