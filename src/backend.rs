@@ -85,6 +85,8 @@ pub trait Backend: Send + Sync + Debug {
     fn wait(&self, id: String) -> BoxFuture<'_, Result<ExitInfo, BackendError>>;
     /// Stop (kill) and delete a container; a container already gone is fine.
     fn remove(&self, id: String) -> BoxFuture<'_, Result<(), BackendError>>;
+    /// Set the container's memory limit (and swap: none) from now on.
+    fn set_memory(&self, id: String, memory_mb: u32) -> BoxFuture<'_, Result<(), BackendError>>;
     /// Cap the container's CPU at `nano_cpus` (10⁻⁹ CPUs) from now on.
     fn limit_cpu(&self, id: String, nano_cpus: i64) -> BoxFuture<'_, Result<(), BackendError>>;
     /// Ids of every container, running or not, carrying label `key=value`.

@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Seconds shutdown waits for in-flight invocations.
     #[arg(long, value_name = "S", default_value_t = 30)]
     pub drain_timeout: u64,
+    /// Prewarmed generic containers kept ready per runtime in use: a cold
+    /// start takes one instead of creating a container (0: none).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub prewarm: usize,
 }
 
 #[derive(Debug, Subcommand)]

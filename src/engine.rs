@@ -168,6 +168,8 @@ pub struct Engine {
     logs: Arc<LogBook>,
     realm: Realm,
     writes: tokio::sync::Mutex<()>,
+    /// Poked when the set of runtimes in use may have changed.
+    runtimes_changed: tokio::sync::Notify,
 }
 
 fn now_lambda_format() -> String {
@@ -180,7 +182,15 @@ fn new_revision() -> String {
 
 impl Engine {
     pub fn new(store: Arc<Store>, pool: Pool, images: Arc<Images>, logs: Arc<LogBook>, realm: Realm) -> Engine {
-        Engine { store, pool, images, logs, realm, writes: tokio::sync::Mutex::new(()) }
+        Engine {
+            store,
+            pool,
+            images,
+            logs,
+            realm,
+            writes: tokio::sync::Mutex::new(()),
+            runtimes_changed: tokio::sync::Notify::new(),
+        }
     }
 
     /// The last `max_bytes` of a function's log.
@@ -242,7 +252,10 @@ impl Engine {
         patch.apply(&mut f);
         let code_sha256 = f.code_sha256.clone();
         match self.store.insert(f) {
-            Ok(f) => Ok(f),
+            Ok(f) => {
+                self.runtimes_changed.notify_one();
+                Ok(f)
+            }
             Err(e) => {
                 self.collect_code(&code_sha256);
                 Err(e.into())
@@ -347,6 +360,9 @@ impl Engine {
         f.last_modified = now_lambda_format();
         f.revision_id = new_revision();
         let updated = self.store.update(f)?;
+        if old.runtime != updated.runtime {
+            self.runtimes_changed.notify_one();
+        }
         self.pool.retire(&updated.name, Some(&updated.revision_id));
         if old.code_sha256 != updated.code_sha256 {
             self.collect_code(&old.code_sha256);
@@ -367,6 +383,40 @@ impl Engine {
             Ok(launch) => self.pool.set_provisioned(launch, f.provisioned_concurrency),
             Err(e) => tracing::warn!(function = %f.name, error = %e, "cannot provision containers"),
         }
+    }
+
+    /// Keep the pool's prewarmed containers matched to the runtimes in
+    /// use, for as long as the engine lives: now, and after every change.
+    pub async fn keep_prewarm_current(self: Arc<Self>) {
+        loop {
+            let changed = self.runtimes_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            self.refresh_prewarm().await;
+            changed.await;
+        }
+    }
+
+    /// Keep prewarmed containers of the runtimes stored zip functions use
+    /// (building their images first if needed).
+    async fn refresh_prewarm(&self) {
+        let mut runtimes: Vec<&'static Runtime> = self
+            .store
+            .list()
+            .iter()
+            .filter(|f| f.image.is_none())
+            .filter_map(|f| Runtime::find(&f.runtime).ok())
+            .collect();
+        runtimes.sort_by_key(|r| r.image);
+        runtimes.dedup_by_key(|r| r.image);
+        let mut images = Vec::new();
+        for runtime in runtimes {
+            match self.images.ensure(runtime).await {
+                Ok(tag) => images.push(tag),
+                Err(e) => tracing::warn!(runtime = runtime.id, error = %e, "no prewarmed containers for this runtime"),
+            }
+        }
+        self.pool.set_prewarm_images(images);
     }
 
     /// At start-up: provision every function that asks for it.
@@ -475,6 +525,7 @@ impl Engine {
         let _guard = self.writes.lock().await;
         let f = self.resolve(r)?;
         self.store.delete(&f.name)?;
+        self.runtimes_changed.notify_one();
         self.pool.retire(&f.name, None);
         self.collect_code(&f.code_sha256);
         self.collect_opt_dir(&f.layers);

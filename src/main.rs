@@ -89,6 +89,7 @@ fn serve_config(args: &ServeArgs) -> Result<ServeConfig> {
     config.cpu_limit = !args.no_cpu_limit;
     config.user = args.user.clone();
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
+    config.prewarm = args.prewarm;
     Ok(config)
 }
 

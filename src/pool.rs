@@ -14,6 +14,7 @@
 //! maintenance task reaps idle containers and tops up provisioned ones.
 
 mod environment;
+mod prewarm;
 mod state;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use crate::function::{Function, Realm, Runtime};
 use crate::logs::{ContainerLog, LogBook};
 use crate::runtime_api::{self, ExitReason, Mailbox};
 pub use environment::lambda_environment;
+use prewarm::{Generic, Prewarm};
 use state::{Admission, State};
 
 /// Label keys every lambdabox container carries.
@@ -45,6 +47,8 @@ pub mod labels {
     pub const FUNCTION: &str = "lambdabox.function";
     pub const VERSION: &str = "lambdabox.version";
     pub const REVISION: &str = "lambdabox.revision";
+    /// On prewarmed generic containers (which carry no function label).
+    pub const GENERIC: &str = "lambdabox.generic";
 }
 
 /// Where containers' mounts appear inside them.
@@ -60,6 +64,9 @@ const LOG_SOCKET: &str = "logs.sock";
 const MB_PER_VCPU: i64 = 1769;
 /// How often the maintenance task looks at idle and provisioned containers.
 const MAINTENANCE_TICK: Duration = Duration::from_millis(200);
+/// How long shutdown waits for containers being created to exist, so it
+/// can remove them too.
+const SHUTDOWN_START_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -116,6 +123,8 @@ pub struct PoolConfig {
     pub cpu_limit: bool,
     /// User the function containers run as (`uid:gid`).
     pub user: String,
+    /// Generic containers kept ready per runtime image in use (0: none).
+    pub prewarm: usize,
 }
 
 /// What the pool needs to start a container for a function.
@@ -254,13 +263,51 @@ struct Inner {
     config: PoolConfig,
     logs: Arc<LogBook>,
     state: Mutex<State>,
+    prewarm: Mutex<Prewarm>,
     /// Notified whenever capacity may have freed up.
     changed: Notify,
+    /// Set by [`Pool::shutdown`]: maintenance starts nothing more.
+    closing: AtomicBool,
+}
+
+/// A container's host side before it runs anything: its socket folder,
+/// Runtime API server and log socket.
+struct Sockets {
+    key: String,
+    dir: PathBuf,
+    mailbox: Arc<Mailbox>,
+    server: JoinHandle<()>,
+    log_listener: tokio::net::UnixListener,
+}
+
+impl Sockets {
+    /// Undo [`Pool::open_sockets`] when the container never started.
+    fn close(self) {
+        self.server.abort();
+        remove_dirs(&self.dir);
+    }
+}
+
+/// Remove a container's host folders: sockets, and a generic one's
+/// `/var/task` and `/opt`.
+fn remove_dirs(dir: &Path) {
+    for d in [dir.to_path_buf(), prewarm::task_dir(dir), prewarm::opt_dir(dir)] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
 
 impl Pool {
     pub fn new(backend: Arc<dyn Backend>, config: PoolConfig, logs: Arc<LogBook>) -> Pool {
-        Pool { inner: Arc::new(Inner { backend, config, logs, state: Mutex::default(), changed: Notify::new() }) }
+        let inner = Inner {
+            backend,
+            config,
+            logs,
+            state: Mutex::default(),
+            prewarm: Mutex::default(),
+            changed: Notify::new(),
+            closing: AtomicBool::new(false),
+        };
+        Pool { inner: Arc::new(inner) }
     }
 
     pub fn config(&self) -> &PoolConfig {
@@ -269,6 +316,19 @@ impl Pool {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().expect("pool poisoned")
+    }
+
+    fn prewarm(&self) -> std::sync::MutexGuard<'_, Prewarm> {
+        self.inner.prewarm.lock().expect("prewarm poisoned")
+    }
+
+    /// Keep generic containers of these runtime images (the ones functions
+    /// use); generics of other images are removed.
+    pub fn set_prewarm_images(&self, images: Vec<String>) {
+        let unwanted = self.prewarm().set_wanted(images);
+        for g in unwanted {
+            self.remove_generic(g);
+        }
     }
 
     /// Start the maintenance task (idle reaping, provisioned top-ups). It
@@ -381,11 +441,43 @@ impl Pool {
 
     /// Every live container, for `lambdabox ps`.
     pub fn list(&self) -> Vec<ContainerInfo> {
-        self.state().list(Instant::now())
+        let mut out = self.state().list(Instant::now());
+        out.extend(self.prewarm().ready_keys().into_iter().map(|(key, docker_id, image)| ContainerInfo {
+            container: key,
+            docker_id,
+            function: String::new(),
+            revision: image,
+            state: "prewarmed",
+            provisioned: false,
+            memory_mb: prewarm::GENERIC_MEMORY_MB,
+            age_ms: 0,
+            idle_ms: 0,
+            invocations: 0,
+        }));
+        out
     }
 
     /// Reap idle containers past their TTL and start missing provisioned ones.
     fn maintain(&self) {
+        if self.inner.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        let generics = self.prewarm().claim_starts(self.inner.config.prewarm);
+        for image in generics {
+            let pool = self.clone();
+            tokio::spawn(async move {
+                let started = match pool.start_generic(&image).await {
+                    Ok(g) => Some(g),
+                    Err(e) => {
+                        tracing::warn!(image, error = %e, "could not start a prewarmed container");
+                        None
+                    }
+                };
+                if let Some(unwanted) = pool.prewarm().started(&image, started) {
+                    pool.remove_generic(unwanted);
+                }
+            });
+        }
         let (expired, to_start) = self.state().maintenance(Instant::now(), self.inner.config.memory_budget_mb);
         let freed = !expired.is_empty();
         for c in expired {
@@ -420,6 +512,21 @@ impl Pool {
     /// too, so containers already on their way out (retired, timed out) are
     /// waited for rather than left behind if their removal is slow.
     pub async fn shutdown(&self) {
+        self.inner.closing.store(true, Ordering::Relaxed);
+        let mut generics = self.prewarm().set_wanted(Vec::new());
+        // Generics being created now would escape the listing below.
+        let deadline = Instant::now() + SHUTDOWN_START_WAIT;
+        while self.prewarm().starting() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        generics.extend(self.prewarm().drain());
+        let generics: Vec<String> = generics
+            .into_iter()
+            .map(|g| {
+                g.server.abort();
+                g.docker_id
+            })
+            .collect();
         let all = self.state().drain();
         let mut ids: Vec<String> = all
             .iter()
@@ -429,6 +536,7 @@ impl Pool {
                 c.docker_id.clone()
             })
             .collect();
+        ids.extend(generics);
         match self.inner.backend.list_labelled(labels::INSTANCE, &self.inner.config.instance).await {
             Ok(more) => ids.extend(more),
             Err(e) => tracing::warn!(error = %e, "could not list this run's containers"),
@@ -449,8 +557,33 @@ impl Pool {
         self.inner.backend.peak_memory_bytes(&c.docker_id).map(|b| b.div_ceil(1024 * 1024))
     }
 
-    /// Start a container (its memory already reserved) and register it busy.
+    /// Start a container (its memory already reserved) and register it
+    /// busy: a prewarmed generic one specialized for `launch` if one is
+    /// ready, else a new one.
     async fn start(&self, launch: &Launch, provisioned: bool) -> Result<Arc<Container>, PoolError> {
+        let generic = self.prewarm().take(launch);
+        if let Some(g) = generic {
+            let key = g.key.clone();
+            match self.specialize(g, launch, provisioned).await {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(container = %key, error = %e, "could not specialize; starting a new container")
+                }
+            }
+        }
+        let sockets = self.open_sockets()?;
+        let spec = self.container_spec(launch, &sockets.key, &sockets.dir, provisioned);
+        match self.inner.backend.start(spec).await {
+            Ok(docker_id) => Ok(self.adopt(launch, sockets, docker_id, provisioned, "container started")),
+            Err(e) => {
+                sockets.close();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A socket folder with a served Runtime API and a bound log socket.
+    fn open_sockets(&self) -> Result<Sockets, PoolError> {
         let key = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let dir = self.inner.config.run_dir.join(&key);
         let socket_err = |source| PoolError::Socket { path: dir.clone(), source };
@@ -459,42 +592,168 @@ impl Pool {
         let log_listener = runtime_api::bind(&dir.join(LOG_SOCKET)).map_err(socket_err)?;
         let mailbox = Arc::new(Mailbox::new());
         let server = tokio::spawn(runtime_api::serve(listener, mailbox.clone()));
-        let (log, log_task) = ContainerLog::spawn(log_listener, launch.function.name.clone(), self.inner.logs.clone());
-        let spec = self.container_spec(launch, &key, &dir, provisioned);
-        let docker_id = match self.inner.backend.start(spec).await {
-            Ok(id) => id,
-            Err(e) => {
-                server.abort();
-                log_task.abort();
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e.into());
-            }
-        };
+        Ok(Sockets { key, dir, mailbox, server, log_listener })
+    }
+
+    /// Make a running container `launch.function`'s: its books, its log,
+    /// the watch on its end and its CPU cap.
+    fn adopt(
+        &self,
+        launch: &Launch,
+        sockets: Sockets,
+        docker_id: String,
+        provisioned: bool,
+        how: &str,
+    ) -> Arc<Container> {
         let f = &launch.function;
+        let (log, _) = ContainerLog::spawn(sockets.log_listener, f.name.clone(), self.inner.logs.clone());
         let idle_ttl = f.idle_ttl_s.map_or(self.inner.config.idle_ttl, |s| Duration::from_secs(u64::from(s)));
         let container = Arc::new(Container {
-            key,
+            key: sockets.key,
             docker_id,
             function: f.name.clone(),
             revision: f.revision_id.clone(),
             memory_mb: f.memory_mb,
             provisioned,
-            mailbox,
+            mailbox: sockets.mailbox,
             log,
             started: Instant::now(),
             idle_ttl,
             invocations: AtomicU64::new(0),
             last_used: Mutex::new(Instant::now()),
             busy: AtomicBool::new(true),
-            server,
+            server: sockets.server,
         });
         self.state().register(container.clone());
-        tokio::spawn(watch(self.inner.clone(), container.clone(), dir));
+        tokio::spawn(watch(self.inner.clone(), container.clone(), sockets.dir));
         if self.inner.config.cpu_limit {
             tokio::spawn(limit_cpu_after_init(self.inner.backend.clone(), container.clone()));
         }
-        tracing::info!(function = %f.name, container = %container.key, provisioned, "container started");
-        Ok(container)
+        tracing::info!(function = %f.name, container = %container.key, provisioned, "{how}");
+        container
+    }
+
+    /// Start a generic container of `image` (see [`prewarm`]).
+    async fn start_generic(&self, image: &str) -> Result<Generic, PoolError> {
+        let sockets = self.open_sockets()?;
+        let dirs = [prewarm::task_dir(&sockets.dir), prewarm::opt_dir(&sockets.dir)];
+        for d in &dirs {
+            if let Err(source) = std::fs::create_dir_all(d) {
+                sockets.close();
+                return Err(PoolError::Socket { path: d.clone(), source });
+            }
+        }
+        let spec = self.generic_spec(image, &sockets.key, &sockets.dir);
+        let docker_id = match self.inner.backend.start(spec).await {
+            Ok(id) => id,
+            Err(e) => {
+                sockets.close();
+                return Err(e.into());
+            }
+        };
+        let watch = tokio::spawn(watch_generic(self.clone(), sockets.key.clone(), docker_id.clone()));
+        tracing::info!(image, container = %sockets.key, "prewarmed container started");
+        Ok(Generic {
+            key: sockets.key,
+            docker_id,
+            mailbox: sockets.mailbox,
+            server: sockets.server,
+            log_listener: sockets.log_listener,
+            dir: sockets.dir,
+            watch: Some(watch),
+        })
+    }
+
+    /// Turn generic `g` into `launch`'s container: its code and layers in
+    /// place, its memory limit, then init told what to run.
+    async fn specialize(
+        &self,
+        mut g: Generic,
+        launch: &Launch,
+        provisioned: bool,
+    ) -> Result<Arc<Container>, PoolError> {
+        if let Some(w) = g.watch.take() {
+            w.abort();
+        }
+        let mut links = vec![];
+        if let Some(task) = &launch.task_dir {
+            links.push((task.clone(), prewarm::task_dir(&g.dir)));
+        }
+        if let Some(opt) = &launch.opt_dir {
+            links.push((opt.clone(), prewarm::opt_dir(&g.dir)));
+        }
+        let linked =
+            tokio::task::spawn_blocking(move || links.iter().try_for_each(|(src, dst)| prewarm::link_tree(src, dst)))
+                .await
+                .map_err(|e| PoolError::Socket { path: g.dir.clone(), source: std::io::Error::other(e) })
+                .and_then(|r| r.map_err(|source| PoolError::Socket { path: g.dir.clone(), source }));
+        let memory = match linked {
+            Ok(()) => self.inner.backend.set_memory(g.docker_id.clone(), launch.function.memory_mb).await,
+            Err(e) => Err(BackendError::Other(e.to_string())),
+        };
+        if let Err(e) = memory {
+            self.remove_generic(g);
+            return Err(e.into());
+        }
+        let init_type = if provisioned { "provisioned-concurrency" } else { "on-demand" };
+        let env = lambda_environment(&launch.function, launch.runtime, &self.inner.config.realm, init_type);
+        g.mailbox.specialize(prewarm::specialization_body(&launch.bootstrap(), &env));
+        let sockets =
+            Sockets { key: g.key, dir: g.dir, mailbox: g.mailbox, server: g.server, log_listener: g.log_listener };
+        Ok(self.adopt(launch, sockets, g.docker_id, provisioned, "prewarmed container specialized"))
+    }
+
+    /// Remove a generic container that will not be used.
+    fn remove_generic(&self, g: Generic) {
+        if let Some(w) = g.watch {
+            w.abort();
+        }
+        g.server.abort();
+        let backend = self.inner.backend.clone();
+        tokio::spawn(async move {
+            if let Err(e) = backend.remove(g.docker_id).await {
+                tracing::warn!(container = %g.key, error = %e, "could not remove prewarmed container");
+            }
+            remove_dirs(&g.dir);
+        });
+    }
+
+    /// A generic container's spec: lambdabox-init waiting to be told what
+    /// to run, empty `/var/task` and `/opt`, the default sandbox.
+    fn generic_spec(&self, image: &str, key: &str, socket_dir: &Path) -> ContainerSpec {
+        let cfg = &self.inner.config;
+        let labels = HashMap::from([
+            (labels::MANAGED.to_owned(), "1".to_owned()),
+            (labels::HOME.to_owned(), cfg.home.clone()),
+            (labels::INSTANCE.to_owned(), cfg.instance.clone()),
+            (labels::GENERIC.to_owned(), "1".to_owned()),
+        ]);
+        let mount = |source: PathBuf, target: &str| BindMount { source, target: target.into(), read_only: true };
+        ContainerSpec {
+            name: format!("lambdabox-prewarmed-{key}"),
+            image: image.to_owned(),
+            entrypoint: vec![INIT_TARGET.to_owned()],
+            env: vec![
+                format!("LAMBDABOX_RUNTIME_SOCKET={SOCKET_DIR_TARGET}/{RUNTIME_SOCKET}"),
+                format!("LAMBDABOX_LOG_SOCKET={SOCKET_DIR_TARGET}/{LOG_SOCKET}"),
+                "LAMBDABOX_GENERIC=1".to_owned(),
+            ],
+            labels,
+            mounts: vec![
+                mount(cfg.init_bin.clone(), INIT_TARGET),
+                mount(socket_dir.to_path_buf(), SOCKET_DIR_TARGET),
+                mount(prewarm::task_dir(socket_dir), TASK_ROOT),
+                mount(prewarm::opt_dir(socket_dir), OPT_ROOT),
+            ],
+            memory_mb: prewarm::GENERIC_MEMORY_MB,
+            network: cfg.network.clone(),
+            working_dir: TASK_ROOT.into(),
+            sandbox: Sandbox {
+                user: cfg.user.clone(),
+                tmp_mb: crate::function::DEFAULT_EPHEMERAL_MB,
+                ..Sandbox::default()
+            },
+        }
     }
 
     fn container_spec(&self, launch: &Launch, key: &str, socket_dir: &Path, provisioned: bool) -> ContainerSpec {
@@ -576,6 +835,18 @@ async fn watch(inner: Arc<Inner>, c: Arc<Container>, dir: PathBuf) {
     if let Err(e) = inner.backend.remove(c.docker_id.clone()).await {
         tracing::warn!(container = %c.key, error = %e, "could not remove stopped container");
     }
-    let _ = std::fs::remove_dir_all(dir);
+    remove_dirs(&dir);
     tracing::info!(function = %c.function, container = %c.key, ?reason, "container gone");
+}
+
+/// Wait for a generic container to stop while it waits to be specialized;
+/// if it does, forget and remove it (the next maintenance starts another).
+async fn watch_generic(pool: Pool, key: String, docker_id: String) {
+    let _ = pool.inner.backend.wait(docker_id).await;
+    let gone = pool.prewarm().forget(&key);
+    if let Some(mut g) = gone {
+        g.watch = None;
+        tracing::warn!(container = %key, "prewarmed container stopped while waiting");
+        pool.remove_generic(g);
+    }
 }

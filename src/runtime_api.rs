@@ -31,6 +31,8 @@ pub mod paths {
     pub const INIT_ERROR: &str = "/2018-06-01/runtime/init/error";
     /// lambdabox-init's report of how the bootstrap ended (not part of Lambda's API).
     pub const EXIT: &str = "/lambdabox/v1/exit";
+    /// A generic container's init asking what to run (not part of Lambda's API).
+    pub const SPECIALIZE: &str = "/lambdabox/v1/specialize";
 }
 
 /// Header names, as Lambda spells them.
@@ -55,6 +57,7 @@ pub fn router(mailbox: Arc<Mailbox>) -> Router {
         .route(paths::ERROR, post(error))
         .route(paths::INIT_ERROR, post(init_error))
         .route(paths::EXIT, post(exit_report))
+        .route(paths::SPECIALIZE, get(specialize))
         .with_state(mailbox)
 }
 
@@ -91,6 +94,13 @@ fn mailbox_error(e: MailboxError) -> Response {
         MailboxError::InvalidStateTransition => {
             api_error(StatusCode::FORBIDDEN, "InvalidStateTransition", &e.to_string())
         }
+    }
+}
+
+async fn specialize(State(mailbox): State<Arc<Mailbox>>) -> Response {
+    match mailbox.specialization().await {
+        Some(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], body).into_response(),
+        None => api_error(StatusCode::GONE, "Runtime.Terminated", "the execution environment is shutting down"),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct ServeConfig {
     pub user: String,
     /// How long shutdown waits for in-flight invocations.
     pub drain_timeout: Duration,
+    /// Generic containers kept ready per runtime image in use.
+    pub prewarm: usize,
 }
 
 impl ServeConfig {
@@ -59,6 +61,7 @@ impl ServeConfig {
             cpu_limit: true,
             user: crate::backend::Sandbox::default().user,
             drain_timeout: Duration::from_secs(30),
+            prewarm: 1,
         }
     }
 }
@@ -134,6 +137,7 @@ impl Controller {
                 idle_ttl: config.idle_ttl,
                 cpu_limit: config.cpu_limit,
                 user: config.user.clone(),
+                prewarm: config.prewarm,
             },
             logs.clone(),
         );
@@ -152,6 +156,7 @@ impl Controller {
         let engine = Arc::new(Engine::new(store, pool.clone(), images, logs, config.realm));
         pool.start_maintenance();
         engine.restore_provisioned().await;
+        tokio::spawn(engine.clone().keep_prewarm_current());
         Ok(Controller { engine, pool, drain_timeout: config.drain_timeout })
     }
 

@@ -273,6 +273,12 @@ impl DockerBackend {
         }
     }
 
+    async fn update_memory(&self, id: String, memory_mb: u32) -> Result<(), BackendError> {
+        let bytes = i64::from(memory_mb) * 1024 * 1024;
+        let body = ContainerUpdateBody { memory: Some(bytes), memory_swap: Some(bytes), ..Default::default() };
+        bounded("container update", self.docker.update_container(&id, body)).await
+    }
+
     async fn list(&self, key: &str, value: &str) -> Result<Vec<String>, BackendError> {
         let filters = HashMap::from([("label".to_string(), vec![format!("{key}={value}")])]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
@@ -301,6 +307,10 @@ impl Backend for DockerBackend {
 
     fn remove(&self, id: String) -> BoxFuture<'_, Result<(), BackendError>> {
         self.remove_container(id).boxed()
+    }
+
+    fn set_memory(&self, id: String, memory_mb: u32) -> BoxFuture<'_, Result<(), BackendError>> {
+        self.update_memory(id, memory_mb).boxed()
     }
 
     fn limit_cpu(&self, id: String, nano_cpus: i64) -> BoxFuture<'_, Result<(), BackendError>> {

@@ -113,6 +113,8 @@ struct State {
     /// How lambdabox-init said the bootstrap ended, when that alone cannot
     /// settle it (a SIGKILL may be the OOM killer's: Docker knows which).
     reported: Option<ExitReason>,
+    /// For a generic container: what its init is to run, once decided.
+    specialization: Option<Bytes>,
 }
 
 /// See the module documentation.
@@ -123,6 +125,8 @@ pub struct Mailbox {
     wake: Notify,
     /// Wakes those waiting for the runtime to become ready (or die).
     settled_init: Notify,
+    /// Wakes a generic container's init waiting to be specialized.
+    specialized: Notify,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -143,6 +147,33 @@ impl Mailbox {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("mailbox poisoned")
+    }
+
+    /// Tell a generic container's init what to run (see
+    /// `runtimes/init/src/specialize.rs` for the body's format).
+    pub fn specialize(&self, body: Bytes) {
+        self.lock().specialization = Some(body);
+        self.specialized.notify_waiters();
+    }
+
+    /// Init's long poll: what to run, once the pool has decided. `None` if
+    /// the container is finished first.
+    pub async fn specialization(&self) -> Option<Bytes> {
+        loop {
+            let notified = self.specialized.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let s = self.lock();
+                if let Some(body) = &s.specialization {
+                    return Some(body.clone());
+                }
+                if s.exit.is_some() {
+                    return None;
+                }
+            }
+            notified.await;
+        }
     }
 
     /// Hand an invocation to this container. The pool guarantees one at a
@@ -244,6 +275,7 @@ impl Mailbox {
         drop(s);
         self.wake.notify_one();
         self.settled_init.notify_waiters();
+        self.specialized.notify_waiters();
     }
 
     /// Whether the runtime has finished init (called `next` at least once).

@@ -98,6 +98,9 @@ impl Server {
             .arg("--init-bin")
             .arg(init_bin())
             .args(flags)
+            // Tests count containers by their function label, which
+            // prewarmed ones lack: off unless a test asks for it.
+            .args(if flags.contains(&"--prewarm") { &[][..] } else { &["--prewarm", "0"][..] })
             .stdout(Stdio::piped())
             .spawn()
             .expect("lambdabox serve starts");

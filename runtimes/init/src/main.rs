@@ -9,9 +9,11 @@
 //! 2. starts the runtime's bootstrap with `AWS_LAMBDA_RUNTIME_API` set (the rest
 //!    of the Lambda environment comes from the container's own environment);
 //! 3. reaps orphaned zombies, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT;
-//! 4. when `LAMBDABOX_LOG_SOCKET` is set, carries the bootstrap's stdout and
+//! 4. with `LAMBDABOX_GENERIC` set, waits to be told which function to run
+//!    before starting anything ([`specialize`]);
+//! 5. when `LAMBDABOX_LOG_SOCKET` is set, carries the bootstrap's stdout and
 //!    stderr to the controller through a pipe it owns ([`logs`]);
-//! 5. when the bootstrap dies, tells the controller how (exit status or signal)
+//! 6. when the bootstrap dies, tells the controller how (exit status or signal)
 //!    over the same socket, then exits with the bootstrap's status.
 //!
 //! Usage: `lambdabox-init [BOOTSTRAP [ARGS…]]`. Without a bootstrap it searches
@@ -31,6 +33,7 @@ use std::time::Duration;
 use std::{env, mem, ptr, thread};
 
 mod logs;
+mod specialize;
 
 /// Where the Runtime API listens inside the container; runtimes get it as
 /// `AWS_LAMBDA_RUNTIME_API`.
@@ -62,7 +65,16 @@ fn main() {
     let relay_socket = socket.clone();
     thread::spawn(move || accept_loop(listener, relay_socket));
 
-    let (program, args) = match bootstrap_command() {
+    // A generic (prewarmed) container waits here until it is given a function.
+    let specialized = env::var_os("LAMBDABOX_GENERIC").map(|_| match specialize::wait(&socket) {
+        Ok(s) => s,
+        Err(e) => fail(&format!("waiting to be specialized: {e}"), 1),
+    });
+    let (given, extra_env) = match specialized {
+        Some(s) => (Some(s.bootstrap), s.env),
+        None => (None, Vec::new()),
+    };
+    let (program, args) = match bootstrap_command(given) {
         Some(cmd) => cmd,
         None => {
             report_exit(&socket, "exit", EXIT_NO_BOOTSTRAP);
@@ -74,8 +86,10 @@ fn main() {
     command
         .args(args)
         .env("AWS_LAMBDA_RUNTIME_API", LISTEN_ADDR)
+        .envs(extra_env)
         .env_remove("LAMBDABOX_RUNTIME_SOCKET")
-        .env_remove("LAMBDABOX_LOG_SOCKET");
+        .env_remove("LAMBDABOX_LOG_SOCKET")
+        .env_remove("LAMBDABOX_GENERIC");
     let drained = log_pipe.and_then(|pipe| {
         let err = pipe.write.try_clone().ok()?;
         command.stdout(std::process::Stdio::from(pipe.write)).stderr(std::process::Stdio::from(err));
@@ -164,9 +178,10 @@ fn supervise(bootstrap: libc::pid_t, signals: &libc::sigset_t) -> Status {
     }
 }
 
-/// The bootstrap to run: the arguments if any, else Lambda's search order.
-fn bootstrap_command() -> Option<(OsString, Vec<OsString>)> {
-    let mut args = env::args_os().skip(1);
+/// The bootstrap to run: the one a specialization named, else the
+/// arguments if any, else Lambda's search order.
+fn bootstrap_command(given: Option<Vec<OsString>>) -> Option<(OsString, Vec<OsString>)> {
+    let mut args = given.unwrap_or_else(|| env::args_os().skip(1).collect()).into_iter();
     if let Some(program) = args.next() {
         return Some((program, args.collect()));
     }

@@ -1,0 +1,217 @@
+//! Prewarmed generic containers: started per runtime image before any
+//! function needs them, so a cold invocation skips container creation.
+//!
+//! A generic container runs lambdabox-init in generic mode: it waits on the
+//! Runtime API socket to be told what to run. Its `/var/task` and `/opt` are
+//! bind mounts of empty per-container folders. When a function needs a new
+//! container and its runtime has a generic one ready, the pool
+//! *specializes* it: hard-links the function's code (and merged layers) into
+//! those folders, sets its memory limit, and answers init with the bootstrap
+//! and the function's environment. From then on it is that function's
+//! container for life, like one started for it: one function, one revision,
+//! never handed back to the generic set.
+//!
+//! What a generic container cannot take: container image functions (their
+//! image is the runtime) and functions whose EphemeralStorage differs from
+//! the default (`/tmp`'s size is fixed when a container is created).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::UnixListener;
+use tokio::task::JoinHandle;
+
+use super::Launch;
+use crate::function::DEFAULT_EPHEMERAL_MB;
+use crate::runtime_api::Mailbox;
+
+/// A generic container's memory limit until it is specialized: init alone
+/// needs a few MB.
+pub(super) const GENERIC_MEMORY_MB: u32 = 128;
+
+/// A started generic container, not yet anyone's.
+#[derive(Debug)]
+pub(super) struct Generic {
+    pub key: String,
+    pub docker_id: String,
+    pub mailbox: Arc<Mailbox>,
+    pub server: JoinHandle<()>,
+    pub log_listener: UnixListener,
+    /// Its socket folder; `/var/task` and `/opt` are [`task_dir`] and [`opt_dir`] of it.
+    pub dir: PathBuf,
+    /// Watches for its death while it waits; stopped when it is taken.
+    pub watch: Option<JoinHandle<()>>,
+}
+
+/// The host folder mounted at a container's `/var/task` (generic ones only).
+pub(super) fn task_dir(socket_dir: &Path) -> PathBuf {
+    socket_dir.with_extension("task")
+}
+
+/// The host folder mounted at a container's `/opt` (generic ones only).
+pub(super) fn opt_dir(socket_dir: &Path) -> PathBuf {
+    socket_dir.with_extension("opt")
+}
+
+/// The generic containers of each image: ready ones and how many are
+/// starting, against how many are wanted.
+#[derive(Debug, Default)]
+pub(super) struct Prewarm {
+    ready: HashMap<String, Vec<Generic>>,
+    starting: HashMap<String, usize>,
+    /// Images (runtime image tags) functions use, to keep generics of.
+    wanted: Vec<String>,
+}
+
+impl Prewarm {
+    /// Keep generics of exactly these images; returns generics of images no
+    /// longer wanted, to remove.
+    pub fn set_wanted(&mut self, images: Vec<String>) -> Vec<Generic> {
+        self.wanted = images;
+        let unwanted: Vec<String> = self.ready.keys().filter(|i| !self.wanted.contains(i)).cloned().collect();
+        unwanted.into_iter().flat_map(|i| self.ready.remove(&i).unwrap_or_default()).collect()
+    }
+
+    /// Which images need how many more generics to have `per_image` each;
+    /// counts them as starting.
+    pub fn claim_starts(&mut self, per_image: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for image in &self.wanted {
+            let have = self.ready.get(image).map_or(0, Vec::len) + self.starting.get(image).copied().unwrap_or(0);
+            for _ in have..per_image {
+                out.push(image.clone());
+            }
+            *self.starting.entry(image.clone()).or_default() += per_image.saturating_sub(have);
+        }
+        out
+    }
+
+    /// A start finished (`Some`) or failed (`None`). Returns the generic if
+    /// its image is no longer wanted.
+    pub fn started(&mut self, image: &str, generic: Option<Generic>) -> Option<Generic> {
+        if let Some(n) = self.starting.get_mut(image) {
+            *n = n.saturating_sub(1);
+        }
+        let g = generic?;
+        if !self.wanted.iter().any(|w| w == image) {
+            return Some(g);
+        }
+        self.ready.entry(image.to_owned()).or_default().push(g);
+        None
+    }
+
+    /// Take a ready generic that can become `launch`'s container.
+    pub fn take(&mut self, launch: &Launch) -> Option<Generic> {
+        if !eligible(launch) {
+            return None;
+        }
+        self.ready.get_mut(&launch.image)?.pop()
+    }
+
+    /// Forget a generic that died while waiting.
+    pub fn forget(&mut self, key: &str) -> Option<Generic> {
+        for list in self.ready.values_mut() {
+            if let Some(at) = list.iter().position(|g| g.key == key) {
+                return Some(list.swap_remove(at));
+            }
+        }
+        None
+    }
+
+    /// How many generics are being started.
+    pub fn starting(&self) -> usize {
+        self.starting.values().sum()
+    }
+
+    /// Every ready generic, for shutdown.
+    pub fn drain(&mut self) -> Vec<Generic> {
+        self.ready.drain().flat_map(|(_, list)| list).collect()
+    }
+
+    /// Keys of ready generics by image, for `ps`.
+    pub fn ready_keys(&self) -> Vec<(String, String, String)> {
+        let mut out: Vec<_> = self
+            .ready
+            .iter()
+            .flat_map(|(image, list)| list.iter().map(move |g| (g.key.clone(), g.docker_id.clone(), image.clone())))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Whether a generic container of `launch.image` can become its container.
+pub(super) fn eligible(launch: &Launch) -> bool {
+    launch.runtime.is_some()
+        && launch.function.image.is_none()
+        && launch.function.ephemeral_storage_mb == DEFAULT_EPHEMERAL_MB
+}
+
+/// Init's answer (see `runtimes/init/src/specialize.rs`): the bootstrap
+/// command, an empty field, then the environment, NUL-separated.
+pub(super) fn specialization_body(bootstrap: &[String], env: &[String]) -> Bytes {
+    let mut body = Vec::new();
+    for field in bootstrap {
+        body.extend_from_slice(field.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    for pair in env {
+        body.extend_from_slice(pair.as_bytes());
+        body.push(0);
+    }
+    body.into()
+}
+
+/// Make `dst` (an existing empty folder) hold the tree at `src`: folders
+/// created, files hard-linked (copied when `src` is on another file system),
+/// symlinks recreated. Blocking.
+pub(super) fn link_tree(src: &Path, dst: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            fs::create_dir(&to)?;
+            fs::set_permissions(&to, fs::metadata(&from)?.permissions())?;
+            link_tree(&from, &to)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+        } else if fs::hard_link(&from, &to).is_err() {
+            fs::copy(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_match_inits_format() {
+        let body = specialization_body(&["/var/runtime/bootstrap".into()], &["A=1".into(), "B=x=y".into()]);
+        assert_eq!(&body[..], b"/var/runtime/bootstrap\0\0A=1\0B=x=y\0");
+        assert_eq!(&specialization_body(&[], &["A=1".into()])[..], b"\0A=1\0");
+    }
+
+    #[test]
+    fn trees_are_linked_not_copied() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+        fs::create_dir_all(src.join("pkg/sub")).unwrap();
+        fs::write(src.join("app.py"), "x").unwrap();
+        fs::write(src.join("pkg/sub/m.py"), "y").unwrap();
+        std::os::unix::fs::symlink("app.py", src.join("link.py")).unwrap();
+        fs::create_dir(&dst).unwrap();
+        link_tree(&src, &dst).unwrap();
+        assert_eq!(fs::read_to_string(dst.join("pkg/sub/m.py")).unwrap(), "y");
+        assert_eq!(fs::metadata(dst.join("app.py")).unwrap().ino(), fs::metadata(src.join("app.py")).unwrap().ino());
+        assert_eq!(fs::read_link(dst.join("link.py")).unwrap(), PathBuf::from("app.py"));
+    }
+}
