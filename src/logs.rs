@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use stream::ContainerLog;
+pub use stream::{ContainerLog, MemoryProbe};
 
 /// A function's log file is moved to `NAME.log.1` (replacing the previous
 /// one) when it grows past this.
@@ -106,6 +106,7 @@ pub struct Report {
     pub request_id: String,
     pub duration: Duration,
     pub memory_mb: u32,
+    /// Filled in by the log stream when it writes the line.
     pub max_memory_used_mb: Option<u64>,
     /// Set on the first invocation of a cold container.
     pub init_duration: Option<Duration>,

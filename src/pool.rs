@@ -552,11 +552,6 @@ impl Pool {
         let _ = std::fs::remove_dir_all(&self.inner.config.run_dir);
     }
 
-    /// The most memory `c` has used, in MB, if the host tells.
-    pub fn peak_memory_mb(&self, c: &Container) -> Option<u64> {
-        self.inner.backend.peak_memory_bytes(&c.docker_id).map(|b| b.div_ceil(1024 * 1024))
-    }
-
     /// Start a container (its memory already reserved) and register it
     /// busy: a prewarmed generic one specialized for `launch` if one is
     /// ready, else a new one.
@@ -606,7 +601,10 @@ impl Pool {
         how: &str,
     ) -> Arc<Container> {
         let f = &launch.function;
-        let (log, _) = ContainerLog::spawn(sockets.log_listener, f.name.clone(), self.inner.logs.clone());
+        let backend = self.inner.backend.clone();
+        let id = docker_id.clone();
+        let peak = Box::new(move || backend.peak_memory_bytes(&id).map(|b| b.div_ceil(1024 * 1024)));
+        let (log, _) = ContainerLog::spawn(sockets.log_listener, f.name.clone(), self.inner.logs.clone(), peak);
         let idle_ttl = f.idle_ttl_s.map_or(self.inner.config.idle_ttl, |s| Duration::from_secs(u64::from(s)));
         let container = Arc::new(Container {
             key: sockets.key,

@@ -80,7 +80,7 @@ async fn run(
         request_id: request_id.clone(),
         duration: taken.unwrap_or(delivered).elapsed(),
         memory_mb: container.memory_mb,
-        max_memory_used_mb: pool.peak_memory_mb(&container),
+        max_memory_used_mb: None,
         init_duration: taken.filter(|_| cold).map(|t| t.saturating_duration_since(container.started)),
         timed_out: matches!(settled, Settled::TimedOut).then_some(timeout_s),
     };

@@ -28,6 +28,9 @@ const FLUSH_WAIT: Duration = Duration::from_secs(1);
 /// protocol error.
 const MAX_FRAME: usize = 64 * 1024;
 
+/// Reads a container's peak memory use in MB, if the host tells.
+pub type MemoryProbe = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+
 /// The invocation path's handle on a container's log task. Dropping it ends
 /// the task once pending commands are done.
 #[derive(Debug)]
@@ -52,9 +55,17 @@ enum Frame {
 
 impl ContainerLog {
     /// Serve `listener` (the container's `logs.sock`) for `function`'s log.
-    pub fn spawn(listener: UnixListener, function: String, book: Arc<LogBook>) -> (ContainerLog, JoinHandle<()>) {
+    /// `peak_memory_mb` is read for each `REPORT` line, here rather than on
+    /// the invocation's path.
+    pub fn spawn(
+        listener: UnixListener,
+        function: String,
+        book: Arc<LogBook>,
+        peak_memory_mb: MemoryProbe,
+    ) -> (ContainerLog, JoinHandle<()>) {
         let (commands, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(listener, function, book, rx));
+        let stream = Stream { function, book, current: None, peak_memory_mb };
+        let task = tokio::spawn(run(listener, stream, rx));
         (ContainerLog { commands }, task)
     }
 
@@ -111,6 +122,7 @@ struct Stream {
     function: String,
     book: Arc<LogBook>,
     current: Option<Capture>,
+    peak_memory_mb: MemoryProbe,
 }
 
 impl Stream {
@@ -126,7 +138,8 @@ impl Stream {
         self.write(start_line(request_id).as_bytes());
     }
 
-    fn close(&mut self, flush: Flush) {
+    fn close(&mut self, mut flush: Flush) {
+        flush.report.max_memory_used_mb = (self.peak_memory_mb)();
         self.write(end_lines(&flush.report).as_bytes());
         let capture = self.current.take().unwrap_or_default();
         if let Some(tail) = flush.tail {
@@ -135,15 +148,9 @@ impl Stream {
     }
 }
 
-async fn run(
-    listener: UnixListener,
-    function: String,
-    book: Arc<LogBook>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-) {
+async fn run(listener: UnixListener, mut stream: Stream, mut commands: mpsc::UnboundedReceiver<Command>) {
     let (frames_tx, mut frames) = mpsc::channel(64);
     let reader = tokio::spawn(read_frames(listener, frames_tx));
-    let mut stream = Stream { function, book, current: None };
     let mut writer: Option<OwnedWriteHalf> = None;
     let mut flushing: Option<Flush> = None;
     let mut frames_open = true;

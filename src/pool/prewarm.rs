@@ -192,6 +192,60 @@ pub(super) fn link_tree(src: &Path, dst: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    use crate::function::{Function, Runtime};
+
+    fn generic(key: &str, dir: &Path) -> Generic {
+        Generic {
+            key: key.into(),
+            docker_id: format!("docker-{key}"),
+            mailbox: Arc::new(Mailbox::new()),
+            server: tokio::spawn(async {}),
+            log_listener: UnixListener::bind(dir.join(key)).unwrap(),
+            dir: dir.join(key),
+            watch: None,
+        }
+    }
+
+    fn launch(image: &str, f: Function) -> Launch {
+        Launch {
+            function: Arc::new(f),
+            runtime: Some(Runtime::find("python3.11").unwrap()),
+            image: image.into(),
+            task_dir: Some("/tmp".into()),
+            opt_dir: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn books_keep_the_wanted_number_per_image() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p = Prewarm::default();
+        assert!(p.set_wanted(vec!["py".into(), "node".into()]).is_empty());
+        let mut starts = p.claim_starts(2);
+        starts.sort();
+        assert_eq!(starts, ["node", "node", "py", "py"]);
+        assert!(p.claim_starts(2).is_empty(), "starts under way count");
+        assert!(p.started("py", Some(generic("a", tmp.path()))).is_none());
+        assert!(p.started("py", None).is_none(), "a failed start frees its claim");
+        assert_eq!(p.claim_starts(2), ["py"]);
+        assert_eq!(p.starting(), 3);
+
+        let f = Function { ephemeral_storage_mb: DEFAULT_EPHEMERAL_MB, ..Function::default() };
+        assert!(p.take(&launch("node", f.clone())).is_none(), "none ready for node yet");
+        let odd = Function { ephemeral_storage_mb: 1024, ..f.clone() };
+        assert!(p.take(&launch("py", odd)).is_none(), "a different /tmp size cannot use one");
+        assert_eq!(p.take(&launch("py", f.clone())).unwrap().key, "a");
+        assert!(p.take(&launch("py", f)).is_none());
+
+        assert!(p.started("py", Some(generic("b", tmp.path()))).is_none());
+        assert_eq!(p.forget("b").unwrap().key, "b");
+        assert!(p.started("py", Some(generic("c", tmp.path()))).is_none());
+        let unwanted = p.set_wanted(vec!["node".into()]);
+        assert_eq!(unwanted.iter().map(|g| g.key.as_str()).collect::<Vec<_>>(), ["c"]);
+        let late = p.started("py", Some(generic("d", tmp.path())));
+        assert_eq!(late.unwrap().key, "d", "a start that finishes after its image went out of use is handed back");
+    }
+
     #[test]
     fn bodies_match_inits_format() {
         let body = specialization_body(&["/var/runtime/bootstrap".into()], &["A=1".into(), "B=x=y".into()]);
