@@ -185,7 +185,7 @@ async fn runs_lambda_style_handlers(runtime: &str) {
     // Once the exited container is gone, a fresh runtime serves the next event.
     // (Until lambdabox has heard of the exit, an invocation sent to that
     // container meets the exit instead: Runtime.ExitError.)
-    let gone = common::eventually(Duration::from_secs(5), || async {
+    let gone = common::eventually(Duration::from_secs(20), || async {
         server.ps().await.iter().all(|c| c["function"] != exits.as_str())
     })
     .await;
