@@ -65,6 +65,7 @@ pub fn draw(results: &Results, path: &Path) -> Result<(), ChartError> {
             Series { name: "lambdabox", color: OURS, values: pick(ours) },
             Series { name: "RIE", color: RIE, values: pick(rie) },
         ],
+        &[],
     )?;
 
     let levels: Vec<usize> = results.lambdabox_throughput.iter().map(|t| t.concurrency).collect();
@@ -88,10 +89,15 @@ pub fn draw(results: &Results, path: &Path) -> Result<(), ChartError> {
                 values: levels.iter().map(|&c| at(&results.rie_throughput, c)).collect(),
             },
         ],
+        &[],
     )?;
 
     let median = |c: &crate::report::ColdStarts| c.stats.as_ref().map(|p| p.p50_ms);
     let prewarm = results.lambdabox_cold_prewarm.value().and_then(median);
+    let prewarm_note = match &results.lambdabox_cold_prewarm {
+        crate::report::Maybe::NotAvailable { reason } => vec![(1, format!("n/a ({})", reason.trim_end_matches(" in this build")))],
+        crate::report::Maybe::Measured { .. } => Vec::new(),
+    };
     grouped_bars(
         &panels[2],
         "Cold start (median)",
@@ -106,6 +112,7 @@ pub fn draw(results: &Results, path: &Path) -> Result<(), ChartError> {
                 values: vec![median(&results.per_container_cold), median(&results.per_container_cold)],
             },
         ],
+        &prewarm_note,
     )?;
     root.present().map_err(draw_err)
 }
@@ -117,9 +124,12 @@ fn grouped_bars(
     y_desc: &str,
     categories: &[&str],
     series: &[Series<'_>],
+    // Text shown low over a category, left of its middle (for missing bars).
+    notes: &[(usize, String)],
 ) -> Result<(), ChartError> {
     let max = series.iter().flat_map(|s| s.values.iter().flatten()).fold(0.0f64, |a, &b| a.max(b));
-    let top = if max > 0.0 { max * 1.2 } else { 1.0 };
+    // Headroom above the tallest bar for its value and the legend.
+    let top = if max > 0.0 { max * 1.45 } else { 1.0 };
     let n = categories.len();
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 22))
@@ -142,6 +152,7 @@ fn grouped_bars(
         .disable_x_mesh()
         .x_labels(n.max(2))
         .x_label_formatter(&formatter)
+        .y_label_formatter(&|y: &f64| if top >= 10.0 { format!("{y:.0}") } else { format!("{y:.1}") })
         .y_desc(y_desc)
         .label_style(("sans-serif", 14))
         .draw()
@@ -164,12 +175,22 @@ fn grouped_bars(
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
         chart
             .draw_series(bars.iter().map(|&(x0, v)| {
-                let text = if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.1}") };
+                let text = match v {
+                    v if v >= 100.0 => format!("{v:.0}"),
+                    v if v >= 10.0 => format!("{v:.1}"),
+                    v => format!("{v:.2}"),
+                };
                 let style = ("sans-serif", 12).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Bottom));
                 Text::new(text, (x0, v + top * 0.01), style)
             }))
             .map_err(draw_err)?;
     }
+    chart
+        .draw_series(notes.iter().map(|(i, text)| {
+            let style = ("sans-serif", 12).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
+            Text::new(text.clone(), (*i as f64 - 0.2, top * 0.04), style)
+        }))
+        .map_err(draw_err)?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)

@@ -29,6 +29,22 @@ pub enum InvokeError {
     WrongBody(String),
 }
 
+/// An error with its causes, `: `-separated (reqwest's own text omits them),
+/// each said once.
+pub fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Something that runs the echo handler behind one invocation URL.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -139,7 +155,7 @@ pub async fn latency(target: &Target, count: usize, budget: Duration) -> Latency
             Ok(d) => samples.push(d),
             Err(e) => {
                 errors += 1;
-                first_error.get_or_insert_with(|| e.to_string());
+                first_error.get_or_insert_with(|| describe(&e));
             }
         }
     }
@@ -175,7 +191,7 @@ pub async fn throughput(target: &Target, concurrency: usize, duration: Duration,
                         Ok(_) => ok += 1,
                         Err(e) => {
                             errors += 1;
-                            first_error.get_or_insert_with(|| e.to_string());
+                            first_error.get_or_insert_with(|| describe(&e));
                         }
                     }
                 }

@@ -398,9 +398,9 @@ async fn measure_per_container(plan: &Plan, ctx: &Ctx, spec: &RieSpec, client: &
                 samples.push(d);
             }
             Err(e) => {
-                step!("  B {}/{}: failed: {e}", i + 1, plan.cold_k);
+                step!("  B {}/{}: failed: {}", i + 1, plan.cold_k, load::describe(&e));
                 errors += 1;
-                first_error.get_or_insert_with(|| e.to_string());
+                first_error.get_or_insert_with(|| load::describe(&e));
             }
         }
     }
@@ -428,9 +428,9 @@ async fn cold_starts(
                 samples.push(d);
             }
             Err(e) => {
-                step!("  {who} {}/{}: failed: {e}", i + 1, plan.cold_k);
+                step!("  {who} {}/{}: failed: {}", i + 1, plan.cold_k, load::describe(&e));
                 errors += 1;
-                first_error.get_or_insert_with(|| e.to_string());
+                first_error.get_or_insert_with(|| load::describe(&e));
             }
         }
     }
