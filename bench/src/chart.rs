@@ -95,7 +95,9 @@ pub fn draw(results: &Results, path: &Path) -> Result<(), ChartError> {
     let median = |c: &crate::report::ColdStarts| c.stats.as_ref().map(|p| p.p50_ms);
     let prewarm = results.lambdabox_cold_prewarm.value().and_then(median);
     let prewarm_note = match &results.lambdabox_cold_prewarm {
-        crate::report::Maybe::NotAvailable { reason } => vec![(1, format!("n/a ({})", reason.trim_end_matches(" in this build")))],
+        crate::report::Maybe::NotAvailable { reason } => {
+            vec![(1, format!("n/a ({})", reason.trim_end_matches(" in this build")))]
+        }
         crate::report::Maybe::Measured { .. } => Vec::new(),
     };
     grouped_bars(

@@ -446,7 +446,10 @@ async fn measure_lambdabox(
     client: &reqwest::Client,
 ) -> Result<(Latency, ColdStarts, Vec<Throughput>, Option<Memory>)> {
     step!("lambdabox: starting a controller (MemorySize {} MB, budget {} MB)", args.memory_mb, ctx.budget_mb);
-    let lambdabox = ctx.controller("lambdabox", &[]).await?;
+    // Builds with a prewarmed pool may keep one by default: these cold starts are without it.
+    let extra: &[&str] =
+        if controller::serve_supports(&args.lambdabox, "--prewarm").await { &["--prewarm", "0"] } else { &[] };
+    let lambdabox = ctx.controller("lambdabox", extra).await?;
     lambdabox.create_function("echo", args.memory_mb, None).await?;
     lambdabox.create_function("cold", args.memory_mb, None).await?;
     let target = Target::new(client.clone(), lambdabox.invoke_url("echo"));
