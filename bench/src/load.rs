@@ -13,6 +13,9 @@ use serde::Serialize;
 /// The event every measurement sends; the handler returns it unchanged.
 pub const PAYLOAD: &str = r#"{"bench":"lambdabox","n":42}"#;
 
+/// Pause of a throughput worker after a failed invocation, so a dead server
+/// is not hammered with refused connections.
+const ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// Longest one invocation may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -166,16 +169,35 @@ pub async fn latency(target: &Target, count: usize, budget: Duration) -> Latency
 #[derive(Debug, Clone, Serialize)]
 pub struct Throughput {
     pub concurrency: usize,
+    /// Successes that finished inside the window.
     pub ok: u64,
+    /// Successes still in flight when the window closed (not counted in `per_sec`).
+    pub late: u64,
     pub errors: u64,
+    /// The window: the run's duration, or less if the count bound ended it.
     pub seconds: f64,
-    /// Successful invocations per second.
+    /// How long the last in-flight invocations took to finish after it.
+    pub drain_seconds: f64,
+    /// Successful invocations per second inside the window.
     pub per_sec: f64,
+    /// Latency of the successful invocations under this load.
+    pub latency: Option<Percentiles>,
     pub first_error: Option<String>,
 }
 
+/// What one throughput worker saw.
+#[derive(Debug, Default)]
+struct Tally {
+    ok: u64,
+    late: u64,
+    errors: u64,
+    samples: Vec<Duration>,
+    first_error: Option<String>,
+}
+
 /// `concurrency` workers invoke back to back until `duration` has passed or
-/// `max_count` invocations have been sent in all.
+/// `max_count` invocations have been sent in all (a worker pauses
+/// [`ERROR_PAUSE`] after a failure).
 pub async fn throughput(target: &Target, concurrency: usize, duration: Duration, max_count: u64) -> Throughput {
     let sent = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -185,32 +207,56 @@ pub async fn throughput(target: &Target, concurrency: usize, duration: Duration,
             let target = target.clone();
             let sent = sent.clone();
             tokio::spawn(async move {
-                let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
+                let mut tally = Tally::default();
                 while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max_count {
                     match target.invoke().await {
-                        Ok(_) => ok += 1,
+                        Ok(took) => {
+                            if Instant::now() <= deadline {
+                                tally.ok += 1;
+                            } else {
+                                tally.late += 1;
+                            }
+                            tally.samples.push(took);
+                        }
                         Err(e) => {
-                            errors += 1;
-                            first_error.get_or_insert_with(|| describe(&e));
+                            tally.errors += 1;
+                            tally.first_error.get_or_insert_with(|| describe(&e));
+                            tokio::time::sleep(ERROR_PAUSE).await;
                         }
                     }
                 }
-                (ok, errors, first_error)
+                tally
             })
         })
         .collect();
-    let mut result = Throughput { concurrency, ok: 0, errors: 0, seconds: 0.0, per_sec: 0.0, first_error: None };
+    let mut total = Tally::default();
     for w in workers {
-        let (ok, errors, first_error) = w.await.unwrap_or((0, 1, Some("worker panicked".into())));
-        result.ok += ok;
-        result.errors += errors;
-        if result.first_error.is_none() {
-            result.first_error = first_error;
+        let t = w.await.unwrap_or_else(|_| Tally {
+            errors: 1,
+            first_error: Some("worker panicked".into()),
+            ..Tally::default()
+        });
+        total.ok += t.ok;
+        total.late += t.late;
+        total.errors += t.errors;
+        total.samples.extend(t.samples);
+        if total.first_error.is_none() {
+            total.first_error = t.first_error;
         }
     }
-    result.seconds = start.elapsed().as_secs_f64();
-    result.per_sec = result.ok as f64 / result.seconds.max(f64::EPSILON);
-    result
+    let elapsed = start.elapsed();
+    let window = elapsed.min(duration).as_secs_f64().max(f64::EPSILON);
+    Throughput {
+        concurrency,
+        ok: total.ok,
+        late: total.late,
+        errors: total.errors,
+        seconds: window,
+        drain_seconds: elapsed.saturating_sub(duration).as_secs_f64(),
+        per_sec: total.ok as f64 / window,
+        latency: Percentiles::of(&total.samples),
+        first_error: total.first_error,
+    }
 }
 
 /// `rounds` rounds of `concurrency` simultaneous invocations, so that as many

@@ -84,6 +84,8 @@ struct Plan {
     levels: Vec<usize>,
     rie_levels: Vec<usize>,
     warm_up_rounds: usize,
+    /// Pause after a warm-up round, for containers' start-up work to finish.
+    settle: Duration,
     cold_k: usize,
     cold_pause: Duration,
     prewarm: usize,
@@ -103,6 +105,7 @@ impl Plan {
                 levels: vec![1, 4, 16, 64],
                 rie_levels: vec![1, 4],
                 warm_up_rounds: 1,
+                settle: Duration::from_millis(500),
                 cold_k: 3,
                 cold_pause: Duration::from_millis(1000),
                 prewarm: 2,
@@ -119,6 +122,7 @@ impl Plan {
                 levels: vec![1, 4, 16, 64],
                 rie_levels: vec![1, 4],
                 warm_up_rounds: 3,
+                settle: Duration::from_secs(1),
                 cold_k: 15,
                 cold_pause: Duration::from_millis(2000),
                 prewarm: 2,
@@ -272,7 +276,7 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
     };
     step!("mode {}: same handler, image {}; RIE containers get no CPU/memory limits (as SAM)", plan.mode, args.image);
 
-    let (rie_latency, rie_throughput) = measure_rie(plan, ctx, &spec, &client).await?;
+    let (rie_latency, rie_throughput, rie_notes) = measure_rie(plan, ctx, &spec, &client).await?;
     let per_container_cold = measure_per_container(plan, ctx, &spec, &client).await?;
     let (lambdabox_latency, lambdabox_cold, lambdabox_throughput, memory_after_throughput) =
         measure_lambdabox(args, plan, ctx, &client).await?;
@@ -301,6 +305,7 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
         rie_latency,
         lambdabox_throughput,
         rie_throughput,
+        rie_notes,
         lambdabox_cold,
         lambdabox_cold_prewarm,
         per_container_cold,
@@ -337,12 +342,18 @@ fn describe_latency(who: &str, l: &Latency) {
 
 fn describe_throughput(who: &str, t: &Throughput) {
     step!(
-        "{who}: concurrency {}: {:.1} inv/s ({} ok, {} errors in {:.1} s){}",
+        "{who}: concurrency {}: {:.1} inv/s ({} ok, {} errors in {:.1} s; {} more finished {:.1} s later; \
+         latency p50 {:.2} ms, p99 {:.2} ms, max {:.0} ms){}",
         t.concurrency,
         t.per_sec,
         t.ok,
         t.errors,
         t.seconds,
+        t.late,
+        t.drain_seconds,
+        t.latency.as_ref().map_or(f64::NAN, |p| p.p50_ms),
+        t.latency.as_ref().map_or(f64::NAN, |p| p.p99_ms),
+        t.latency.as_ref().map_or(f64::NAN, |p| p.max_ms),
         t.first_error.as_ref().map_or(String::new(), |e| format!("; first error: {}", e.trim()))
     );
 }
@@ -353,7 +364,7 @@ async fn measure_rie(
     ctx: &Ctx,
     spec: &RieSpec,
     client: &reqwest::Client,
-) -> Result<(Latency, Vec<Throughput>)> {
+) -> Result<(Latency, Vec<Throughput>, Vec<String>)> {
     step!("baseline A: starting one RIE container");
     let container = ctx.rie.start(spec, rie::free_port()?).await.context("starting the RIE container")?;
     let target = Target::new(client.clone(), container.invoke_url());
@@ -365,15 +376,21 @@ async fn measure_rie(
         load::latency(&target, plan.warm_up_n, plan.latency_budget).await;
         let latency = load::latency(&target, plan.latency_n, plan.latency_budget).await;
         describe_latency("RIE", &latency);
-        let mut throughputs = Vec::new();
+        let (mut throughputs, mut notes) = (Vec::new(), Vec::new());
         // Concurrency 1 first: RIE serves one invocation at a time, and more
         // may break it.
         for &c in &plan.rie_levels {
             let t = load::throughput(&target, c, plan.throughput, plan.throughput_max).await;
             describe_throughput("RIE", &t);
             throughputs.push(t);
+            if let Some(code) = ctx.rie.exit_code(&container.id).await? {
+                let note = format!("The RIE container exited (code {code}) during its concurrency-{c} run.");
+                step!("{note}");
+                notes.push(note);
+                break;
+            }
         }
-        anyhow::Ok((latency, throughputs))
+        anyhow::Ok((latency, throughputs, notes))
     }
     .await;
     ctx.rie.remove(&container.id).await.context("removing the RIE container")?;
@@ -470,6 +487,7 @@ async fn measure_lambdabox(
         if failures > 0 {
             step!("lambdabox: warm-up at concurrency {c}: {failures} failed invocations");
         }
+        tokio::time::sleep(plan.settle).await;
         let t = load::throughput(&target, c, plan.throughput, plan.throughput_max).await;
         describe_throughput("lambdabox", &t);
         throughputs.push(t);

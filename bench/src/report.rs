@@ -80,6 +80,8 @@ pub struct Results {
     pub rie_latency: Latency,
     pub lambdabox_throughput: Vec<Throughput>,
     pub rie_throughput: Vec<Throughput>,
+    /// What happened to the RIE container (e.g. it exited under concurrency).
+    pub rie_notes: Vec<String>,
     pub lambdabox_cold: ColdStarts,
     pub lambdabox_cold_prewarm: Maybe<ColdStarts>,
     /// Baseline B: a fresh RIE container per invocation, as `sam local invoke`.
@@ -306,6 +308,19 @@ pub fn table(r: &Results) -> String {
             t.first_error.as_ref().map_or(String::new(), |e| format!(" (first: {})", e.trim()))
         );
     }
+    let under_load: Vec<String> = r
+        .lambdabox_throughput
+        .iter()
+        .filter_map(|t| {
+            t.latency.as_ref().map(|p| format!("c{} {:.2}/{:.2}/{:.0}", t.concurrency, p.p50_ms, p.p99_ms, p.max_ms))
+        })
+        .collect();
+    if !under_load.is_empty() {
+        let _ = writeln!(out, "lambdabox latency under load, p50/p99/max ms: {}", under_load.join(", "));
+    }
+    for note in &r.rie_notes {
+        let _ = writeln!(out, "{note}");
+    }
     let _ = writeln!(out, "Whole run: {:.1} s.", r.duration_seconds);
     out
 }
@@ -315,7 +330,17 @@ mod tests {
     use super::*;
 
     fn throughput(c: usize, per_sec: f64) -> Throughput {
-        Throughput { concurrency: c, ok: 10, errors: 0, seconds: 1.0, per_sec, first_error: None }
+        Throughput {
+            concurrency: c,
+            ok: 10,
+            late: 0,
+            errors: 0,
+            seconds: 1.0,
+            drain_seconds: 0.0,
+            per_sec,
+            latency: None,
+            first_error: None,
+        }
     }
 
     fn latency(ms: u64) -> Latency {
@@ -343,6 +368,7 @@ mod tests {
             rie_latency: latency(4),
             lambdabox_throughput: vec![throughput(1, 500.0), throughput(16, 900.0)],
             rie_throughput: vec![throughput(1, 250.0)],
+            rie_notes: Vec::new(),
             lambdabox_cold: ColdStarts::new(&[Duration::from_millis(300)], 0, None),
             lambdabox_cold_prewarm: Maybe::NotAvailable { reason: "no --prewarm in this build".into() },
             per_container_cold: ColdStarts::new(&[Duration::from_millis(1200)], 0, None),

@@ -109,6 +109,13 @@ impl Rie {
         Ok(RieContainer { id: created.id, port })
     }
 
+    /// `None` while the container runs, else its exit code.
+    pub async fn exit_code(&self, id: &str) -> Result<Option<i64>, RieError> {
+        let info = bounded("container inspect", self.docker.inspect_container(id, None)).await?;
+        let state = info.state.unwrap_or_default();
+        Ok(if state.running == Some(true) { None } else { Some(state.exit_code.unwrap_or(-1)) })
+    }
+
     /// Force-remove one container.
     pub async fn remove(&self, id: &str) -> Result<(), RieError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
