@@ -10,7 +10,7 @@ ADDR    ?= 127.0.0.1:9000
 # lambdabox-init runs inside arbitrary images: link it statically.
 INIT_FLAGS := -C target-feature=+crt-static
 
-.PHONY: all build init docker images run test unit lint fmt clean
+.PHONY: all build init docker images run test unit lint fmt clean bench bench-rie
 
 all: build
 
@@ -31,6 +31,31 @@ images: build docker
 
 run: images
 	BIN=$(BIN) ADDR=$(ADDR) sh scripts/run.sh
+
+# `make bench`: lambdabox against the AWS Runtime Interface Emulator on this
+# machine (table on stdout, target/bench/results.{json,png}). BENCH_ARGS=--quick
+# for a short run. The RIE binary ships in the aws-sam-cli wheel on PyPI.
+BENCH_CACHE := target/bench/cache
+RIE_BIN     := $(BENCH_CACHE)/aws-lambda-rie
+BENCH_FONT  := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+BENCH_ARGS  ?=
+
+bench: build docker bench-rie
+	$(BIN) images build python3.11
+	test -f $(BENCH_FONT) || (apt-get update && apt-get install -y fonts-dejavu-core) || \
+		(sudo apt-get update && sudo apt-get install -y fonts-dejavu-core)
+	$(CARGO) build --release -p lambdabox-bench
+	target/release/lambdabox-bench $(BENCH_ARGS)
+
+bench-rie: $(RIE_BIN)
+
+$(RIE_BIN):
+	mkdir -p $(BENCH_CACHE)
+	ls $(BENCH_CACHE)/aws_sam_cli-*.whl >/dev/null 2>&1 || \
+		python3 -m pip download --no-deps --only-binary=:all: aws-sam-cli -d $(BENCH_CACHE)
+	python3 -c 'import glob,sys,zipfile; z=zipfile.ZipFile(sorted(glob.glob(sys.argv[1]+"/aws_sam_cli-*.whl"))[-1]); open(sys.argv[2],"wb").write(z.read("samcli/local/rapid/aws-lambda-rie-x86_64"))' $(BENCH_CACHE) $@.part
+	chmod +x $@.part
+	mv $@.part $@
 
 # Tests use the debug build cargo test makes anyway; images are built first so
 # their progress shows here rather than inside a test.

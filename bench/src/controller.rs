@@ -1,0 +1,228 @@
+//! A `lambdabox serve` child process: started on a fresh data directory and
+//! a loopback port, driven through its REST API, measured through
+//! `/proc/PID/status`, and stopped with SIGTERM so it removes its own
+//! containers.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The handler every measurement runs.
+pub const HANDLER_SOURCE: &str = "def handler(event, context):\n    return event\n";
+pub const HANDLER: &str = "app.handler";
+pub const RUNTIME: &str = "python3.11";
+
+/// How long start-up (store, Docker, leftovers) may take before the ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a stopping controller gets to drain and remove its containers.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on each management call.
+const API_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("starting {bin}: {source}")]
+    Spawn { bin: PathBuf, source: std::io::Error },
+    #[error("lambdabox exited or printed no ready line within {0} s; see {1}")]
+    NotReady(u64, PathBuf),
+    #[error("{what}: {source}")]
+    Http { what: String, source: reqwest::Error },
+    #[error("{what}: status {status}: {body}")]
+    Api { what: String, status: u16, body: String },
+    #[error("reading /proc/{pid}/status: {source}")]
+    Proc { pid: u32, source: std::io::Error },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running `lambdabox serve`.
+#[derive(Debug)]
+pub struct Controller {
+    child: Child,
+    pid: u32,
+    endpoint: String,
+    http: reqwest::Client,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Does `lambdabox serve --help` list `flag`?
+pub async fn serve_supports(bin: &Path, flag: &str) -> bool {
+    match Command::new(bin).args(["serve", "--help"]).output().await {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).split_whitespace().any(|w| w.trim_end_matches(',') == flag),
+        Err(_) => false,
+    }
+}
+
+impl Controller {
+    /// Start `bin serve` on `127.0.0.1:0` with a temporary data directory and
+    /// `extra` arguments; its stderr goes to `log`. Returns once it printed
+    /// its ready line.
+    pub async fn start(bin: &Path, extra: &[String], log: &Path) -> Result<Controller, ControllerError> {
+        // Short path: the controller puts unix sockets under it.
+        let data_dir = tempfile::Builder::new().prefix("lbx-bench").tempdir_in("/tmp")?;
+        let log_file = std::fs::File::create(log)?;
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .args(["--drain-timeout", "10"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .map_err(|source| ControllerError::Spawn { bin: bin.to_owned(), source })?;
+        let pid = child.id().unwrap_or(0);
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(READY_TIMEOUT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("lambdabox listening on ") {
+                    return Some(url.trim().to_owned());
+                }
+            }
+            None
+        })
+        .await;
+        let endpoint = match ready {
+            Ok(Some(url)) => url,
+            _ => {
+                let _ = child.start_kill();
+                return Err(ControllerError::NotReady(READY_TIMEOUT.as_secs(), log.to_owned()));
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let http = reqwest::Client::builder().no_proxy().timeout(API_TIMEOUT).build().expect("plain client");
+        Ok(Controller { child, pid, endpoint, http, _data_dir: data_dir })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The URL that invokes function `name`.
+    pub fn invoke_url(&self, name: &str) -> String {
+        format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint)
+    }
+
+    async fn call(&self, what: String, request: reqwest::RequestBuilder) -> Result<serde_json::Value, ControllerError> {
+        let response = request.send().await.map_err(|source| ControllerError::Http { what: what.clone(), source })?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(|source| ControllerError::Http { what: what.clone(), source })?;
+        if !(200..300).contains(&status) {
+            return Err(ControllerError::Api { what, status, body });
+        }
+        Ok(serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// CreateFunction with the echo handler.
+    pub async fn create_function(
+        &self,
+        name: &str,
+        memory_mb: u32,
+        idle_ttl_s: Option<u64>,
+    ) -> Result<(), ControllerError> {
+        let mut body = json!({
+            "FunctionName": name,
+            "Runtime": RUNTIME,
+            "Handler": HANDLER,
+            "Role": "arn:aws:iam::000000000000:role/x",
+            "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(handler_zip()?) },
+            "MemorySize": memory_mb,
+        });
+        if let Some(ttl) = idle_ttl_s {
+            body["IdleTtlSeconds"] = json!(ttl);
+        }
+        let url = format!("{}/2015-03-31/functions", self.endpoint);
+        self.call(format!("CreateFunction {name}"), self.http.post(url).json(&body)).await.map(drop)
+    }
+
+    /// UpdateFunctionConfiguration setting one environment variable: a new
+    /// revision, so the next invocation needs a new container.
+    pub async fn set_env(&self, name: &str, key: &str, value: &str) -> Result<(), ControllerError> {
+        let body = json!({ "Environment": { "Variables": { key: value } } });
+        let url = format!("{}/2015-03-31/functions/{name}/configuration", self.endpoint);
+        self.call(format!("UpdateFunctionConfiguration {name}"), self.http.put(url).json(&body)).await.map(drop)
+    }
+
+    /// How many containers the controller holds (any state).
+    pub async fn containers(&self) -> Result<usize, ControllerError> {
+        let url = format!("{}/lambdabox/v1/containers", self.endpoint);
+        let list = self.call("list containers".into(), self.http.get(url)).await?;
+        Ok(list["Containers"].as_array().map_or(0, Vec::len))
+    }
+
+    /// The controller's resident memory, in KiB.
+    pub fn rss_kib(&self) -> Result<u64, ControllerError> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .map_err(|source| ControllerError::Proc { pid: self.pid, source })?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| ControllerError::Proc { pid: self.pid, source: std::io::ErrorKind::InvalidData.into() })
+    }
+
+    /// SIGTERM, then wait for it to drain and remove its containers; SIGKILL
+    /// if it takes longer than [`STOP_TIMEOUT`].
+    pub async fn stop(mut self) -> Result<(), ControllerError> {
+        terminate(self.pid);
+        let start = Instant::now();
+        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+            Ok(status) => {
+                status?;
+            }
+            Err(_) => {
+                eprintln!("lambdabox (pid {}) still running after {:?}; killing it", self.pid, start.elapsed());
+                self.child.kill().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Controller {
+    /// A controller dropped without [`Controller::stop`] (an error, Ctrl-C)
+    /// still gets SIGTERM, so it removes its containers on its own.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            terminate(self.pid);
+        }
+    }
+}
+
+fn terminate(pid: u32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        if pid > 0 {
+            // SAFETY: kill(2) on our own child's pid; it has no memory effects here.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+    }
+}
+
+/// The function's code: `app.py` alone, zipped.
+pub fn handler_zip() -> std::io::Result<Vec<u8>> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.start_file("app.py", zip::write::SimpleFileOptions::default()).map_err(std::io::Error::other)?;
+    w.write_all(HANDLER_SOURCE.as_bytes())?;
+    Ok(w.finish().map_err(std::io::Error::other)?.into_inner())
+}
+
+/// The same code unpacked into `dir` (readable by any user), for RIE's `/var/task`.
+pub fn write_handler_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    let file = dir.join("app.py");
+    std::fs::write(&file, HANDLER_SOURCE)?;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644))
+}

@@ -1,0 +1,313 @@
+//! The load generator: one HTTP client, used the same way against lambdabox
+//! and the baselines, so only the server side differs between them.
+//!
+//! Every loop here is bounded twice, by a count and by a deadline, and every
+//! request has a timeout.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// The event every measurement sends; the handler returns it unchanged.
+pub const PAYLOAD: &str = r#"{"bench":"lambdabox","n":42}"#;
+
+/// Pause of a throughput worker after a failed invocation, so a dead server
+/// is not hammered with refused connections.
+const ERROR_PAUSE: Duration = Duration::from_millis(10);
+/// Longest one invocation may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why one invocation did not count as a success.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("status {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("function error {kind}: {body}")]
+    Function { kind: String, body: String },
+    #[error("answer was not the event echoed back: {0}")]
+    WrongBody(String),
+}
+
+/// An error with its causes, `: `-separated (reqwest's own text omits them),
+/// each said once.
+pub fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Something that runs the echo handler behind one invocation URL.
+#[derive(Debug, Clone)]
+pub struct Target {
+    client: reqwest::Client,
+    url: String,
+}
+
+/// A client that keeps connections alive and never goes through a proxy:
+/// every address the bench talks to is on loopback.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
+impl Target {
+    pub fn new(client: reqwest::Client, url: String) -> Target {
+        Target { client, url }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// One invocation; success means status 200, no function error and the
+    /// event echoed back. Returns how long it took.
+    pub async fn invoke(&self) -> Result<Duration, InvokeError> {
+        let start = Instant::now();
+        let response = self.client.post(&self.url).body(PAYLOAD).send().await?;
+        let status = response.status().as_u16();
+        let function_error =
+            response.headers().get("x-amz-function-error").map(|v| v.to_str().unwrap_or("?").to_owned());
+        let body = response.bytes().await?;
+        let elapsed = start.elapsed();
+        let text = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        if status != 200 {
+            return Err(InvokeError::Status { status, body: text() });
+        }
+        if let Some(kind) = function_error {
+            return Err(InvokeError::Function { kind, body: text() });
+        }
+        let echoed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
+        let sent: serde_json::Value = serde_json::from_str(PAYLOAD).expect("PAYLOAD is JSON");
+        match echoed {
+            Ok(v) if v == sent => Ok(elapsed),
+            _ => Err(InvokeError::WrongBody(text())),
+        }
+    }
+}
+
+/// Percentiles of a set of durations, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    pub n: usize,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub mean_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles; `None` for no samples.
+    pub fn of(samples: &[Duration]) -> Option<Percentiles> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        ms.sort_by(|a, b| a.total_cmp(b));
+        let rank = |p: f64| {
+            let i = ((p / 100.0) * ms.len() as f64).ceil() as usize;
+            ms[i.clamp(1, ms.len()) - 1]
+        };
+        Some(Percentiles {
+            n: ms.len(),
+            p50_ms: rank(50.0),
+            p90_ms: rank(90.0),
+            p99_ms: rank(99.0),
+            mean_ms: ms.iter().sum::<f64>() / ms.len() as f64,
+            max_ms: ms[ms.len() - 1],
+        })
+    }
+}
+
+/// Sequential latencies of up to `count` invocations on one keep-alive
+/// connection, stopping at `budget`. Errors are counted, not timed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub percentiles: Option<Percentiles>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+pub async fn latency(target: &Target, count: usize, budget: Duration) -> Latency {
+    let deadline = Instant::now() + budget;
+    let mut samples = Vec::with_capacity(count);
+    let mut errors = 0;
+    let mut first_error = None;
+    for _ in 0..count {
+        if Instant::now() >= deadline {
+            break;
+        }
+        match target.invoke().await {
+            Ok(d) => samples.push(d),
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert_with(|| describe(&e));
+            }
+        }
+    }
+    Latency { percentiles: Percentiles::of(&samples), errors, first_error }
+}
+
+/// What a fixed-duration run at one concurrency achieved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub concurrency: usize,
+    /// Successes that finished inside the window.
+    pub ok: u64,
+    /// Successes still in flight when the window closed (not counted in `per_sec`).
+    pub late: u64,
+    pub errors: u64,
+    /// The window: the run's duration, or less if the count bound ended it.
+    pub seconds: f64,
+    /// How long the last in-flight invocations took to finish after it.
+    pub drain_seconds: f64,
+    /// Successful invocations per second inside the window.
+    pub per_sec: f64,
+    /// Latency of the successful invocations under this load.
+    pub latency: Option<Percentiles>,
+    pub first_error: Option<String>,
+}
+
+/// What one throughput worker saw.
+#[derive(Debug, Default)]
+struct Tally {
+    ok: u64,
+    late: u64,
+    errors: u64,
+    samples: Vec<Duration>,
+    first_error: Option<String>,
+}
+
+/// `concurrency` workers invoke back to back until `duration` has passed or
+/// `max_count` invocations have been sent in all (a worker pauses
+/// [`ERROR_PAUSE`] after a failure).
+pub async fn throughput(target: &Target, concurrency: usize, duration: Duration, max_count: u64) -> Throughput {
+    let sent = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let target = target.clone();
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max_count {
+                    match target.invoke().await {
+                        Ok(took) => {
+                            if Instant::now() <= deadline {
+                                tally.ok += 1;
+                            } else {
+                                tally.late += 1;
+                            }
+                            tally.samples.push(took);
+                        }
+                        Err(e) => {
+                            tally.errors += 1;
+                            tally.first_error.get_or_insert_with(|| describe(&e));
+                            tokio::time::sleep(ERROR_PAUSE).await;
+                        }
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    for w in workers {
+        let t = w.await.unwrap_or_else(|_| Tally {
+            errors: 1,
+            first_error: Some("worker panicked".into()),
+            ..Tally::default()
+        });
+        total.ok += t.ok;
+        total.late += t.late;
+        total.errors += t.errors;
+        total.samples.extend(t.samples);
+        if total.first_error.is_none() {
+            total.first_error = t.first_error;
+        }
+    }
+    let elapsed = start.elapsed();
+    let window = elapsed.min(duration).as_secs_f64().max(f64::EPSILON);
+    Throughput {
+        concurrency,
+        ok: total.ok,
+        late: total.late,
+        errors: total.errors,
+        seconds: window,
+        drain_seconds: elapsed.saturating_sub(duration).as_secs_f64(),
+        per_sec: total.ok as f64 / window,
+        latency: Percentiles::of(&total.samples),
+        first_error: total.first_error,
+    }
+}
+
+/// `rounds` rounds of `concurrency` simultaneous invocations, so that as many
+/// containers exist and have served once. Returns the number of failures.
+pub async fn warm_up(target: &Target, concurrency: usize, rounds: usize) -> u64 {
+    let mut failures = 0;
+    for _ in 0..rounds {
+        let calls: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let target = target.clone();
+                tokio::spawn(async move { target.invoke().await })
+            })
+            .collect();
+        for c in calls {
+            if !matches!(c.await, Ok(Ok(_))) {
+                failures += 1;
+            }
+        }
+    }
+    failures
+}
+
+/// Invoke until the first success, retrying refused or failed attempts every
+/// `pause`, for at most `budget`. Returns the time from `since` to that success.
+pub async fn first_success(
+    target: &Target,
+    since: Instant,
+    pause: Duration,
+    budget: Duration,
+) -> Result<Duration, InvokeError> {
+    let deadline = since + budget;
+    loop {
+        match target.invoke().await {
+            Ok(_) => return Ok(since.elapsed()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(pause).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let p = Percentiles::of(&samples).unwrap();
+        assert_eq!((p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms), (50.0, 90.0, 99.0, 100.0));
+        let one = Percentiles::of(&[Duration::from_millis(7)]).unwrap();
+        assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
+        assert!(Percentiles::of(&[]).is_none());
+    }
+}

@@ -1,0 +1,557 @@
+//! `lambdabox-bench`: lambdabox against the AWS Runtime Interface Emulator,
+//! in one run on this machine, with the same Python handler
+//! (`def handler(event, context): return event`) and the same image.
+//!
+//! `make bench` builds everything, fetches the RIE and runs this; `make bench
+//! BENCH_ARGS=--quick` runs a shorter version (under a minute).
+//!
+//! Speed is reported as ratios against baselines measured in the same run,
+//! next to the targets; nothing is asserted.
+//!
+//! # Layout
+//!
+//! - [`load`]: the HTTP client and load loops (latency, throughput, first
+//!   success), the same code for every side.
+//! - [`rie`]: the baselines' containers (RIE as entrypoint, via bollard).
+//! - [`controller`]: a `lambdabox serve` child process and its REST API.
+//! - [`report`]: the results (JSON) and the table.
+//! - [`chart`]: the PNG chart.
+
+mod chart;
+mod controller;
+mod load;
+mod report;
+mod rie;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use controller::Controller;
+use load::{Latency, Target, Throughput};
+use report::{ColdStarts, Maybe, Memory, Results, Settings};
+use rie::{Rie, RieSpec};
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// A progress line on stderr, stamped with the time since start.
+macro_rules! step {
+    ($($arg:tt)*) => {
+        eprintln!("[bench {:6.1}s] {}", START.get_or_init(Instant::now).elapsed().as_secs_f64(), format!($($arg)*))
+    };
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark lambdabox against the AWS Runtime Interface Emulator on this machine")]
+struct Args {
+    /// Small counts and short runs (under a minute); skips the 100-function memory run.
+    #[arg(long)]
+    quick: bool,
+    /// The lambdabox binary (release build; lambdabox-init beside it).
+    #[arg(long, default_value = "target/release/lambdabox")]
+    lambdabox: PathBuf,
+    /// The RIE executable (x86-64), as `make bench` extracts it from aws-sam-cli.
+    #[arg(long, default_value = "target/bench/cache/aws-lambda-rie")]
+    rie: PathBuf,
+    /// Where results.json, results.png and the controllers' logs go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// The image both sides run.
+    #[arg(long, default_value = "lambdabox/python3.11:latest")]
+    image: String,
+    /// MemorySize of every lambdabox function.
+    #[arg(long, default_value_t = 1769)]
+    memory_mb: u32,
+    /// lambdabox's --memory-budget-mb (default: room for a container per caller
+    /// at the highest concurrency; the box's default, 75% of RAM, would cap it).
+    #[arg(long)]
+    memory_budget_mb: Option<u64>,
+}
+
+/// Counts and durations of one mode.
+#[derive(Debug, Clone)]
+struct Plan {
+    mode: &'static str,
+    latency_n: usize,
+    latency_budget: Duration,
+    warm_up_n: usize,
+    throughput: Duration,
+    throughput_max: u64,
+    levels: Vec<usize>,
+    rie_levels: Vec<usize>,
+    warm_up_rounds: usize,
+    /// Pause after a warm-up round, for containers' start-up work to finish.
+    settle: Duration,
+    cold_k: usize,
+    cold_pause: Duration,
+    prewarm: usize,
+    hundred_functions: bool,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                mode: "quick",
+                latency_n: 200,
+                latency_budget: Duration::from_secs(10),
+                warm_up_n: 10,
+                throughput: Duration::from_millis(1500),
+                throughput_max: 20_000,
+                levels: vec![1, 4, 16, 64],
+                rie_levels: vec![1, 4],
+                warm_up_rounds: 1,
+                settle: Duration::from_millis(500),
+                cold_k: 3,
+                cold_pause: Duration::from_millis(1000),
+                prewarm: 2,
+                hundred_functions: false,
+            }
+        } else {
+            Plan {
+                mode: "full",
+                latency_n: 2000,
+                latency_budget: Duration::from_secs(60),
+                warm_up_n: 50,
+                throughput: Duration::from_secs(10),
+                throughput_max: 500_000,
+                levels: vec![1, 4, 16, 64],
+                rie_levels: vec![1, 4],
+                warm_up_rounds: 3,
+                settle: Duration::from_secs(1),
+                cold_k: 15,
+                cold_pause: Duration::from_millis(2000),
+                prewarm: 2,
+                hundred_functions: true,
+            }
+        }
+    }
+}
+
+/// What cleanup needs whatever happens: the Docker handle with this run's
+/// label, and the controllers' pids.
+#[derive(Debug)]
+struct Ctx {
+    rie: Rie,
+    pids: Mutex<Vec<u32>>,
+    out: PathBuf,
+    lambdabox: PathBuf,
+    budget_mb: u64,
+}
+
+impl Ctx {
+    /// Start a controller with `extra` arguments, logging to `out/NAME.log`.
+    async fn controller(&self, name: &str, extra: &[&str]) -> Result<Controller> {
+        let mut args: Vec<String> = vec!["--memory-budget-mb".into(), self.budget_mb.to_string()];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let log = self.out.join(format!("{name}.log"));
+        let c = Controller::start(&self.lambdabox, &args, &log).await?;
+        self.pids.lock().expect("pid list").push(c.pid());
+        step!("lambdabox {name} (pid {}) ready; its log: {}", c.pid(), log.display());
+        Ok(c)
+    }
+}
+
+fn main() -> ExitCode {
+    START.get_or_init(Instant::now);
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lambdabox-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main_async(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lambdabox-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn main_async(args: Args) -> Result<()> {
+    check_inputs(&args)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let plan = Plan::new(args.quick);
+    let run_id = format!("{}-{}", std::process::id(), unix_secs());
+    let rie = Rie::connect(&run_id).await.context("cannot reach the Docker engine (`make docker` starts it)")?;
+    let max_level = plan.levels.iter().copied().max().unwrap_or(1) as u64;
+    let budget_mb = args.memory_budget_mb.unwrap_or(u64::from(args.memory_mb) * (max_level + 4));
+    let ctx =
+        Ctx { rie, pids: Mutex::new(Vec::new()), out: args.out.clone(), lambdabox: args.lambdabox.clone(), budget_mb };
+    let outcome = tokio::select! {
+        r = run(&args, &plan, &ctx) => r,
+        _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
+    };
+    // Whatever happened: controllers were sent SIGTERM when dropped; wait for
+    // them to remove their containers, and remove the baselines' containers.
+    cleanup(&ctx).await;
+    let results = outcome?;
+    print!("{}", report::table(&results));
+    let json_path = args.out.join("results.json");
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&results)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let png_path = args.out.join("results.png");
+    match chart::register_font(chart::FONT).and_then(|()| chart::draw(&results, &png_path)) {
+        Ok(()) => step!("wrote {} and {}", json_path.display(), png_path.display()),
+        Err(e) => step!("wrote {}; no chart: {e}", json_path.display()),
+    }
+    Ok(())
+}
+
+fn check_inputs(args: &Args) -> Result<()> {
+    if !args.lambdabox.is_file() {
+        bail!("{} not found; run `make build` (or `make bench`)", args.lambdabox.display());
+    }
+    if !args.rie.is_file() {
+        bail!("RIE not found at {}; `make bench` fetches it from the aws-sam-cli wheel", args.rie.display());
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn cleanup(ctx: &Ctx) {
+    match ctx.rie.remove_all().await {
+        Ok(0) => {}
+        Ok(n) => step!("removed {n} leftover baseline container(s)"),
+        Err(e) => step!("could not remove the baseline containers (label {}): {e}", rie::RUN_LABEL),
+    }
+    let pids = ctx.pids.lock().expect("pid list").clone();
+    let deadline = Instant::now() + Duration::from_secs(70);
+    for pid in pids {
+        while running(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if running(pid) {
+            step!("lambdabox pid {pid} is still shutting down");
+        }
+    }
+}
+
+/// Is `pid` alive (not gone, not a zombie)?
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| !matches!(rest.trim_start().chars().next(), Some('Z' | 'X')))
+        }
+        Err(_) => false,
+    }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
+    let began = Instant::now();
+    let client = load::client();
+    let task = args.out.join("task");
+    controller::write_handler_dir(&task).context("writing the handler folder")?;
+    let spec = RieSpec {
+        rie: std::fs::canonicalize(&args.rie)?,
+        task: std::fs::canonicalize(&task)?,
+        image: args.image.clone(),
+        handler: controller::HANDLER.into(),
+    };
+    step!("mode {}: same handler, image {}; RIE containers get no CPU/memory limits (as SAM)", plan.mode, args.image);
+
+    let (rie_latency, rie_throughput, rie_notes) = measure_rie(plan, ctx, &spec, &client).await?;
+    let per_container_cold = measure_per_container(plan, ctx, &spec, &client).await?;
+    let (lambdabox_latency, lambdabox_cold, lambdabox_throughput, memory_after_throughput) =
+        measure_lambdabox(args, plan, ctx, &client).await?;
+    let lambdabox_cold_prewarm = measure_prewarm(args, plan, ctx, &client).await?;
+    let memory_100_functions = if plan.hundred_functions {
+        Maybe::Measured { value: measure_hundred(args, ctx, &client).await? }
+    } else {
+        Maybe::NotAvailable { reason: "skipped in --quick".into() }
+    };
+
+    Ok(Results {
+        settings: Settings {
+            mode: plan.mode,
+            image: args.image.clone(),
+            memory_size_mb: args.memory_mb,
+            lambdabox_memory_budget_mb: ctx.budget_mb,
+            latency_invocations: plan.latency_n,
+            throughput_seconds: plan.throughput.as_secs_f64(),
+            cold_starts: plan.cold_k,
+            prewarm: plan.prewarm,
+            rie_container_limits: "none (as SAM local)",
+            host_cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            host_memory_mb: host_memory_mb(),
+        },
+        lambdabox_latency,
+        rie_latency,
+        lambdabox_throughput,
+        rie_throughput,
+        rie_notes,
+        lambdabox_cold,
+        lambdabox_cold_prewarm,
+        per_container_cold,
+        memory_after_throughput,
+        memory_100_functions,
+        duration_seconds: began.elapsed().as_secs_f64(),
+    })
+}
+
+fn host_memory_mb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+fn describe_latency(who: &str, l: &Latency) {
+    match &l.percentiles {
+        Some(p) => step!(
+            "{who}: warm latency over {} invocations: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms ({} errors)",
+            p.n,
+            p.p50_ms,
+            p.p90_ms,
+            p.p99_ms,
+            l.errors
+        ),
+        None => step!("{who}: no successful invocation ({} errors: {:?})", l.errors, l.first_error),
+    }
+}
+
+fn describe_throughput(who: &str, t: &Throughput) {
+    step!(
+        "{who}: concurrency {}: {:.1} inv/s ({} ok, {} errors in {:.1} s; {} more finished {:.1} s later; \
+         latency p50 {:.2} ms, p99 {:.2} ms, max {:.0} ms){}",
+        t.concurrency,
+        t.per_sec,
+        t.ok,
+        t.errors,
+        t.seconds,
+        t.late,
+        t.drain_seconds,
+        t.latency.as_ref().map_or(f64::NAN, |p| p.p50_ms),
+        t.latency.as_ref().map_or(f64::NAN, |p| p.p99_ms),
+        t.latency.as_ref().map_or(f64::NAN, |p| p.max_ms),
+        t.first_error.as_ref().map_or(String::new(), |e| format!("; first error: {}", e.trim()))
+    );
+}
+
+/// Baseline A: one RIE container, warm.
+async fn measure_rie(
+    plan: &Plan,
+    ctx: &Ctx,
+    spec: &RieSpec,
+    client: &reqwest::Client,
+) -> Result<(Latency, Vec<Throughput>, Vec<String>)> {
+    step!("baseline A: starting one RIE container");
+    let container = ctx.rie.start(spec, rie::free_port()?).await.context("starting the RIE container")?;
+    let target = Target::new(client.clone(), container.invoke_url());
+    let result = async {
+        let first = load::first_success(&target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
+            .await
+            .with_context(|| format!("RIE never answered at {}", target.url()))?;
+        step!("RIE answered its first invocation after {:.0} ms", first.as_secs_f64() * 1000.0);
+        load::latency(&target, plan.warm_up_n, plan.latency_budget).await;
+        let latency = load::latency(&target, plan.latency_n, plan.latency_budget).await;
+        describe_latency("RIE", &latency);
+        let (mut throughputs, mut notes) = (Vec::new(), Vec::new());
+        // Concurrency 1 first: RIE serves one invocation at a time, and more
+        // may break it.
+        for &c in &plan.rie_levels {
+            let t = load::throughput(&target, c, plan.throughput, plan.throughput_max).await;
+            describe_throughput("RIE", &t);
+            throughputs.push(t);
+            if let Some(code) = ctx.rie.exit_code(&container.id).await? {
+                let note = format!("The RIE container exited (code {code}) during its concurrency-{c} run.");
+                step!("{note}");
+                notes.push(note);
+                break;
+            }
+        }
+        anyhow::Ok((latency, throughputs, notes))
+    }
+    .await;
+    ctx.rie.remove(&container.id).await.context("removing the RIE container")?;
+    result
+}
+
+/// Baseline B: a fresh RIE container per invocation, timed from create to
+/// its first successful answer.
+async fn measure_per_container(plan: &Plan, ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client) -> Result<ColdStarts> {
+    step!("baseline B: {} invocations, each in a fresh container (create + start + first answer)", plan.cold_k);
+    let (mut samples, mut errors, mut first_error) = (Vec::new(), 0, None);
+    for i in 0..plan.cold_k {
+        let port = rie::free_port()?;
+        let start = Instant::now();
+        let container = ctx.rie.start(spec, port).await.context("starting an RIE container")?;
+        let target = Target::new(client.clone(), container.invoke_url());
+        let answer = load::first_success(&target, start, Duration::from_millis(5), Duration::from_secs(60)).await;
+        ctx.rie.remove(&container.id).await.context("removing an RIE container")?;
+        match answer {
+            Ok(d) => {
+                step!("  B {}/{}: {:.0} ms", i + 1, plan.cold_k, d.as_secs_f64() * 1000.0);
+                samples.push(d);
+            }
+            Err(e) => {
+                step!("  B {}/{}: failed: {}", i + 1, plan.cold_k, load::describe(&e));
+                errors += 1;
+                first_error.get_or_insert_with(|| load::describe(&e));
+            }
+        }
+    }
+    Ok(ColdStarts::new(&samples, errors, first_error))
+}
+
+/// Forced cold starts of function `name`: each time a new revision
+/// (UpdateFunctionConfiguration, waited for), then one timed invocation.
+async fn cold_starts(
+    plan: &Plan,
+    lambdabox: &Controller,
+    name: &str,
+    client: &reqwest::Client,
+    who: &str,
+) -> Result<ColdStarts> {
+    let target = Target::new(client.clone(), lambdabox.invoke_url(name));
+    let (mut samples, mut errors, mut first_error) = (Vec::new(), 0, None);
+    for i in 0..plan.cold_k {
+        // Let the previous revision's container go (and a prewarm pool refill).
+        tokio::time::sleep(plan.cold_pause).await;
+        lambdabox.set_env(name, "BENCH_REVISION", &format!("{}-{i}", unix_secs())).await?;
+        match target.invoke().await {
+            Ok(d) => {
+                step!("  {who} {}/{}: {:.0} ms", i + 1, plan.cold_k, d.as_secs_f64() * 1000.0);
+                samples.push(d);
+            }
+            Err(e) => {
+                step!("  {who} {}/{}: failed: {}", i + 1, plan.cold_k, load::describe(&e));
+                errors += 1;
+                first_error.get_or_insert_with(|| load::describe(&e));
+            }
+        }
+    }
+    Ok(ColdStarts::new(&samples, errors, first_error))
+}
+
+/// lambdabox: warm latency, cold starts, throughput by concurrency, then
+/// the controller's memory.
+async fn measure_lambdabox(
+    args: &Args,
+    plan: &Plan,
+    ctx: &Ctx,
+    client: &reqwest::Client,
+) -> Result<(Latency, ColdStarts, Vec<Throughput>, Option<Memory>)> {
+    step!("lambdabox: starting a controller (MemorySize {} MB, budget {} MB)", args.memory_mb, ctx.budget_mb);
+    // Builds with a prewarmed pool may keep one by default: these cold starts are without it.
+    let extra: &[&str] =
+        if controller::serve_supports(&args.lambdabox, "--prewarm").await { &["--prewarm", "0"] } else { &[] };
+    let lambdabox = ctx.controller("lambdabox", extra).await?;
+    lambdabox.create_function("echo", args.memory_mb, None).await?;
+    lambdabox.create_function("cold", args.memory_mb, None).await?;
+    let target = Target::new(client.clone(), lambdabox.invoke_url("echo"));
+    let first = load::first_success(&target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
+        .await
+        .context("lambdabox never answered")?;
+    step!("lambdabox answered its first invocation after {:.0} ms", first.as_secs_f64() * 1000.0);
+    load::latency(&target, plan.warm_up_n, plan.latency_budget).await;
+    let latency = load::latency(&target, plan.latency_n, plan.latency_budget).await;
+    describe_latency("lambdabox", &latency);
+
+    step!("lambdabox: {} forced cold starts (a new revision each, no warm container)", plan.cold_k);
+    let cold = cold_starts(plan, &lambdabox, "cold", client, "cold").await?;
+
+    let mut throughputs = Vec::new();
+    for &c in &plan.levels {
+        let failures = load::warm_up(&target, c, plan.warm_up_rounds).await;
+        if failures > 0 {
+            step!("lambdabox: warm-up at concurrency {c}: {failures} failed invocations");
+        }
+        tokio::time::sleep(plan.settle).await;
+        let t = load::throughput(&target, c, plan.throughput, plan.throughput_max).await;
+        describe_throughput("lambdabox", &t);
+        throughputs.push(t);
+    }
+    let memory = Memory {
+        rss_mb: lambdabox.rss_kib()? as f64 / 1024.0,
+        containers: lambdabox.containers().await?,
+        functions: 2,
+    };
+    step!("lambdabox: controller RSS {:.1} MB with {} containers", memory.rss_mb, memory.containers);
+    step!("lambdabox: stopping (it removes its containers)");
+    lambdabox.stop().await?;
+    Ok((latency, cold, throughputs, Some(memory)))
+}
+
+/// Cold starts again on a controller with a prewarmed pool, when this build
+/// has `--prewarm`.
+async fn measure_prewarm(args: &Args, plan: &Plan, ctx: &Ctx, client: &reqwest::Client) -> Result<Maybe<ColdStarts>> {
+    if !controller::serve_supports(&args.lambdabox, "--prewarm").await {
+        step!("lambdabox serve has no --prewarm in this build; skipping the prewarm row");
+        return Ok(Maybe::NotAvailable { reason: "no --prewarm in this build".into() });
+    }
+    let n = plan.prewarm.to_string();
+    let lambdabox = ctx.controller("lambdabox-prewarm", &["--prewarm", &n]).await?;
+    lambdabox.create_function("cold", args.memory_mb, None).await?;
+    step!("lambdabox --prewarm {n}: {} forced cold starts", plan.cold_k);
+    let cold = cold_starts(plan, &lambdabox, "cold", client, "prewarm").await?;
+    lambdabox.stop().await?;
+    Ok(Maybe::Measured { value: cold })
+}
+
+/// 100 functions deployed, 32 of them with a warm container: the
+/// controller's resident memory.
+async fn measure_hundred(args: &Args, ctx: &Ctx, client: &reqwest::Client) -> Result<Memory> {
+    const FUNCTIONS: usize = 100;
+    const WARM: usize = 32;
+    step!("memory: {FUNCTIONS} functions, {WARM} kept warm");
+    let lambdabox = ctx.controller("lambdabox-100", &["--idle-ttl", "3600"]).await?;
+    for i in 0..FUNCTIONS {
+        lambdabox.create_function(&format!("f{i:03}"), args.memory_mb, None).await?;
+    }
+    // Eight at a time: enough to be quick, few enough not to time out on 2 cores.
+    for chunk in (0..WARM).collect::<Vec<_>>().chunks(8) {
+        let calls: Vec<_> = chunk
+            .iter()
+            .map(|i| {
+                let target = Target::new(client.clone(), lambdabox.invoke_url(&format!("f{i:03}")));
+                tokio::spawn(async move { target.invoke().await })
+            })
+            .collect();
+        for c in calls {
+            c.await?.context("warming a function")?;
+        }
+    }
+    let memory = Memory {
+        rss_mb: lambdabox.rss_kib()? as f64 / 1024.0,
+        containers: lambdabox.containers().await?,
+        functions: FUNCTIONS,
+    };
+    step!(
+        "memory: controller RSS {:.1} MB with {FUNCTIONS} functions and {} containers",
+        memory.rss_mb,
+        memory.containers
+    );
+    lambdabox.stop().await?;
+    Ok(memory)
+}

@@ -1,0 +1,387 @@
+//! What one run measured ([`Results`], written as JSON) and the table printed
+//! from it: lambdabox, its baseline, their ratio and the issue's target.
+//!
+//! Targets are shown, never asserted: timings depend on the machine.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::load::{Latency, Percentiles, Throughput};
+
+/// Cold starts: each sample is the time from the request that forces a new
+/// container to its first successful answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColdStarts {
+    pub samples_ms: Vec<f64>,
+    pub stats: Option<Percentiles>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl ColdStarts {
+    pub fn new(samples: &[Duration], errors: u64, first_error: Option<String>) -> ColdStarts {
+        ColdStarts {
+            samples_ms: samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
+            stats: Percentiles::of(samples),
+            errors,
+            first_error,
+        }
+    }
+}
+
+/// A measurement that some builds or modes cannot make.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Maybe<T> {
+    Measured { value: T },
+    NotAvailable { reason: String },
+}
+
+impl<T> Maybe<T> {
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Maybe::Measured { value } => Some(value),
+            Maybe::NotAvailable { .. } => None,
+        }
+    }
+}
+
+/// The controller's resident memory and how many containers it held then.
+#[derive(Debug, Clone, Serialize)]
+pub struct Memory {
+    pub rss_mb: f64,
+    pub containers: usize,
+    pub functions: usize,
+}
+
+/// Settings of the run, so a reader can tell what was compared.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub mode: &'static str,
+    pub image: String,
+    pub memory_size_mb: u32,
+    pub lambdabox_memory_budget_mb: u64,
+    pub latency_invocations: usize,
+    pub throughput_seconds: f64,
+    pub cold_starts: usize,
+    pub prewarm: usize,
+    pub rie_container_limits: &'static str,
+    pub host_cores: usize,
+    pub host_memory_mb: u64,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub settings: Settings,
+    pub lambdabox_latency: Latency,
+    pub rie_latency: Latency,
+    pub lambdabox_throughput: Vec<Throughput>,
+    pub rie_throughput: Vec<Throughput>,
+    /// What happened to the RIE container (e.g. it exited under concurrency).
+    pub rie_notes: Vec<String>,
+    pub lambdabox_cold: ColdStarts,
+    pub lambdabox_cold_prewarm: Maybe<ColdStarts>,
+    /// Baseline B: a fresh RIE container per invocation, as `sam local invoke`.
+    pub per_container_cold: ColdStarts,
+    pub memory_after_throughput: Option<Memory>,
+    pub memory_100_functions: Maybe<Memory>,
+    pub duration_seconds: f64,
+}
+
+/// A target a ratio is held against: `le` means lambdabox/baseline ≤ value.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Target {
+    fn text(self) -> String {
+        match self {
+            Target::AtMost(v) => format!("<= {v:.2}"),
+            Target::AtLeast(v) => format!(">= {v:.2}"),
+        }
+    }
+
+    fn met(self, ratio: f64) -> bool {
+        match self {
+            Target::AtMost(v) => ratio <= v,
+            Target::AtLeast(v) => ratio >= v,
+        }
+    }
+}
+
+struct Row {
+    label: String,
+    ours: Option<f64>,
+    base: Option<f64>,
+    base_label: &'static str,
+    target: Option<Target>,
+    note: String,
+}
+
+fn throughput_at(list: &[Throughput], c: usize) -> Option<&Throughput> {
+    list.iter().find(|t| t.concurrency == c)
+}
+
+fn error_note(errors: u64) -> String {
+    if errors == 0 {
+        String::new()
+    } else {
+        format!("{errors} errors")
+    }
+}
+
+fn rows(r: &Results) -> Vec<Row> {
+    let ours = r.lambdabox_latency.percentiles.as_ref();
+    let rie = r.rie_latency.percentiles.as_ref();
+    let mut rows = Vec::new();
+    let lat_note = error_note(r.lambdabox_latency.errors + r.rie_latency.errors);
+    for (label, f, target) in [
+        ("warm latency p50 (ms)", (|p: &Percentiles| p.p50_ms) as fn(&Percentiles) -> f64, Some(Target::AtMost(0.5))),
+        ("warm latency p90 (ms)", |p: &Percentiles| p.p90_ms, None),
+        ("warm latency p99 (ms)", |p: &Percentiles| p.p99_ms, Some(Target::AtMost(0.5))),
+    ] {
+        rows.push(Row {
+            label: label.into(),
+            ours: ours.map(f),
+            base: rie.map(f),
+            base_label: "RIE",
+            target,
+            note: lat_note.clone(),
+        });
+    }
+    // RIE serves one invocation at a time: its concurrency-1 figure is the
+    // baseline at every concurrency.
+    let rie_c1 = throughput_at(&r.rie_throughput, 1);
+    for t in &r.lambdabox_throughput {
+        let target = (t.concurrency == 16).then_some(Target::AtLeast(3.0));
+        let mut note = error_note(t.errors);
+        if t.concurrency > 1 {
+            note = [note, "vs RIE at c1".into()].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
+        }
+        rows.push(Row {
+            label: format!("throughput c{} (inv/s)", t.concurrency),
+            ours: Some(t.per_sec),
+            base: rie_c1.map(|b| b.per_sec),
+            base_label: "RIE",
+            target,
+            note,
+        });
+    }
+    let b = r.per_container_cold.stats.as_ref();
+    let cold = r.lambdabox_cold.stats.as_ref();
+    rows.push(Row {
+        label: "cold start median (ms)".into(),
+        ours: cold.map(|p| p.p50_ms),
+        base: b.map(|p| p.p50_ms),
+        base_label: "B",
+        target: Some(Target::AtMost(1.0)),
+        note: error_note(r.lambdabox_cold.errors + r.per_container_cold.errors),
+    });
+    rows.push(Row {
+        label: "cold start p90 (ms)".into(),
+        ours: cold.map(|p| p.p90_ms),
+        base: b.map(|p| p.p90_ms),
+        base_label: "B",
+        target: None,
+        note: String::new(),
+    });
+    let (prewarm, note) = match &r.lambdabox_cold_prewarm {
+        Maybe::Measured { value } => (value.stats.as_ref().map(|p| p.p50_ms), error_note(value.errors)),
+        Maybe::NotAvailable { reason } => (None, format!("n/a ({reason})")),
+    };
+    rows.push(Row {
+        label: "cold start, prewarm, median (ms)".into(),
+        ours: prewarm,
+        base: b.map(|p| p.p50_ms),
+        base_label: "B",
+        target: Some(Target::AtMost(0.25)),
+        note,
+    });
+    if let Some(m) = &r.memory_after_throughput {
+        rows.push(Row {
+            label: "controller RSS after load (MB)".into(),
+            ours: Some(m.rss_mb),
+            base: None,
+            base_label: "",
+            target: None,
+            note: format!("{} containers", m.containers),
+        });
+    }
+    let (rss, note) = match &r.memory_100_functions {
+        Maybe::Measured { value } => (
+            Some(value.rss_mb),
+            format!("{} functions, {} containers; target <= 50 MB", value.functions, value.containers),
+        ),
+        Maybe::NotAvailable { reason } => (None, format!("n/a ({reason})")),
+    };
+    rows.push(Row {
+        label: "controller RSS, 100 fns (MB)".into(),
+        ours: rss,
+        base: None,
+        base_label: "",
+        target: None,
+        note: if rss.is_some_and(|v| v > 50.0) { format!("{note} (NOT met)") } else { note },
+    });
+    rows
+}
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.2}"),
+        None => "n/a".into(),
+    }
+}
+
+/// The human table.
+pub fn table(r: &Results) -> String {
+    let mut out = String::new();
+    let header = ["metric", "lambdabox", "baseline", "ratio", "target", "met", "notes"];
+    let body: Vec<[String; 7]> = rows(r)
+        .into_iter()
+        .map(|row| {
+            let ratio = match (row.ours, row.base) {
+                (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                _ => None,
+            };
+            let base = match row.base {
+                Some(_) => format!("{} {}", num(row.base), row.base_label),
+                None => "-".into(),
+            };
+            let (target, met) = match (row.target, ratio) {
+                (Some(t), Some(x)) => (t.text(), if t.met(x) { "yes" } else { "no" }.to_owned()),
+                (Some(t), None) => (t.text(), "-".into()),
+                (None, _) => ("-".into(), "-".into()),
+            };
+            let ratio = ratio.map_or("-".into(), |x| format!("{x:.2}"));
+            [row.label, num(row.ours), base, ratio, target, met, row.note]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for line in &body {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut push = |cells: Vec<&str>| {
+        let line: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "| {} |", line.join(" | "));
+    };
+    push(header.to_vec());
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    push(rule.iter().map(String::as_str).collect());
+    for line in &body {
+        push(line.iter().map(String::as_str).collect());
+    }
+    let s = &r.settings;
+    let _ = writeln!(
+        out,
+        "\nratio = lambdabox / baseline. Baselines: RIE = one AWS Runtime Interface Emulator container \
+         (warm, serving one invocation at a time); B = a fresh RIE container per invocation, as `sam local invoke` \
+         (create + start + first answer).\n\
+         Same handler (`return event`), image {} and host for all. lambdabox functions: MemorySize {} MB \
+         (lambdabox caps a container's CPU in proportion: 1 vCPU at 1769 MB), memory budget {} MB; RIE containers: \
+         {}. Host: {} cores, {} MB. Mode: {}; {} latency samples, {:.1} s per throughput run, {} cold starts each.",
+        s.image,
+        s.memory_size_mb,
+        s.lambdabox_memory_budget_mb,
+        s.rie_container_limits,
+        s.host_cores,
+        s.host_memory_mb,
+        s.mode,
+        s.latency_invocations,
+        s.throughput_seconds,
+        s.cold_starts,
+    );
+    for t in r.rie_throughput.iter().filter(|t| t.concurrency > 1) {
+        let _ = writeln!(
+            out,
+            "RIE at concurrency {}: {:.1} successful inv/s, {} errors{}",
+            t.concurrency,
+            t.per_sec,
+            t.errors,
+            t.first_error.as_ref().map_or(String::new(), |e| format!(" (first: {})", e.trim()))
+        );
+    }
+    let under_load: Vec<String> = r
+        .lambdabox_throughput
+        .iter()
+        .filter_map(|t| {
+            t.latency.as_ref().map(|p| format!("c{} {:.2}/{:.2}/{:.0}", t.concurrency, p.p50_ms, p.p99_ms, p.max_ms))
+        })
+        .collect();
+    if !under_load.is_empty() {
+        let _ = writeln!(out, "lambdabox latency under load, p50/p99/max ms: {}", under_load.join(", "));
+    }
+    for note in &r.rie_notes {
+        let _ = writeln!(out, "{note}");
+    }
+    let _ = writeln!(out, "Whole run: {:.1} s.", r.duration_seconds);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throughput(c: usize, per_sec: f64) -> Throughput {
+        Throughput {
+            concurrency: c,
+            ok: 10,
+            late: 0,
+            errors: 0,
+            seconds: 1.0,
+            drain_seconds: 0.0,
+            per_sec,
+            latency: None,
+            first_error: None,
+        }
+    }
+
+    fn latency(ms: u64) -> Latency {
+        let samples: Vec<Duration> = (0..10).map(|_| Duration::from_millis(ms)).collect();
+        Latency { percentiles: Percentiles::of(&samples), errors: 0, first_error: None }
+    }
+
+    #[test]
+    fn table_shows_ratios_and_targets() {
+        let r = Results {
+            settings: Settings {
+                mode: "quick",
+                image: "img".into(),
+                memory_size_mb: 1769,
+                lambdabox_memory_budget_mb: 1000,
+                latency_invocations: 10,
+                throughput_seconds: 1.0,
+                cold_starts: 1,
+                prewarm: 2,
+                rie_container_limits: "none",
+                host_cores: 2,
+                host_memory_mb: 1000,
+            },
+            lambdabox_latency: latency(1),
+            rie_latency: latency(4),
+            lambdabox_throughput: vec![throughput(1, 500.0), throughput(16, 900.0)],
+            rie_throughput: vec![throughput(1, 250.0)],
+            rie_notes: Vec::new(),
+            lambdabox_cold: ColdStarts::new(&[Duration::from_millis(300)], 0, None),
+            lambdabox_cold_prewarm: Maybe::NotAvailable { reason: "no --prewarm in this build".into() },
+            per_container_cold: ColdStarts::new(&[Duration::from_millis(1200)], 0, None),
+            memory_after_throughput: None,
+            memory_100_functions: Maybe::NotAvailable { reason: "skipped in --quick".into() },
+            duration_seconds: 3.0,
+        };
+        let t = table(&r);
+        assert!(t.contains("| warm latency p50 (ms)"), "{t}");
+        assert!(t.contains("0.25 "), "p50 ratio 1/4: {t}");
+        assert!(t.contains("3.60 "), "c16 ratio 900/250: {t}");
+        assert!(t.contains("n/a (no --prewarm in this build)"), "{t}");
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(r#""status":"not_available""#), "{json}");
+    }
+}
