@@ -63,14 +63,15 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
 }
 
 fn serve_config(args: &ServeArgs) -> Result<ServeConfig> {
-    let data_dir = match &args.data_dir {
+    // Both end up in bind mounts, which Docker wants absolute.
+    let data_dir = std::path::absolute(match &args.data_dir {
         Some(d) => d.clone(),
         None => cli::default_data_dir()?,
-    };
-    let init_bin = match &args.init_bin {
+    })?;
+    let init_bin = std::path::absolute(match &args.init_bin {
         Some(p) => p.clone(),
         None => cli::default_init_bin()?,
-    };
+    })?;
     if !init_bin.is_file() {
         anyhow::bail!(
             "lambdabox-init not found at {}; build it with `make build` or pass --init-bin",

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::{containers, eventually, Server};
@@ -54,4 +55,13 @@ async fn killed_controller_containers_are_cleared_at_next_start() {
     .await;
     assert!(cleared, "the old run's container survived start-up");
     assert_eq!(echo(&second, "orphan", json!({"again": true})).await, json!({"again": true}));
+}
+
+#[tokio::test]
+async fn relative_paths_on_the_command_line_work() {
+    let tmp = tempfile::Builder::new().prefix("lbx-").tempdir().unwrap();
+    std::fs::copy(common::init_bin(), tmp.path().join("init")).unwrap();
+    let server = Server::start_in_from(tmp.path(), Path::new("data"), Path::new("init"), &[]);
+    server.deploy("rel", "app.echo", json!({})).await;
+    assert_eq!(echo(&server, "rel", json!({"relative": true})).await, json!({"relative": true}));
 }

@@ -91,12 +91,19 @@ impl Server {
     }
 
     fn start_in_with(data_dir: &Path, flags: &[&str]) -> Server {
+        Server::start_in_from(Path::new("."), data_dir, &init_bin(), flags)
+    }
+
+    /// Start a controller from working directory `cwd` (so `data_dir` and
+    /// `init` may be relative to it).
+    pub fn start_in_from(cwd: &Path, data_dir: &Path, init: &Path, flags: &[&str]) -> Server {
         ensure_images();
         let mut child = Command::new(env!("CARGO_BIN_EXE_lambdabox"))
+            .current_dir(cwd)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--init-bin")
-            .arg(init_bin())
+            .arg(init)
             .args(flags)
             // Tests count containers by their function label, which
             // prewarmed ones lack: off unless a test asks for it.
@@ -107,7 +114,7 @@ impl Server {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("ready line");
         let url = line.trim().strip_prefix("lambdabox listening on ").expect("ready line format").to_owned();
-        Server { child: Some(child), url, data_dir: data_dir.to_path_buf(), _tmp: None }
+        Server { child: Some(child), url, data_dir: cwd.join(data_dir), _tmp: None }
     }
 
     /// Stop with SIGTERM and wait for a clean exit.
