@@ -179,8 +179,6 @@ pub struct Container {
     /// When it last finished an invocation (or was started), for TTL and LRU.
     last_used: Mutex<Instant>,
     busy: AtomicBool,
-    /// Set once its CPU cap is on its way (see [`limit_cpu_after_init`]).
-    cpu_capped: AtomicBool,
     server: JoinHandle<()>,
 }
 
@@ -397,21 +395,11 @@ impl Pool {
     }
 
     fn give_back(&self, c: Arc<Container>, reusable: bool) {
-        if reusable {
-            self.cap_cpu_once(&c);
-        }
         let doomed = self.state().give_back(&c, reusable && c.mailbox.is_usable());
         if let Some(c) = doomed {
             self.destroy(c);
         }
         self.inner.changed.notify_waiters();
-    }
-
-    /// Cap `c`'s CPU (once its runtime is ready) unless that is under way.
-    fn cap_cpu_once(&self, c: &Arc<Container>) {
-        if self.inner.config.cpu_limit && !c.cpu_capped.swap(true, Ordering::Relaxed) {
-            tokio::spawn(limit_cpu_after_init(self.inner.backend.clone(), c.clone()));
-        }
     }
 
     fn destroy_all(&self, containers: Vec<Arc<Container>>) {
@@ -505,7 +493,6 @@ impl Pool {
                 let f = launch.function.clone();
                 match pool.start(&launch, true).await {
                     Ok(c) => {
-                        pool.cap_cpu_once(&c);
                         let doomed = pool.state().give_back(&c, true);
                         if let Some(c) = doomed {
                             pool.destroy(c);
@@ -633,11 +620,13 @@ impl Pool {
             invocations: AtomicU64::new(0),
             last_used: Mutex::new(Instant::now()),
             busy: AtomicBool::new(true),
-            cpu_capped: AtomicBool::new(false),
             server: sockets.server,
         });
         self.state().register(container.clone());
         tokio::spawn(watch(self.inner.clone(), container.clone(), sockets.dir));
+        if self.inner.config.cpu_limit {
+            tokio::spawn(limit_cpu_after_init(self.inner.backend.clone(), container.clone()));
+        }
         tracing::info!(function = %f.name, container = %container.key, provisioned, "{how}");
         container
     }
@@ -818,10 +807,8 @@ pub fn nano_cpus_for(memory_mb: u32) -> i64 {
 }
 
 /// Once the runtime has initialised, cap the container's CPU. Init runs
-/// with the whole machine, so cold starts do not pay for small MemorySizes.
-/// Called when a container is first handed back: after its first
-/// invocation, so that invocation does not share the CPU with the Docker
-/// engine's update, or right after a provisioned container is started.
+/// with the whole machine, so cold starts do not pay for small MemorySizes;
+/// every invocation, the first included, runs capped, as on Lambda.
 async fn limit_cpu_after_init(backend: Arc<dyn Backend>, c: Arc<Container>) {
     if c.mailbox.wait_ready().await {
         if let Err(e) = backend.limit_cpu(c.docker_id.clone(), nano_cpus_for(c.memory_mb)).await {

@@ -332,7 +332,6 @@ mod tests {
             invocations: AtomicU64::new(0),
             last_used: Mutex::new(Instant::now()),
             busy: AtomicBool::new(!provisioned),
-            cpu_capped: AtomicBool::new(false),
             server: tokio::spawn(async {}),
         })
     }
