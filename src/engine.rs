@@ -397,8 +397,9 @@ impl Engine {
         }
     }
 
-    /// Keep prewarmed containers of the runtimes stored zip functions use
-    /// (building their images first if needed).
+    /// Make sure the images of the runtimes stored zip functions use are
+    /// current (building them if needed), and keep prewarmed containers of
+    /// them.
     async fn refresh_prewarm(&self) {
         let mut runtimes: Vec<&'static Runtime> = self
             .store

@@ -18,7 +18,7 @@ use crate::api;
 use crate::backend::docker::DockerBackend;
 use crate::backend::BackendError;
 use crate::engine::Engine;
-use crate::function::{Realm, Runtime};
+use crate::function::Realm;
 use crate::images::Images;
 use crate::logs::{LogBook, LogError};
 use crate::pool::{Pool, PoolConfig, PoolError};
@@ -146,7 +146,6 @@ impl Controller {
             tracing::info!(removed, "removed containers left by an earlier run");
         }
         let images = Arc::new(Images::new(docker));
-        prepare_images_in_use(&store, &images);
         tracing::info!(
             data_dir = %config.data_dir.display(),
             functions = store.list().len(),
@@ -156,6 +155,8 @@ impl Controller {
         let engine = Arc::new(Engine::new(store, pool.clone(), images, logs, config.realm));
         pool.start_maintenance();
         engine.restore_provisioned().await;
+        // Also checks (and if needed builds) the images of the runtimes in
+        // use, so their first invocation does not wait for it.
         tokio::spawn(engine.clone().keep_prewarm_current());
         Ok(Controller { engine, pool, drain_timeout: config.drain_timeout })
     }
@@ -209,19 +210,3 @@ fn run_dir(data_dir: &Path, home: &str) -> PathBuf {
     }
 }
 
-/// Check (and if needed build) the images of runtimes that stored functions
-/// use, in the background, so their first invocation does not wait for it.
-fn prepare_images_in_use(store: &Store, images: &Arc<Images>) {
-    let mut runtimes: Vec<&'static Runtime> =
-        store.list().iter().filter_map(|f| Runtime::find(&f.runtime).ok()).collect();
-    runtimes.sort_by_key(|r| r.id);
-    runtimes.dedup();
-    for runtime in runtimes {
-        let images = images.clone();
-        tokio::spawn(async move {
-            if let Err(e) = images.ensure(runtime).await {
-                tracing::warn!(runtime = runtime.id, error = %e, "could not prepare image");
-            }
-        });
-    }
-}
