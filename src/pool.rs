@@ -272,6 +272,7 @@ struct Inner {
 
 /// A container's host side before it runs anything: its socket folder,
 /// Runtime API server and log socket.
+#[derive(Debug)]
 struct Sockets {
     key: String,
     dir: PathBuf,
@@ -523,7 +524,7 @@ impl Pool {
         let generics: Vec<String> = generics
             .into_iter()
             .map(|g| {
-                g.server.abort();
+                g.sockets.server.abort();
                 g.docker_id
             })
             .collect();
@@ -558,7 +559,7 @@ impl Pool {
     async fn start(&self, launch: &Launch, provisioned: bool) -> Result<Arc<Container>, PoolError> {
         let generic = self.prewarm().take(launch);
         if let Some(g) = generic {
-            let key = g.key.clone();
+            let key = g.sockets.key.clone();
             match self.specialize(g, launch, provisioned).await {
                 Ok(c) => return Ok(c),
                 Err(e) => {
@@ -651,15 +652,7 @@ impl Pool {
         };
         let watch = tokio::spawn(watch_generic(self.clone(), sockets.key.clone(), docker_id.clone()));
         tracing::info!(image, container = %sockets.key, "prewarmed container started");
-        Ok(Generic {
-            key: sockets.key,
-            docker_id,
-            mailbox: sockets.mailbox,
-            server: sockets.server,
-            log_listener: sockets.log_listener,
-            dir: sockets.dir,
-            watch: Some(watch),
-        })
+        Ok(Generic { sockets, docker_id, watch: Some(watch) })
     }
 
     /// Turn generic `g` into `launch`'s container: its code and layers in
@@ -673,25 +666,26 @@ impl Pool {
         if let Some(w) = g.watch.take() {
             w.abort();
         }
+        let dir = g.sockets.dir.clone();
         let mut links = vec![];
         if let Some(task) = &launch.task_dir {
-            links.push((task.clone(), prewarm::task_dir(&g.dir)));
+            links.push((task.clone(), prewarm::task_dir(&dir)));
         }
         if let Some(opt) = &launch.opt_dir {
-            links.push((opt.clone(), prewarm::opt_dir(&g.dir)));
+            links.push((opt.clone(), prewarm::opt_dir(&dir)));
         }
         let linked =
             tokio::task::spawn_blocking(move || links.iter().try_for_each(|(src, dst)| prewarm::link_tree(src, dst)))
                 .await
-                .map_err(|e| PoolError::Socket { path: g.dir.clone(), source: std::io::Error::other(e) })
-                .and_then(|r| r.map_err(|source| PoolError::Socket { path: g.dir.clone(), source }));
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .map_err(|source| PoolError::Socket { path: dir, source });
         if let Err(e) = linked {
             self.remove_generic(g);
             return Err(e);
         }
-        let init_type = if provisioned { "provisioned-concurrency" } else { "on-demand" };
-        let env = lambda_environment(&launch.function, launch.runtime, &self.inner.config.realm, init_type);
-        g.mailbox.specialize(prewarm::specialization_body(&launch.bootstrap(), &env));
+        let env = self.function_environment(launch, provisioned);
+        g.sockets.mailbox.specialize(prewarm::specialization_body(&launch.bootstrap(), &env));
         // Raised while the runtime initialises: a generic container starts at
         // the smallest MemorySize, so a function is never given more than
         // its own, only (for a few ms) less.
@@ -701,9 +695,7 @@ impl Pool {
                 return Err(e.into());
             }
         }
-        let sockets =
-            Sockets { key: g.key, dir: g.dir, mailbox: g.mailbox, server: g.server, log_listener: g.log_listener };
-        Ok(self.adopt(launch, sockets, g.docker_id, provisioned, "prewarmed container specialized"))
+        Ok(self.adopt(launch, g.sockets, g.docker_id, provisioned, "prewarmed container specialized"))
     }
 
     /// Remove a generic container that will not be used.
@@ -711,94 +703,100 @@ impl Pool {
         if let Some(w) = g.watch {
             w.abort();
         }
-        g.server.abort();
+        let Generic { sockets, docker_id, .. } = g;
+        sockets.server.abort();
         let backend = self.inner.backend.clone();
         tokio::spawn(async move {
-            if let Err(e) = backend.remove(g.docker_id).await {
-                tracing::warn!(container = %g.key, error = %e, "could not remove prewarmed container");
+            if let Err(e) = backend.remove(docker_id).await {
+                tracing::warn!(container = %sockets.key, error = %e, "could not remove prewarmed container");
             }
-            remove_dirs(&g.dir);
+            remove_dirs(&sockets.dir);
         });
     }
 
     /// A generic container's spec: lambdabox-init waiting to be told what
     /// to run, empty `/var/task` and `/opt`, the default sandbox.
     fn generic_spec(&self, image: &str, key: &str, socket_dir: &Path) -> ContainerSpec {
-        let cfg = &self.inner.config;
-        let labels = HashMap::from([
-            (labels::MANAGED.to_owned(), "1".to_owned()),
-            (labels::HOME.to_owned(), cfg.home.clone()),
-            (labels::INSTANCE.to_owned(), cfg.instance.clone()),
-            (labels::GENERIC.to_owned(), "1".to_owned()),
+        let name = format!("lambdabox-prewarmed-{key}");
+        let tmp_mb = crate::function::DEFAULT_EPHEMERAL_MB;
+        let mut spec = self.base_spec(name, image, socket_dir, prewarm::GENERIC_MEMORY_MB, tmp_mb, TASK_ROOT.into());
+        spec.env.push("LAMBDABOX_GENERIC=1".to_owned());
+        spec.labels.insert(labels::GENERIC.to_owned(), "1".to_owned());
+        spec.mounts.push(read_only(prewarm::task_dir(socket_dir), TASK_ROOT));
+        spec.mounts.push(read_only(prewarm::opt_dir(socket_dir), OPT_ROOT));
+        spec
+    }
+
+    /// The environment `launch.function`'s bootstrap starts with.
+    fn function_environment(&self, launch: &Launch, provisioned: bool) -> Vec<String> {
+        let init_type = if provisioned { "provisioned-concurrency" } else { "on-demand" };
+        lambda_environment(&launch.function, launch.runtime, &self.inner.config.realm, init_type)
+    }
+
+    /// A container started for `launch.function`: its bootstrap, environment,
+    /// labels, code and layers.
+    fn container_spec(&self, launch: &Launch, key: &str, socket_dir: &Path, provisioned: bool) -> ContainerSpec {
+        let f = &launch.function;
+        let name = format!("lambdabox-{}-{key}", f.name);
+        let mut spec =
+            self.base_spec(name, &launch.image, socket_dir, f.memory_mb, f.ephemeral_storage_mb, launch.working_dir());
+        spec.entrypoint.extend(launch.bootstrap());
+        // Before lambdabox's own variables, which must win over a user's.
+        spec.env.splice(0..0, self.function_environment(launch, provisioned));
+        spec.labels.extend([
+            (labels::FUNCTION.to_owned(), f.name.clone()),
+            (labels::VERSION.to_owned(), crate::function::LATEST.to_owned()),
+            (labels::REVISION.to_owned(), f.revision_id.clone()),
         ]);
-        let mount = |source: PathBuf, target: &str| BindMount { source, target: target.into(), read_only: true };
+        if let Some(task) = &launch.task_dir {
+            spec.mounts.push(read_only(task.clone(), TASK_ROOT));
+        }
+        if let Some(opt) = &launch.opt_dir {
+            spec.mounts.push(read_only(opt.clone(), OPT_ROOT));
+        }
+        spec
+    }
+
+    /// What every lambdabox container has: lambdabox-init as PID 1 with its
+    /// sockets, the labels that find it again, the sandbox.
+    fn base_spec(
+        &self,
+        name: String,
+        image: &str,
+        socket_dir: &Path,
+        memory_mb: u32,
+        tmp_mb: u32,
+        working_dir: String,
+    ) -> ContainerSpec {
+        let cfg = &self.inner.config;
         ContainerSpec {
-            name: format!("lambdabox-prewarmed-{key}"),
+            name,
             image: image.to_owned(),
             entrypoint: vec![INIT_TARGET.to_owned()],
             env: vec![
                 format!("LAMBDABOX_RUNTIME_SOCKET={SOCKET_DIR_TARGET}/{RUNTIME_SOCKET}"),
                 format!("LAMBDABOX_LOG_SOCKET={SOCKET_DIR_TARGET}/{LOG_SOCKET}"),
-                "LAMBDABOX_GENERIC=1".to_owned(),
             ],
-            labels,
+            labels: HashMap::from([
+                (labels::MANAGED.to_owned(), "1".to_owned()),
+                (labels::HOME.to_owned(), cfg.home.clone()),
+                (labels::INSTANCE.to_owned(), cfg.instance.clone()),
+            ]),
             mounts: vec![
-                mount(cfg.init_bin.clone(), INIT_TARGET),
-                mount(socket_dir.to_path_buf(), SOCKET_DIR_TARGET),
-                mount(prewarm::task_dir(socket_dir), TASK_ROOT),
-                mount(prewarm::opt_dir(socket_dir), OPT_ROOT),
+                read_only(cfg.init_bin.clone(), INIT_TARGET),
+                read_only(socket_dir.to_path_buf(), SOCKET_DIR_TARGET),
             ],
-            memory_mb: prewarm::GENERIC_MEMORY_MB,
+            memory_mb,
             network: cfg.network.clone(),
-            working_dir: TASK_ROOT.into(),
-            sandbox: Sandbox {
-                user: cfg.user.clone(),
-                tmp_mb: crate::function::DEFAULT_EPHEMERAL_MB,
-                ..Sandbox::default()
-            },
+            working_dir,
+            sandbox: Sandbox { user: cfg.user.clone(), tmp_mb, ..Sandbox::default() },
         }
     }
+}
 
-    fn container_spec(&self, launch: &Launch, key: &str, socket_dir: &Path, provisioned: bool) -> ContainerSpec {
-        let cfg = &self.inner.config;
-        let f = &launch.function;
-        let mut entrypoint = vec![INIT_TARGET.to_owned()];
-        entrypoint.extend(launch.bootstrap());
-        let init_type = if provisioned { "provisioned-concurrency" } else { "on-demand" };
-        let mut env = lambda_environment(f, launch.runtime, &cfg.realm, init_type);
-        env.push(format!("LAMBDABOX_RUNTIME_SOCKET={SOCKET_DIR_TARGET}/{RUNTIME_SOCKET}"));
-        env.push(format!("LAMBDABOX_LOG_SOCKET={SOCKET_DIR_TARGET}/{LOG_SOCKET}"));
-        let labels = HashMap::from([
-            (labels::MANAGED.to_owned(), "1".to_owned()),
-            (labels::HOME.to_owned(), cfg.home.clone()),
-            (labels::INSTANCE.to_owned(), cfg.instance.clone()),
-            (labels::FUNCTION.to_owned(), f.name.clone()),
-            (labels::VERSION.to_owned(), crate::function::LATEST.to_owned()),
-            (labels::REVISION.to_owned(), f.revision_id.clone()),
-        ]);
-        let mut mounts = vec![
-            BindMount { source: cfg.init_bin.clone(), target: INIT_TARGET.into(), read_only: true },
-            BindMount { source: socket_dir.to_path_buf(), target: SOCKET_DIR_TARGET.into(), read_only: true },
-        ];
-        if let Some(task) = &launch.task_dir {
-            mounts.push(BindMount { source: task.clone(), target: TASK_ROOT.into(), read_only: true });
-        }
-        if let Some(opt) = &launch.opt_dir {
-            mounts.push(BindMount { source: opt.clone(), target: OPT_ROOT.into(), read_only: true });
-        }
-        ContainerSpec {
-            name: format!("lambdabox-{}-{key}", f.name),
-            image: launch.image.clone(),
-            entrypoint,
-            env,
-            labels,
-            mounts,
-            memory_mb: f.memory_mb,
-            network: cfg.network.clone(),
-            working_dir: launch.working_dir(),
-            sandbox: Sandbox { user: cfg.user.clone(), tmp_mb: f.ephemeral_storage_mb, ..Sandbox::default() },
-        }
-    }
+/// A read-only bind mount.
+fn read_only(source: PathBuf, target: &str) -> BindMount {
+    BindMount { source, target: target.into(), read_only: true }
 }
 
 /// CPU in proportion to memory: one vCPU at 1,769 MB.

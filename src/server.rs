@@ -209,4 +209,3 @@ fn run_dir(data_dir: &Path, home: &str) -> PathBuf {
         std::env::temp_dir().join(format!("lambdabox-{home}"))
     }
 }
-

@@ -19,30 +19,23 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::net::UnixListener;
 use tokio::task::JoinHandle;
 
-use super::Launch;
+use super::{Launch, Sockets};
 use crate::function::DEFAULT_EPHEMERAL_MB;
-use crate::runtime_api::Mailbox;
 
 /// A generic container's memory limit until it is specialized: init alone
 /// needs a few MB.
 pub(super) const GENERIC_MEMORY_MB: u32 = 128;
 
-/// A started generic container, not yet anyone's.
+/// A started generic container, not yet anyone's. Its `/var/task` and
+/// `/opt` are [`task_dir`] and [`opt_dir`] of its socket folder.
 #[derive(Debug)]
 pub(super) struct Generic {
-    pub key: String,
+    pub sockets: Sockets,
     pub docker_id: String,
-    pub mailbox: Arc<Mailbox>,
-    pub server: JoinHandle<()>,
-    pub log_listener: UnixListener,
-    /// Its socket folder; `/var/task` and `/opt` are [`task_dir`] and [`opt_dir`] of it.
-    pub dir: PathBuf,
     /// Watches for its death while it waits; stopped when it is taken.
     pub watch: Option<JoinHandle<()>>,
 }
@@ -115,7 +108,7 @@ impl Prewarm {
     /// Forget a generic that died while waiting.
     pub fn forget(&mut self, key: &str) -> Option<Generic> {
         for list in self.ready.values_mut() {
-            if let Some(at) = list.iter().position(|g| g.key == key) {
+            if let Some(at) = list.iter().position(|g| g.sockets.key == key) {
                 return Some(list.swap_remove(at));
             }
         }
@@ -137,7 +130,9 @@ impl Prewarm {
         let mut out: Vec<_> = self
             .ready
             .iter()
-            .flat_map(|(image, list)| list.iter().map(move |g| (g.key.clone(), g.docker_id.clone(), image.clone())))
+            .flat_map(|(image, list)| {
+                list.iter().map(move |g| (g.sockets.key.clone(), g.docker_id.clone(), image.clone()))
+            })
             .collect();
         out.sort();
         out
@@ -192,18 +187,22 @@ pub(super) fn link_tree(src: &Path, dst: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    use std::sync::Arc;
+
+    use tokio::net::UnixListener;
+
     use crate::function::{Function, Runtime};
+    use crate::runtime_api::Mailbox;
 
     fn generic(key: &str, dir: &Path) -> Generic {
-        Generic {
+        let sockets = Sockets {
             key: key.into(),
-            docker_id: format!("docker-{key}"),
+            dir: dir.join(key),
             mailbox: Arc::new(Mailbox::new()),
             server: tokio::spawn(async {}),
             log_listener: UnixListener::bind(dir.join(key)).unwrap(),
-            dir: dir.join(key),
-            watch: None,
-        }
+        };
+        Generic { sockets, docker_id: format!("docker-{key}"), watch: None }
     }
 
     fn launch(image: &str, f: Function) -> Launch {
@@ -234,16 +233,20 @@ mod tests {
         assert!(p.take(&launch("node", f.clone())).is_none(), "none ready for node yet");
         let odd = Function { ephemeral_storage_mb: 1024, ..f.clone() };
         assert!(p.take(&launch("py", odd)).is_none(), "a different /tmp size cannot use one");
-        assert_eq!(p.take(&launch("py", f.clone())).unwrap().key, "a");
+        assert_eq!(p.take(&launch("py", f.clone())).unwrap().sockets.key, "a");
         assert!(p.take(&launch("py", f)).is_none());
 
         assert!(p.started("py", Some(generic("b", tmp.path()))).is_none());
-        assert_eq!(p.forget("b").unwrap().key, "b");
+        assert_eq!(p.forget("b").unwrap().sockets.key, "b");
         assert!(p.started("py", Some(generic("c", tmp.path()))).is_none());
         let unwanted = p.set_wanted(vec!["node".into()]);
-        assert_eq!(unwanted.iter().map(|g| g.key.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(unwanted.iter().map(|g| g.sockets.key.as_str()).collect::<Vec<_>>(), ["c"]);
         let late = p.started("py", Some(generic("d", tmp.path())));
-        assert_eq!(late.unwrap().key, "d", "a start that finishes after its image went out of use is handed back");
+        assert_eq!(
+            late.unwrap().sockets.key,
+            "d",
+            "a start that finishes after its image went out of use is handed back"
+        );
     }
 
     #[test]
