@@ -317,7 +317,12 @@ async fn download_code(State(engine): State<Arc<Engine>>, Path(name): Path<Strin
             image.uri
         )));
     }
-    let path = engine.store().code().zip_path(&f.code_sha256);
+    stored_zip(&engine, &f.code_sha256).await
+}
+
+/// A zip from the code store, as uploaded (function code and layer content).
+async fn stored_zip(engine: &Engine, sha256_hex: &str) -> ApiResult {
+    let path = engine.store().code().zip_path(sha256_hex);
     let bytes =
         tokio::fs::read(&path).await.map_err(|e| ApiError::from(crate::engine::EngineError::Service(e.to_string())))?;
     Ok(([(header::CONTENT_TYPE, "application/zip")], bytes).into_response())

@@ -368,10 +368,7 @@ impl Engine {
             self.collect_code(&old.code_sha256);
         }
         if old.layers != updated.layers {
-            self.collect_opt_dir(&old.layers);
-            for l in &old.layers {
-                self.collect_code(&l.code_sha256);
-            }
+            self.collect_layers(&old.layers);
         }
         self.provision(&updated).await;
         Ok(updated)
@@ -529,10 +526,7 @@ impl Engine {
         self.runtimes_changed.notify_one();
         self.pool.retire(&f.name, None);
         self.collect_code(&f.code_sha256);
-        self.collect_opt_dir(&f.layers);
-        for l in &f.layers {
-            self.collect_code(&l.code_sha256);
-        }
+        self.collect_layers(&f.layers);
         Ok(())
     }
 

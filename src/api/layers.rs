@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{json_body, zip_from, ApiError, ApiResult};
+use super::{json_body, stored_zip, zip_from, ApiError, ApiResult};
 use crate::engine::{Engine, NewLayerVersion};
 use crate::function::Realm;
 use crate::layer::LayerVersion;
@@ -182,8 +182,5 @@ async fn list_layers(State(engine): State<Arc<Engine>>, Query(q): Query<HashMap<
 
 async fn download(State(engine): State<Arc<Engine>>, Path((name, version)): Path<(String, String)>) -> ApiResult {
     let v = engine.get_layer_version(&name, version_number(&version)?)?;
-    let path = engine.store().code().zip_path(&v.code_sha256);
-    let bytes =
-        tokio::fs::read(&path).await.map_err(|e| ApiError::from(crate::engine::EngineError::Service(e.to_string())))?;
-    Ok(([(header::CONTENT_TYPE, "application/zip")], bytes).into_response())
+    stored_zip(&engine, &v.code_sha256).await
 }

@@ -65,11 +65,7 @@ impl DockerBackend {
 
     /// The image's id, if it exists.
     pub async fn image_id(&self, image: &str) -> Result<Option<String>, BackendError> {
-        match bounded("image inspect", self.docker.inspect_image(image)).await {
-            Ok(info) => Ok(info.id),
-            Err(BackendError::Docker(e)) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self.image_facts(image).await?.map(|facts| facts.id))
     }
 
     /// What starting `image` runs: its id, ENTRYPOINT, CMD and WORKDIR.

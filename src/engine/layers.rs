@@ -134,8 +134,17 @@ impl Engine {
         Ok(Some(built))
     }
 
+    /// A function stopped using `layers`: remove their merged `/opt` and
+    /// their zips once nothing else uses them.
+    pub(super) fn collect_layers(&self, layers: &[LayerRef]) {
+        self.collect_opt_dir(layers);
+        for l in layers {
+            self.collect_code(&l.code_sha256);
+        }
+    }
+
     /// Remove the merged `/opt` of `layers` once no function uses that list.
-    pub(super) fn collect_opt_dir(&self, layers: &[LayerRef]) {
+    fn collect_opt_dir(&self, layers: &[LayerRef]) {
         if layers.is_empty() || self.store.list().iter().any(|f| f.layers.as_slice() == layers) {
             return;
         }
