@@ -401,7 +401,7 @@ async fn measure_rie(
 /// its first successful answer.
 async fn measure_per_container(plan: &Plan, ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client) -> Result<ColdStarts> {
     step!("baseline B: {} invocations, each in a fresh container (create + start + first answer)", plan.cold_k);
-    let (mut samples, mut errors, mut first_error) = (Vec::new(), 0, None);
+    let mut tally = ColdTally::default();
     for i in 0..plan.cold_k {
         let port = rie::free_port()?;
         let start = Instant::now();
@@ -409,19 +409,9 @@ async fn measure_per_container(plan: &Plan, ctx: &Ctx, spec: &RieSpec, client: &
         let target = Target::new(client.clone(), container.invoke_url());
         let answer = load::first_success(&target, start, Duration::from_millis(5), Duration::from_secs(60)).await;
         ctx.rie.remove(&container.id).await.context("removing an RIE container")?;
-        match answer {
-            Ok(d) => {
-                step!("  B {}/{}: {:.0} ms", i + 1, plan.cold_k, d.as_secs_f64() * 1000.0);
-                samples.push(d);
-            }
-            Err(e) => {
-                step!("  B {}/{}: failed: {}", i + 1, plan.cold_k, load::describe(&e));
-                errors += 1;
-                first_error.get_or_insert_with(|| load::describe(&e));
-            }
-        }
+        tally.record("B", i, plan.cold_k, answer);
     }
-    Ok(ColdStarts::new(&samples, errors, first_error))
+    Ok(tally.finish())
 }
 
 /// Forced cold starts of function `name`: each time a new revision
@@ -434,24 +424,44 @@ async fn cold_starts(
     who: &str,
 ) -> Result<ColdStarts> {
     let target = Target::new(client.clone(), lambdabox.invoke_url(name));
-    let (mut samples, mut errors, mut first_error) = (Vec::new(), 0, None);
+    let mut tally = ColdTally::default();
     for i in 0..plan.cold_k {
         // Let the previous revision's container go (and a prewarm pool refill).
         tokio::time::sleep(plan.cold_pause).await;
         lambdabox.set_env(name, "BENCH_REVISION", &format!("{}-{i}", unix_secs())).await?;
-        match target.invoke().await {
+        tally.record(who, i, plan.cold_k, target.invoke().await);
+    }
+    Ok(tally.finish())
+}
+
+/// One series of cold starts as they come: each reported on stderr, the
+/// failures counted and the first one kept.
+#[derive(Default)]
+struct ColdTally {
+    samples: Vec<Duration>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl ColdTally {
+    fn record<E: std::error::Error>(&mut self, who: &str, i: usize, of: usize, result: Result<Duration, E>) {
+        match result {
             Ok(d) => {
-                step!("  {who} {}/{}: {:.0} ms", i + 1, plan.cold_k, d.as_secs_f64() * 1000.0);
-                samples.push(d);
+                step!("  {who} {}/{of}: {:.0} ms", i + 1, d.as_secs_f64() * 1000.0);
+                self.samples.push(d);
             }
             Err(e) => {
-                step!("  {who} {}/{}: failed: {}", i + 1, plan.cold_k, load::describe(&e));
-                errors += 1;
-                first_error.get_or_insert_with(|| load::describe(&e));
+                let why = load::describe(&e);
+                step!("  {who} {}/{of}: failed: {why}", i + 1);
+                self.errors += 1;
+                self.first_error.get_or_insert(why);
             }
         }
     }
-    Ok(ColdStarts::new(&samples, errors, first_error))
+
+    fn finish(self) -> ColdStarts {
+        ColdStarts::new(&self.samples, self.errors, self.first_error)
+    }
 }
 
 /// lambdabox: warm latency, cold starts, throughput by concurrency, then

@@ -86,8 +86,9 @@ fn version_number(raw: &str) -> Result<u64, ApiError> {
     })
 }
 
-/// One page of `items` after `Marker` (the index it stopped at).
-fn page(items: Vec<Value>, q: &HashMap<String, String>) -> Result<(Vec<Value>, Option<String>), ApiError> {
+/// One page of `items` after `Marker` (the index it stopped at), under
+/// `key`, with `NextMarker` when more follow.
+fn page(key: &str, items: Vec<Value>, q: &HashMap<String, String>) -> ApiResult {
     let max = match q.get("MaxItems") {
         None => DEFAULT_MAX_ITEMS,
         Some(m) => m
@@ -101,8 +102,12 @@ fn page(items: Vec<Value>, q: &HashMap<String, String>) -> Result<(Vec<Value>, O
         Some(m) => m.parse::<usize>().map_err(|_| ApiError::invalid_parameter("Marker is not valid"))?,
     };
     let end = (start + max).min(items.len());
-    let next = (end < items.len()).then(|| end.to_string());
-    Ok((items.into_iter().skip(start).take(max).collect(), next))
+    let more = end < items.len();
+    let mut out = json!({ key: items.into_iter().skip(start).take(max).collect::<Vec<_>>() });
+    if more {
+        out["NextMarker"] = end.to_string().into();
+    }
+    Ok(Json(out).into_response())
 }
 
 async fn publish(
@@ -151,12 +156,7 @@ async fn list_versions(
         .filter(|v| runtime.is_none_or(|r| v.compatible_runtimes.contains(r)))
         .map(|v| list_item(v, engine.realm()))
         .collect();
-    let (items, next) = page(items, &q)?;
-    let mut out = json!({ "LayerVersions": items });
-    if let Some(next) = next {
-        out["NextMarker"] = next.into();
-    }
-    Ok(Json(out).into_response())
+    page("LayerVersions", items, &q)
 }
 
 async fn list_layers(State(engine): State<Arc<Engine>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
@@ -172,12 +172,7 @@ async fn list_layers(State(engine): State<Arc<Engine>>, Query(q): Query<HashMap<
             })
         })
         .collect();
-    let (items, next) = page(items, &q)?;
-    let mut out = json!({ "Layers": items });
-    if let Some(next) = next {
-        out["NextMarker"] = next.into();
-    }
-    Ok(Json(out).into_response())
+    page("Layers", items, &q)
 }
 
 async fn download(State(engine): State<Arc<Engine>>, Path((name, version)): Path<(String, String)>) -> ApiResult {
