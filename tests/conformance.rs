@@ -129,18 +129,11 @@ const IMAGE: &str = "image";
 
 /// Build the conformance image; returns its tag.
 async fn build_conformance_image(spec: &Spec) -> String {
-    common::ensure_runtime_image("python3.11");
     let read = |rel: &str| std::fs::read(spec.fixture().join(rel)).expect("fixture file");
-    let dockerfile = "FROM lambdabox/python3.11:latest\n\
-                      COPY handlers.py /var/task/handlers.py\n\
-                      COPY layer_info.py /opt/python/layer_info.py\n\
-                      ENV PYTHONPATH=/var/task:/opt/python\n\
-                      ENTRYPOINT [\"/usr/bin/python3\", \"-m\", \"awslambdaric\"]\n\
-                      CMD [\"handlers.echo\"]\n";
-    let tag = format!("lambdabox-test/conformance:{}", uuid::Uuid::new_v4().simple());
     let (handlers, layer) = (read("function/handlers.py"), read("layer/python/layer_info.py"));
-    let files = [("Dockerfile", dockerfile.as_bytes()), ("handlers.py", &handlers), ("layer_info.py", &layer)];
-    common::build_image(&tag, &files).await;
+    let tag = format!("lambdabox-test/conformance:{}", uuid::Uuid::new_v4().simple());
+    let files = [("/var/task/handlers.py", &handlers[..]), ("/opt/python/layer_info.py", &layer[..])];
+    common::python_image(&tag, &files, "handlers.echo").await;
     tag
 }
 

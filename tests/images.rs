@@ -22,14 +22,8 @@ def handler(event, context):
     return {"v": 2}
 "#;
 
-/// Build a user's image the way AWS documents images built on a runtime
-/// interface client: the code in /var/task, the client as ENTRYPOINT, the
-/// handler as CMD.
 async fn build_user_image(tag: &str, app: &str) {
-    common::ensure_runtime_image("python3.11");
-    let dockerfile = "FROM lambdabox/python3.11:latest\nCOPY app.py /var/task/app.py\nENV PYTHONPATH=/var/task\n\
-                      ENTRYPOINT [\"/usr/bin/python3\", \"-m\", \"awslambdaric\"]\nCMD [\"app.handler\"]\n";
-    common::build_image(tag, &[("Dockerfile", dockerfile.as_bytes()), ("app.py", app.as_bytes())]).await;
+    common::python_image(tag, &[("/var/task/app.py", app.as_bytes())], "app.handler").await;
 }
 
 #[tokio::test]

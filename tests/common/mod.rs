@@ -294,6 +294,31 @@ pub async fn build_image(tag: &str, files: &[(&str, &[u8])]) {
     docker.build(context, tag, HashMap::new(), HashMap::new(), |_| {}).await.expect("test image builds");
 }
 
+/// A user's image the way AWS documents images built on a runtime interface
+/// client: `files` copied to their paths in the image (their folders on
+/// PYTHONPATH, in order), awslambdaric as ENTRYPOINT, `handler` as CMD.
+pub async fn python_image(tag: &str, files: &[(&str, &[u8])], handler: &str) {
+    ensure_runtime_image("python3.11");
+    let mut dockerfile = String::from("FROM lambdabox/python3.11:latest\n");
+    let mut path: Vec<&str> = Vec::new();
+    let mut context: Vec<(String, &[u8])> = Vec::new();
+    for (i, (target, body)) in files.iter().enumerate() {
+        dockerfile += &format!("COPY f{i} {target}\n");
+        context.push((format!("f{i}"), body));
+        let dir = Path::new(target).parent().and_then(Path::to_str).unwrap_or("/");
+        if !path.contains(&dir) {
+            path.push(dir);
+        }
+    }
+    dockerfile += &format!(
+        "ENV PYTHONPATH={}\nENTRYPOINT [\"/usr/bin/python3\", \"-m\", \"awslambdaric\"]\nCMD [\"{handler}\"]\n",
+        path.join(":")
+    );
+    let mut all: Vec<(&str, &[u8])> = vec![("Dockerfile", dockerfile.as_bytes())];
+    all.extend(context.iter().map(|(name, body)| (name.as_str(), *body)));
+    build_image(tag, &all).await;
+}
+
 /// Remove a test image (best effort).
 pub async fn remove_image(tag: &str) {
     let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
