@@ -2,13 +2,13 @@
 //! and `REPORT` lines, kept per function on disk, and the last 4 KB of each
 //! invocation for `LogType: Tail`.
 //!
-//! Output reaches us from lambdabox-init over each container's `logs.sock`
-//! ([`stream`]), which also tells us when we hold everything printed before
-//! a response. The files are plain text, one per function under
+//! Output reaches us through a pipe per container whose read end
+//! lambdabox-init hands over ([`container`]); reading it when a response
+//! arrives collects everything printed before it. The files are plain text, one per function under
 //! `DATA_DIR/logs/`, rotated once at [`ROTATE_BYTES`] so a chatty function
 //! cannot fill the disk.
 
-pub mod stream;
+pub mod container;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use stream::{ContainerLog, MemoryProbe};
+pub use container::{ContainerLog, MemoryProbe};
 
 /// A function's log file is moved to `NAME.log.1` (replacing the previous
 /// one) when it grows past this.
@@ -106,7 +106,7 @@ pub struct Report {
     pub request_id: String,
     pub duration: Duration,
     pub memory_mb: u32,
-    /// Filled in by the log stream when it writes the line.
+    /// Filled in by the container's log when it writes the line.
     pub max_memory_used_mb: Option<u64>,
     /// Set on the first invocation of a cold container.
     pub init_duration: Option<Duration>,

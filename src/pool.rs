@@ -56,10 +56,10 @@ const INIT_TARGET: &str = "/lambdabox/init";
 const SOCKET_DIR_TARGET: &str = "/lambdabox/rt";
 const TASK_ROOT: &str = "/var/task";
 const OPT_ROOT: &str = "/opt";
-/// In each container's socket folder: the Runtime API, and lambdabox-init's
-/// log stream.
+/// In each container's socket folder: the Runtime API over HTTP, and where
+/// lambdabox-init hands over runtime connections and the log pipe.
 const RUNTIME_SOCKET: &str = "runtime.sock";
-const LOG_SOCKET: &str = "logs.sock";
+const HANDOFF_SOCKET: &str = "handoff.sock";
 /// Memory that buys one full vCPU, as on Lambda.
 const MB_PER_VCPU: i64 = 1769;
 /// How often the maintenance task looks at idle and provisioned containers.
@@ -172,7 +172,7 @@ pub struct Container {
     pub provisioned: bool,
     pub mailbox: Arc<Mailbox>,
     /// Its output, framed per invocation.
-    pub log: ContainerLog,
+    pub log: Arc<ContainerLog>,
     pub started: Instant,
     idle_ttl: Duration,
     invocations: AtomicU64,
@@ -271,14 +271,14 @@ struct Inner {
 }
 
 /// A container's host side before it runs anything: its socket folder,
-/// Runtime API server and log socket.
+/// Runtime API server and log.
 #[derive(Debug)]
 struct Sockets {
     key: String,
     dir: PathBuf,
     mailbox: Arc<Mailbox>,
+    log: Arc<ContainerLog>,
     server: JoinHandle<()>,
-    log_listener: tokio::net::UnixListener,
 }
 
 impl Sockets {
@@ -578,17 +578,18 @@ impl Pool {
         }
     }
 
-    /// A socket folder with a served Runtime API and a bound log socket.
+    /// A socket folder with a served Runtime API, and the log it feeds.
     fn open_sockets(&self) -> Result<Sockets, PoolError> {
         let key = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let dir = self.inner.config.run_dir.join(&key);
         let socket_err = |source| PoolError::Socket { path: dir.clone(), source };
         std::fs::create_dir_all(&dir).map_err(socket_err)?;
         let listener = runtime_api::bind(&dir.join(RUNTIME_SOCKET)).map_err(socket_err)?;
-        let log_listener = runtime_api::bind(&dir.join(LOG_SOCKET)).map_err(socket_err)?;
+        let handoff = runtime_api::bind(&dir.join(HANDOFF_SOCKET)).map_err(socket_err)?;
         let mailbox = Arc::new(Mailbox::new());
-        let server = tokio::spawn(runtime_api::serve(listener, mailbox.clone()));
-        Ok(Sockets { key, dir, mailbox, server, log_listener })
+        let log = Arc::new(ContainerLog::new());
+        let server = tokio::spawn(runtime_api::serve(listener, handoff, mailbox.clone(), log.clone()));
+        Ok(Sockets { key, dir, mailbox, log, server })
     }
 
     /// Make a running container `launch.function`'s: its books, its log,
@@ -605,7 +606,7 @@ impl Pool {
         let backend = self.inner.backend.clone();
         let id = docker_id.clone();
         let peak = Box::new(move || backend.peak_memory_bytes(&id).map(|b| b.div_ceil(1024 * 1024)));
-        let (log, _) = ContainerLog::spawn(sockets.log_listener, f.name.clone(), self.inner.logs.clone(), peak);
+        sockets.log.adopt(f.name.clone(), self.inner.logs.clone(), peak);
         let idle_ttl = f.idle_ttl_s.map_or(self.inner.config.idle_ttl, |s| Duration::from_secs(u64::from(s)));
         let container = Arc::new(Container {
             key: sockets.key,
@@ -615,7 +616,7 @@ impl Pool {
             memory_mb: f.memory_mb,
             provisioned,
             mailbox: sockets.mailbox,
-            log,
+            log: sockets.log,
             started: Instant::now(),
             idle_ttl,
             invocations: AtomicU64::new(0),
@@ -775,7 +776,7 @@ impl Pool {
             entrypoint: vec![INIT_TARGET.to_owned()],
             env: vec![
                 format!("LAMBDABOX_RUNTIME_SOCKET={SOCKET_DIR_TARGET}/{RUNTIME_SOCKET}"),
-                format!("LAMBDABOX_LOG_SOCKET={SOCKET_DIR_TARGET}/{LOG_SOCKET}"),
+                format!("LAMBDABOX_HANDOFF_SOCKET={SOCKET_DIR_TARGET}/{HANDOFF_SOCKET}"),
             ],
             labels: HashMap::from([
                 (labels::MANAGED.to_owned(), "1".to_owned()),

@@ -1,10 +1,15 @@
 //! The server side of the Lambda Runtime API (`/2018-06-01/runtime/…`).
 //!
-//! Each container gets its own unix socket, bind-mounted into it, where
-//! lambdabox-init relays the runtime's `127.0.0.1:9001`. A socket belongs to
-//! exactly one container, so the router needs no container id: its state is
-//! that container's [`Mailbox`].
+//! Each container gets its own folder of unix sockets, bind-mounted into
+//! it. The runtime's connections to `127.0.0.1:9001` reach us through
+//! `handoff.sock`: lambdabox-init passes each accepted TCP socket over it
+//! and we serve HTTP on that socket directly ([`handoff`]). `runtime.sock`
+//! serves the same API over plain HTTP for init's own requests (its exit
+//! report, a generic container's wait to be specialized). The sockets
+//! belong to exactly one container, so the router needs no container id:
+//! its state is that container's [`Mailbox`].
 
+pub mod handoff;
 pub mod mailbox;
 
 use std::path::Path;
@@ -16,8 +21,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
-use tokio::net::UnixListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::JoinSet;
+
+use crate::logs::ContainerLog;
 
 pub use mailbox::{ExitReason, Invocation, Mailbox, MailboxError, NextEvent, Outcome, Ticket};
 
@@ -71,11 +82,75 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serve one container's Runtime API until the task is aborted.
-pub async fn serve(listener: UnixListener, mailbox: Arc<Mailbox>) {
-    if let Err(e) = axum::serve(listener, router(mailbox)).await {
-        tracing::warn!(error = %e, "runtime API socket stopped");
+/// Serve one container's Runtime API until the task is aborted, which also
+/// ends every connection: HTTP on `listener`, and the connections and log
+/// pipe init hands over on `handoff` (the pipe goes to `log`).
+pub async fn serve(listener: UnixListener, handoff: UnixListener, mailbox: Arc<Mailbox>, log: Arc<ContainerLog>) {
+    let app = router(mailbox);
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tasks.spawn(serve_connection(stream, app.clone()));
+                }
+                Err(e) => accept_failed(e).await,
+            },
+            accepted = handoff.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tasks.spawn(take_handoffs(stream, app.clone(), log.clone()));
+                }
+                Err(e) => accept_failed(e).await,
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
     }
+}
+
+/// Serve what init hands over on one handoff connection until it hangs up.
+/// The connections' tasks live as long as this one.
+async fn take_handoffs(stream: UnixStream, app: Router, log: Arc<ContainerLog>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            handed = handoff::receive(&stream) => match handed {
+                Ok(Some(handoff::Handed::Connection(tcp))) => {
+                    connections.spawn(serve_connection(tcp, app.clone()));
+                }
+                Ok(Some(handoff::Handed::LogPipe(pipe))) => {
+                    if let Err(e) = log.attach(pipe) {
+                        tracing::warn!(error = %e, "refused a log pipe");
+                    }
+                }
+                Ok(None) => break,
+                Err(e @ handoff::HandoffError::Io(_)) => {
+                    tracing::warn!(error = %e, "handoff connection failed");
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "refused a handoff"),
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // Init is gone; finish the connections it handed over.
+    while connections.join_next().await.is_some() {}
+}
+
+/// HTTP/1.1 on one connection, until either side closes it.
+async fn serve_connection<I>(io: I, app: Router)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(app);
+    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service).await {
+        tracing::debug!(error = %e, "runtime API connection ended");
+    }
+}
+
+/// A failed accept (out of descriptors, most likely): pause rather than spin.
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!(error = %e, "runtime API accept failed");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 }
 
 /// A Runtime API error document: `{"errorMessage","errorType"}`.

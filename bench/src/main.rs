@@ -426,9 +426,11 @@ async fn cold_starts(
     let target = Target::new(client.clone(), lambdabox.invoke_url(name));
     let mut tally = ColdTally::default();
     for i in 0..plan.cold_k {
-        // Let the previous revision's container go (and a prewarm pool refill).
-        tokio::time::sleep(plan.cold_pause).await;
         lambdabox.set_env(name, "BENCH_REVISION", &format!("{}-{i}", unix_secs())).await?;
+        // Let the previous revision's container go (the new revision retired
+        // it) and a prewarm pool refill, as baseline B removes each of its
+        // containers before starting the next.
+        tokio::time::sleep(plan.cold_pause).await;
         tally.record(who, i, plan.cold_k, target.invoke().await);
     }
     Ok(tally.finish())

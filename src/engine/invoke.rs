@@ -22,9 +22,6 @@ use crate::runtime_api::{ExitReason, Invocation, Outcome, Ticket};
 
 /// Slack on top of every bound before a caller is answered regardless.
 const GRACE: Duration = Duration::from_secs(1);
-/// How long a caller who asked for the log tail waits for it once the
-/// invocation is over (it needs one round trip to lambdabox-init).
-const TAIL_WAIT: Duration = Duration::from_secs(2);
 
 impl Engine {
     /// Invoke (RequestResponse).
@@ -84,18 +81,14 @@ async fn run(
         init_duration: taken.filter(|_| cold).map(|t| t.saturating_duration_since(container.started)),
         timed_out: matches!(settled, Settled::TimedOut).then_some(timeout_s),
     };
-    let tail = container.log.finish(report, want_tail);
+    let log_tail = container.log.finish(report, want_tail);
     if matches!(settled, Settled::Done(_)) {
         lease.release();
     } else {
         container.mailbox.cancel(&request_id);
         lease.discard();
     }
-    let mut response = respond(settled, &request_id, timeout_s);
-    if let Some(tail) = tail {
-        response.log_tail = tokio::time::timeout(TAIL_WAIT, tail).await.ok().and_then(Result::ok);
-    }
-    Ok(response)
+    Ok(InvokeResponse { log_tail, ..respond(settled, &request_id, timeout_s) })
 }
 
 /// A lease on a container for `launch`; rebuilds the runtime image once if

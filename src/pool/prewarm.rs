@@ -189,9 +189,8 @@ mod tests {
 
     use std::sync::Arc;
 
-    use tokio::net::UnixListener;
-
     use crate::function::{Function, Runtime};
+    use crate::logs::ContainerLog;
     use crate::runtime_api::Mailbox;
 
     fn generic(key: &str, dir: &Path) -> Generic {
@@ -199,8 +198,8 @@ mod tests {
             key: key.into(),
             dir: dir.join(key),
             mailbox: Arc::new(Mailbox::new()),
+            log: Arc::new(ContainerLog::new()),
             server: tokio::spawn(async {}),
-            log_listener: UnixListener::bind(dir.join(key)).unwrap(),
         };
         Generic { sockets, docker_id: format!("docker-{key}"), watch: None }
     }

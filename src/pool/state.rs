@@ -326,7 +326,7 @@ mod tests {
             memory_mb: f.memory_mb,
             provisioned,
             mailbox: Arc::new(Mailbox::new()),
-            log: crate::logs::ContainerLog::detached(),
+            log: Arc::new(crate::logs::ContainerLog::new()),
             started: Instant::now(),
             idle_ttl: Duration::from_secs(60),
             invocations: AtomicU64::new(0),

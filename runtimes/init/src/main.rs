@@ -1,20 +1,24 @@
 //! `lambdabox-init`: PID 1 of every lambdabox function container.
 //!
 //! Lambda runtimes talk HTTP to `AWS_LAMBDA_RUNTIME_API` (`host:port`). The
-//! controller serves that API on a unix socket bind-mounted into the container,
-//! so the container needs no network to be invoked. This program bridges the
-//! two and does the chores of a container's PID 1:
+//! controller serves that API, but the container has no network: it reaches
+//! the controller through unix sockets in a folder bind-mounted into it.
+//! This program connects the two and does the chores of a container's PID 1:
 //!
-//! 1. listens on `127.0.0.1:9001` and relays every connection to the socket;
+//! 1. listens on `127.0.0.1:9001` and hands every connection the runtime
+//!    opens there to the controller, which serves it directly ([`handoff`]);
 //! 2. starts the runtime's bootstrap with `AWS_LAMBDA_RUNTIME_API` set (the rest
 //!    of the Lambda environment comes from the container's own environment);
 //! 3. reaps orphaned zombies, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT;
 //! 4. with `LAMBDABOX_GENERIC` set, waits to be told which function to run
 //!    before starting anything ([`specialize`]);
-//! 5. when `LAMBDABOX_LOG_SOCKET` is set, carries the bootstrap's stdout and
-//!    stderr to the controller through a pipe it owns ([`logs`]);
+//! 5. gives the bootstrap one pipe for stdout and stderr and hands its read
+//!    end to the controller, which reads the function's log from it;
 //! 6. when the bootstrap dies, tells the controller how (exit status or signal)
-//!    over the same socket, then exits with the bootstrap's status.
+//!    over `LAMBDABOX_RUNTIME_SOCKET`, then exits with the bootstrap's status.
+//!
+//! Without `LAMBDABOX_HANDOFF_SOCKET` (init run outside lambdabox), the
+//! bootstrap inherits init's stdout and stderr.
 //!
 //! Usage: `lambdabox-init [BOOTSTRAP [ARGS…]]`. Without a bootstrap it searches
 //! Lambda's order: `/var/task/bootstrap`, `/opt/bootstrap`, `/var/runtime/bootstrap`.
@@ -23,17 +27,19 @@
 //! x86-64 image, including container-image functions that know nothing of us.
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{exit, Command};
-use std::time::Duration;
+use std::process::{exit, Command, Stdio};
 use std::{env, mem, ptr, thread};
 
-mod logs;
+mod handoff;
 mod specialize;
+
+use handoff::Handoff;
 
 /// Where the Runtime API listens inside the container; runtimes get it as
 /// `AWS_LAMBDA_RUNTIME_API`.
@@ -44,9 +50,6 @@ const DEFAULT_SOCKET: &str = "/lambdabox/rt/runtime.sock";
 const BOOTSTRAP_SEARCH: [&str; 3] = ["/var/task/bootstrap", "/opt/bootstrap", "/var/runtime/bootstrap"];
 /// Exit status when the bootstrap cannot be started at all.
 const EXIT_NO_BOOTSTRAP: i32 = 127;
-/// How long, after the bootstrap exits, its last output may take to be
-/// forwarded before the exit is reported (orphans may hold the pipe open).
-const LOG_DRAIN_WAIT: Duration = Duration::from_millis(500);
 /// Signals forwarded to the bootstrap rather than acted on.
 const FORWARDED: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
 
@@ -62,8 +65,6 @@ fn main() {
         Ok(l) => l,
         Err(e) => fail(&format!("cannot listen on {LISTEN_ADDR}: {e}"), 1),
     };
-    let relay_socket = socket.clone();
-    thread::spawn(move || accept_loop(listener, relay_socket));
 
     // A generic (prewarmed) container waits here until it is given a function.
     let specialized = env::var_os("LAMBDABOX_GENERIC").map(|_| match specialize::wait(&socket) {
@@ -81,20 +82,20 @@ fn main() {
             fail("no bootstrap: none given and none found in /var/task, /opt, /var/runtime", EXIT_NO_BOOTSTRAP)
         }
     };
-    let log_pipe = env::var_os("LAMBDABOX_LOG_SOCKET").and_then(|path| logs::start(Path::new(&path)));
     let mut command = Command::new(&program);
     command
         .args(args)
         .env("AWS_LAMBDA_RUNTIME_API", LISTEN_ADDR)
         .envs(extra_env)
         .env_remove("LAMBDABOX_RUNTIME_SOCKET")
-        .env_remove("LAMBDABOX_LOG_SOCKET")
+        .env_remove("LAMBDABOX_HANDOFF_SOCKET")
         .env_remove("LAMBDABOX_GENERIC");
-    let drained = log_pipe.and_then(|pipe| {
-        let err = pipe.write.try_clone().ok()?;
-        command.stdout(std::process::Stdio::from(pipe.write)).stderr(std::process::Stdio::from(err));
-        Some(pipe.drained)
-    });
+    let handoff = env::var_os("LAMBDABOX_HANDOFF_SOCKET").and_then(|path| connect_handoff(Path::new(&path)));
+    if let Some(h) = &handoff {
+        give_log_pipe(h, &mut command);
+    }
+    // Connections are handed over only now: the log pipe goes first.
+    thread::spawn(move || handoff::accept_loop(listener, handoff));
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(|| {
@@ -114,9 +115,6 @@ fn main() {
     // Close our copies of the pipe's write end: only the bootstrap's remain.
     drop(command);
     let status = supervise(child.id() as libc::pid_t, &signals);
-    if let Some(drained) = drained {
-        let _ = drained.recv_timeout(LOG_DRAIN_WAIT);
-    }
     let (kind, code, exit_code) = match status {
         Status::Exited(c) => ("exit", c, c),
         Status::Signaled(s) => ("signal", s, 128 + s),
@@ -188,32 +186,31 @@ fn bootstrap_command(given: Option<Vec<OsString>>) -> Option<(OsString, Vec<OsSt
     BOOTSTRAP_SEARCH.iter().map(Path::new).find(|p| p.is_file()).map(|p| (p.as_os_str().to_owned(), Vec::new()))
 }
 
-/// Accept runtime connections forever, one relay thread pair per connection.
-fn accept_loop(listener: TcpListener, socket: PathBuf) {
-    for conn in listener.incoming() {
-        let Ok(tcp) = conn else { continue };
-        let socket = socket.clone();
-        thread::spawn(move || {
-            if let Err(e) = relay(tcp, &socket) {
-                eprintln!("lambdabox-init: relay to {}: {e}", socket.display());
-            }
-        });
+/// Connect to the controller's handoff socket; `None` (and a note on
+/// stderr) when it cannot be reached.
+fn connect_handoff(path: &Path) -> Option<Handoff> {
+    match Handoff::connect(path) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            eprintln!("lambdabox-init: handoff socket {}: {e}", path.display());
+            None
+        }
     }
 }
 
-/// Copy bytes both ways between one runtime connection and the controller.
-fn relay(tcp: TcpStream, socket: &Path) -> io::Result<()> {
-    tcp.set_nodelay(true)?;
-    let unix = UnixStream::connect(socket)?;
-    let (tcp_in, unix_out) = (tcp.try_clone()?, unix.try_clone()?);
-    let upstream = thread::spawn(move || {
-        let _ = io::copy(&mut &tcp_in, &mut &unix_out);
-        let _ = unix_out.shutdown(Shutdown::Write);
+/// Point the bootstrap's stdout and stderr at a new pipe whose read end
+/// goes to the controller. On any failure the bootstrap keeps init's own
+/// stdout and stderr, which Docker keeps.
+fn give_log_pipe(handoff: &Handoff, command: &mut Command) {
+    let given = handoff::log_pipe().and_then(|(read, write)| {
+        handoff.send(handoff::LOG_PIPE, read.as_raw_fd())?;
+        let err = write.try_clone()?;
+        command.stdout(Stdio::from(write)).stderr(Stdio::from(err));
+        Ok(())
     });
-    let _ = io::copy(&mut &unix, &mut &tcp);
-    let _ = tcp.shutdown(Shutdown::Write);
-    let _ = upstream.join();
-    Ok(())
+    if let Err(e) = given {
+        eprintln!("lambdabox-init: log pipe: {e}");
+    }
 }
 
 /// Tell the controller how the bootstrap ended, so the waiting caller gets

@@ -1,0 +1,279 @@
+//! One container's log: the bootstrap's stdout and stderr, read straight
+//! from the pipe lambdabox-init hands over (see
+//! `runtimes/init/src/handoff.rs`), framed per invocation by `START`, `END`
+//! and `REPORT`, written to the function's file and, when asked, returned
+//! as the invocation's tail.
+//!
+//! Why this is cheap and still exact: a runtime writes its output to the
+//! pipe before it posts the response, so when the response arrives,
+//! [`ContainerLog::finish`] reads what the pipe holds without blocking and
+//! has every byte of that invocation. Between invocations a small task
+//! reads the pipe as output comes, so long runs stream to the file. An
+//! invocation that prints nothing costs one file write (its `START`, `END`
+//! and `REPORT` together) and no task wake-up.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use super::{end_lines, start_line, LogBook, Report, TAIL_BYTES};
+
+/// Reads a container's peak memory use in MB, if the host tells.
+pub type MemoryProbe = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+
+/// Output kept while a container has no function yet (a prewarmed one, or
+/// the moment between start and adoption); more than this is dropped.
+const UNOWNED_MAX: usize = 16 * TAIL_BYTES;
+/// One read from the pipe (its default capacity).
+const READ_SIZE: usize = 64 * 1024;
+
+/// A container's log. Shared by the Runtime API server (which attaches the
+/// pipe), the pipe's reader task and the invocation path.
+#[derive(Debug, Default)]
+pub struct ContainerLog {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    owner: Option<Owner>,
+    pipe: Option<Arc<AsyncFd<OwnedFd>>>,
+    /// The invocation under way, if any.
+    current: Option<Capture>,
+    /// Output that came before there was an owner.
+    unowned: Vec<u8>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("function", &self.owner.as_ref().map(|o| &o.function))
+            .field("attached", &self.pipe.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whose log this is, once the container serves a function.
+struct Owner {
+    function: String,
+    book: Arc<LogBook>,
+    peak_memory_mb: MemoryProbe,
+}
+
+/// The invocation under way: its `START` line until something is written
+/// after it, and its lines so far (the last [`TAIL_BYTES`] matter).
+struct Capture {
+    start: Option<String>,
+    lines: Vec<u8>,
+}
+
+impl Capture {
+    fn push(&mut self, bytes: &[u8]) {
+        self.lines.extend_from_slice(bytes);
+        if self.lines.len() > 4 * TAIL_BYTES {
+            self.lines.drain(..self.lines.len() - TAIL_BYTES);
+        }
+    }
+
+    fn tail(mut self) -> Bytes {
+        let cut = self.lines.len().saturating_sub(TAIL_BYTES);
+        self.lines.drain(..cut);
+        self.lines.into()
+    }
+}
+
+impl State {
+    /// Write `bytes` to the owner's file, after the pending `START` line if
+    /// an invocation has not written it yet.
+    fn emit(&mut self, bytes: &[u8]) {
+        let Some(owner) = &self.owner else {
+            let room = UNOWNED_MAX.saturating_sub(self.unowned.len());
+            self.unowned.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            return;
+        };
+        let Some(capture) = &mut self.current else {
+            owner.book.append(&owner.function, bytes);
+            return;
+        };
+        match capture.start.take() {
+            Some(start) => {
+                let mut chunk = start.into_bytes();
+                chunk.extend_from_slice(bytes);
+                owner.book.append(&owner.function, &chunk);
+                capture.push(&chunk);
+            }
+            None => {
+                owner.book.append(&owner.function, bytes);
+                capture.push(bytes);
+            }
+        }
+    }
+
+    /// Read what the pipe holds now. `false` once every writer is gone.
+    fn drain(&mut self) -> bool {
+        let Some(pipe) = self.pipe.clone() else { return false };
+        let mut buf = vec![0u8; READ_SIZE];
+        loop {
+            // SAFETY: reading into a buffer we own, of the length given.
+            let n = unsafe { libc::read(pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            match n {
+                0 => {
+                    self.pipe = None;
+                    return false;
+                }
+                n if n > 0 => self.emit(&buf[..n as usize]),
+                _ => match io::Error::last_os_error().kind() {
+                    io::ErrorKind::Interrupted => {}
+                    io::ErrorKind::WouldBlock => return true,
+                    _ => {
+                        self.pipe = None;
+                        return false;
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl ContainerLog {
+    pub fn new() -> ContainerLog {
+        ContainerLog::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("container log poisoned")
+    }
+
+    /// Take the bootstrap's output pipe from init and read it from now on.
+    /// Only the first pipe counts: anything else the container sends is
+    /// refused, as is a descriptor that is not a pipe.
+    pub fn attach(self: &Arc<Self>, pipe: OwnedFd) -> io::Result<()> {
+        let mut state = self.state();
+        if state.pipe.is_some() {
+            return Err(io::Error::other("the container already gave its log pipe"));
+        }
+        let meta = std::fs::File::from(pipe.try_clone()?).metadata()?;
+        if !std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
+            return Err(io::Error::other("the log descriptor is not a pipe"));
+        }
+        // SAFETY: fcntl on a descriptor we own.
+        if unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: an OwnedFd is open, and stays the same descriptor, for as
+        // long as the AsyncFd that owns it.
+        let pipe = unsafe { AsyncFd::register_with_interest(pipe, Interest::READABLE) }?;
+        let pipe = Arc::new(pipe);
+        state.pipe = Some(pipe.clone());
+        tokio::spawn(read_pipe(Arc::downgrade(self), pipe));
+        Ok(())
+    }
+
+    /// The container now serves `function`: its output goes to that
+    /// function's file in `book`, with what came before.
+    pub fn adopt(&self, function: String, book: Arc<LogBook>, peak_memory_mb: MemoryProbe) {
+        let mut state = self.state();
+        state.owner = Some(Owner { function, book, peak_memory_mb });
+        let early = std::mem::take(&mut state.unowned);
+        if !early.is_empty() {
+            state.emit(&early);
+        }
+    }
+
+    /// An invocation starts. Its `START` line is written with its first
+    /// output, or with its `END`.
+    pub fn begin(&self, request_id: &str) {
+        let mut state = self.state();
+        state.drain();
+        state.current = Some(Capture { start: Some(start_line(request_id)), lines: Vec::new() });
+    }
+
+    /// The invocation is over: take everything it printed, then write `END`
+    /// and `REPORT`. With `want_tail`, returns the last [`TAIL_BYTES`] of
+    /// its log.
+    pub fn finish(&self, mut report: Report, want_tail: bool) -> Option<Bytes> {
+        let mut state = self.state();
+        state.drain();
+        report.max_memory_used_mb = state.owner.as_ref().and_then(|o| (o.peak_memory_mb)());
+        state.emit(end_lines(&report).as_bytes());
+        let capture = state.current.take()?;
+        want_tail.then(|| capture.tail())
+    }
+}
+
+/// Read the pipe as output comes, until every writer is gone or the log is.
+async fn read_pipe(log: Weak<ContainerLog>, pipe: Arc<AsyncFd<OwnedFd>>) {
+    loop {
+        let Ok(mut ready) = pipe.readable().await else { return };
+        let Some(log) = log.upgrade() else { return };
+        if !log.state().drain() {
+            return;
+        }
+        ready.clear_ready();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    use std::time::Duration;
+
+    fn pipe() -> (OwnedFd, std::fs::File) {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills both descriptors on success.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: both were just created and are owned here alone.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) }
+    }
+
+    fn report(id: &str) -> Report {
+        Report {
+            request_id: id.into(),
+            duration: Duration::from_millis(2),
+            memory_mb: 128,
+            max_memory_used_mb: None,
+            init_duration: None,
+            timed_out: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn output_before_the_response_belongs_to_the_invocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = Arc::new(LogBook::open(dir.path()).unwrap());
+        let log = Arc::new(ContainerLog::new());
+        let (read, mut write) = pipe();
+        log.attach(read).unwrap();
+        write.write_all(b"init line\n").unwrap();
+        log.adopt("f".into(), book.clone(), Box::new(|| Some(42)));
+
+        log.begin("one");
+        write.write_all(b"hello\n").unwrap();
+        let tail = log.finish(report("one"), true).unwrap();
+        let tail = String::from_utf8(tail.to_vec()).unwrap();
+        assert!(tail.starts_with("START RequestId: one Version: $LATEST\nhello\nEND RequestId: one\n"), "{tail}");
+        assert!(tail.contains("Max Memory Used: 42 MB"), "{tail}");
+
+        log.begin("two");
+        assert_eq!(log.finish(report("two"), false), None);
+        let file = String::from_utf8(book.tail("f", 10_000).unwrap()).unwrap();
+        assert!(file.starts_with("init line\nSTART RequestId: one"), "{file}");
+        assert!(file.contains("START RequestId: two Version: $LATEST\nEND RequestId: two\n"), "{file}");
+    }
+
+    #[tokio::test]
+    async fn only_one_pipe_is_taken() {
+        let log = Arc::new(ContainerLog::new());
+        log.attach(pipe().0).unwrap();
+        assert!(log.attach(pipe().0).is_err());
+        let file = tempfile::tempfile().unwrap();
+        let other = Arc::new(ContainerLog::new());
+        assert!(other.attach(OwnedFd::from(file)).is_err(), "a regular file is not a log pipe");
+    }
+}
