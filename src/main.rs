@@ -20,7 +20,15 @@ fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_env("LAMBDABOX_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // The controller gets a thread pool sized for serving; client commands
+    // make a few requests and need one thread.
+    let built = match &cli.command {
+        Command::Serve(args) => {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(args.worker_threads()).enable_all().build()
+        }
+        _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+    };
+    let runtime = match built {
         Ok(r) => r,
         Err(e) => {
             eprintln!("lambdabox: cannot start the async runtime: {e}");

@@ -806,13 +806,15 @@ pub fn nano_cpus_for(memory_mb: u32) -> i64 {
 }
 
 /// Once the runtime has initialised, cap the container's CPU. Init runs
-/// with the whole machine, so cold starts do not pay for small MemorySizes;
-/// every invocation, the first included, runs capped, as on Lambda.
+/// with the whole machine, so cold starts do not pay for small MemorySizes
+/// (Lambda, too, boosts init). The cap is asked for the moment the runtime
+/// first polls for an event and takes effect a few tens of milliseconds
+/// later (a Docker update), so a first invocation is capped from then on.
 async fn limit_cpu_after_init(backend: Arc<dyn Backend>, c: Arc<Container>) {
     if c.mailbox.wait_ready().await {
         if let Err(e) = backend.limit_cpu(c.docker_id.clone(), nano_cpus_for(c.memory_mb)).await {
-            // A runtime that already exited has no CPU to cap.
-            if c.mailbox.noted_exit().is_some() {
+            // A runtime that already exited (or was retired) has no CPU to cap.
+            if c.mailbox.is_finished() {
                 tracing::debug!(container = %c.key, error = %e, "not capping CPU of a stopped container");
             } else {
                 tracing::warn!(container = %c.key, error = %e, "could not limit CPU");

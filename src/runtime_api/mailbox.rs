@@ -310,6 +310,13 @@ impl Mailbox {
         self.lock().reported
     }
 
+    /// Whether the runtime is gone or going: it exited, was reported
+    /// exiting, or its container was retired.
+    pub fn is_finished(&self) -> bool {
+        let s = self.lock();
+        s.exit.is_some() || s.reported.is_some()
+    }
+
     /// Drop an invocation the caller gave up on (its deadline passed); a
     /// late answer from the runtime then gets 400.
     pub fn cancel(&self, request_id: &str) {
