@@ -251,14 +251,14 @@ impl Engine {
         self.set_code(&mut f, new.code).await?;
         patch.apply(&mut f);
         let code_sha256 = f.code_sha256.clone();
-        match self.store.insert(f) {
+        match self.write_store(move |store| store.insert(f)).await {
             Ok(f) => {
                 self.runtimes_changed.notify_one();
                 Ok(f)
             }
             Err(e) => {
                 self.collect_code(&code_sha256);
-                Err(e.into())
+                Err(e)
             }
         }
     }
@@ -359,7 +359,7 @@ impl Engine {
     async fn commit_update(&self, old: &Function, mut f: Function) -> Result<Arc<Function>, EngineError> {
         f.last_modified = now_lambda_format();
         f.revision_id = new_revision();
-        let updated = self.store.update(f)?;
+        let updated = self.write_store(move |store| store.update(f)).await?;
         if old.runtime != updated.runtime {
             self.runtimes_changed.notify_one();
         }
@@ -451,7 +451,7 @@ impl Engine {
         let _guard = self.writes.lock().await;
         let mut f = (*self.resolve(r)?).clone();
         change(&mut f);
-        Ok(self.store.update(f)?)
+        self.write_store(move |store| store.update(f)).await
     }
 
     /// PutFunctionConcurrency.
@@ -522,7 +522,8 @@ impl Engine {
         }
         let _guard = self.writes.lock().await;
         let f = self.resolve(r)?;
-        self.store.delete(&f.name)?;
+        let name = f.name.clone();
+        self.write_store(move |store| store.delete(&name)).await?;
         self.runtimes_changed.notify_one();
         self.pool.retire(&f.name, None);
         self.collect_code(&f.code_sha256);
@@ -559,6 +560,21 @@ impl Engine {
     }
 
     /// Delete a code blob once no function or layer version refers to it.
+    /// Run a store write on the blocking pool: each commit waits for the
+    /// disk (WAL with `synchronous=FULL`), and invocations are served by the
+    /// same few async threads.
+    async fn write_store<T, F>(&self, op: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || op(&store)).await {
+            Ok(result) => Ok(result?),
+            Err(e) => Err(EngineError::Service(format!("store write failed: {e}"))),
+        }
+    }
+
     fn collect_code(&self, sha256_hex: &str) {
         // Image functions have no blob; an empty key would name the whole store.
         if sha256_hex.is_empty() {

@@ -162,7 +162,7 @@ impl Images {
         let extra_ca = extra_ca_files()?;
         let base_id = self.ensure_base(recipe.suite, &extra_ca).await?;
         let hash = recipe_hash(recipe.files, &[], &format!("{}:{base_id}", recipe.suite));
-        if self.docker.image_label(&tag, HASH_LABEL).await?.flatten().as_deref() != Some(hash.as_str()) {
+        if label_of(self.docker.image_facts(&tag).await?).as_deref() != Some(hash.as_str()) {
             tracing::info!(image = %tag, "building runtime image");
             let context = context_tar(recipe.files, &[], None)?;
             let args = HashMap::from([("SUITE".to_owned(), recipe.suite.to_owned())]);
@@ -188,11 +188,12 @@ impl Images {
     async fn ensure_base(&self, suite: &str, extra_ca: &[(String, Vec<u8>)]) -> Result<String, ImageError> {
         let tag = base_image(suite);
         let hash = recipe_hash(&[("Dockerfile", BASE_DOCKERFILE)], extra_ca, suite);
-        let current = self.docker.image_label(&tag, HASH_LABEL).await?.flatten();
-        if current.as_deref() != Some(hash.as_str()) {
-            self.build_base(suite, &tag, &hash, extra_ca).await?;
+        let facts = self.docker.image_facts(&tag).await?;
+        if let Some(current) = facts.filter(|f| f.labels.get(HASH_LABEL) == Some(&hash)) {
+            return Ok(current.id);
         }
-        self.docker.image_id(&tag).await?.ok_or_else(|| ImageError::NoRecipe(tag))
+        self.build_base(suite, &tag, &hash, extra_ca).await?;
+        self.docker.image_facts(&tag).await?.map(|f| f.id).ok_or(ImageError::NoRecipe(tag))
     }
 
     async fn build_base(
@@ -221,6 +222,11 @@ impl Images {
         self.docker.build(context, tag, label(hash), HashMap::new(), progress).await?;
         Ok(())
     }
+}
+
+/// The recipe hash an image was built from, if it exists and has one.
+fn label_of(facts: Option<crate::backend::docker::ImageFacts>) -> Option<String> {
+    facts?.labels.remove(HASH_LABEL)
 }
 
 fn label(hash: &str) -> HashMap<String, String> {

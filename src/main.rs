@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use lambdabox::cli::{self, Cli, Command, ImagesCommand, ServeArgs, EXIT_CONFIG};
 use lambdabox::function::{Realm, Runtime, RUNTIMES};
-use lambdabox::server::{Controller, ServeConfig};
+use lambdabox::server::{Controller, ServeConfig, ServeError};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -63,7 +63,14 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let controller = Controller::start(config).await?;
+    let controller = match Controller::start(config).await {
+        Ok(c) => c,
+        Err(e @ ServeError::InitMissing(_)) => {
+            eprintln!("lambdabox: {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+        Err(e) => return Err(e.into()),
+    };
     // The ready line: scripts and tests wait for it (and read the port from it).
     println!("lambdabox listening on http://{}", listener.local_addr()?);
     controller.serve(listener, shutdown_signal()).await?;
@@ -80,12 +87,6 @@ fn serve_config(args: &ServeArgs) -> Result<ServeConfig> {
         Some(p) => p.clone(),
         None => cli::default_init_bin()?,
     })?;
-    if !init_bin.is_file() {
-        anyhow::bail!(
-            "lambdabox-init not found at {}; build it with `make build` or pass --init-bin",
-            init_bin.display()
-        );
-    }
     if args.user.split(':').count() != 2 || args.user.split(':').any(|p| p.parse::<u32>().is_err()) {
         anyhow::bail!("--user {}: expected numeric uid:gid", args.user);
     }

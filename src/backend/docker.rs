@@ -53,23 +53,8 @@ impl DockerBackend {
         Ok(DockerBackend { docker })
     }
 
-    /// The value of label `key` on image `image`: `Ok(None)` when the image
-    /// is missing, `Ok(Some(None))` when it has no such label.
-    pub async fn image_label(&self, image: &str, key: &str) -> Result<Option<Option<String>>, BackendError> {
-        match bounded("image inspect", self.docker.inspect_image(image)).await {
-            Ok(info) => Ok(Some(info.config.and_then(|c| c.labels).and_then(|mut l| l.remove(key)))),
-            Err(BackendError::Docker(e)) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The image's id, if it exists.
-    pub async fn image_id(&self, image: &str) -> Result<Option<String>, BackendError> {
-        Ok(self.image_facts(image).await?.map(|facts| facts.id))
-    }
-
-    /// What starting `image` runs: its id, ENTRYPOINT, CMD and WORKDIR.
-    /// `Ok(None)` when there is no such image.
+    /// What starting `image` runs (its id, ENTRYPOINT, CMD and WORKDIR)
+    /// and its labels. `Ok(None)` when there is no such image.
     pub async fn image_facts(&self, image: &str) -> Result<Option<ImageFacts>, BackendError> {
         match bounded("image inspect", self.docker.inspect_image(image)).await {
             Ok(info) => {
@@ -79,6 +64,7 @@ impl DockerBackend {
                     entrypoint: config.entrypoint.unwrap_or_default(),
                     cmd: config.cmd.unwrap_or_default(),
                     working_dir: config.working_dir.unwrap_or_default(),
+                    labels: config.labels.unwrap_or_default(),
                 }))
             }
             Err(BackendError::Docker(e)) if is_not_found(&e) => Ok(None),
@@ -290,6 +276,7 @@ pub struct ImageFacts {
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
     pub working_dir: String,
+    pub labels: HashMap<String, String>,
 }
 
 impl Backend for DockerBackend {

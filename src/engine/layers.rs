@@ -54,11 +54,11 @@ impl Engine {
             code_size: code.size,
             created: now_lambda_format(),
         };
-        match self.store.publish_layer(version) {
+        match self.write_store(move |store| store.publish_layer(version)).await {
             Ok(v) => Ok(v),
             Err(e) => {
                 self.collect_code(&code.sha256_hex);
-                Err(e.into())
+                Err(e)
             }
         }
     }
@@ -87,7 +87,7 @@ impl Engine {
     pub async fn delete_layer_version(&self, name: &str, version: u64) -> Result<(), EngineError> {
         let name = layer::parse_layer_name(name)?;
         let _guard = self.writes.lock().await;
-        if let Some(gone) = self.store.delete_layer_version(&name, version)? {
+        if let Some(gone) = self.write_store(move |store| store.delete_layer_version(&name, version)).await? {
             self.collect_code(&gone.code_sha256);
         }
         Ok(())
