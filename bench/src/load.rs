@@ -270,26 +270,6 @@ pub async fn throughput(target: &Target, concurrency: usize, duration: Duration,
     }
 }
 
-/// `rounds` rounds of `concurrency` simultaneous invocations, so that as many
-/// containers exist and have served once. Returns the number of failures.
-pub async fn warm_up(target: &Target, concurrency: usize, rounds: usize) -> u64 {
-    let mut failures = 0;
-    for _ in 0..rounds {
-        let calls: Vec<_> = (0..concurrency)
-            .map(|_| {
-                let target = target.clone();
-                tokio::spawn(async move { target.invoke().await })
-            })
-            .collect();
-        for c in calls {
-            if !matches!(c.await, Ok(Ok(_))) {
-                failures += 1;
-            }
-        }
-    }
-    failures
-}
-
 /// Invoke until the first success, retrying refused or failed attempts every
 /// `pause`, for at most `budget`. Returns the time from `since` to that success.
 pub async fn first_success(

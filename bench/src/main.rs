@@ -83,8 +83,12 @@ struct Plan {
     throughput_max: u64,
     levels: Vec<usize>,
     rie_levels: Vec<usize>,
-    warm_up_rounds: usize,
-    /// Pause after a warm-up round, for containers' start-up work to finish.
+    /// Sustained load at each concurrency before it is measured, so the pool
+    /// has scaled out to it: a single burst of calls is mostly served by the
+    /// containers already warm (each answers in well under a millisecond),
+    /// which left the new ones to start inside the measured window.
+    warm_up: Duration,
+    /// Pause after the warm-up, for containers' start-up work to finish.
     settle: Duration,
     cold_k: usize,
     cold_pause: Duration,
@@ -104,7 +108,7 @@ impl Plan {
                 throughput_max: 20_000,
                 levels: vec![1, 4, 16, 64],
                 rie_levels: vec![1, 4],
-                warm_up_rounds: 1,
+                warm_up: Duration::from_millis(500),
                 settle: Duration::from_millis(500),
                 cold_k: 3,
                 cold_pause: Duration::from_millis(1000),
@@ -121,7 +125,7 @@ impl Plan {
                 throughput_max: 500_000,
                 levels: vec![1, 4, 16, 64],
                 rie_levels: vec![1, 4],
-                warm_up_rounds: 3,
+                warm_up: Duration::from_secs(2),
                 settle: Duration::from_secs(1),
                 cold_k: 15,
                 cold_pause: Duration::from_millis(2000),
@@ -495,9 +499,9 @@ async fn measure_lambdabox(
 
     let mut throughputs = Vec::new();
     for &c in &plan.levels {
-        let failures = load::warm_up(&target, c, plan.warm_up_rounds).await;
-        if failures > 0 {
-            step!("lambdabox: warm-up at concurrency {c}: {failures} failed invocations");
+        let warm_up = load::throughput(&target, c, plan.warm_up, plan.throughput_max).await;
+        if warm_up.errors > 0 {
+            step!("lambdabox: warm-up at concurrency {c}: {} failed invocations", warm_up.errors);
         }
         tokio::time::sleep(plan.settle).await;
         let t = load::throughput(&target, c, plan.throughput, plan.throughput_max).await;
