@@ -60,6 +60,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
+    raise_open_file_limit();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -75,6 +76,23 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     println!("lambdabox listening on http://{}", listener.local_addr()?);
     controller.serve(listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raise the soft limit on open files to the hard one. Each container holds
+/// a few descriptors in the controller (its runtime's connections, its log
+/// pipe, its sockets), and the usual soft limit of 1024 would cap a big box
+/// at a few hundred containers.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!(error = %std::io::Error::last_os_error(), "could not raise the open file limit");
+            }
+        }
+    }
 }
 
 fn serve_config(args: &ServeArgs) -> Result<ServeConfig> {
