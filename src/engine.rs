@@ -251,7 +251,7 @@ impl Engine {
         self.set_code(&mut f, new.code).await?;
         patch.apply(&mut f);
         let code_sha256 = f.code_sha256.clone();
-        match self.write_store(move |store| store.insert(f)).await {
+        match self.with_store(move |store| store.insert(f)).await {
             Ok(f) => {
                 self.runtimes_changed.notify_one();
                 Ok(f)
@@ -359,7 +359,7 @@ impl Engine {
     async fn commit_update(&self, old: &Function, mut f: Function) -> Result<Arc<Function>, EngineError> {
         f.last_modified = now_lambda_format();
         f.revision_id = new_revision();
-        let updated = self.write_store(move |store| store.update(f)).await?;
+        let updated = self.with_store(move |store| store.update(f)).await?;
         if old.runtime != updated.runtime {
             self.runtimes_changed.notify_one();
         }
@@ -451,7 +451,7 @@ impl Engine {
         let _guard = self.writes.lock().await;
         let mut f = (*self.resolve(r)?).clone();
         change(&mut f);
-        self.write_store(move |store| store.update(f)).await
+        self.with_store(move |store| store.update(f)).await
     }
 
     /// PutFunctionConcurrency.
@@ -523,7 +523,7 @@ impl Engine {
         let _guard = self.writes.lock().await;
         let f = self.resolve(r)?;
         let name = f.name.clone();
-        self.write_store(move |store| store.delete(&name)).await?;
+        self.with_store(move |store| store.delete(&name)).await?;
         self.runtimes_changed.notify_one();
         self.pool.retire(&f.name, None);
         self.collect_code(&f.code_sha256);
@@ -552,29 +552,26 @@ impl Engine {
         if zip.is_empty() {
             return Err(InvalidParameter("Code.ZipFile is required and must be a non-empty zip archive".into()).into());
         }
-        let store = self.store.clone();
-        let stored = tokio::task::spawn_blocking(move || store.code().put_zip(&zip))
-            .await
-            .map_err(|e| EngineError::Service(e.to_string()))??;
-        Ok(stored)
+        self.with_store(move |store| store.code().put_zip(&zip)).await
     }
 
-    /// Delete a code blob once no function or layer version refers to it.
-    /// Run a store write on the blocking pool: each commit waits for the
-    /// disk (WAL with `synchronous=FULL`), and invocations are served by the
-    /// same few async threads.
-    async fn write_store<T, F>(&self, op: F) -> Result<T, EngineError>
+    /// Run store work on the blocking pool: commits wait for the disk (WAL
+    /// with `synchronous=FULL`), code is unpacked file by file, and
+    /// invocations are served by the same few async threads.
+    async fn with_store<T, E, F>(&self, op: F) -> Result<T, EngineError>
     where
         T: Send + 'static,
-        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        E: Into<EngineError> + Send + 'static,
+        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
     {
         let store = Arc::clone(&self.store);
         match tokio::task::spawn_blocking(move || op(&store)).await {
-            Ok(result) => Ok(result?),
-            Err(e) => Err(EngineError::Service(format!("store write failed: {e}"))),
+            Ok(result) => result.map_err(Into::into),
+            Err(e) => Err(EngineError::Service(format!("store task failed: {e}"))),
         }
     }
 
+    /// Delete a code blob once no function or layer version refers to it.
     fn collect_code(&self, sha256_hex: &str) {
         // Image functions have no blob; an empty key would name the whole store.
         if sha256_hex.is_empty() {

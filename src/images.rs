@@ -162,7 +162,7 @@ impl Images {
         let extra_ca = extra_ca_files()?;
         let base_id = self.ensure_base(recipe.suite, &extra_ca).await?;
         let hash = recipe_hash(recipe.files, &[], &format!("{}:{base_id}", recipe.suite));
-        if label_of(self.docker.image_facts(&tag).await?).as_deref() != Some(hash.as_str()) {
+        if !self.docker.image_facts(&tag).await?.is_some_and(|f| built_from(&f, &hash)) {
             tracing::info!(image = %tag, "building runtime image");
             let context = context_tar(recipe.files, &[], None)?;
             let args = HashMap::from([("SUITE".to_owned(), recipe.suite.to_owned())]);
@@ -189,7 +189,7 @@ impl Images {
         let tag = base_image(suite);
         let hash = recipe_hash(&[("Dockerfile", BASE_DOCKERFILE)], extra_ca, suite);
         let facts = self.docker.image_facts(&tag).await?;
-        if let Some(current) = facts.filter(|f| f.labels.get(HASH_LABEL) == Some(&hash)) {
+        if let Some(current) = facts.filter(|f| built_from(f, &hash)) {
             return Ok(current.id);
         }
         self.build_base(suite, &tag, &hash, extra_ca).await?;
@@ -224,9 +224,9 @@ impl Images {
     }
 }
 
-/// The recipe hash an image was built from, if it exists and has one.
-fn label_of(facts: Option<crate::backend::docker::ImageFacts>) -> Option<String> {
-    facts?.labels.remove(HASH_LABEL)
+/// Whether an image was built from the recipe with this hash.
+fn built_from(facts: &crate::backend::docker::ImageFacts, hash: &str) -> bool {
+    facts.labels.get(HASH_LABEL).is_some_and(|h| h == hash)
 }
 
 fn label(hash: &str) -> HashMap<String, String> {

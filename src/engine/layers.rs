@@ -3,7 +3,6 @@
 //! containers mount at `/opt`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use super::{now_lambda_format, Engine, EngineError};
 use crate::function::{Function, InvalidParameter, Runtime};
@@ -54,7 +53,7 @@ impl Engine {
             code_size: code.size,
             created: now_lambda_format(),
         };
-        match self.write_store(move |store| store.publish_layer(version)).await {
+        match self.with_store(move |store| store.publish_layer(version)).await {
             Ok(v) => Ok(v),
             Err(e) => {
                 self.collect_code(&code.sha256_hex);
@@ -87,7 +86,7 @@ impl Engine {
     pub async fn delete_layer_version(&self, name: &str, version: u64) -> Result<(), EngineError> {
         let name = layer::parse_layer_name(name)?;
         let _guard = self.writes.lock().await;
-        if let Some(gone) = self.write_store(move |store| store.delete_layer_version(&name, version)).await? {
+        if let Some(gone) = self.with_store(move |store| store.delete_layer_version(&name, version)).await? {
             self.collect_code(&gone.code_sha256);
         }
         Ok(())
@@ -124,13 +123,12 @@ impl Engine {
         if dir.is_dir() {
             return Ok(Some(dir));
         }
-        let store = Arc::clone(&self.store);
-        let built = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = shas.iter().map(String::as_str).collect();
-            store.code().build_opt_dir(&refs)
-        })
-        .await
-        .map_err(|e| EngineError::Service(e.to_string()))??;
+        let built = self
+            .with_store(move |store| {
+                let refs: Vec<&str> = shas.iter().map(String::as_str).collect();
+                store.code().build_opt_dir(&refs)
+            })
+            .await?;
         Ok(Some(built))
     }
 
