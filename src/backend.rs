@@ -1,7 +1,9 @@
 //! Container lifecycles behind a small trait, so the pool's logic can be unit
-//! tested with a recording fake while [`docker`] drives the real engine.
+//! tested with a recording fake ([`fake`]) while [`docker`] drives the real
+//! engine.
 
 pub mod docker;
+pub mod fake;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -26,15 +28,24 @@ pub struct ContainerSpec {
     pub network: String,
     pub working_dir: String,
     pub sandbox: Sandbox,
+    /// The image is not one of lambdabox's own (a container image
+    /// function): paths it declares as `VOLUME` are masked, so that `/tmp`
+    /// stays the only writable place.
+    pub foreign_image: bool,
 }
 
 /// The confinement of a function container. The defaults are Lambda's shape:
-/// an unprivileged user, nothing writable but a size-limited `/tmp`, no
-/// capabilities, bounded processes and file descriptors.
+/// nothing writable but a size-limited `/tmp`, no capabilities but the few
+/// PID 1 needs to drop to the function's user, no new privileges, bounded
+/// processes, file descriptors and engine-side log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sandbox {
-    /// `uid:gid` the container runs as.
+    /// `uid:gid` PID 1 runs as. lambdabox-init runs as root so that it is
+    /// not the function's user (see `runtimes/init/src/sandbox.rs`); it
+    /// starts the function as the sandbox user.
     pub user: String,
+    /// Capabilities PID 1 starts with (every other one is dropped).
+    pub init_capabilities: Vec<String>,
     pub read_only_root: bool,
     /// Size of the `/tmp` tmpfs (EphemeralStorage).
     pub tmp_mb: u32,
@@ -44,8 +55,14 @@ pub struct Sandbox {
 
 impl Default for Sandbox {
     fn default() -> Self {
-        // uid/gid 993 is the sandbox user's on Lambda too.
-        Sandbox { user: "993:993".into(), read_only_root: true, tmp_mb: 512, pids_limit: 1024, max_open_files: 1024 }
+        Sandbox {
+            user: "0:0".into(),
+            init_capabilities: Vec::new(),
+            read_only_root: true,
+            tmp_mb: 512,
+            pids_limit: 1024,
+            max_open_files: 1024,
+        }
     }
 }
 

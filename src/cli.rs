@@ -85,7 +85,9 @@ pub struct ServeArgs {
     /// Do not cap containers' CPU in proportion to their memory.
     #[arg(long)]
     pub no_cpu_limit: bool,
-    /// User (`uid:gid`) function containers run as.
+    /// User (`uid:gid`, never 0) functions run as, as on Lambda (993).
+    /// Pick one no account on the host uses: without user namespaces, a
+    /// host account with that uid could signal or trace function processes.
     #[arg(long, default_value = "993:993")]
     pub user: String,
     /// Seconds shutdown waits for in-flight invocations.

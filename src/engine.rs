@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -24,9 +23,6 @@ use crate::logs::LogBook;
 use crate::pool::{Launch, Pool, PoolError, Throttle};
 use crate::store::code::CodeError;
 use crate::store::{Store, StoreError};
-
-/// How long a runtime may take to ask for its first event (Lambda's init limit).
-pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Failures of engine calls, by what the client did wrong or what broke.
 #[derive(Debug, thiserror::Error)]

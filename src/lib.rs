@@ -26,6 +26,7 @@
 //! - [`engine`]: the core the API drives: create, update, delete, invoke.
 //!   Knows nothing of HTTP.
 //! - [`api`]: the AWS-compatible REST API over the engine, and its error shapes.
+//! - [`private`]: folders and files only the controller's user may reach.
 //! - [`server`]: binds it all together and shuts down cleanly.
 //! - [`cli`]: the `lambdabox` command line, a client of the REST API.
 
@@ -38,6 +39,7 @@ pub mod images;
 pub mod layer;
 pub mod logs;
 pub mod pool;
+pub mod private;
 pub mod runtime_api;
 pub mod server;
 pub mod store;

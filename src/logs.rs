@@ -11,7 +11,7 @@
 pub mod container;
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -41,7 +41,7 @@ pub struct LogBook {
 
 impl LogBook {
     pub fn open(dir: &Path) -> Result<LogBook, LogError> {
-        std::fs::create_dir_all(dir).map_err(|source| LogError::Io { path: dir.to_owned(), source })?;
+        crate::private::dir(dir).map_err(|source| LogError::Io { path: dir.to_owned(), source })?;
         Ok(LogBook { dir: dir.to_owned(), open: Mutex::default() })
     }
 
@@ -62,7 +62,7 @@ impl LogBook {
         let io = |source| LogError::Io { path: path.clone(), source };
         let mut open = self.open.lock().expect("log book poisoned");
         if !open.contains_key(function) {
-            let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+            let file = crate::private::append_file(&path).map_err(io)?;
             let len = file.metadata().map_err(io)?.len();
             open.insert(function.to_owned(), (file, len));
         }

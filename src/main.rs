@@ -108,6 +108,10 @@ fn serve_config(args: &ServeArgs) -> Result<ServeConfig> {
     if args.user.split(':').count() != 2 || args.user.split(':').any(|p| p.parse::<u32>().is_err()) {
         anyhow::bail!("--user {}: expected numeric uid:gid", args.user);
     }
+    if args.user.split(':').any(|p| p.parse::<u32>() == Ok(0)) {
+        anyhow::bail!("--user {}: functions never run as root (uid or gid 0)", args.user);
+    }
+    warn_if_host_account(&args.user);
     let mut config = ServeConfig::new(data_dir, init_bin);
     config.network = args.network.clone();
     config.realm = Realm { region: args.region.clone(), ..Realm::default() };
@@ -119,6 +123,20 @@ fn serve_config(args: &ServeArgs) -> Result<ServeConfig> {
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     config.prewarm = args.prewarm;
     Ok(config)
+}
+
+/// Functions run as `uid:gid` with no user namespace: a host account with
+/// the same uid could signal or trace their processes. Say so at start.
+fn warn_if_host_account(user: &str) {
+    let Some(uid) = user.split(':').next().and_then(|u| u.parse::<libc::uid_t>().ok()) else { return };
+    // SAFETY: getpwuid returns null or a pointer to a static entry we only read.
+    let name = unsafe {
+        let entry = libc::getpwuid(uid);
+        (!entry.is_null()).then(|| std::ffi::CStr::from_ptr((*entry).pw_name).to_string_lossy().into_owned())
+    };
+    if let Some(name) = name {
+        tracing::warn!(uid, account = %name, "functions run as a uid a host account also has; pick a free one with --user");
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

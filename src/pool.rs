@@ -16,12 +16,16 @@
 mod environment;
 mod prewarm;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -32,6 +36,7 @@ use crate::function::{Function, Realm, Runtime};
 use crate::logs::{ContainerLog, LogBook};
 use crate::runtime_api::{self, ExitReason, Mailbox};
 pub use environment::lambda_environment;
+use lambdabox_protocol::{self as protocol, CONTROL_DIR, CONTROL_SOCKET};
 use prewarm::{Generic, Prewarm};
 use state::{Admission, State};
 
@@ -53,15 +58,19 @@ pub mod labels {
 
 /// Where containers' mounts appear inside them.
 const INIT_TARGET: &str = "/lambdabox/init";
-const SOCKET_DIR_TARGET: &str = "/lambdabox/rt";
 const TASK_ROOT: &str = "/var/task";
 const OPT_ROOT: &str = "/opt";
-/// In each container's socket folder: the Runtime API over HTTP, and where
-/// lambdabox-init hands over runtime connections and the log pipe.
-const RUNTIME_SOCKET: &str = "runtime.sock";
-const HANDOFF_SOCKET: &str = "handoff.sock";
 /// Memory that buys one full vCPU, as on Lambda.
 const MB_PER_VCPU: i64 = 1769;
+/// How long a runtime may take from its start to its first `next`, as
+/// Lambda's init phase; past it the container is removed and whoever waits
+/// on it gets `Runtime.InitError`.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a starting runtime may use the whole machine before its CPU is
+/// capped in proportion to its memory, if it has not polled for an event
+/// by then. Cold starts of small functions stay quick (Lambda, too, boosts
+/// init), and a bootstrap that spins instead of polling gets at most this.
+pub const INIT_CPU_BURST: Duration = Duration::from_secs(3);
 /// How often the maintenance task looks at idle and provisioned containers.
 const MAINTENANCE_TICK: Duration = Duration::from_millis(200);
 /// How long shutdown waits for containers being created to exist, so it
@@ -76,6 +85,8 @@ pub enum PoolError {
     Socket { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Throttled(Throttle),
+    #[error("cannot tell a prewarmed container what to run: {0}")]
+    Specialization(protocol::DecodeError),
 }
 
 /// Which limit turned an invocation away; the names are Lambda's `Reason`s.
@@ -583,12 +594,13 @@ impl Pool {
         let key = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let dir = self.inner.config.run_dir.join(&key);
         let socket_err = |source| PoolError::Socket { path: dir.clone(), source };
-        std::fs::create_dir_all(&dir).map_err(socket_err)?;
-        let listener = runtime_api::bind(&dir.join(RUNTIME_SOCKET)).map_err(socket_err)?;
-        let handoff = runtime_api::bind(&dir.join(HANDOFF_SOCKET)).map_err(socket_err)?;
+        // Private: inside the container only root (init) may enter it.
+        crate::private::dir(&dir).map_err(socket_err)?;
+        let path = dir.join(lambdabox_protocol::CONTROL_SOCKET);
+        let listener = runtime_api::bind(&path).map_err(socket_err)?;
         let mailbox = Arc::new(Mailbox::new());
         let log = Arc::new(ContainerLog::new());
-        let server = tokio::spawn(runtime_api::serve(listener, handoff, mailbox.clone(), log.clone()));
+        let server = tokio::spawn(runtime_api::serve(listener, path, mailbox.clone(), log.clone()));
         Ok(Sockets { key, dir, mailbox, log, server })
     }
 
@@ -626,6 +638,7 @@ impl Pool {
         });
         self.state().register(container.clone());
         tokio::spawn(watch(self.inner.clone(), container.clone(), sockets.dir));
+        tokio::spawn(enforce_init_timeout(self.inner.backend.clone(), container.clone()));
         if self.inner.config.cpu_limit {
             tokio::spawn(limit_cpu_after_init(self.inner.backend.clone(), container.clone()));
         }
@@ -638,7 +651,7 @@ impl Pool {
         let sockets = self.open_sockets()?;
         let dirs = [prewarm::task_dir(&sockets.dir), prewarm::opt_dir(&sockets.dir)];
         for d in &dirs {
-            if let Err(source) = std::fs::create_dir_all(d) {
+            if let Err(source) = code_dir(d) {
                 sockets.close();
                 return Err(PoolError::Socket { path: d.clone(), source });
             }
@@ -686,7 +699,13 @@ impl Pool {
             return Err(e);
         }
         let env = self.function_environment(launch, provisioned);
-        g.sockets.mailbox.specialize(prewarm::specialization_body(&launch.bootstrap(), &env));
+        match prewarm::specialization_message(&launch.bootstrap(), &env) {
+            Ok(message) => g.sockets.mailbox.specialize(message),
+            Err(e) => {
+                self.remove_generic(g);
+                return Err(PoolError::Specialization(e));
+            }
+        }
         // Raised while the runtime initialises: a generic container starts at
         // the smallest MemorySize, so a function is never given more than
         // its own, only (for a few ms) less.
@@ -741,6 +760,7 @@ impl Pool {
         let name = format!("lambdabox-{}-{key}", f.name);
         let mut spec =
             self.base_spec(name, &launch.image, socket_dir, f.memory_mb, f.ephemeral_storage_mb, launch.working_dir());
+        spec.foreign_image = launch.runtime.is_none();
         spec.entrypoint.extend(launch.bootstrap());
         // Before lambdabox's own variables, which must win over a user's.
         spec.env.splice(0..0, self.function_environment(launch, provisioned));
@@ -775,8 +795,8 @@ impl Pool {
             image: image.to_owned(),
             entrypoint: vec![INIT_TARGET.to_owned()],
             env: vec![
-                format!("LAMBDABOX_RUNTIME_SOCKET={SOCKET_DIR_TARGET}/{RUNTIME_SOCKET}"),
-                format!("LAMBDABOX_HANDOFF_SOCKET={SOCKET_DIR_TARGET}/{HANDOFF_SOCKET}"),
+                format!("{}={CONTROL_DIR}/{CONTROL_SOCKET}", protocol::env::CONTROL_SOCKET),
+                format!("{}={}", protocol::env::SANDBOX_USER, cfg.user),
             ],
             labels: HashMap::from([
                 (labels::MANAGED.to_owned(), "1".to_owned()),
@@ -785,14 +805,37 @@ impl Pool {
             ]),
             mounts: vec![
                 read_only(cfg.init_bin.clone(), INIT_TARGET),
-                read_only(socket_dir.to_path_buf(), SOCKET_DIR_TARGET),
+                read_only(socket_dir.to_path_buf(), CONTROL_DIR),
             ],
             memory_mb,
             network: cfg.network.clone(),
             working_dir,
-            sandbox: Sandbox { user: cfg.user.clone(), tmp_mb, ..Sandbox::default() },
+            sandbox: Sandbox { tmp_mb, init_capabilities: init_capabilities(), ..Sandbox::default() },
+            foreign_image: false,
         }
     }
+}
+
+/// Create `dir` readable by the sandbox user, which will find a function's
+/// code in it (whatever the umask).
+fn code_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().mode(0o755).create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+}
+
+/// What lambdabox-init starts with besides root's uid: switching the
+/// bootstrap to the sandbox user, signalling it, and, when the controller
+/// is not root (its control folder then belongs to another uid), reading
+/// that folder once. init keeps only the signalling once the function runs;
+/// the function itself has none.
+fn init_capabilities() -> Vec<String> {
+    let mut caps = vec!["SETUID".to_owned(), "SETGID".to_owned(), "KILL".to_owned()];
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        caps.push("DAC_OVERRIDE".to_owned());
+    }
+    caps
 }
 
 /// A read-only bind mount.
@@ -805,21 +848,38 @@ pub fn nano_cpus_for(memory_mb: u32) -> i64 {
     i64::from(memory_mb) * 1_000_000_000 / MB_PER_VCPU
 }
 
-/// Once the runtime has initialised, cap the container's CPU. Init runs
-/// with the whole machine, so cold starts do not pay for small MemorySizes
-/// (Lambda, too, boosts init). The cap is asked for the moment the runtime
-/// first polls for an event and takes effect a few tens of milliseconds
-/// later (a Docker update), so a first invocation is capped from then on.
+/// Cap the container's CPU once its runtime has initialised or its init
+/// burst ([`INIT_CPU_BURST`]) is over, whichever comes first. Init runs with
+/// the whole machine, so cold starts do not pay for small MemorySizes
+/// (Lambda, too, boosts init); a bootstrap that never polls gets no more
+/// than the burst. The cap takes effect a few tens of milliseconds after it
+/// is asked for (a Docker update).
 async fn limit_cpu_after_init(backend: Arc<dyn Backend>, c: Arc<Container>) {
-    if c.mailbox.wait_ready().await {
-        if let Err(e) = backend.limit_cpu(c.docker_id.clone(), nano_cpus_for(c.memory_mb)).await {
-            // A runtime that already exited (or was retired) has no CPU to cap.
-            if c.mailbox.is_finished() {
-                tracing::debug!(container = %c.key, error = %e, "not capping CPU of a stopped container");
-            } else {
-                tracing::warn!(container = %c.key, error = %e, "could not limit CPU");
-            }
+    let ready = tokio::time::timeout(INIT_CPU_BURST, c.mailbox.wait_ready()).await;
+    if ready == Ok(false) {
+        return;
+    }
+    if let Err(e) = backend.limit_cpu(c.docker_id.clone(), nano_cpus_for(c.memory_mb)).await {
+        // A runtime that already exited (or was retired) has no CPU to cap.
+        if c.mailbox.is_finished() {
+            tracing::debug!(container = %c.key, error = %e, "not capping CPU of a stopped container");
+        } else {
+            tracing::warn!(container = %c.key, error = %e, "could not limit CPU");
         }
+    }
+}
+
+/// Remove a container whose runtime has not polled for an event within
+/// [`INIT_TIMEOUT`] of its start, whoever started it (an invocation,
+/// provisioned concurrency): a bootstrap that hangs or spins is not kept.
+async fn enforce_init_timeout(backend: Arc<dyn Backend>, c: Arc<Container>) {
+    if tokio::time::timeout(INIT_TIMEOUT, c.mailbox.wait_ready()).await.is_ok() {
+        return;
+    }
+    tracing::warn!(function = %c.function, container = %c.key, "runtime did not initialise in time; removing");
+    c.mailbox.exited(ExitReason::InitTimedOut);
+    if let Err(e) = backend.remove(c.docker_id.clone()).await {
+        tracing::warn!(container = %c.key, error = %e, "could not remove a container that failed to initialise");
     }
 }
 

@@ -1,19 +1,20 @@
 //! The server side of the Lambda Runtime API (`/2018-06-01/runtime/…`).
 //!
-//! Each container gets its own folder of unix sockets, bind-mounted into
-//! it. The runtime's connections to `127.0.0.1:9001` reach us through
-//! `handoff.sock`: lambdabox-init passes each accepted TCP socket over it
-//! and we serve HTTP on that socket directly ([`handoff`]). `runtime.sock`
-//! serves the same API over plain HTTP for init's own requests (its exit
-//! report, a generic container's wait to be specialized). The sockets
-//! belong to exactly one container, so the router needs no container id:
-//! its state is that container's [`Mailbox`].
+//! Each container gets its own folder (mode 0700, so only the container's
+//! root-owned init can enter it) holding one unix socket, `control.sock`.
+//! lambdabox-init connects to it before anything else runs; we accept that
+//! one connection, then close the listener and remove the socket, so nothing
+//! else in the container can ever speak to us except over the Runtime API
+//! connections init hands over on it ([`control`]). We serve HTTP on those
+//! sockets directly. The folder belongs to exactly one container, so the
+//! router needs no container id: its state is that container's [`Mailbox`].
 
-pub mod handoff;
+pub mod control;
 pub mod mailbox;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, State};
@@ -23,7 +24,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use serde::Deserialize;
+use lambdabox_protocol::Exit;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinSet;
@@ -40,10 +41,6 @@ pub mod paths {
     pub const RESPONSE: &str = "/2018-06-01/runtime/invocation/{request_id}/response";
     pub const ERROR: &str = "/2018-06-01/runtime/invocation/{request_id}/error";
     pub const INIT_ERROR: &str = "/2018-06-01/runtime/init/error";
-    /// lambdabox-init's report of how the bootstrap ended (not part of Lambda's API).
-    pub const EXIT: &str = "/lambdabox/v1/exit";
-    /// A generic container's init asking what to run (not part of Lambda's API).
-    pub const SPECIALIZE: &str = "/lambdabox/v1/specialize";
 }
 
 /// Header names, as Lambda spells them.
@@ -59,6 +56,15 @@ pub mod headers {
 
 /// Largest response a runtime may post: 6 MB plus Lambda's 100 bytes of slack.
 pub const MAX_RESPONSE: usize = MAX_SYNC_PAYLOAD + 100;
+/// Runtime API connections one container may hold open at once. Runtime
+/// clients use one or two; the bound keeps a function that opens thousands
+/// from spending the controller's descriptors.
+pub const MAX_CONNECTIONS: usize = 8;
+/// How long a posted body may take to arrive after the invocation's
+/// deadline (or, for an init error, after it started).
+const BODY_GRACE: Duration = Duration::from_secs(1);
+/// How long a runtime may take to send an init error's body.
+const INIT_ERROR_BODY_TIME: Duration = Duration::from_secs(10);
 
 /// The Runtime API for one container.
 pub fn router(mailbox: Arc<Mailbox>) -> Router {
@@ -67,73 +73,89 @@ pub fn router(mailbox: Arc<Mailbox>) -> Router {
         .route(paths::RESPONSE, post(response))
         .route(paths::ERROR, post(error))
         .route(paths::INIT_ERROR, post(init_error))
-        .route(paths::EXIT, post(exit_report))
-        .route(paths::SPECIALIZE, get(specialize))
         .with_state(mailbox)
 }
 
-/// Bind the container's socket at `path`, readable by any user in the
-/// container (runtimes need not run as root).
+/// Bind the container's control socket at `path`, reachable by its owner
+/// alone (init runs as root; the folder is 0700 too).
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
 
-/// Serve one container's Runtime API until the task is aborted, which also
-/// ends every connection: HTTP on `listener`, and the connections and log
-/// pipe init hands over on `handoff` (the pipe goes to `log`).
-pub async fn serve(listener: UnixListener, handoff: UnixListener, mailbox: Arc<Mailbox>, log: Arc<ContainerLog>) {
-    let app = router(mailbox);
-    let mut tasks = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tasks.spawn(serve_connection(stream, app.clone()));
-                }
-                Err(e) => accept_failed(e).await,
-            },
-            accepted = handoff.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tasks.spawn(take_handoffs(stream, app.clone(), log.clone()));
-                }
-                Err(e) => accept_failed(e).await,
-            },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+/// Serve one container until the task is aborted, which also ends every
+/// connection: take init's one control connection on `listener` (then close
+/// it and remove `path`), and serve what init hands over on it.
+pub async fn serve(listener: UnixListener, path: PathBuf, mailbox: Arc<Mailbox>, log: Arc<ContainerLog>) {
+    let stream = loop {
+        match listener.accept().await {
+            Ok((stream, _)) => break stream,
+            Err(e) => accept_failed(e).await,
         }
-    }
+    };
+    drop(listener);
+    let _ = std::fs::remove_file(&path);
+    take_control(stream, router(mailbox.clone()), mailbox, log).await;
 }
 
-/// Serve what init hands over on one handoff connection until it hangs up.
+/// Serve what init sends on its control connection until it hangs up (or
+/// breaks the protocol), and send it its specialization when there is one.
 /// The connections' tasks live as long as this one.
-async fn take_handoffs(stream: UnixStream, app: Router, log: Arc<ContainerLog>) {
+async fn take_control(stream: UnixStream, app: Router, mailbox: Arc<Mailbox>, log: Arc<ContainerLog>) {
     let mut connections = JoinSet::new();
+    let mut refused_any = false;
+    let mut specialized = false;
     loop {
         tokio::select! {
-            handed = handoff::receive(&stream) => match handed {
-                Ok(Some(handoff::Handed::Connection(tcp))) => {
-                    connections.spawn(serve_connection(tcp, app.clone()));
+            message = control::receive(&stream) => match message {
+                Ok(Some(control::Message::Connection(tcp))) => {
+                    if connections.len() < MAX_CONNECTIONS {
+                        connections.spawn(serve_connection(tcp, app.clone()));
+                    } else if !std::mem::replace(&mut refused_any, true) {
+                        tracing::warn!(limit = MAX_CONNECTIONS, "a runtime opened too many Runtime API connections; closing the extra ones");
+                    }
                 }
-                Ok(Some(handoff::Handed::LogPipe(pipe))) => {
+                Ok(Some(control::Message::LogPipe(pipe))) => {
                     if let Err(e) = log.attach(pipe) {
                         tracing::warn!(error = %e, "refused a log pipe");
                     }
                 }
+                Ok(Some(control::Message::Exit(exit))) => note_exit(&mailbox, exit),
                 Ok(None) => break,
-                Err(e @ handoff::HandoffError::Io(_)) => {
-                    tracing::warn!(error = %e, "handoff connection failed");
+                Err(e) => {
+                    tracing::warn!(error = %e, "closing a container's control channel");
                     break;
                 }
-                Err(e) => tracing::warn!(error = %e, "refused a handoff"),
+            },
+            body = mailbox.specialization(), if !specialized => {
+                specialized = true;
+                let sent = match body {
+                    Some(body) => control::send(&stream, &body).await,
+                    None => Ok(()),
+                };
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "could not send a specialization");
+                }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
     // Init is gone; finish the connections it handed over.
     while connections.join_next().await.is_some() {}
+}
+
+/// How init said the bootstrap ended.
+fn note_exit(mailbox: &Mailbox, exit: Exit) {
+    const SIGKILL: i32 = 9;
+    match exit {
+        // SIGKILL: maybe the OOM killer. Docker's verdict settles it.
+        Exit::Signal(SIGKILL) => mailbox.note_exit(ExitReason::Signal(SIGKILL)),
+        Exit::Signal(sig) => mailbox.exited(ExitReason::Signal(sig)),
+        Exit::Code(code) => mailbox.exited(ExitReason::Code(code)),
+    }
 }
 
 /// HTTP/1.1 on one connection, until either side closes it.
@@ -172,13 +194,6 @@ fn mailbox_error(e: MailboxError) -> Response {
     }
 }
 
-async fn specialize(State(mailbox): State<Arc<Mailbox>>) -> Response {
-    match mailbox.specialization().await {
-        Some(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], body).into_response(),
-        None => api_error(StatusCode::GONE, "Runtime.Terminated", "the execution environment is shutting down"),
-    }
-}
-
 async fn next(State(mailbox): State<Arc<Mailbox>>) -> Response {
     let Some(event) = mailbox.next().await else {
         return api_error(
@@ -207,38 +222,77 @@ async fn next(State(mailbox): State<Arc<Mailbox>>) -> Response {
     response
 }
 
-/// Read a runtime's posted body, or `None` when it is over [`MAX_RESPONSE`].
-async fn read_body(body: Body) -> Result<Option<Bytes>, Response> {
-    match axum::body::to_bytes(body, MAX_RESPONSE + 1).await {
-        Ok(b) if b.len() > MAX_RESPONSE => Ok(None),
-        Ok(b) => Ok(Some(b)),
-        Err(e) => {
-            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                Ok(None)
-            } else {
-                Err(api_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", &e.to_string()))
+/// Why a posted body could not be taken.
+enum BodyFailure {
+    /// Over [`MAX_RESPONSE`].
+    TooLarge,
+    /// The connection broke, or the body did not arrive in time.
+    Unreadable(String),
+}
+
+impl BodyFailure {
+    /// What the runtime is told.
+    fn response(&self) -> Response {
+        match self {
+            BodyFailure::TooLarge => api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &format!("Exceeded maximum allowed payload size ({MAX_RESPONSE} bytes)."),
+            ),
+            BodyFailure::Unreadable(why) => api_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", why),
+        }
+    }
+
+    /// What the caller is told: the runtime failed to answer.
+    fn outcome(&self) -> Outcome {
+        match self {
+            BodyFailure::TooLarge => Outcome::ResponseTooLarge,
+            BodyFailure::Unreadable(why) => {
+                let doc = serde_json::json!({
+                    "errorMessage": format!("The runtime's answer could not be read: {why}"),
+                    "errorType": "Runtime.Unknown",
+                });
+                Outcome::Error { body: doc.to_string().into(), error_type: Some("Runtime.Unknown".into()) }
             }
         }
     }
 }
 
-async fn response(State(mailbox): State<Arc<Mailbox>>, UrlPath(request_id): UrlPath<String>, body: Body) -> Response {
-    match read_body(body).await {
-        Ok(Some(bytes)) => match mailbox.complete(&request_id, Outcome::Response(bytes)) {
+/// Read a runtime's posted body: at most [`MAX_RESPONSE`] bytes, arriving
+/// before `until`. Called only once the request id and state were checked
+/// from the headers, so nobody can make us hold a body for nothing.
+async fn read_body(body: Body, until: tokio::time::Instant) -> Result<Bytes, BodyFailure> {
+    let read = axum::body::to_bytes(body, MAX_RESPONSE);
+    match tokio::time::timeout_at(until, read).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            Err(if too_large { BodyFailure::TooLarge } else { BodyFailure::Unreadable(e.to_string()) })
+        }
+        Err(_) => Err(BodyFailure::Unreadable("the body did not arrive before the invocation's deadline".into())),
+    }
+}
+
+/// Settle invocation `request_id` with what the runtime posted.
+async fn answer(mailbox: &Mailbox, request_id: &str, body: Body, outcome: impl FnOnce(Bytes) -> Outcome) -> Response {
+    let deadline = match mailbox.begin_answer(request_id) {
+        Ok(d) => d,
+        Err(e) => return mailbox_error(e),
+    };
+    match read_body(body, deadline + BODY_GRACE).await {
+        Ok(bytes) => match mailbox.complete(request_id, outcome(bytes)) {
             Ok(()) => accepted(),
             Err(e) => mailbox_error(e),
         },
-        Ok(None) => {
-            let _ = mailbox.complete(&request_id, Outcome::ResponseTooLarge);
-            api_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLarge",
-                &format!("Exceeded maximum allowed payload size ({MAX_RESPONSE} bytes)."),
-            )
+        Err(failure) => {
+            let _ = mailbox.complete(request_id, failure.outcome());
+            failure.response()
         }
-        Err(r) => r,
     }
+}
+
+async fn response(State(mailbox): State<Arc<Mailbox>>, UrlPath(request_id): UrlPath<String>, body: Body) -> Response {
+    answer(&mailbox, &request_id, body, Outcome::Response).await
 }
 
 /// The error type a runtime declared, kept only in Lambda's accepted form.
@@ -266,48 +320,23 @@ async fn error(
     body: Body,
 ) -> Response {
     let error_type = declared_error_type(&headers);
-    let body = match read_body(body).await {
-        Ok(b) => b.unwrap_or_default(),
-        Err(r) => return r,
-    };
-    match mailbox.complete(&request_id, Outcome::Error { body, error_type }) {
-        Ok(()) => accepted(),
-        Err(e) => mailbox_error(e),
-    }
+    answer(&mailbox, &request_id, body, |body| Outcome::Error { body, error_type }).await
 }
 
 async fn init_error(State(mailbox): State<Arc<Mailbox>>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(e) = mailbox.can_init_error() {
+        return mailbox_error(e);
+    }
     let error_type = declared_error_type(&headers);
-    let body = match read_body(body).await {
-        Ok(b) => b.unwrap_or_default(),
-        Err(r) => return r,
+    let body = match read_body(body, tokio::time::Instant::now() + INIT_ERROR_BODY_TIME).await {
+        Ok(b) => b,
+        // An init error too large to keep is still an init error.
+        Err(BodyFailure::TooLarge) => Bytes::new(),
+        Err(failure) => return failure.response(),
     };
     match mailbox.init_error(body, error_type) {
         Ok(()) => accepted(),
         Err(e) => mailbox_error(e),
-    }
-}
-
-const SIGKILL: i32 = 9;
-
-#[derive(Deserialize)]
-struct ExitReport {
-    kind: String,
-    code: i32,
-}
-
-async fn exit_report(State(mailbox): State<Arc<Mailbox>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<ExitReport>(&body) {
-        Ok(r) => {
-            match (r.kind.as_str(), r.code) {
-                // SIGKILL: maybe the OOM killer. Docker's verdict settles it.
-                ("signal", SIGKILL) => mailbox.note_exit(ExitReason::Signal(SIGKILL)),
-                ("signal", sig) => mailbox.exited(ExitReason::Signal(sig)),
-                (_, code) => mailbox.exited(ExitReason::Code(code)),
-            }
-            accepted()
-        }
-        Err(e) => api_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", &e.to_string()),
     }
 }
 

@@ -91,6 +91,8 @@ pub enum ServeError {
     Logs(#[from] LogError),
     #[error("lambdabox-init not found at {0}; build it with `make build` or pass --init-bin")]
     InitMissing(PathBuf),
+    #[error("container socket folder: {0}")]
+    RunDir(std::io::Error),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -126,7 +128,7 @@ impl Controller {
         let pool = Pool::new(
             Arc::new(docker.clone()),
             PoolConfig {
-                run_dir: run_dir(&config.data_dir, &home),
+                run_dir: run_dir(&config.data_dir).map_err(ServeError::RunDir)?,
                 init_bin: config.init_bin.clone(),
                 network: config.network.clone(),
                 home,
@@ -199,13 +201,28 @@ impl Controller {
     }
 }
 
-/// Where container sockets live: under the data directory when the path is
-/// short enough for a unix socket, else under the temp directory.
-fn run_dir(data_dir: &Path, home: &str) -> PathBuf {
+/// Where container control sockets live: a private folder under the data
+/// directory when the path is short enough for a unix socket, else a fresh
+/// one under the temp directory, made by `mkdtemp` (unpredictable, 0700,
+/// ours by construction; another user's folder can never be adopted).
+fn run_dir(data_dir: &Path) -> std::io::Result<PathBuf> {
     let candidate = data_dir.join("run");
     if candidate.as_os_str().len() <= MAX_RUN_DIR_LEN {
-        candidate
-    } else {
-        std::env::temp_dir().join(format!("lambdabox-{home}"))
+        crate::private::dir(&candidate)?;
+        return Ok(candidate);
     }
+    use std::os::unix::fs::PermissionsExt;
+    let fresh = tempfile::Builder::new()
+        .prefix("lambdabox-run-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()?
+        .keep();
+    if fresh.as_os_str().len() > MAX_RUN_DIR_LEN {
+        return Err(std::io::Error::other(format!(
+            "no folder short enough for unix sockets: {} and {} are both over {MAX_RUN_DIR_LEN} bytes",
+            candidate.display(),
+            fresh.display()
+        )));
+    }
+    Ok(fresh)
 }

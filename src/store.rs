@@ -48,8 +48,10 @@ pub struct Store {
 impl Store {
     /// Open (creating) the store under `data_dir` and load every function.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::private::dir(data_dir)?;
         let path = data_dir.join("lambdabox.db");
+        // Function environments are secrets: the database and its journals are 0600.
+        crate::private::touch(&path)?;
         let db = Connection::open(&path)?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;

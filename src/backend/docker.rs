@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, ContainerUpdateBody, HostConfig, ResourcesUlimits};
+use bollard::models::{ContainerCreateBody, ContainerUpdateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
@@ -17,6 +17,12 @@ use futures_util::{FutureExt, StreamExt};
 
 use super::{Backend, BackendError, ContainerSpec, ExitInfo};
 
+/// What Docker keeps of a container's own stdout and stderr: only
+/// lambdabox-init writes there (the function's output goes to the log pipe,
+/// and the function cannot reach PID 1's descriptors), so a little is plenty.
+const ENGINE_LOG_MAX: &str = "1m";
+/// tmpfs options masking an image's `VOLUME`.
+const MASKED_VOLUME: &str = "ro,nosuid,nodev,noexec,size=4k,mode=0555";
 /// Bound on any single Docker call that should be quick.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often, and how long, to retry waiting on a container while the engine is unreachable.
@@ -124,6 +130,16 @@ impl DockerBackend {
         Ok(())
     }
 
+    /// The `VOLUME`s `image` declares. Docker would give each a writable
+    /// anonymous volume on the host's disk, outside any size limit.
+    async fn image_volumes(&self, image: &str) -> Result<Vec<String>, BackendError> {
+        match bounded("image inspect", self.docker.inspect_image(image)).await {
+            Ok(info) => Ok(info.config.and_then(|c| c.volumes).unwrap_or_default()),
+            Err(BackendError::Docker(e)) if is_not_found(&e) => Err(BackendError::ImageMissing(image.to_owned())),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn start_container(&self, spec: ContainerSpec) -> Result<String, BackendError> {
         let memory = i64::from(spec.memory_mb) * 1024 * 1024;
         let binds = spec
@@ -132,7 +148,15 @@ impl DockerBackend {
             .map(|m| format!("{}:{}:{}", m.source.display(), m.target, if m.read_only { "ro" } else { "rw" }))
             .collect();
         let sb = &spec.sandbox;
-        let tmpfs = HashMap::from([("/tmp".to_owned(), format!("rw,exec,nosuid,nodev,mode=1777,size={}m", sb.tmp_mb))]);
+        let mut tmpfs =
+            HashMap::from([("/tmp".to_owned(), format!("rw,exec,nosuid,nodev,mode=1777,size={}m", sb.tmp_mb))]);
+        if spec.foreign_image {
+            // A mount at a VOLUME's path stops Docker from creating the
+            // volume; an empty read-only tmpfs keeps the path unwritable.
+            for path in self.image_volumes(&spec.image).await? {
+                tmpfs.entry(path).or_insert_with(|| MASKED_VOLUME.to_owned());
+            }
+        }
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(spec.entrypoint),
@@ -150,6 +174,14 @@ impl DockerBackend {
                 readonly_rootfs: Some(sb.read_only_root),
                 tmpfs: Some(tmpfs),
                 cap_drop: Some(vec!["ALL".to_owned()]),
+                cap_add: Some(sb.init_capabilities.clone()),
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("json-file".to_owned()),
+                    config: Some(HashMap::from([
+                        ("max-size".to_owned(), ENGINE_LOG_MAX.to_owned()),
+                        ("max-file".to_owned(), "1".to_owned()),
+                    ])),
+                }),
                 security_opt: Some(vec!["no-new-privileges".to_owned()]),
                 pids_limit: Some(sb.pids_limit),
                 ulimits: Some(vec![ResourcesUlimits {

@@ -8,16 +8,18 @@
 //! queue timeout + init allowance + function timeout + a small grace.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Engine, EngineError, InvokeRequest, InvokeResponse, INIT_TIMEOUT};
+use super::{Engine, EngineError, InvokeRequest, InvokeResponse};
 use crate::backend::BackendError;
 use crate::function::{self, LATEST};
 use crate::images::Images;
 use crate::logs::Report;
-use crate::pool::{Launch, Lease, Pool, PoolError};
+use crate::pool::{Launch, Lease, Pool, PoolError, INIT_TIMEOUT};
 use crate::runtime_api::{ExitReason, Invocation, Outcome, Ticket};
 
 /// Slack on top of every bound before a caller is answered regardless.
@@ -143,7 +145,7 @@ async fn settle(ticket: Ticket) -> (Settled, Option<Instant>) {
         },
     };
     let taken = Instant::now();
-    match tokio::time::timeout_at(deadline.into(), outcome).await {
+    match tokio::time::timeout_at(deadline, outcome).await {
         Ok(done) => (Settled::Done(done.unwrap_or_else(|_| vanished())), Some(taken)),
         Err(_) => (Settled::TimedOut, Some(taken)),
     }
@@ -191,6 +193,7 @@ pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> Inv
                     ("Runtime.OutOfMemory", "Runtime exited with error: signal: killed".to_owned())
                 }
                 ExitReason::Removed => ("Runtime.ExitError", "Runtime exited without providing a reason".to_owned()),
+                ExitReason::InitTimedOut => ("Runtime.InitError", init_timed_out()),
             };
             if during_init && reason != ExitReason::OutOfMemory {
                 kind = "Runtime.InitError";
@@ -201,13 +204,9 @@ pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> Inv
             "Sandbox.Timedout",
             format!("RequestId: {request_id} Error: Task timed out after {timeout_s}.00 seconds"),
         ),
-        Settled::InitTimedOut => platform_error(
-            "Runtime.InitError",
-            format!(
-                "RequestId: {request_id} Error: Runtime did not ask for its first event within {}.00 seconds",
-                INIT_TIMEOUT.as_secs()
-            ),
-        ),
+        Settled::InitTimedOut => {
+            platform_error("Runtime.InitError", format!("RequestId: {request_id} Error: {}", init_timed_out()))
+        }
     };
     InvokeResponse {
         payload,
@@ -216,6 +215,10 @@ pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> Inv
         request_id: request_id.to_owned(),
         log_tail: None,
     }
+}
+
+fn init_timed_out() -> String {
+    format!("Runtime did not ask for its first event within {}.00 seconds", INIT_TIMEOUT.as_secs())
 }
 
 /// Signal names as Lambda (Go's os/exec) prints them.

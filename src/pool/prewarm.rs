@@ -146,20 +146,23 @@ pub(super) fn eligible(launch: &Launch) -> bool {
         && launch.function.ephemeral_storage_mb == DEFAULT_EPHEMERAL_MB
 }
 
-/// Init's answer (see `runtimes/init/src/specialize.rs`): the bootstrap
-/// command, an empty field, then the environment, NUL-separated.
-pub(super) fn specialization_body(bootstrap: &[String], env: &[String]) -> Bytes {
-    let mut body = Vec::new();
-    for field in bootstrap {
-        body.extend_from_slice(field.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    for pair in env {
-        body.extend_from_slice(pair.as_bytes());
-        body.push(0);
-    }
-    body.into()
+/// What init is told to run: the bootstrap command and the function's
+/// environment (`KEY=VALUE` strings), as a control-channel message.
+pub(super) fn specialization_message(
+    bootstrap: &[String],
+    env: &[String],
+) -> Result<Bytes, lambdabox_protocol::DecodeError> {
+    let s = lambdabox_protocol::Specialization {
+        bootstrap: bootstrap.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        env: env
+            .iter()
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (name.as_bytes().to_vec(), value.as_bytes().to_vec())
+            })
+            .collect(),
+    };
+    Ok(s.encode()?.into())
 }
 
 /// Make `dst` (an existing empty folder) hold the tree at `src`: folders
@@ -249,10 +252,15 @@ mod tests {
     }
 
     #[test]
-    fn bodies_match_inits_format() {
-        let body = specialization_body(&["/var/runtime/bootstrap".into()], &["A=1".into(), "B=x=y".into()]);
-        assert_eq!(&body[..], b"/var/runtime/bootstrap\0\0A=1\0B=x=y\0");
-        assert_eq!(&specialization_body(&[], &["A=1".into()])[..], b"\0A=1\0");
+    fn specializations_carry_any_value_intact() {
+        use lambdabox_protocol::Specialization;
+        let env = ["A=1".to_owned(), "B=x=y".to_owned(), "C=".to_owned()];
+        let message = specialization_message(&["/var/runtime/bootstrap".into()], &env).unwrap();
+        let decoded = Specialization::decode(&message[5..]).unwrap();
+        assert_eq!(decoded.bootstrap, [b"/var/runtime/bootstrap".to_vec()]);
+        let pairs: Vec<(&[u8], &[u8])> = decoded.env.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+        assert_eq!(pairs, [(&b"A"[..], &b"1"[..]), (b"B", b"x=y"), (b"C", b"")]);
+        assert!(specialization_message(&[], &["K=a\0AWS_REGION=x".into()]).is_err(), "a NUL cannot split a value");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::{Container, ContainerInfo, Launch, Throttle};
 use crate::function::Function;
@@ -196,6 +196,14 @@ impl State {
         } else {
             self.provisioned.insert(name, (launch, count));
         }
+    }
+
+    /// Every live container of `function`, for tests.
+    #[cfg(test)]
+    pub(super) fn live_of(&self, function: &str) -> Vec<Arc<Container>> {
+        let mut out: Vec<_> = self.containers.values().filter(|c| c.function == function).cloned().collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
     }
 
     pub(super) fn provisioned_ready(&self, function: &str) -> u32 {

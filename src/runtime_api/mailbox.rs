@@ -7,7 +7,9 @@
 //! whichever comes first: response, error, init error, exit or cancellation.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
@@ -52,6 +54,9 @@ pub enum ExitReason {
     OutOfMemory,
     /// Removed by lambdabox (timeout, shutdown, retirement) or behind its back.
     Removed,
+    /// Removed because the runtime did not ask for an event within the
+    /// init timeout.
+    InitTimedOut,
 }
 
 /// The caller's side of a delivered invocation.
@@ -96,6 +101,9 @@ struct Pending {
 struct InFlight {
     request_id: String,
     reply: oneshot::Sender<Outcome>,
+    deadline: Instant,
+    /// A runtime's answer is being read; a second one is refused at once.
+    answering: bool,
 }
 
 #[derive(Default)]
@@ -215,13 +223,46 @@ impl Mailbox {
                     let deadline = Instant::now() + p.invocation.timeout;
                     let epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + p.invocation.timeout;
                     s.initialized = true;
-                    s.in_flight = Some(InFlight { request_id: p.invocation.request_id.clone(), reply: p.reply });
+                    s.in_flight = Some(InFlight {
+                        request_id: p.invocation.request_id.clone(),
+                        reply: p.reply,
+                        deadline,
+                        answering: false,
+                    });
                     let _ = p.accepted.send(deadline);
                     return Some(NextEvent { invocation: p.invocation, deadline_epoch_ms: epoch.as_millis() });
                 }
             }
             notified.await;
         }
+    }
+
+    /// A runtime starts posting an answer to `request_id`: check, from the
+    /// request line alone, that it is the invocation in flight and nobody is
+    /// answering it yet, and claim it. Returns the invocation's deadline,
+    /// which bounds how long its body may take.
+    pub fn begin_answer(&self, request_id: &str) -> Result<Instant, MailboxError> {
+        let mut s = self.lock();
+        let last_done = s.last_done.as_deref() == Some(request_id);
+        match s.in_flight.as_mut() {
+            Some(f) if f.request_id == request_id && !f.answering => {
+                f.answering = true;
+                Ok(f.deadline)
+            }
+            Some(f) if f.request_id == request_id => Err(MailboxError::InvalidStateTransition),
+            _ if last_done => Err(MailboxError::InvalidStateTransition),
+            _ => Err(MailboxError::InvalidRequestId),
+        }
+    }
+
+    /// Whether `POST /runtime/init/error` may still be posted, checked
+    /// before its body is read.
+    pub fn can_init_error(&self) -> Result<(), MailboxError> {
+        let s = self.lock();
+        if s.initialized || s.init_error.is_some() {
+            return Err(MailboxError::InvalidStateTransition);
+        }
+        Ok(())
     }
 
     /// `POST …/{id}/response` or `…/{id}/error`: settle the in-flight invocation.
@@ -365,6 +406,21 @@ mod tests {
         assert_eq!(mb.complete("r1", Outcome::Response(Bytes::new())), Err(MailboxError::InvalidStateTransition));
         assert_eq!(ticket.outcome.await.unwrap(), Outcome::Response(Bytes::from_static(b"42")));
         assert!(mb.is_usable());
+    }
+
+    #[tokio::test]
+    async fn answers_are_claimed_before_their_bodies_are_read() {
+        let mb = Mailbox::new();
+        assert_eq!(mb.begin_answer("r1"), Err(MailboxError::InvalidRequestId), "nothing in flight");
+        let _ticket = mb.deliver(invocation("r1")).unwrap();
+        assert_eq!(mb.begin_answer("r1"), Err(MailboxError::InvalidRequestId), "not yet taken");
+        mb.next().await.unwrap();
+        assert_eq!(mb.begin_answer("bogus"), Err(MailboxError::InvalidRequestId));
+        assert!(mb.begin_answer("r1").unwrap() > Instant::now(), "the deadline bounds the body");
+        assert_eq!(mb.begin_answer("r1"), Err(MailboxError::InvalidStateTransition), "one answer at a time");
+        mb.complete("r1", Outcome::Response(Bytes::new())).unwrap();
+        assert_eq!(mb.begin_answer("r1"), Err(MailboxError::InvalidStateTransition), "already answered");
+        assert_eq!(mb.can_init_error(), Err(MailboxError::InvalidStateTransition), "init is over");
     }
 
     #[tokio::test]

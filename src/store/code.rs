@@ -47,7 +47,7 @@ pub struct CodeStore {
 impl CodeStore {
     /// Open (creating) the store and sweep temporaries a crash left behind.
     pub fn open(root: PathBuf) -> io::Result<CodeStore> {
-        fs::create_dir_all(&root)?;
+        crate::private::dir(&root)?;
         for entry in fs::read_dir(&root)? {
             let entry = entry?;
             if entry.file_name().to_string_lossy().starts_with(".tmp-") {

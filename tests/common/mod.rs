@@ -142,6 +142,11 @@ impl Server {
         }
     }
 
+    /// The controller's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server is running").id()
+    }
+
     /// Labels identifying this controller's containers.
     pub fn home(&self) -> String {
         lambdabox::server::home_id(&self.data_dir)
@@ -427,4 +432,19 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     false
+}
+
+impl Server {
+    /// One raw request to the API: status, headers and body.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (u16, reqwest::header::HeaderMap, bytes::Bytes) {
+        let resp =
+            reqwest::Client::new().request(method, format!("{}{path}", self.url)).body(body).send().await.unwrap();
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        (status, headers, resp.bytes().await.unwrap())
+    }
 }

@@ -1,51 +1,56 @@
 //! `lambdabox-init`: PID 1 of every lambdabox function container.
 //!
 //! Lambda runtimes talk HTTP to `AWS_LAMBDA_RUNTIME_API` (`host:port`). The
-//! controller serves that API, but the container has no network: it reaches
-//! the controller through unix sockets in a folder bind-mounted into it.
-//! This program connects the two and does the chores of a container's PID 1:
+//! controller serves that API, but the container need not have a network:
+//! init reaches the controller over one control connection (a unix socket
+//! in a folder bind-mounted into the container; see the
+//! `lambdabox-protocol` crate). This program connects the two and does the
+//! chores of a container's PID 1:
 //!
-//! 1. listens on `127.0.0.1:9001` and hands every connection the runtime
-//!    opens there to the controller, which serves it directly ([`handoff`]);
-//! 2. starts the runtime's bootstrap with `AWS_LAMBDA_RUNTIME_API` set (the rest
-//!    of the Lambda environment comes from the container's own environment);
-//! 3. reaps orphaned zombies, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT;
-//! 4. with `LAMBDABOX_GENERIC` set, waits to be told which function to run
-//!    before starting anything ([`specialize`]);
+//! 1. connects to the control socket before anything else runs, and keeps
+//!    that connection as the container's only way to the controller;
+//! 2. listens on `127.0.0.1:9001` and hands every connection the runtime
+//!    opens there to the controller, which serves it directly ([`control`]);
+//! 3. with `LAMBDABOX_GENERIC` set, waits to be told which function to run
+//!    before starting anything;
+//! 4. starts the runtime's bootstrap as the sandbox user
+//!    (`LAMBDABOX_SANDBOX_USER`), with `AWS_LAMBDA_RUNTIME_API` set, and
+//!    gives up its own capabilities but the one forwarding signals needs
+//!    ([`sandbox`]);
 //! 5. gives the bootstrap one pipe for stdout and stderr and hands its read
 //!    end to the controller, which reads the function's log from it;
-//! 6. when the bootstrap dies, tells the controller how (exit status or signal)
-//!    over `LAMBDABOX_RUNTIME_SOCKET`, then exits with the bootstrap's status.
+//! 6. reaps orphaned zombies, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT;
+//! 7. when the bootstrap dies, tells the controller how (exit status or
+//!    signal), then exits with the bootstrap's status.
 //!
-//! Without `LAMBDABOX_HANDOFF_SOCKET` (init run outside lambdabox), the
-//! bootstrap inherits init's stdout and stderr.
+//! Without `LAMBDABOX_CONTROL_SOCKET` (init run outside lambdabox), the
+//! bootstrap inherits init's stdout and stderr and runtime connections are
+//! closed at once.
 //!
 //! Usage: `lambdabox-init [BOOTSTRAP [ARGS…]]`. Without a bootstrap it searches
 //! Lambda's order: `/var/task/bootstrap`, `/opt/bootstrap`, `/var/runtime/bootstrap`.
 //!
-//! It depends on `libc` alone and is linked statically, so it runs in any
-//! x86-64 image, including container-image functions that know nothing of us.
+//! It depends on `libc` and the protocol crate alone and is linked
+//! statically, so it runs in any x86-64 image, including container-image
+//! functions that know nothing of us.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{exit, Command, Stdio};
+use std::sync::Arc;
 use std::{env, mem, ptr, thread};
 
-mod handoff;
-mod specialize;
+mod control;
+mod sandbox;
 
-use handoff::Handoff;
+use control::Control;
+use lambdabox_protocol::{env as vars, tag, Exit, RUNTIME_API_ADDR};
+use sandbox::User;
 
-/// Where the Runtime API listens inside the container; runtimes get it as
-/// `AWS_LAMBDA_RUNTIME_API`.
-const LISTEN_ADDR: &str = "127.0.0.1:9001";
-/// The controller's socket, unless `LAMBDABOX_RUNTIME_SOCKET` says otherwise.
-const DEFAULT_SOCKET: &str = "/lambdabox/rt/runtime.sock";
 /// Lambda's bootstrap search order for `provided` runtimes.
 const BOOTSTRAP_SEARCH: [&str; 3] = ["/var/task/bootstrap", "/opt/bootstrap", "/var/runtime/bootstrap"];
 /// Exit status when the bootstrap cannot be started at all.
@@ -54,72 +59,93 @@ const EXIT_NO_BOOTSTRAP: i32 = 127;
 const FORWARDED: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
 
 fn main() {
-    let socket = PathBuf::from(env::var_os("LAMBDABOX_RUNTIME_SOCKET").unwrap_or_else(|| DEFAULT_SOCKET.into()));
     // Block the signals we handle before any thread exists so every thread
     // inherits the mask and only `sigwait` below sees them.
     let signals = handled_signals();
     // SAFETY: `signals` is an initialised sigset; the old mask is not needed.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &signals, ptr::null_mut()) };
 
-    let listener = match TcpListener::bind(LISTEN_ADDR) {
+    let listener = match TcpListener::bind(RUNTIME_API_ADDR) {
         Ok(l) => l,
-        Err(e) => fail(&format!("cannot listen on {LISTEN_ADDR}: {e}"), 1),
+        Err(e) => fail(&format!("cannot listen on {RUNTIME_API_ADDR}: {e}"), 1),
     };
+    let control = env::var_os(vars::CONTROL_SOCKET).map(|path| match Control::connect(Path::new(&path)) {
+        Ok(c) => Arc::new(c),
+        Err(e) => fail(&format!("control socket {}: {e}", Path::new(&path).display()), 1),
+    });
+    let user = env::var(vars::SANDBOX_USER).ok().map(|spec| {
+        let user =
+            User::parse(&spec).unwrap_or_else(|| fail(&format!("{}={spec}: expected uid:gid", vars::SANDBOX_USER), 1));
+        // The control socket is open: nothing else needs more than the user switch.
+        if let Err(e) = sandbox::keep_only_user_switch() {
+            fail(&format!("dropping capabilities: {e}"), 1)
+        }
+        user
+    });
 
     // A generic (prewarmed) container waits here until it is given a function.
-    let specialized = env::var_os("LAMBDABOX_GENERIC").map(|_| match specialize::wait(&socket) {
-        Ok(s) => s,
-        Err(e) => fail(&format!("waiting to be specialized: {e}"), 1),
-    });
+    let specialized = match (&control, env::var_os(vars::GENERIC)) {
+        (Some(c), Some(_)) => match c.wait_specialization() {
+            Ok(s) => Some(s),
+            Err(e) => fail(&format!("waiting to be specialized: {e}"), 1),
+        },
+        _ => None,
+    };
     let (given, extra_env) = match specialized {
-        Some(s) => (Some(s.bootstrap), s.env),
+        Some(s) => (Some(s.bootstrap.into_iter().map(OsString::from_vec).collect()), s.env),
         None => (None, Vec::new()),
     };
     let (program, args) = match bootstrap_command(given) {
         Some(cmd) => cmd,
         None => {
-            report_exit(&socket, "exit", EXIT_NO_BOOTSTRAP);
+            report_exit(control.as_deref(), Exit::Code(EXIT_NO_BOOTSTRAP));
             fail("no bootstrap: none given and none found in /var/task, /opt, /var/runtime", EXIT_NO_BOOTSTRAP)
         }
     };
     let mut command = Command::new(&program);
-    command
-        .args(args)
-        .env("AWS_LAMBDA_RUNTIME_API", LISTEN_ADDR)
-        .envs(extra_env)
-        .env_remove("LAMBDABOX_RUNTIME_SOCKET")
-        .env_remove("LAMBDABOX_HANDOFF_SOCKET")
-        .env_remove("LAMBDABOX_GENERIC");
-    let handoff = env::var_os("LAMBDABOX_HANDOFF_SOCKET").and_then(|path| connect_handoff(Path::new(&path)));
-    if let Some(h) = &handoff {
-        give_log_pipe(h, &mut command);
+    command.args(args).env("AWS_LAMBDA_RUNTIME_API", RUNTIME_API_ADDR);
+    for (name, value) in extra_env {
+        command.env(OsString::from_vec(name), OsString::from_vec(value));
+    }
+    for name in vars::ALL {
+        command.env_remove(name);
+    }
+    if let Some(c) = &control {
+        give_log_pipe(c, &mut command);
     }
     // Connections are handed over only now: the log pipe goes first.
-    thread::spawn(move || handoff::accept_loop(listener, handoff));
+    let accepting = control.clone();
+    thread::spawn(move || control::accept_loop(listener, accepting));
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             let mut empty: libc::sigset_t = mem::zeroed();
             libc::sigemptyset(&mut empty);
             libc::pthread_sigmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
-            Ok(())
+            match user {
+                Some(u) => u.become_it(),
+                None => Ok(()),
+            }
         });
     }
     let child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
-            report_exit(&socket, "exit", EXIT_NO_BOOTSTRAP);
+            report_exit(control.as_deref(), Exit::Code(EXIT_NO_BOOTSTRAP));
             fail(&format!("cannot start {}: {e}", program.to_string_lossy()), EXIT_NO_BOOTSTRAP)
         }
     };
+    if let Err(e) = sandbox::keep_only_kill() {
+        eprintln!("lambdabox-init: dropping capabilities: {e}");
+    }
     // Close our copies of the pipe's write end: only the bootstrap's remain.
     drop(command);
     let status = supervise(child.id() as libc::pid_t, &signals);
-    let (kind, code, exit_code) = match status {
-        Status::Exited(c) => ("exit", c, c),
-        Status::Signaled(s) => ("signal", s, 128 + s),
+    let (exit_report, exit_code) = match status {
+        Status::Exited(c) => (Exit::Code(c), c),
+        Status::Signaled(s) => (Exit::Signal(s), 128 + s),
     };
-    report_exit(&socket, kind, code);
+    report_exit(control.as_deref(), exit_report);
     exit(exit_code);
 }
 
@@ -186,24 +212,12 @@ fn bootstrap_command(given: Option<Vec<OsString>>) -> Option<(OsString, Vec<OsSt
     BOOTSTRAP_SEARCH.iter().map(Path::new).find(|p| p.is_file()).map(|p| (p.as_os_str().to_owned(), Vec::new()))
 }
 
-/// Connect to the controller's handoff socket; `None` (and a note on
-/// stderr) when it cannot be reached.
-fn connect_handoff(path: &Path) -> Option<Handoff> {
-    match Handoff::connect(path) {
-        Ok(h) => Some(h),
-        Err(e) => {
-            eprintln!("lambdabox-init: handoff socket {}: {e}", path.display());
-            None
-        }
-    }
-}
-
 /// Point the bootstrap's stdout and stderr at a new pipe whose read end
 /// goes to the controller. On any failure the bootstrap keeps init's own
-/// stdout and stderr, which Docker keeps.
-fn give_log_pipe(handoff: &Handoff, command: &mut Command) {
-    let given = handoff::log_pipe().and_then(|(read, write)| {
-        handoff.send(handoff::LOG_PIPE, read.as_raw_fd())?;
+/// stdout and stderr, which the container engine keeps (bounded).
+fn give_log_pipe(control: &Control, command: &mut Command) {
+    let given = control::log_pipe().and_then(|(read, write)| {
+        control.send_fd(tag::LOG_PIPE, read.as_raw_fd())?;
         let err = write.try_clone()?;
         command.stdout(Stdio::from(write)).stderr(Stdio::from(err));
         Ok(())
@@ -213,21 +227,9 @@ fn give_log_pipe(handoff: &Handoff, command: &mut Command) {
     }
 }
 
-/// Tell the controller how the bootstrap ended, so the waiting caller gets
-/// `Runtime.ExitError` with the right status at once. Best effort: the
-/// controller also learns of the exit from Docker.
-fn report_exit(socket: &Path, kind: &str, code: i32) {
-    let body = format!("{{\"kind\":\"{kind}\",\"code\":{code}}}");
-    let request = format!(
-        "POST /lambdabox/v1/exit HTTP/1.1\r\nHost: lambdabox\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    if let Ok(mut stream) = UnixStream::connect(socket) {
-        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-        if stream.write_all(request.as_bytes()).is_ok() {
-            let mut answer = [0u8; 256];
-            let _ = stream.read(&mut answer);
-        }
+fn report_exit(control: Option<&Control>, exit: Exit) {
+    if let Some(c) = control {
+        c.send_exit(exit);
     }
 }
 

@@ -1,46 +1,34 @@
-//! Hands file descriptors to the controller, so that it, not init, carries
-//! the container's traffic.
+//! init's end of the control channel (see the `lambdabox-protocol` crate):
+//! descriptors and the exit report out, a generic container's
+//! specialization in.
 //!
-//! Two kinds of descriptor cross `LAMBDABOX_HANDOFF_SOCKET`, each as one
-//! byte of tag with the descriptor attached (`SCM_RIGHTS`):
-//!
-//! - `L`, once, first: the read end of the pipe that holds the bootstrap's
-//!   stdout and stderr. The controller reads it directly. Lambda attributes
-//!   every line printed before a response to that invocation, and this pipe
-//!   makes that cheap to honour: whatever the runtime wrote before it posted
-//!   its response is already in the pipe when the response arrives, so one
-//!   non-blocking read at that moment collects all of it.
-//! - `C`, for every connection the runtime opens to `127.0.0.1:9001`: the
-//!   accepted TCP socket itself. The controller then speaks HTTP with the
-//!   runtime directly; nothing in the container copies bytes, and a warm
-//!   invocation wakes no thread of ours.
-//!
-//! Descriptors are duplicates: once sent, init closes its own copy.
+//! Descriptors are duplicates: once sent, init closes its own copy. Sends
+//! come from two threads (the accept loop and the supervisor), so each
+//! message goes out whole under one lock.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::mem;
-use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::Mutex;
 
-/// Tag of the log pipe's read end.
-pub const LOG_PIPE: u8 = b'L';
-/// Tag of an accepted runtime connection.
-pub const CONNECTION: u8 = b'C';
+use lambdabox_protocol::{tag, Exit, Specialization};
 
-/// init's end of the handoff socket.
-pub struct Handoff {
+/// The connection to the controller, opened before anything else runs.
+pub struct Control {
     stream: UnixStream,
+    sending: Mutex<()>,
 }
 
-impl Handoff {
-    pub fn connect(path: &Path) -> io::Result<Handoff> {
-        Ok(Handoff { stream: UnixStream::connect(path)? })
+impl Control {
+    pub fn connect(path: &Path) -> io::Result<Control> {
+        Ok(Control { stream: UnixStream::connect(path)?, sending: Mutex::new(()) })
     }
 
     /// Send `fd` tagged `tag`; the caller closes its copy afterwards.
-    pub fn send(&self, tag: u8, fd: RawFd) -> io::Result<()> {
+    pub fn send_fd(&self, tag: u8, fd: RawFd) -> io::Result<()> {
+        let _one_at_a_time = self.sending.lock().unwrap_or_else(|e| e.into_inner());
         let mut byte = [tag];
         let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
         // SAFETY: CMSG_SPACE only computes a size.
@@ -71,6 +59,32 @@ impl Handoff {
             }
         }
     }
+
+    /// Tell the controller how the bootstrap ended, so the waiting caller
+    /// gets `Runtime.ExitError` with the right status at once. Best effort:
+    /// the controller also learns of the exit from the container engine.
+    pub fn send_exit(&self, exit: Exit) {
+        let _one_at_a_time = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = (&self.stream).write_all(&exit.encode());
+    }
+
+    /// Wait (as long as it takes) for the controller to say what to run.
+    pub fn wait_specialization(&self) -> io::Result<Specialization> {
+        let mut stream = &self.stream;
+        let mut head = [0u8; 5];
+        stream.read_exact(&mut head)?;
+        if head[0] != tag::SPECIALIZE {
+            return Err(bad(&format!("expected a specialization, got tag {:#04x}", head[0])));
+        }
+        let len = Specialization::payload_len([head[1], head[2], head[3], head[4]]).map_err(|e| bad(&e.to_string()))?;
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload)?;
+        Specialization::decode(&payload).map_err(|e| bad(&e.to_string()))
+    }
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("specialization: {what}"))
 }
 
 /// A pipe for the bootstrap's output: `(read, write)`, both close-on-exec
@@ -86,16 +100,16 @@ pub fn log_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Accept runtime connections forever and hand each to the controller.
-/// Without a handoff (init run outside lambdabox) they are closed at once,
-/// so a runtime fails fast instead of hanging.
-pub fn accept_loop(listener: TcpListener, handoff: Option<Handoff>) {
+/// Without a control channel (init run outside lambdabox) they are closed at
+/// once, so a runtime fails fast instead of hanging.
+pub fn accept_loop(listener: std::net::TcpListener, control: Option<std::sync::Arc<Control>>) {
     for conn in listener.incoming() {
         let Ok(tcp) = conn else { continue };
-        let Some(handoff) = &handoff else { continue };
+        let Some(control) = &control else { continue };
         // Small HTTP messages must not wait for Nagle; the option travels
         // with the socket.
         let _ = tcp.set_nodelay(true);
-        if let Err(e) = handoff.send(CONNECTION, tcp.as_raw_fd()) {
+        if let Err(e) = control.send_fd(tag::CONNECTION, tcp.as_raw_fd()) {
             eprintln!("lambdabox-init: handing a runtime connection to the controller: {e}");
         }
     }

@@ -1,0 +1,323 @@
+//! The control channel between the lambdabox controller and lambdabox-init,
+//! spelled once for both ends.
+//!
+//! Every function container gets one unix socket, `control.sock`, in a folder
+//! bind-mounted at [`CONTROL_DIR`]. lambdabox-init (PID 1, the only process in
+//! the container allowed to reach that folder) connects to it before it
+//! starts anything else; the controller accepts that one connection and then
+//! closes the listener and removes the socket, so the connection init holds
+//! is the container's *only* way to the controller besides the Runtime API
+//! connections init hands over on it.
+//!
+//! # Messages
+//!
+//! From init, each a tag byte sent with one `sendmsg`:
+//!
+//! - [`tag::LOG_PIPE`] with a descriptor (`SCM_RIGHTS`): the read end of the
+//!   bootstrap's stdout/stderr pipe. Once, before any connection.
+//! - [`tag::CONNECTION`] with a descriptor: a TCP connection the runtime
+//!   opened to [`RUNTIME_API_ADDR`]; the controller serves HTTP on it.
+//! - [`tag::EXIT`] followed by [`Exit::LEN`] bytes: how the bootstrap ended.
+//!
+//! From the controller, only to a generic (prewarmed) container's init,
+//! which waits for it: [`tag::SPECIALIZE`], a 4-byte big-endian length, then
+//! a [`Specialization`]. Every field is length-prefixed, so no byte of a
+//! value (a NUL, an `=`) can break the framing or smuggle a variable.
+//!
+//! The crate depends on nothing: init is linked statically and stays small.
+
+use std::fmt;
+
+/// Where the Runtime API listens inside a container; runtimes get it as
+/// `AWS_LAMBDA_RUNTIME_API`.
+pub const RUNTIME_API_ADDR: &str = "127.0.0.1:9001";
+/// The port of [`RUNTIME_API_ADDR`], which handed-over connections must be to.
+pub const RUNTIME_API_PORT: u16 = 9001;
+/// Where a container's control folder is mounted.
+pub const CONTROL_DIR: &str = "/lambdabox/rt";
+/// The control socket's file name in that folder.
+pub const CONTROL_SOCKET: &str = "control.sock";
+
+/// Environment variables the controller sets for init (and init removes
+/// before starting the bootstrap).
+pub mod env {
+    /// Path of the control socket inside the container.
+    pub const CONTROL_SOCKET: &str = "LAMBDABOX_CONTROL_SOCKET";
+    /// `uid:gid` the bootstrap runs as; init itself runs as root without
+    /// capabilities beyond those needed to switch to it.
+    pub const SANDBOX_USER: &str = "LAMBDABOX_SANDBOX_USER";
+    /// Set in generic (prewarmed) containers: wait for a [`super::Specialization`].
+    pub const GENERIC: &str = "LAMBDABOX_GENERIC";
+    /// Every variable above, for init to clear from the bootstrap's environment.
+    pub const ALL: [&str; 3] = [CONTROL_SOCKET, SANDBOX_USER, GENERIC];
+}
+
+/// Message tags.
+pub mod tag {
+    /// init → controller, with a descriptor: the log pipe's read end.
+    pub const LOG_PIPE: u8 = b'L';
+    /// init → controller, with a descriptor: a runtime connection.
+    pub const CONNECTION: u8 = b'C';
+    /// init → controller: the bootstrap's end, [`super::Exit::LEN`] bytes follow.
+    pub const EXIT: u8 = b'X';
+    /// controller → init: a length-prefixed [`super::Specialization`] follows.
+    pub const SPECIALIZE: u8 = b'S';
+}
+
+/// Largest [`Specialization`] either end accepts. The environment Lambda
+/// allows is 4 KB of user variables plus a few dozen of its own.
+pub const MAX_SPECIALIZATION: usize = 256 * 1024;
+
+/// Why a message could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes end inside a field.
+    Truncated,
+    /// Over [`MAX_SPECIALIZATION`].
+    TooLarge(usize),
+    /// Bytes left after the last field.
+    TrailingBytes,
+    /// An environment name that is empty or holds `=` or NUL, or a value or
+    /// argument that holds NUL: `execve` could not pass it faithfully.
+    BadField,
+    /// An exit report of an unknown kind.
+    BadExitKind(u8),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated => write!(f, "message ends inside a field"),
+            DecodeError::TooLarge(n) => write!(f, "message of {n} bytes is over {MAX_SPECIALIZATION}"),
+            DecodeError::TrailingBytes => write!(f, "bytes after the last field"),
+            DecodeError::BadField => write!(f, "a name or value execve cannot carry (empty name, '=' or NUL)"),
+            DecodeError::BadExitKind(k) => write!(f, "exit report of unknown kind {k:#04x}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// How the bootstrap ended, as init saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+impl Exit {
+    /// Bytes after the [`tag::EXIT`] tag: a kind byte and a big-endian i32.
+    pub const LEN: usize = 5;
+
+    /// The whole message, tag included.
+    pub fn encode(self) -> [u8; 1 + Exit::LEN] {
+        let (kind, value) = match self {
+            Exit::Code(c) => (b'c', c),
+            Exit::Signal(s) => (b's', s),
+        };
+        let v = value.to_be_bytes();
+        [tag::EXIT, kind, v[0], v[1], v[2], v[3]]
+    }
+
+    /// The bytes after the tag.
+    pub fn decode(bytes: [u8; Exit::LEN]) -> Result<Exit, DecodeError> {
+        let value = i32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        match bytes[0] {
+            b'c' => Ok(Exit::Code(value)),
+            b's' => Ok(Exit::Signal(value)),
+            other => Err(DecodeError::BadExitKind(other)),
+        }
+    }
+}
+
+/// What a generic container is to become: the bootstrap command (empty for
+/// Lambda's search order) and the function's whole environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Specialization {
+    pub bootstrap: Vec<Vec<u8>>,
+    pub env: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Specialization {
+    /// The whole message: tag, payload length, payload. The payload is two
+    /// lists (bootstrap arguments, then name/value pairs), each a u32 count
+    /// followed by u32-length-prefixed byte strings.
+    pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
+        self.check()?;
+        let mut payload = Vec::new();
+        put_u32(&mut payload, self.bootstrap.len());
+        for arg in &self.bootstrap {
+            put_bytes(&mut payload, arg);
+        }
+        put_u32(&mut payload, self.env.len());
+        for (name, value) in &self.env {
+            put_bytes(&mut payload, name);
+            put_bytes(&mut payload, value);
+        }
+        if payload.len() > MAX_SPECIALIZATION {
+            return Err(DecodeError::TooLarge(payload.len()));
+        }
+        let mut message = vec![tag::SPECIALIZE];
+        put_u32(&mut message, payload.len());
+        message.extend_from_slice(&payload);
+        Ok(message)
+    }
+
+    /// The payload's length from the 4 bytes after the tag, refused when
+    /// over [`MAX_SPECIALIZATION`] (so a reader never allocates more).
+    pub fn payload_len(header: [u8; 4]) -> Result<usize, DecodeError> {
+        let len = u32::from_be_bytes(header) as usize;
+        if len > MAX_SPECIALIZATION {
+            return Err(DecodeError::TooLarge(len));
+        }
+        Ok(len)
+    }
+
+    /// Decode a payload (what follows the tag and length).
+    pub fn decode(payload: &[u8]) -> Result<Specialization, DecodeError> {
+        if payload.len() > MAX_SPECIALIZATION {
+            return Err(DecodeError::TooLarge(payload.len()));
+        }
+        let mut r = Reader { rest: payload };
+        let mut s = Specialization::default();
+        for _ in 0..r.count()? {
+            s.bootstrap.push(r.bytes()?.to_vec());
+        }
+        for _ in 0..r.count()? {
+            let name = r.bytes()?.to_vec();
+            let value = r.bytes()?.to_vec();
+            s.env.push((name, value));
+        }
+        if !r.rest.is_empty() {
+            return Err(DecodeError::TrailingBytes);
+        }
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Every argument and value NUL-free, every name non-empty without `=`.
+    fn check(&self) -> Result<(), DecodeError> {
+        let nul_free = |b: &[u8]| !b.contains(&0);
+        let args_ok = self.bootstrap.iter().all(|a| nul_free(a));
+        let env_ok = self.env.iter().all(|(n, v)| !n.is_empty() && nul_free(n) && !n.contains(&b'=') && nul_free(v));
+        if args_ok && env_ok {
+            Ok(())
+        } else {
+            Err(DecodeError::BadField)
+        }
+    }
+}
+
+fn put_u32(out: &mut Vec<u8>, n: usize) {
+    // Lengths are bounded by MAX_SPECIALIZATION long before u32::MAX.
+    out.extend_from_slice(&(n.min(u32::MAX as usize) as u32).to_be_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u32(out, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+/// A cursor over a payload that never reads past its end.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.rest.len() < n {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn u32(&mut self) -> Result<usize, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+
+    /// A count of items, each at least 4 bytes: a count the rest cannot
+    /// hold is refused before any loop runs on it.
+    fn count(&mut self) -> Result<usize, DecodeError> {
+        let n = self.u32()?;
+        if n > self.rest.len() / 4 {
+            return Err(DecodeError::Truncated);
+        }
+        Ok(n)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.u32()?;
+        self.take(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Specialization {
+        Specialization {
+            bootstrap: vec![b"/var/runtime/bootstrap".to_vec(), b"--flag".to_vec()],
+            env: vec![(b"_HANDLER".to_vec(), b"app.handler".to_vec()), (b"EQ".to_vec(), b"a=b".to_vec())],
+        }
+    }
+
+    fn payload(message: &[u8]) -> &[u8] {
+        assert_eq!(message[0], tag::SPECIALIZE);
+        let len = Specialization::payload_len(message[1..5].try_into().unwrap()).unwrap();
+        assert_eq!(len, message.len() - 5);
+        &message[5..]
+    }
+
+    #[test]
+    fn specializations_round_trip() {
+        let message = sample().encode().unwrap();
+        assert_eq!(Specialization::decode(payload(&message)).unwrap(), sample());
+        let empty = Specialization::default();
+        assert_eq!(Specialization::decode(payload(&empty.encode().unwrap())).unwrap(), empty);
+    }
+
+    #[test]
+    fn values_cannot_break_the_framing() {
+        let mut s = sample();
+        s.env.push((b"K".to_vec(), b"x\0AWS_LAMBDA_RUNTIME_API=evil".to_vec()));
+        assert_eq!(s.encode(), Err(DecodeError::BadField), "a NUL in a value is refused");
+        let mut s = sample();
+        s.env.push((b"A=B".to_vec(), b"v".to_vec()));
+        assert_eq!(s.encode(), Err(DecodeError::BadField), "a name with '=' is refused");
+        let mut s = sample();
+        s.env.push((Vec::new(), b"v".to_vec()));
+        assert_eq!(s.encode(), Err(DecodeError::BadField));
+    }
+
+    #[test]
+    fn hostile_payloads_are_refused_without_big_allocations() {
+        let message = sample().encode().unwrap();
+        let p = payload(&message);
+        for cut in 0..p.len() {
+            assert!(Specialization::decode(&p[..cut]).is_err(), "truncated at {cut}");
+        }
+        let mut trailing = p.to_vec();
+        trailing.push(0);
+        assert_eq!(Specialization::decode(&trailing), Err(DecodeError::TrailingBytes));
+        assert_eq!(Specialization::decode(&[0xff, 0xff, 0xff, 0xff]), Err(DecodeError::Truncated));
+        assert!(matches!(Specialization::payload_len([0xff; 4]), Err(DecodeError::TooLarge(_))));
+        let big = Specialization { bootstrap: vec![vec![b'a'; MAX_SPECIALIZATION]], env: vec![] };
+        assert!(matches!(big.encode(), Err(DecodeError::TooLarge(_))));
+    }
+
+    #[test]
+    fn exits_round_trip() {
+        for exit in [Exit::Code(0), Exit::Code(-1), Exit::Code(42), Exit::Signal(9)] {
+            let m = exit.encode();
+            assert_eq!(m[0], tag::EXIT);
+            assert_eq!(Exit::decode(m[1..].try_into().unwrap()), Ok(exit));
+        }
+        assert_eq!(Exit::decode([b'?', 0, 0, 0, 0]), Err(DecodeError::BadExitKind(b'?')));
+    }
+}

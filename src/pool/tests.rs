@@ -1,0 +1,334 @@
+//! The pool's decisions, in-process over the recording fake backend and
+//! tokio's paused clock: no Docker, no sleeps. A test plays the runtime
+//! through each container's mailbox.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::backend::fake::{Call, FakeBackend, Op};
+use crate::function::{Function, Runtime, DEFAULT_EPHEMERAL_MB};
+use crate::logs::LogBook;
+use crate::runtime_api::{Invocation, Outcome};
+
+const IMAGE: &str = "lambdabox/python3.11:latest";
+
+struct Harness {
+    pool: Pool,
+    fake: FakeBackend,
+    _tmp: tempfile::TempDir,
+}
+
+fn harness(tune: impl FnOnce(&mut PoolConfig)) -> Harness {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = PoolConfig {
+        run_dir: tmp.path().join("run"),
+        init_bin: tmp.path().join("init"),
+        network: "none".into(),
+        home: "home".into(),
+        instance: "run1".into(),
+        realm: Realm::default(),
+        memory_budget_mb: 1024,
+        queue_timeout: Duration::from_millis(100),
+        idle_ttl: Duration::from_secs(600),
+        cpu_limit: true,
+        user: "993:993".into(),
+        prewarm: 0,
+    };
+    tune(&mut config);
+    std::fs::create_dir_all(&config.run_dir).unwrap();
+    std::fs::create_dir_all(tmp.path().join("task")).unwrap();
+    let logs = Arc::new(LogBook::open(&tmp.path().join("logs")).unwrap());
+    let fake = FakeBackend::new();
+    let pool = Pool::new(Arc::new(fake.clone()), config, logs);
+    Harness { pool, fake, _tmp: tmp }
+}
+
+impl Harness {
+    fn launch(&self, name: &str, memory_mb: u32) -> Launch {
+        self.launch_of(Function {
+            name: name.into(),
+            revision_id: "r1".into(),
+            memory_mb,
+            timeout_s: 3,
+            ephemeral_storage_mb: DEFAULT_EPHEMERAL_MB,
+            ..Function::default()
+        })
+    }
+
+    fn launch_of(&self, f: Function) -> Launch {
+        Launch {
+            function: Arc::new(f),
+            runtime: Some(Runtime::find("python3.11").unwrap()),
+            image: IMAGE.into(),
+            task_dir: Some(self._tmp.path().join("task")),
+            opt_dir: None,
+        }
+    }
+
+    fn starts(&self) -> usize {
+        self.fake.started().len()
+    }
+
+    /// Containers removed, each once, in the order first asked (a
+    /// container's watcher asks again once it has stopped; that is harmless).
+    fn removed(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for call in self.fake.calls() {
+            if let Call::Remove(id) = call {
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Play a runtime in `c`: poll for events and answer each with its payload.
+fn runtime(c: &Arc<Container>) {
+    let mailbox = c.mailbox.clone();
+    tokio::spawn(async move {
+        while let Some(event) = mailbox.next().await {
+            let id = event.invocation.request_id.clone();
+            mailbox.begin_answer(&id).unwrap();
+            mailbox.complete(&id, Outcome::Response(event.invocation.payload)).unwrap();
+        }
+    });
+}
+
+/// One invocation through a lease, answered by the played runtime.
+async fn invoke(lease: &Lease, id: &str) -> Outcome {
+    let invocation = Invocation {
+        request_id: id.into(),
+        payload: Bytes::from_static(b"{}"),
+        function_arn: "arn".into(),
+        trace_id: String::new(),
+        client_context: None,
+        cognito_identity: None,
+        timeout: Duration::from_secs(3),
+    };
+    let ticket = lease.container().mailbox.deliver(invocation).unwrap();
+    ticket.outcome.await.unwrap()
+}
+
+/// Let spawned tasks (watchers, removals) run.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cold_start_makes_one_container_and_the_next_call_reuses_it() {
+    let h = harness(|_| {});
+    let launch = h.launch("f", 256);
+    let lease = h.pool.acquire(&launch).await.unwrap();
+    runtime(lease.container());
+    assert_eq!(invoke(&lease, "a").await, Outcome::Response(Bytes::from_static(b"{}")));
+    let first = lease.container().docker_id.clone();
+    lease.release();
+    let spec = &h.fake.started()[0];
+    assert_eq!(spec.memory_mb, 256);
+    assert!(spec.env.contains(&"LAMBDABOX_SANDBOX_USER=993:993".to_owned()), "{:?}", spec.env);
+    assert_eq!(spec.labels.get(labels::FUNCTION).map(String::as_str), Some("f"));
+
+    let again = h.pool.acquire(&launch).await.unwrap();
+    assert_eq!(again.container().docker_id, first, "the warm container serves again");
+    assert_eq!(h.starts(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_invocations_scale_out_one_container_each() {
+    let h = harness(|_| {});
+    let launch = h.launch("f", 128);
+    let leases = futures_util::future::join_all((0..3).map(|_| h.pool.acquire(&launch))).await;
+    let ids: std::collections::HashSet<String> =
+        leases.iter().map(|l| l.as_ref().unwrap().container().docker_id.clone()).collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(h.starts(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reserved_concurrency_throttles_after_the_queue_timeout() {
+    let h = harness(|c| c.queue_timeout = Duration::from_millis(250));
+    let f = Function { reserved_concurrency: Some(1), ..(*h.launch("f", 128).function).clone() };
+    let launch = h.launch_of(f);
+    let _held = h.pool.acquire(&launch).await.unwrap();
+    let asked = tokio::time::Instant::now();
+    let second = h.pool.acquire(&launch).await;
+    assert!(matches!(second, Err(PoolError::Throttled(Throttle::Reserved))), "{second:?}");
+    assert_eq!(asked.elapsed(), Duration::from_millis(250), "it waited the queue timeout, no more");
+    assert_eq!(h.starts(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_invocation_takes_the_container_given_back() {
+    let h = harness(|c| c.queue_timeout = Duration::from_secs(5));
+    let f = Function { reserved_concurrency: Some(1), ..(*h.launch("f", 128).function).clone() };
+    let launch = h.launch_of(f);
+    let held = h.pool.acquire(&launch).await.unwrap();
+    let first = held.container().docker_id.clone();
+    let pool = h.pool.clone();
+    let waiting = tokio::spawn({
+        let launch = launch.clone();
+        async move { pool.acquire(&launch).await.map(|l| l.container().docker_id.clone()) }
+    });
+    settle().await;
+    held.release();
+    assert_eq!(waiting.await.unwrap().unwrap(), first);
+    assert_eq!(h.starts(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_budget_evicts_the_least_recently_used_idle_container() {
+    let h = harness(|c| c.memory_budget_mb = 256);
+    let (a, b, c) = (h.launch("a", 128), h.launch("b", 128), h.launch("c", 128));
+    let lease_a = h.pool.acquire(&a).await.unwrap();
+    let id_a = lease_a.container().docker_id.clone();
+    lease_a.release();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let lease_b = h.pool.acquire(&b).await.unwrap();
+    lease_b.release();
+    let _lease_c = h.pool.acquire(&c).await.unwrap();
+    settle().await;
+    assert_eq!(h.removed(), [id_a], "a was used least recently");
+    let held = h.pool.acquire(&h.launch("d", 128)).await;
+    assert!(held.is_ok(), "b goes too when d needs room: {held:?}");
+    let over = h.pool.acquire(&h.launch("e", 128)).await;
+    assert!(matches!(over, Err(PoolError::Throttled(Throttle::Budget))), "busy ones are never evicted");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_update_retires_idle_containers_now_and_busy_ones_when_done() {
+    let h = harness(|_| {});
+    let launch = h.launch("f", 128);
+    let (busy, idle) = (h.pool.acquire(&launch).await.unwrap(), h.pool.acquire(&launch).await.unwrap());
+    let (busy_id, idle_id) = (busy.container().docker_id.clone(), idle.container().docker_id.clone());
+    idle.release();
+    h.pool.retire("f", Some("r2"));
+    settle().await;
+    assert_eq!(h.removed(), std::slice::from_ref(&idle_id));
+    busy.release();
+    settle().await;
+    assert_eq!(h.removed(), [idle_id, busy_id]);
+    let newer = h.launch_of(Function { revision_id: "r2".into(), ..(*launch.function).clone() });
+    h.pool.acquire(&newer).await.unwrap();
+    assert_eq!(h.starts(), 3, "the new revision gets a new container");
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_containers_go_after_their_ttl() {
+    let h = harness(|c| c.idle_ttl = Duration::from_secs(60));
+    h.pool.start_maintenance();
+    let lease = h.pool.acquire(&h.launch("f", 128)).await.unwrap();
+    runtime(lease.container());
+    let id = lease.container().docker_id.clone();
+    lease.release();
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    assert!(h.removed().is_empty());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle().await;
+    assert_eq!(h.removed(), [id]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn provisioned_containers_are_kept_ready_and_replaced() {
+    let h = harness(|_| {});
+    h.pool.start_maintenance();
+    let f = Function { provisioned_concurrency: 2, ..(*h.launch("f", 128).function).clone() };
+    h.pool.set_provisioned(h.launch_of(f), 2);
+    settle().await;
+    assert_eq!(h.starts(), 2);
+    for spec in h.fake.started() {
+        assert!(spec.env.contains(&"AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency".to_owned()));
+    }
+    assert_eq!(h.pool.provisioned_ready("f"), 0, "ready only once their runtimes poll");
+    let containers: Vec<Arc<Container>> = h.pool.state().live_of("f");
+    containers.iter().for_each(runtime);
+    settle().await;
+    assert_eq!(h.pool.provisioned_ready("f"), 2);
+
+    h.fake.exit(&containers[0].docker_id, crate::backend::ExitInfo { code: 1, oom_killed: false });
+    tokio::time::sleep(MAINTENANCE_TICK * 2).await;
+    settle().await;
+    assert_eq!(h.starts(), 3, "a provisioned container that died is replaced");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cold_start_specializes_a_prewarmed_container() {
+    let h = harness(|c| c.prewarm = 1);
+    h.pool.set_prewarm_images(vec![IMAGE.into()]);
+    h.pool.start_maintenance();
+    settle().await;
+    let generic = h.fake.started().remove(0);
+    assert!(generic.env.contains(&"LAMBDABOX_GENERIC=1".to_owned()), "{:?}", generic.env);
+    let generic_id = h.fake.running()[0].id.clone();
+
+    let lease = h.pool.acquire(&h.launch("f", 512)).await.unwrap();
+    assert_eq!(lease.container().docker_id, generic_id, "no container was created for the function");
+    assert!(h.fake.calls().contains(&Call::SetMemory(generic_id.clone(), 512)));
+    let told = lease.container().mailbox.specialization().await.unwrap();
+    let s = lambdabox_protocol::Specialization::decode(&told[5..]).unwrap();
+    assert!(s.env.iter().any(|(n, v)| n == b"AWS_LAMBDA_FUNCTION_NAME" && v == b"f"));
+    tokio::time::sleep(MAINTENANCE_TICK * 2).await;
+    settle().await;
+    assert_eq!(h.starts(), 2, "the pool started a replacement generic");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_start_gives_its_reservation_back() {
+    let h = harness(|c| c.memory_budget_mb = 128);
+    let launch = h.launch("f", 128);
+    h.fake.fail(Op::Start, "engine says no");
+    let failed = h.pool.acquire(&launch).await;
+    assert!(matches!(failed, Err(PoolError::Backend(_))), "{failed:?}");
+    h.fake.heal(Op::Start);
+    let lease = h.pool.acquire(&launch).await;
+    assert!(lease.is_ok(), "the failed start's memory was released: {lease:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runtime_that_never_polls_is_capped_then_removed() {
+    let h = harness(|_| {});
+    let lease = h.pool.acquire(&h.launch("f", 256)).await.unwrap();
+    let c = lease.container().clone();
+    tokio::time::sleep(INIT_CPU_BURST - Duration::from_millis(1)).await;
+    assert!(!h.fake.calls().iter().any(|call| matches!(call, Call::LimitCpu(..))), "uncapped during the burst");
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    settle().await;
+    assert!(h.fake.calls().contains(&Call::LimitCpu(c.docker_id.clone(), nano_cpus_for(256))));
+    tokio::time::sleep(INIT_TIMEOUT - INIT_CPU_BURST).await;
+    settle().await;
+    assert_eq!(h.removed(), std::slice::from_ref(&c.docker_id));
+    assert!(c.mailbox.is_finished());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_polling_runtime_is_capped_at_once() {
+    let h = harness(|_| {});
+    let lease = h.pool.acquire(&h.launch("f", 256)).await.unwrap();
+    runtime(lease.container());
+    settle().await;
+    assert!(h.fake.calls().contains(&Call::LimitCpu(lease.container().docker_id.clone(), nano_cpus_for(256))));
+    tokio::time::sleep(INIT_TIMEOUT * 2).await;
+    assert!(h.removed().is_empty(), "an initialised runtime is kept");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_removes_every_container_and_leftovers_are_cleared() {
+    let h = harness(|_| {});
+    h.fake.add_leftover("old1", HashMap::from([(labels::HOME.to_owned(), "home".to_owned())]));
+    h.fake.add_leftover("other", HashMap::from([(labels::HOME.to_owned(), "elsewhere".to_owned())]));
+    assert_eq!(h.pool.remove_leftovers().await.unwrap(), 1);
+    assert_eq!(h.removed(), ["old1"]);
+    let busy = h.pool.acquire(&h.launch("f", 128)).await.unwrap();
+    let idle = h.pool.acquire(&h.launch("g", 128)).await.unwrap();
+    idle.release();
+    h.pool.shutdown().await;
+    assert!(h.fake.running().is_empty(), "{:?}", h.fake.running());
+    drop(busy);
+}

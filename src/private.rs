@@ -1,0 +1,124 @@
+//! Paths only the controller's own user may reach: the data directory, its
+//! database, logs and credentials, and the containers' control folders.
+//!
+//! Other local users are not trusted (see SECURITY.md). Everything the
+//! controller keeps is under one data directory of mode 0700, so nothing
+//! below it is reachable by them whatever its own mode; files holding
+//! secrets are 0600 as well, in case they are copied elsewhere. Modes are
+//! set explicitly, never left to the umask.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Make `dir` a private folder: create it 0700 (its parents as usual), or
+/// take an existing one if it is a real folder (not a link) owned by this
+/// user, tightening its mode to 0700.
+pub fn dir(dir: &Path) -> io::Result<()> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)?;
+    }
+    match DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(io::Error::other(format!("{} is not a folder", dir.display())));
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(io::Error::other(format!(
+            "{} belongs to uid {}, not to this user (uid {me}); refusing to keep anything in it",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Open `path` for appending, creating it 0600; an existing file is made
+/// 0600 too.
+pub fn append_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new().create(true).append(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)?;
+    restrict(&file)?;
+    Ok(file)
+}
+
+/// Make sure `path` exists as a 0600 file (SQLite then creates its journal
+/// files with the same mode).
+pub fn touch(path: &Path) -> io::Result<()> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    restrict(&file)
+}
+
+fn restrict(file: &File) -> io::Result<()> {
+    if file.metadata()?.mode() & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().mode() & 0o777
+    }
+
+    #[test]
+    fn folders_are_created_or_tightened_to_0700() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fresh = tmp.path().join("a/b/data");
+        dir(&fresh).unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+        let loose = tmp.path().join("loose");
+        fs::create_dir(&loose).unwrap();
+        fs::set_permissions(&loose, fs::Permissions::from_mode(0o777)).unwrap();
+        dir(&loose).unwrap();
+        assert_eq!(mode(&loose), 0o700);
+    }
+
+    #[test]
+    fn links_and_files_are_not_taken_for_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("target");
+        fs::create_dir(&target).unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(dir(&link).is_err(), "a symlink is refused");
+        assert_eq!(mode(&target), 0o755, "and what it points at is untouched");
+        fs::write(tmp.path().join("file"), "x").unwrap();
+        assert!(dir(&tmp.path().join("file")).is_err());
+    }
+
+    #[test]
+    fn files_are_0600() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("f.log");
+        fs::write(&log, "old").unwrap();
+        fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).unwrap();
+        append_file(&log).unwrap();
+        assert_eq!(mode(&log), 0o600);
+        let db = tmp.path().join("x.db");
+        touch(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+        let link = tmp.path().join("link.log");
+        std::os::unix::fs::symlink(&log, &link).unwrap();
+        assert!(append_file(&link).is_err(), "never written through a link");
+    }
+}
