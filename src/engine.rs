@@ -60,9 +60,10 @@ impl From<StoreError> for EngineError {
 
 impl From<CodeError> for EngineError {
     fn from(e: CodeError) -> Self {
-        match e {
-            CodeError::Io(_) => EngineError::Service(e.to_string()),
-            other => EngineError::InvalidParameter(InvalidParameter(other.to_string())),
+        if e.is_bad_input() {
+            EngineError::InvalidParameter(InvalidParameter(e.to_string()))
+        } else {
+            EngineError::Service(e.to_string())
         }
     }
 }

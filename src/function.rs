@@ -13,6 +13,13 @@ pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 pub const MAX_ZIP_BYTES: usize = 50 * 1024 * 1024;
 /// Largest total size of a function's unpacked code (250 MB).
 pub const MAX_UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
+/// Most entries a zip may hold. Lambda documents no such limit, but each
+/// entry costs the controller an inode and a few system calls however
+/// small it is (a 50 MB zip can list 650,000 empty ones). 65,535 is the
+/// most a zip without its ZIP64 extension can count: far above real
+/// deployment packages (big `node_modules` trees reach tens of thousands
+/// of files), and it bounds unpacking to seconds.
+pub const MAX_ZIP_ENTRIES: usize = 65_535;
 /// Memory limits in MB, as on Lambda.
 pub const MEMORY_RANGE: (u32, u32) = (128, 10_240);
 /// Timeout limits in seconds, as on Lambda.
