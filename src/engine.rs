@@ -16,7 +16,7 @@ mod layers;
 pub use layers::NewLayerVersion;
 
 use crate::function::{
-    self, ConfigPatch, Function, FunctionRef, ImageCode, ImageConfig, InvalidParameter, Realm, Runtime, LATEST,
+    self, ConfigPatch, Function, FunctionRef, ImageCode, ImageConfig, InvalidParameter, Realm, Refused, Runtime, LATEST,
 };
 use crate::images::{ImageError, Images};
 use crate::logs::LogBook;
@@ -33,6 +33,9 @@ pub enum EngineError {
     Conflict(String),
     #[error(transparent)]
     InvalidParameter(#[from] InvalidParameter),
+    /// A value breaks a constraint of AWS's API model.
+    #[error("{0}")]
+    Validation(String),
     #[error("{0}")]
     InvalidRequestContent(String),
     #[error("{0}")]
@@ -64,6 +67,15 @@ impl From<CodeError> for EngineError {
             EngineError::InvalidParameter(InvalidParameter(e.to_string()))
         } else {
             EngineError::Service(e.to_string())
+        }
+    }
+}
+
+impl From<Refused> for EngineError {
+    fn from(e: Refused) -> Self {
+        match e {
+            Refused::Validation(message) => EngineError::Validation(message),
+            Refused::InvalidParameter(e) => EngineError::InvalidParameter(e),
         }
     }
 }
@@ -277,6 +289,7 @@ impl Engine {
                 f.code_size = stored.size;
             }
             Code::Image { uri, config } => {
+                function::validate_image_uri(&uri)?;
                 config.validate()?;
                 let facts = self.images.function_image(&uri).await?.ok_or_else(|| {
                     InvalidParameter(format!(

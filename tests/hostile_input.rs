@@ -373,3 +373,157 @@ async fn unpacked_modes_are_0755_or_0644_whatever_the_zip_says() {
     let (status, _, out) = server.invoke("modes", r#"{"ok": true}"#).await;
     assert_eq!((status, out), (200, json!({"ok": true})), "the sandbox user reads a 0600 file made 0644");
 }
+
+#[tokio::test]
+async fn image_uris_must_be_docker_references() {
+    common::ensure_runtime_image("python3.11");
+    let server = Server::start();
+    let existing = "lambdabox/python3.11:latest";
+    let image_function = |name: &str, uri: &str| {
+        json!({"FunctionName": name, "PackageType": "Image", "Role": ROLE, "Code": {"ImageUri": uri},
+               "ImageConfig": {"EntryPoint": ["/var/runtime/bootstrap"], "Command": ["app.echo"]}})
+    };
+    let (status, _, body) =
+        call(&server, Method::POST, "/2015-03-31/functions", &image_function("img", existing)).await;
+    assert_eq!(status, 201, "a plain reference to a local image is fine: {body}");
+
+    let bad = [
+        format!("{existing}/json?"),
+        "IMG/json?".to_owned(),
+        "..%2F..%2Finfo".to_owned(),
+        "../../info".to_owned(),
+        "Upper/Case:1".to_owned(),
+        "lambdabox/python3.11:latest#frag".to_owned(),
+        "repo:bad tag".to_owned(),
+        "repo@sha256:1234".to_owned(),
+        "localhost:5000x/repo".to_owned(),
+        format!("{}:1", "a".repeat(300)),
+        "repo\0:1".to_owned(),
+        String::new(),
+    ];
+    for (i, uri) in bad.iter().enumerate() {
+        let (status, kind, body) =
+            call(&server, Method::POST, "/2015-03-31/functions", &image_function(&format!("bad{i}"), uri)).await;
+        assert_eq!((status, kind.as_str()), (400, "InvalidParameterValueException"), "{uri:?}: {body}");
+        let (status, kind, body) =
+            call(&server, Method::PUT, "/2015-03-31/functions/img/code", &json!({"ImageUri": uri})).await;
+        assert_eq!((status, kind.as_str()), (400, "InvalidParameterValueException"), "update {uri:?}: {body}");
+    }
+    let (status, _, body) = call(&server, Method::GET, "/2015-03-31/functions/img", &json!({})).await;
+    assert_eq!((status, body["Code"]["ImageUri"].as_str()), (200, Some(existing)), "{body}");
+    let path = "/2015-03-31/functions/img/configuration";
+    for config in [json!({"Command": ["app.\0echo"]}), json!({"WorkingDirectory": "/var/\0task"})] {
+        let (status, _, body) = call(&server, Method::PUT, path, &json!({"ImageConfig": config})).await;
+        assert_eq!(status, 400, "{config}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn environment_values_and_keys_are_checked() {
+    let server = Server::start();
+    let zip = zip_of(&[("app.py", APP_PY)]);
+    let env = |vars: Value| json!({"Environment": {"Variables": vars}});
+    for (i, vars) in [json!({"GOOD": "nul\0inside"}), json!({"1BAD": "x"}), json!({"A": "x"}), json!({"A-B": "x"})]
+        .into_iter()
+        .enumerate()
+    {
+        let (status, _, body) = create_zip_function(&server, &format!("env{i}"), &zip, env(vars.clone())).await;
+        assert_eq!(status, 400, "{vars}: {body}");
+    }
+    let (status, _, body) = create_zip_function(&server, "env-ok", &zip, env(json!({"GOOD": "fine"}))).await;
+    assert_eq!(status, 201, "{body}");
+    let path = "/2015-03-31/functions/env-ok/configuration";
+    let (status, _, body) = call(&server, Method::PUT, path, &env(json!({"GOOD": "nul\0inside"}))).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, out) = server.invoke("env-ok", "{}").await;
+    assert_eq!((status, out), (200, json!({})), "the function still runs");
+}
+
+#[tokio::test]
+async fn roles_must_be_iam_role_arns() {
+    let server = Server::start();
+    let zip = zip_of(&[("app.py", APP_PY)]);
+    let bad = [
+        "r",
+        "arn:aws:iam::123:role/x",
+        "arn:aws:iam::000000000000:user/x",
+        "arn:aws:iam::000000000000:role/has space",
+        "arn:aws:iam::000000000000:role/nul\0",
+        "arn:aws:s3::000000000000:role/x",
+    ];
+    for (i, role) in bad.iter().enumerate() {
+        let (status, kind, body) = create_zip_function(&server, &format!("role{i}"), &zip, json!({"Role": role})).await;
+        assert_eq!((status, kind.as_str()), (400, "ValidationException"), "{role:?}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("1 validation error detected: Value '")
+                && message.contains("' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+"),
+            "{message}"
+        );
+    }
+    for role in ["arn:aws:iam::123456789012:role/service-role/My+Role=,.@-_", "arn:aws-cn:iam::123456789012:role/x"] {
+        let (status, _, body) = create_zip_function(&server, "role-ok", &zip, json!({"Role": role})).await;
+        assert_eq!(status, 201, "{role}: {body}");
+        call(&server, Method::DELETE, "/2015-03-31/functions/role-ok", &json!({})).await;
+    }
+    let (status, _, _) = create_zip_function(&server, "role-ok", &zip, json!({})).await;
+    assert_eq!(status, 201);
+    let path = "/2015-03-31/functions/role-ok/configuration";
+    let (status, kind, body) = call(&server, Method::PUT, path, &json!({"Role": "r"})).await;
+    assert_eq!((status, kind.as_str()), (400, "ValidationException"), "{body}");
+}
+
+#[tokio::test]
+async fn layer_fields_are_bounded_as_on_aws() {
+    let server = Server::start();
+    let zip = zip_of(&[("python/lib.py", "X = 1\n")]);
+    let cases = [
+        json!({"LicenseInfo": "x".repeat(513)}),
+        json!({"CompatibleArchitectures": ["x86_64", "arm64", "x86_64"]}),
+        json!({"CompatibleArchitectures": ["sparc"]}),
+    ];
+    for (i, extra) in cases.iter().enumerate() {
+        let (status, kind, body) = publish_layer(&server, &format!("bounded{i}"), &zip, extra.clone()).await;
+        assert_eq!((status, kind.as_str()), (400, "ValidationException"), "{extra}: {body}");
+    }
+    let both = json!({"LicenseInfo": "x".repeat(513), "CompatibleArchitectures": ["x86_64", "arm64", "arm64"]});
+    let (_, _, body) = publish_layer(&server, "both", &zip, both).await;
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("2 validation errors detected: "), "{message}");
+    assert!(message.contains("at 'licenseInfo'") && message.contains("at 'compatibleArchitectures'"), "{message}");
+    let fine = json!({"LicenseInfo": "x".repeat(512), "CompatibleArchitectures": ["x86_64", "arm64"]});
+    let (status, _, body) = publish_layer(&server, "fine", &zip, fine).await;
+    assert_eq!(status, 201, "{body}");
+    let listed: Vec<String> = std::fs::read_dir(server.data_dir.join("code"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(listed.len(), 2, "only the accepted layer's zip and folder are stored: {listed:?}");
+}
+
+#[tokio::test]
+async fn function_fields_are_bounded_as_on_aws() {
+    let server = Server::start();
+    let zip = zip_of(&[("app.py", APP_PY)]);
+    let cases = [
+        json!({"Handler": "app.echo\0"}),
+        json!({"Handler": "app.\u{1b}echo"}),
+        json!({"Handler": "a".repeat(129)}),
+        json!({"Description": "d".repeat(257)}),
+        json!({"Description": "nul\0"}),
+        json!({"Timeout": 0}),
+        json!({"EphemeralStorage": {"Size": 511}}),
+    ];
+    for (i, extra) in cases.iter().enumerate() {
+        let (status, _, body) = create_zip_function(&server, &format!("field{i}"), &zip, extra.clone()).await;
+        assert_eq!(status, 400, "{extra}: {body}");
+    }
+    let (status, _, body) =
+        create_zip_function(&server, "fields-ok", &zip, json!({"Description": "d".repeat(256)})).await;
+    assert_eq!(status, 201, "{body}");
+    let path = "/2015-03-31/functions/fields-ok/configuration";
+    for extra in [json!({"Description": "nul\0"}), json!({"Handler": "app.\u{7}echo"})] {
+        let (status, _, body) = call(&server, Method::PUT, path, &extra).await;
+        assert_eq!(status, 400, "{extra}: {body}");
+    }
+}
