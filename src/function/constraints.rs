@@ -35,38 +35,49 @@ pub struct Pattern {
     pub matches: fn(&str) -> bool,
 }
 
-/// What a member must be.
+/// Text: characters from `min` to `max`, matching `pattern` when set.
 #[derive(Debug, Clone, Copy)]
-pub enum Rule {
-    /// Characters from `min` to `max`, matching `pattern` when set.
-    Text { min: usize, max: usize, pattern: Option<Pattern> },
-    /// An integer from `min` to `max`.
-    Number { min: u32, max: u32 },
-    /// At most `max` items, each in `one_of` unless it is empty.
-    List { max: usize, one_of: &'static [&'static str] },
+pub struct Text {
+    pub min: usize,
+    pub max: usize,
+    pub pattern: Option<Pattern>,
 }
 
-/// One request member and its rule.
+/// An integer from `min` to `max`.
 #[derive(Debug, Clone, Copy)]
-pub struct Member {
+pub struct Number {
+    pub min: u32,
+    pub max: u32,
+}
+
+/// At most `max` strings, each in `one_of` unless it is empty.
+#[derive(Debug, Clone, Copy)]
+pub struct List {
+    pub max: usize,
+    pub one_of: &'static [&'static str],
+}
+
+/// One request member and its rule (a [`Text`], [`Number`] or [`List`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Member<R> {
     /// The member's path as AWS's messages spell it (`role`, `ephemeralStorage.size`).
     pub field: &'static str,
-    pub rule: Rule,
+    pub rule: R,
     pub answer: Answer,
     /// Values AWS never echoes (environment variables).
     pub sensitive: bool,
 }
 
-const fn text(field: &'static str, min: usize, max: usize, pattern: Option<Pattern>, answer: Answer) -> Member {
-    Member { field, rule: Rule::Text { min, max, pattern }, answer, sensitive: false }
+const fn text(field: &'static str, min: usize, max: usize, pattern: Option<Pattern>, answer: Answer) -> Member<Text> {
+    Member { field, rule: Text { min, max, pattern }, answer, sensitive: false }
 }
 
-const fn number(field: &'static str, min: u32, max: u32, answer: Answer) -> Member {
-    Member { field, rule: Rule::Number { min, max }, answer, sensitive: false }
+const fn number(field: &'static str, min: u32, max: u32, answer: Answer) -> Member<Number> {
+    Member { field, rule: Number { min, max }, answer, sensitive: false }
 }
 
-const fn list(field: &'static str, max: usize, one_of: &'static [&'static str]) -> Member {
-    Member { field, rule: Rule::List { max, one_of }, answer: Answer::Validation, sensitive: false }
+const fn list(field: &'static str, max: usize, one_of: &'static [&'static str]) -> Member<List> {
+    Member { field, rule: List { max, one_of }, answer: Answer::Validation, sensitive: false }
 }
 
 const fn pattern(shown: &'static str, matches: fn(&str) -> bool) -> Option<Pattern> {
@@ -76,29 +87,29 @@ const fn pattern(shown: &'static str, matches: fn(&str) -> bool) -> Option<Patte
 use Answer::{InvalidParameter as Ipv, Validation};
 
 // The table. Numbers are Lambda's documented limits.
-pub const FUNCTION_NAME: Member = text("functionName", 1, 64, pattern("[a-zA-Z0-9-_]+", patterns::is_name), Ipv);
+pub const FUNCTION_NAME: Member<Text> = text("functionName", 1, 64, pattern("[a-zA-Z0-9-_]+", patterns::is_name), Ipv);
 /// The model sets no length; IAM's own role ARNs are at most 2,048.
-pub const ROLE: Member = text(
+pub const ROLE: Member<Text> = text(
     "role",
     1,
     2048,
     pattern(r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+", patterns::is_role_arn),
     Validation,
 );
-pub const HANDLER: Member = text("handler", 0, 128, pattern(r"[^\s\p{Cc}]+", patterns::is_handler), Validation);
-pub const DESCRIPTION: Member = text("description", 0, 256, None, Validation);
-pub const MEMORY_SIZE: Member = number("memorySize", 128, 10_240, Ipv);
-pub const TIMEOUT: Member = number("timeout", 1, 900, Validation);
-pub const EPHEMERAL_STORAGE: Member = number("ephemeralStorage.size", 512, 10_240, Validation);
+pub const HANDLER: Member<Text> = text("handler", 0, 128, pattern(r"[^\s\p{Cc}]+", patterns::is_handler), Validation);
+pub const DESCRIPTION: Member<Text> = text("description", 0, 256, None, Validation);
+pub const MEMORY_SIZE: Member<Number> = number("memorySize", 128, 10_240, Ipv);
+pub const TIMEOUT: Member<Number> = number("timeout", 1, 900, Validation);
+pub const EPHEMERAL_STORAGE: Member<Number> = number("ephemeralStorage.size", 512, 10_240, Validation);
 /// lambdabox's own: how long an idle container is kept, up to a day (0: the controller's default).
-pub const IDLE_TTL: Member = number("idleTtlSeconds", 0, 86_400, Validation);
+pub const IDLE_TTL: Member<Number> = number("idleTtlSeconds", 0, 86_400, Validation);
 /// Keys of `Environment.Variables`; their values only may not hold NUL.
-pub const ENV_KEY: Member = Member {
+pub const ENV_KEY: Member<Text> = Member {
     sensitive: true,
     ..text("environment.variables", 1, usize::MAX, pattern("[a-zA-Z]([a-zA-Z0-9_])+", patterns::is_env_key), Validation)
 };
-pub const LAYERS: Member = Member { answer: Ipv, ..list("layers", 5, &[]) };
-pub const LAYER_VERSION_ARN: Member = text(
+pub const LAYERS: Member<List> = Member { answer: Ipv, ..list("layers", 5, &[]) };
+pub const LAYER_VERSION_ARN: Member<Text> = text(
     "layers.member",
     1,
     140,
@@ -110,7 +121,7 @@ pub const LAYER_VERSION_ARN: Member = text(
 );
 /// Any image reference Docker accepts (its own name limit is 255, a tag
 /// 128, a digest 71).
-pub const IMAGE_URI: Member = text(
+pub const IMAGE_URI: Member<Text> = text(
     "code.imageUri",
     1,
     512,
@@ -120,19 +131,19 @@ pub const IMAGE_URI: Member = text(
     ),
     Ipv,
 );
-pub const ENTRY_POINT: Member = list("imageConfig.entryPoint", 1500, &[]);
-pub const COMMAND: Member = list("imageConfig.command", 1500, &[]);
-pub const WORKING_DIRECTORY: Member =
+pub const ENTRY_POINT: Member<List> = list("imageConfig.entryPoint", 1500, &[]);
+pub const COMMAND: Member<List> = list("imageConfig.command", 1500, &[]);
+pub const WORKING_DIRECTORY: Member<Text> =
     text("imageConfig.workingDirectory", 1, 1000, pattern("/.*", patterns::is_absolute_path), Validation);
-pub const LICENSE_INFO: Member = text("licenseInfo", 0, 512, None, Validation);
-pub const COMPATIBLE_RUNTIMES: Member = list("compatibleRuntimes", 15, &[]);
-pub const COMPATIBLE_ARCHITECTURES: Member = list("compatibleArchitectures", 2, &["x86_64", "arm64"]);
+pub const LICENSE_INFO: Member<Text> = text("licenseInfo", 0, 512, None, Validation);
+pub const COMPATIBLE_RUNTIMES: Member<List> = list("compatibleRuntimes", 15, &[]);
+pub const COMPATIBLE_ARCHITECTURES: Member<List> = list("compatibleArchitectures", 2, &["x86_64", "arm64"]);
 
 /// Longest value echoed in a message: AWS echoes all of it, but a 60 MB
 /// description need not come back.
 const MAX_ECHO: usize = 256;
 
-impl Member {
+impl<R> Member<R> {
     /// `Value 'X' at 'field' failed to satisfy constraint: Member must WHAT`.
     fn violation(&self, value: &str, what: &str) -> String {
         let value = if self.sensitive {
@@ -144,10 +155,12 @@ impl Member {
         };
         format!("Value{value} at '{}' failed to satisfy constraint: Member must {what}", self.field)
     }
+}
 
+impl Member<Text> {
     /// Each constraint `value` breaks.
-    fn check_text(&self, value: &str) -> Vec<String> {
-        let Rule::Text { min, max, pattern } = self.rule else { panic!("{} is not text", self.field) };
+    fn check(&self, value: &str) -> Vec<String> {
+        let Text { min, max, pattern } = self.rule;
         let len = value.chars().count();
         let mut found = Vec::new();
         if len < min {
@@ -165,17 +178,21 @@ impl Member {
         }
         found
     }
+}
 
-    fn check_number(&self, value: u32) -> Option<String> {
-        let Rule::Number { min, max } = self.rule else { panic!("{} is not a number", self.field) };
+impl Member<Number> {
+    fn check(&self, value: u32) -> Option<String> {
+        let Number { min, max } = self.rule;
         let v = value.to_string();
         (value < min)
             .then(|| self.violation(&v, &format!("have value greater than or equal to {min}")))
             .or_else(|| (value > max).then(|| self.violation(&v, &format!("have value less than or equal to {max}"))))
     }
+}
 
-    fn check_list(&self, items: &[String]) -> Vec<String> {
-        let Rule::List { max, one_of } = self.rule else { panic!("{} is not a list", self.field) };
+impl Member<List> {
+    fn check(&self, items: &[String]) -> Vec<String> {
+        let List { max, one_of } = self.rule;
         let shown = format!("[{}]", items.join(", "));
         let mut found = Vec::new();
         if items.len() > max {
@@ -206,44 +223,42 @@ impl Checks {
         Checks::default()
     }
 
-    fn add(&mut self, member: &Member, violations: impl IntoIterator<Item = String>) -> &mut Self {
+    fn add<R>(&mut self, member: &Member<R>, violations: impl IntoIterator<Item = String>) -> &mut Self {
         self.found.extend(violations.into_iter().map(|v| (member.answer, v)));
         self
     }
 
     /// Check a text member, when the request has it.
-    pub fn text(&mut self, member: &Member, value: Option<&str>) -> &mut Self {
-        let found = value.map(|v| member.check_text(v)).unwrap_or_default();
+    pub fn text(&mut self, member: &Member<Text>, value: Option<&str>) -> &mut Self {
+        let found = value.map(|v| member.check(v)).unwrap_or_default();
         self.add(member, found)
     }
 
-    pub fn number(&mut self, member: &Member, value: Option<u32>) -> &mut Self {
-        let found = value.and_then(|v| member.check_number(v));
+    pub fn number(&mut self, member: &Member<Number>, value: Option<u32>) -> &mut Self {
+        let found = value.and_then(|v| member.check(v));
         self.add(member, found)
     }
 
-    pub fn list(&mut self, member: &Member, items: Option<&[String]>) -> &mut Self {
-        let found = items.map(|i| member.check_list(i)).unwrap_or_default();
+    pub fn list(&mut self, member: &Member<List>, items: Option<&[String]>) -> &mut Self {
+        let found = items.map(|i| member.check(i)).unwrap_or_default();
         self.add(member, found)
     }
 
     /// Check each of a list's items as `member`.
-    pub fn each<'a>(&mut self, member: &Member, items: impl IntoIterator<Item = &'a String>) -> &mut Self {
-        let found: Vec<String> = items.into_iter().flat_map(|i| member.check_text(i)).collect();
+    pub fn each<'a>(&mut self, member: &Member<Text>, items: impl IntoIterator<Item = &'a String>) -> &mut Self {
+        let found: Vec<String> = items.into_iter().flat_map(|i| member.check(i)).collect();
         self.add(member, found)
     }
 
-    /// Map keys, as AWS words their violations.
-    pub fn keys<'a>(&mut self, member: &Member, keys: impl IntoIterator<Item = &'a String>) -> &mut Self {
-        let broken = keys.into_iter().flat_map(|k| member.check_text(k)).count() > 0;
+    /// Map keys, as AWS words their violations (never naming a key).
+    pub fn keys<'a>(&mut self, member: &Member<Text>, keys: impl IntoIterator<Item = &'a String>) -> &mut Self {
+        let broken = keys.into_iter().any(|k| !member.check(k).is_empty());
+        let shown = member.rule.pattern.map_or("", |p| p.shown);
         let found = broken.then(|| {
-            let Rule::Text { pattern: Some(p), .. } = member.rule else {
-                panic!("{} has no key pattern", member.field)
-            };
             format!(
                 "Value at '{}' failed to satisfy constraint: Map keys must satisfy constraint: \
-                 [Member must satisfy regular expression pattern: {}]",
-                member.field, p.shown
+                 [Member must satisfy regular expression pattern: {shown}]",
+                member.field
             )
         });
         self.add(member, found)
@@ -252,7 +267,7 @@ impl Checks {
     /// [`Checks::finish`] for checks of [`Answer::InvalidParameter`]
     /// members only (path parameters, layer lists), whose callers know
     /// no other answer.
-    pub fn finish_invalid_parameter(&mut self) -> Result<(), InvalidParameter> {
+    pub fn finish_invalid_parameter(&self) -> Result<(), InvalidParameter> {
         match self.finish() {
             Ok(()) => Ok(()),
             Err(Refused::InvalidParameter(e)) => Err(e),
@@ -263,7 +278,7 @@ impl Checks {
     /// `Ok` when nothing was found; else `ValidationException` with every
     /// model violation, or, when all that was found is answered the old
     /// way, `InvalidParameterValueException` with those.
-    pub fn finish(&mut self) -> Result<(), Refused> {
+    pub fn finish(&self) -> Result<(), Refused> {
         let validation: Vec<&str> =
             self.found.iter().filter(|(a, _)| *a == Answer::Validation).map(|(_, m)| m.as_str()).collect();
         if !validation.is_empty() {
