@@ -831,8 +831,7 @@ fn code_dir(dir: &Path) -> std::io::Result<()> {
 /// the function itself has none.
 fn init_capabilities() -> Vec<String> {
     let mut caps = vec!["SETUID".to_owned(), "SETGID".to_owned(), "KILL".to_owned()];
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         caps.push("DAC_OVERRIDE".to_owned());
     }
     caps

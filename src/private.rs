@@ -28,8 +28,7 @@ pub fn dir(dir: &Path) -> io::Result<()> {
     if !meta.is_dir() {
         return Err(io::Error::other(format!("{} is not a folder", dir.display())));
     }
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me {
         return Err(io::Error::other(format!(
             "{} belongs to uid {}, not to this user (uid {me}); refusing to keep anything in it",
