@@ -322,9 +322,7 @@ async fn download_code(State(engine): State<Arc<Engine>>, Path(name): Path<Strin
 
 /// A zip from the code store, as uploaded (function code and layer content).
 async fn stored_zip(engine: &Engine, sha256_hex: &str) -> ApiResult {
-    let path = engine.store().code().zip_path(sha256_hex);
-    let bytes =
-        tokio::fs::read(&path).await.map_err(|e| ApiError::from(crate::engine::EngineError::Service(e.to_string())))?;
+    let bytes = engine.stored_zip(sha256_hex).await?;
     Ok(([(header::CONTENT_TYPE, "application/zip")], bytes).into_response())
 }
 
@@ -498,5 +496,5 @@ async fn delete_provisioned(
 
 /// `lambdabox ps`: every live container of this controller.
 async fn list_containers(State(engine): State<Arc<Engine>>) -> ApiResult {
-    Ok(Json(serde_json::json!({ "Containers": engine.pool().list() })).into_response())
+    Ok(Json(serde_json::json!({ "Containers": engine.containers() })).into_response())
 }

@@ -61,8 +61,16 @@ impl From<EngineError> for ApiError {
             EngineError::ProvisionedNotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, "ProvisionedConcurrencyConfigNotFoundException", message)
             }
-            EngineError::Service(_) => {
-                tracing::error!(error = %message, "service error");
+            // Listed one by one so that a new variant needs a decision here.
+            EngineError::Store(_)
+            | EngineError::Code(_)
+            | EngineError::Pool(_)
+            | EngineError::Image(_)
+            | EngineError::ImageGone { .. }
+            | EngineError::Logs(_)
+            | EngineError::Task { .. }
+            | EngineError::Busy(_) => {
+                tracing::error!(error = %message, cause = ?e, "service error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", message)
             }
         }
@@ -104,7 +112,7 @@ mod tests {
         let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["Reason"], "ReservedFunctionConcurrentInvocationLimitExceeded");
-        let r = ApiError::from(EngineError::Service("docker".into()));
+        let r = ApiError::from(EngineError::Code(std::io::Error::other("disk full")));
         assert_eq!((r.status.as_u16(), r.fault()), (500, "Service"));
     }
 }
