@@ -6,6 +6,8 @@
 
 pub mod error;
 mod layers;
+#[cfg(test)]
+mod tests;
 pub mod wire;
 
 use std::collections::HashMap;
