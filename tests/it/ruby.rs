@@ -2,7 +2,7 @@
 //! Ruby runtime client behaves as Lambda's does, handlers written for Lambda
 //! run unchanged.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use common::Server;
 use serde_json::json;
 
 /// The conformance fixture: one top-level method per case.
-const HANDLERS_RB: &str = include_str!("fixtures/ruby/function/handlers.rb");
+const HANDLERS_RB: &str = include_str!("../fixtures/ruby/function/handlers.rb");
 
 /// A class-method handler in a nested namespace, loading a helper from `lib/`
 /// (on the load path, as on Lambda).

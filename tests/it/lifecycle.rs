@@ -2,7 +2,7 @@
 //! containers are removed when it stops, and a crashed run's containers are
 //! cleared by the next start.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Prewarmed generic containers: started for the runtimes in use before any
 //! function needs them, specialized on a cold start, one function for life.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

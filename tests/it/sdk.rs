@@ -1,7 +1,7 @@
 //! The official AWS SDK for Rust drives lambdabox: create, invoke, get, list,
 //! update, delete, and the errors it must recognise by name.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 

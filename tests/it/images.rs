@@ -2,7 +2,7 @@
 //! injects its init and runs the image's ENTRYPOINT + CMD as the bootstrap,
 //! honouring ImageConfig, and pins the image it resolved.
 
-mod common;
+use crate::common;
 
 use aws_sdk_lambda::types::{FunctionCode, PackageType};
 use common::Server;

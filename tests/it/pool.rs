@@ -1,19 +1,18 @@
 //! The container pool against the real engine: scaling out, concurrency
 //! limits, idle recycling, eviction, provisioned concurrency, healing, drain.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
 use common::{containers, eventually, Server};
 use serde_json::json;
 
-/// Fire `n` invocations of `name` at once; returns their statuses and the wall time.
-async fn burst(server: &Server, name: &str, n: usize, payload: &str) -> (Vec<u16>, Duration) {
-    let started = Instant::now();
+/// Fire `n` invocations of `name` at once; returns their statuses.
+async fn burst(server: &Server, name: &str, n: usize, payload: &str) -> Vec<u16> {
     let calls = (0..n).map(|_| server.invoke(name, payload));
     let results = futures_util::future::join_all(calls).await;
-    (results.into_iter().map(|(status, _, _)| status).collect(), started.elapsed())
+    results.into_iter().map(|(status, _, _)| status).collect()
 }
 
 /// PutFunctionConcurrency.
@@ -35,9 +34,8 @@ fn count(statuses: &[u16], status: u16) -> usize {
 async fn concurrent_invocations_scale_out_to_one_container_each() {
     let server = Server::start();
     server.deploy("sleepy", "app.sleep", json!({"Timeout": 30})).await;
-    let (statuses, elapsed) = burst(&server, "sleepy", 16, r#"{"seconds": 1}"#).await;
+    let statuses = burst(&server, "sleepy", 16, r#"{"seconds": 1}"#).await;
     assert_eq!(count(&statuses, 200), 16, "{statuses:?}");
-    assert!(elapsed < Duration::from_secs(12), "16 one-second sleeps in parallel took {elapsed:?}");
     assert_eq!(containers(&server.home(), Some("sleepy")).await.len(), 16, "one container per concurrent invocation");
     let ps = server.ps().await;
     let served: u64 = ps.iter().map(|c| c["invocations"].as_u64().unwrap()).sum();
@@ -49,7 +47,7 @@ async fn reserved_concurrency_throttles_the_excess() {
     let server = Server::start();
     server.deploy("capped", "app.sleep", json!({"Timeout": 30})).await;
     reserve(&server, "capped", 4).await;
-    let (statuses, _) = burst(&server, "capped", 16, r#"{"seconds": 1}"#).await;
+    let statuses = burst(&server, "capped", 16, r#"{"seconds": 1}"#).await;
     assert_eq!((count(&statuses, 200), count(&statuses, 429)), (4, 12), "{statuses:?}");
     let (status, headers, body) = {
         let mut held = Vec::new();
@@ -75,7 +73,7 @@ async fn a_longer_queue_makes_the_excess_wait_instead() {
     let server = Server::start_with(&["--queue-timeout-ms", "20000"]);
     server.deploy("queued", "app.sleep", json!({"Timeout": 30})).await;
     reserve(&server, "queued", 4).await;
-    let (statuses, _) = burst(&server, "queued", 16, r#"{"seconds": 1}"#).await;
+    let statuses = burst(&server, "queued", 16, r#"{"seconds": 1}"#).await;
     assert_eq!(count(&statuses, 200), 16, "{statuses:?}");
     assert_eq!(containers(&server.home(), Some("queued")).await.len(), 4, "never more than the reserved 4");
 }

@@ -1,7 +1,7 @@
 //! Function logs: what a function prints reaches its log between Lambda's
 //! START and END/REPORT lines, and `LogType: Tail` returns it.
 
-mod common;
+use crate::common;
 
 use common::{eventually, Server};
 use serde_json::json;

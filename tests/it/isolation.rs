@@ -2,7 +2,7 @@
 //! controller: what they attempt must be refused or contained, and everyone
 //! else must keep working.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;

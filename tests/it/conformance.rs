@@ -6,7 +6,7 @@
 //! differs between runtimes is data in [`Spec`]: the handler spellings and
 //! the error type the language raises.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

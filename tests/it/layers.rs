@@ -2,7 +2,7 @@
 //! runtime's paths, at most five per function, and kept working for the
 //! functions that use them after the version is deleted.
 
-mod common;
+use crate::common;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{LayerVersionContentInput, Runtime};
