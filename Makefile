@@ -10,7 +10,7 @@ ADDR    ?= 127.0.0.1:9000
 # lambdabox-init runs inside arbitrary images: link it statically.
 INIT_FLAGS := -C target-feature=+crt-static
 
-.PHONY: all build init docker images run test unit lint fmt clean bench bench-rie
+.PHONY: all build init docker images run test unit lint deny-tool fmt clean bench bench-rie
 
 all: build
 
@@ -67,9 +67,17 @@ test: init docker
 unit:
 	$(CARGO) test --workspace --lib --bins
 
-lint:
+lint: deny-tool
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) deny check --hide-inclusion-graph licenses bans sources
+
+# deny.toml's checks; the tool is built from crates.io once per machine.
+DENY_VERSION := 0.20.2
+deny-tool:
+	@$(CARGO) deny --version 2>/dev/null | grep -q "$(DENY_VERSION)" || \
+		{ echo "installing cargo-deny $(DENY_VERSION) (a few minutes, once)"; \
+		  $(CARGO) install cargo-deny --version $(DENY_VERSION) --locked; }
 
 fmt:
 	$(CARGO) fmt --all

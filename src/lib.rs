@@ -17,10 +17,14 @@
 //! - [`images`]: builds the base and per-runtime Docker images, only when
 //!   their recipe changed.
 //! - [`backend`]: a small trait over container lifecycles; [`backend::docker`]
-//!   implements it with bollard.
-//! - [`runtime_api`]: the server side of the Lambda Runtime API, one unix
-//!   socket and one [`runtime_api::Mailbox`] per container.
-//! - [`pool`]: warm containers per function, started on demand.
+//!   implements it with bollard, and a recording fake (tests only) lets the
+//!   pool's and the API's decisions run in-process on a paused clock.
+//! - [`runtime_api`]: the server side of the Lambda Runtime API: each
+//!   container's private control channel ([`runtime_api::control`], whose
+//!   wire is the `lambdabox-protocol` crate shared with lambdabox-init) and
+//!   one [`runtime_api::Mailbox`] per container.
+//! - [`pool`]: warm containers per function, started on demand; init
+//!   deadlines, CPU caps, TTLs, LRU eviction, prewarmed generic containers.
 //! - [`logs`]: what functions print, framed by `START`/`END`/`REPORT`, kept
 //!   per function on disk; each invocation's tail for `LogType: Tail`.
 //! - [`engine`]: the core the API drives: create, update, delete, invoke.
