@@ -131,6 +131,19 @@ impl Server {
     /// Start a controller from working directory `cwd` (so `data_dir` and
     /// `init` may be relative to it).
     pub fn start_in_from(cwd: &Path, data_dir: &Path, init: &Path, flags: &[&str]) -> Server {
+        Server::spawn(cwd, data_dir, init, flags, &[])
+    }
+
+    /// Start a controller with a fresh data directory, extra `serve` flags
+    /// and environment variables.
+    pub fn start_with_env(flags: &[&str], env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::Builder::new().prefix("lbx-").tempdir().expect("tempdir");
+        let mut s = Server::spawn(Path::new("."), tmp.path(), &init_bin(), flags, env);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    fn spawn(cwd: &Path, data_dir: &Path, init: &Path, flags: &[&str], env: &[(&str, &str)]) -> Server {
         ensure_images();
         let mut child = Command::new(env!("CARGO_BIN_EXE_lambdabox"))
             .current_dir(cwd)
@@ -142,10 +155,11 @@ impl Server {
             // Tests count containers by their function label, which
             // prewarmed ones lack: off unless a test asks for it.
             .args(if flags.contains(&"--prewarm") { &[][..] } else { &["--prewarm", "0"][..] })
-            // Credentials come from the flags only.
+            // Credentials come from the flags and `env` only.
             .env_remove("LAMBDABOX_ACCESS_KEY_ID")
             .env_remove("LAMBDABOX_SECRET_ACCESS_KEY")
             .env_remove("LAMBDABOX_CREDENTIALS_FILE")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("lambdabox serve starts");
@@ -523,4 +537,22 @@ impl Server {
         let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
         (status, headers, resp.bytes().await.unwrap())
     }
+}
+
+/// A Python interpreter with boto3 (installed into `target/pyenv` on first
+/// use by `scripts/ensure-boto3.sh`, with its progress on stderr).
+pub fn boto3_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let out = Command::new("sh")
+                .arg(root.join("scripts/ensure-boto3.sh"))
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("sh runs");
+            assert!(out.status.success(), "installing boto3 failed (is PyPI reachable?)");
+            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+        })
+        .clone()
 }
