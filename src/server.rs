@@ -251,7 +251,7 @@ fn api_access(config: &ServeConfig) -> Result<Access, ServeError> {
             KeyRing::new(vec![pair]).map_err(KeyFileError::from)?
         }
     };
-    Ok(Access::Signed { verifier: Arc::new(Verifier::new(keys)), region: config.realm.region.clone() })
+    Ok(Access::signed(Verifier::new(keys), &config.realm.region))
 }
 
 /// Where container control sockets live: a private folder under the data

@@ -34,22 +34,23 @@ const LINK_VALIDITY: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone)]
 pub enum Access {
     /// Requests must be signed with a key pair of the verifier's.
-    Signed {
-        verifier: Arc<Verifier>,
-        /// The region the controller presigns its own URLs for.
-        region: String,
-    },
+    Signed { verifier: Arc<Verifier>, links: Links },
     /// `--insecure-no-auth`: any request, signed or not, by any key.
     Open,
 }
 
 impl Access {
+    /// Signed requests only; the controller presigns its own URLs with the
+    /// verifier's first pair, for `region`.
+    pub fn signed(verifier: Verifier, region: &str) -> Access {
+        let links = Links { key: Some(Arc::new(verifier.keys().primary().clone())), region: region.into() };
+        Access::Signed { verifier: Arc::new(verifier), links }
+    }
+
     fn links(&self) -> Links {
         match self {
-            Access::Signed { verifier, region } => {
-                Links { key: Some(verifier.keys().primary().clone()), region: region.clone() }
-            }
-            Access::Open => Links { key: None, region: String::new() },
+            Access::Signed { links, .. } => links.clone(),
+            Access::Open => Links { key: None, region: "".into() },
         }
     }
 }
@@ -58,11 +59,11 @@ impl Access {
 /// `Code.Location`, GetLayerVersion's `Content.Location`): presigned with
 /// the controller's first key pair when requests must be signed, so they
 /// work without credentials like the S3 URLs AWS gives. Every request
-/// carries one as an extension.
+/// carries one as an extension (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Links {
-    key: Option<KeyPair>,
-    region: String,
+    key: Option<Arc<KeyPair>>,
+    region: Arc<str>,
 }
 
 impl Links {
@@ -162,8 +163,7 @@ mod tests {
     }
 
     fn signed_access() -> Access {
-        let verifier = Arc::new(Verifier::new(KeyRing::new(vec![key()]).unwrap()));
-        Access::Signed { verifier, region: "us-east-1".into() }
+        Access::signed(Verifier::new(KeyRing::new(vec![key()]).unwrap()), "us-east-1")
     }
 
     /// A router shaped like the API's: a public health check, an echo, a
