@@ -62,6 +62,12 @@ pub enum Command {
     },
     /// Print the controller's key pair as AWS environment variables, for
     /// the AWS CLI and SDKs: eval "$(lambdabox credentials)".
+    ///
+    /// The pair is LAMBDABOX_ACCESS_KEY_ID/LAMBDABOX_SECRET_ACCESS_KEY if set,
+    /// else the one `serve` generated in the data directory. Client commands
+    /// sign with the first of: those two variables; the data directory's
+    /// generated pair, if readable; AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY;
+    /// profile $AWS_PROFILE (or default) of ~/.aws/credentials.
     Credentials,
 }
 
