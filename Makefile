@@ -57,11 +57,13 @@ $(RIE_BIN):
 	chmod +x $@.part
 	mv $@.part $@
 
-# Tests use the debug build cargo test makes anyway; images are built first so
-# their progress shows here rather than inside a test.
+# Tests use the debug build cargo test makes anyway; images (and the boto3 the
+# auth tests sign with, in target/pyenv) are set up first so their progress
+# shows here rather than inside a test.
 test: init docker
 	$(CARGO) build --bin lambdabox
 	target/debug/lambdabox images build
+	sh scripts/ensure-boto3.sh >/dev/null
 	LAMBDABOX_INIT=$(CURDIR)/$(INIT) $(CARGO) test --workspace -- --test-threads=4
 
 unit:

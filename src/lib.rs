@@ -29,12 +29,15 @@
 //!   per function on disk; each invocation's tail for `LogType: Tail`.
 //! - [`engine`]: the core the API drives: create, update, delete, invoke.
 //!   Knows nothing of HTTP.
-//! - [`api`]: the AWS-compatible REST API over the engine, and its error shapes.
+//! - [`api`]: the AWS-compatible REST API over the engine, its error shapes,
+//!   and the signature check every request passes.
+//! - [`auth`]: SigV4 signing and verification, and the key pairs behind it.
 //! - [`private`]: folders and files only the controller's user may reach.
 //! - [`server`]: binds it all together and shuts down cleanly.
 //! - [`cli`]: the `lambdabox` command line, a client of the REST API.
 
 pub mod api;
+pub mod auth;
 pub mod backend;
 pub mod cli;
 pub mod engine;

@@ -1,5 +1,6 @@
 //! AWS error responses: status, `x-amzn-ErrorType` header and a JSON body
-//! with `Type` and `message`, the shape botocore and the AWS SDKs parse.
+//! with `Type` and `message` (authentication failures: `message` alone),
+//! the shape botocore and the AWS SDKs parse.
 //! [`From<EngineError>`] is the one place engine failures become AWS codes.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -16,11 +17,14 @@ pub struct ApiError {
     pub message: String,
     /// TooManyRequestsException's `Reason`.
     pub reason: Option<&'static str>,
+    /// Answered before any operation ran (authentication): AWS's front end
+    /// sends `message` alone there, without `Type`.
+    pub untyped: bool,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), reason: None }
+        ApiError { status, code, message: message.into(), reason: None, untyped: false }
     }
 
     pub fn invalid_parameter(message: impl Into<String>) -> ApiError {
@@ -79,7 +83,11 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "Type": self.fault(), "message": self.message });
+        let mut body = if self.untyped {
+            serde_json::json!({ "message": self.message })
+        } else {
+            serde_json::json!({ "Type": self.fault(), "message": self.message })
+        };
         if let Some(reason) = self.reason {
             body["Reason"] = reason.into();
         }

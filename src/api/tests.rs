@@ -26,7 +26,13 @@ struct App {
     _tmp: tempfile::TempDir,
 }
 
+/// The router with `--insecure-no-auth`: these tests are about what
+/// happens past the signature check (tests/it/auth.rs signs for real).
 fn app() -> App {
+    app_with(super::auth::Access::Open)
+}
+
+fn app_with(access: super::auth::Access) -> App {
     let tmp = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&tmp.path().join("data")).unwrap());
     let logs = Arc::new(LogBook::open(&tmp.path().join("logs")).unwrap());
@@ -34,7 +40,7 @@ fn app() -> App {
     let pool = Pool::new(Arc::new(fake.clone()), PoolConfig::for_tests(tmp.path()), logs.clone());
     let images = Arc::new(Images::new(DockerBackend::unreachable(tmp.path())));
     let engine = Arc::new(Engine::new(store, pool, images, logs, Realm::default()));
-    App { router: super::app(engine), fake, _tmp: tmp }
+    App { router: super::app(engine, access), fake, _tmp: tmp }
 }
 
 impl App {
@@ -182,4 +188,18 @@ async fn list_functions_pages_with_a_marker() {
     let (_, _, second) = app.call(Method::GET, &path, Body::empty()).await;
     assert_eq!(names(&second), ["c"]);
     assert!(second["NextMarker"].is_null(), "{second}");
+}
+
+#[tokio::test]
+async fn without_a_signature_only_the_health_check_answers() {
+    let keys = crate::auth::KeyRing::new(vec![crate::auth::KeyPair::generate().unwrap()]).unwrap();
+    let app = app_with(super::auth::Access::signed(crate::auth::Verifier::new(keys), "us-east-1"));
+    let unsigned = app.call(Method::GET, "/2015-03-31/functions", Body::empty()).await;
+    assert_eq!(unsigned.0, StatusCode::FORBIDDEN, "{}", unsigned.2);
+    assert_eq!(unsigned.1["x-amzn-errortype"], "MissingAuthenticationTokenException");
+    let unknown = app.call(Method::GET, "/2015-03-31/nothing-here", Body::empty()).await;
+    assert_eq!(unknown.0, StatusCode::FORBIDDEN, "the fallback is behind the check too");
+    let request = Request::builder().uri("/lambdabox/v1/health").body(Body::empty()).unwrap();
+    let health = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
 }

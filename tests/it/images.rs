@@ -81,10 +81,7 @@ async fn images_run_with_their_entrypoint_and_image_config() {
 #[tokio::test]
 async fn bad_image_functions_are_refused() {
     let server = Server::start();
-    let create = |body: serde_json::Value| {
-        let url = format!("{}/2015-03-31/functions", server.url);
-        async move { reqwest::Client::new().post(url).json(&body).send().await.unwrap() }
-    };
+    let create = |body: serde_json::Value| server.post("/2015-03-31/functions").json(&body).send();
     let missing = create(json!({
         "FunctionName": "nope", "PackageType": "Image", "Role": "r", "Code": {"ImageUri": "lambdabox-test/absent:1"}
     }))
@@ -107,18 +104,16 @@ async fn bad_image_functions_are_refused() {
 
     // A zip function cannot take an image, nor ImageConfig.
     server.deploy("zipfn", "app.echo", json!({})).await;
-    let resp = reqwest::Client::new()
-        .put(format!("{}/2015-03-31/functions/zipfn/code", server.url))
+    let resp = server
+        .put("/2015-03-31/functions/zipfn/code")
         .json(&json!({"ImageUri": "lambdabox/python3.11:latest"}))
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.status(), 400);
-    let resp = reqwest::Client::new()
-        .put(format!("{}/2015-03-31/functions/zipfn/configuration", server.url))
+    let resp = server
+        .put("/2015-03-31/functions/zipfn/configuration")
         .json(&json!({"ImageConfig": {"Command": ["x"]}}))
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.status(), 400);
 }

@@ -9,6 +9,7 @@
 
 mod common;
 
+mod auth;
 mod conformance;
 mod images;
 mod init;

@@ -17,12 +17,11 @@ async fn burst(server: &Server, name: &str, n: usize, payload: &str) -> Vec<u16>
 
 /// PutFunctionConcurrency.
 async fn reserve(server: &Server, name: &str, n: u32) {
-    let put = reqwest::Client::new()
-        .put(format!("{}/2017-10-31/functions/{name}/concurrency", server.url))
+    let put = server
+        .put(&format!("/2017-10-31/functions/{name}/concurrency"))
         .json(&json!({"ReservedConcurrentExecutions": n}))
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(put.status(), 200);
 }
 
@@ -117,12 +116,11 @@ async fn memory_budget_evicts_the_least_recently_used_container() {
 async fn provisioned_containers_are_ready_ahead_and_never_reaped() {
     let server = Server::start_with(&["--idle-ttl", "1"]);
     server.deploy("ready", "app.environment", json!({})).await;
-    let url = format!("{}/2019-09-30/functions/ready/provisioned-concurrency?Qualifier=$LATEST", server.url);
-    let http = reqwest::Client::new();
-    let put = http.put(&url).json(&json!({"ProvisionedConcurrentExecutions": 2})).send().await.unwrap();
+    let path = "/2019-09-30/functions/ready/provisioned-concurrency?Qualifier=$LATEST";
+    let put = server.put(path).json(&json!({"ProvisionedConcurrentExecutions": 2})).send().await;
     assert_eq!(put.status(), 202);
     let ready = eventually(Duration::from_secs(20), || async {
-        let body: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        let body: serde_json::Value = server.get(path).send().await.json().await.unwrap();
         body["Status"] == "READY"
     })
     .await;
@@ -133,12 +131,12 @@ async fn provisioned_containers_are_ready_ahead_and_never_reaped() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(containers(&server.home(), Some("ready")).await.len(), 2, "not reaped past the 1 s TTL");
 
-    assert_eq!(http.delete(&url).send().await.unwrap().status(), 204);
+    assert_eq!(server.delete(path).send().await.status(), 204);
     let reaped =
         eventually(Duration::from_secs(20), || async { containers(&server.home(), Some("ready")).await.is_empty() })
             .await;
     assert!(reaped, "once unconfigured they are ordinary idle containers");
-    let missing = http.get(&url).send().await.unwrap();
+    let missing = server.get(path).send().await;
     assert_eq!(missing.headers()["x-amzn-errortype"], "ProvisionedConcurrencyConfigNotFoundException");
 }
 
@@ -164,9 +162,9 @@ async fn sigterm_drains_in_flight_invocations_first() {
     let mut server = Server::start();
     server.deploy("draining", "app.sleep", json!({"Timeout": 30})).await;
     let home = server.home();
-    let url = server.invoke_url("draining");
+    let call = server.post(&Server::invoke_path("draining")).body(r#"{"seconds": 2}"#);
     let in_flight = tokio::spawn(async move {
-        let resp = reqwest::Client::new().post(url).body(r#"{"seconds": 2}"#).send().await.unwrap();
+        let resp = call.send().await;
         (resp.status().as_u16(), resp.text().await.unwrap())
     });
     let busy =
