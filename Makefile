@@ -10,7 +10,7 @@ ADDR    ?= 127.0.0.1:9000
 # lambdabox-init runs inside arbitrary images: link it statically.
 INIT_FLAGS := -C target-feature=+crt-static
 
-.PHONY: all build init docker images run test unit lint fmt clean bench bench-rie
+.PHONY: all build init docker images run test unit lint deny-tool fmt clean bench bench-rie
 
 all: build
 
@@ -57,19 +57,29 @@ $(RIE_BIN):
 	chmod +x $@.part
 	mv $@.part $@
 
-# Tests use the debug build cargo test makes anyway; images are built first so
-# their progress shows here rather than inside a test.
+# Tests use the debug build cargo test makes anyway; images (and the boto3 the
+# auth tests sign with, in target/pyenv) are set up first so their progress
+# shows here rather than inside a test.
 test: init docker
 	$(CARGO) build --bin lambdabox
 	target/debug/lambdabox images build
+	sh scripts/ensure-boto3.sh >/dev/null
 	LAMBDABOX_INIT=$(CURDIR)/$(INIT) $(CARGO) test --workspace -- --test-threads=4
 
 unit:
 	$(CARGO) test --workspace --lib --bins
 
-lint:
+lint: deny-tool
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) deny check --hide-inclusion-graph licenses bans sources
+
+# deny.toml's checks; the tool is built from crates.io once per machine.
+DENY_VERSION := 0.20.2
+deny-tool:
+	@$(CARGO) deny --version 2>/dev/null | grep -q "$(DENY_VERSION)" || \
+		{ echo "installing cargo-deny $(DENY_VERSION) (a few minutes, once)"; \
+		  $(CARGO) install cargo-deny --version $(DENY_VERSION) --locked; }
 
 fmt:
 	$(CARGO) fmt --all

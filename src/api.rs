@@ -3,16 +3,20 @@
 //! Handlers only parse, validate the wire format and answer: every decision is
 //! the [`Engine`]'s. Bodies are read with explicit limits per operation (the
 //! 6 MB Invoke limit is an API fact, answered with RequestTooLargeException).
+//! Every route is behind [`auth::require_signature`].
 
+pub mod auth;
 pub mod error;
 mod layers;
+#[cfg(test)]
+mod tests;
 pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -34,8 +38,9 @@ const DEFAULT_MAX_ITEMS: usize = 50;
 
 type ApiResult = Result<Response, ApiError>;
 
-/// The router; state is the engine.
-pub fn app(engine: Arc<Engine>) -> Router {
+/// The router; state is the engine. `access` says who may call it: its
+/// check wraps every route and the fallback, so add routes above it.
+pub fn app(engine: Arc<Engine>, access: auth::Access) -> Router {
     Router::new()
         .route("/2015-03-31/functions", post(create_function).get(list_functions))
         .route("/2015-03-31/functions/", post(create_function).get(list_functions))
@@ -56,6 +61,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .merge(layers::routes())
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(access, auth::require_signature))
         .with_state(engine)
 }
 
@@ -238,16 +244,16 @@ async fn get_function(
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    Extension(links): Extension<auth::Links>,
     headers: HeaderMap,
 ) -> ApiResult {
     let f = engine.get_function(&qualified_ref(&name, &q)?)?;
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:9000");
     let code = match &f.image {
         Some(image) => serde_json::json!({
             "RepositoryType": "ECR", "ImageUri": image.uri, "ResolvedImageUri": format!("{}@{}", image.uri, image.id),
         }),
         None => serde_json::json!({
-            "RepositoryType": "S3", "Location": format!("http://{host}/lambdabox/v1/functions/{}/code.zip", f.name),
+            "RepositoryType": "S3", "Location": links.url(&headers, &format!("/lambdabox/v1/functions/{}/code.zip", f.name)),
         }),
     };
     let mut out = serde_json::json!({
@@ -322,9 +328,7 @@ async fn download_code(State(engine): State<Arc<Engine>>, Path(name): Path<Strin
 
 /// A zip from the code store, as uploaded (function code and layer content).
 async fn stored_zip(engine: &Engine, sha256_hex: &str) -> ApiResult {
-    let path = engine.store().code().zip_path(sha256_hex);
-    let bytes =
-        tokio::fs::read(&path).await.map_err(|e| ApiError::from(crate::engine::EngineError::Service(e.to_string())))?;
+    let bytes = engine.stored_zip(sha256_hex).await?;
     Ok(([(header::CONTENT_TYPE, "application/zip")], bytes).into_response())
 }
 
@@ -498,5 +502,5 @@ async fn delete_provisioned(
 
 /// `lambdabox ps`: every live container of this controller.
 async fn list_containers(State(engine): State<Arc<Engine>>) -> ApiResult {
-    Ok(Json(serde_json::json!({ "Containers": engine.pool().list() })).into_response())
+    Ok(Json(serde_json::json!({ "Containers": engine.containers() })).into_response())
 }

@@ -12,6 +12,8 @@ use base64::Engine as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
+use crate::auth::{credentials, keyfile, sign, KeyPair};
+
 /// Exit status for bad configuration (BSD `EX_USAGE`).
 pub const EXIT_CONFIG: u8 = 64;
 
@@ -21,6 +23,11 @@ pub struct Cli {
     /// The lambdabox API to talk to.
     #[arg(long, global = true, env = "LAMBDABOX_ENDPOINT", default_value = "http://127.0.0.1:9000")]
     pub endpoint: String,
+    /// The controller's data directory: where `serve` keeps functions, code
+    /// and its generated key pair, which client commands sign with
+    /// (default: $XDG_DATA_HOME/lambdabox, else ~/.local/share/lambdabox).
+    #[arg(long, global = true, env = "LAMBDABOX_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -53,6 +60,15 @@ pub enum Command {
         /// Function name.
         name: String,
     },
+    /// Print the controller's key pair as AWS environment variables, for
+    /// the AWS CLI and SDKs: eval "$(lambdabox credentials)".
+    ///
+    /// The pair is LAMBDABOX_ACCESS_KEY_ID/LAMBDABOX_SECRET_ACCESS_KEY if set,
+    /// else the one `serve` generated in the data directory. Client commands
+    /// sign with the first of: those two variables; the data directory's
+    /// generated pair, if readable; AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY;
+    /// profile $AWS_PROFILE (or default) of ~/.aws/credentials.
+    Credentials,
 }
 
 #[derive(Debug, Args)]
@@ -60,9 +76,16 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
-    /// Where functions and code are kept (default: $XDG_DATA_HOME/lambdabox).
-    #[arg(long, env = "LAMBDABOX_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    /// Accept only requests signed with these key pairs, instead of the
+    /// pair generated in the data directory: a file of
+    /// `ACCESS_KEY_ID SECRET_ACCESS_KEY` lines (`#` comments allowed).
+    /// LAMBDABOX_ACCESS_KEY_ID and LAMBDABOX_SECRET_ACCESS_KEY add one more.
+    #[arg(long, value_name = "PATH", env = "LAMBDABOX_CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
+    /// Accept unsigned requests and any key: for throwaway test set-ups
+    /// only, and only with a loopback --listen address.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
     /// The static lambdabox-init binary (default: beside this executable).
     #[arg(long, env = "LAMBDABOX_INIT")]
     pub init_bin: Option<PathBuf>,
@@ -189,24 +212,58 @@ pub fn default_init_bin() -> Result<PathBuf> {
     Ok(exe.with_file_name("lambdabox-init"))
 }
 
-/// A client of the lambdabox (AWS Lambda) REST API.
+/// A client of the lambdabox (AWS Lambda) REST API; every request is
+/// signed with the key pair [`signing_key`] finds.
 struct Client {
     http: reqwest::Client,
     endpoint: String,
+    key: Option<ClientKey>,
+    region: String,
 }
 
+/// The key pair the CLI signs with, and where it was found (for messages).
+#[derive(Debug)]
+pub struct ClientKey {
+    pub pair: KeyPair,
+    pub source: String,
+}
+
+/// Auth failures: the CLI then says which key it signed with, or none.
+const AUTH_ERRORS: &[&str] = &[
+    "MissingAuthenticationTokenException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "IncompleteSignatureException",
+];
+
 impl Client {
-    fn new(endpoint: &str) -> Client {
-        Client { http: reqwest::Client::new(), endpoint: endpoint.trim_end_matches('/').to_owned() }
+    fn new(endpoint: &str, data_dir: Option<&Path>) -> Client {
+        let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+            .unwrap_or_else(|| sign::DEFAULT_REGION.to_owned());
+        Client {
+            http: reqwest::Client::new(),
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            key: signing_key(data_dir),
+            region,
+        }
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}/2015-03-31/functions{path}", self.endpoint)
     }
 
+    /// Sign and send a request, whatever its answer.
+    async fn execute(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        sign::send(req, self.key.as_ref().map(|k| &k.pair), &self.region)
+            .await
+            .with_context(|| format!("cannot reach lambdabox at {}", self.endpoint))
+    }
+
     /// Send a request; AWS error answers become one-line errors.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        let resp = req.send().await.with_context(|| format!("cannot reach lambdabox at {}", self.endpoint))?;
+        let resp = self.execute(req).await?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -214,16 +271,64 @@ impl Client {
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         let message = body["message"].as_str().or(body["Message"].as_str()).unwrap_or("no message");
-        bail!("{} ({}): {message}", if code.is_empty() { "error" } else { &code }, status.as_u16())
+        // The first line only: signature mismatches go on with the canonical request.
+        let message = message.lines().next().unwrap_or_default();
+        let hint = match (&self.key, AUTH_ERRORS.contains(&code.as_str())) {
+            (_, false) => String::new(),
+            (Some(key), true) => format!(
+                "\n(signed with access key {} from {}; see `lambdabox credentials --help`)",
+                key.pair.access_key_id(),
+                key.source
+            ),
+            (None, true) => "\n(no credentials found: run as the controller's user, or set LAMBDABOX_ACCESS_KEY_ID \
+                             and LAMBDABOX_SECRET_ACCESS_KEY, or AWS credentials)"
+                .to_owned(),
+        };
+        bail!("{} ({}): {message}{hint}", if code.is_empty() { "error" } else { &code }, status.as_u16())
     }
 
     async fn exists(&self, name: &str) -> Result<bool> {
-        let resp = self.http.get(self.url(&format!("/{name}/configuration"))).send().await;
-        let resp = resp.with_context(|| format!("cannot reach lambdabox at {}", self.endpoint))?;
+        let resp = self.execute(self.http.get(self.url(&format!("/{name}/configuration")))).await?;
         match resp.status().as_u16() {
             404 => Ok(false),
             s if (200..300).contains(&s) => Ok(true),
             _ => self.send(self.http.get(self.url(&format!("/{name}/configuration")))).await.map(|_| true),
+        }
+    }
+}
+
+/// The key pair client commands sign with, first found of:
+/// 1. `LAMBDABOX_ACCESS_KEY_ID` and `LAMBDABOX_SECRET_ACCESS_KEY`;
+/// 2. the controller's generated pair in the data directory, if this user
+///    can read it (the controller's own user can);
+/// 3. the AWS credential chain's static keys: `AWS_ACCESS_KEY_ID` and
+///    `AWS_SECRET_ACCESS_KEY`, else profile `$AWS_PROFILE` (or `default`) of
+///    `~/.aws/credentials`.
+///
+/// None: requests go unsigned (enough for `serve --insecure-no-auth`).
+pub fn signing_key(data_dir: Option<&Path>) -> Option<ClientKey> {
+    match credentials::from_env() {
+        Ok(Some(pair)) => return Some(ClientKey { pair, source: format!("${}", credentials::ENV_ACCESS_KEY_ID) }),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "ignoring the LAMBDABOX_* credentials"),
+    }
+    if let Some(pair) = generated_pair(data_dir) {
+        return Some(pair);
+    }
+    credentials::aws_chain().map(|pair| ClientKey { pair, source: "the AWS credential chain".into() })
+}
+
+/// The generated pair of the data directory, if this user can read it.
+fn generated_pair(data_dir: Option<&Path>) -> Option<ClientKey> {
+    let dir = match data_dir {
+        Some(d) => d.to_owned(),
+        None => default_data_dir().ok()?,
+    };
+    match keyfile::read(&dir) {
+        Ok(pair) => pair.map(|pair| ClientKey { pair, source: keyfile::path(&dir).display().to_string() }),
+        Err(e) => {
+            tracing::debug!(error = %e, "the generated key pair is not readable; trying the AWS credential chain");
+            None
         }
     }
 }
@@ -275,8 +380,11 @@ fn parse_env(pairs: &[String]) -> Result<serde_json::Map<String, Value>> {
 }
 
 /// Run a client command.
-pub async fn run_client(endpoint: &str, command: Command) -> Result<ExitCode> {
-    let client = Client::new(endpoint);
+pub async fn run_client(endpoint: &str, data_dir: Option<&Path>, command: Command) -> Result<ExitCode> {
+    if let Command::Credentials = command {
+        return print_credentials(endpoint, data_dir);
+    }
+    let client = Client::new(endpoint, data_dir);
     match command {
         Command::Deploy(args) => deploy(&client, args).await,
         Command::Invoke(args) => invoke(&client, args).await,
@@ -293,7 +401,49 @@ pub async fn run_client(endpoint: &str, command: Command) -> Result<ExitCode> {
             eprintln!("deleted {name}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(_) | Command::Images(_) => unreachable!("handled by main"),
+        Command::Serve(_) | Command::Images(_) | Command::Credentials => unreachable!("handled before"),
+    }
+}
+
+/// `lambdabox credentials`: the controller's pair (from the LAMBDABOX_*
+/// variables, else the data directory) as `export` lines for a shell.
+fn print_credentials(endpoint: &str, data_dir: Option<&Path>) -> Result<ExitCode> {
+    let pair = match credentials::from_env()? {
+        Some(pair) => pair,
+        None => {
+            let dir = match data_dir {
+                Some(d) => d.to_owned(),
+                None => default_data_dir()?,
+            };
+            keyfile::read(&dir)?.with_context(|| {
+                format!(
+                    "no generated key pair in {}: the controller makes one at its first start \
+                     (unless it was given --credentials-file); pass --data-dir if it uses another folder",
+                    dir.display()
+                )
+            })?
+        }
+    };
+    let region = std::env::var("AWS_DEFAULT_REGION").ok().filter(|r| !r.is_empty());
+    let lines = [
+        ("AWS_ACCESS_KEY_ID", pair.access_key_id()),
+        ("AWS_SECRET_ACCESS_KEY", pair.secret()),
+        ("AWS_DEFAULT_REGION", region.as_deref().unwrap_or(sign::DEFAULT_REGION)),
+        ("AWS_ENDPOINT_URL", endpoint.trim_end_matches('/')),
+    ];
+    for (name, value) in lines {
+        println!("export {name}={}", shell_quote(value));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `value` as one shell word: as is when it is plainly safe, else in single quotes.
+fn shell_quote(value: &str) -> String {
+    let plain = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=+@%".contains(&b));
+    if plain {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
     }
 }
 

@@ -22,6 +22,7 @@ use crate::images::{ImageError, Images};
 use crate::logs::LogBook;
 use crate::pool::{Launch, Pool, PoolError, Throttle};
 use crate::store::code::CodeError;
+use crate::store::unpack::UnpackError;
 use crate::store::{Store, StoreError};
 
 /// Failures of engine calls, by what the client did wrong or what broke.
@@ -46,9 +47,37 @@ pub enum EngineError {
     /// No provisioned concurrency is configured for the function.
     #[error("No Provisioned Concurrency Config found for this function")]
     ProvisionedNotFound,
-    /// The platform could not run the function (Docker, images, disk).
+    // What follows is ours, not the caller's: each keeps the error that
+    // caused it, so the API border can log the whole chain and tests can
+    // match on what broke.
+    /// The database or the data directory failed.
     #[error("{0}")]
-    Service(String),
+    Store(#[source] StoreError),
+    /// Storing or reading code failed on disk.
+    #[error("code store I/O: {0}")]
+    Code(#[source] std::io::Error),
+    /// No container could be started or reached (Docker, the runtime).
+    #[error("could not start the function's container: {0}")]
+    Pool(#[source] PoolError),
+    /// The runtime image could not be built or found.
+    #[error("could not prepare the runtime image: {0}")]
+    Image(#[from] ImageError),
+    /// An image function's image left the Docker engine.
+    #[error(
+        "The function's image {image} ({uri}) is no longer in this host's Docker engine; \
+         load it again and update the function's code"
+    )]
+    ImageGone { image: String, uri: String },
+    /// The function's log could not be read.
+    #[error("{0}")]
+    Logs(#[from] crate::logs::LogError),
+    /// A task the engine ran the work on panicked or was cancelled.
+    #[error("{what} failed: {source}")]
+    Task { what: &'static str, source: tokio::task::JoinError },
+    /// A container handed out as idle already held an invocation: a pool
+    /// bookkeeping bug, never the caller's doing.
+    #[error("internal error: {0}")]
+    Busy(#[from] crate::runtime_api::mailbox::Busy),
 }
 
 impl From<StoreError> for EngineError {
@@ -56,17 +85,16 @@ impl From<StoreError> for EngineError {
         match e {
             StoreError::NotFound(_) => EngineError::NotFound(e.to_string()),
             StoreError::Conflict(_) => EngineError::Conflict(e.to_string()),
-            other => EngineError::Service(other.to_string()),
+            other => EngineError::Store(other),
         }
     }
 }
 
 impl From<CodeError> for EngineError {
     fn from(e: CodeError) -> Self {
-        if e.is_bad_input() {
-            EngineError::InvalidParameter(InvalidParameter(e.to_string()))
-        } else {
-            EngineError::Service(e.to_string())
+        match e {
+            CodeError::Io(source) | CodeError::Unpack(UnpackError::Io(source)) => EngineError::Code(source),
+            other => EngineError::InvalidParameter(InvalidParameter(other.to_string())),
         }
     }
 }
@@ -84,14 +112,8 @@ impl From<PoolError> for EngineError {
     fn from(e: PoolError) -> Self {
         match e {
             PoolError::Throttled(t) => EngineError::Throttled(t),
-            other => EngineError::Service(format!("could not start the function's container: {other}")),
+            other => EngineError::Pool(other),
         }
-    }
-}
-
-impl From<ImageError> for EngineError {
-    fn from(e: ImageError) -> Self {
-        EngineError::Service(format!("could not prepare the runtime image: {e}"))
     }
 }
 
@@ -205,19 +227,23 @@ impl Engine {
     /// The last `max_bytes` of a function's log.
     pub fn log_tail(&self, function: &FunctionRef, max_bytes: u64) -> Result<Vec<u8>, EngineError> {
         let f = self.resolve(function)?;
-        self.logs.tail(&f.name, max_bytes).map_err(|e| EngineError::Service(e.to_string()))
+        Ok(self.logs.tail(&f.name, max_bytes)?)
     }
 
     pub fn realm(&self) -> &Realm {
         &self.realm
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// A zip as uploaded (function code or layer content), for the
+    /// presigned download Get* answers point at.
+    pub async fn stored_zip(&self, sha256_hex: &str) -> Result<Vec<u8>, EngineError> {
+        let path = self.store.code().zip_path(sha256_hex);
+        tokio::fs::read(&path).await.map_err(EngineError::Code)
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// Every live container, for `lambdabox ps`.
+    pub fn containers(&self) -> Vec<crate::pool::ContainerInfo> {
+        self.pool.list()
     }
 
     /// CreateFunction.
@@ -577,7 +603,7 @@ impl Engine {
         let store = Arc::clone(&self.store);
         match tokio::task::spawn_blocking(move || op(&store)).await {
             Ok(result) => result.map_err(Into::into),
-            Err(e) => Err(EngineError::Service(format!("store task failed: {e}"))),
+            Err(source) => Err(EngineError::Task { what: "store task", source }),
         }
     }
 

@@ -359,12 +359,9 @@ impl HostLock {
     async fn acquire() -> std::io::Result<HostLock> {
         let path = std::env::temp_dir().join("lambdabox-images.lock");
         tokio::task::spawn_blocking(move || {
-            use std::os::fd::AsRawFd;
             let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
-            // SAFETY: flock on a descriptor we own; released when the file closes.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            // Released when the file closes.
+            file.lock()?;
             Ok(HostLock { _held: file })
         })
         .await

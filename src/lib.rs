@@ -17,20 +17,27 @@
 //! - [`images`]: builds the base and per-runtime Docker images, only when
 //!   their recipe changed.
 //! - [`backend`]: a small trait over container lifecycles; [`backend::docker`]
-//!   implements it with bollard.
-//! - [`runtime_api`]: the server side of the Lambda Runtime API, one unix
-//!   socket and one [`runtime_api::Mailbox`] per container.
-//! - [`pool`]: warm containers per function, started on demand.
+//!   implements it with bollard, and a recording fake (tests only) lets the
+//!   pool's and the API's decisions run in-process on a paused clock.
+//! - [`runtime_api`]: the server side of the Lambda Runtime API: each
+//!   container's private control channel ([`runtime_api::control`], whose
+//!   wire is the `lambdabox-protocol` crate shared with lambdabox-init) and
+//!   one [`runtime_api::Mailbox`] per container.
+//! - [`pool`]: warm containers per function, started on demand; init
+//!   deadlines, CPU caps, TTLs, LRU eviction, prewarmed generic containers.
 //! - [`logs`]: what functions print, framed by `START`/`END`/`REPORT`, kept
 //!   per function on disk; each invocation's tail for `LogType: Tail`.
 //! - [`engine`]: the core the API drives: create, update, delete, invoke.
 //!   Knows nothing of HTTP.
-//! - [`api`]: the AWS-compatible REST API over the engine, and its error shapes.
+//! - [`api`]: the AWS-compatible REST API over the engine, its error shapes,
+//!   and the signature check every request passes.
+//! - [`auth`]: SigV4 signing and verification, and the key pairs behind it.
 //! - [`private`]: folders and files only the controller's user may reach.
 //! - [`server`]: binds it all together and shuts down cleanly.
 //! - [`cli`]: the `lambdabox` command line, a client of the REST API.
 
 pub mod api;
+pub mod auth;
 pub mod backend;
 pub mod cli;
 pub mod engine;

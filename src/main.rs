@@ -1,13 +1,15 @@
 //! The `lambdabox` binary: parse the command line, set up logging, run.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use lambdabox::auth::{credentials, KeyRing};
 use lambdabox::cli::{self, Cli, Command, ImagesCommand, ServeArgs, EXIT_CONFIG};
 use lambdabox::function::{Realm, Runtime, RUNTIMES};
-use lambdabox::server::{Controller, ServeConfig, ServeError};
+use lambdabox::server::{ApiAuth, Controller, ServeConfig, ServeError};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -46,14 +48,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args, cli.data_dir).await,
         Command::Images(ImagesCommand::Build { runtimes }) => build_images(runtimes).await,
-        other => cli::run_client(&cli.endpoint, other).await,
+        other => cli::run_client(&cli.endpoint, cli.data_dir.as_deref(), other).await,
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let config = match serve_config(&args) {
+async fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
+    let config = match serve_config(&args, data_dir) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("lambdabox: {e:#}");
@@ -83,22 +85,19 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
 /// pipe, its sockets), and the usual soft limit of 1024 would cap a big box
 /// at a few hundred containers.
 fn raise_open_file_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                tracing::warn!(error = %std::io::Error::last_os_error(), "could not raise the open file limit");
-            }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        if let Err(error) = setrlimit(Resource::Nofile, Rlimit { current: limit.maximum, ..limit }) {
+            tracing::warn!(%error, "could not raise the open file limit");
         }
     }
 }
 
-fn serve_config(args: &ServeArgs) -> Result<ServeConfig> {
+fn serve_config(args: &ServeArgs, data_dir: Option<PathBuf>) -> Result<ServeConfig> {
     // Both end up in bind mounts, which Docker wants absolute.
-    let data_dir = std::path::absolute(match &args.data_dir {
-        Some(d) => d.clone(),
+    let data_dir = std::path::absolute(match data_dir {
+        Some(d) => d,
         None => cli::default_data_dir()?,
     })?;
     let init_bin = std::path::absolute(match &args.init_bin {
@@ -122,7 +121,34 @@ fn serve_config(args: &ServeArgs) -> Result<ServeConfig> {
     config.user = args.user.clone();
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     config.prewarm = args.prewarm;
+    config.auth = api_auth(args)?;
     Ok(config)
+}
+
+/// Configured key pairs (`--credentials-file`, then the LAMBDABOX_*
+/// variables) replace the generated one; `--insecure-no-auth` takes none,
+/// and only on loopback, where nobody else can reach the API.
+fn api_auth(args: &ServeArgs) -> Result<ApiAuth> {
+    let mut pairs = Vec::new();
+    if let Some(path) = &args.credentials_file {
+        pairs = credentials::read_file(path)?;
+        if pairs.is_empty() {
+            anyhow::bail!("--credentials-file {}: no key pairs in it", path.display());
+        }
+    }
+    pairs.extend(credentials::from_env()?);
+    match (args.insecure_no_auth, pairs.is_empty()) {
+        (true, false) => {
+            anyhow::bail!("--insecure-no-auth accepts any request: drop it, or the configured credentials")
+        }
+        (true, true) if !args.listen.ip().is_loopback() => anyhow::bail!(
+            "--insecure-no-auth is allowed only with a loopback --listen address (127.0.0.1, ::1), not {}",
+            args.listen
+        ),
+        (true, true) => Ok(ApiAuth::Off),
+        (false, true) => Ok(ApiAuth::Generated),
+        (false, false) => Ok(ApiAuth::Configured(KeyRing::new(pairs)?)),
+    }
 }
 
 /// Functions run as `uid:gid` with no user namespace: a host account with

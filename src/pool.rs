@@ -138,6 +138,29 @@ pub struct PoolConfig {
     pub prewarm: usize,
 }
 
+#[cfg(test)]
+impl PoolConfig {
+    /// Settings for in-process tests, with folders under `dir`.
+    pub fn for_tests(dir: &std::path::Path) -> PoolConfig {
+        let run_dir = dir.join("run");
+        std::fs::create_dir_all(&run_dir).expect("test run folder");
+        PoolConfig {
+            run_dir,
+            init_bin: dir.join("init"),
+            network: "none".into(),
+            home: "home".into(),
+            instance: "run1".into(),
+            realm: Realm::default(),
+            memory_budget_mb: 1024,
+            queue_timeout: Duration::from_millis(100),
+            idle_ttl: Duration::from_secs(600),
+            cpu_limit: true,
+            user: "993:993".into(),
+            prewarm: 0,
+        }
+    }
+}
+
 /// What the pool needs to start a container for a function.
 #[derive(Debug, Clone)]
 pub struct Launch {
@@ -831,8 +854,7 @@ fn code_dir(dir: &Path) -> std::io::Result<()> {
 /// the function itself has none.
 fn init_capabilities() -> Vec<String> {
     let mut caps = vec!["SETUID".to_owned(), "SETGID".to_owned(), "KILL".to_owned()];
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         caps.push("DAC_OVERRIDE".to_owned());
     }
     caps

@@ -8,7 +8,7 @@
 //! set explicitly, never left to the umask.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -28,8 +28,7 @@ pub fn dir(dir: &Path) -> io::Result<()> {
     if !meta.is_dir() {
         return Err(io::Error::other(format!("{} is not a folder", dir.display())));
     }
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me {
         return Err(io::Error::other(format!(
             "{} belongs to uid {}, not to this user (uid {me}); refusing to keep anything in it",
@@ -62,6 +61,36 @@ pub fn touch(path: &Path) -> io::Result<()> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     restrict(&file)
+}
+
+/// Create `path` as a new 0600 file holding `contents`, or fail with
+/// `AlreadyExists`. The contents are written to a temporary file first and
+/// linked into place, so no reader ever sees a partial file and two
+/// processes racing to create it cannot both win.
+pub fn create_new(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp =
+        tempfile::Builder::new().prefix(".new-").permissions(fs::Permissions::from_mode(0o600)).tempfile_in(dir)?;
+    let mut file = tmp.as_file();
+    file.write_all(contents)?;
+    file.sync_all()?;
+    fs::hard_link(tmp.path(), path)
+}
+
+/// Read a file only this user can read: not through a link, only a regular
+/// file this user owns (its mode is tightened to 0600 if it was looser).
+pub fn read(path: &Path) -> io::Result<Vec<u8>> {
+    let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
+    let meta = file.metadata()?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_file() || meta.uid() != me {
+        return Err(io::Error::other(format!("{} is not a regular file of this user (uid {me})", path.display())));
+    }
+    restrict(&file)?;
+    let mut contents = Vec::new();
+    file.read_to_end(&mut contents)?;
+    Ok(contents)
 }
 
 fn restrict(file: &File) -> io::Result<()> {
@@ -120,5 +149,24 @@ mod tests {
         let link = tmp.path().join("link.log");
         std::os::unix::fs::symlink(&log, &link).unwrap();
         assert!(append_file(&link).is_err(), "never written through a link");
+    }
+
+    #[test]
+    fn new_files_are_created_once_and_read_only_directly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = tmp.path().join("key");
+        create_new(&key, b"first").unwrap();
+        assert_eq!(mode(&key), 0o600);
+        let again = create_new(&key, b"second").unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(read(&key).unwrap(), b"first");
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary file left behind");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        read(&key).unwrap();
+        assert_eq!(mode(&key), 0o600, "a loose mode is tightened on read");
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&key, &link).unwrap();
+        assert!(read(&link).is_err(), "never read through a link");
+        assert!(read(tmp.path()).is_err(), "a folder is not a key file");
     }
 }

@@ -15,6 +15,9 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::api;
+use crate::api::auth::Access;
+use crate::auth::keyfile::{self, KeyFileError};
+use crate::auth::{KeyRing, Verifier};
 use crate::backend::docker::DockerBackend;
 use crate::backend::BackendError;
 use crate::engine::Engine;
@@ -45,6 +48,21 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     /// Generic containers kept ready per runtime image in use.
     pub prewarm: usize,
+    /// Who may call the API.
+    pub auth: ApiAuth,
+}
+
+/// How API callers are authenticated, as configured.
+#[derive(Debug, Clone)]
+pub enum ApiAuth {
+    /// Requests are signed with the key pair generated at first start and
+    /// kept in the data directory ([`keyfile`]): secure with no set-up.
+    Generated,
+    /// Requests are signed with one of these pairs (`--credentials-file`,
+    /// `LAMBDABOX_ACCESS_KEY_ID`); they replace the generated one.
+    Configured(KeyRing),
+    /// `--insecure-no-auth`: anything goes (loopback only, checked by `main`).
+    Off,
 }
 
 impl ServeConfig {
@@ -62,6 +80,7 @@ impl ServeConfig {
             user: crate::backend::Sandbox::default().user,
             drain_timeout: Duration::from_secs(30),
             prewarm: 1,
+            auth: ApiAuth::Generated,
         }
     }
 }
@@ -91,6 +110,8 @@ pub enum ServeError {
     Logs(#[from] LogError),
     #[error("lambdabox-init not found at {0}; build it with `make build` or pass --init-bin")]
     InitMissing(PathBuf),
+    #[error("API credentials: {0}")]
+    Credentials(#[from] KeyFileError),
     #[error("container socket folder: {0}")]
     RunDir(std::io::Error),
     #[error("serving HTTP: {0}")]
@@ -110,6 +131,7 @@ pub fn home_id(data_dir: &Path) -> String {
 #[derive(Debug)]
 pub struct Controller {
     engine: Arc<Engine>,
+    access: Access,
     pool: Pool,
     drain_timeout: Duration,
 }
@@ -122,6 +144,7 @@ impl Controller {
             return Err(ServeError::InitMissing(config.init_bin));
         }
         let store = Arc::new(Store::open(&config.data_dir)?);
+        let access = api_access(&config)?;
         let docker = DockerBackend::connect().await?;
         let home = home_id(&config.data_dir);
         let logs = Arc::new(LogBook::open(&config.data_dir.join("logs"))?);
@@ -160,7 +183,7 @@ impl Controller {
         // Also checks (and if needed builds) the images of the runtimes in
         // use, so their first invocation does not wait for it.
         tokio::spawn(engine.clone().keep_prewarm_current());
-        Ok(Controller { engine, pool, drain_timeout: config.drain_timeout })
+        Ok(Controller { engine, access, pool, drain_timeout: config.drain_timeout })
     }
 
     /// Serve the Lambda API on `listener` until `shutdown` resolves; then
@@ -182,8 +205,8 @@ impl Controller {
                 stop.cancel();
             }
         });
-        let server =
-            axum::serve(listener, api::app(self.engine)).with_graceful_shutdown(stop.clone().cancelled_owned());
+        let server = axum::serve(listener, api::app(self.engine, self.access))
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
         let drain_limit = async {
             stop.cancelled().await;
             tokio::time::sleep(self.drain_timeout).await;
@@ -199,6 +222,36 @@ impl Controller {
         self.pool.shutdown().await;
         result
     }
+}
+
+/// Resolve the configured authentication: load or generate the key pair,
+/// or take the configured ones (removing a generated pair they replace).
+fn api_access(config: &ServeConfig) -> Result<Access, ServeError> {
+    let path = keyfile::path(&config.data_dir);
+    let keys = match &config.auth {
+        ApiAuth::Off => {
+            tracing::warn!("--insecure-no-auth: the API accepts unsigned requests from anyone who can reach it");
+            return Ok(Access::Open);
+        }
+        ApiAuth::Configured(keys) => {
+            if keyfile::remove(&config.data_dir)? {
+                tracing::info!(path = %path.display(), "removed the generated key pair: configured credentials replace it");
+            }
+            tracing::info!(key_pairs = keys.len(), "API requests must be signed with a configured key pair");
+            keys.clone()
+        }
+        ApiAuth::Generated => {
+            let (pair, generated) = keyfile::load_or_generate(&config.data_dir)?;
+            tracing::info!(
+                access_key_id = pair.access_key_id(),
+                path = %path.display(),
+                generated,
+                "API requests must be signed with this key pair; `lambdabox credentials` prints it"
+            );
+            KeyRing::new(vec![pair]).map_err(KeyFileError::from)?
+        }
+    };
+    Ok(Access::signed(Verifier::new(keys), &config.realm.region))
 }
 
 /// Where container control sockets live: a private folder under the data

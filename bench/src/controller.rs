@@ -9,9 +9,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use lambdabox::auth::{sign, KeyPair};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+use crate::load::Target;
 
 /// The handler every measurement runs.
 pub const HANDLER_SOURCE: &str = "def handler(event, context):\n    return event\n";
@@ -33,6 +36,10 @@ pub enum ControllerError {
     NotReady(u64, PathBuf),
     #[error("{what}: {source}")]
     Http { what: String, source: reqwest::Error },
+    #[error("{what}: {source}")]
+    Send { what: String, source: lambdabox::auth::sign::SignError },
+    #[error("reading the controller's key pair: {0}")]
+    Key(#[from] lambdabox::auth::keyfile::KeyFileError),
     #[error("{what}: status {status}: {body}")]
     Api { what: String, status: u16, body: String },
     #[error("reading /proc/{pid}/status: {source}")]
@@ -48,6 +55,9 @@ pub struct Controller {
     pid: u32,
     endpoint: String,
     http: reqwest::Client,
+    /// The pair the controller generated at start (none from a build that
+    /// predates authentication): every request is signed with it.
+    key: Option<KeyPair>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -73,6 +83,10 @@ impl Controller {
             .arg(data_dir.path())
             .args(["--drain-timeout", "10"])
             .args(extra)
+            // It generates its key pair in the data directory, read below.
+            .env_remove("LAMBDABOX_ACCESS_KEY_ID")
+            .env_remove("LAMBDABOX_SECRET_ACCESS_KEY")
+            .env_remove("LAMBDABOX_CREDENTIALS_FILE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -100,20 +114,24 @@ impl Controller {
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let http = reqwest::Client::builder().no_proxy().timeout(API_TIMEOUT).build().expect("plain client");
-        Ok(Controller { child, pid, endpoint, http, _data_dir: data_dir })
+        let key = lambdabox::auth::keyfile::read(data_dir.path())?;
+        Ok(Controller { child, pid, endpoint, http, key, _data_dir: data_dir })
     }
 
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
-    /// The URL that invokes function `name`.
-    pub fn invoke_url(&self, name: &str) -> String {
-        format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint)
+    /// A load target invoking function `name`, signed with the controller's key.
+    pub fn target(&self, client: &reqwest::Client, name: &str) -> Target {
+        let url = format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint);
+        Target::signed(client.clone(), url, self.key.clone())
     }
 
     async fn call(&self, what: String, request: reqwest::RequestBuilder) -> Result<serde_json::Value, ControllerError> {
-        let response = request.send().await.map_err(|source| ControllerError::Http { what: what.clone(), source })?;
+        let response = sign::send(request, self.key.as_ref(), sign::DEFAULT_REGION)
+            .await
+            .map_err(|source| ControllerError::Send { what: what.clone(), source })?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|source| ControllerError::Http { what: what.clone(), source })?;
         if !(200..300).contains(&status) {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lambdabox::auth::{sign, KeyPair};
 use serde::Serialize;
 
 /// The event every measurement sends; the handler returns it unchanged.
@@ -24,6 +25,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum InvokeError {
     #[error("request failed: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("request failed: {0}")]
+    Send(#[from] lambdabox::auth::sign::SignError),
     #[error("status {status}: {body}")]
     Status { status: u16, body: String },
     #[error("function error {kind}: {body}")]
@@ -53,6 +56,10 @@ pub fn describe(e: &dyn std::error::Error) -> String {
 pub struct Target {
     client: reqwest::Client,
     url: String,
+    /// lambdabox's key pair: its invocations are signed, as every client's
+    /// are, so signing and verifying are part of what is measured. The
+    /// baselines take unsigned requests.
+    key: Option<KeyPair>,
 }
 
 /// A client that keeps connections alive and never goes through a proxy:
@@ -69,7 +76,12 @@ pub fn client() -> reqwest::Client {
 
 impl Target {
     pub fn new(client: reqwest::Client, url: String) -> Target {
-        Target { client, url }
+        Target { client, url, key: None }
+    }
+
+    /// A target whose invocations are signed with `key`.
+    pub fn signed(client: reqwest::Client, url: String, key: Option<KeyPair>) -> Target {
+        Target { client, url, key }
     }
 
     pub fn url(&self) -> &str {
@@ -80,7 +92,8 @@ impl Target {
     /// event echoed back. Returns how long it took.
     pub async fn invoke(&self) -> Result<Duration, InvokeError> {
         let start = Instant::now();
-        let response = self.client.post(&self.url).body(PAYLOAD).send().await?;
+        let request = self.client.post(&self.url).body(PAYLOAD);
+        let response = sign::send(request, self.key.as_ref(), sign::DEFAULT_REGION).await?;
         let status = response.status().as_u16();
         let function_error =
             response.headers().get("x-amz-function-error").map(|v| v.to_str().unwrap_or("?").to_owned());

@@ -427,7 +427,7 @@ async fn cold_starts(
     client: &reqwest::Client,
     who: &str,
 ) -> Result<ColdStarts> {
-    let target = Target::new(client.clone(), lambdabox.invoke_url(name));
+    let target = lambdabox.target(client, name);
     let mut tally = ColdTally::default();
     for i in 0..plan.cold_k {
         lambdabox.set_env(name, "BENCH_REVISION", &format!("{}-{i}", unix_secs())).await?;
@@ -485,7 +485,7 @@ async fn measure_lambdabox(
     let lambdabox = ctx.controller("lambdabox", extra).await?;
     lambdabox.create_function("echo", args.memory_mb, None).await?;
     lambdabox.create_function("cold", args.memory_mb, None).await?;
-    let target = Target::new(client.clone(), lambdabox.invoke_url("echo"));
+    let target = lambdabox.target(client, "echo");
     let first = load::first_success(&target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
         .await
         .context("lambdabox never answered")?;
@@ -550,7 +550,7 @@ async fn measure_hundred(args: &Args, ctx: &Ctx, client: &reqwest::Client) -> Re
         let calls: Vec<_> = chunk
             .iter()
             .map(|i| {
-                let target = Target::new(client.clone(), lambdabox.invoke_url(&format!("f{i:03}")));
+                let target = lambdabox.target(client, &format!("f{i:03}"));
                 tokio::spawn(async move { target.invoke().await })
             })
             .collect();

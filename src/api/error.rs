@@ -1,5 +1,6 @@
 //! AWS error responses: status, `x-amzn-ErrorType` header and a JSON body
-//! with `Type` and `message`, the shape botocore and the AWS SDKs parse.
+//! with `Type` and `message` (authentication failures: `message` alone),
+//! the shape botocore and the AWS SDKs parse.
 //! [`From<EngineError>`] is the one place engine failures become AWS codes.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -16,11 +17,14 @@ pub struct ApiError {
     pub message: String,
     /// TooManyRequestsException's `Reason`.
     pub reason: Option<&'static str>,
+    /// Answered before any operation ran (authentication): AWS's front end
+    /// sends `message` alone there, without `Type`.
+    pub untyped: bool,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), reason: None }
+        ApiError { status, code, message: message.into(), reason: None, untyped: false }
     }
 
     pub fn invalid_parameter(message: impl Into<String>) -> ApiError {
@@ -62,8 +66,16 @@ impl From<EngineError> for ApiError {
             EngineError::ProvisionedNotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, "ProvisionedConcurrencyConfigNotFoundException", message)
             }
-            EngineError::Service(_) => {
-                tracing::error!(error = %message, "service error");
+            // Listed one by one so that a new variant needs a decision here.
+            EngineError::Store(_)
+            | EngineError::Code(_)
+            | EngineError::Pool(_)
+            | EngineError::Image(_)
+            | EngineError::ImageGone { .. }
+            | EngineError::Logs(_)
+            | EngineError::Task { .. }
+            | EngineError::Busy(_) => {
+                tracing::error!(error = %message, cause = ?e, "service error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", message)
             }
         }
@@ -72,7 +84,11 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "Type": self.fault(), "message": self.message });
+        let mut body = if self.untyped {
+            serde_json::json!({ "message": self.message })
+        } else {
+            serde_json::json!({ "Type": self.fault(), "message": self.message })
+        };
         if let Some(reason) = self.reason {
             body["Reason"] = reason.into();
         }
@@ -105,7 +121,7 @@ mod tests {
         let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["Reason"], "ReservedFunctionConcurrentInvocationLimitExceeded");
-        let r = ApiError::from(EngineError::Service("docker".into()));
+        let r = ApiError::from(EngineError::Code(std::io::Error::other("disk full")));
         assert_eq!((r.status.as_u16(), r.fault()), (500, "Service"));
     }
 }

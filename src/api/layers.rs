@@ -4,14 +4,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::auth::Links;
 use super::{json_body, stored_zip, zip_from, ApiError, ApiResult};
 use crate::engine::{Engine, NewLayerVersion};
 use crate::function::Realm;
@@ -68,12 +69,11 @@ fn list_item(v: &LayerVersion, realm: &Realm) -> Value {
 }
 
 /// GetLayerVersion's and PublishLayerVersion's answer.
-fn full_version(v: &LayerVersion, realm: &Realm, headers: &HeaderMap) -> Value {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:9000");
+fn full_version(v: &LayerVersion, realm: &Realm, links: &Links, headers: &HeaderMap) -> Value {
     let mut out = list_item(v, realm);
     out["LayerArn"] = realm.layer_arn(&v.name).into();
     out["Content"] = json!({
-        "Location": format!("http://{host}/lambdabox/v1/layers/{}/versions/{}/content.zip", v.name, v.version),
+        "Location": links.url(headers, &format!("/lambdabox/v1/layers/{}/versions/{}/content.zip", v.name, v.version)),
         "CodeSha256": sha256_base64(&v.code_sha256),
         "CodeSize": v.code_size,
     });
@@ -113,6 +113,7 @@ fn page(key: &str, items: Vec<Value>, q: &HashMap<String, String>) -> ApiResult 
 async fn publish(
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
+    Extension(links): Extension<Links>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
@@ -127,16 +128,17 @@ async fn publish(
         zip,
     };
     let v = engine.publish_layer_version(new).await?;
-    Ok((StatusCode::CREATED, Json(full_version(&v, engine.realm(), &headers))).into_response())
+    Ok((StatusCode::CREATED, Json(full_version(&v, engine.realm(), &links, &headers))).into_response())
 }
 
 async fn get_version(
     State(engine): State<Arc<Engine>>,
     Path((name, version)): Path<(String, String)>,
+    Extension(links): Extension<Links>,
     headers: HeaderMap,
 ) -> ApiResult {
     let v = engine.get_layer_version(&name, version_number(&version)?)?;
-    Ok(Json(full_version(&v, engine.realm(), &headers)).into_response())
+    Ok(Json(full_version(&v, engine.realm(), &links, &headers)).into_response())
 }
 
 async fn delete_version(State(engine): State<Arc<Engine>>, Path((name, version)): Path<(String, String)>) -> ApiResult {

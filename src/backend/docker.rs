@@ -59,6 +59,18 @@ impl DockerBackend {
         Ok(DockerBackend { docker })
     }
 
+    /// A client of a socket path in `dir` that nobody listens on: every
+    /// call fails at once. In-process tests build [`crate::images::Images`]
+    /// with it.
+    #[cfg(test)]
+    pub fn unreachable(dir: &std::path::Path) -> DockerBackend {
+        let path = dir.join("no-docker.sock");
+        std::fs::write(&path, b"").expect("placeholder socket path");
+        let docker = Docker::connect_with_unix(&path.to_string_lossy(), 1, bollard::API_DEFAULT_VERSION)
+            .expect("a client needs no connection");
+        DockerBackend { docker }
+    }
+
     /// What starting `image` runs (its id, ENTRYPOINT, CMD and WORKDIR)
     /// and its labels. `Ok(None)` when there is no such image.
     pub async fn image_facts(&self, image: &str) -> Result<Option<ImageFacts>, BackendError> {

@@ -51,7 +51,7 @@ impl Engine {
         let task = tokio::spawn(run(self.pool.clone(), self.images.clone(), launch, invocation, req.log_tail));
         match tokio::time::timeout(cap, task).await {
             Ok(Ok(result)) => result,
-            Ok(Err(e)) => Err(EngineError::Service(format!("invocation task failed: {e}"))),
+            Ok(Err(source)) => Err(EngineError::Task { what: "invocation task", source }),
             Err(_) => Ok(respond(Settled::TimedOut, &request_id, f.timeout_s)),
         }
     }
@@ -71,8 +71,7 @@ async fn run(
     let cold = container.invocations() == 0 && !container.provisioned;
     container.log.begin(&request_id);
     let delivered = Instant::now();
-    let ticket =
-        container.mailbox.deliver(invocation).map_err(|e| EngineError::Service(format!("internal error: {e}")))?;
+    let ticket = container.mailbox.deliver(invocation)?;
     let (settled, taken) = settle(ticket).await;
     let timeout_s = launch.function.timeout_s;
     let report = Report {
@@ -100,11 +99,8 @@ async fn lease(pool: &Pool, images: &Images, mut launch: Launch) -> Result<Lease
         Ok(lease) => Ok(lease),
         Err(PoolError::Backend(BackendError::ImageMissing(image))) => {
             let Some(runtime) = launch.runtime else {
-                return Err(EngineError::Service(format!(
-                    "The function's image {image} ({}) is no longer in this host's Docker engine; \
-                     load it again and update the function's code",
-                    launch.function.image.as_ref().map_or("", |i| i.uri.as_str())
-                )));
+                let uri = launch.function.image.as_ref().map_or("", |i| i.uri.as_str()).to_owned();
+                return Err(EngineError::ImageGone { image, uri });
             };
             images.forget(runtime);
             launch.image = images.ensure(runtime).await?;

@@ -167,10 +167,7 @@ impl ContainerLog {
         if !std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
             return Err(io::Error::other("the log descriptor is not a pipe"));
         }
-        // SAFETY: fcntl on a descriptor we own.
-        if unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        rustix::fs::fcntl_setfl(&pipe, rustix::fs::OFlags::NONBLOCK)?;
         // SAFETY: an OwnedFd is open, and stays the same descriptor, for as
         // long as the AsyncFd that owns it.
         let pipe = unsafe { AsyncFd::register_with_interest(pipe, Interest::READABLE) }?;
@@ -228,15 +225,11 @@ async fn read_pipe(log: Weak<ContainerLog>, pipe: Arc<AsyncFd<OwnedFd>>) {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::os::fd::FromRawFd;
     use std::time::Duration;
 
     fn pipe() -> (OwnedFd, std::fs::File) {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills both descriptors on success.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: both were just created and are owned here alone.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) }
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        (read, std::fs::File::from(write))
     }
 
     fn report(id: &str) -> Report {

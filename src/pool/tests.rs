@@ -24,22 +24,8 @@ struct Harness {
 
 fn harness(tune: impl FnOnce(&mut PoolConfig)) -> Harness {
     let tmp = tempfile::tempdir().unwrap();
-    let mut config = PoolConfig {
-        run_dir: tmp.path().join("run"),
-        init_bin: tmp.path().join("init"),
-        network: "none".into(),
-        home: "home".into(),
-        instance: "run1".into(),
-        realm: Realm::default(),
-        memory_budget_mb: 1024,
-        queue_timeout: Duration::from_millis(100),
-        idle_ttl: Duration::from_secs(600),
-        cpu_limit: true,
-        user: "993:993".into(),
-        prewarm: 0,
-    };
+    let mut config = PoolConfig::for_tests(tmp.path());
     tune(&mut config);
-    std::fs::create_dir_all(&config.run_dir).unwrap();
     std::fs::create_dir_all(tmp.path().join("task")).unwrap();
     let logs = Arc::new(LogBook::open(&tmp.path().join("logs")).unwrap());
     let fake = FakeBackend::new();

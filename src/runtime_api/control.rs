@@ -9,12 +9,15 @@
 //! Runtime API address, the log pipe must be a FIFO (checked by the log),
 //! and anything else ends the channel.
 
-use std::io;
-use std::mem;
+use std::io::{self, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 
 use lambdabox_protocol::{tag, DecodeError, Exit, RUNTIME_API_PORT};
+use rustix::net::{
+    ipproto, recvmsg, sockopt, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketType,
+};
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
@@ -95,10 +98,10 @@ pub async fn send(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> {
 /// function could make itself (a socketpair, a pipe, a socket to elsewhere)
 /// fails here.
 fn runtime_connection(fd: OwnedFd) -> Result<TcpStream, ControlError> {
-    let int_option = |name| socket_int(&fd, name);
-    let (domain, kind, protocol) =
-        (int_option(libc::SO_DOMAIN), int_option(libc::SO_TYPE), int_option(libc::SO_PROTOCOL));
-    if domain != Some(libc::AF_INET) || kind != Some(libc::SOCK_STREAM) || protocol != Some(libc::IPPROTO_TCP) {
+    let domain = sockopt::socket_domain(&fd).ok();
+    let kind = sockopt::socket_type(&fd).ok();
+    let protocol = sockopt::socket_protocol(&fd).ok().flatten();
+    if domain != Some(AddressFamily::INET) || kind != Some(SocketType::STREAM) || protocol != Some(ipproto::TCP) {
         return Err(ControlError::NotTheRuntimeApi(format!("domain {domain:?}, type {kind:?}, protocol {protocol:?}")));
     }
     let std = std::net::TcpStream::from(fd);
@@ -111,23 +114,12 @@ fn runtime_connection(fd: OwnedFd) -> Result<TcpStream, ControlError> {
     Ok(TcpStream::from_std(std)?)
 }
 
-/// An integer socket option, `None` when it cannot be read (not a socket).
-fn socket_int(fd: &OwnedFd, name: libc::c_int) -> Option<libc::c_int> {
-    let mut value: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt into an int of the length given.
-    let rc = unsafe {
-        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, name, (&mut value as *mut libc::c_int).cast(), &mut len)
-    };
-    (rc == 0).then_some(value)
-}
-
 /// Up to `max` bytes and the first descriptor that came with them, waiting
 /// until something arrives; `None` at end of stream.
 async fn receive_raw(stream: &UnixStream, max: usize) -> Result<Option<(Vec<u8>, Option<OwnedFd>)>, ControlError> {
     loop {
         stream.readable().await?;
-        match stream.try_io(Interest::READABLE, || receive_once(stream.as_raw_fd(), max)) {
+        match stream.try_io(Interest::READABLE, || receive_once(stream, max)) {
             Ok(got) => return Ok(got),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e.into()),
@@ -138,67 +130,44 @@ async fn receive_raw(stream: &UnixStream, max: usize) -> Result<Option<(Vec<u8>,
 /// One `recvmsg` of at most `max` bytes. Extra descriptors are closed; a
 /// message stops at the first descriptor-carrying byte, so a descriptor
 /// always belongs to the tag it came with.
-fn receive_once(socket: RawFd, max: usize) -> io::Result<Option<(Vec<u8>, Option<OwnedFd>)>> {
+fn receive_once(socket: &UnixStream, max: usize) -> io::Result<Option<(Vec<u8>, Option<OwnedFd>)>> {
     let mut buf = vec![0u8; max];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: max };
     // Room for a few descriptors, so a sender attaching more cannot make
-    // us lose track of (and leak) them.
-    let mut control = [0u64; 8];
-    // SAFETY: an all-zero msghdr is valid; every pointer set outlives the
-    // call; the CMSG_* walk stays within the control length the kernel set.
-    unsafe {
-        let mut msg: libc::msghdr = mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = mem::size_of_val(&control) as _;
-        let n = libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT);
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+    // us lose track of (and leak) them: the kernel would close the excess
+    // it could not deliver, and everything delivered is owned below.
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received =
+        recvmsg(socket, &mut [IoSliceMut::new(&mut buf)], &mut control, RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT)?;
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(passed) = message {
+            fds.extend(passed);
         }
-        let mut fds = Vec::new();
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / mem::size_of::<RawFd>();
-                for i in 0..count {
-                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-        if n == 0 && fds.is_empty() {
-            return Ok(None);
-        }
-        buf.truncate(n as usize);
-        Ok(Some((buf, fds.into_iter().next())))
     }
+    if received.bytes == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    buf.truncate(received.bytes);
+    Ok(Some((buf, fds.into_iter().next())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
     /// Send like init does: one tag byte, one descriptor.
     fn send_fd(socket: &std::os::unix::net::UnixStream, tag: u8, fd: RawFd) {
-        let mut byte = [tag];
-        let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-        let mut control = [0u64; 4];
-        // SAFETY: as in init: a zeroed msghdr with pointers that outlive the call.
-        unsafe {
-            let mut msg: libc::msghdr = mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(4) as _;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(4) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-            assert_eq!(libc::sendmsg(socket.as_raw_fd(), &msg, 0), 1);
-        }
+        use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+        // SAFETY: every caller passes a descriptor it keeps open for the call.
+        let fds = [unsafe { BorrowedFd::borrow_raw(fd) }];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+        let sent = sendmsg(socket.as_fd(), &[io::IoSlice::new(&[tag])], &mut control, SendFlags::empty());
+        assert_eq!(sent.unwrap(), 1);
     }
 
     fn pair() -> (UnixStream, std::os::unix::net::UnixStream) {

@@ -25,13 +25,6 @@ pub enum CodeError {
     Io(#[from] io::Error),
 }
 
-impl CodeError {
-    /// Whether the zip is at fault (rather than the disk).
-    pub fn is_bad_input(&self) -> bool {
-        matches!(self, CodeError::Unpack(e) if !matches!(e, UnpackError::Io(_)))
-    }
-}
-
 /// A zip in the store: its digest and size as Lambda reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCode {

@@ -6,14 +6,15 @@
 //! come from two threads (the accept loop and the supervisor), so each
 //! message goes out whole under one lock.
 
-use std::io::{self, Read, Write};
-use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, IoSlice, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Mutex;
 
 use lambdabox_protocol::{tag, Exit, Specialization};
+use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 /// The connection to the controller, opened before anything else runs.
 pub struct Control {
@@ -27,35 +28,20 @@ impl Control {
     }
 
     /// Send `fd` tagged `tag`; the caller closes its copy afterwards.
-    pub fn send_fd(&self, tag: u8, fd: RawFd) -> io::Result<()> {
+    pub fn send_fd(&self, tag: u8, fd: BorrowedFd<'_>) -> io::Result<()> {
         let _one_at_a_time = self.sending.lock().unwrap_or_else(|e| e.into_inner());
-        let mut byte = [tag];
-        let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-        // SAFETY: CMSG_SPACE only computes a size.
-        let space = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32) } as usize;
-        let mut control = vec![0u8; space];
-        // SAFETY: an all-zero msghdr is valid; the pointers set below outlive
-        // the sendmsg call, and CMSG_FIRSTHDR of a buffer of CMSG_SPACE bytes
-        // is non-null and has room for one descriptor.
-        unsafe {
-            let mut msg: libc::msghdr = mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = space as _;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-            loop {
-                if libc::sendmsg(self.stream.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) == 1 {
-                    return Ok(());
-                }
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
+        let fds = [fd];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(io::Error::other("no room for a descriptor"));
+        }
+        loop {
+            match sendmsg(&self.stream, &[IoSlice::new(&[tag])], &mut control, SendFlags::NOSIGNAL) {
+                Ok(1) => return Ok(()),
+                Ok(_) => return Err(io::Error::other("the tag byte was not sent")),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -90,13 +76,7 @@ fn bad(what: &str) -> io::Error {
 /// A pipe for the bootstrap's output: `(read, write)`, both close-on-exec
 /// (the bootstrap gets the write end as its stdout and stderr explicitly).
 pub fn log_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills both descriptors on success.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and are owned here alone.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
 }
 
 /// Accept runtime connections forever and hand each to the controller.
@@ -109,7 +89,7 @@ pub fn accept_loop(listener: std::net::TcpListener, control: Option<std::sync::A
         // Small HTTP messages must not wait for Nagle; the option travels
         // with the socket.
         let _ = tcp.set_nodelay(true);
-        if let Err(e) = control.send_fd(tag::CONNECTION, tcp.as_raw_fd()) {
+        if let Err(e) = control.send_fd(tag::CONNECTION, tcp.as_fd()) {
             eprintln!("lambdabox-init: handing a runtime connection to the controller: {e}");
         }
     }

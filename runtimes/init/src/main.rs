@@ -36,7 +36,7 @@
 
 use std::ffi::OsString;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -217,7 +217,7 @@ fn bootstrap_command(given: Option<Vec<OsString>>) -> Option<(OsString, Vec<OsSt
 /// stdout and stderr, which the container engine keeps (bounded).
 fn give_log_pipe(control: &Control, command: &mut Command) {
     let given = control::log_pipe().and_then(|(read, write)| {
-        control.send_fd(tag::LOG_PIPE, read.as_raw_fd())?;
+        control.send_fd(tag::LOG_PIPE, read.as_fd())?;
         let err = write.try_clone()?;
         command.stdout(Stdio::from(write)).stderr(Stdio::from(err));
         Ok(())

@@ -2,7 +2,7 @@
 //! runtime's paths, at most five per function, and kept working for the
 //! functions that use them after the version is deleted.
 
-mod common;
+use crate::common;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{LayerVersionContentInput, Runtime};
@@ -111,18 +111,16 @@ async fn bad_layer_lists_are_refused() {
     assert!(malformed.is_invalid_parameter_value_exception(), "{malformed:?}");
     create(arns[..5].to_vec()).await.expect("five layers are fine");
 
-    let bad_name = reqwest::Client::new()
-        .post(format!("{}/2018-10-31/layers/bad%20name/versions", server.url))
+    let bad_name = server
+        .post("/2018-10-31/layers/bad%20name/versions")
         .json(&json!({"Content": {"ZipFile": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="}}))
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(bad_name.status(), 400);
-    let not_zip = reqwest::Client::new()
-        .post(format!("{}/2018-10-31/layers/ok/versions", server.url))
+    let not_zip = server
+        .post("/2018-10-31/layers/ok/versions")
         .json(&json!({"Content": {"ZipFile": "bm90IGEgemlw"}}))
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(not_zip.status(), 400, "{}", not_zip.text().await.unwrap());
 }

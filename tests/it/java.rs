@@ -2,7 +2,7 @@
 //! functions written against aws-lambda-java-core, compiled here with the
 //! image's own javac (tests/common/java.rs).
 
-mod common;
+use crate::common;
 
 use common::java::{deploy_zip, fixture_zips, function_zip};
 use common::{ensure_runtime_image, Server};

@@ -6,7 +6,7 @@
 //! differs between runtimes is data in [`Spec`]: the handler spellings and
 //! the error type the language raises.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -161,12 +161,7 @@ async fn deploy_all(server: &Server, spec: &Spec) -> Option<String> {
         } else if case == "layer" {
             body["Layers"] = json!([layer_arn]);
         }
-        let resp = reqwest::Client::new()
-            .post(format!("{}/2015-03-31/functions", server.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = server.post("/2015-03-31/functions").json(&body).send().await;
         assert_eq!(resp.status(), 201, "{}: {}", spec.runtime, resp.text().await.unwrap());
     }
     image
@@ -177,8 +172,7 @@ async fn publish_layer(server: &Server, spec: &Spec, zip: Vec<u8>) -> String {
         "Content": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(zip)},
         "CompatibleRuntimes": if spec.runtime == IMAGE { json!([]) } else { json!([spec.runtime]) },
     });
-    let url = format!("{}/2018-10-31/layers/{}-layer/versions", server.url, spec.family);
-    let resp = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+    let resp = server.post(&format!("/2018-10-31/layers/{}-layer/versions", spec.family)).json(&body).send().await;
     assert_eq!(resp.status(), 201);
     let out: Value = resp.json().await.unwrap();
     out["LayerVersionArn"].as_str().unwrap().to_owned()

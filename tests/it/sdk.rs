@@ -1,7 +1,7 @@
 //! The official AWS SDK for Rust drives lambdabox: create, invoke, get, list,
 //! update, delete, and the errors it must recognise by name.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 
@@ -75,6 +75,7 @@ async fn sdk_create_invoke_get_list_delete() {
     );
     assert_eq!(conf.last_update_status().map(|s| s.as_str()), Some("Successful"));
     let location = got.code().and_then(|c| c.location()).unwrap().to_owned();
+    // Presigned, like Lambda's S3 URL: fetched with no credentials at all.
     let zip = reqwest::get(&location).await.unwrap().bytes().await.unwrap();
     assert!(zip.starts_with(b"PK"), "code location serves the zip");
 

@@ -2,7 +2,7 @@
 //! Ruby runtime client behaves as Lambda's does, handlers written for Lambda
 //! run unchanged.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use common::Server;
 use serde_json::json;
 
 /// The conformance fixture: one top-level method per case.
-const HANDLERS_RB: &str = include_str!("fixtures/ruby/function/handlers.rb");
+const HANDLERS_RB: &str = include_str!("../fixtures/ruby/function/handlers.rb");
 
 /// A class-method handler in a nested namespace, loading a helper from `lib/`
 /// (on the load path, as on Lambda).
@@ -101,13 +101,12 @@ async fn runs_lambda_style_handlers(runtime: &str) {
     use base64::Engine as _;
     let extras = deploy(&server, runtime, "clientctx", "extras.client_context").await;
     let sent = json!({"client": {"app_title": "shop"}, "custom": {"k": "v"}, "env": {}});
-    let resp = reqwest::Client::new()
-        .post(server.invoke_url(&extras))
+    let resp = server
+        .post(&Server::invoke_path(&extras))
         .header("X-Amz-Client-Context", base64::engine::general_purpose::STANDARD.encode(sent.to_string()))
         .body("{}")
         .send()
-        .await
-        .unwrap();
+        .await;
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["client_context"], sent);
     assert_eq!(body["identity"], json!(null));

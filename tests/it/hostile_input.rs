@@ -3,7 +3,7 @@
 //! AWS's API model refuses. Each must be answered 400 and leave the host as
 //! it was.
 
-mod common;
+use crate::common;
 
 use std::io::{Cursor, Write};
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! injects its init and runs the image's ENTRYPOINT + CMD as the bootstrap,
 //! honouring ImageConfig, and pins the image it resolved.
 
-mod common;
+use crate::common;
 
 use aws_sdk_lambda::types::{FunctionCode, PackageType};
 use common::Server;
@@ -82,10 +82,7 @@ async fn images_run_with_their_entrypoint_and_image_config() {
 async fn bad_image_functions_are_refused() {
     const ROLE: &str = "arn:aws:iam::000000000000:role/r";
     let server = Server::start();
-    let create = |body: serde_json::Value| {
-        let url = format!("{}/2015-03-31/functions", server.url);
-        async move { reqwest::Client::new().post(url).json(&body).send().await.unwrap() }
-    };
+    let create = |body: serde_json::Value| server.post("/2015-03-31/functions").json(&body).send();
     let missing = create(json!({
         "FunctionName": "nope", "PackageType": "Image", "Role": ROLE, "Code": {"ImageUri": "lambdabox-test/absent:1"}
     }))
@@ -108,18 +105,16 @@ async fn bad_image_functions_are_refused() {
 
     // A zip function cannot take an image, nor ImageConfig.
     server.deploy("zipfn", "app.echo", json!({})).await;
-    let resp = reqwest::Client::new()
-        .put(format!("{}/2015-03-31/functions/zipfn/code", server.url))
+    let resp = server
+        .put("/2015-03-31/functions/zipfn/code")
         .json(&json!({"ImageUri": "lambdabox/python3.11:latest"}))
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.status(), 400);
-    let resp = reqwest::Client::new()
-        .put(format!("{}/2015-03-31/functions/zipfn/configuration", server.url))
+    let resp = server
+        .put("/2015-03-31/functions/zipfn/configuration")
         .json(&json!({"ImageConfig": {"Command": ["x"]}}))
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.status(), 400);
 }

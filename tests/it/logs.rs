@@ -1,7 +1,7 @@
 //! Function logs: what a function prints reaches its log between Lambda's
 //! START and END/REPORT lines, and `LogType: Tail` returns it.
 
-mod common;
+use crate::common;
 
 use common::{eventually, Server};
 use serde_json::json;
@@ -67,15 +67,9 @@ async fn timeouts_and_crashes_are_logged_too() {
 async fn bad_log_type_and_unknown_function_are_refused() {
     let server = Server::start();
     server.deploy("f", "app.echo", json!({})).await;
-    let resp = reqwest::Client::new()
-        .post(server.invoke_url("f"))
-        .header("x-amz-log-type", "Everything")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post(&Server::invoke_path("f")).header("x-amz-log-type", "Everything").body("{}").send().await;
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.headers()["x-amzn-errortype"], "InvalidParameterValueException");
-    let resp = reqwest::get(format!("{}/lambdabox/v1/functions/nope/logs", server.url)).await.unwrap();
+    let resp = server.get("/lambdabox/v1/functions/nope/logs").send().await;
     assert_eq!(resp.status(), 404);
 }

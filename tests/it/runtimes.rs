@@ -1,6 +1,6 @@
 //! Runtimes beyond python3.11: the same behaviour through other images.
 
-mod common;
+use crate::common;
 
 use common::{Server, APP_PY};
 use serde_json::json;

@@ -118,8 +118,7 @@ pub async fn deploy_zip(
         "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(zip)},
     });
     body.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
-    let resp =
-        reqwest::Client::new().post(format!("{}/2015-03-31/functions", server.url)).json(&body).send().await.unwrap();
+    let resp = server.post("/2015-03-31/functions").json(&body).send().await;
     let status = resp.status();
     assert_eq!(status, 201, "{}", resp.text().await.unwrap());
 }

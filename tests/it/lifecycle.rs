@@ -2,7 +2,7 @@
 //! containers are removed when it stops, and a crashed run's containers are
 //! cleared by the next start.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;
@@ -28,8 +28,7 @@ async fn restarted_controller_keeps_functions() {
     assert!(containers(&home, None).await.is_empty(), "a stopped controller removes its containers");
 
     let second = Server::start_in(tmp.path());
-    let list: Value =
-        reqwest::get(format!("{}/2015-03-31/functions/", second.url)).await.unwrap().json().await.unwrap();
+    let list: Value = second.get("/2015-03-31/functions/").send().await.json().await.unwrap();
     let names: Vec<&str> =
         list["Functions"].as_array().unwrap().iter().map(|f| f["FunctionName"].as_str().unwrap()).collect();
     assert_eq!(names, ["kept-a", "kept-b"]);

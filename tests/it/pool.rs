@@ -1,29 +1,27 @@
 //! The container pool against the real engine: scaling out, concurrency
 //! limits, idle recycling, eviction, provisioned concurrency, healing, drain.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
 use common::{containers, eventually, Server};
 use serde_json::json;
 
-/// Fire `n` invocations of `name` at once; returns their statuses and the wall time.
-async fn burst(server: &Server, name: &str, n: usize, payload: &str) -> (Vec<u16>, Duration) {
-    let started = Instant::now();
+/// Fire `n` invocations of `name` at once; returns their statuses.
+async fn burst(server: &Server, name: &str, n: usize, payload: &str) -> Vec<u16> {
     let calls = (0..n).map(|_| server.invoke(name, payload));
     let results = futures_util::future::join_all(calls).await;
-    (results.into_iter().map(|(status, _, _)| status).collect(), started.elapsed())
+    results.into_iter().map(|(status, _, _)| status).collect()
 }
 
 /// PutFunctionConcurrency.
 async fn reserve(server: &Server, name: &str, n: u32) {
-    let put = reqwest::Client::new()
-        .put(format!("{}/2017-10-31/functions/{name}/concurrency", server.url))
+    let put = server
+        .put(&format!("/2017-10-31/functions/{name}/concurrency"))
         .json(&json!({"ReservedConcurrentExecutions": n}))
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(put.status(), 200);
 }
 
@@ -35,9 +33,8 @@ fn count(statuses: &[u16], status: u16) -> usize {
 async fn concurrent_invocations_scale_out_to_one_container_each() {
     let server = Server::start();
     server.deploy("sleepy", "app.sleep", json!({"Timeout": 30})).await;
-    let (statuses, elapsed) = burst(&server, "sleepy", 16, r#"{"seconds": 1}"#).await;
+    let statuses = burst(&server, "sleepy", 16, r#"{"seconds": 1}"#).await;
     assert_eq!(count(&statuses, 200), 16, "{statuses:?}");
-    assert!(elapsed < Duration::from_secs(12), "16 one-second sleeps in parallel took {elapsed:?}");
     assert_eq!(containers(&server.home(), Some("sleepy")).await.len(), 16, "one container per concurrent invocation");
     let ps = server.ps().await;
     let served: u64 = ps.iter().map(|c| c["invocations"].as_u64().unwrap()).sum();
@@ -49,7 +46,7 @@ async fn reserved_concurrency_throttles_the_excess() {
     let server = Server::start();
     server.deploy("capped", "app.sleep", json!({"Timeout": 30})).await;
     reserve(&server, "capped", 4).await;
-    let (statuses, _) = burst(&server, "capped", 16, r#"{"seconds": 1}"#).await;
+    let statuses = burst(&server, "capped", 16, r#"{"seconds": 1}"#).await;
     assert_eq!((count(&statuses, 200), count(&statuses, 429)), (4, 12), "{statuses:?}");
     let (status, headers, body) = {
         let mut held = Vec::new();
@@ -75,7 +72,7 @@ async fn a_longer_queue_makes_the_excess_wait_instead() {
     let server = Server::start_with(&["--queue-timeout-ms", "20000"]);
     server.deploy("queued", "app.sleep", json!({"Timeout": 30})).await;
     reserve(&server, "queued", 4).await;
-    let (statuses, _) = burst(&server, "queued", 16, r#"{"seconds": 1}"#).await;
+    let statuses = burst(&server, "queued", 16, r#"{"seconds": 1}"#).await;
     assert_eq!(count(&statuses, 200), 16, "{statuses:?}");
     assert_eq!(containers(&server.home(), Some("queued")).await.len(), 4, "never more than the reserved 4");
 }
@@ -119,12 +116,11 @@ async fn memory_budget_evicts_the_least_recently_used_container() {
 async fn provisioned_containers_are_ready_ahead_and_never_reaped() {
     let server = Server::start_with(&["--idle-ttl", "1"]);
     server.deploy("ready", "app.environment", json!({})).await;
-    let url = format!("{}/2019-09-30/functions/ready/provisioned-concurrency?Qualifier=$LATEST", server.url);
-    let http = reqwest::Client::new();
-    let put = http.put(&url).json(&json!({"ProvisionedConcurrentExecutions": 2})).send().await.unwrap();
+    let path = "/2019-09-30/functions/ready/provisioned-concurrency?Qualifier=$LATEST";
+    let put = server.put(path).json(&json!({"ProvisionedConcurrentExecutions": 2})).send().await;
     assert_eq!(put.status(), 202);
     let ready = eventually(Duration::from_secs(20), || async {
-        let body: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        let body: serde_json::Value = server.get(path).send().await.json().await.unwrap();
         body["Status"] == "READY"
     })
     .await;
@@ -135,12 +131,12 @@ async fn provisioned_containers_are_ready_ahead_and_never_reaped() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(containers(&server.home(), Some("ready")).await.len(), 2, "not reaped past the 1 s TTL");
 
-    assert_eq!(http.delete(&url).send().await.unwrap().status(), 204);
+    assert_eq!(server.delete(path).send().await.status(), 204);
     let reaped =
         eventually(Duration::from_secs(20), || async { containers(&server.home(), Some("ready")).await.is_empty() })
             .await;
     assert!(reaped, "once unconfigured they are ordinary idle containers");
-    let missing = http.get(&url).send().await.unwrap();
+    let missing = server.get(path).send().await;
     assert_eq!(missing.headers()["x-amzn-errortype"], "ProvisionedConcurrencyConfigNotFoundException");
 }
 
@@ -166,9 +162,9 @@ async fn sigterm_drains_in_flight_invocations_first() {
     let mut server = Server::start();
     server.deploy("draining", "app.sleep", json!({"Timeout": 30})).await;
     let home = server.home();
-    let url = server.invoke_url("draining");
+    let call = server.post(&Server::invoke_path("draining")).body(r#"{"seconds": 2}"#);
     let in_flight = tokio::spawn(async move {
-        let resp = reqwest::Client::new().post(url).body(r#"{"seconds": 2}"#).send().await.unwrap();
+        let resp = call.send().await;
         (resp.status().as_u16(), resp.text().await.unwrap())
     });
     let busy =

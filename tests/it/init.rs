@@ -1,7 +1,7 @@
 //! lambdabox-init as PID 1 of a real container: exit status, signal
 //! forwarding, zombie reaping, the environment it gives the bootstrap.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::ListContainersOptionsBuilder;
+use lambdabox::auth::KeyPair;
 
 /// The static lambdabox-init: `LAMBDABOX_INIT` (set by `make test`), else
 /// built here the way the Makefile builds it.
@@ -68,7 +69,40 @@ pub struct Server {
     child: Option<Child>,
     pub url: String,
     pub data_dir: PathBuf,
+    /// What every request of the harness is signed with: the pair the
+    /// controller generated in its data directory, unless a test says
+    /// otherwise ([`Server::with_key`]); `None` sends them unsigned.
+    pub key: Option<KeyPair>,
     _tmp: Option<tempfile::TempDir>,
+}
+
+/// One API request, signed with the server's key pair when sent: the
+/// harness's one way to call the API.
+pub struct Call {
+    builder: reqwest::RequestBuilder,
+    key: Option<KeyPair>,
+}
+
+impl Call {
+    pub fn header(self, name: &str, value: impl AsRef<str>) -> Call {
+        Call { builder: self.builder.header(name, value.as_ref()), ..self }
+    }
+
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Call {
+        Call { builder: self.builder.body(body), ..self }
+    }
+
+    pub fn json(self, body: &serde_json::Value) -> Call {
+        Call { builder: self.builder.json(body), ..self }
+    }
+
+    pub fn query(self, pairs: &[(&str, &str)]) -> Call {
+        Call { builder: self.builder.query(pairs), ..self }
+    }
+
+    pub async fn send(self) -> reqwest::Response {
+        lambdabox::auth::sign::send(self.builder, self.key.as_ref(), "us-east-1").await.expect("request sent")
+    }
 }
 
 impl Server {
@@ -97,6 +131,19 @@ impl Server {
     /// Start a controller from working directory `cwd` (so `data_dir` and
     /// `init` may be relative to it).
     pub fn start_in_from(cwd: &Path, data_dir: &Path, init: &Path, flags: &[&str]) -> Server {
+        Server::spawn(cwd, data_dir, init, flags, &[])
+    }
+
+    /// Start a controller with a fresh data directory, extra `serve` flags
+    /// and environment variables.
+    pub fn start_with_env(flags: &[&str], env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::Builder::new().prefix("lbx-").tempdir().expect("tempdir");
+        let mut s = Server::spawn(Path::new("."), tmp.path(), &init_bin(), flags, env);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    fn spawn(cwd: &Path, data_dir: &Path, init: &Path, flags: &[&str], env: &[(&str, &str)]) -> Server {
         ensure_images();
         let mut child = Command::new(env!("CARGO_BIN_EXE_lambdabox"))
             .current_dir(cwd)
@@ -108,13 +155,49 @@ impl Server {
             // Tests count containers by their function label, which
             // prewarmed ones lack: off unless a test asks for it.
             .args(if flags.contains(&"--prewarm") { &[][..] } else { &["--prewarm", "0"][..] })
+            // Credentials come from the flags and `env` only.
+            .env_remove("LAMBDABOX_ACCESS_KEY_ID")
+            .env_remove("LAMBDABOX_SECRET_ACCESS_KEY")
+            .env_remove("LAMBDABOX_CREDENTIALS_FILE")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("lambdabox serve starts");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("ready line");
         let url = line.trim().strip_prefix("lambdabox listening on ").expect("ready line format").to_owned();
-        Server { child: Some(child), url, data_dir: cwd.join(data_dir), _tmp: None }
+        let data_dir = cwd.join(data_dir);
+        let key = lambdabox::auth::keyfile::read(&data_dir).expect("the key file is readable");
+        Server { child: Some(child), url, data_dir, key, _tmp: None }
+    }
+
+    /// Sign the harness's requests with `key` from now on (`None`: unsigned).
+    pub fn with_key(mut self, key: Option<KeyPair>) -> Server {
+        self.key = key;
+        self
+    }
+
+    /// A request to `path` (e.g. `/2015-03-31/functions`), signed when sent.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> Call {
+        // A client per request: a pooled connection must not outlive the
+        // test's runtime, and tests share this process.
+        Call { builder: reqwest::Client::new().request(method, format!("{}{path}", self.url)), key: self.key.clone() }
+    }
+
+    pub fn get(&self, path: &str) -> Call {
+        self.request(reqwest::Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> Call {
+        self.request(reqwest::Method::POST, path)
+    }
+
+    pub fn put(&self, path: &str) -> Call {
+        self.request(reqwest::Method::PUT, path)
+    }
+
+    pub fn delete(&self, path: &str) -> Call {
+        self.request(reqwest::Method::DELETE, path)
     }
 
     /// Stop with SIGTERM and wait for a clean exit.
@@ -152,8 +235,9 @@ impl Server {
         lambdabox::server::home_id(&self.data_dir)
     }
 
-    pub fn invoke_url(&self, name: &str) -> String {
-        format!("{}/2015-03-31/functions/{name}/invocations", self.url)
+    /// The path that invokes `name`.
+    pub fn invoke_path(name: &str) -> String {
+        format!("/2015-03-31/functions/{name}/invocations")
     }
 
     /// Send SIGTERM without waiting.
@@ -193,15 +277,14 @@ impl Server {
             "Role": "arn:aws:iam::000000000000:role/test", "Code": {"ZipFile": zip},
         });
         body.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
-        let resp =
-            reqwest::Client::new().post(format!("{}/2015-03-31/functions", self.url)).json(&body).send().await.unwrap();
+        let resp = self.post("/2015-03-31/functions").json(&body).send().await;
         let status = resp.status();
         assert_eq!(status, 201, "{}", resp.text().await.unwrap());
     }
 
     /// Invoke; returns status, headers and the body as JSON (Null if not JSON).
     pub async fn invoke(&self, name: &str, payload: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
-        let resp = reqwest::Client::new().post(self.invoke_url(name)).body(payload.to_owned()).send().await.unwrap();
+        let resp = self.post(&Server::invoke_path(name)).body(payload.to_owned()).send().await;
         let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
         let body = resp.bytes().await.unwrap();
         (status, headers, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
@@ -214,13 +297,12 @@ impl Server {
         payload: &str,
     ) -> (reqwest::header::HeaderMap, serde_json::Value, String) {
         use base64::Engine as _;
-        let resp = reqwest::Client::new()
-            .post(self.invoke_url(name))
+        let resp = self
+            .post(&Server::invoke_path(name))
             .header("x-amz-log-type", "Tail")
             .body(payload.to_owned())
             .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(resp.status(), 200);
         let headers = resp.headers().clone();
         let body = resp.bytes().await.unwrap();
@@ -231,29 +313,38 @@ impl Server {
 
     /// `GET /lambdabox/v1/functions/NAME/logs`: the end of the function's log.
     pub async fn logs(&self, name: &str) -> String {
-        let resp = reqwest::get(format!("{}/lambdabox/v1/functions/{name}/logs", self.url)).await.unwrap();
+        let resp = self.get(&format!("/lambdabox/v1/functions/{name}/logs")).send().await;
         assert_eq!(resp.status(), 200);
         resp.text().await.unwrap()
     }
 
-    /// The official AWS SDK's Lambda client, pointed at this server.
+    /// The official AWS SDK's Lambda client, pointed at this server and
+    /// signing with its key pair.
     pub fn sdk(&self) -> aws_sdk_lambda::Client {
-        use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
-        let config = aws_sdk_lambda::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.url)
-            .credentials_provider(Credentials::new("test", "test", None, None, "lambdabox-tests"))
-            .build();
-        aws_sdk_lambda::Client::from_conf(config)
+        let (id, secret) = match &self.key {
+            Some(key) => (key.access_key_id(), key.secret()),
+            None => ("unsigned", "unsigned"),
+        };
+        sdk_client(&self.url, id, secret)
     }
 
     /// `GET /lambdabox/v1/containers`.
     pub async fn ps(&self) -> Vec<serde_json::Value> {
-        let body: serde_json::Value =
-            reqwest::get(format!("{}/lambdabox/v1/containers", self.url)).await.unwrap().json().await.unwrap();
+        let body: serde_json::Value = self.get("/lambdabox/v1/containers").send().await.json().await.unwrap();
         body["Containers"].as_array().cloned().unwrap_or_default()
     }
+}
+
+/// The AWS SDK's Lambda client for `url`, signing with this key pair.
+pub fn sdk_client(url: &str, access_key_id: &str, secret: &str) -> aws_sdk_lambda::Client {
+    use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_lambda::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(access_key_id, secret, None, None, "lambdabox-tests"))
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
 }
 
 impl Drop for Server {
@@ -442,9 +533,26 @@ impl Server {
         path: &str,
         body: Vec<u8>,
     ) -> (u16, reqwest::header::HeaderMap, bytes::Bytes) {
-        let resp =
-            reqwest::Client::new().request(method, format!("{}{path}", self.url)).body(body).send().await.unwrap();
+        let resp = self.request(method, path).body(body).send().await;
         let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
         (status, headers, resp.bytes().await.unwrap())
     }
+}
+
+/// A Python interpreter with boto3 (installed into `target/pyenv` on first
+/// use by `scripts/ensure-boto3.sh`, with its progress on stderr).
+pub fn boto3_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let out = Command::new("sh")
+                .arg(root.join("scripts/ensure-boto3.sh"))
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("sh runs");
+            assert!(out.status.success(), "installing boto3 failed (is PyPI reachable?)");
+            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+        })
+        .clone()
 }

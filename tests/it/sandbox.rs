@@ -1,6 +1,6 @@
 //! What a function container may and may not do.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Prewarmed generic containers: started for the runtimes in use before any
 //! function needs them, specialized on a cold start, one function for life.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -67,7 +67,7 @@ async fn prewarmed_containers_follow_the_runtimes_in_use() {
     let both = ["lambdabox/nodejs20.x:latest", "lambdabox/python3.11:latest"];
     assert!(eventually(Duration::from_secs(20), || async { images().await == both }).await, "{:?}", images().await);
     assert_eq!(server.invoke("node", r#"{"n":1}"#).await.2, json!({"n": 1}));
-    let resp = reqwest::Client::new().delete(format!("{}/2015-03-31/functions/py", server.url)).send().await.unwrap();
+    let resp = server.delete("/2015-03-31/functions/py").send().await;
     assert_eq!(resp.status(), 204);
     let node_only = ["lambdabox/nodejs20.x:latest"];
     assert!(

@@ -1,0 +1,205 @@
+//! The API's answers, in-process: the router driven with `oneshot` over an
+//! engine whose pool runs on the recording fake backend and whose Docker
+//! client reaches nothing. Every error shape a client branches on is checked
+//! here in milliseconds; what needs real containers lives under `tests/`.
+
+use std::io::{Cursor, Write};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::backend::docker::DockerBackend;
+use crate::backend::fake::FakeBackend;
+use crate::engine::Engine;
+use crate::function::Realm;
+use crate::images::Images;
+use crate::logs::LogBook;
+use crate::pool::{Pool, PoolConfig};
+use crate::store::Store;
+
+struct App {
+    router: axum::Router,
+    fake: FakeBackend,
+    _tmp: tempfile::TempDir,
+}
+
+/// The router with `--insecure-no-auth`: these tests are about what
+/// happens past the signature check (tests/it/auth.rs signs for real).
+fn app() -> App {
+    app_with(super::auth::Access::Open)
+}
+
+fn app_with(access: super::auth::Access) -> App {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&tmp.path().join("data")).unwrap());
+    let logs = Arc::new(LogBook::open(&tmp.path().join("logs")).unwrap());
+    let fake = FakeBackend::new();
+    let pool = Pool::new(Arc::new(fake.clone()), PoolConfig::for_tests(tmp.path()), logs.clone());
+    let images = Arc::new(Images::new(DockerBackend::unreachable(tmp.path())));
+    let engine = Arc::new(Engine::new(store, pool, images, logs, Realm::default()));
+    App { router: super::app(engine, access), fake, _tmp: tmp }
+}
+
+impl App {
+    /// One request; the answer's status, headers and JSON body (`Null`
+    /// when empty).
+    async fn call(&self, method: Method, path: &str, body: impl Into<Body>) -> (StatusCode, HeaderMap, Value) {
+        let request = Request::builder().method(method).uri(path).body(body.into()).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        (parts.status, parts.headers, value)
+    }
+
+    async fn create(&self, name: &str, extra: Value) -> (StatusCode, HeaderMap, Value) {
+        let mut body = json!({
+            "FunctionName": name,
+            "Runtime": "python3.11",
+            "Handler": "app.handler",
+            "Role": "arn:aws:iam::123456789012:role/test",
+            "Code": {"ZipFile": base64_zip(&[("app.py", "def handler(e, c):\n    return e\n")])},
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.call(Method::POST, "/2015-03-31/functions", body.to_string()).await
+    }
+}
+
+fn base64_zip(files: &[(&str, &str)]) -> String {
+    use base64::Engine as _;
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, body) in files {
+        w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        w.write_all(body.as_bytes()).unwrap();
+    }
+    base64::engine::general_purpose::STANDARD.encode(w.finish().unwrap().into_inner())
+}
+
+/// The AWS error shape: status, `x-amzn-ErrorType` and a JSON body whose
+/// `Type` says whose fault it was.
+fn assert_error(answer: &(StatusCode, HeaderMap, Value), status: u16, code: &str, fault: &str) {
+    let (got, headers, body) = answer;
+    assert_eq!(got.as_u16(), status, "{body}");
+    assert_eq!(headers["x-amzn-errortype"], code, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(body["Type"], fault, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}
+
+#[tokio::test]
+async fn create_get_and_delete_a_function() {
+    let app = app();
+    let (status, _, created) = app.create("f", json!({"MemorySize": 256})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["FunctionName"], "f");
+    assert_eq!(created["MemorySize"], 256);
+    assert_eq!(created["FunctionArn"], "arn:aws:lambda:us-east-1:000000000000:function:f");
+    let (status, _, got) = app.call(Method::GET, "/2015-03-31/functions/f", Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["Configuration"], created);
+    let (status, _, _) = app.call(Method::DELETE, "/2015-03-31/functions/f", Body::empty()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let gone = app.call(Method::GET, "/2015-03-31/functions/f", Body::empty()).await;
+    assert_error(&gone, 404, "ResourceNotFoundException", "User");
+    assert!(app.fake.calls().is_empty(), "management calls start no container");
+}
+
+#[tokio::test]
+async fn a_second_create_of_the_same_name_conflicts() {
+    let app = app();
+    assert_eq!(app.create("f", json!({})).await.0, StatusCode::CREATED);
+    let again = app.create("f", json!({})).await;
+    assert_error(&again, 409, "ResourceConflictException", "User");
+    assert_eq!(again.2["message"], "Function already exist: f");
+}
+
+#[tokio::test]
+async fn unknown_functions_are_not_found_everywhere() {
+    let app = app();
+    for (method, path) in [
+        (Method::GET, "/2015-03-31/functions/nope"),
+        (Method::GET, "/2015-03-31/functions/nope/configuration"),
+        (Method::DELETE, "/2015-03-31/functions/nope"),
+        (Method::POST, "/2015-03-31/functions/nope/invocations"),
+    ] {
+        let answer = app.call(method.clone(), path, Body::empty()).await;
+        assert_error(&answer, 404, "ResourceNotFoundException", "User");
+        assert!(answer.2["message"].as_str().unwrap().contains("nope"), "{method} {path}: {}", answer.2);
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_are_the_callers_fault() {
+    let app = app();
+    let not_json = app.call(Method::POST, "/2015-03-31/functions", "{not json").await;
+    assert_error(&not_json, 400, "InvalidRequestContentException", "User");
+    let not_base64 = app.create("f", json!({"Code": {"ZipFile": "***"}})).await;
+    assert_error(&not_base64, 400, "InvalidParameterValueException", "User");
+    let not_a_zip = app.create("f", json!({"Code": {"ZipFile": "aGVsbG8="}})).await;
+    assert_error(&not_a_zip, 400, "InvalidParameterValueException", "User");
+    let too_little = app.create("f", json!({"MemorySize": 64})).await;
+    assert_error(&too_little, 400, "InvalidParameterValueException", "User");
+    let no_runtime = app.create("f", json!({"Runtime": "cobol85"})).await;
+    assert_error(&no_runtime, 400, "InvalidParameterValueException", "User");
+    let unknown = app.call(Method::GET, "/2015-03-31/nothing-here", Body::empty()).await;
+    assert_error(&unknown, 404, "UnknownOperationException", "User");
+}
+
+#[tokio::test]
+async fn an_invoke_payload_over_6_mb_is_too_large() {
+    let app = app();
+    assert_eq!(app.create("f", json!({})).await.0, StatusCode::CREATED);
+    let payload = vec![b' '; 6 * 1024 * 1024 + 1];
+    let answer = app.call(Method::POST, "/2015-03-31/functions/f/invocations", payload).await;
+    assert_error(&answer, 413, "RequestTooLargeException", "User");
+    assert!(app.fake.calls().is_empty(), "refused before any container starts");
+}
+
+#[tokio::test]
+async fn a_platform_failure_is_a_service_exception() {
+    // The Docker client reaches nothing, so the runtime image cannot be
+    // checked: ours to answer for, as AWS's 500 ServiceException.
+    let app = app();
+    assert_eq!(app.create("f", json!({})).await.0, StatusCode::CREATED);
+    let answer = app.call(Method::POST, "/2015-03-31/functions/f/invocations", "{}").await;
+    assert_error(&answer, 500, "ServiceException", "Service");
+    assert!(answer.2["message"].as_str().unwrap().starts_with("could not prepare the runtime image"), "{}", answer.2);
+}
+
+#[tokio::test]
+async fn list_functions_pages_with_a_marker() {
+    let app = app();
+    for name in ["a", "b", "c"] {
+        assert_eq!(app.create(name, json!({})).await.0, StatusCode::CREATED);
+    }
+    let (status, _, first) = app.call(Method::GET, "/2015-03-31/functions?MaxItems=2", Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
+    let names = |page: &Value| -> Vec<String> {
+        page["Functions"].as_array().unwrap().iter().map(|f| f["FunctionName"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names(&first), ["a", "b"]);
+    let marker = first["NextMarker"].as_str().unwrap();
+    let path = format!("/2015-03-31/functions?MaxItems=2&Marker={marker}");
+    let (_, _, second) = app.call(Method::GET, &path, Body::empty()).await;
+    assert_eq!(names(&second), ["c"]);
+    assert!(second["NextMarker"].is_null(), "{second}");
+}
+
+#[tokio::test]
+async fn without_a_signature_only_the_health_check_answers() {
+    let keys = crate::auth::KeyRing::new(vec![crate::auth::KeyPair::generate().unwrap()]).unwrap();
+    let app = app_with(super::auth::Access::signed(crate::auth::Verifier::new(keys), "us-east-1"));
+    let unsigned = app.call(Method::GET, "/2015-03-31/functions", Body::empty()).await;
+    assert_eq!(unsigned.0, StatusCode::FORBIDDEN, "{}", unsigned.2);
+    assert_eq!(unsigned.1["x-amzn-errortype"], "MissingAuthenticationTokenException");
+    let unknown = app.call(Method::GET, "/2015-03-31/nothing-here", Body::empty()).await;
+    assert_eq!(unknown.0, StatusCode::FORBIDDEN, "the fallback is behind the check too");
+    let request = Request::builder().uri("/lambdabox/v1/health").body(Body::empty()).unwrap();
+    let health = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
