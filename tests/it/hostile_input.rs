@@ -257,9 +257,8 @@ fn peak_rss_mib(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn a_huge_link_target_is_refused_without_reading_it() {
-    let built = Instant::now();
     let zip = zip_with_huge_link("link", 600 << 20);
-    assert!(zip.len() < 5 << 20 && built.elapsed() < Duration::from_secs(10), "{} bytes", zip.len());
+    assert!(zip.len() < 5 << 20, "{} bytes", zip.len());
     let check = zip::ZipArchive::new(Cursor::new(&zip)).unwrap();
     assert!(check.len() == 1, "the hand-built zip is one the zip crate reads");
 
@@ -277,14 +276,13 @@ async fn a_huge_link_target_is_refused_without_reading_it() {
 
 #[tokio::test]
 async fn too_many_entries_are_refused_quickly() {
-    let built = Instant::now();
+    // Empty stored entries with short names: half a second to build.
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for i in 0..70_000u32 {
         w.start_file(format!("{i:x}"), stored).unwrap();
     }
     let zip = w.finish().unwrap().into_inner();
-    assert!(built.elapsed() < Duration::from_secs(10), "building took {:?}", built.elapsed());
 
     let server = Server::start();
     let started = Instant::now();
