@@ -16,12 +16,13 @@ mod layers;
 pub use layers::NewLayerVersion;
 
 use crate::function::{
-    self, ConfigPatch, Function, FunctionRef, ImageCode, ImageConfig, InvalidParameter, Realm, Runtime, LATEST,
+    self, ConfigPatch, Function, FunctionRef, ImageCode, ImageConfig, InvalidParameter, Realm, Refused, Runtime, LATEST,
 };
 use crate::images::{ImageError, Images};
 use crate::logs::LogBook;
 use crate::pool::{Launch, Pool, PoolError, Throttle};
 use crate::store::code::CodeError;
+use crate::store::unpack::UnpackError;
 use crate::store::{Store, StoreError};
 
 /// Failures of engine calls, by what the client did wrong or what broke.
@@ -33,6 +34,9 @@ pub enum EngineError {
     Conflict(String),
     #[error(transparent)]
     InvalidParameter(#[from] InvalidParameter),
+    /// A value breaks a constraint of AWS's API model.
+    #[error("{0}")]
+    Validation(String),
     #[error("{0}")]
     InvalidRequestContent(String),
     #[error("{0}")]
@@ -89,8 +93,17 @@ impl From<StoreError> for EngineError {
 impl From<CodeError> for EngineError {
     fn from(e: CodeError) -> Self {
         match e {
-            CodeError::Io(source) => EngineError::Code(source),
+            CodeError::Io(source) | CodeError::Unpack(UnpackError::Io(source)) => EngineError::Code(source),
             other => EngineError::InvalidParameter(InvalidParameter(other.to_string())),
+        }
+    }
+}
+
+impl From<Refused> for EngineError {
+    fn from(e: Refused) -> Self {
+        match e {
+            Refused::Validation(message) => EngineError::Validation(message),
+            Refused::InvalidParameter(e) => EngineError::InvalidParameter(e),
         }
     }
 }
@@ -302,6 +315,7 @@ impl Engine {
                 f.code_size = stored.size;
             }
             Code::Image { uri, config } => {
+                function::validate_image_uri(&uri)?;
                 config.validate()?;
                 let facts = self.images.function_image(&uri).await?.ok_or_else(|| {
                     InvalidParameter(format!(

@@ -2,10 +2,15 @@
 //! and the limits Lambda puts on each. Pure logic: everything that checks user
 //! input lives here so the API, the engine and the CLI agree on it.
 
+pub mod constraints;
+mod patterns;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use constraints::Checks;
 
 /// Largest synchronous Invoke payload, request and response (6 MB).
 pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
@@ -13,17 +18,16 @@ pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 pub const MAX_ZIP_BYTES: usize = 50 * 1024 * 1024;
 /// Largest total size of a function's unpacked code (250 MB).
 pub const MAX_UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
-/// Memory limits in MB, as on Lambda.
-pub const MEMORY_RANGE: (u32, u32) = (128, 10_240);
-/// Timeout limits in seconds, as on Lambda.
-pub const TIMEOUT_RANGE: (u32, u32) = (1, 900);
+/// Most entries a zip may hold. Lambda documents no such limit, but each
+/// entry costs the controller an inode and a few system calls however
+/// small it is (a 50 MB zip can list 650,000 empty ones). 65,535 is the
+/// most a zip without its ZIP64 extension can count: far above real
+/// deployment packages (big `node_modules` trees reach tens of thousands
+/// of files), and it bounds unpacking to seconds.
+pub const MAX_ZIP_ENTRIES: usize = 65_535;
 pub const DEFAULT_MEMORY_MB: u32 = 128;
 pub const DEFAULT_TIMEOUT_S: u32 = 3;
 pub const DEFAULT_EPHEMERAL_MB: u32 = 512;
-/// EphemeralStorage (`/tmp`) limits in MB, as on Lambda.
-pub const EPHEMERAL_RANGE: (u32, u32) = (512, 10_240);
-/// Largest idle TTL a function may ask for (one day).
-pub const MAX_IDLE_TTL_S: u32 = 86_400;
 /// The only version until versions are published.
 pub const LATEST: &str = "$LATEST";
 /// Total size of user environment variables (keys plus values), 4 KB.
@@ -36,6 +40,17 @@ pub struct InvalidParameter(pub String);
 
 fn invalid(message: impl Into<String>) -> InvalidParameter {
     InvalidParameter(message.into())
+}
+
+/// Input refused for its values: `ValidationException` for what breaks
+/// AWS's API model, `InvalidParameterValueException` for the rest (see
+/// [`constraints`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("{0}")]
+    Validation(String),
+    #[error(transparent)]
+    InvalidParameter(#[from] InvalidParameter),
 }
 
 /// One runtime lambdabox can run: the Lambda identifier, the image that
@@ -86,16 +101,13 @@ impl Runtime {
 
 /// A function name as Lambda accepts it: `[A-Za-z0-9_-]{1,64}`.
 pub fn validate_name(name: &str) -> Result<(), InvalidParameter> {
-    let ok =
-        (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "1 validation error detected: Value '{name}' at 'functionName' failed to satisfy constraint: \
-             Member must satisfy regular expression pattern: [a-zA-Z0-9-_]{{1,64}}"
-        )))
-    }
+    Checks::new().text(&constraints::FUNCTION_NAME, Some(name)).finish_invalid_parameter()
+}
+
+/// `Code.ImageUri`: a Docker image reference and nothing else, since it
+/// becomes part of the Docker API's URLs.
+pub fn validate_image_uri(uri: &str) -> Result<(), InvalidParameter> {
+    Checks::new().text(&constraints::IMAGE_URI, Some(uri)).finish_invalid_parameter()
 }
 
 /// What a `FunctionName` path parameter names: a function and maybe a
@@ -150,38 +162,6 @@ pub fn validate_qualifier(q: &str) -> Result<(), InvalidParameter> {
     }
 }
 
-/// A handler string: non-empty, no whitespace, at most 128 characters.
-pub fn validate_handler(handler: &str) -> Result<(), InvalidParameter> {
-    if !handler.is_empty() && handler.len() <= 128 && !handler.chars().any(char::is_whitespace) {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "1 validation error detected: Value '{handler}' at 'handler' failed to satisfy constraint: \
-             Member must satisfy regular expression pattern: [^\\s]+ and have length at most 128"
-        )))
-    }
-}
-
-pub fn validate_memory(mb: u32) -> Result<(), InvalidParameter> {
-    in_range(mb, MEMORY_RANGE, "memorySize")
-}
-
-pub fn validate_timeout(seconds: u32) -> Result<(), InvalidParameter> {
-    in_range(seconds, TIMEOUT_RANGE, "timeout")
-}
-
-fn in_range(value: u32, (lo, hi): (u32, u32), field: &str) -> Result<(), InvalidParameter> {
-    if (lo..=hi).contains(&value) {
-        Ok(())
-    } else {
-        let bound =
-            if value < lo { format!("greater than or equal to {lo}") } else { format!("less than or equal to {hi}") };
-        Err(invalid(format!(
-            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: Member must have value {bound}"
-        )))
-    }
-}
-
 /// Variables the platform sets; users may not override them.
 pub const RESERVED_ENV: &[&str] = &[
     "_HANDLER",
@@ -204,20 +184,15 @@ pub const RESERVED_ENV: &[&str] = &[
     "LAMBDA_RUNTIME_DIR",
 ];
 
-/// User environment variables: keys `[a-zA-Z][a-zA-Z0-9_]+`, none reserved,
-/// 4 KB in all.
-pub fn validate_environment(vars: &BTreeMap<String, String>) -> Result<(), InvalidParameter> {
-    for key in vars.keys() {
-        let mut bytes = key.bytes();
-        let ok = key.len() >= 2
-            && bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
-            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !ok {
-            return Err(invalid(format!(
-                "1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: \
-                 Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+] (key '{key}')"
-            )));
-        }
+/// The service's rules for user environment variables, past the model's
+/// key pattern ([`constraints::ENV_KEY`]): no NUL in a value (it could
+/// not be set in a process environment), none reserved, 4 KB in all.
+pub fn environment_rules(vars: &BTreeMap<String, String>) -> Result<(), InvalidParameter> {
+    if let Some(key) = vars.iter().find(|(_, v)| v.contains('\0')).map(|(k, _)| k) {
+        return Err(invalid(format!(
+            "Lambda was unable to configure your environment variables because the value of {key} contains a \
+             NUL character, which no process environment can hold"
+        )));
     }
     let reserved: Vec<&str> = vars.keys().map(String::as_str).filter(|k| RESERVED_ENV.contains(k)).collect();
     if !reserved.is_empty() {
@@ -340,18 +315,18 @@ impl ImageCode {
 }
 
 impl ImageConfig {
-    /// Lambda's limits: at most 1,500 entries in EntryPoint and in Command,
-    /// a WorkingDirectory of at most 1,000 characters.
-    pub fn validate(&self) -> Result<(), InvalidParameter> {
-        for (what, list) in [("entryPoint", &self.entry_point), ("command", &self.command)] {
-            if list.as_ref().is_some_and(|l| l.len() > 1500) {
-                return Err(invalid(format!("ImageConfig.{what} must have at most 1500 entries")));
-            }
-        }
-        if self.working_directory.as_ref().is_some_and(|w| w.len() > 1000 || !w.starts_with('/')) {
-            return Err(invalid("ImageConfig.WorkingDirectory must be an absolute path of at most 1000 characters"));
-        }
-        Ok(())
+    /// Add its members to `checks`: at most 1,500 entries in EntryPoint
+    /// and in Command, an absolute WorkingDirectory of at most 1,000
+    /// characters, no NUL anywhere.
+    pub fn check<'c>(&self, checks: &'c mut Checks) -> &'c mut Checks {
+        checks
+            .list(&constraints::ENTRY_POINT, self.entry_point.as_deref())
+            .list(&constraints::COMMAND, self.command.as_deref())
+            .text(&constraints::WORKING_DIRECTORY, self.working_directory.as_deref())
+    }
+
+    pub fn validate(&self) -> Result<(), Refused> {
+        self.check(&mut Checks::new()).finish()
     }
 }
 
@@ -376,39 +351,32 @@ pub struct ConfigPatch {
 }
 
 impl ConfigPatch {
-    /// Check every field that is set.
-    pub fn validate(&self) -> Result<(), InvalidParameter> {
+    /// Check every field that is set: the model's constraints first, all
+    /// together, then the service's own rules.
+    pub fn validate(&self) -> Result<(), Refused> {
+        use constraints as c;
+        let mut checks = Checks::new();
+        checks
+            .text(&c::ROLE, self.role.as_deref())
+            .text(&c::HANDLER, self.handler.as_deref())
+            .text(&c::DESCRIPTION, self.description.as_deref())
+            .number(&c::MEMORY_SIZE, self.memory_mb)
+            .number(&c::TIMEOUT, self.timeout_s)
+            .number(&c::EPHEMERAL_STORAGE, self.ephemeral_storage_mb)
+            .number(&c::IDLE_TTL, self.idle_ttl_s)
+            .keys(&c::ENV_KEY, self.environment.iter().flat_map(BTreeMap::keys));
+        if let Some(config) = &self.image_config {
+            config.check(&mut checks);
+        }
+        checks.finish()?;
         if let Some(r) = &self.runtime {
             Runtime::find(r)?;
         }
-        if let Some(h) = &self.handler {
-            validate_handler(h)?;
-        }
-        if let Some(m) = self.memory_mb {
-            validate_memory(m)?;
-        }
-        if let Some(t) = self.timeout_s {
-            validate_timeout(t)?;
-        }
-        if let Some(d) = &self.description {
-            if d.chars().count() > 256 {
-                return Err(invalid("Description must be at most 256 characters"));
-            }
-        }
         if let Some(env) = &self.environment {
-            validate_environment(env)?;
-        }
-        if let Some(e) = self.ephemeral_storage_mb {
-            in_range(e, EPHEMERAL_RANGE, "ephemeralStorage.size")?;
-        }
-        if let Some(t) = self.idle_ttl_s {
-            in_range(t, (0, MAX_IDLE_TTL_S), "idleTtlSeconds")?;
+            environment_rules(env)?;
         }
         if let Some(layers) = &self.layers {
             crate::layer::validate_layer_list(layers)?;
-        }
-        if let Some(config) = &self.image_config {
-            config.validate()?;
         }
         Ok(())
     }
@@ -513,21 +481,48 @@ mod tests {
 
     #[test]
     fn limits_are_lambdas() {
-        assert!(validate_memory(128).is_ok() && validate_memory(10_240).is_ok());
-        assert!(validate_memory(127).is_err() && validate_memory(10_241).is_err());
-        assert!(validate_timeout(1).is_ok() && validate_timeout(900).is_ok());
-        assert!(validate_timeout(0).unwrap_err().0.contains("greater than or equal to 1"));
-        assert!(validate_handler("app.handler").is_ok());
-        assert!(validate_handler("app handler").is_err() && validate_handler("").is_err());
+        fn patch(set: impl FnOnce(&mut ConfigPatch)) -> Result<(), Refused> {
+            let mut p = ConfigPatch::default();
+            set(&mut p);
+            p.validate()
+        }
+        assert!(patch(|p| p.memory_mb = Some(128)).is_ok() && patch(|p| p.memory_mb = Some(10_240)).is_ok());
+        for bad in [127, 10_241] {
+            let memory = patch(|p| p.memory_mb = Some(bad));
+            assert!(matches!(memory, Err(Refused::InvalidParameter(_))), "{bad}: kept as lambdabox always answered");
+        }
+        assert!(patch(|p| p.timeout_s = Some(1)).is_ok() && patch(|p| p.timeout_s = Some(900)).is_ok());
+        let timeout = patch(|p| p.timeout_s = Some(0));
+        assert!(matches!(&timeout, Err(Refused::Validation(m)) if m.contains("greater than or equal to 1")));
+        assert!(patch(|p| p.handler = Some("app.handler".into())).is_ok());
+        for bad in ["app handler", "", "app.\0handler"] {
+            assert!(patch(|p| p.handler = Some(bad.into())).is_err(), "{bad:?}");
+        }
+        let role = patch(|p| p.role = Some("r".into()));
+        assert!(matches!(&role, Err(Refused::Validation(m)) if m.contains("at 'role'")));
+        assert!(patch(|p| p.role = Some("arn:aws:iam::123456789012:role/r".into())).is_ok());
     }
 
     #[test]
-    fn environment_rules() {
-        let env = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        assert!(validate_environment(&env(&[("GREETING", "hi"), ("a_1", "x")])).is_ok());
-        assert!(validate_environment(&env(&[("AWS_REGION", "x")])).unwrap_err().0.contains("AWS_REGION"));
-        assert!(validate_environment(&env(&[("1BAD", "x")])).is_err());
-        assert!(validate_environment(&env(&[("BIG", &"x".repeat(4096))])).unwrap_err().0.contains("4KB"));
+    fn environment_rules_apply() {
+        let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let patch = |vars| ConfigPatch { environment: Some(vars), ..Default::default() }.validate();
+        assert!(patch(env(&[("GREETING", "hi"), ("a_1", "x")])).is_ok());
+        let reserved = patch(env(&[("AWS_REGION", "x")]));
+        assert!(matches!(&reserved, Err(Refused::InvalidParameter(InvalidParameter(m))) if m.contains("AWS_REGION")));
+        assert!(matches!(patch(env(&[("1BAD", "x")])), Err(Refused::Validation(_))));
+        let big = patch(env(&[("BIG", &"x".repeat(4096))]));
+        assert!(matches!(&big, Err(Refused::InvalidParameter(InvalidParameter(m))) if m.contains("4KB")));
+        let nul = patch(env(&[("SECRET", "a\0b")]));
+        assert!(matches!(&nul, Err(Refused::InvalidParameter(InvalidParameter(m))) if !m.contains("a\0b")));
+    }
+
+    #[test]
+    fn image_uris_are_references() {
+        assert!(validate_image_uri("lambdabox/python3.11:latest").is_ok());
+        assert!(validate_image_uri("IMG/json?").unwrap_err().0.contains("at 'code.imageUri'"));
     }
 
     #[test]

@@ -4,10 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::function::constraints::{self, Checks};
 use crate::function::{InvalidParameter, Realm};
-
-/// A function may use at most this many layers.
-pub const MAX_LAYERS: usize = 5;
 
 /// One published version of a layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,9 +45,15 @@ impl Realm {
     }
 }
 
+/// The model's limit on `LayerName`, a name or an ARN.
+const MAX_LAYER_NAME: usize = 140;
+
 /// A layer name as Lambda accepts it (`[a-zA-Z0-9-_]{1,140}`), or the
 /// layer's ARN, which names it too. Returns the bare name.
 pub fn parse_layer_name(input: &str) -> Result<String, InvalidParameter> {
+    if input.len() > MAX_LAYER_NAME {
+        return Err(bad_name(input));
+    }
     let name = match input.split(':').collect::<Vec<_>>().as_slice() {
         [name] => *name,
         ["arn", partition, "lambda", region, account, "layer", name]
@@ -92,14 +96,13 @@ pub fn parse_version_arn(arn: &str) -> Result<(String, u64), InvalidParameter> {
     Ok((name, version))
 }
 
-/// A function's `Layers`: at most [`MAX_LAYERS`], each named once.
+/// A function's `Layers`: at most five ([`constraints::LAYERS`]), each a
+/// layer version ARN, each layer named once.
 pub fn validate_layer_list(arns: &[String]) -> Result<(), InvalidParameter> {
-    if arns.len() > MAX_LAYERS {
-        return Err(InvalidParameter(format!(
-            "1 validation error detected: Value at 'layers' failed to satisfy constraint: \
-             Member must have length less than or equal to {MAX_LAYERS}"
-        )));
-    }
+    Checks::new()
+        .list(&constraints::LAYERS, Some(arns))
+        .each(&constraints::LAYER_VERSION_ARN, arns)
+        .finish_invalid_parameter()?;
     for (i, arn) in arns.iter().enumerate() {
         let (name, _) = parse_version_arn(arn)?;
         if arns[..i].iter().any(|other| parse_version_arn(other).is_ok_and(|(n, _)| n == name)) {

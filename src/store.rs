@@ -8,6 +8,7 @@
 
 pub mod code;
 mod layers;
+pub mod unpack;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -56,6 +56,7 @@ impl From<EngineError> for ApiError {
             EngineError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message),
             EngineError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "ResourceConflictException", message),
             EngineError::InvalidParameter(_) => ApiError::invalid_parameter(message),
+            EngineError::Validation(_) => ApiError::new(StatusCode::BAD_REQUEST, "ValidationException", message),
             EngineError::InvalidRequestContent(_) => ApiError::invalid_content(message),
             EngineError::RequestTooLarge(_) => ApiError::too_large(message),
             EngineError::Throttled(t) => ApiError {

@@ -5,11 +5,9 @@
 use std::path::PathBuf;
 
 use super::{now_lambda_format, Engine, EngineError};
+use crate::function::constraints::{self as c, Checks};
 use crate::function::{Function, InvalidParameter, Runtime};
 use crate::layer::{self, LayerRef, LayerVersion};
-
-/// A layer may list at most this many compatible runtimes.
-const MAX_COMPATIBLE_RUNTIMES: usize = 15;
 
 /// PublishLayerVersion's input.
 #[derive(Debug, Clone, Default)]
@@ -26,17 +24,14 @@ pub struct NewLayerVersion {
 impl Engine {
     /// PublishLayerVersion: store the zip and give it the layer's next number.
     pub async fn publish_layer_version(&self, new: NewLayerVersion) -> Result<LayerVersion, EngineError> {
+        Checks::new()
+            .text(&c::DESCRIPTION, new.description.as_deref())
+            .text(&c::LICENSE_INFO, new.license_info.as_deref())
+            .list(&c::COMPATIBLE_RUNTIMES, Some(&new.compatible_runtimes))
+            .list(&c::COMPATIBLE_ARCHITECTURES, Some(&new.compatible_architectures))
+            .finish()?;
         let name = layer::parse_layer_name(&new.name)?;
         let description = new.description.unwrap_or_default();
-        if description.chars().count() > 256 {
-            return Err(InvalidParameter("Description must be at most 256 characters".into()).into());
-        }
-        if new.compatible_runtimes.len() > MAX_COMPATIBLE_RUNTIMES {
-            return Err(InvalidParameter(format!(
-                "CompatibleRuntimes must have at most {MAX_COMPATIBLE_RUNTIMES} members"
-            ))
-            .into());
-        }
         for r in &new.compatible_runtimes {
             Runtime::find(r)?;
         }

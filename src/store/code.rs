@@ -1,32 +1,26 @@
 //! Code blobs, content-addressed by the SHA-256 of the zip.
 //!
-//! Each zip is kept as `code/HEX.zip` and unpacked once into `code/HEX/`, the
+//! Each zip is kept as `code/HEX.zip` and unpacked once (by
+//! [`super::unpack`], which never follows a link) into `code/HEX/`, the
 //! folder bind-mounted read-only at `/var/task`. Both are written under a
 //! temporary name and renamed into place, so a crash or a rejected zip never
 //! leaves half a blob where the engine would find it.
 
 use std::fs;
-use std::io::{self, Cursor, Read, Write};
-use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::function::MAX_UNZIPPED_BYTES;
+use super::unpack::{unpack, Limits, UnpackError};
 
 /// Why a zip was refused or could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum CodeError {
-    /// The bytes are not a zip archive Lambda would accept.
-    #[error("Could not unzip uploaded file. Please check your file, then try to upload again. ({0})")]
-    InvalidZip(String),
-    /// An entry would land outside `/var/task`.
-    #[error("Could not unzip uploaded file: entry '{0}' would be written outside of the function's code folder")]
-    UnsafeEntry(String),
-    /// Unpacked, the code exceeds Lambda's 250 MB limit.
-    #[error("Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes")]
-    TooLarge,
+    /// The zip itself was refused, or unpacking it failed.
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
     #[error("code store I/O: {0}")]
     Io(#[from] io::Error),
 }
@@ -67,12 +61,11 @@ impl CodeStore {
         }
         let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(&self.root)?;
         let unpacked = tmp.path().join("task");
-        unpack(zip, &unpacked)?;
+        unpack(zip, &unpacked, &Limits::LAMBDA)?;
         let tmp_zip = tmp.path().join("code.zip");
         let mut f = fs::File::create(&tmp_zip)?;
         f.write_all(zip)?;
         f.sync_all()?;
-        fs::set_permissions(&unpacked, fs::Permissions::from_mode(0o755))?;
         if !dir.is_dir() {
             fs::rename(&unpacked, &dir)?;
         }
@@ -114,10 +107,8 @@ impl CodeStore {
         let merged = tmp.path().join("opt");
         for sha in layer_shas {
             let zip = fs::read(self.zip_path(sha))?;
-            unpack(&zip, &merged)?;
+            unpack(&zip, &merged, &Limits::LAMBDA)?;
         }
-        fs::create_dir_all(&merged)?;
-        fs::set_permissions(&merged, fs::Permissions::from_mode(0o755))?;
         if !dir.is_dir() {
             fs::rename(&merged, &dir)?;
         }
@@ -159,93 +150,11 @@ fn remove_any(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Unpack `zip` into `dest`, refusing anything that could escape it: `..`
-/// and absolute paths, and symlinks whose target leaves the folder.
-fn unpack(zip: &[u8], dest: &Path) -> Result<(), CodeError> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).map_err(|e| CodeError::InvalidZip(e.to_string()))?;
-    fs::create_dir_all(dest)?;
-    let mut budget = MAX_UNZIPPED_BYTES;
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| CodeError::InvalidZip(e.to_string()))?;
-        let raw_name = entry.name().map_err(|e| CodeError::InvalidZip(e.to_string()))?.into_owned();
-        let rel = safe_relative(&raw_name).ok_or_else(|| CodeError::UnsafeEntry(raw_name.clone()))?;
-        if rel.as_os_str().is_empty() {
-            continue;
-        }
-        if through_symlink(dest, &rel) {
-            return Err(CodeError::UnsafeEntry(format!("{raw_name} (below a symbolic link)")));
-        }
-        let path = dest.join(&rel);
-        if entry.is_dir() {
-            fs::create_dir_all(&path)?;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
-            continue;
-        }
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        // Layers merge into one folder: a later file replaces an earlier one.
-        remove_any(&path)?;
-        if entry.is_symlink() {
-            let mut target = String::new();
-            entry.read_to_string(&mut target).map_err(|e| CodeError::InvalidZip(e.to_string()))?;
-            let resolved = rel.parent().unwrap_or(Path::new("")).join(&target);
-            if Path::new(&target).is_absolute() || safe_relative(&resolved.to_string_lossy()).is_none() {
-                return Err(CodeError::UnsafeEntry(format!("{raw_name} -> {target}")));
-            }
-            symlink(&target, &path)?;
-            continue;
-        }
-        let mut out = fs::File::create(&path)?;
-        let written = io::copy(&mut (&mut entry).take(budget + 1), &mut out)
-            .map_err(|e| CodeError::InvalidZip(format!("{raw_name}: {e}")))?;
-        if written > budget {
-            return Err(CodeError::TooLarge);
-        }
-        budget -= written;
-        // Readable by the sandbox user whatever the zip said; executable bits kept.
-        let mode = entry.unix_mode().unwrap_or(0o644) & 0o777 | 0o444;
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
-}
-
-/// Whether a parent of `rel` under `dest` is a symlink: writing through one
-/// could land outside `dest` (chained links each look harmless alone).
-fn through_symlink(dest: &Path, rel: &Path) -> bool {
-    let mut at = dest.to_path_buf();
-    let parents = rel.parent().map(|p| p.components().collect::<Vec<_>>()).unwrap_or_default();
-    parents.into_iter().any(|part| {
-        at.push(part);
-        fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink())
-    })
-}
-
-/// The entry's path made relative and normalised, or `None` when it is
-/// absolute or climbs above the root.
-fn safe_relative(name: &str) -> Option<PathBuf> {
-    if name.starts_with('/') || name.starts_with('\\') || name.contains('\0') {
-        return None;
-    }
-    let mut out = PathBuf::new();
-    for part in Path::new(name).components() {
-        match part {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Cursor;
+    use std::os::unix::fs::PermissionsExt;
     use zip::write::SimpleFileOptions;
 
     fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
@@ -286,7 +195,7 @@ mod tests {
     fn refuses_what_is_not_a_zip() {
         let tmp = tempfile::tempdir().unwrap();
         let store = CodeStore::open(tmp.path().to_path_buf()).unwrap();
-        assert!(matches!(store.put_zip(b"not a zip at all"), Err(CodeError::InvalidZip(_))));
+        assert!(matches!(store.put_zip(b"not a zip at all"), Err(CodeError::Unpack(UnpackError::InvalidZip(_)))));
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing half-written stays");
     }
 
@@ -294,26 +203,24 @@ mod tests {
     fn refuses_zip_slip() {
         let tmp = tempfile::tempdir().unwrap();
         let store = CodeStore::open(tmp.path().join("code")).unwrap();
-        for zip in [
-            zip_of(&[("../evil.py", "x")]),
-            zip_of(&[("ok/../../evil.py", "x")]),
-            zip_of(&[("/etc/evil", "x")]),
-            zip_with_symlink("link", "/etc/passwd"),
-            zip_with_symlink("sub/link", "../../outside"),
-        ] {
-            assert!(matches!(store.put_zip(&zip), Err(CodeError::UnsafeEntry(_))));
+        for zip in [zip_of(&[("../evil.py", "x")]), zip_of(&[("ok/../../evil.py", "x")]), zip_of(&[("/etc/evil", "x")])]
+        {
+            assert!(matches!(store.put_zip(&zip), Err(CodeError::Unpack(UnpackError::UnsafeEntry(_)))));
         }
         assert_eq!(fs::read_dir(tmp.path().join("code")).unwrap().count(), 0);
         assert!(!tmp.path().join("evil.py").exists());
     }
 
     #[test]
-    fn keeps_symlinks_that_stay_inside() {
+    fn keeps_symlinks_wherever_they_point() {
+        // Followed only inside the container, where they cannot leave it.
         let tmp = tempfile::tempdir().unwrap();
         let store = CodeStore::open(tmp.path().to_path_buf()).unwrap();
-        let code = store.put_zip(&zip_with_symlink("lib/current", "../app.py")).unwrap();
-        let link = store.task_dir(&code.sha256_hex).join("lib/current");
-        assert_eq!(fs::read_link(link).unwrap(), PathBuf::from("../app.py"));
+        for (name, target) in [("lib/current", "../app.py"), ("cache", "/tmp/cache"), ("up", "../../..")] {
+            let code = store.put_zip(&zip_with_symlink(name, target)).unwrap();
+            let link = store.task_dir(&code.sha256_hex).join(name);
+            assert_eq!(fs::read_link(link).unwrap(), PathBuf::from(target));
+        }
     }
 
     #[test]
@@ -327,8 +234,82 @@ mod tests {
         w.start_file("a/b/c/escaped.txt", SimpleFileOptions::default()).unwrap();
         w.write_all(b"x").unwrap();
         let zip = w.finish().unwrap().into_inner();
-        assert!(matches!(store.put_zip(&zip), Err(CodeError::UnsafeEntry(_))));
+        assert!(matches!(store.put_zip(&zip), Err(CodeError::Unpack(UnpackError::UnsafeEntry(_)))));
         assert!(!tmp.path().join("escaped.txt").exists());
+    }
+
+    /// Links `u0 -> .`, `u(k) -> u(k-1)/..` (each alone inside the folder,
+    /// together climbing out of it), then `t -> u24/OUTSIDE`, then `then`.
+    /// 24 levels climb out of any temporary folder and stay below the
+    /// kernel's 40 links per lookup.
+    fn climbing_zip(outside: &Path, then: &[&str]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = SimpleFileOptions::default();
+        w.add_symlink("u0", ".", opts).unwrap();
+        for k in 1..=24 {
+            w.add_symlink(format!("u{k}"), format!("u{}/..", k - 1), opts).unwrap();
+        }
+        w.add_symlink("t", format!("u24{}", outside.display()), opts).unwrap();
+        for entry in then {
+            if entry.ends_with('/') {
+                w.add_directory(*entry, opts).unwrap();
+            } else {
+                w.start_file(*entry, opts).unwrap();
+                w.write_all(b"x").unwrap();
+            }
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    /// A folder outside the store, mode 0700 and empty, and a check that it
+    /// stayed so.
+    fn outside_dir(tmp: &tempfile::TempDir) -> (PathBuf, impl Fn()) {
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
+        let check = outside.clone();
+        (outside, move || {
+            let mode = fs::metadata(&check).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o700, "the outside folder's mode changed");
+            assert_eq!(fs::read_dir(&check).unwrap().count(), 0, "something was created outside");
+        })
+    }
+
+    #[test]
+    fn chained_links_never_lead_outside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = CodeStore::open(tmp.path().join("code")).unwrap();
+        let (outside, untouched) = outside_dir(&tmp);
+        for reach in ["t/", "t/made/", "t/made/deeper/", "t/pwned", "t/sub/pwned"] {
+            let result = store.put_zip(&climbing_zip(&outside, &[reach]));
+            untouched();
+            assert!(matches!(result, Err(CodeError::Unpack(UnpackError::UnsafeEntry(_)))), "{reach}: {result:?}");
+        }
+        // The links alone are kept as links: only following them is refused.
+        let links = store.put_zip(&climbing_zip(&outside, &[])).unwrap();
+        let task = store.task_dir(&links.sha256_hex);
+        assert_eq!(fs::read_link(task.join("u1")).unwrap(), PathBuf::from("u0/.."));
+        assert!(fs::symlink_metadata(task.join("t")).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn chained_links_never_lead_outside_when_layers_merge() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = CodeStore::open(tmp.path().join("code")).unwrap();
+        let (outside, untouched) = outside_dir(&tmp);
+        let links = store.put_zip(&climbing_zip(&outside, &[])).unwrap();
+        for reach in ["t/", "t/pwned"] {
+            let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+            if reach.ends_with('/') {
+                w.add_directory(reach, SimpleFileOptions::default()).unwrap();
+            } else {
+                w.start_file(reach, SimpleFileOptions::default()).unwrap();
+            }
+            let through = store.put_zip(&w.finish().unwrap().into_inner()).unwrap();
+            let result = store.build_opt_dir(&[&links.sha256_hex, &through.sha256_hex]);
+            untouched();
+            assert!(matches!(result, Err(CodeError::Unpack(UnpackError::UnsafeEntry(_)))), "{reach}: {result:?}");
+        }
     }
 
     #[test]
@@ -346,12 +327,5 @@ mod tests {
         assert_eq!(fs::read_to_string(reversed.join("python/shared.py")).unwrap(), "first");
         store.remove_opt_dir(&shas).unwrap();
         assert!(!opt.exists() && reversed.exists());
-    }
-
-    #[test]
-    fn normalises_entry_names() {
-        assert_eq!(safe_relative("a/./b/../c"), Some(PathBuf::from("a/c")));
-        assert_eq!(safe_relative(".."), None);
-        assert_eq!(safe_relative("/x"), None);
     }
 }

@@ -80,10 +80,11 @@ async fn images_run_with_their_entrypoint_and_image_config() {
 
 #[tokio::test]
 async fn bad_image_functions_are_refused() {
+    const ROLE: &str = "arn:aws:iam::000000000000:role/r";
     let server = Server::start();
     let create = |body: serde_json::Value| server.post("/2015-03-31/functions").json(&body).send();
     let missing = create(json!({
-        "FunctionName": "nope", "PackageType": "Image", "Role": "r", "Code": {"ImageUri": "lambdabox-test/absent:1"}
+        "FunctionName": "nope", "PackageType": "Image", "Role": ROLE, "Code": {"ImageUri": "lambdabox-test/absent:1"}
     }))
     .await;
     assert_eq!(missing.status(), 400);
@@ -92,14 +93,14 @@ async fn bad_image_functions_are_refused() {
 
     common::ensure_runtime_image("python3.11");
     let with_runtime = create(json!({
-        "FunctionName": "both", "PackageType": "Image", "Runtime": "python3.11", "Role": "r",
+        "FunctionName": "both", "PackageType": "Image", "Runtime": "python3.11", "Role": ROLE,
         "Code": {"ImageUri": "lambdabox/python3.11:latest"}
     }))
     .await;
     assert_eq!(with_runtime.status(), 400);
-    let no_uri = create(json!({"FunctionName": "nouri", "PackageType": "Image", "Role": "r", "Code": {}})).await;
+    let no_uri = create(json!({"FunctionName": "nouri", "PackageType": "Image", "Role": ROLE, "Code": {}})).await;
     assert_eq!(no_uri.status(), 400);
-    let bad_type = create(json!({"FunctionName": "x", "PackageType": "Tarball", "Role": "r", "Code": {}})).await;
+    let bad_type = create(json!({"FunctionName": "x", "PackageType": "Tarball", "Role": ROLE, "Code": {}})).await;
     assert_eq!(bad_type.status(), 400);
 
     // A zip function cannot take an image, nor ImageConfig.

@@ -97,7 +97,8 @@ async fn bad_input_is_refused_and_leaves_nothing() {
     let server = Server::start();
     let create = |body: Value| server.post("/2015-03-31/functions").json(&body).send();
     let with_zip = |name: &str, zip: &[u8]| {
-        json!({"FunctionName": name, "Runtime": "python3.11", "Handler": "app.echo", "Role": "r",
+        json!({"FunctionName": name, "Runtime": "python3.11", "Handler": "app.echo",
+               "Role": "arn:aws:iam::000000000000:role/r",
                "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(zip)}})
     };
     let expect = |resp: reqwest::Response, status: u16, code: &str| {

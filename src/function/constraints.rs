@@ -1,0 +1,361 @@
+//! Every limit lambdabox puts on the members of CreateFunction,
+//! UpdateFunctionConfiguration, UpdateFunctionCode and PublishLayerVersion,
+//! in one table, and the checker that answers in AWS's words.
+//!
+//! The source is AWS's API model (botocore
+//! `data/lambda/2015-03-31/service-2.json`), tightened where Lambda's
+//! documented limits are stricter than its model (MemorySize to 10,240,
+//! Timeout to 900, function names to 64 characters) and by lambdabox's
+//! own rule that no text holds a NUL: values end up in C strings, process
+//! environments and Docker's API, where a NUL cuts or breaks them.
+//!
+//! AWS answers a broken model constraint with `ValidationException`,
+//! listing every one it found. Members whose violations lambdabox answered
+//! with `InvalidParameterValueException` before it followed the model, and
+//! which clients and tests depend on, keep that answer
+//! ([`Answer::InvalidParameter`]).
+
+use super::patterns;
+use super::{InvalidParameter, Refused};
+
+/// Which exception a member's violations are answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// `ValidationException`, as AWS answers its model's constraints.
+    Validation,
+    /// `InvalidParameterValueException`, kept where lambdabox always gave it.
+    InvalidParameter,
+}
+
+/// A regular expression of the model (or lambdabox's stricter version),
+/// as shown in messages, and its matcher.
+#[derive(Debug, Clone, Copy)]
+pub struct Pattern {
+    pub shown: &'static str,
+    pub matches: fn(&str) -> bool,
+}
+
+/// Text: characters from `min` to `max`, matching `pattern` when set.
+#[derive(Debug, Clone, Copy)]
+pub struct Text {
+    pub min: usize,
+    pub max: usize,
+    pub pattern: Option<Pattern>,
+}
+
+/// An integer from `min` to `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Number {
+    pub min: u32,
+    pub max: u32,
+}
+
+/// At most `max` strings, each in `one_of` unless it is empty.
+#[derive(Debug, Clone, Copy)]
+pub struct List {
+    pub max: usize,
+    pub one_of: &'static [&'static str],
+}
+
+/// One request member and its rule (a [`Text`], [`Number`] or [`List`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Member<R> {
+    /// The member's path as AWS's messages spell it (`role`, `ephemeralStorage.size`).
+    pub field: &'static str,
+    pub rule: R,
+    pub answer: Answer,
+    /// Values AWS never echoes (environment variables).
+    pub sensitive: bool,
+}
+
+const fn text(field: &'static str, min: usize, max: usize, pattern: Option<Pattern>, answer: Answer) -> Member<Text> {
+    Member { field, rule: Text { min, max, pattern }, answer, sensitive: false }
+}
+
+const fn number(field: &'static str, min: u32, max: u32, answer: Answer) -> Member<Number> {
+    Member { field, rule: Number { min, max }, answer, sensitive: false }
+}
+
+const fn list(field: &'static str, max: usize, one_of: &'static [&'static str]) -> Member<List> {
+    Member { field, rule: List { max, one_of }, answer: Answer::Validation, sensitive: false }
+}
+
+const fn pattern(shown: &'static str, matches: fn(&str) -> bool) -> Option<Pattern> {
+    Some(Pattern { shown, matches })
+}
+
+use Answer::{InvalidParameter as Ipv, Validation};
+
+// The table. Numbers are Lambda's documented limits.
+pub const FUNCTION_NAME: Member<Text> = text("functionName", 1, 64, pattern("[a-zA-Z0-9-_]+", patterns::is_name), Ipv);
+/// The model sets no length; IAM's own role ARNs are at most 2,048.
+pub const ROLE: Member<Text> = text(
+    "role",
+    1,
+    2048,
+    pattern(r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+", patterns::is_role_arn),
+    Validation,
+);
+pub const HANDLER: Member<Text> = text("handler", 0, 128, pattern(r"[^\s\p{Cc}]+", patterns::is_handler), Validation);
+pub const DESCRIPTION: Member<Text> = text("description", 0, 256, None, Validation);
+pub const MEMORY_SIZE: Member<Number> = number("memorySize", 128, 10_240, Ipv);
+pub const TIMEOUT: Member<Number> = number("timeout", 1, 900, Validation);
+pub const EPHEMERAL_STORAGE: Member<Number> = number("ephemeralStorage.size", 512, 10_240, Validation);
+/// lambdabox's own: how long an idle container is kept, up to a day (0: the controller's default).
+pub const IDLE_TTL: Member<Number> = number("idleTtlSeconds", 0, 86_400, Validation);
+/// Keys of `Environment.Variables`; their values only may not hold NUL.
+pub const ENV_KEY: Member<Text> = Member {
+    sensitive: true,
+    ..text("environment.variables", 1, usize::MAX, pattern("[a-zA-Z]([a-zA-Z0-9_])+", patterns::is_env_key), Validation)
+};
+pub const LAYERS: Member<List> = Member { answer: Ipv, ..list("layers", 5, &[]) };
+pub const LAYER_VERSION_ARN: Member<Text> = text(
+    "layers.member",
+    1,
+    140,
+    pattern(
+        r"arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+",
+        patterns::is_layer_version_arn,
+    ),
+    Ipv,
+);
+/// Any image reference Docker accepts (its own name limit is 255, a tag
+/// 128, a digest 71).
+pub const IMAGE_URI: Member<Text> = text(
+    "code.imageUri",
+    1,
+    512,
+    pattern(
+        "[host[:port]/]name[:tag][@sha256:digest] (Docker's image reference grammar)",
+        patterns::is_image_reference,
+    ),
+    Ipv,
+);
+pub const ENTRY_POINT: Member<List> = list("imageConfig.entryPoint", 1500, &[]);
+pub const COMMAND: Member<List> = list("imageConfig.command", 1500, &[]);
+pub const WORKING_DIRECTORY: Member<Text> =
+    text("imageConfig.workingDirectory", 1, 1000, pattern("/.*", patterns::is_absolute_path), Validation);
+pub const LICENSE_INFO: Member<Text> = text("licenseInfo", 0, 512, None, Validation);
+pub const COMPATIBLE_RUNTIMES: Member<List> = list("compatibleRuntimes", 15, &[]);
+pub const COMPATIBLE_ARCHITECTURES: Member<List> = list("compatibleArchitectures", 2, &["x86_64", "arm64"]);
+
+/// Longest value echoed in a message: AWS echoes all of it, but a 60 MB
+/// description need not come back.
+const MAX_ECHO: usize = 256;
+
+impl<R> Member<R> {
+    /// `Value 'X' at 'field' failed to satisfy constraint: Member must WHAT`.
+    fn violation(&self, value: &str, what: &str) -> String {
+        let value = if self.sensitive {
+            String::new()
+        } else if value.chars().count() > MAX_ECHO {
+            format!(" '{}…'", value.chars().take(MAX_ECHO).collect::<String>())
+        } else {
+            format!(" '{value}'")
+        };
+        format!("Value{value} at '{}' failed to satisfy constraint: Member must {what}", self.field)
+    }
+}
+
+impl Member<Text> {
+    /// Each constraint `value` breaks.
+    fn check(&self, value: &str) -> Vec<String> {
+        let Text { min, max, pattern } = self.rule;
+        let len = value.chars().count();
+        let mut found = Vec::new();
+        if len < min {
+            found.push(self.violation(value, &format!("have length greater than or equal to {min}")));
+        }
+        if len > max {
+            found.push(self.violation(value, &format!("have length less than or equal to {max}")));
+        }
+        match pattern {
+            Some(p) if !(p.matches)(value) => {
+                found.push(self.violation(value, &format!("satisfy regular expression pattern: {}", p.shown)));
+            }
+            _ if value.contains('\0') => found.push(self.violation(value, "not contain NUL characters")),
+            _ => {}
+        }
+        found
+    }
+}
+
+impl Member<Number> {
+    fn check(&self, value: u32) -> Option<String> {
+        let Number { min, max } = self.rule;
+        let v = value.to_string();
+        (value < min)
+            .then(|| self.violation(&v, &format!("have value greater than or equal to {min}")))
+            .or_else(|| (value > max).then(|| self.violation(&v, &format!("have value less than or equal to {max}"))))
+    }
+}
+
+impl Member<List> {
+    fn check(&self, items: &[String]) -> Vec<String> {
+        let List { max, one_of } = self.rule;
+        let shown = format!("[{}]", items.join(", "));
+        let mut found = Vec::new();
+        if items.len() > max {
+            found.push(self.violation(&shown, &format!("have length less than or equal to {max}")));
+        }
+        if !one_of.is_empty() && !items.iter().all(|i| one_of.contains(&i.as_str())) {
+            let set = one_of.join(", ");
+            found.push(
+                self.violation(&shown, &format!("satisfy constraint: [Member must satisfy enum value set: [{set}]]")),
+            );
+        }
+        if items.iter().any(|i| i.contains('\0')) {
+            found.push(self.violation(&shown, "satisfy constraint: [Member must not contain NUL characters]"));
+        }
+        found
+    }
+}
+
+/// The violations found in one request, answered together as AWS does.
+#[derive(Debug, Default)]
+#[must_use = "call finish() to learn the verdict"]
+pub struct Checks {
+    found: Vec<(Answer, String)>,
+}
+
+impl Checks {
+    pub fn new() -> Checks {
+        Checks::default()
+    }
+
+    fn add<R>(&mut self, member: &Member<R>, violations: impl IntoIterator<Item = String>) -> &mut Self {
+        self.found.extend(violations.into_iter().map(|v| (member.answer, v)));
+        self
+    }
+
+    /// Check a text member, when the request has it.
+    pub fn text(&mut self, member: &Member<Text>, value: Option<&str>) -> &mut Self {
+        let found = value.map(|v| member.check(v)).unwrap_or_default();
+        self.add(member, found)
+    }
+
+    pub fn number(&mut self, member: &Member<Number>, value: Option<u32>) -> &mut Self {
+        let found = value.and_then(|v| member.check(v));
+        self.add(member, found)
+    }
+
+    pub fn list(&mut self, member: &Member<List>, items: Option<&[String]>) -> &mut Self {
+        let found = items.map(|i| member.check(i)).unwrap_or_default();
+        self.add(member, found)
+    }
+
+    /// Check each of a list's items as `member`.
+    pub fn each<'a>(&mut self, member: &Member<Text>, items: impl IntoIterator<Item = &'a String>) -> &mut Self {
+        let found: Vec<String> = items.into_iter().flat_map(|i| member.check(i)).collect();
+        self.add(member, found)
+    }
+
+    /// Map keys, as AWS words their violations (never naming a key).
+    pub fn keys<'a>(&mut self, member: &Member<Text>, keys: impl IntoIterator<Item = &'a String>) -> &mut Self {
+        let broken = keys.into_iter().any(|k| !member.check(k).is_empty());
+        let shown = member.rule.pattern.map_or("", |p| p.shown);
+        let found = broken.then(|| {
+            format!(
+                "Value at '{}' failed to satisfy constraint: Map keys must satisfy constraint: \
+                 [Member must satisfy regular expression pattern: {shown}]",
+                member.field
+            )
+        });
+        self.add(member, found)
+    }
+
+    /// [`Checks::finish`] for checks of [`Answer::InvalidParameter`]
+    /// members only (path parameters, layer lists), whose callers know
+    /// no other answer.
+    pub fn finish_invalid_parameter(&self) -> Result<(), InvalidParameter> {
+        match self.finish() {
+            Ok(()) => Ok(()),
+            Err(Refused::InvalidParameter(e)) => Err(e),
+            Err(Refused::Validation(m)) => Err(InvalidParameter(m)),
+        }
+    }
+
+    /// `Ok` when nothing was found; else `ValidationException` with every
+    /// model violation, or, when all that was found is answered the old
+    /// way, `InvalidParameterValueException` with those.
+    pub fn finish(&self) -> Result<(), Refused> {
+        let validation: Vec<&str> =
+            self.found.iter().filter(|(a, _)| *a == Answer::Validation).map(|(_, m)| m.as_str()).collect();
+        if !validation.is_empty() {
+            return Err(Refused::Validation(summary(&validation)));
+        }
+        let other: Vec<&str> = self.found.iter().map(|(_, m)| m.as_str()).collect();
+        if other.is_empty() {
+            Ok(())
+        } else {
+            Err(Refused::InvalidParameter(InvalidParameter(summary(&other))))
+        }
+    }
+}
+
+/// `N validation error(s) detected: A; B`.
+fn summary(found: &[&str]) -> String {
+    let n = found.len();
+    format!("{n} validation error{} detected: {}", if n == 1 { "" } else { "s" }, found.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(build: impl FnOnce(&mut Checks) -> &mut Checks) -> Result<(), Refused> {
+        build(&mut Checks::new()).finish()
+    }
+
+    #[test]
+    fn messages_are_awss() {
+        let one = verdict(|c| c.text(&ROLE, Some("r")));
+        assert_eq!(
+            one,
+            Err(Refused::Validation(
+                "1 validation error detected: Value 'r' at 'role' failed to satisfy constraint: Member must satisfy \
+                 regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+"
+                    .into()
+            ))
+        );
+        let archs = ["x86_64".to_owned(), "arm64".into(), "sparc".into()];
+        let Err(Refused::Validation(two)) =
+            verdict(|c| c.text(&LICENSE_INFO, Some(&"x".repeat(513))).list(&COMPATIBLE_ARCHITECTURES, Some(&archs)))
+        else {
+            panic!("not a validation error")
+        };
+        assert!(two.starts_with("3 validation errors detected: Value 'xxx"), "{two}");
+        assert!(two.contains(
+            "…' at 'licenseInfo' failed to satisfy constraint: Member must have length less than or equal to 512; "
+        ));
+        assert!(two.contains("Value '[x86_64, arm64, sparc]' at 'compatibleArchitectures' failed to satisfy constraint: Member must have length less than or equal to 2; "));
+        assert!(two.ends_with("Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]"));
+    }
+
+    #[test]
+    fn old_answers_are_kept_unless_the_model_is_broken_too() {
+        let memory = verdict(|c| c.number(&MEMORY_SIZE, Some(64)));
+        assert!(
+            matches!(&memory, Err(Refused::InvalidParameter(InvalidParameter(m))) if m.contains("greater than or equal to 128"))
+        );
+        let both = verdict(|c| c.number(&MEMORY_SIZE, Some(64)).number(&TIMEOUT, Some(0)));
+        assert!(
+            matches!(&both, Err(Refused::Validation(m)) if m.starts_with("1 validation error") && m.contains("'timeout'"))
+        );
+        assert_eq!(verdict(|c| c.number(&MEMORY_SIZE, Some(128)).text(&ROLE, None)), Ok(()));
+    }
+
+    #[test]
+    fn nul_is_refused_everywhere_and_secrets_are_not_echoed() {
+        assert!(verdict(|c| c.text(&DESCRIPTION, Some("a\0b"))).is_err());
+        assert!(verdict(|c| c.text(&HANDLER, Some("app.h\0"))).is_err());
+        assert!(verdict(|c| c.list(&COMMAND, Some(&["a\0".to_owned()]))).is_err());
+        let keys = ["SECRET-NAME".to_owned()];
+        let Err(Refused::Validation(m)) = verdict(|c| c.keys(&ENV_KEY, &keys)) else { panic!() };
+        assert!(!m.contains("SECRET") && m.contains("Map keys must satisfy constraint"), "{m}");
+        assert_eq!(
+            verdict(|c| c.text(&DESCRIPTION, Some(&"d".repeat(256))).keys(&ENV_KEY, &["OK".to_owned()])),
+            Ok(())
+        );
+    }
+}
