@@ -24,8 +24,9 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::constraints::InvalidParameter;
 use crate::engine::{Code, Engine, InvokeRequest, NewFunction};
-use crate::function::{self, ConfigPatch, FunctionRef, InvalidParameter};
+use crate::function::{self, ConfigPatch, FunctionRef};
 pub use error::ApiError;
 use wire::FunctionConfiguration;
 

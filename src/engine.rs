@@ -15,9 +15,9 @@ mod layers;
 
 pub use layers::NewLayerVersion;
 
-use crate::function::{
-    self, ConfigPatch, Function, FunctionRef, ImageCode, ImageConfig, InvalidParameter, Realm, Refused, Runtime, LATEST,
-};
+use crate::arn::Realm;
+use crate::constraints::{InvalidParameter, Refused};
+use crate::function::{self, ConfigPatch, Function, FunctionRef, ImageCode, ImageConfig, Runtime, LATEST};
 use crate::images::{ImageError, Images};
 use crate::logs::LogBook;
 use crate::pool::{Launch, Pool, PoolError, Throttle};

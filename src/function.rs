@@ -2,15 +2,12 @@
 //! and the limits Lambda puts on each. Pure logic: everything that checks user
 //! input lives here so the API, the engine and the CLI agree on it.
 
-pub mod constraints;
-mod patterns;
-
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use constraints::Checks;
+use crate::constraints::{self, invalid, Checks, InvalidParameter, Refused};
 
 /// Largest synchronous Invoke payload, request and response (6 MB).
 pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
@@ -32,26 +29,6 @@ pub const DEFAULT_EPHEMERAL_MB: u32 = 512;
 pub const LATEST: &str = "$LATEST";
 /// Total size of user environment variables (keys plus values), 4 KB.
 pub const MAX_ENV_BYTES: usize = 4 * 1024;
-
-/// Input that breaks one of Lambda's rules. The message is what the client sees.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidParameter(pub String);
-
-fn invalid(message: impl Into<String>) -> InvalidParameter {
-    InvalidParameter(message.into())
-}
-
-/// Input refused for its values: `ValidationException` for what breaks
-/// AWS's API model, `InvalidParameterValueException` for the rest (see
-/// [`constraints`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
-    #[error("{0}")]
-    Validation(String),
-    #[error(transparent)]
-    InvalidParameter(#[from] InvalidParameter),
-}
 
 /// One runtime lambdabox can run: the Lambda identifier, the image that
 /// carries it and how its bootstrap is started inside the container.
@@ -354,7 +331,7 @@ impl ConfigPatch {
     /// Check every field that is set: the model's constraints first, all
     /// together, then the service's own rules.
     pub fn validate(&self) -> Result<(), Refused> {
-        use constraints as c;
+        use crate::constraints as c;
         let mut checks = Checks::new();
         checks
             .text(&c::ROLE, self.role.as_deref())
@@ -414,26 +391,6 @@ impl ConfigPatch {
 fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *slot = v;
-    }
-}
-
-/// Where functions live, for ARNs: lambdabox answers as one region and account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Realm {
-    pub region: String,
-    pub account: String,
-}
-
-impl Default for Realm {
-    fn default() -> Self {
-        Realm { region: "us-east-1".into(), account: "000000000000".into() }
-    }
-}
-
-impl Realm {
-    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`.
-    pub fn function_arn(&self, name: &str) -> String {
-        format!("arn:aws:lambda:{}:{}:function:{name}", self.region, self.account)
     }
 }
 

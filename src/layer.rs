@@ -4,8 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::function::constraints::{self, Checks};
-use crate::function::{InvalidParameter, Realm};
+use crate::constraints::{self, Checks, InvalidParameter};
 
 /// One published version of a layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,18 +30,6 @@ pub struct LayerRef {
     pub arn: String,
     pub code_sha256: String,
     pub code_size: u64,
-}
-
-impl Realm {
-    /// `arn:aws:lambda:REGION:ACCOUNT:layer:NAME`.
-    pub fn layer_arn(&self, name: &str) -> String {
-        format!("arn:aws:lambda:{}:{}:layer:{name}", self.region, self.account)
-    }
-
-    /// `arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION`.
-    pub fn layer_version_arn(&self, name: &str, version: u64) -> String {
-        format!("{}:{version}", self.layer_arn(name))
-    }
 }
 
 /// The model's limit on `LayerName`, a name or an ARN.
@@ -115,6 +102,7 @@ pub fn validate_layer_list(arns: &[String]) -> Result<(), InvalidParameter> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arn::Realm;
 
     #[test]
     fn names_and_arns_parse() {

@@ -9,11 +9,15 @@
 //!
 //! # Layout
 //!
-//! - [`function`]: what a function is: names and ARNs, runtimes, configuration
-//!   limits, and their validation. Pure logic, no I/O.
+//! - [`arn`]: the account and region lambdabox answers as, and the ARNs
+//!   built from them.
+//! - [`constraints`]: every limit AWS's API model (and lambdabox) puts on a
+//!   request member, in one table, and the checker that answers in AWS's words.
+//! - [`function`]: what a function is: names and ARN forms, runtimes,
+//!   configuration and its validation. Pure logic, no I/O.
 //! - [`layer`]: what a layer version is: names, ARNs, the five-layer limit.
 //! - [`store`]: functions persisted in SQLite and code zips stored by SHA-256,
-//!   unpacked once.
+//!   unpacked once without ever following a link ([`store::unpack`]).
 //! - [`images`]: builds the base and per-runtime Docker images, only when
 //!   their recipe changed.
 //! - [`backend`]: a small trait over container lifecycles; [`backend::docker`]
@@ -37,9 +41,11 @@
 //! - [`cli`]: the `lambdabox` command line, a client of the REST API.
 
 pub mod api;
+pub mod arn;
 pub mod auth;
 pub mod backend;
 pub mod cli;
+pub mod constraints;
 pub mod engine;
 pub mod function;
 pub mod images;

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use lambdabox::arn::Realm;
 use lambdabox::auth::{credentials, KeyRing};
 use lambdabox::cli::{self, Cli, Command, ImagesCommand, ServeArgs, EXIT_CONFIG};
-use lambdabox::function::{Realm, Runtime, RUNTIMES};
+use lambdabox::function::{Runtime, RUNTIMES};
 use lambdabox::server::{ApiAuth, Controller, ServeConfig, ServeError};
 use tracing_subscriber::EnvFilter;
 

@@ -31,8 +31,9 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::arn::Realm;
 use crate::backend::{Backend, BackendError, BindMount, ContainerSpec, ExitInfo, Sandbox};
-use crate::function::{Function, Realm, Runtime};
+use crate::function::{Function, Runtime};
 use crate::logs::{ContainerLog, LogBook};
 use crate::runtime_api::{self, ExitReason, Mailbox};
 pub use environment::lambda_environment;

@@ -16,12 +16,12 @@ use tokio::net::TcpListener;
 
 use crate::api;
 use crate::api::auth::Access;
+use crate::arn::Realm;
 use crate::auth::keyfile::{self, KeyFileError};
 use crate::auth::{KeyRing, Verifier};
 use crate::backend::docker::DockerBackend;
 use crate::backend::BackendError;
 use crate::engine::Engine;
-use crate::function::Realm;
 use crate::images::Images;
 use crate::logs::{LogBook, LogError};
 use crate::pool::{Pool, PoolConfig, PoolError};

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use super::auth::Links;
 use super::{json_body, stored_zip, zip_from, ApiError, ApiResult};
+use crate::arn::Realm;
 use crate::engine::{Engine, NewLayerVersion};
-use crate::function::Realm;
 use crate::layer::LayerVersion;
 use crate::store::code::sha256_base64;
 

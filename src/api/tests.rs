@@ -11,10 +11,10 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+use crate::arn::Realm;
 use crate::backend::docker::DockerBackend;
 use crate::backend::fake::FakeBackend;
 use crate::engine::Engine;
-use crate::function::Realm;
 use crate::images::Images;
 use crate::logs::LogBook;
 use crate::pool::{Pool, PoolConfig};

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::function::{Function, ImageConfig, Realm, LATEST};
+use crate::arn::Realm;
+use crate::function::{Function, ImageConfig, LATEST};
 use crate::store::code::sha256_base64;
 
 #[derive(Debug, Deserialize, Default)]

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use super::{now_lambda_format, Engine, EngineError};
-use crate::function::constraints::{self as c, Checks};
-use crate::function::{Function, InvalidParameter, Runtime};
+use crate::constraints::{self as c, Checks, InvalidParameter};
+use crate::function::{Function, Runtime};
 use crate::layer::{self, LayerRef, LayerVersion};
 
 /// PublishLayerVersion's input.

@@ -1,7 +1,8 @@
 //! The environment a function's bootstrap starts with, as on Lambda.
 //! `AWS_LAMBDA_RUNTIME_API` is added by lambdabox-init, which owns the address.
 
-use crate::function::{Function, Realm, Runtime, LATEST};
+use crate::arn::Realm;
+use crate::function::{Function, Runtime, LATEST};
 
 /// `KEY=VALUE` pairs for a container of `f`. User variables come last but
 /// can never replace a reserved one (validation refuses them on the way in).

@@ -15,8 +15,27 @@
 //! which clients and tests depend on, keep that answer
 //! ([`Answer::InvalidParameter`]).
 
-use super::patterns;
-use super::{InvalidParameter, Refused};
+mod patterns;
+
+/// Input that breaks one of Lambda's rules. The message is what the client sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidParameter(pub String);
+
+pub(crate) fn invalid(message: impl Into<String>) -> InvalidParameter {
+    InvalidParameter(message.into())
+}
+
+/// Input refused for its values: `ValidationException` for what breaks
+/// AWS's API model, `InvalidParameterValueException` for the rest (see
+/// this module's table).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("{0}")]
+    Validation(String),
+    #[error(transparent)]
+    InvalidParameter(#[from] InvalidParameter),
+}
 
 /// Which exception a member's violations are answered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
