@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::constraints::InvalidParameter;
 use crate::engine::{Code, Engine, InvokeRequest, NewFunction};
-use crate::function::{self, ConfigPatch, FunctionRef};
+use crate::function::{self, FunctionRef};
 pub use error::ApiError;
 use wire::FunctionConfiguration;
 
@@ -156,13 +156,14 @@ fn configuration(engine: &Engine, f: &function::Function) -> Json<FunctionConfig
 }
 
 async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiResult {
-    let b: wire::CreateFunctionBody = json_body(body).await?;
+    let mut b: wire::CreateFunctionBody = json_body(body).await?;
     check_architectures(b.architectures.as_deref())?;
+    let image_config = b.config.image_config.take().unwrap_or_default();
     let code = match b.package_type.as_deref() {
         None | Some("Zip") => {
             Code::Zip(zip_from(b.code.zip_file.as_deref(), b.code.s3_bucket.as_deref(), b.code.image_uri.as_deref())?)
         }
-        Some("Image") => image_code(b.code.image_uri, b.code.zip_file.is_some(), b.image_config.unwrap_or_default())?,
+        Some("Image") => image_code(b.code.image_uri, b.code.zip_file.is_some(), image_config)?,
         Some(other) => {
             return Err(ApiError::invalid_parameter(format!(
                 "1 validation error detected: Value '{other}' at 'packageType' failed to satisfy constraint: \
@@ -171,28 +172,16 @@ async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiRe
         }
     };
     let zip = matches!(code, Code::Zip(_));
-    let required = |v: Option<String>, what: &str| match (v, zip) {
-        (Some(v), true) => Ok(v),
+    let required = |v: &Option<String>, what: &str| match (v, zip) {
         (None, true) => Err(ApiError::invalid_parameter(format!("{what} is required for .zip deployment packages"))),
         (Some(_), false) => {
             Err(ApiError::invalid_parameter(format!("{what} is not supported for functions with PackageType Image")))
         }
-        (None, false) => Ok(String::new()),
+        _ => Ok(()),
     };
-    let new = NewFunction {
-        name: b.function_name,
-        runtime: required(b.runtime, "Runtime")?,
-        handler: required(b.handler, "Handler")?,
-        role: b.role,
-        description: b.description,
-        memory_mb: b.memory_size,
-        timeout_s: b.timeout,
-        environment: b.environment.and_then(|e| e.variables).unwrap_or_default(),
-        ephemeral_storage_mb: b.ephemeral_storage.map(|e| e.size),
-        idle_ttl_s: b.idle_ttl_seconds,
-        layers: b.layers.unwrap_or_default(),
-        code,
-    };
+    required(&b.config.runtime, "Runtime")?;
+    required(&b.config.handler, "Handler")?;
+    let new = NewFunction { name: b.function_name, code, config: b.config.into() };
     let f = engine.create_function(new).await?;
     Ok((StatusCode::CREATED, configuration(&engine, &f)).into_response())
 }
@@ -298,21 +287,8 @@ async fn update_code(State(engine): State<Arc<Engine>>, Path(name): Path<String>
 }
 
 async fn update_configuration(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
-    let b: wire::UpdateConfigurationBody = json_body(body).await?;
-    let patch = ConfigPatch {
-        runtime: b.runtime,
-        handler: b.handler,
-        role: b.role,
-        description: b.description,
-        memory_mb: b.memory_size,
-        timeout_s: b.timeout,
-        environment: b.environment.map(|e| e.variables.unwrap_or_default()),
-        ephemeral_storage_mb: b.ephemeral_storage.map(|e| e.size),
-        idle_ttl_s: b.idle_ttl_seconds,
-        layers: b.layers,
-        image_config: b.image_config.map(Into::into),
-    };
-    let f = engine.update_configuration(&function_ref(&name)?, patch).await?;
+    let b: wire::ConfigurationFields = json_body(body).await?;
+    let f = engine.update_configuration(&function_ref(&name)?, b.into()).await?;
     Ok(configuration(&engine, &f).into_response())
 }
 

@@ -5,7 +5,6 @@
 //! shapes. Management calls are serialised by one lock (they are rare and
 //! touch disk); invocations never take it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -121,18 +120,12 @@ impl From<PoolError> for EngineError {
 #[derive(Debug, Clone, Default)]
 pub struct NewFunction {
     pub name: String,
-    pub runtime: String,
-    pub handler: String,
-    pub role: Option<String>,
-    pub description: Option<String>,
-    pub memory_mb: Option<u32>,
-    pub timeout_s: Option<u32>,
-    pub environment: BTreeMap<String, String>,
-    pub ephemeral_storage_mb: Option<u32>,
-    pub idle_ttl_s: Option<u32>,
-    /// Layer version ARNs, unpacked under `/opt` in this order.
-    pub layers: Vec<String>,
     pub code: Code,
+    /// Everything else, as UpdateFunctionConfiguration would set it on a
+    /// function with Lambda's defaults. Its `layers` are version ARNs,
+    /// unpacked under `/opt` in this order; an image's configuration
+    /// travels with its [`Code::Image`].
+    pub config: ConfigPatch,
 }
 
 /// A function's code as CreateFunction and UpdateFunctionCode carry it.
@@ -250,28 +243,20 @@ impl Engine {
     pub async fn create_function(&self, new: NewFunction) -> Result<Arc<Function>, EngineError> {
         function::validate_name(&new.name)?;
         let is_zip = matches!(new.code, Code::Zip(_));
-        let patch = ConfigPatch {
-            runtime: is_zip.then_some(new.runtime),
-            handler: is_zip.then_some(new.handler),
-            role: new.role,
-            description: new.description,
-            memory_mb: new.memory_mb,
-            timeout_s: new.timeout_s,
-            environment: Some(new.environment),
-            ephemeral_storage_mb: new.ephemeral_storage_mb,
-            idle_ttl_s: new.idle_ttl_s,
-            layers: None,
-            image_config: None,
-        };
+        let mut patch = new.config;
+        if !is_zip {
+            (patch.runtime, patch.handler) = (None, None);
+        }
         patch.validate()?;
-        if !is_zip && !new.layers.is_empty() {
+        let layer_arns = patch.layers.take().unwrap_or_default();
+        if !is_zip && !layer_arns.is_empty() {
             return Err(InvalidParameter("Layers are not supported for functions with PackageType Image".into()).into());
         }
         let _guard = self.writes.lock().await;
         if self.store.get(&new.name).is_some() {
             return Err(StoreError::Conflict(new.name).into());
         }
-        let layers = self.resolve_layers(&new.layers)?;
+        let layers = self.resolve_layers(&layer_arns)?;
         let mut f = Function {
             name: new.name,
             role: format!("arn:aws:iam::{}:role/lambdabox", self.realm.account),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::arn::Realm;
-use crate::function::{Function, ImageConfig, LATEST};
+use crate::function::{ConfigPatch, Function, ImageConfig, LATEST};
 use crate::store::code::sha256_base64;
 
 #[derive(Debug, Deserialize, Default)]
@@ -59,43 +59,11 @@ pub struct EphemeralStorageBody {
     pub size: u32,
 }
 
-/// CreateFunction's body.
-#[derive(Debug, Deserialize)]
+/// The configuration members CreateFunction and
+/// UpdateFunctionConfiguration share, spelled once.
+#[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
-pub struct CreateFunctionBody {
-    pub function_name: String,
-    pub runtime: Option<String>,
-    pub handler: Option<String>,
-    pub role: Option<String>,
-    pub description: Option<String>,
-    pub memory_size: Option<u32>,
-    pub timeout: Option<u32>,
-    pub environment: Option<EnvironmentBody>,
-    #[serde(default)]
-    pub code: CodeBody,
-    pub package_type: Option<String>,
-    pub architectures: Option<Vec<String>>,
-    pub ephemeral_storage: Option<EphemeralStorageBody>,
-    /// lambdabox's own: seconds an idle container is kept.
-    pub idle_ttl_seconds: Option<u32>,
-    pub layers: Option<Vec<String>>,
-    pub image_config: Option<ImageConfigBody>,
-}
-
-/// UpdateFunctionCode's body.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct UpdateCodeBody {
-    pub zip_file: Option<String>,
-    pub s3_bucket: Option<String>,
-    pub image_uri: Option<String>,
-    pub architectures: Option<Vec<String>>,
-}
-
-/// UpdateFunctionConfiguration's body.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct UpdateConfigurationBody {
+pub struct ConfigurationFields {
     pub runtime: Option<String>,
     pub handler: Option<String>,
     pub role: Option<String>,
@@ -108,6 +76,48 @@ pub struct UpdateConfigurationBody {
     pub idle_ttl_seconds: Option<u32>,
     pub layers: Option<Vec<String>>,
     pub image_config: Option<ImageConfigBody>,
+}
+
+impl From<ConfigurationFields> for ConfigPatch {
+    fn from(b: ConfigurationFields) -> ConfigPatch {
+        ConfigPatch {
+            runtime: b.runtime,
+            handler: b.handler,
+            role: b.role,
+            description: b.description,
+            memory_mb: b.memory_size,
+            timeout_s: b.timeout,
+            // `Environment: {}` clears the variables, as on Lambda.
+            environment: b.environment.map(|e| e.variables.unwrap_or_default()),
+            ephemeral_storage_mb: b.ephemeral_storage.map(|e| e.size),
+            idle_ttl_s: b.idle_ttl_seconds,
+            layers: b.layers,
+            image_config: b.image_config.map(Into::into),
+        }
+    }
+}
+
+/// CreateFunction's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateFunctionBody {
+    pub function_name: String,
+    #[serde(default)]
+    pub code: CodeBody,
+    pub package_type: Option<String>,
+    pub architectures: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub config: ConfigurationFields,
+}
+
+/// UpdateFunctionCode's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateCodeBody {
+    pub zip_file: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub image_uri: Option<String>,
+    pub architectures: Option<Vec<String>>,
 }
 
 /// PutFunctionConcurrency's body.
