@@ -212,13 +212,13 @@ pub fn default_init_bin() -> Result<PathBuf> {
     Ok(exe.with_file_name("lambdabox-init"))
 }
 
-/// A client of the lambdabox (AWS Lambda) REST API; every request is
-/// signed with the key pair [`signing_key`] finds.
+/// The CLI's side of [`crate::client::Client`]: requests are signed with
+/// the key pair [`signing_key`] finds, and AWS error answers become one-line
+/// errors that say which key was used.
 struct Client {
-    http: reqwest::Client,
-    endpoint: String,
-    key: Option<ClientKey>,
-    region: String,
+    api: crate::client::Client,
+    /// Where the key pair came from, for messages.
+    key_source: Option<String>,
 }
 
 /// The key pair the CLI signs with, and where it was found (for messages).
@@ -242,27 +242,21 @@ impl Client {
             .iter()
             .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
             .unwrap_or_else(|| sign::DEFAULT_REGION.to_owned());
-        Client {
-            http: reqwest::Client::new(),
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
-            key: signing_key(data_dir),
-            region,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/2015-03-31/functions{path}", self.endpoint)
+        let (key, key_source) = match signing_key(data_dir) {
+            Some(ClientKey { pair, source }) => (Some(pair), Some(source)),
+            None => (None, None),
+        };
+        let api = crate::client::Client::new(reqwest::Client::new(), endpoint, key).in_region(&region);
+        Client { api, key_source }
     }
 
     /// Sign and send a request, whatever its answer.
-    async fn execute(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        sign::send(req, self.key.as_ref().map(|k| &k.pair), &self.region)
-            .await
-            .with_context(|| format!("cannot reach lambdabox at {}", self.endpoint))
+    async fn execute(&self, req: crate::client::Request) -> Result<reqwest::Response> {
+        req.send().await.with_context(|| format!("cannot reach lambdabox at {}", self.api.endpoint()))
     }
 
     /// Send a request; AWS error answers become one-line errors.
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+    async fn send(&self, req: crate::client::Request) -> Result<reqwest::Response> {
         let resp = self.execute(req).await?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -273,12 +267,11 @@ impl Client {
         let message = body["message"].as_str().or(body["Message"].as_str()).unwrap_or("no message");
         // The first line only: signature mismatches go on with the canonical request.
         let message = message.lines().next().unwrap_or_default();
-        let hint = match (&self.key, AUTH_ERRORS.contains(&code.as_str())) {
+        let hint = match (self.api.key().zip(self.key_source.as_ref()), AUTH_ERRORS.contains(&code.as_str())) {
             (_, false) => String::new(),
-            (Some(key), true) => format!(
-                "\n(signed with access key {} from {}; see `lambdabox credentials --help`)",
-                key.pair.access_key_id(),
-                key.source
+            (Some((key, source)), true) => format!(
+                "\n(signed with access key {} from {source}; see `lambdabox credentials --help`)",
+                key.access_key_id(),
             ),
             (None, true) => "\n(no credentials found: run as the controller's user, or set LAMBDABOX_ACCESS_KEY_ID \
                              and LAMBDABOX_SECRET_ACCESS_KEY, or AWS credentials)"
@@ -288,11 +281,12 @@ impl Client {
     }
 
     async fn exists(&self, name: &str) -> Result<bool> {
-        let resp = self.execute(self.http.get(self.url(&format!("/{name}/configuration")))).await?;
+        let configuration = || self.api.function(reqwest::Method::GET, name, "/configuration");
+        let resp = self.execute(configuration()).await?;
         match resp.status().as_u16() {
             404 => Ok(false),
             s if (200..300).contains(&s) => Ok(true),
-            _ => self.send(self.http.get(self.url(&format!("/{name}/configuration")))).await.map(|_| true),
+            _ => self.send(configuration()).await.map(|_| true),
         }
     }
 }
@@ -391,13 +385,12 @@ pub async fn run_client(endpoint: &str, data_dir: Option<&Path>, command: Comman
         Command::Ls => list(&client).await,
         Command::Ps => ps(&client).await,
         Command::Logs { name, bytes } => {
-            let url = format!("{}/lambdabox/v1/functions/{name}/logs", client.endpoint);
-            let text = client.send(client.http.get(url).query(&[("bytes", bytes)])).await?.bytes().await?;
+            let text = client.send(client.api.logs(&name).query(&[("bytes", bytes)])).await?.bytes().await?;
             std::io::stdout().write_all(&text)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rm { name } => {
-            client.send(client.http.delete(client.url(&format!("/{name}")))).await?;
+            client.send(client.api.function(reqwest::Method::DELETE, &name, "")).await?;
             eprintln!("deleted {name}");
             Ok(ExitCode::SUCCESS)
         }
@@ -469,13 +462,17 @@ async fn deploy(client: &Client, args: DeployArgs) -> Result<ExitCode> {
     let name = &args.name;
     let result: Value = if client.exists(name).await? {
         let code = json!({ "ZipFile": zip });
-        client.send(client.http.put(client.url(&format!("/{name}/code"))).json(&code)).await?;
-        client.send(client.http.put(client.url(&format!("/{name}/configuration"))).json(&config)).await?.json().await?
+        client.send(client.api.function(reqwest::Method::PUT, name, "/code").json(&code)).await?;
+        client
+            .send(client.api.function(reqwest::Method::PUT, name, "/configuration").json(&config))
+            .await?
+            .json()
+            .await?
     } else {
         config["FunctionName"] = name.as_str().into();
         config["Code"] = json!({ "ZipFile": zip });
         config["Role"] = "arn:aws:iam::000000000000:role/lambdabox".into();
-        client.send(client.http.post(client.url("")).json(&config)).await?.json().await?
+        client.send(client.api.create_function(&config)).await?.json().await?
     };
     set_concurrency(client, name, args.reserved, args.provisioned).await?;
     println!("{}", serde_json::to_string_pretty(&result)?);
@@ -484,18 +481,17 @@ async fn deploy(client: &Client, args: DeployArgs) -> Result<ExitCode> {
 
 /// Apply `--reserved` and `--provisioned` through their Lambda APIs.
 async fn set_concurrency(client: &Client, name: &str, reserved: Option<u32>, provisioned: Option<u32>) -> Result<()> {
-    let base = client.endpoint.as_str();
     if let Some(n) = reserved {
-        let url = format!("{base}/2017-10-31/functions/{name}/concurrency");
-        client.send(client.http.put(url).json(&json!({ "ReservedConcurrentExecutions": n }))).await?;
+        let path = format!("/2017-10-31/functions/{name}/concurrency");
+        client.send(client.api.put(&path).json(&json!({ "ReservedConcurrentExecutions": n }))).await?;
     }
     if let Some(n) = provisioned {
-        let url = format!("{base}/2019-09-30/functions/{name}/provisioned-concurrency");
+        let path = format!("/2019-09-30/functions/{name}/provisioned-concurrency");
         let req = if n == 0 {
-            client.http.delete(url).query(&[("Qualifier", "$LATEST")])
+            client.api.delete(&path).query(&[("Qualifier", "$LATEST")])
         } else {
             let body = json!({ "ProvisionedConcurrentExecutions": n });
-            client.http.put(url).query(&[("Qualifier", "$LATEST")]).json(&body)
+            client.api.put(&path).query(&[("Qualifier", "$LATEST")]).json(&body)
         };
         match client.send(req).await {
             Err(e) if n == 0 && e.to_string().contains("ProvisionedConcurrencyConfigNotFoundException") => {}
@@ -508,8 +504,7 @@ async fn set_concurrency(client: &Client, name: &str, reserved: Option<u32>, pro
 }
 
 async fn ps(client: &Client) -> Result<ExitCode> {
-    let url = format!("{}/lambdabox/v1/containers", client.endpoint);
-    let body: Value = client.send(client.http.get(url)).await?.json().await?;
+    let body: Value = client.send(client.api.containers()).await?.json().await?;
     println!(
         "{:<14} {:<28} {:<9} {:>8} {:>8} {:>11}  MEMORY",
         "CONTAINER", "FUNCTION", "STATE", "AGE", "IDLE", "INVOCATIONS"
@@ -539,8 +534,7 @@ async fn invoke(client: &Client, args: InvokeArgs) -> Result<ExitCode> {
         Some(file) => std::fs::read(file).with_context(|| format!("cannot read payload file {file}"))?,
         None => args.payload.into_bytes(),
     };
-    let url = client.url(&format!("/{}/invocations", args.name));
-    let mut req = client.http.post(url).body(payload);
+    let mut req = client.api.invoke(&args.name, payload);
     if args.log {
         req = req.header("x-amz-log-type", "Tail");
     }
@@ -568,7 +562,7 @@ async fn list(client: &Client) -> Result<ExitCode> {
     let mut marker: Option<String> = None;
     println!("{:<32} {:<12} {:>7} {:>8}  LAST MODIFIED", "NAME", "RUNTIME", "MEMORY", "TIMEOUT");
     loop {
-        let mut req = client.http.get(client.url("/"));
+        let mut req = client.api.get(crate::client::paths::FUNCTIONS);
         if let Some(m) = &marker {
             req = req.query(&[("Marker", m)]);
         }

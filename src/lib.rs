@@ -38,6 +38,8 @@
 //! - [`auth`]: SigV4 signing and verification, and the key pairs behind it.
 //! - [`private`]: folders and files only the controller's user may reach.
 //! - [`server`]: binds it all together and shuts down cleanly.
+//! - [`client`]: the REST API's client (paths, signing), shared by the CLI,
+//!   the integration tests and the benchmark.
 //! - [`cli`]: the `lambdabox` command line, a client of the REST API.
 
 pub mod api;
@@ -45,6 +47,7 @@ pub mod arn;
 pub mod auth;
 pub mod backend;
 pub mod cli;
+pub mod client;
 pub mod constraints;
 pub mod engine;
 pub mod function;

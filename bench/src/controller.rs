@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use lambdabox::auth::{sign, KeyPair};
+use lambdabox::client::{paths, Client, Request};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -53,11 +53,9 @@ pub enum ControllerError {
 pub struct Controller {
     child: Child,
     pid: u32,
-    endpoint: String,
-    http: reqwest::Client,
-    /// The pair the controller generated at start (none from a build that
-    /// predates authentication): every request is signed with it.
-    key: Option<KeyPair>,
+    /// lambdabox's own API client, signing with the pair the controller
+    /// generated at start (none from a build that predates authentication).
+    api: Client,
     _data_dir: tempfile::TempDir,
 }
 
@@ -115,7 +113,8 @@ impl Controller {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let http = reqwest::Client::builder().no_proxy().timeout(API_TIMEOUT).build().expect("plain client");
         let key = lambdabox::auth::keyfile::read(data_dir.path())?;
-        Ok(Controller { child, pid, endpoint, http, key, _data_dir: data_dir })
+        let api = Client::new(http, &endpoint, key);
+        Ok(Controller { child, pid, api, _data_dir: data_dir })
     }
 
     pub fn pid(&self) -> u32 {
@@ -124,14 +123,12 @@ impl Controller {
 
     /// A load target invoking function `name`, signed with the controller's key.
     pub fn target(&self, client: &reqwest::Client, name: &str) -> Target {
-        let url = format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint);
-        Target::signed(client.clone(), url, self.key.clone())
+        let url = format!("{}{}/{name}/invocations", self.api.endpoint(), paths::FUNCTIONS);
+        Target::signed(client.clone(), url, self.api.key().cloned())
     }
 
-    async fn call(&self, what: String, request: reqwest::RequestBuilder) -> Result<serde_json::Value, ControllerError> {
-        let response = sign::send(request, self.key.as_ref(), sign::DEFAULT_REGION)
-            .await
-            .map_err(|source| ControllerError::Send { what: what.clone(), source })?;
+    async fn call(&self, what: String, request: Request) -> Result<serde_json::Value, ControllerError> {
+        let response = request.send().await.map_err(|source| ControllerError::Send { what: what.clone(), source })?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|source| ControllerError::Http { what: what.clone(), source })?;
         if !(200..300).contains(&status) {
@@ -158,22 +155,20 @@ impl Controller {
         if let Some(ttl) = idle_ttl_s {
             body["IdleTtlSeconds"] = json!(ttl);
         }
-        let url = format!("{}/2015-03-31/functions", self.endpoint);
-        self.call(format!("CreateFunction {name}"), self.http.post(url).json(&body)).await.map(drop)
+        self.call(format!("CreateFunction {name}"), self.api.create_function(&body)).await.map(drop)
     }
 
     /// UpdateFunctionConfiguration setting one environment variable: a new
     /// revision, so the next invocation needs a new container.
     pub async fn set_env(&self, name: &str, key: &str, value: &str) -> Result<(), ControllerError> {
         let body = json!({ "Environment": { "Variables": { key: value } } });
-        let url = format!("{}/2015-03-31/functions/{name}/configuration", self.endpoint);
-        self.call(format!("UpdateFunctionConfiguration {name}"), self.http.put(url).json(&body)).await.map(drop)
+        let request = self.api.function(reqwest::Method::PUT, name, "/configuration").json(&body);
+        self.call(format!("UpdateFunctionConfiguration {name}"), request).await.map(drop)
     }
 
     /// How many containers the controller holds (any state).
     pub async fn containers(&self) -> Result<usize, ControllerError> {
-        let url = format!("{}/lambdabox/v1/containers", self.endpoint);
-        let list = self.call("list containers".into(), self.http.get(url)).await?;
+        let list = self.call("list containers".into(), self.api.containers()).await?;
         Ok(list["Containers"].as_array().map_or(0, Vec::len))
     }
 

@@ -76,32 +76,30 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
 }
 
-/// One API request, signed with the server's key pair when sent: the
-/// harness's one way to call the API.
-pub struct Call {
-    builder: reqwest::RequestBuilder,
-    key: Option<KeyPair>,
-}
+/// One API request through lambdabox's own client, signed with the
+/// server's key pair when sent: the harness's one way to call the API. A
+/// request that cannot be sent fails the test.
+pub struct Call(lambdabox::client::Request);
 
 impl Call {
     pub fn header(self, name: &str, value: impl AsRef<str>) -> Call {
-        Call { builder: self.builder.header(name, value.as_ref()), ..self }
+        Call(self.0.header(name, value))
     }
 
     pub fn body(self, body: impl Into<reqwest::Body>) -> Call {
-        Call { builder: self.builder.body(body), ..self }
+        Call(self.0.body(body))
     }
 
     pub fn json(self, body: &serde_json::Value) -> Call {
-        Call { builder: self.builder.json(body), ..self }
+        Call(self.0.json(body))
     }
 
     pub fn query(self, pairs: &[(&str, &str)]) -> Call {
-        Call { builder: self.builder.query(pairs), ..self }
+        Call(self.0.query(pairs))
     }
 
     pub async fn send(self) -> reqwest::Response {
-        lambdabox::auth::sign::send(self.builder, self.key.as_ref(), "us-east-1").await.expect("request sent")
+        self.0.send().await.expect("request sent")
     }
 }
 
@@ -179,9 +177,14 @@ impl Server {
 
     /// A request to `path` (e.g. `/2015-03-31/functions`), signed when sent.
     pub fn request(&self, method: reqwest::Method, path: &str) -> Call {
-        // A client per request: a pooled connection must not outlive the
-        // test's runtime, and tests share this process.
-        Call { builder: reqwest::Client::new().request(method, format!("{}{path}", self.url)), key: self.key.clone() }
+        Call(self.client().request(method, path))
+    }
+
+    /// lambdabox's client for this server. A fresh one each time: a pooled
+    /// connection must not outlive the test's runtime, and tests share this
+    /// process.
+    pub fn client(&self) -> lambdabox::client::Client {
+        lambdabox::client::Client::new(reqwest::Client::new(), &self.url, self.key.clone())
     }
 
     pub fn get(&self, path: &str) -> Call {
@@ -277,14 +280,14 @@ impl Server {
             "Role": "arn:aws:iam::000000000000:role/test", "Code": {"ZipFile": zip},
         });
         body.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
-        let resp = self.post("/2015-03-31/functions").json(&body).send().await;
+        let resp = Call(self.client().create_function(&body)).send().await;
         let status = resp.status();
         assert_eq!(status, 201, "{}", resp.text().await.unwrap());
     }
 
     /// Invoke; returns status, headers and the body as JSON (Null if not JSON).
     pub async fn invoke(&self, name: &str, payload: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
-        let resp = self.post(&Server::invoke_path(name)).body(payload.to_owned()).send().await;
+        let resp = Call(self.client().invoke(name, payload.to_owned())).send().await;
         let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
         let body = resp.bytes().await.unwrap();
         (status, headers, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
@@ -297,12 +300,7 @@ impl Server {
         payload: &str,
     ) -> (reqwest::header::HeaderMap, serde_json::Value, String) {
         use base64::Engine as _;
-        let resp = self
-            .post(&Server::invoke_path(name))
-            .header("x-amz-log-type", "Tail")
-            .body(payload.to_owned())
-            .send()
-            .await;
+        let resp = Call(self.client().invoke(name, payload.to_owned())).header("x-amz-log-type", "Tail").send().await;
         assert_eq!(resp.status(), 200);
         let headers = resp.headers().clone();
         let body = resp.bytes().await.unwrap();
@@ -313,7 +311,7 @@ impl Server {
 
     /// `GET /lambdabox/v1/functions/NAME/logs`: the end of the function's log.
     pub async fn logs(&self, name: &str) -> String {
-        let resp = self.get(&format!("/lambdabox/v1/functions/{name}/logs")).send().await;
+        let resp = Call(self.client().logs(name)).send().await;
         assert_eq!(resp.status(), 200);
         resp.text().await.unwrap()
     }
@@ -330,7 +328,7 @@ impl Server {
 
     /// `GET /lambdabox/v1/containers`.
     pub async fn ps(&self) -> Vec<serde_json::Value> {
-        let body: serde_json::Value = self.get("/lambdabox/v1/containers").send().await.json().await.unwrap();
+        let body: serde_json::Value = Call(self.client().containers()).send().await.json().await.unwrap();
         body["Containers"].as_array().cloned().unwrap_or_default()
     }
 }
