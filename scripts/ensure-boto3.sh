@@ -1,5 +1,5 @@
 #!/bin/sh
-# A Python with boto3 for the tests (tests/auth.rs signs requests with real
+# A Python with boto3 for the tests (tests/it/auth.rs signs requests with real
 # boto3): a virtual environment under target/, made once. Progress goes to
 # stderr; stdout gets the interpreter's path.
 set -eu
