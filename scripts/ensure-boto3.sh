@@ -8,7 +8,14 @@ VENV=target/pyenv
 if ! "$VENV/bin/python" -c 'import boto3' >/dev/null 2>&1; then
     echo "installing boto3 into $VENV for the tests (once)" >&2
     rm -rf "$VENV"
-    python3 -m venv "$VENV" >&2
+    if ! python3 -m venv "$VENV" >&2; then
+        # Debian's own python3 keeps venv (and ensurepip) in a separate package.
+        echo "python3 has no venv module; installing Debian's python3-venv" >&2
+        rm -rf "$VENV"
+        if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+        $SUDO apt-get install -y python3-venv >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y python3-venv >&2; }
+        python3 -m venv "$VENV" >&2
+    fi
     "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar on boto3 >&2
 fi
 echo "$PWD/$VENV/bin/python"
