@@ -15,6 +15,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use tokio::sync::Semaphore;
 
 use super::{read_limited, ApiError, MAX_MANAGEMENT_BODY};
 use crate::auth::sigv4::{self, RequestParts, UNSIGNED_PAYLOAD};
@@ -30,11 +31,21 @@ pub const PUBLIC: &[(Method, &str)] = &[(Method::GET, "/lambdabox/v1/health")];
 /// Lambda's `Code.Location`).
 const LINK_VALIDITY: Duration = Duration::from_secs(600);
 
+/// Bodies over this size (or of unknown size) take a turn at
+/// [`LARGE_BODIES_AT_ONCE`] before they are read.
+const SMALL_BODY: u64 = 1024 * 1024;
+/// How many large bodies may be read at once before their signature is
+/// checked. A header signature covers the body's hash, so the body must be
+/// held before anyone is proven to have sent it: this bounds what knowing
+/// an access key id (not its secret) lets a sender make the controller hold
+/// to a few hundred MB, while uploads from real clients merely queue.
+const LARGE_BODIES_AT_ONCE: usize = 4;
+
 /// Who may call the API.
 #[derive(Debug, Clone)]
 pub enum Access {
     /// Requests must be signed with a key pair of the verifier's.
-    Signed { verifier: Arc<Verifier>, links: Links },
+    Signed { verifier: Arc<Verifier>, links: Links, large_bodies: Arc<Semaphore> },
     /// `--insecure-no-auth`: any request, signed or not, by any key.
     Open,
 }
@@ -44,7 +55,8 @@ impl Access {
     /// verifier's first pair, for `region`.
     pub fn signed(verifier: Verifier, region: &str) -> Access {
         let links = Links { key: Some(Arc::new(verifier.keys().primary().clone())), region: region.into() };
-        Access::Signed { verifier: Arc::new(verifier), links }
+        let large_bodies = Arc::new(Semaphore::new(LARGE_BODIES_AT_ONCE));
+        Access::Signed { verifier: Arc::new(verifier), links, large_bodies }
     }
 
     fn links(&self) -> Links {
@@ -88,11 +100,11 @@ impl From<AuthError> for ApiError {
 pub async fn require_signature(State(access): State<Access>, mut request: Request, next: Next) -> Response {
     let public = PUBLIC.iter().any(|(m, p)| request.method() == m && request.uri().path() == *p);
     request.extensions_mut().insert(access.links());
-    let verifier = match &access {
-        Access::Signed { verifier, .. } if !public => verifier,
+    let (verifier, large_bodies) = match &access {
+        Access::Signed { verifier, large_bodies, .. } if !public => (verifier, large_bodies),
         _ => return next.run(request).await,
     };
-    match authenticate(verifier, request).await {
+    match authenticate(verifier, large_bodies, request).await {
         Ok(request) => next.run(request).await,
         Err(e) => e.into_response(),
     }
@@ -101,7 +113,7 @@ pub async fn require_signature(State(access): State<Access>, mut request: Reques
 /// Check the signature. The body is read (up to the largest API body) only
 /// when its hash is needed, and handed on as read; a declared hash
 /// (`X-Amz-Content-Sha256`) lets a bad signature be refused before.
-async fn authenticate(verifier: &Verifier, request: Request) -> Result<Request, ApiError> {
+async fn authenticate(verifier: &Verifier, large_bodies: &Semaphore, request: Request) -> Result<Request, ApiError> {
     let (parts, body) = request.into_parts();
     let wire = RequestParts {
         method: parts.method.as_str(),
@@ -130,6 +142,12 @@ async fn authenticate(verifier: &Verifier, request: Request) -> Result<Request, 
             Body::from(bytes)
         }
         Payload::Body => {
+            // hyper reads no more than a declared Content-Length.
+            let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            let _turn = match declared {
+                Some(len) if len <= SMALL_BODY => None,
+                _ => Some(large_bodies.acquire().await.expect("the semaphore is never closed")),
+            };
             let bytes = read_body(body).await?;
             claim.verify(&wire, &sigv4::hex_sha256(&bytes)).map_err(refused)?;
             Body::from(bytes)
@@ -274,5 +292,49 @@ mod tests {
         *request.body_mut() = Body::from(big);
         let (status, code, _) = answer(app(signed_access()), request).await;
         assert_eq!((status, code.as_deref()), (413, Some("RequestTooLargeException")));
+    }
+
+    /// A signed request whose body (of unknown size) never ends, as a
+    /// sender that knows the key id but not the secret could send.
+    fn endless_body() -> Request {
+        let mut request = http_request(post("/echo", "{}"), Some(&key()));
+        request.headers_mut().remove("x-amz-content-sha256");
+        request.headers_mut().remove(header::CONTENT_LENGTH);
+        let never = futures_util::stream::pending::<Result<Bytes, std::io::Error>>();
+        *request.body_mut() = Body::from_stream(never);
+        request
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_few_large_unverified_bodies_are_read_at_once() {
+        let access = signed_access();
+        let Access::Signed { large_bodies, .. } = &access else { unreachable!() };
+        let large_bodies = large_bodies.clone();
+        let router = app(access);
+        let held: Vec<_> =
+            (0..LARGE_BODIES_AT_ONCE).map(|_| tokio::spawn(router.clone().oneshot(endless_body()))).collect();
+        tokio::task::yield_now().await;
+        // Bodies with a small declared length do not wait for a turn…
+        let mut small = http_request(post("/echo", "{}"), Some(&key()));
+        small.headers_mut().remove("x-amz-content-sha256");
+        small.headers_mut().insert(header::CONTENT_LENGTH, "2".parse().unwrap());
+        let (status, code, _) = answer(router.clone(), small).await;
+        assert_eq!((status, code.as_deref()), (403, Some("InvalidSignatureException")), "read and judged at once");
+        // …large ones of unknown size do: the next is not read while the
+        // endless ones hold every turn.
+        // Its declared hash removed, it is judged on its body, so it must
+        // be read first (and then fails, the header having been signed).
+        let mut probe = http_request(post("/echo", "{}"), Some(&key()));
+        probe.headers_mut().remove("x-amz-content-sha256");
+        probe.headers_mut().remove(header::CONTENT_LENGTH);
+        let probe = tokio::spawn(answer(router.clone(), probe));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(held.iter().all(|h| !h.is_finished()), "the endless bodies are being read");
+        assert_eq!(large_bodies.available_permits(), 0, "every turn is taken");
+        assert!(!probe.is_finished(), "a fifth large body waits for a turn");
+        held[0].abort();
+        let (status, code, _) = probe.await.unwrap();
+        assert_eq!((status, code.as_deref()), (403, Some("InvalidSignatureException")), "read once a turn is free");
+        held.iter().for_each(|h| h.abort());
     }
 }
