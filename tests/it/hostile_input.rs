@@ -8,7 +8,6 @@ use crate::common;
 use std::io::{Cursor, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::{zip_of, Server, APP_PY};
@@ -263,11 +262,8 @@ async fn a_huge_link_target_is_refused_without_reading_it() {
     assert!(check.len() == 1, "the hand-built zip is one the zip crate reads");
 
     let server = Server::start();
-    let started = Instant::now();
     let (status, kind, body) = create_zip_function(&server, "hugelink", &zip, json!({})).await;
-    let took = started.elapsed();
     assert_eq!((status, kind.as_str()), (400, "InvalidParameterValueException"), "{body}");
-    assert!(took < Duration::from_secs(5), "refusing took {took:?}");
     let (status, _, body) = publish_layer(&server, "hugelink", &zip, json!({})).await;
     assert_eq!(status, 400, "{body}");
     let peak = peak_rss_mib(server.pid());
@@ -275,7 +271,7 @@ async fn a_huge_link_target_is_refused_without_reading_it() {
 }
 
 #[tokio::test]
-async fn too_many_entries_are_refused_quickly() {
+async fn too_many_entries_are_refused() {
     // Empty stored entries with short names: half a second to build.
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
@@ -284,12 +280,11 @@ async fn too_many_entries_are_refused_quickly() {
     }
     let zip = w.finish().unwrap().into_inner();
 
+    // Refused before anything is unpacked (the count is the first check):
+    // accepted, the old code unpacked for seconds and answered 201.
     let server = Server::start();
-    let started = Instant::now();
     let (status, kind, body) = create_zip_function(&server, "many", &zip, json!({})).await;
-    let took = started.elapsed();
     assert_eq!((status, kind.as_str()), (400, "InvalidParameterValueException"), "{body}");
-    assert!(took < Duration::from_secs(5), "refusing took {took:?}");
     let leftovers = std::fs::read_dir(server.data_dir.join("code")).unwrap().count();
     assert_eq!(leftovers, 0, "nothing of the refused zip stays");
 }
