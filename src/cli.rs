@@ -111,7 +111,7 @@ pub struct ServeArgs {
     /// User (`uid:gid`, never 0) functions run as, as on Lambda (993).
     /// Pick one no account on the host uses: without user namespaces, a
     /// host account with that uid could signal or trace function processes.
-    #[arg(long, default_value = "993:993")]
+    #[arg(long, default_value = crate::pool::DEFAULT_SANDBOX_USER)]
     pub user: String,
     /// Seconds shutdown waits for in-flight invocations.
     #[arg(long, value_name = "S", default_value_t = 30)]

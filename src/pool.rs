@@ -67,6 +67,9 @@ const MB_PER_VCPU: i64 = 1769;
 /// Lambda's init phase; past it the container is removed and whoever waits
 /// on it gets `Runtime.InitError`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The `uid:gid` functions run as unless configured otherwise: Lambda's
+/// own sandbox user, 993.
+pub const DEFAULT_SANDBOX_USER: &str = "993:993";
 /// How long a starting runtime may use the whole machine before its CPU is
 /// capped in proportion to its memory, if it has not polled for an event
 /// by then. Cold starts of small functions stay quick (Lambda, too, boosts
@@ -156,7 +159,7 @@ impl PoolConfig {
             queue_timeout: Duration::from_millis(100),
             idle_ttl: Duration::from_secs(600),
             cpu_limit: true,
-            user: "993:993".into(),
+            user: DEFAULT_SANDBOX_USER.into(),
             prewarm: 0,
         }
     }
@@ -764,7 +767,7 @@ impl Pool {
         let name = format!("lambdabox-prewarmed-{key}");
         let tmp_mb = crate::function::DEFAULT_EPHEMERAL_MB;
         let mut spec = self.base_spec(name, image, socket_dir, prewarm::GENERIC_MEMORY_MB, tmp_mb, TASK_ROOT.into());
-        spec.env.push("LAMBDABOX_GENERIC=1".to_owned());
+        spec.env.push(format!("{}=1", protocol::env::GENERIC));
         spec.labels.insert(labels::GENERIC.to_owned(), "1".to_owned());
         spec.mounts.push(read_only(prewarm::task_dir(socket_dir), TASK_ROOT));
         spec.mounts.push(read_only(prewarm::opt_dir(socket_dir), OPT_ROOT));

@@ -77,7 +77,7 @@ impl ServeConfig {
             queue_timeout: Duration::from_millis(100),
             idle_ttl: Duration::from_secs(600),
             cpu_limit: true,
-            user: crate::backend::Sandbox::default().user,
+            user: crate::pool::DEFAULT_SANDBOX_USER.into(),
             drain_timeout: Duration::from_secs(30),
             prewarm: 1,
             auth: ApiAuth::Generated,
@@ -278,4 +278,15 @@ fn run_dir(data_dir: &Path) -> std::io::Result<PathBuf> {
         )));
     }
     Ok(fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_never_run_as_root_by_default() {
+        let config = ServeConfig::new(PathBuf::from("/data"), PathBuf::from("/init"));
+        assert_eq!(config.user, crate::pool::DEFAULT_SANDBOX_USER);
+    }
 }
