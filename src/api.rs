@@ -81,12 +81,17 @@ async fn read_limited(body: Body, limit: usize, too_large: impl FnOnce() -> ApiE
     }
 }
 
-/// Parse a management body as JSON of type `T`.
-async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
-    let bytes = read_limited(body, MAX_MANAGEMENT_BODY, || {
+/// A management body, within the largest operation's limit.
+async fn management_body(body: Body) -> Result<Bytes, ApiError> {
+    read_limited(body, MAX_MANAGEMENT_BODY, || {
         ApiError::too_large(format!("Request must be smaller than {MAX_MANAGEMENT_BODY} bytes for this operation"))
     })
-    .await?;
+    .await
+}
+
+/// Parse a management body as JSON of type `T`.
+async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let bytes = management_body(body).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_content(format!("Could not parse request body: {e}")))
 }
 

@@ -228,14 +228,6 @@ pub struct ClientKey {
     pub source: String,
 }
 
-/// Auth failures: the CLI then says which key it signed with, or none.
-const AUTH_ERRORS: &[&str] = &[
-    "MissingAuthenticationTokenException",
-    "UnrecognizedClientException",
-    "InvalidSignatureException",
-    "IncompleteSignatureException",
-];
-
 impl Client {
     fn new(endpoint: &str, data_dir: Option<&Path>) -> Client {
         let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
@@ -267,7 +259,10 @@ impl Client {
         let message = body["message"].as_str().or(body["Message"].as_str()).unwrap_or("no message");
         // The first line only: signature mismatches go on with the canonical request.
         let message = message.lines().next().unwrap_or_default();
-        let hint = match (self.api.key().zip(self.key_source.as_ref()), AUTH_ERRORS.contains(&code.as_str())) {
+        let hint = match (
+            self.api.key().zip(self.key_source.as_ref()),
+            crate::auth::AuthError::CODES.contains(&code.as_str()),
+        ) {
             (_, false) => String::new(),
             (Some((key, source)), true) => format!(
                 "\n(signed with access key {} from {source}; see `lambdabox credentials --help`)",

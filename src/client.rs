@@ -14,6 +14,11 @@ pub mod paths {
     pub const FUNCTIONS: &str = "/2015-03-31/functions";
     /// lambdabox's own operations (logs, containers, code downloads).
     pub const LAMBDABOX: &str = "/lambdabox/v1";
+
+    /// Invoke's path for function `name`.
+    pub fn invocations(name: &str) -> String {
+        format!("{FUNCTIONS}/{name}/invocations")
+    }
 }
 
 /// A controller's API as one caller sees it. Cheap to clone: the connection
@@ -84,7 +89,7 @@ impl Client {
     /// Invoke `name` with `payload` (RequestResponse unless a header says
     /// otherwise).
     pub fn invoke(&self, name: &str, payload: impl Into<reqwest::Body>) -> Request {
-        self.function(Method::POST, name, "/invocations").body(payload)
+        self.post(&paths::invocations(name)).body(payload)
     }
 
     /// The end of a function's log (`?bytes=N` to say how much).

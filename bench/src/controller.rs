@@ -123,7 +123,7 @@ impl Controller {
 
     /// A load target invoking function `name`, signed with the controller's key.
     pub fn target(&self, client: &reqwest::Client, name: &str) -> Target {
-        let url = format!("{}{}/{name}/invocations", self.api.endpoint(), paths::FUNCTIONS);
+        let url = format!("{}{}", self.api.endpoint(), paths::invocations(name));
         Target::signed(client.clone(), url, self.api.key().cloned())
     }
 

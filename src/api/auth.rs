@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use tokio::sync::Semaphore;
 
-use super::{read_limited, ApiError, MAX_MANAGEMENT_BODY};
+use super::{management_body, ApiError};
 use crate::auth::sigv4::{self, RequestParts, UNSIGNED_PAYLOAD};
 use crate::auth::verify::Payload;
 use crate::auth::{AuthError, KeyPair, Verifier};
@@ -133,7 +133,7 @@ async fn authenticate(verifier: &Verifier, large_bodies: &Semaphore, request: Re
         }
         Payload::Declared(hash) => {
             claim.verify(&wire, hash).map_err(refused)?;
-            let bytes = read_body(body).await?;
+            let bytes = management_body(body).await?;
             if !hash.eq_ignore_ascii_case(&sigv4::hex_sha256(&bytes)) {
                 return Err(refused(AuthError::Invalid(
                     "The provided 'x-amz-content-sha256' header does not match what was computed.".into(),
@@ -148,22 +148,13 @@ async fn authenticate(verifier: &Verifier, large_bodies: &Semaphore, request: Re
                 Some(len) if len <= SMALL_BODY => None,
                 _ => Some(large_bodies.acquire().await.expect("the semaphore is never closed")),
             };
-            let bytes = read_body(body).await?;
+            let bytes = management_body(body).await?;
             claim.verify(&wire, &sigv4::hex_sha256(&bytes)).map_err(refused)?;
             Body::from(bytes)
         }
     };
     tracing::trace!(access_key_id = claim.access_key_id(), "signature verified");
     Ok(Request::from_parts(parts, body))
-}
-
-/// The body, within the limit of the largest operation (handlers keep
-/// their own, smaller ones).
-async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
-    read_limited(body, MAX_MANAGEMENT_BODY, || {
-        ApiError::too_large(format!("Request must be smaller than {MAX_MANAGEMENT_BODY} bytes for this operation"))
-    })
-    .await
 }
 
 #[cfg(test)]
@@ -286,7 +277,7 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_over_the_api_limit_are_refused_unread() {
-        let big = "x".repeat(MAX_MANAGEMENT_BODY + 1);
+        let big = "x".repeat(super::super::MAX_MANAGEMENT_BODY + 1);
         let mut request = http_request(post("/echo", "{}"), Some(&key()));
         request.headers_mut().remove("x-amz-content-sha256");
         *request.body_mut() = Body::from(big);

@@ -40,12 +40,21 @@ impl AuthError {
     /// The `x-amzn-ErrorType` AWS answers with.
     pub fn code(&self) -> &'static str {
         match self {
-            AuthError::Missing => "MissingAuthenticationTokenException",
-            AuthError::Incomplete(_) => "IncompleteSignatureException",
-            AuthError::UnknownKey => "UnrecognizedClientException",
-            AuthError::Invalid(_) => "InvalidSignatureException",
+            AuthError::Missing => Self::CODES[0],
+            AuthError::Incomplete(_) => Self::CODES[1],
+            AuthError::UnknownKey => Self::CODES[2],
+            AuthError::Invalid(_) => Self::CODES[3],
         }
     }
+
+    /// Every [`AuthError::code`], for clients that tell a refused signature
+    /// from other errors.
+    pub const CODES: [&'static str; 4] = [
+        "MissingAuthenticationTokenException",
+        "IncompleteSignatureException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+    ];
 }
 
 /// What the signature covers of the body.

@@ -92,9 +92,9 @@ impl Engine {
     }
 
     /// A function's `Layers` ARNs, each checked to exist, as the function
-    /// keeps them.
+    /// keeps them. The list's form was checked with the rest of the
+    /// configuration ([`crate::function::ConfigPatch::validate`]).
     pub(super) fn resolve_layers(&self, arns: &[String]) -> Result<Vec<LayerRef>, EngineError> {
-        layer::validate_layer_list(arns)?;
         arns.iter()
             .map(|arn| {
                 let (name, version) = layer::parse_version_arn(arn)?;

@@ -53,7 +53,7 @@ impl CodeStore {
 
     /// Validate, unpack and store a zip. Blocking: call off the async runtime.
     pub fn put_zip(&self, zip: &[u8]) -> Result<StoredCode, CodeError> {
-        let hex = hex(&Sha256::digest(zip));
+        let hex = hex::encode(Sha256::digest(zip));
         let stored = StoredCode { sha256_hex: hex.clone(), size: zip.len() as u64 };
         let dir = self.task_dir(&hex);
         if dir.is_dir() && self.zip_path(&hex).is_file() {
@@ -92,7 +92,7 @@ impl CodeStore {
             digest.update(sha.as_bytes());
             digest.update(b"\n");
         }
-        self.root.join(format!("opt-{}", hex(&digest.finalize())))
+        self.root.join(format!("opt-{}", hex::encode(digest.finalize())))
     }
 
     /// Merge layers into their [`CodeStore::opt_dir`], unpacking each zip in
@@ -129,13 +129,7 @@ impl CodeStore {
 
 /// Lambda's `CodeSha256`: base64 of the raw digest.
 pub fn sha256_base64(sha256_hex: &str) -> String {
-    let raw: Vec<u8> =
-        (0..sha256_hex.len() / 2).filter_map(|i| u8::from_str_radix(&sha256_hex[2 * i..2 * i + 2], 16).ok()).collect();
-    base64::engine::general_purpose::STANDARD.encode(raw)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    base64::engine::general_purpose::STANDARD.encode(hex::decode(sha256_hex).unwrap_or_default())
 }
 
 fn remove_any(path: &Path) -> io::Result<()> {

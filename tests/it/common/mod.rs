@@ -240,7 +240,7 @@ impl Server {
 
     /// The path that invokes `name`.
     pub fn invoke_path(name: &str) -> String {
-        format!("/2015-03-31/functions/{name}/invocations")
+        lambdabox::client::paths::invocations(name)
     }
 
     /// Send SIGTERM without waiting.
