@@ -3,6 +3,7 @@
 //! engine.
 
 pub mod docker;
+#[cfg(test)]
 pub mod fake;
 
 use std::collections::HashMap;

@@ -15,7 +15,7 @@
 //! which clients and tests depend on, keep that answer
 //! ([`Answer::InvalidParameter`]).
 
-mod patterns;
+pub(crate) mod patterns;
 
 /// Input that breaks one of Lambda's rules. The message is what the client sees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::constraints::patterns::is_account;
 use crate::constraints::{self, invalid, Checks, InvalidParameter, Refused};
 
 /// Largest synchronous Invoke payload, request and response (6 MB).
@@ -119,10 +120,6 @@ impl FunctionRef {
         }
         Ok(FunctionRef { name: name.to_owned(), qualifier: qualifier.map(str::to_owned) })
     }
-}
-
-fn is_account(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A version or alias: `$LATEST`, digits, or an alias name.

@@ -50,9 +50,8 @@ pub fn parse_layer_name(input: &str) -> Result<String, InvalidParameter> {
         }
         _ => return Err(bad_name(input)),
     };
-    let ok =
-        (1..=140).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+    // `name` is part of `input`, already within MAX_LAYER_NAME.
+    if crate::constraints::patterns::is_name(name) {
         Ok(name.to_owned())
     } else {
         Err(bad_name(input))

@@ -53,14 +53,7 @@ pub fn append_file(path: &Path) -> io::Result<File> {
 /// Make sure `path` exists as a 0600 file (SQLite then creates its journal
 /// files with the same mode).
 pub fn touch(path: &Path) -> io::Result<()> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    restrict(&file)
+    append_file(path).map(drop)
 }
 
 /// Create `path` as a new 0600 file holding `contents`, or fail with
@@ -82,12 +75,13 @@ pub fn create_new(path: &Path, contents: &[u8]) -> io::Result<()> {
 pub fn read(path: &Path) -> io::Result<Vec<u8>> {
     let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
     let meta = file.metadata()?;
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     if !meta.is_file() || meta.uid() != me {
         return Err(io::Error::other(format!("{} is not a regular file of this user (uid {me})", path.display())));
     }
-    restrict(&file)?;
+    if meta.mode() & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
     let mut contents = Vec::new();
     file.read_to_end(&mut contents)?;
     Ok(contents)

@@ -17,7 +17,7 @@ pub fn is_name(s: &str) -> bool {
 }
 
 /// `\d{12}`: an account id.
-fn is_account(s: &str) -> bool {
+pub fn is_account(s: &str) -> bool {
     s.len() == 12 && all(s, |b| b.is_ascii_digit())
 }
 
