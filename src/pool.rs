@@ -447,16 +447,8 @@ impl Pool {
         }
     }
 
-    /// Remove a container that is already out of the pool's books. Its watcher
-    /// finishes the clean-up when the backend reports it gone.
     fn destroy(&self, c: Arc<Container>) {
-        c.mailbox.exited(ExitReason::Removed);
-        let backend = self.inner.backend.clone();
-        tokio::spawn(async move {
-            if let Err(e) = backend.remove(c.docker_id.clone()).await {
-                tracing::warn!(container = %c.key, error = %e, "could not remove container");
-            }
-        });
+        destroy(&self.inner, c, ExitReason::Removed);
     }
 
     /// `function` changed (`Some(new revision)`) or was deleted (`None`):
@@ -665,10 +657,7 @@ impl Pool {
         });
         self.state().register(container.clone());
         tokio::spawn(watch(self.inner.clone(), container.clone(), sockets.dir));
-        tokio::spawn(enforce_init_timeout(self.inner.backend.clone(), container.clone()));
-        if self.inner.config.cpu_limit {
-            tokio::spawn(limit_cpu_after_init(self.inner.backend.clone(), container.clone()));
-        }
+        tokio::spawn(supervise_init(self.inner.clone(), container.clone()));
         tracing::info!(function = %f.name, container = %container.key, provisioned, "{how}");
         container
     }
@@ -874,17 +863,36 @@ pub fn nano_cpus_for(memory_mb: u32) -> i64 {
     i64::from(memory_mb) * 1_000_000_000 / MB_PER_VCPU
 }
 
-/// Cap the container's CPU once its runtime has initialised or its init
-/// burst ([`INIT_CPU_BURST`]) is over, whichever comes first. Init runs with
-/// the whole machine, so cold starts do not pay for small MemorySizes
-/// (Lambda, too, boosts init); a bootstrap that never polls gets no more
-/// than the burst. The cap takes effect a few tens of milliseconds after it
-/// is asked for (a Docker update).
-async fn limit_cpu_after_init(backend: Arc<dyn Backend>, c: Arc<Container>) {
+/// Watch a container's start. Its CPU is capped once its runtime has
+/// initialised or its init burst ([`INIT_CPU_BURST`]) is over, whichever
+/// comes first: init runs with the whole machine, so cold starts do not pay
+/// for small MemorySizes (Lambda, too, boosts init), and a bootstrap that
+/// never polls gets no more than the burst (the cap takes effect a few tens
+/// of milliseconds after it is asked for, a Docker update). A runtime that
+/// has not polled for an event within [`INIT_TIMEOUT`] of its start is
+/// removed, whoever started it (an invocation, provisioned concurrency): a
+/// bootstrap that hangs or spins is not kept.
+async fn supervise_init(inner: Arc<Inner>, c: Arc<Container>) {
     let ready = tokio::time::timeout(INIT_CPU_BURST, c.mailbox.wait_ready()).await;
     if ready == Ok(false) {
         return;
     }
+    if inner.config.cpu_limit {
+        cap_cpu(inner.backend.as_ref(), &c).await;
+    }
+    let rest = INIT_TIMEOUT.saturating_sub(c.started.elapsed());
+    if ready.is_ok() || tokio::time::timeout(rest, c.mailbox.wait_ready()).await.is_ok() {
+        return;
+    }
+    tracing::warn!(function = %c.function, container = %c.key, "runtime did not initialise in time; removing");
+    let forgotten = inner.state.lock().expect("pool poisoned").forget(&c.key);
+    if let Some(c) = forgotten {
+        destroy(&inner, c, ExitReason::InitTimedOut);
+    }
+    inner.changed.notify_waiters();
+}
+
+async fn cap_cpu(backend: &dyn Backend, c: &Container) {
     if let Err(e) = backend.limit_cpu(c.docker_id.clone(), nano_cpus_for(c.memory_mb)).await {
         // A runtime that already exited (or was retired) has no CPU to cap.
         if c.mailbox.is_finished() {
@@ -895,18 +903,17 @@ async fn limit_cpu_after_init(backend: Arc<dyn Backend>, c: Arc<Container>) {
     }
 }
 
-/// Remove a container whose runtime has not polled for an event within
-/// [`INIT_TIMEOUT`] of its start, whoever started it (an invocation,
-/// provisioned concurrency): a bootstrap that hangs or spins is not kept.
-async fn enforce_init_timeout(backend: Arc<dyn Backend>, c: Arc<Container>) {
-    if tokio::time::timeout(INIT_TIMEOUT, c.mailbox.wait_ready()).await.is_ok() {
-        return;
-    }
-    tracing::warn!(function = %c.function, container = %c.key, "runtime did not initialise in time; removing");
-    c.mailbox.exited(ExitReason::InitTimedOut);
-    if let Err(e) = backend.remove(c.docker_id.clone()).await {
-        tracing::warn!(container = %c.key, error = %e, "could not remove a container that failed to initialise");
-    }
+/// Remove a container that is already out of the pool's books, settling
+/// whoever waits on it with `reason`. Its watcher finishes the clean-up
+/// when the backend reports it gone.
+fn destroy(inner: &Inner, c: Arc<Container>, reason: ExitReason) {
+    c.mailbox.exited(reason);
+    let backend = inner.backend.clone();
+    tokio::spawn(async move {
+        if let Err(e) = backend.remove(c.docker_id.clone()).await {
+            tracing::warn!(container = %c.key, error = %e, "could not remove container");
+        }
+    });
 }
 
 /// Wait for a container to stop, then settle its mailbox and clean up.

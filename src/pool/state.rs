@@ -162,8 +162,9 @@ impl State {
             self.idle.entry(c.function.clone()).or_default().push(c.clone());
             return None;
         }
-        self.forget(&c.key);
-        Some(c.clone())
+        // None when it is already out of the books: whoever took it out
+        // (its watcher, an init timeout, shutdown) also removed it.
+        self.forget(&c.key)
     }
 
     /// Drop a container from the books, freeing its memory. Idempotent.
