@@ -197,8 +197,16 @@ pub struct InvokeArgs {
     pub log: bool,
 }
 
+/// The data directory: `given` (`--data-dir`), else the default.
+pub fn data_dir(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(d) => Ok(d.to_owned()),
+        None => default_data_dir(),
+    }
+}
+
 /// The default data directory: `$XDG_DATA_HOME/lambdabox`, else `~/.local/share/lambdabox`.
-pub fn default_data_dir() -> Result<PathBuf> {
+fn default_data_dir() -> Result<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
         return Ok(PathBuf::from(x).join("lambdabox"));
     }
@@ -223,9 +231,9 @@ struct Client {
 
 /// The key pair the CLI signs with, and where it was found (for messages).
 #[derive(Debug)]
-pub struct ClientKey {
-    pub pair: KeyPair,
-    pub source: String,
+struct ClientKey {
+    pair: KeyPair,
+    source: String,
 }
 
 impl Client {
@@ -295,7 +303,7 @@ impl Client {
 ///    `~/.aws/credentials`.
 ///
 /// None: requests go unsigned (enough for `serve --insecure-no-auth`).
-pub fn signing_key(data_dir: Option<&Path>) -> Option<ClientKey> {
+fn signing_key(data_dir: Option<&Path>) -> Option<ClientKey> {
     match credentials::from_env() {
         Ok(Some(pair)) => return Some(ClientKey { pair, source: format!("${}", credentials::ENV_ACCESS_KEY_ID) }),
         Ok(None) => {}
@@ -309,10 +317,7 @@ pub fn signing_key(data_dir: Option<&Path>) -> Option<ClientKey> {
 
 /// The generated pair of the data directory, if this user can read it.
 fn generated_pair(data_dir: Option<&Path>) -> Option<ClientKey> {
-    let dir = match data_dir {
-        Some(d) => d.to_owned(),
-        None => default_data_dir().ok()?,
-    };
+    let dir = self::data_dir(data_dir).ok()?;
     match keyfile::read(&dir) {
         Ok(pair) => pair.map(|pair| ClientKey { pair, source: keyfile::path(&dir).display().to_string() }),
         Err(e) => {
@@ -399,10 +404,7 @@ fn print_credentials(endpoint: &str, data_dir: Option<&Path>) -> Result<ExitCode
     let pair = match credentials::from_env()? {
         Some(pair) => pair,
         None => {
-            let dir = match data_dir {
-                Some(d) => d.to_owned(),
-                None => default_data_dir()?,
-            };
+            let dir = self::data_dir(data_dir)?;
             keyfile::read(&dir)?.with_context(|| {
                 format!(
                     "no generated key pair in {}: the controller makes one at its first start \

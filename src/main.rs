@@ -97,10 +97,7 @@ fn raise_open_file_limit() {
 
 fn serve_config(args: &ServeArgs, data_dir: Option<PathBuf>) -> Result<ServeConfig> {
     // Both end up in bind mounts, which Docker wants absolute.
-    let data_dir = std::path::absolute(match data_dir {
-        Some(d) => d,
-        None => cli::default_data_dir()?,
-    })?;
+    let data_dir = std::path::absolute(cli::data_dir(data_dir.as_deref())?)?;
     let init_bin = std::path::absolute(match &args.init_bin {
         Some(p) => p.clone(),
         None => cli::default_init_bin()?,
