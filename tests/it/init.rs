@@ -12,10 +12,6 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-async fn docker() -> Docker {
-    Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap()
-}
-
 /// Start a container whose PID 1 is lambdabox-init running `script` under sh.
 async fn start(docker: &Docker, script: Option<&str>) -> String {
     start_as(docker, script, None).await
@@ -67,14 +63,14 @@ async fn exit_code(docker: &Docker, id: &str) -> i64 {
 
 #[tokio::test]
 async fn exits_with_the_bootstraps_status() {
-    let docker = docker().await;
+    let docker = common::docker().await;
     let id = start(&docker, Some("exit 42")).await;
     assert_eq!(exit_code(&docker, &id).await, 42);
 }
 
 #[tokio::test]
 async fn forwards_sigterm_to_the_bootstrap() {
-    let docker = docker().await;
+    let docker = common::docker().await;
     let id = start(&docker, Some("trap 'exit 7' TERM; while true; do sleep 0.1; done")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     docker.kill_container(&id, Some(KillContainerOptionsBuilder::default().signal("SIGTERM").build())).await.unwrap();
@@ -83,7 +79,7 @@ async fn forwards_sigterm_to_the_bootstrap() {
 
 #[tokio::test]
 async fn gives_the_bootstrap_the_runtime_api_address() {
-    let docker = docker().await;
+    let docker = common::docker().await;
     let script =
         r#"test "$AWS_LAMBDA_RUNTIME_API" = 127.0.0.1:9001 && test -z "$LAMBDABOX_CONTROL_SOCKET" && exit 5; exit 1"#;
     let id = start(&docker, Some(script)).await;
@@ -92,7 +88,7 @@ async fn gives_the_bootstrap_the_runtime_api_address() {
 
 #[tokio::test]
 async fn reaps_orphaned_zombies() {
-    let docker = docker().await;
+    let docker = common::docker().await;
     // Orphans re-parented to PID 1 must not stay zombies.
     let script = r#"(sleep 0.2 &); (sleep 0.2 &); (sleep 0.2 &); sleep 1.5
         for s in /proc/[0-9]*/status; do grep -q '^State:.*Z' "$s" 2>/dev/null && exit 9; done; exit 0"#;
@@ -102,14 +98,14 @@ async fn reaps_orphaned_zombies() {
 
 #[tokio::test]
 async fn without_a_bootstrap_exits_127() {
-    let docker = docker().await;
+    let docker = common::docker().await;
     let id = start(&docker, None).await;
     assert_eq!(exit_code(&docker, &id).await, 127);
 }
 
 #[tokio::test]
 async fn runs_the_bootstrap_as_the_sandbox_user_without_capabilities() {
-    let docker = docker().await;
+    let docker = common::docker().await;
     // Exit 7 proves init could still forward SIGTERM to another user's process.
     let script = r#"test "$(id -u):$(id -g)" = 993:994 || exit 9
         grep -q '^CapEff:[[:space:]]*0000000000000000$' /proc/self/status || exit 8
@@ -125,7 +121,7 @@ async fn runs_the_bootstrap_as_the_sandbox_user_without_capabilities() {
 
 #[tokio::test]
 async fn refuses_to_start_the_bootstrap_as_root_when_it_cannot_switch() {
-    let docker = docker().await;
+    let docker = common::docker().await;
     // Without CAP_SETUID the switch fails: the bootstrap must not run at all.
     let body = ContainerCreateBody {
         image: Some("lambdabox/base:bookworm".into()),

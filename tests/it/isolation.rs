@@ -170,7 +170,7 @@ async fn a_bootstrap_that_never_polls_is_capped_and_removed() {
     let path = "/2019-09-30/functions/spinner/provisioned-concurrency?Qualifier=%24LATEST";
     let (status, _, answer) = server.api(reqwest::Method::PUT, path, body).await;
     assert_eq!(status, 202, "{}", String::from_utf8_lossy(&answer));
-    let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+    let docker = common::docker().await;
     let home = server.home();
     let started =
         eventually(Duration::from_secs(20), || async { !containers(&home, Some("spinner")).await.is_empty() }).await;
@@ -199,7 +199,7 @@ async fn docker_keeps_little_of_a_containers_own_output() {
     server.deploy("quiet", "app.echo", json!({})).await;
     call(&server, "quiet", json!({})).await;
     let id = containers(&server.home(), Some("quiet")).await.remove(0);
-    let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+    let docker = common::docker().await;
     let log = docker.inspect_container(&id, None).await.unwrap().host_config.unwrap().log_config.unwrap();
     assert_eq!(log.typ.as_deref(), Some("json-file"));
     let config = log.config.unwrap_or_default();
@@ -238,7 +238,7 @@ async fn an_images_volumes_are_not_writable() {
     assert_eq!(status, 200);
     assert_ne!(said, "written", "the image's VOLUME must not give the function a writable disk");
     let id = containers(&server.home(), Some("volumes")).await.remove(0);
-    let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+    let docker = common::docker().await;
     let mounts = docker.inspect_container(&id, None).await.unwrap().mounts.unwrap_or_default();
     assert!(mounts.iter().all(|m| m.typ.as_deref() != Some("volume")), "no anonymous volume was created: {mounts:?}");
     drop(server);
@@ -316,7 +316,7 @@ async fn a_long_data_dir_never_adopts_a_predictable_shared_folder() {
     server.deploy("long", "app.echo", json!({})).await;
     call(&server, "long", json!({})).await;
     let id = containers(&server.home(), Some("long")).await.remove(0);
-    let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+    let docker = common::docker().await;
     let mounts = docker.inspect_container(&id, None).await.unwrap().mounts.unwrap_or_default();
     let control = mounts.iter().find(|m| m.destination.as_deref() == Some("/lambdabox/rt")).unwrap();
     let source = PathBuf::from(control.source.clone().unwrap());

@@ -146,7 +146,7 @@ async fn a_container_removed_behind_our_back_is_replaced() {
     server.deploy("healed", "app.echo", json!({})).await;
     assert_eq!(server.invoke("healed", r#"{"n":1}"#).await.0, 200);
     let before = containers(&server.home(), Some("healed")).await;
-    let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+    let docker = common::docker().await;
     let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
     docker.remove_container(&before[0], Some(options)).await.unwrap();
     let noticed = eventually(Duration::from_secs(20), || async { server.ps().await.is_empty() }).await;

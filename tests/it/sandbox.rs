@@ -20,7 +20,7 @@ async fn handlers_run_unprivileged_on_a_read_only_root() {
     assert_eq!(seen["docker_socket"], false, "no Docker socket inside");
 
     let id = containers(&server.home(), Some("jail")).await.remove(0);
-    let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+    let docker = common::docker().await;
     let capped = eventually(Duration::from_secs(5), || async {
         let host = docker.inspect_container(&id, None).await.unwrap().host_config.unwrap();
         host.nano_cpus == Some(256 * 1_000_000_000 / 1769)

@@ -36,6 +36,11 @@ pub fn init_bin() -> PathBuf {
     .clone()
 }
 
+/// The host's Docker Engine, API version negotiated.
+pub async fn docker() -> bollard::Docker {
+    bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap()
+}
+
 /// Make sure the runtime images exist (a no-op when they are current).
 pub fn ensure_images() {
     static DONE: OnceLock<()> = OnceLock::new();
@@ -362,7 +367,7 @@ fn unsafe_kill(pid: u32, sig: libc::c_int) {
 /// Ids of the containers of data directory `home` (optionally one function's),
 /// running or not, as Docker reports them.
 pub async fn containers(home: &str, function: Option<&str>) -> Vec<String> {
-    let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+    let docker = docker().await;
     let mut labels = vec![format!("lambdabox.home={home}")];
     if let Some(f) = function {
         labels.push(format!("lambdabox.function={f}"));
@@ -415,7 +420,7 @@ pub async fn python_image(tag: &str, files: &[(&str, &[u8])], handler: &str) {
 
 /// Remove a test image (best effort).
 pub async fn remove_image(tag: &str) {
-    let docker = bollard::Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+    let docker = docker().await;
     let options = bollard::query_parameters::RemoveImageOptionsBuilder::default().force(true).build();
     let _ = docker.remove_image(tag, Some(options), None).await;
 }
