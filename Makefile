@@ -58,12 +58,14 @@ $(RIE_BIN):
 	mv $@.part $@
 
 # Tests use the debug build cargo test makes anyway; images (and the boto3 the
-# auth tests sign with, in target/pyenv) are set up first so their progress
-# shows here rather than inside a test.
+# auth tests sign with, in target/pyenv, and the Go toolchain the Go fixture
+# is built with) are set up first so their progress shows here rather than
+# inside a test.
 test: init docker
 	$(CARGO) build --bin lambdabox
 	target/debug/lambdabox images build
 	sh scripts/ensure-boto3.sh >/dev/null
+	sh scripts/ensure-go.sh
 	LAMBDABOX_INIT=$(CURDIR)/$(INIT) $(CARGO) test --workspace -- --test-threads=4
 
 unit:

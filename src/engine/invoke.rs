@@ -57,6 +57,10 @@ impl Engine {
     }
 }
 
+/// How many containers one invocation may be handed to when each goes away
+/// before taking it (see [`Outcome::NotTaken`]); then it fails as an exit.
+const HANDOFFS: usize = 3;
+
 /// The invocation proper, in its own task.
 async fn run(
     pool: Pool,
@@ -65,31 +69,40 @@ async fn run(
     invocation: Invocation,
     want_tail: bool,
 ) -> Result<InvokeResponse, EngineError> {
-    let lease = lease(&pool, &images, launch.clone()).await?;
     let request_id = invocation.request_id.clone();
-    let container = lease.container().clone();
-    let cold = container.invocations() == 0 && !container.provisioned;
-    container.log.begin(&request_id);
-    let delivered = Instant::now();
-    let ticket = container.mailbox.deliver(invocation)?;
-    let (settled, taken) = settle(ticket).await;
     let timeout_s = launch.function.timeout_s;
-    let report = Report {
-        request_id: request_id.clone(),
-        duration: taken.unwrap_or(delivered).elapsed(),
-        memory_mb: container.memory_mb,
-        max_memory_used_mb: None,
-        init_duration: taken.filter(|_| cold).map(|t| t.saturating_duration_since(container.started)),
-        timed_out: matches!(settled, Settled::TimedOut).then_some(timeout_s),
-    };
-    let log_tail = container.log.finish(report, want_tail);
-    if matches!(settled, Settled::Done(_)) {
-        lease.release();
-    } else {
-        container.mailbox.cancel(&request_id);
-        lease.discard();
+    for handoff in 1.. {
+        let lease = lease(&pool, &images, launch.clone()).await?;
+        let container = lease.container().clone();
+        let cold = container.invocations() == 0 && !container.provisioned;
+        container.log.begin(&request_id);
+        let delivered = Instant::now();
+        let ticket = container.mailbox.deliver(invocation.clone())?;
+        let (settled, taken) = settle(ticket).await;
+        if matches!(settled, Settled::Done(Outcome::NotTaken(_))) && handoff < HANDOFFS {
+            // The function never saw it: no START/REPORT here, try another container.
+            container.log.abandon();
+            lease.discard();
+            continue;
+        }
+        let report = Report {
+            request_id: request_id.clone(),
+            duration: taken.unwrap_or(delivered).elapsed(),
+            memory_mb: container.memory_mb,
+            max_memory_used_mb: None,
+            init_duration: taken.filter(|_| cold).map(|t| t.saturating_duration_since(container.started)),
+            timed_out: matches!(settled, Settled::TimedOut).then_some(timeout_s),
+        };
+        let log_tail = container.log.finish(report, want_tail);
+        if matches!(settled, Settled::Done(_)) {
+            lease.release();
+        } else {
+            container.mailbox.cancel(&request_id);
+            lease.discard();
+        }
+        return Ok(InvokeResponse { log_tail, ..respond(settled, &request_id, timeout_s) });
     }
-    Ok(InvokeResponse { log_tail, ..respond(settled, &request_id, timeout_s) })
+    unreachable!("the loop returns by its last handoff")
 }
 
 /// A lease on a container for `launch`; rebuilds the runtime image once if
@@ -179,23 +192,8 @@ pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> Inv
                 crate::runtime_api::MAX_RESPONSE
             ),
         ),
-        Settled::Done(Outcome::Exited { reason, during_init }) => {
-            let (mut kind, detail) = match reason {
-                ExitReason::Code(c) => ("Runtime.ExitError", format!("Runtime exited with error: exit status {c}")),
-                ExitReason::Signal(s) => {
-                    ("Runtime.ExitError", format!("Runtime exited with error: signal: {}", signal_name(s)))
-                }
-                ExitReason::OutOfMemory => {
-                    ("Runtime.OutOfMemory", "Runtime exited with error: signal: killed".to_owned())
-                }
-                ExitReason::Removed => ("Runtime.ExitError", "Runtime exited without providing a reason".to_owned()),
-                ExitReason::InitTimedOut => ("Runtime.InitError", init_timed_out()),
-            };
-            if during_init && reason != ExitReason::OutOfMemory {
-                kind = "Runtime.InitError";
-            }
-            platform_error(kind, format!("RequestId: {request_id} Error: {detail}"))
-        }
+        Settled::Done(Outcome::NotTaken(reason)) => exit_error(reason, false, request_id),
+        Settled::Done(Outcome::Exited { reason, during_init }) => exit_error(reason, during_init, request_id),
         Settled::TimedOut => platform_error(
             "Sandbox.Timedout",
             format!("RequestId: {request_id} Error: Task timed out after {timeout_s}.00 seconds"),
@@ -211,6 +209,23 @@ pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> Inv
         request_id: request_id.to_owned(),
         log_tail: None,
     }
+}
+
+/// Lambda's error document for a runtime that went away mid-invocation.
+fn exit_error(reason: ExitReason, during_init: bool, request_id: &str) -> Bytes {
+    let (mut kind, detail) = match reason {
+        ExitReason::Code(c) => ("Runtime.ExitError", format!("Runtime exited with error: exit status {c}")),
+        ExitReason::Signal(s) => {
+            ("Runtime.ExitError", format!("Runtime exited with error: signal: {}", signal_name(s)))
+        }
+        ExitReason::OutOfMemory => ("Runtime.OutOfMemory", "Runtime exited with error: signal: killed".to_owned()),
+        ExitReason::Removed => ("Runtime.ExitError", "Runtime exited without providing a reason".to_owned()),
+        ExitReason::InitTimedOut => ("Runtime.InitError", init_timed_out()),
+    };
+    if during_init && reason != ExitReason::OutOfMemory {
+        kind = "Runtime.InitError";
+    }
+    platform_error(kind, format!("RequestId: {request_id} Error: {detail}"))
 }
 
 fn init_timed_out() -> String {

@@ -196,6 +196,16 @@ impl ContainerLog {
         state.current = Some(Capture { start: Some(start_line(request_id)), lines: Vec::new() });
     }
 
+    /// The invocation did not happen here after all (the runtime went away
+    /// without taking it): forget it, so no `END` or `REPORT` is written for
+    /// it in this container's log. What the runtime printed on its way out
+    /// still goes to the function's log.
+    pub fn abandon(&self) {
+        let mut state = self.state();
+        state.current = None;
+        state.drain();
+    }
+
     /// The invocation is over: take everything it printed, then write `END`
     /// and `REPORT`. With `want_tail`, returns the last [`TAIL_BYTES`] of
     /// its log.

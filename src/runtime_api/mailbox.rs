@@ -41,6 +41,10 @@ pub enum Outcome {
     /// The bootstrap (or the whole container) went away first;
     /// `during_init` when it never asked for this event.
     Exited { reason: ExitReason, during_init: bool },
+    /// The runtime went away after serving earlier events, without asking
+    /// for this one (aws-lambda-go ends its process right after reporting
+    /// a panic): the function never saw the event, so it may run elsewhere.
+    NotTaken(ExitReason),
 }
 
 /// Why a container's runtime is gone.
@@ -125,6 +129,18 @@ struct State {
     specialization: Option<Bytes>,
 }
 
+impl State {
+    /// How an event the runtime never took settles when it is gone: an
+    /// init failure if it never served, else free to run elsewhere.
+    fn untaken(&self, reason: ExitReason) -> Outcome {
+        if self.initialized {
+            Outcome::NotTaken(reason)
+        } else {
+            Outcome::Exited { reason, during_init: true }
+        }
+    }
+}
+
 /// See the module documentation.
 #[derive(Default)]
 pub struct Mailbox {
@@ -196,7 +212,7 @@ impl Mailbox {
         if let Some((body, error_type)) = s.init_error.clone() {
             let _ = reply_tx.send(Outcome::Error { body, error_type });
         } else if let Some(reason) = s.exit {
-            let _ = reply_tx.send(Outcome::Exited { reason, during_init: !s.initialized });
+            let _ = reply_tx.send(s.untaken(reason));
         } else {
             s.pending = Some(Pending { invocation, accepted: accepted_tx, reply: reply_tx });
             drop(s);
@@ -308,7 +324,7 @@ impl Mailbox {
         }
         let reason = s.exit.unwrap_or(reason);
         if let Some(p) = s.pending.take() {
-            let _ = p.reply.send(Outcome::Exited { reason, during_init: !s.initialized });
+            let _ = p.reply.send(s.untaken(reason));
         }
         if let Some(f) = s.in_flight.take() {
             let _ = f.reply.send(Outcome::Exited { reason, during_init: false });
@@ -465,6 +481,22 @@ mod tests {
         let ticket = mb.deliver(invocation("a")).unwrap();
         mb.exited(ExitReason::Code(1));
         assert_eq!(ticket.outcome.await.unwrap(), Outcome::Exited { reason: ExitReason::Code(1), during_init: true });
+    }
+
+    #[tokio::test]
+    async fn an_event_never_taken_after_earlier_ones_may_run_elsewhere() {
+        let mb = Mailbox::new();
+        let first = mb.deliver(invocation("a")).unwrap();
+        mb.next().await.unwrap();
+        assert!(mb.begin_answer("a").is_ok());
+        mb.complete("a", Outcome::Response(Bytes::from_static(b"1"))).unwrap();
+        assert_eq!(first.outcome.await.unwrap(), Outcome::Response(Bytes::from_static(b"1")));
+        // The runtime ends its process instead of asking for the next event.
+        let waiting = mb.deliver(invocation("b")).unwrap();
+        mb.exited(ExitReason::Code(1));
+        assert_eq!(waiting.outcome.await.unwrap(), Outcome::NotTaken(ExitReason::Code(1)));
+        let late = mb.deliver(invocation("c")).unwrap();
+        assert_eq!(late.outcome.await.unwrap(), Outcome::NotTaken(ExitReason::Code(1)));
     }
 
     #[tokio::test]

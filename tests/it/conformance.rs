@@ -43,9 +43,10 @@ impl Spec {
         let zip = |dir: &Path| lambdabox::cli::code_zip(dir).expect("fixture zips");
         match self.family {
             // A compiled `bootstrap`; the layer is the shell fixture's /opt/bin tool.
-            "provided-rust" => {
-                let fixtures = self.fixture().join("..");
-                (zip(&rust_bootstrap(&self.fixture().join("function"))), zip(&fixtures.join("provided/layer")))
+            "provided-rust" | "provided-go" => {
+                let bootstrap =
+                    if self.family == "provided-go" { common::bootstrap::go() } else { common::bootstrap::rust() };
+                (zip(&bootstrap), zip(&self.fixture().join("../provided/layer")))
             }
             // Compiled with the JDK of the java17 image, as a Java user's build would.
             "java" => {
@@ -96,30 +97,6 @@ const JAVA: [&str; 8] = [
 ];
 /// The provided fixture is one bootstrap; `_HANDLER` names the case.
 const PROVIDED: [&str; 8] = ["echo", "context", "env", "logs", "fail", "crash", "sleep", "layer"];
-
-/// Build the Rust fixture as Lambda's Rust users do (a static `bootstrap`,
-/// here with cargo rather than cargo-lambda); returns a folder holding it.
-fn rust_bootstrap(crate_dir: &Path) -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let target = root.join("target/fixtures");
-            let status = std::process::Command::new(env!("CARGO"))
-                .args(["build", "--release", "--target", "x86_64-unknown-linux-gnu", "--manifest-path"])
-                .arg(crate_dir.join("Cargo.toml"))
-                .env("CARGO_TARGET_DIR", &target)
-                .env("RUSTFLAGS", "-C target-feature=+crt-static")
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the Rust fixture failed");
-            let out = target.join("zip");
-            std::fs::create_dir_all(&out).unwrap();
-            std::fs::copy(target.join("x86_64-unknown-linux-gnu/release/bootstrap"), out.join("bootstrap")).unwrap();
-            out
-        })
-        .clone()
-}
 
 /// The pseudo-runtime of container image functions: the Python fixture in a
 /// user's image built on the python3.11 image, with awslambdaric as
@@ -320,5 +297,7 @@ conformance! {
     provided_al2023: "provided.al2023", "provided", PROVIDED, "ShellError";
     provided: "provided", "provided", PROVIDED, "ShellError";
     provided_rust: "provided.al2023", "provided-rust", PROVIDED, "BoomError";
+    provided_al2023_go: "provided.al2023", "provided-go", PROVIDED, "errorString";
+    provided_go: "provided", "provided-go", PROVIDED, "errorString";
     container_image: "image", "python", MODULE_DOT_CASE, "ValueError";
 }

@@ -11,6 +11,7 @@ mod common;
 
 mod auth;
 mod conformance;
+mod go;
 mod hostile_input;
 mod images;
 mod init;

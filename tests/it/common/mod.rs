@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bootstrap;
 pub mod java;
 
 use std::collections::HashMap;
