@@ -9,17 +9,28 @@
 # called as `method(event:, context:)`. The event is the parsed JSON payload;
 # the return value is sent back as its `to_json`.
 #
-# Errors are reported as Lambda's Ruby runtime reports them:
-# {"errorMessage","errorType","stackTrace":[...]} where errorType is
-# `Function<ArgumentError>` for what a handler raises and `Init<LoadError>`,
-# `Init<SyntaxError>`, … for what loading the handler's file raises (then the
-# process exits: Lambda starts a new one for the next event). As on Lambda,
-# NoMethodError (which is also what a misspelt handler method gives) and
-# exceptions outside StandardError (`exit`, NoMemoryError, …) are reported and
-# then end the process, since the runtime's state can no longer be trusted.
+# Errors are reported as AWS's Ruby runtime interface client (aws_lambda_ric)
+# reports them: {"errorMessage","errorType","stackTrace":[...]} where
+# errorType is `Function<ArgumentError>` for what a handler raises and
+# `Init<LoadError>`, `Init<SyntaxError>`, … for what loading the handler's
+# file raises (then the process exits with status 252: Lambda starts a new one
+# for the next event). The Lambda-Runtime-Function-Error-Type header names the
+# class only for Ruby's own common errors, `Function<UserException>` else.
+# NameError and NoMethodError (which is also what a misspelt handler method
+# gives) and exceptions outside StandardError (`exit`, NoMemoryError, …) are
+# critical: reported, then the process ends with status 255, since the
+# runtime's state can no longer be trusted. Each error is also logged on
+# stdout: "Error raised from handler method" (or "Critical exception from
+# handler") and the error document as indented JSON.
+#
+# Logging: a Logger made for $stdout or $stderr writes Lambda's line format,
+# `I, [2026-12-06T10:00:00.123456 #8]  INFO <request id> -- : message`, as
+# on Lambda.
 
 require 'json'
+require 'logger'
 require 'net/http'
+require 'stringio'
 
 # Log lines reach lambdabox as they are written, not when a buffer fills.
 $stdout.sync = true
@@ -29,13 +40,44 @@ $stderr.sync = true
 module LambdaboxRuntime
   API_BASE = '/2018-06-01/runtime'
   ERROR_TYPE_HEADER = 'Lambda-Runtime-Function-Error-Type'
+  # Classes whose name the error-type header may carry, as aws_lambda_ric allows.
+  NAMED_ERRORS = %w[ArgumentError NoMethodError Exception StandardError NameError LoadError SystemExit
+                    SystemStackError].freeze
+  # Exit statuses after a critical handler error and after an init error.
+  CRITICAL_EXIT = 255
+  INIT_EXIT = 252
+
+  # The request id of the invocation under way, for log lines.
+  @request_id = nil
+  class << self
+    attr_accessor :request_id
+  end
+
+  # Lambda's line format for a Logger writing to the function's output.
+  class LogFormatter < ::Logger::Formatter
+    def call(severity, time, progname, msg)
+      line = format('%<sev>s, [%<datetime>s #%<pid>d] %<severity>5s %<request_id>s -- %<progname>s: %<msg>s',
+                    sev: severity[0], datetime: format_datetime(time), pid: Process.pid, severity: severity,
+                    request_id: LambdaboxRuntime.request_id, progname: progname, msg: msg2str(msg))
+        "#{LambdaboxRuntime.utf8(line)}\n"
+    end
+  end
+
+  # Prepended to Logger: a logger for $stdout or $stderr gets Lambda's format
+  # unless it is given one; loggers to files are left alone.
+  module LoggerFormat
+    def initialize(logdev, *args, **options)
+      options[:formatter] ||= LogFormatter.new if logdev.nil? || logdev == $stdout || logdev == $stderr
+      super
+    end
+  end
 
   # What Lambda passes a Ruby handler as `context:`. Field names and types
   # are Lambda's (memory_limit_in_mb is a String there too).
   class Context
     attr_reader :aws_request_id, :invoked_function_arn, :function_name, :function_version,
                 :memory_limit_in_mb, :log_group_name, :log_stream_name, :deadline_ms,
-                :identity, :client_context
+                :identity, :client_context, :tenant_id
 
     # `invocation` is the response to GET /invocation/next.
     def initialize(invocation)
@@ -44,6 +86,8 @@ module LambdaboxRuntime
       @deadline_ms = invocation['Lambda-Runtime-Deadline-Ms'].to_i
       @identity = json_header(invocation['Lambda-Runtime-Cognito-Identity'])
       @client_context = json_header(invocation['Lambda-Runtime-Client-Context'])
+      tenant = invocation['Lambda-Runtime-Aws-Tenant-Id']
+      @tenant_id = tenant unless tenant.to_s.empty?
       @function_name = ENV['AWS_LAMBDA_FUNCTION_NAME']
       @function_version = ENV['AWS_LAMBDA_FUNCTION_VERSION']
       @memory_limit_in_mb = ENV['AWS_LAMBDA_FUNCTION_MEMORY_SIZE']
@@ -75,9 +119,11 @@ module LambdaboxRuntime
     def self.load(spec, root)
       parts = spec.split('.', -1)
       unless [2, 3].include?(parts.size) && parts.none?(&:empty?)
+        # Lambda's own wording, the parts shown as a Ruby array.
         raise ArgumentError,
-              "Invalid handler #{spec.inspect}: expected FILE.METHOD or FILE.Module::Class.METHOD, " \
-              'where FILE.rb is in the function code and a Module::Class method is a class method'
+              "Invalid handler #{parts}, must be of form FILENAME.METHOD or FILENAME.CLASS.METHOD where FILENAME " \
+              'corresponds with an existing Ruby source file FILENAME.rb, CLASS is an optional module/class ' \
+              'namespace and METHOD is a callable method. If using CLASS, METHOD must be a class-level method.'
       end
       file, *owner, method = parts
       # The function's folder comes first, so its files win over same-named libraries.
@@ -127,17 +173,18 @@ module LambdaboxRuntime
       Kernel.exit(1)
     end
 
-    def respond(request_id, body)
-      post("#{API_BASE}/invocation/#{request_id}/response", body, {})
+    def respond(request_id, body, content_type = 'application/json')
+      post("#{API_BASE}/invocation/#{request_id}/response", body, 'Content-Type' => content_type)
     end
 
-    def invocation_error(request_id, document)
+    def invocation_error(request_id, document, error)
       post("#{API_BASE}/invocation/#{request_id}/error", LambdaboxRuntime.dump(document),
-           ERROR_TYPE_HEADER => document[:errorType])
+           ERROR_TYPE_HEADER => LambdaboxRuntime.header_type(document, error))
     end
 
-    def init_error(document)
-      post("#{API_BASE}/init/error", LambdaboxRuntime.dump(document), ERROR_TYPE_HEADER => document[:errorType])
+    def init_error(document, error)
+      post("#{API_BASE}/init/error", LambdaboxRuntime.dump(document),
+           ERROR_TYPE_HEADER => LambdaboxRuntime.header_type(document, error))
     end
 
     private
@@ -171,8 +218,32 @@ module LambdaboxRuntime
     {
       errorMessage: utf8(error.message),
       errorType: "#{stage}<#{error.class}>",
-      stackTrace: (error.backtrace || []).reject { |line| line.start_with?(__FILE__) }.first(100).map { |l| utf8(l) }
+      # The function's frames, up to the first of this runtime's own.
+      stackTrace: (error.backtrace || []).first(100).take_while { |line| !line.start_with?(__FILE__) }
+                                          .map { |l| utf8(l) }
     }
+  end
+
+  # The error-type header: the document's type for Ruby's common errors.
+  def header_type(document, error)
+    return document[:errorType] if error.nil? || NAMED_ERRORS.include?(error.class.to_s)
+
+    document[:errorType].sub(/<.*>\z/, '<UserException>')
+  end
+
+  # How aws_lambda_ric logs an error: a headline, then the document indented.
+  def log_error(headline, document)
+    $stdout.puts headline
+    $stdout.puts JSON.pretty_generate(document)
+  end
+
+  # The answer's body and content type: an IO's bytes as they are (as
+  # aws_lambda_ric sends a StringIO or IO), anything else as its `to_json`.
+  def marshal(result)
+    case result
+    when StringIO, IO then [result.read.to_s, 'application/unknown']
+    else [result.to_json, 'application/json']
+    end
   end
 
   # Text that JSON can carry whatever its encoding was.
@@ -194,39 +265,40 @@ module LambdaboxRuntime
   # Run one invocation; returns normally unless the process must end.
   def serve(api, handler, invocation)
     request_id = invocation['Lambda-Runtime-Aws-Request-Id']
+    LambdaboxRuntime.request_id = request_id
     trace_id = invocation['Lambda-Runtime-Trace-Id']
     trace_id ? ENV['_X_AMZN_TRACE_ID'] = trace_id : ENV.delete('_X_AMZN_TRACE_ID')
     begin
       event = event_of(invocation)
     rescue JSON::ParserError => e
-      api.invocation_error(request_id, errorMessage: utf8(e.message), errorType: 'Runtime.UnmarshalError',
-                                       stackTrace: [])
+      api.invocation_error(request_id, { errorMessage: utf8(e.message), errorType: 'Runtime.UnmarshalError',
+                                         stackTrace: [] }, nil)
       return
     end
-    fatal = nil
     begin
       # Serialising is the handler's business too: a `to_json` that raises is its error.
-      body = handler.call(event, Context.new(invocation)).to_json
-    rescue NoMethodError => e
-      fatal = e
+      body, content_type = marshal(handler.call(event, Context.new(invocation)))
+    rescue NameError => e # NoMethodError too
+      critical(api, request_id, e)
     rescue StandardError => e
-      report(api, request_id, e)
+      report(api, request_id, e, 'Error raised from handler method')
       return
     rescue Exception => e # rubocop:disable Lint/RescueException -- exit, NoMemoryError, signals: report, then end
-      fatal = e
+      critical(api, request_id, e)
     end
-    if fatal
-      report(api, request_id, fatal)
-      # `exit 3` keeps its status; anything else is a failure.
-      Kernel.exit(fatal.is_a?(SystemExit) ? fatal.status : 1)
-    end
-    api.respond(request_id, body)
+    api.respond(request_id, body, content_type)
   end
 
-  def report(api, request_id, error)
+  def report(api, request_id, error, headline)
     document = error_document(error, 'Function')
-    Kernel.warn "Error raised from handler method #{dump(document)}"
-    api.invocation_error(request_id, document)
+    log_error(headline, document)
+    api.invocation_error(request_id, document, error)
+  end
+
+  # Report, then end the process: the runtime's state cannot be trusted.
+  def critical(api, request_id, error)
+    report(api, request_id, error, 'Critical exception from handler')
+    Kernel.exit(CRITICAL_EXIT)
   end
 
   def main
@@ -236,12 +308,13 @@ module LambdaboxRuntime
       handler = Handler.load(spec, ENV.fetch('LAMBDA_TASK_ROOT', '/var/task'))
     rescue Exception => e # rubocop:disable Lint/RescueException -- any failure to load is an init error
       document = error_document(e, 'Init')
-      Kernel.warn "Init error when loading handler #{spec} #{dump(document)}"
-      api.init_error(document)
-      Kernel.exit(1)
+      log_error("Init error when loading handler #{spec}", document)
+      api.init_error(document, e)
+      Kernel.exit(INIT_EXIT)
     end
     Kernel.loop { serve(api, handler, api.next_invocation) }
   end
 end
 
+Logger.prepend(LambdaboxRuntime::LoggerFormat)
 LambdaboxRuntime.main

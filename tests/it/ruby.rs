@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::Server;
 use serde_json::json;
@@ -44,6 +44,22 @@ end
 
 def nothing(event:, context:)
   nil
+end
+
+class PaymentError < StandardError; end
+
+def custom_error(event:, context:)
+  raise PaymentError, 'card declined'
+end
+
+def with_logger(event:, context:)
+  Logger.new($stdout, progname: 'shop').warn('low stock')
+  Logger.new($stderr).info('to stderr')
+  'logged'
+end
+
+def raw(event:, context:)
+  StringIO.new('plain, not JSON')
 end
 "#;
 
@@ -129,6 +145,22 @@ async fn runs_lambda_style_handlers(runtime: &str) {
     let logs = deploy(&server, runtime, "logs", "handlers.logs").await;
     assert_eq!(server.invoke(&logs, r#"{"marker":"M1"}"#).await.2, json!({"logged": "M1"}));
 
+    // A Logger on stdout or stderr writes Lambda's line, with the request id.
+    let logger = deploy(&server, runtime, "logger", "extras.with_logger").await;
+    let (headers, body, tail) = server.invoke_tail(&logger, "{}").await;
+    assert_eq!(body, json!("logged"));
+    let id = headers["x-amzn-requestid"].to_str().unwrap();
+    let line = tail.lines().find(|l| l.ends_with("low stock")).unwrap_or_else(|| panic!("{tail}"));
+    let (head, rest) = line.split_once("] ").unwrap();
+    assert!(head.starts_with("W, [20") && head.contains(" #"), "{line}");
+    assert_eq!(rest, format!(" WARN {id} -- shop: low stock"), "{line}");
+    assert!(tail.lines().any(|l| l.ends_with(&format!("  INFO {id} -- : to stderr"))), "{tail}");
+
+    // An IO answer goes back as its bytes, not as JSON.
+    let raw = deploy(&server, runtime, "raw", "extras.raw").await;
+    let resp = server.post(&Server::invoke_path(&raw)).body("{}").send().await;
+    assert_eq!(resp.text().await.unwrap(), "plain, not JSON");
+
     // A handler's error: Lambda's document, and the function keeps serving.
     let fail = deploy(&server, runtime, "fail", "handlers.raise_boom").await;
     for _ in 0..2 {
@@ -141,6 +173,20 @@ async fn runs_lambda_style_handlers(runtime: &str) {
         assert!(trace[0].as_str().unwrap().starts_with("/var/task/handlers.rb:"), "{doc}");
         assert!(trace.iter().all(|l| !l.as_str().unwrap().contains("/var/runtime/")), "{doc}");
     }
+    // The error is logged as aws_lambda_ric logs it: a headline, then the
+    // document as indented JSON, on stdout.
+    let (_, doc, tail) = server.invoke_tail(&fail, "{}").await;
+    let logged = tail.split_once("Error raised from handler method\n").unwrap_or_else(|| panic!("{tail}")).1;
+    assert!(logged.starts_with("{\n  \"errorMessage\": \"boom\",\n"), "{tail}");
+    let end = logged.find("\n}\n").unwrap_or_else(|| panic!("{tail}")) + 2;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&logged[..end]).unwrap(), doc);
+    // The function's own error classes keep their names.
+    let custom = deploy(&server, runtime, "custom", "extras.custom_error").await;
+    let (_, _, doc) = server.invoke(&custom, "{}").await;
+    assert_eq!(
+        (doc["errorType"].as_str(), doc["errorMessage"].as_str()),
+        (Some("Function<PaymentError>"), Some("card declined"))
+    );
 
     // A class method in a nested namespace.
     let shop = deploy(&server, runtime, "shop", "shop.Shop::Orders.total").await;
@@ -171,6 +217,10 @@ async fn runs_lambda_style_handlers(runtime: &str) {
     assert!(doc["errorMessage"].as_str().unwrap().contains("missing"), "{doc}");
     let nested = deploy(&server, runtime, "noclass", "shop.Shop::Nope.total").await;
     assert_eq!(server.invoke(&nested, "{}").await.2["errorType"], "Function<NameError>");
+    // NameError is critical as on Lambda: the process ends, the next event
+    // goes to a new one.
+    let (_, _, tail) = server.invoke_tail(&nested, "{}").await;
+    assert!(tail.contains("Critical exception from handler\n{"), "{tail}");
 
     // Ending the process: exit! is the platform's Runtime.ExitError; `exit`
     // raises SystemExit, which the runtime reports before it exits.
@@ -181,14 +231,8 @@ async fn runs_lambda_style_handlers(runtime: &str) {
     assert!(doc["errorMessage"].as_str().unwrap().contains("exit status 3"), "{doc}");
     let exits = deploy(&server, runtime, "exit", "exits.handler").await;
     assert_eq!(server.invoke(&exits, "{}").await.2["errorType"], "Function<SystemExit>");
-    // Once the exited container is gone, a fresh runtime serves the next event.
-    // (Until lambdabox has heard of the exit, an invocation sent to that
-    // container meets the exit instead: Runtime.ExitError.)
-    let gone = common::eventually(Duration::from_secs(20), || async {
-        server.ps().await.iter().all(|c| c["function"] != exits.as_str())
-    })
-    .await;
-    assert!(gone, "the exited container is still listed");
+    // The runtime ended after reporting; the next event goes to a fresh one
+    // even before lambdabox has heard of the exit.
     assert_eq!(server.invoke(&exits, "{}").await.2["errorType"], "Function<SystemExit>");
 }
 
