@@ -33,15 +33,16 @@ run: images
 	BIN=$(BIN) ADDR=$(ADDR) sh scripts/run.sh
 
 # `make bench`: lambdabox against the AWS Runtime Interface Emulator on this
-# machine (table on stdout, target/bench/results.{json,png}). BENCH_ARGS=--quick
-# for a short run. The RIE binary ships in the aws-sam-cli wheel on PyPI.
+# machine, then cold starts per runtime (tables on stdout,
+# target/bench/results.{json,png}). BENCH_ARGS=--quick for a short run. The RIE binary ships in the aws-sam-cli wheel on PyPI.
 BENCH_CACHE := target/bench/cache
 RIE_BIN     := $(BENCH_CACHE)/aws-lambda-rie
 BENCH_FONT  := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 BENCH_ARGS  ?=
 
 bench: build docker bench-rie
-	$(BIN) images build python3.11
+	$(BIN) images build
+	sh scripts/ensure-go.sh
 	test -f $(BENCH_FONT) || (apt-get update && apt-get install -y fonts-dejavu-core) || \
 		(sudo apt-get update && sudo apt-get install -y fonts-dejavu-core)
 	$(CARGO) build --release -p lambdabox-bench

@@ -137,24 +137,30 @@ impl Controller {
         Ok(serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
     }
 
-    /// CreateFunction with the echo handler.
+    /// CreateFunction with the Python echo handler.
     pub async fn create_function(
         &self,
         name: &str,
         memory_mb: u32,
         idle_ttl_s: Option<u64>,
     ) -> Result<(), ControllerError> {
-        let mut body = json!({
-            "FunctionName": name,
-            "Runtime": RUNTIME,
-            "Handler": HANDLER,
-            "Role": "arn:aws:iam::000000000000:role/x",
-            "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(handler_zip()?) },
-            "MemorySize": memory_mb,
-        });
+        let mut body = function_body(name, RUNTIME, HANDLER, &handler_zip()?, memory_mb);
         if let Some(ttl) = idle_ttl_s {
             body["IdleTtlSeconds"] = json!(ttl);
         }
+        self.call(format!("CreateFunction {name}"), self.api.create_function(&body)).await.map(drop)
+    }
+
+    /// CreateFunction of any runtime from a zip.
+    pub async fn create_function_from(
+        &self,
+        name: &str,
+        runtime: &str,
+        handler: &str,
+        zip: &[u8],
+        memory_mb: u32,
+    ) -> Result<(), ControllerError> {
+        let body = function_body(name, runtime, handler, zip, memory_mb);
         self.call(format!("CreateFunction {name}"), self.api.create_function(&body)).await.map(drop)
     }
 
@@ -220,6 +226,17 @@ fn terminate(pid: u32) {
             }
         }
     }
+}
+
+fn function_body(name: &str, runtime: &str, handler: &str, zip: &[u8], memory_mb: u32) -> serde_json::Value {
+    json!({
+        "FunctionName": name,
+        "Runtime": runtime,
+        "Handler": handler,
+        "Role": "arn:aws:iam::000000000000:role/x",
+        "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
+        "MemorySize": memory_mb,
+    })
 }
 
 /// The function's code: `app.py` alone, zipped.

@@ -17,16 +17,29 @@
 //! - [`report`]: the results (JSON) and the table.
 //! - [`chart`]: the PNG chart.
 
+use std::sync::OnceLock;
+use std::time::Instant;
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// A progress line on stderr, stamped with the time since start.
+macro_rules! step {
+    ($($arg:tt)*) => {
+        eprintln!("[bench {:6.1}s] {}", $crate::START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64(), format!($($arg)*))
+    };
+}
+
 mod chart;
 mod controller;
 mod load;
 mod report;
 mod rie;
+mod runtimes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -35,15 +48,6 @@ use controller::Controller;
 use load::{Latency, Target, Throughput};
 use report::{ColdStarts, Maybe, Memory, Results, Settings};
 use rie::{Rie, RieSpec};
-
-static START: OnceLock<Instant> = OnceLock::new();
-
-/// A progress line on stderr, stamped with the time since start.
-macro_rules! step {
-    ($($arg:tt)*) => {
-        eprintln!("[bench {:6.1}s] {}", START.get_or_init(Instant::now).elapsed().as_secs_f64(), format!($($arg)*))
-    };
-}
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmark lambdabox against the AWS Runtime Interface Emulator on this machine")]
@@ -92,6 +96,8 @@ struct Plan {
     settle: Duration,
     cold_k: usize,
     cold_pause: Duration,
+    /// Cold starts per runtime in the per-runtime table, each way.
+    runtime_cold_k: usize,
     prewarm: usize,
     hundred_functions: bool,
 }
@@ -112,6 +118,7 @@ impl Plan {
                 settle: Duration::from_millis(500),
                 cold_k: 3,
                 cold_pause: Duration::from_millis(1000),
+                runtime_cold_k: 2,
                 prewarm: 2,
                 hundred_functions: false,
             }
@@ -129,6 +136,7 @@ impl Plan {
                 settle: Duration::from_secs(1),
                 cold_k: 15,
                 cold_pause: Duration::from_millis(2000),
+                runtime_cold_k: 5,
                 prewarm: 2,
                 hundred_functions: true,
             }
@@ -285,6 +293,8 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
     let (lambdabox_latency, lambdabox_cold, lambdabox_throughput, memory_after_throughput) =
         measure_lambdabox(args, plan, ctx, &client).await?;
     let lambdabox_cold_prewarm = measure_prewarm(args, plan, ctx, &client).await?;
+    step!("cold starts per runtime ({} each, without and with a prewarmed pool)", plan.runtime_cold_k);
+    let runtime_cold = runtimes::measure(plan, ctx, args.memory_mb, &client).await?;
     let memory_100_functions = if plan.hundred_functions {
         Maybe::Measured { value: measure_hundred(args, ctx, &client).await? }
     } else {
@@ -315,6 +325,7 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
         per_container_cold,
         memory_after_throughput,
         memory_100_functions,
+        runtime_cold,
         duration_seconds: began.elapsed().as_secs_f64(),
     })
 }
@@ -418,10 +429,11 @@ async fn measure_per_container(plan: &Plan, ctx: &Ctx, spec: &RieSpec, client: &
     Ok(tally.finish())
 }
 
-/// Forced cold starts of function `name`: each time a new revision
+/// `k` forced cold starts of function `name`: each time a new revision
 /// (UpdateFunctionConfiguration, waited for), then one timed invocation.
 async fn cold_starts(
     plan: &Plan,
+    k: usize,
     lambdabox: &Controller,
     name: &str,
     client: &reqwest::Client,
@@ -429,13 +441,13 @@ async fn cold_starts(
 ) -> Result<ColdStarts> {
     let target = lambdabox.target(client, name);
     let mut tally = ColdTally::default();
-    for i in 0..plan.cold_k {
+    for i in 0..k {
         lambdabox.set_env(name, "BENCH_REVISION", &format!("{}-{i}", unix_secs())).await?;
         // Let the previous revision's container go (the new revision retired
         // it) and a prewarm pool refill, as baseline B removes each of its
         // containers before starting the next.
         tokio::time::sleep(plan.cold_pause).await;
-        tally.record(who, i, plan.cold_k, target.invoke().await);
+        tally.record(who, i, k, target.invoke().await);
     }
     Ok(tally.finish())
 }
@@ -495,7 +507,7 @@ async fn measure_lambdabox(
     describe_latency("lambdabox", &latency);
 
     step!("lambdabox: {} forced cold starts (a new revision each, no warm container)", plan.cold_k);
-    let cold = cold_starts(plan, &lambdabox, "cold", client, "cold").await?;
+    let cold = cold_starts(plan, plan.cold_k, &lambdabox, "cold", client, "cold").await?;
 
     let mut throughputs = Vec::new();
     for &c in &plan.levels {
@@ -530,7 +542,7 @@ async fn measure_prewarm(args: &Args, plan: &Plan, ctx: &Ctx, client: &reqwest::
     let lambdabox = ctx.controller("lambdabox-prewarm", &["--prewarm", &n]).await?;
     lambdabox.create_function("cold", args.memory_mb, None).await?;
     step!("lambdabox --prewarm {n}: {} forced cold starts", plan.cold_k);
-    let cold = cold_starts(plan, &lambdabox, "cold", client, "prewarm").await?;
+    let cold = cold_starts(plan, plan.cold_k, &lambdabox, "cold", client, "prewarm").await?;
     lambdabox.stop().await?;
     Ok(Maybe::Measured { value: cold })
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::load::{Latency, Percentiles, Throughput};
+pub use crate::runtimes::RuntimeCold;
 
 /// Cold starts: each sample is the time from the request that forces a new
 /// container to its first successful answer.
@@ -88,6 +89,8 @@ pub struct Results {
     pub per_container_cold: ColdStarts,
     pub memory_after_throughput: Option<Memory>,
     pub memory_100_functions: Maybe<Memory>,
+    /// Cold starts of an echo function in every runtime, without and with prewarm.
+    pub runtime_cold: Vec<RuntimeCold>,
     pub duration_seconds: f64,
 }
 
@@ -240,9 +243,8 @@ fn num(v: Option<f64>) -> String {
 
 /// The human table.
 pub fn table(r: &Results) -> String {
-    let mut out = String::new();
     let header = ["metric", "lambdabox", "baseline", "ratio", "target", "met", "notes"];
-    let body: Vec<[String; 7]> = rows(r)
+    let body: Vec<Vec<String>> = rows(r)
         .into_iter()
         .map(|row| {
             let ratio = match (row.ours, row.base) {
@@ -259,25 +261,10 @@ pub fn table(r: &Results) -> String {
                 (None, _) => ("-".into(), "-".into()),
             };
             let ratio = ratio.map_or("-".into(), |x| format!("{x:.2}"));
-            [row.label, num(row.ours), base, ratio, target, met, row.note]
+            vec![row.label, num(row.ours), base, ratio, target, met, row.note]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for line in &body {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut push = |cells: Vec<&str>| {
-        let line: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        let _ = writeln!(out, "| {} |", line.join(" | "));
-    };
-    push(header.to_vec());
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    push(rule.iter().map(String::as_str).collect());
-    for line in &body {
-        push(line.iter().map(String::as_str).collect());
-    }
+    let mut out = markdown(&header, &body);
     let s = &r.settings;
     let _ = writeln!(
         out,
@@ -322,6 +309,52 @@ pub fn table(r: &Results) -> String {
         let _ = writeln!(out, "{note}");
     }
     let _ = writeln!(out, "Whole run: {:.1} s.", r.duration_seconds);
+    if !r.runtime_cold.is_empty() {
+        let _ = write!(out, "\n{}", runtime_table(&r.runtime_cold));
+    }
+    out
+}
+
+/// Cold start medians per runtime (ms), without and with a prewarmed pool.
+pub fn runtime_table(list: &[RuntimeCold]) -> String {
+    let median = |m: &Maybe<ColdStarts>| match m {
+        Maybe::Measured { value } => {
+            let p50 = value.stats.as_ref().map_or("n/a".into(), |p| format!("{:.0}", p.p50_ms));
+            if value.errors > 0 {
+                format!("{p50} ({} failed)", value.errors)
+            } else {
+                p50
+            }
+        }
+        Maybe::NotAvailable { reason } => format!("n/a ({reason})"),
+    };
+    let header = ["runtime", "runtime client", "cold start p50 (ms)", "prewarmed p50 (ms)"];
+    let body: Vec<Vec<String>> = list
+        .iter()
+        .map(|r| vec![r.runtime.to_owned(), r.client.to_owned(), median(&r.cold), median(&r.prewarmed)])
+        .collect();
+    markdown(&header, &body)
+}
+
+/// A Markdown table, columns padded to their widest cell.
+fn markdown(header: &[&str], body: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for line in body {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut push = |cells: Vec<&str>| {
+        let line: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "| {} |", line.join(" | "));
+    };
+    push(header.to_vec());
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    push(rule.iter().map(String::as_str).collect());
+    for line in body {
+        push(line.iter().map(String::as_str).collect());
+    }
     out
 }
 
@@ -374,6 +407,12 @@ mod tests {
             per_container_cold: ColdStarts::new(&[Duration::from_millis(1200)], 0, None),
             memory_after_throughput: None,
             memory_100_functions: Maybe::NotAvailable { reason: "skipped in --quick".into() },
+            runtime_cold: vec![RuntimeCold {
+                runtime: "java21",
+                client: "ric",
+                cold: Maybe::Measured { value: ColdStarts::new(&[Duration::from_millis(412)], 1, None) },
+                prewarmed: Maybe::NotAvailable { reason: "no Go".into() },
+            }],
             duration_seconds: 3.0,
         };
         let t = table(&r);
@@ -381,6 +420,7 @@ mod tests {
         assert!(t.contains("0.25 "), "p50 ratio 1/4: {t}");
         assert!(t.contains("3.60 "), "c16 ratio 900/250: {t}");
         assert!(t.contains("n/a (no --prewarm in this build)"), "{t}");
+        assert!(t.contains("| java21  | ric            | 412 (1 failed)      | n/a (no Go)        |"), "{t}");
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains(r#""status":"not_available""#), "{json}");
     }
