@@ -34,7 +34,8 @@ run: images
 
 # `make bench`: lambdabox against the AWS Runtime Interface Emulator on this
 # machine, then cold starts per runtime (tables on stdout,
-# target/bench/results.{json,png}). BENCH_ARGS=--quick for a short run. The RIE binary ships in the aws-sam-cli wheel on PyPI.
+# target/bench/results.{json,png}). BENCH_ARGS=--quick for a short run.
+# The RIE binary ships in the aws-sam-cli wheel on PyPI.
 BENCH_CACHE := target/bench/cache
 RIE_BIN     := $(BENCH_CACHE)/aws-lambda-rie
 BENCH_FONT  := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
