@@ -258,17 +258,45 @@ impl BodyFailure {
     }
 }
 
+/// How much of an oversized answer is read (and dropped) so that the
+/// runtime's POST completes and it gets its 413, as on Lambda, rather than
+/// a connection cut mid-write that some runtime clients do not survive.
+/// Beyond this the connection is dropped.
+const DRAIN_MAX: usize = 8 * MAX_RESPONSE;
+
 /// Read a runtime's posted body: at most [`MAX_RESPONSE`] bytes, arriving
 /// before `until`. Called only once the request id and state were checked
-/// from the headers, so nobody can make us hold a body for nothing.
+/// from the headers, so nobody can make us hold a body for nothing. An
+/// oversized body is read to its end (up to [`DRAIN_MAX`]) and dropped.
 async fn read_body(body: Body, until: tokio::time::Instant) -> Result<Bytes, BodyFailure> {
-    let read = axum::body::to_bytes(body, MAX_RESPONSE);
-    match tokio::time::timeout_at(until, read).await {
-        Ok(Ok(b)) => Ok(b),
-        Ok(Err(e)) => {
-            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            Err(if too_large { BodyFailure::TooLarge } else { BodyFailure::Unreadable(e.to_string()) })
+    use http_body_util::BodyExt as _;
+    let read = async {
+        let mut body = body;
+        // Chunks as they came: one (the usual case) is returned without a copy.
+        let mut kept: Vec<Bytes> = Vec::new();
+        let mut seen = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyFailure::Unreadable(e.to_string()))?;
+            let Ok(data) = frame.into_data() else { continue };
+            seen += data.len();
+            if seen > DRAIN_MAX {
+                break;
+            }
+            if seen <= MAX_RESPONSE {
+                kept.push(data);
+            }
         }
+        if seen > MAX_RESPONSE {
+            return Err(BodyFailure::TooLarge);
+        }
+        Ok(match kept.len() {
+            0 => Bytes::new(),
+            1 => kept.swap_remove(0),
+            _ => Bytes::from(kept.concat()),
+        })
+    };
+    match tokio::time::timeout_at(until, read).await {
+        Ok(result) => result,
         Err(_) => Err(BodyFailure::Unreadable("the body did not arrive before the invocation's deadline".into())),
     }
 }

@@ -135,7 +135,7 @@ pub(super) enum Settled {
 
 /// What a dropped reply channel means: the container went away.
 fn vanished() -> Outcome {
-    Outcome::Exited { reason: ExitReason::Removed, during_init: false }
+    Outcome::Exited(ExitReason::Removed)
 }
 
 /// Wait for the runtime to take the event (bounded by [`INIT_TIMEOUT`]),
@@ -192,8 +192,7 @@ pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> Inv
                 crate::runtime_api::MAX_RESPONSE
             ),
         ),
-        Settled::Done(Outcome::NotTaken(reason)) => exit_error(reason, false, request_id),
-        Settled::Done(Outcome::Exited { reason, during_init }) => exit_error(reason, during_init, request_id),
+        Settled::Done(Outcome::NotTaken(reason) | Outcome::Exited(reason)) => exit_error(reason, request_id),
         Settled::TimedOut => platform_error(
             "Sandbox.Timedout",
             format!("RequestId: {request_id} Error: Task timed out after {timeout_s}.00 seconds"),
@@ -211,9 +210,13 @@ pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> Inv
     }
 }
 
-/// Lambda's error document for a runtime that went away mid-invocation.
-fn exit_error(reason: ExitReason, during_init: bool, request_id: &str) -> Bytes {
-    let (mut kind, detail) = match reason {
+/// Lambda's error document for a runtime that went away, in its init or
+/// during the invocation alike: `Runtime.ExitError`, worded as Lambda words
+/// it (Go's `os/exec`: a clean exit has no error, hence "without providing
+/// a reason").
+fn exit_error(reason: ExitReason, request_id: &str) -> Bytes {
+    let (kind, detail) = match reason {
+        ExitReason::Code(0) => ("Runtime.ExitError", "Runtime exited without providing a reason".to_owned()),
         ExitReason::Code(c) => ("Runtime.ExitError", format!("Runtime exited with error: exit status {c}")),
         ExitReason::Signal(s) => {
             ("Runtime.ExitError", format!("Runtime exited with error: signal: {}", signal_name(s)))
@@ -222,9 +225,6 @@ fn exit_error(reason: ExitReason, during_init: bool, request_id: &str) -> Bytes 
         ExitReason::Removed => ("Runtime.ExitError", "Runtime exited without providing a reason".to_owned()),
         ExitReason::InitTimedOut => ("Runtime.InitError", init_timed_out()),
     };
-    if during_init && reason != ExitReason::OutOfMemory {
-        kind = "Runtime.InitError";
-    }
     platform_error(kind, format!("RequestId: {request_id} Error: {detail}"))
 }
 
@@ -266,8 +266,8 @@ mod tests {
         serde_json::from_slice(&r.payload).unwrap()
     }
 
-    fn exited(reason: ExitReason, during_init: bool) -> Settled {
-        Settled::Done(Outcome::Exited { reason, during_init })
+    fn exited(reason: ExitReason) -> Settled {
+        Settled::Done(Outcome::Exited(reason))
     }
 
     #[test]
@@ -280,15 +280,19 @@ mod tests {
 
     #[test]
     fn exits_read_like_lambdas() {
-        let r = respond(exited(ExitReason::Code(42), false), "id", 3);
+        let r = respond(exited(ExitReason::Code(42)), "id", 3);
         assert_eq!(json(&r)["errorType"], "Runtime.ExitError");
         assert_eq!(json(&r)["errorMessage"], "RequestId: id Error: Runtime exited with error: exit status 42");
-        let r = respond(exited(ExitReason::Signal(9), false), "id", 3);
+        let r = respond(exited(ExitReason::Signal(9)), "id", 3);
         assert!(json(&r)["errorMessage"].as_str().unwrap().ends_with("signal: killed"));
-        let r = respond(exited(ExitReason::OutOfMemory, false), "id", 3);
+        let r = respond(exited(ExitReason::OutOfMemory), "id", 3);
         assert_eq!(json(&r)["errorType"], "Runtime.OutOfMemory");
-        let r = respond(exited(ExitReason::Code(1), true), "id", 3);
-        assert_eq!(json(&r)["errorType"], "Runtime.InitError", "an exit before the first event is an init failure");
+        // A clean exit (sys.exit(0) at import, or after an answer) is no error to Go's os/exec.
+        let r = respond(exited(ExitReason::Code(0)), "id", 3);
+        assert_eq!(json(&r)["errorType"], "Runtime.ExitError");
+        assert_eq!(json(&r)["errorMessage"], "RequestId: id Error: Runtime exited without providing a reason");
+        let r = respond(Settled::Done(Outcome::NotTaken(ExitReason::Code(1))), "id", 3);
+        assert_eq!(json(&r)["errorMessage"], "RequestId: id Error: Runtime exited with error: exit status 1");
     }
 
     #[test]

@@ -38,9 +38,9 @@ pub enum Outcome {
     Error { body: Bytes, error_type: Option<String> },
     /// The runtime posted a response larger than Lambda allows.
     ResponseTooLarge,
-    /// The bootstrap (or the whole container) went away first;
-    /// `during_init` when it never asked for this event.
-    Exited { reason: ExitReason, during_init: bool },
+    /// The bootstrap (or the whole container) went away first: during its
+    /// init, or while this event was its to answer.
+    Exited(ExitReason),
     /// The runtime went away after serving earlier events, without asking
     /// for this one (aws-lambda-go ends its process right after reporting
     /// a panic): the function never saw the event, so it may run elsewhere.
@@ -130,13 +130,14 @@ struct State {
 }
 
 impl State {
-    /// How an event the runtime never took settles when it is gone: an
-    /// init failure if it never served, else free to run elsewhere.
+    /// How an event the runtime never took settles when it is gone: its
+    /// failure if the runtime never served (it died in init), else free to
+    /// run elsewhere.
     fn untaken(&self, reason: ExitReason) -> Outcome {
         if self.initialized {
             Outcome::NotTaken(reason)
         } else {
-            Outcome::Exited { reason, during_init: true }
+            Outcome::Exited(reason)
         }
     }
 }
@@ -327,7 +328,7 @@ impl Mailbox {
             let _ = p.reply.send(s.untaken(reason));
         }
         if let Some(f) = s.in_flight.take() {
-            let _ = f.reply.send(Outcome::Exited { reason, during_init: false });
+            let _ = f.reply.send(Outcome::Exited(reason));
         }
         drop(s);
         self.wake.notify_one();
@@ -470,7 +471,7 @@ mod tests {
         mb.next().await.unwrap();
         mb.exited(ExitReason::Code(3));
         mb.exited(ExitReason::Removed);
-        assert_eq!(ticket.outcome.await.unwrap(), Outcome::Exited { reason: ExitReason::Code(3), during_init: false });
+        assert_eq!(ticket.outcome.await.unwrap(), Outcome::Exited(ExitReason::Code(3)));
         assert!(mb.next().await.is_none());
         assert!(!mb.wait_ready().await);
     }
@@ -480,7 +481,7 @@ mod tests {
         let mb = std::sync::Arc::new(Mailbox::new());
         let ticket = mb.deliver(invocation("a")).unwrap();
         mb.exited(ExitReason::Code(1));
-        assert_eq!(ticket.outcome.await.unwrap(), Outcome::Exited { reason: ExitReason::Code(1), during_init: true });
+        assert_eq!(ticket.outcome.await.unwrap(), Outcome::Exited(ExitReason::Code(1)));
     }
 
     #[tokio::test]

@@ -157,10 +157,23 @@ async fn every_fault_is_followed_by_a_working_invocation() {
         assert_eq!((status, doc), (200, json!({"ok": "nothing"})), "{name}: the next invocation succeeds");
     }
 
+    // An exit in init is Runtime.ExitError as on Lambda; a clean one has no reason.
     let exits_in_init = [("app.py", "import sys\nsys.exit(2)\n")];
     server.deploy_files("f-init-exit", "app.fault", &exits_in_init, json!({})).await;
     let (_, _, doc) = server.invoke("f-init-exit", "{}").await;
-    assert_eq!(doc["errorType"], "Runtime.InitError", "an exit before the first event: {doc}");
+    assert_eq!(doc["errorType"], "Runtime.ExitError", "an exit before the first event: {doc}");
+    assert!(
+        doc["errorMessage"].as_str().unwrap().ends_with("Error: Runtime exited with error: exit status 2"),
+        "{doc}"
+    );
+    let clean_exit = [("app.py", "import sys\nsys.exit(0)\n")];
+    server.deploy_files("f-init-exit0", "app.fault", &clean_exit, json!({})).await;
+    let (_, _, doc) = server.invoke("f-init-exit0", "{}").await;
+    assert_eq!(doc["errorType"], "Runtime.ExitError", "{doc}");
+    assert!(
+        doc["errorMessage"].as_str().unwrap().ends_with("Error: Runtime exited without providing a reason"),
+        "{doc}"
+    );
 
     let broken = [("app.py", "raise RuntimeError('broken at import')\n")];
     server.deploy_files("f-import", "app.fault", &broken, json!({})).await;
@@ -172,4 +185,24 @@ async fn every_fault_is_followed_by_a_working_invocation() {
     assert_eq!(resp.status(), 200);
     let (status, _, doc) = server.invoke("f-import", r#"{"do": "nothing"}"#).await;
     assert_eq!((status, doc), (200, json!({"ok": "nothing"})), "fixed code serves at once");
+}
+
+/// An answer over 6 MB is Lambda's `Function.ResponseSizeTooLarge`, and only
+/// that call fails. awslambdaric gets its 413 (the whole body is read, so
+/// the POST completes) and, as on Lambda, ends its process; the next call
+/// is served by a new runtime rather than meeting the dying one.
+#[tokio::test]
+async fn an_oversized_answer_fails_that_call_only() {
+    let server = Server::start();
+    let big = "def handler(event, context):\n    return 'x' * event['n']\n";
+    server.deploy_files("big", "big.handler", &[("big.py", big)], json!({"MemorySize": 512})).await;
+    let (status, headers, doc) = server.invoke("big", r#"{"n": 7000000}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-amz-function-error"], "Unhandled");
+    assert_eq!(doc["errorType"], "Function.ResponseSizeTooLarge", "{doc}");
+    let (status, headers, answer) = server.invoke("big", r#"{"n": 5}"#).await;
+    assert_eq!((status, answer), (200, json!("xxxxx")));
+    assert!(headers.get("x-amz-function-error").is_none());
+    let log = server.logs("big").await;
+    assert!(log.contains("Http response code: 413"), "the runtime was told why: {log}");
 }
