@@ -21,7 +21,7 @@ build: init
 init:
 	RUSTFLAGS="$(INIT_FLAGS)" $(CARGO) build --release -p lambdabox-init --target $(TARGET)
 	mkdir -p target/release
-	cp target/$(TARGET)/release/lambdabox-init $(INIT)
+	cp target/$(TARGET)/release/lambdabox-init $(INIT).part && mv -f $(INIT).part $(INIT)
 
 docker:
 	sh scripts/ensure-docker.sh

@@ -42,20 +42,28 @@ pub struct Runtime {
     /// The bootstrap command lambdabox-init starts; empty means Lambda's
     /// search order for `provided` runtimes.
     pub bootstrap: &'static [&'static str],
+    /// Variables Lambda sets for this runtime beyond those of every runtime.
+    pub env: &'static [(&'static str, &'static str)],
 }
+
+/// What the managed runtimes' bootstraps leave behind on Lambda: a bash
+/// script that `exec`s the runtime, which makes `SHLVL` 0.
+const MANAGED: &[(&str, &str)] = &[("SHLVL", "0")];
+/// Python's: Lambda's runtime code lives on `/var/runtime`.
+const PYTHON: &[(&str, &str)] = &[("SHLVL", "0"), ("PYTHONPATH", "/var/runtime")];
 
 /// Every runtime this build supports.
 pub static RUNTIMES: &[Runtime] = &[
-    Runtime { id: "python3.11", image: "python3.11", bootstrap: &["/var/runtime/bootstrap"] },
-    Runtime { id: "python3.13", image: "python3.13", bootstrap: &["/var/runtime/bootstrap"] },
-    Runtime { id: "nodejs18.x", image: "nodejs18.x", bootstrap: &["/var/runtime/bootstrap"] },
-    Runtime { id: "nodejs20.x", image: "nodejs20.x", bootstrap: &["/var/runtime/bootstrap"] },
-    Runtime { id: "ruby3.1", image: "ruby3.1", bootstrap: &["/var/runtime/bootstrap"] },
-    Runtime { id: "ruby3.3", image: "ruby3.3", bootstrap: &["/var/runtime/bootstrap"] },
-    Runtime { id: "java17", image: "java17", bootstrap: &["/var/runtime/bootstrap"] },
-    Runtime { id: "java21", image: "java21", bootstrap: &["/var/runtime/bootstrap"] },
-    Runtime { id: "provided.al2023", image: "provided", bootstrap: &[] },
-    Runtime { id: "provided", image: "provided", bootstrap: &[] },
+    Runtime { id: "python3.11", image: "python3.11", bootstrap: &["/var/runtime/bootstrap"], env: PYTHON },
+    Runtime { id: "python3.13", image: "python3.13", bootstrap: &["/var/runtime/bootstrap"], env: PYTHON },
+    Runtime { id: "nodejs18.x", image: "nodejs18.x", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
+    Runtime { id: "nodejs20.x", image: "nodejs20.x", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
+    Runtime { id: "ruby3.1", image: "ruby3.1", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
+    Runtime { id: "ruby3.3", image: "ruby3.3", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
+    Runtime { id: "java17", image: "java17", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
+    Runtime { id: "java21", image: "java21", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
+    Runtime { id: "provided.al2023", image: "provided", bootstrap: &[], env: &[] },
+    Runtime { id: "provided", image: "provided", bootstrap: &[], env: &[] },
 ];
 
 impl Runtime {

@@ -757,6 +757,7 @@ impl Pool {
         let tmp_mb = crate::function::DEFAULT_EPHEMERAL_MB;
         let mut spec = self.base_spec(name, image, socket_dir, prewarm::GENERIC_MEMORY_MB, tmp_mb, TASK_ROOT.into());
         spec.env.push(format!("{}=1", protocol::env::GENERIC));
+        spec.env.push(format!("{}=1", protocol::env::LAMBDA_ONLY));
         spec.labels.insert(labels::GENERIC.to_owned(), "1".to_owned());
         spec.mounts.push(read_only(prewarm::task_dir(socket_dir), TASK_ROOT));
         spec.mounts.push(read_only(prewarm::opt_dir(socket_dir), OPT_ROOT));
@@ -780,6 +781,9 @@ impl Pool {
         spec.entrypoint.extend(launch.bootstrap());
         // Before lambdabox's own variables, which must win over a user's.
         spec.env.splice(0..0, self.function_environment(launch, provisioned));
+        if launch.runtime.is_some() {
+            spec.env.push(format!("{}=1", protocol::env::LAMBDA_ONLY));
+        }
         spec.labels.extend([
             (labels::FUNCTION.to_owned(), f.name.clone()),
             (labels::VERSION.to_owned(), crate::function::LATEST.to_owned()),

@@ -48,8 +48,14 @@ pub mod env {
     pub const SANDBOX_USER: &str = "LAMBDABOX_SANDBOX_USER";
     /// Set in generic (prewarmed) containers: wait for a [`super::Specialization`].
     pub const GENERIC: &str = "LAMBDABOX_GENERIC";
+    /// Set for functions on a managed or provided runtime (not container
+    /// images, whose own `ENV` may set them): the bootstrap gets Lambda's
+    /// environment alone, without the variables Docker adds ([`DOCKER_ADDED`]).
+    pub const LAMBDA_ONLY: &str = "LAMBDABOX_LAMBDA_ONLY";
     /// Every variable above, for init to clear from the bootstrap's environment.
-    pub const ALL: [&str; 3] = [CONTROL_SOCKET, SANDBOX_USER, GENERIC];
+    pub const ALL: [&str; 4] = [CONTROL_SOCKET, SANDBOX_USER, GENERIC, LAMBDA_ONLY];
+    /// What Docker puts in every container's environment and Lambda does not.
+    pub const DOCKER_ADDED: [&str; 2] = ["HOSTNAME", "HOME"];
 }
 
 /// Message tags.

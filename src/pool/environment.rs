@@ -2,6 +2,10 @@
 //! `AWS_LAMBDA_RUNTIME_API` is added by lambdabox-init, which owns the address.
 
 use crate::arn::Realm;
+
+/// The X-Ray daemon's address on Lambda (nothing listens there here; the
+/// SDKs send trace segments over UDP and carry on).
+const XRAY_DAEMON: &str = "169.254.79.129";
 use crate::function::{Function, Runtime, LATEST};
 
 /// `KEY=VALUE` pairs for a container of `f`. User variables come last but
@@ -30,6 +34,12 @@ pub fn lambda_environment(
         "LAMBDA_RUNTIME_DIR=/var/runtime".to_owned(),
         "TZ=:UTC".to_owned(),
         "LANG=en_US.UTF-8".to_owned(),
+        // X-Ray's, set on Lambda whether tracing is on or not; SDKs read
+        // them (LOG_ERROR: no trace context is logged, not thrown).
+        "AWS_XRAY_CONTEXT_MISSING=LOG_ERROR".to_owned(),
+        format!("AWS_XRAY_DAEMON_ADDRESS={XRAY_DAEMON}:2000"),
+        format!("_AWS_XRAY_DAEMON_ADDRESS={XRAY_DAEMON}"),
+        "_AWS_XRAY_DAEMON_PORT=2000".to_owned(),
     ];
     if let Some(runtime) = runtime {
         env.push("PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned());
@@ -40,6 +50,7 @@ pub fn lambda_environment(
         if let Some(exec_env) = runtime.execution_env() {
             env.push(format!("AWS_EXECUTION_ENV={exec_env}"));
         }
+        env.extend(runtime.env.iter().map(|(k, v)| format!("{k}={v}")));
     }
     env.extend(f.environment.iter().map(|(k, v)| format!("{k}={v}")));
     env
@@ -79,6 +90,9 @@ mod tests {
             "AWS_REGION=us-east-1",
             "TZ=:UTC",
             "GREETING=hej",
+            "PYTHONPATH=/var/runtime",
+            "SHLVL=0",
+            "AWS_XRAY_CONTEXT_MISSING=LOG_ERROR",
         ] {
             assert!(env.iter().any(|e| e == expected), "missing {expected}");
         }

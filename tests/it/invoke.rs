@@ -206,3 +206,60 @@ async fn an_oversized_answer_fails_that_call_only() {
     let log = server.logs("big").await;
     assert!(log.contains("Http response code: 413"), "the runtime was told why: {log}");
 }
+
+/// The variables a Python function finds, exactly Lambda's (without the
+/// credentials Lambda adds for the function's role: lambdabox has no IAM),
+/// and Lambda's `sys.path`, in a container started for the function and in
+/// a prewarmed one alike.
+#[tokio::test]
+async fn a_python_function_sees_lambdas_environment_and_path() {
+    let probe =
+        "import os, sys\ndef handler(event, context):\n    return {'env': dict(os.environ), 'path': sys.path[:4]}\n";
+    let expected = [
+        "AWS_DEFAULT_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_REGION",
+        "AWS_XRAY_CONTEXT_MISSING",
+        "AWS_XRAY_DAEMON_ADDRESS",
+        "LAMBDA_RUNTIME_DIR",
+        "LAMBDA_TASK_ROOT",
+        "LANG",
+        "LD_LIBRARY_PATH",
+        "PATH",
+        "PWD",
+        "PYTHONPATH",
+        "SHLVL",
+        "TZ",
+        "_AWS_XRAY_DAEMON_ADDRESS",
+        "_AWS_XRAY_DAEMON_PORT",
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+    ];
+    for prewarm in ["0", "1"] {
+        let server = Server::start_with(&["--prewarm", prewarm]);
+        server.deploy_files("probe", "probe.handler", &[("probe.py", probe)], json!({})).await;
+        if prewarm == "1" {
+            let ready = common::eventually(Duration::from_secs(20), || async {
+                server.ps().await.iter().any(|c| c["state"] == "prewarmed")
+            });
+            assert!(ready.await, "a prewarmed container is waiting");
+        }
+        let (status, _, out) = server.invoke("probe", "{}").await;
+        assert_eq!(status, 200, "{out}");
+        let mut keys: Vec<&str> = out["env"].as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, expected, "prewarm {prewarm}: {out}");
+        assert_eq!(out["env"]["PYTHONPATH"], "/var/runtime");
+        assert_eq!(out["env"]["SHLVL"], "0");
+        assert_eq!(out["env"]["PWD"], "/var/task");
+        let path = json!(["/var/task", "/opt/python/lib/python3.11/site-packages", "/opt/python", "/var/runtime"]);
+        assert_eq!(out["path"], path, "prewarm {prewarm}");
+    }
+}

@@ -107,6 +107,11 @@ fn main() {
     for (name, value) in extra_env {
         command.env(OsString::from_vec(name), OsString::from_vec(value));
     }
+    if env::var_os(vars::LAMBDA_ONLY).is_some() {
+        for name in vars::DOCKER_ADDED {
+            command.env_remove(name);
+        }
+    }
     for name in vars::ALL {
         command.env_remove(name);
     }
