@@ -57,6 +57,8 @@ pub mod labels {
     pub const GENERIC: &str = "lambdabox.generic";
 }
 
+/// The variable naming a managed runtime's wrapper script.
+const EXEC_WRAPPER: &str = "AWS_LAMBDA_EXEC_WRAPPER";
 /// Where containers' mounts appear inside them.
 const INIT_TARGET: &str = "/lambdabox/init";
 const TASK_ROOT: &str = "/var/task";
@@ -181,9 +183,16 @@ pub struct Launch {
 impl Launch {
     /// What lambdabox-init starts: the runtime's bootstrap, or the image's
     /// ENTRYPOINT + CMD; empty means Lambda's search for `bootstrap`.
+    /// On a managed runtime, `AWS_LAMBDA_EXEC_WRAPPER` (a wrapper script,
+    /// as observability layers install) is started instead, with the
+    /// bootstrap as its arguments, as on Lambda.
     fn bootstrap(&self) -> Vec<String> {
         match (self.runtime, &self.function.image) {
-            (Some(runtime), _) => runtime.bootstrap.iter().map(|s| s.to_string()).collect(),
+            (Some(runtime), _) => {
+                let wrapper = self.function.environment.get(EXEC_WRAPPER).filter(|w| !w.is_empty());
+                let wrapper = wrapper.filter(|_| !runtime.bootstrap.is_empty());
+                wrapper.into_iter().cloned().chain(runtime.bootstrap.iter().map(|s| s.to_string())).collect()
+            }
             (None, Some(image)) => image.command(),
             (None, None) => Vec::new(),
         }

@@ -124,6 +124,7 @@ async fn take_control(stream: UnixStream, app: Router, mailbox: Arc<Mailbox>, lo
                     }
                 }
                 Ok(Some(control::Message::Exit(exit))) => note_exit(&mailbox, exit),
+                Ok(Some(control::Message::NotStarted(why))) => mailbox.not_started(why),
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "closing a container's control channel");

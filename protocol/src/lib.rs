@@ -18,6 +18,9 @@
 //! - [`tag::CONNECTION`] with a descriptor: a TCP connection the runtime
 //!   opened to [`RUNTIME_API_ADDR`]; the controller serves HTTP on it.
 //! - [`tag::EXIT`] followed by [`Exit::LEN`] bytes: how the bootstrap ended.
+//! - [`tag::NOT_STARTED`], a 2-byte big-endian length, then that much UTF-8
+//!   text ([`not_started`]): the bootstrap could not be started, in Lambda's
+//!   words (`fork/exec /opt/wrapper: no such file or directory`).
 //!
 //! From the controller, only to a generic (prewarmed) container's init,
 //! which waits for it: [`tag::SPECIALIZE`], a 4-byte big-endian length, then
@@ -66,6 +69,8 @@ pub mod tag {
     pub const CONNECTION: u8 = b'C';
     /// init → controller: the bootstrap's end, [`super::Exit::LEN`] bytes follow.
     pub const EXIT: u8 = b'X';
+    /// init → controller: the bootstrap could not start; see [`super::not_started`].
+    pub const NOT_STARTED: u8 = b'N';
     /// controller → init: a length-prefixed [`super::Specialization`] follows.
     pub const SPECIALIZE: u8 = b'S';
 }
@@ -103,6 +108,22 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+/// Longest text a [`tag::NOT_STARTED`] message carries.
+pub const MAX_NOT_STARTED: usize = 1024;
+
+/// The whole [`tag::NOT_STARTED`] message for `why`, cut to
+/// [`MAX_NOT_STARTED`] bytes at a character boundary.
+pub fn not_started(why: &str) -> Vec<u8> {
+    let mut end = why.len().min(MAX_NOT_STARTED);
+    while !why.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut message = vec![tag::NOT_STARTED];
+    message.extend_from_slice(&(end as u16).to_be_bytes());
+    message.extend_from_slice(&why.as_bytes()[..end]);
+    message
+}
 
 /// How the bootstrap ended, as init saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,5 +346,16 @@ mod tests {
             assert_eq!(Exit::decode(m[1..].try_into().unwrap()), Ok(exit));
         }
         assert_eq!(Exit::decode([b'?', 0, 0, 0, 0]), Err(DecodeError::BadExitKind(b'?')));
+    }
+
+    #[test]
+    fn not_started_texts_are_framed_and_bounded() {
+        let m = not_started("fork/exec /opt/w: permission denied");
+        assert_eq!((m[0], u16::from_be_bytes([m[1], m[2]])), (tag::NOT_STARTED, 35));
+        assert_eq!(&m[3..], b"fork/exec /opt/w: permission denied");
+        let long = "é".repeat(MAX_NOT_STARTED);
+        let m = not_started(&long);
+        let len = usize::from(u16::from_be_bytes([m[1], m[2]]));
+        assert!(len <= MAX_NOT_STARTED && std::str::from_utf8(&m[3..]).is_ok() && m.len() == 3 + len);
     }
 }

@@ -193,6 +193,9 @@ pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> Inv
             ),
         ),
         Settled::Done(Outcome::NotTaken(reason) | Outcome::Exited(reason)) => exit_error(reason, request_id),
+        Settled::Done(Outcome::NotStarted(why)) => {
+            platform_error("Runtime.InvalidEntrypoint", format!("RequestId: {request_id} Error: {why}"))
+        }
         Settled::TimedOut => platform_error(
             "Sandbox.Timedout",
             format!("RequestId: {request_id} Error: Task timed out after {timeout_s}.00 seconds"),

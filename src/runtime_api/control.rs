@@ -14,7 +14,7 @@ use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 
-use lambdabox_protocol::{tag, DecodeError, Exit, RUNTIME_API_PORT};
+use lambdabox_protocol::{tag, DecodeError, Exit, MAX_NOT_STARTED, RUNTIME_API_PORT};
 use rustix::net::{
     ipproto, recvmsg, sockopt, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketType,
 };
@@ -30,6 +30,8 @@ pub enum Message {
     Connection(TcpStream),
     /// How the bootstrap ended.
     Exit(Exit),
+    /// The bootstrap could not be started; Lambda's words for why.
+    NotStarted(String),
 }
 
 /// Why the channel was closed; every variant but `Io` means init sent what
@@ -61,22 +63,40 @@ pub async fn receive(stream: &UnixStream) -> Result<Option<Message>, ControlErro
         (t @ (tag::LOG_PIPE | tag::CONNECTION), None) => Err(ControlError::NoDescriptor { tag: t }),
         (tag::EXIT, None) => {
             let mut body = [0u8; Exit::LEN];
-            let mut filled = 0;
-            while filled < body.len() {
-                match receive_raw(stream, body.len() - filled).await? {
-                    Some((bytes, None)) => {
-                        body[filled..filled + bytes.len()].copy_from_slice(&bytes);
-                        filled += bytes.len();
-                    }
-                    Some((_, Some(_))) => return Err(ControlError::UnexpectedDescriptor { tag: tag::EXIT }),
-                    None => return Err(ControlError::Truncated),
-                }
-            }
+            receive_exact(stream, &mut body, tag::EXIT).await?;
             Ok(Some(Message::Exit(Exit::decode(body)?)))
         }
-        (t @ tag::EXIT, Some(_)) => Err(ControlError::UnexpectedDescriptor { tag: t }),
+        (tag::NOT_STARTED, None) => {
+            let mut len = [0u8; 2];
+            receive_exact(stream, &mut len, tag::NOT_STARTED).await?;
+            let len = usize::from(u16::from_be_bytes(len));
+            if len > MAX_NOT_STARTED {
+                return Err(DecodeError::TooLarge(len).into());
+            }
+            let mut text = vec![0u8; len];
+            receive_exact(stream, &mut text, tag::NOT_STARTED).await?;
+            Ok(Some(Message::NotStarted(String::from_utf8_lossy(&text).into_owned())))
+        }
+        (t @ (tag::EXIT | tag::NOT_STARTED), Some(_)) => Err(ControlError::UnexpectedDescriptor { tag: t }),
         (other, _) => Err(ControlError::UnknownTag(other)),
     }
+}
+
+/// Fill `body` with the bytes that follow a `tag` message, which carry no
+/// descriptor.
+async fn receive_exact(stream: &UnixStream, body: &mut [u8], tag: u8) -> Result<(), ControlError> {
+    let mut filled = 0;
+    while filled < body.len() {
+        match receive_raw(stream, body.len() - filled).await? {
+            Some((bytes, None)) => {
+                body[filled..filled + bytes.len()].copy_from_slice(&bytes);
+                filled += bytes.len();
+            }
+            Some((_, Some(_))) => return Err(ControlError::UnexpectedDescriptor { tag }),
+            None => return Err(ControlError::Truncated),
+        }
+    }
+    Ok(())
 }
 
 /// Write all of `bytes` (a specialization) to init.
@@ -183,10 +203,17 @@ mod tests {
         let file = tempfile::tempfile().unwrap();
         send_fd(&theirs, tag::LOG_PIPE, file.as_raw_fd());
         theirs.write_all(&Exit::Signal(9).encode()).unwrap();
+        theirs.write_all(&lambdabox_protocol::not_started("fork/exec /x: permission denied")).unwrap();
+        // An over-long length is refused before anything is read into it.
+        theirs.write_all(&[tag::NOT_STARTED, 0xff, 0xff]).unwrap();
         drop(theirs);
         assert!(matches!(receive(&ours).await, Ok(Some(Message::LogPipe(_)))));
         assert!(matches!(receive(&ours).await, Ok(Some(Message::Exit(Exit::Signal(9))))));
-        assert!(matches!(receive(&ours).await, Ok(None)));
+        match receive(&ours).await {
+            Ok(Some(Message::NotStarted(why))) => assert_eq!(why, "fork/exec /x: permission denied"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(receive(&ours).await, Err(ControlError::Malformed(DecodeError::TooLarge(65535)))));
     }
 
     #[tokio::test]

@@ -45,7 +45,14 @@ pub enum Outcome {
     /// for this one (aws-lambda-go ends its process right after reporting
     /// a panic): the function never saw the event, so it may run elsewhere.
     NotTaken(ExitReason),
+    /// The bootstrap could not be started at all; lambdabox-init's words
+    /// for why, which are Lambda's (`Runtime.InvalidEntrypoint`).
+    NotStarted(String),
 }
+
+/// The status lambdabox-init ends with when it cannot start the bootstrap
+/// (a shell's "command not found").
+const EXIT_NOT_STARTED: i32 = 127;
 
 /// Why a container's runtime is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +129,8 @@ struct State {
     ready: bool,
     init_error: Option<(Bytes, Option<String>)>,
     exit: Option<ExitReason>,
+    /// Why the bootstrap could not be started, when it could not.
+    not_started: Option<String>,
     /// How lambdabox-init said the bootstrap ended, when that alone cannot
     /// settle it (a SIGKILL may be the OOM killer's: Docker knows which).
     reported: Option<ExitReason>,
@@ -134,7 +143,9 @@ impl State {
     /// failure if the runtime never served (it died in init), else free to
     /// run elsewhere.
     fn untaken(&self, reason: ExitReason) -> Outcome {
-        if self.initialized {
+        if let Some(why) = &self.not_started {
+            Outcome::NotStarted(why.clone())
+        } else if self.initialized {
             Outcome::NotTaken(reason)
         } else {
             Outcome::Exited(reason)
@@ -336,6 +347,13 @@ impl Mailbox {
         self.specialized.notify_waiters();
     }
 
+    /// lambdabox-init could not start the bootstrap: whatever waits, and
+    /// whatever is delivered later, gets `why`.
+    pub fn not_started(&self, why: String) {
+        self.lock().not_started = Some(why);
+        self.exited(ExitReason::Code(EXIT_NOT_STARTED));
+    }
+
     /// Whether the runtime has finished init (called `next` at least once).
     pub fn is_ready(&self) -> bool {
         self.lock().ready
@@ -498,6 +516,18 @@ mod tests {
         assert_eq!(waiting.outcome.await.unwrap(), Outcome::NotTaken(ExitReason::Code(1)));
         let late = mb.deliver(invocation("c")).unwrap();
         assert_eq!(late.outcome.await.unwrap(), Outcome::NotTaken(ExitReason::Code(1)));
+    }
+
+    #[tokio::test]
+    async fn a_bootstrap_that_never_started_answers_why() {
+        let mb = Mailbox::new();
+        let waiting = mb.deliver(invocation("a")).unwrap();
+        mb.not_started("fork/exec /opt/w: no such file or directory".into());
+        mb.exited(ExitReason::Code(127));
+        let why = Outcome::NotStarted("fork/exec /opt/w: no such file or directory".into());
+        assert_eq!(waiting.outcome.await.unwrap(), why);
+        assert_eq!(mb.deliver(invocation("b")).unwrap().outcome.await.unwrap(), why);
+        assert!(mb.next().await.is_none());
     }
 
     #[tokio::test]

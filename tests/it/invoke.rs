@@ -263,3 +263,43 @@ async fn a_python_function_sees_lambdas_environment_and_path() {
         assert_eq!(out["path"], path, "prewarm {prewarm}");
     }
 }
+
+/// `AWS_LAMBDA_EXEC_WRAPPER` on a managed runtime starts the wrapper with
+/// the runtime's bootstrap as its arguments; a wrapper or bootstrap that
+/// cannot be started is `Runtime.InvalidEntrypoint` in Lambda's words.
+#[tokio::test]
+async fn exec_wrappers_and_entrypoints_that_cannot_start() {
+    let server = Server::start();
+    let probe = "import os, sys\ndef handler(event, context):\n    return [os.environ.get('WRAPPED'), sys.argv[0]]\n";
+    let wrapper = "#!/bin/sh\nexport WRAPPED=\"$1\"\nexec \"$@\"\n";
+    let files = [("probe.py", probe), ("wrapper.sh", wrapper), ("plain.sh", "exit 0\n")];
+    let with = |w: &str| json!({"Environment": {"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": w}}});
+    server.deploy_files("wrapped", "probe.handler", &files, with("/var/task/wrapper.sh")).await;
+    let (status, _, out) = server.invoke("wrapped", "{}").await;
+    assert_eq!((status, &out[0]), (200, &json!("/var/runtime/bootstrap")), "{out}");
+
+    for (name, path, why) in [
+        ("missing", "/opt/nope", "fork/exec /opt/nope: no such file or directory"),
+        ("not-executable", "/var/task/plain.sh", "fork/exec /var/task/plain.sh: permission denied"),
+    ] {
+        server.deploy_files(name, "probe.handler", &files, with(path)).await;
+        let (status, headers, doc) = server.invoke(name, "{}").await;
+        assert_eq!((status, &headers["x-amz-function-error"]), (200, &"Unhandled".parse().unwrap()));
+        assert_eq!(doc["errorType"], "Runtime.InvalidEntrypoint", "{name}: {doc}");
+        let id = headers["x-amzn-requestid"].to_str().unwrap();
+        assert_eq!(doc["errorMessage"], format!("RequestId: {id} Error: {why}"), "{name}");
+    }
+
+    // provided runtimes take no wrapper (as on Lambda), and need a bootstrap.
+    let no_bootstrap = json!({"Runtime": "provided.al2023"});
+    server.deploy_files("no-bootstrap", "x", &[("readme.txt", "no bootstrap here")], no_bootstrap).await;
+    let (_, _, doc) = server.invoke("no-bootstrap", "{}").await;
+    assert_eq!(doc["errorType"], "Runtime.InvalidEntrypoint", "{doc}");
+    let message = doc["errorMessage"].as_str().unwrap();
+    assert!(
+        message.ends_with(
+            "Error: Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap /var/runtime/bootstrap]"
+        ),
+        "{doc}"
+    );
+}

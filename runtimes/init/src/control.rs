@@ -54,6 +54,12 @@ impl Control {
         let _ = (&self.stream).write_all(&exit.encode());
     }
 
+    /// Tell the controller the bootstrap could not be started, and why.
+    pub fn send_not_started(&self, why: &str) {
+        let _one_at_a_time = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = (&self.stream).write_all(&lambdabox_protocol::not_started(why));
+    }
+
     /// Wait (as long as it takes) for the controller to say what to run.
     pub fn wait_specialization(&self) -> io::Result<Specialization> {
         let mut stream = &self.stream;

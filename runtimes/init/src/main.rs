@@ -97,10 +97,10 @@ fn main() {
     };
     let (program, args) = match bootstrap_command(given) {
         Some(cmd) => cmd,
-        None => {
-            report_exit(control.as_deref(), Exit::Code(EXIT_NO_BOOTSTRAP));
-            fail("no bootstrap: none given and none found in /var/task, /opt, /var/runtime", EXIT_NO_BOOTSTRAP)
-        }
+        None => not_started(
+            control.as_deref(),
+            &format!("Couldn't find valid bootstrap(s): [{}]", BOOTSTRAP_SEARCH.join(" ")),
+        ),
     };
     let mut command = Command::new(&program);
     command.args(args).env("AWS_LAMBDA_RUNTIME_API", RUNTIME_API_ADDR);
@@ -136,8 +136,8 @@ fn main() {
     let child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
-            report_exit(control.as_deref(), Exit::Code(EXIT_NO_BOOTSTRAP));
-            fail(&format!("cannot start {}: {e}", program.to_string_lossy()), EXIT_NO_BOOTSTRAP)
+            let why = format!("fork/exec {}: {}", program.to_string_lossy(), errno_text(&e));
+            not_started(control.as_deref(), &why)
         }
     };
     if let Err(e) = sandbox::keep_only_kill() {
@@ -235,6 +235,35 @@ fn give_log_pipe(control: &Control, command: &mut Command) {
 fn report_exit(control: Option<&Control>, exit: Exit) {
     if let Some(c) = control {
         c.send_exit(exit);
+    }
+}
+
+/// The bootstrap cannot be started: say why to the controller (which
+/// answers `Runtime.InvalidEntrypoint` with it) and the log, and end.
+fn not_started(control: Option<&Control>, why: &str) -> ! {
+    if let Some(c) = control {
+        c.send_not_started(why);
+    }
+    fail(why, EXIT_NO_BOOTSTRAP)
+}
+
+/// An exec error as Lambda words it (Go's `syscall` texts, lowercase, no
+/// "(os error N)").
+fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => "no such file or directory".into(),
+        Some(libc::EACCES) => "permission denied".into(),
+        Some(libc::ENOEXEC) => "exec format error".into(),
+        Some(libc::ENOTDIR) => "not a directory".into(),
+        Some(libc::ETXTBSY) => "text file busy".into(),
+        Some(libc::E2BIG) => "argument list too long".into(),
+        Some(libc::ENOMEM) => "cannot allocate memory".into(),
+        _ => {
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text);
+            let mut chars = text.chars();
+            chars.next().map_or(String::new(), |c| c.to_lowercase().chain(chars).collect())
+        }
     }
 }
 
