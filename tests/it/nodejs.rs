@@ -1,8 +1,9 @@
 //! The Node.js runtimes (nodejs18.x on bookworm, nodejs20.x on trixie) run
 //! AWS's aws-lambda-ric. What it brings beyond the conformance suite: Lambda's
 //! console line format, callback handlers and `callbackWaitsForEmptyEventLoop`,
-//! error documents for the user's own error classes, and ES modules beside
-//! CommonJS with the module path Lambda's Node.js runtime sets.
+//! error documents for the user's own error classes, ES modules beside
+//! CommonJS with the module path Lambda's Node.js runtime sets, and
+//! `awslambda.streamifyResponse` handlers.
 
 use crate::common;
 
@@ -67,16 +68,28 @@ export const handler = async (event) => ({
 
 const TWICE_MJS: &str = "export const twice = (n) => n * 2;\n";
 
+/// A response-streaming handler, written in pieces.
+const STREAM_MJS: &str = r#"
+export const handler = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.setContentType('text/plain');
+  responseStream.write('part one, ');
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  responseStream.write(`part two for ${event.name}`);
+  responseStream.end();
+});
+"#;
+
 /// A `.js` ES module, so declared by the nearest package.json.
 const MODULE_PACKAGE_JSON: &str = r#"{ "type": "module" }"#;
 const MODULE_APP_JS: &str = "export const handler = async () => ({ kind: 'esm-js' });\n";
 
-fn files() -> [(&'static str, &'static str); 6] {
+fn files() -> [(&'static str, &'static str); 7] {
     [
         ("index.js", INDEX_JS),
         ("lib/words.js", WORDS_JS),
         ("esm.mjs", ESM_MJS),
         ("twice.mjs", TWICE_MJS),
+        ("stream.mjs", STREAM_MJS),
         ("modern/package.json", MODULE_PACKAGE_JSON),
         ("modern/app.js", MODULE_APP_JS),
     ]
@@ -207,5 +220,18 @@ async fn es_modules_and_commonjs_load_alike() {
         let esm_js = deploy(&server, runtime, "esm-js", "modern/app.handler").await;
         let (_, _, body): (u16, _, Value) = server.invoke(&esm_js, "{}").await;
         assert_eq!(body, json!({"kind": "esm-js"}), "{runtime}");
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_response_reaches_a_plain_invoke_whole() {
+    let server = Server::start();
+    for runtime in RUNTIMES {
+        common::ensure_runtime_image(runtime);
+        let name = deploy(&server, runtime, "stream", "stream.handler").await;
+        let resp = server.post(&Server::invoke_path(&name)).body(r#"{"name":"Ada"}"#).send().await;
+        assert_eq!(resp.status(), 200, "{runtime}");
+        assert!(resp.headers().get("x-amz-function-error").is_none(), "{runtime}");
+        assert_eq!(resp.text().await.unwrap(), "part one, part two for Ada", "{runtime}");
     }
 }
