@@ -48,11 +48,14 @@ const PYTHON: Files = &[
     ("bootstrap", include_bytes!("../images/python/bootstrap")),
 ];
 
-/// `images/nodejs/` with lambdabox's runtime client from `runtimes/nodejs/`.
+/// `images/nodejs/`: AWS's aws-lambda-ric from npm, at the version and with
+/// the integrity hashes its `package.json` and `package-lock.json` pin, built
+/// in a bookworm builder stage that both Node.js images share.
 const NODEJS: Files = &[
     ("Dockerfile", include_bytes!("../images/nodejs/Dockerfile")),
     ("bootstrap", include_bytes!("../images/nodejs/bootstrap")),
-    ("index.mjs", include_bytes!("../runtimes/nodejs/index.mjs")),
+    ("package.json", include_bytes!("../images/nodejs/package.json")),
+    ("package-lock.json", include_bytes!("../images/nodejs/package-lock.json")),
 ];
 
 /// `images/ruby/` with lambdabox's runtime client from `runtimes/ruby/`.
@@ -161,7 +164,14 @@ impl Images {
         let _host = HostLock::acquire().await?;
         let extra_ca = extra_ca_files()?;
         let base_id = self.ensure_base(recipe.suite, &extra_ca).await?;
-        let hash = recipe_hash(recipe.files, &[], &format!("{}:{base_id}", recipe.suite));
+        let mut parent = format!("{}:{base_id}", recipe.suite);
+        // A builder stage on another release's base: that base must exist
+        // too, and a rebuilt one must rebuild this image.
+        for suite in stage_suites(recipe.files).into_iter().filter(|s| *s != recipe.suite) {
+            let id = self.ensure_base(suite, &extra_ca).await?;
+            parent.push_str(&format!(",{suite}:{id}"));
+        }
+        let hash = recipe_hash(recipe.files, &[], &parent);
         if !self.docker.image_facts(&tag).await?.is_some_and(|f| built_from(&f, &hash)) {
             tracing::info!(image = %tag, "building runtime image");
             let context = context_tar(recipe.files, &[], None)?;
@@ -222,6 +232,26 @@ impl Images {
         self.docker.build(context, tag, label(hash), HashMap::new(), progress).await?;
         Ok(())
     }
+}
+
+/// The Debian suites a recipe's Dockerfile names outright in `FROM
+/// lambdabox/base:SUITE` lines (builder stages pinned to one release), as
+/// opposed to the `${SUITE}` the recipe is built for.
+fn stage_suites(files: Files) -> Vec<&'static str> {
+    let Some((_, dockerfile)) = files.iter().find(|(name, _)| *name == "Dockerfile") else { return Vec::new() };
+    let text = std::str::from_utf8(dockerfile).unwrap_or_default();
+    let mut suites = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
+            continue;
+        }
+        let Some(suite) = words.next().and_then(|image| image.strip_prefix("lambdabox/base:")) else { continue };
+        if !suite.contains('$') && !suites.contains(&suite) {
+            suites.push(suite);
+        }
+    }
+    suites
 }
 
 /// Whether an image was built from the recipe with this hash.
@@ -387,6 +417,17 @@ mod tests {
         for r in crate::function::RUNTIMES {
             assert!(RECIPES.iter().any(|x| x.image == r.image), "{} has no recipe", r.id);
         }
+    }
+
+    #[test]
+    fn builder_stages_on_a_fixed_release_are_found() {
+        assert_eq!(stage_suites(NODEJS), ["bookworm"]);
+        assert!(stage_suites(PYTHON).is_empty(), "python builds on ${{SUITE}} only");
+        const TWO: Files = &[(
+            "Dockerfile",
+            b"ARG SUITE\nfrom lambdabox/base:trixie AS a\nFROM lambdabox/base:${SUITE}\nFROM lambdabox/base:trixie\n",
+        )];
+        assert_eq!(stage_suites(TWO), ["trixie"]);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod java;
 mod layers;
 mod lifecycle;
 mod logs;
+mod nodejs;
 mod pool;
 mod prewarm;
 mod ruby;
