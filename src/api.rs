@@ -206,7 +206,7 @@ async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiRe
         }
         Some("Image") => image_code(b.code.image_uri, b.code.zip_file.is_some(), image_config)?,
         Some(other) => {
-            return Err(ApiError::invalid_parameter(format!(
+            return Err(ApiError::validation(format!(
                 "1 validation error detected: Value '{other}' at 'packageType' failed to satisfy constraint: \
                  Member must satisfy enum value set: [Zip, Image]"
             )))
@@ -409,7 +409,7 @@ async fn invoke(
         None | Some("None") => false,
         Some("Tail") => true,
         Some(other) => {
-            return Err(ApiError::invalid_parameter(format!(
+            return Err(ApiError::validation(format!(
                 "1 validation error detected: Value '{other}' at 'logType' failed to satisfy constraint: \
                  Member must satisfy enum value set: [Tail, None]"
             )))
@@ -425,7 +425,7 @@ async fn invoke(
             return Err(ApiError::invalid_parameter("InvocationType Event is not supported yet by this lambdabox"))
         }
         other => {
-            return Err(ApiError::invalid_parameter(format!(
+            return Err(ApiError::validation(format!(
                 "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: \
                  Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
             )))

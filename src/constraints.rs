@@ -284,7 +284,8 @@ pub const ROLE: Member<Text> = text(
 );
 pub const HANDLER: Member<Text> = text("handler", 0, 128, pattern(r"[^\s\p{Cc}]+", patterns::is_handler), Validation);
 pub const DESCRIPTION: Member<Text> = text("description", 0, 256, None, Validation);
-pub const MEMORY_SIZE: Member<Number> = number("memorySize", 128, 10_240, Ipv);
+/// The model's bounds; Lambda's own 10,240 is [`crate::function::MAX_MEMORY_MB`].
+pub const MEMORY_SIZE: Member<Number> = number("memorySize", 128, 32_768, Validation);
 pub const TIMEOUT: Member<Number> = number("timeout", 1, 900, Validation);
 pub const EPHEMERAL_STORAGE: Member<Number> = number("ephemeralStorage.size", 512, 10_240, Validation);
 /// lambdabox's own: how long an idle container is kept, up to a day (0: the controller's default).
@@ -543,11 +544,9 @@ mod tests {
 
     #[test]
     fn old_answers_are_kept_unless_the_model_is_broken_too() {
-        let memory = verdict(|c| c.number(&MEMORY_SIZE, Some(64)));
-        assert!(
-            matches!(&memory, Err(Refused::InvalidParameter(InvalidParameter(m))) if m.contains("greater than or equal to 128"))
-        );
-        let both = verdict(|c| c.number(&MEMORY_SIZE, Some(64)).number(&TIMEOUT, Some(0)));
+        let image = verdict(|c| c.text(&IMAGE_URI, Some("Bad/Ref")));
+        assert!(matches!(&image, Err(Refused::InvalidParameter(InvalidParameter(m))) if m.contains("code.imageUri")));
+        let both = verdict(|c| c.text(&IMAGE_URI, Some("Bad/Ref")).number(&TIMEOUT, Some(0)));
         assert!(
             matches!(&both, Err(Refused::Validation(m)) if m.starts_with("1 validation error") && m.contains("'timeout'"))
         );

@@ -24,6 +24,9 @@ pub const MAX_UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
 /// of files), and it bounds unpacking to seconds.
 pub const MAX_ZIP_ENTRIES: usize = 65_535;
 pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// Lambda's largest MemorySize; its model allows more, and Lambda answers
+/// what lies between with InvalidParameterValueException.
+pub const MAX_MEMORY_MB: u32 = 10_240;
 pub const DEFAULT_TIMEOUT_S: u32 = 3;
 pub const DEFAULT_EPHEMERAL_MB: u32 = 512;
 /// The only version until versions are published.
@@ -381,6 +384,13 @@ impl ConfigPatch {
             config.check(&mut checks);
         }
         checks.finish()?;
+        if let Some(mb) = self.memory_mb.filter(|mb| *mb > MAX_MEMORY_MB) {
+            return Err(invalid(format!(
+                "1 validation error detected: Value '{mb}' at 'memorySize' failed to satisfy constraint: Member must \
+                 have value less than or equal to {MAX_MEMORY_MB}"
+            ))
+            .into());
+        }
         if let Some(r) = &self.runtime {
             Runtime::find(r)?;
         }
@@ -487,10 +497,8 @@ mod tests {
             p.validate()
         }
         assert!(patch(|p| p.memory_mb = Some(128)).is_ok() && patch(|p| p.memory_mb = Some(10_240)).is_ok());
-        for bad in [127, 10_241] {
-            let memory = patch(|p| p.memory_mb = Some(bad));
-            assert!(matches!(memory, Err(Refused::InvalidParameter(_))), "{bad}: kept as lambdabox always answered");
-        }
+        assert!(matches!(patch(|p| p.memory_mb = Some(127)), Err(Refused::Validation(_))), "the model's bound");
+        assert!(matches!(patch(|p| p.memory_mb = Some(10_241)), Err(Refused::InvalidParameter(_))), "Lambda's limit");
         assert!(patch(|p| p.timeout_s = Some(1)).is_ok() && patch(|p| p.timeout_s = Some(900)).is_ok());
         let timeout = patch(|p| p.timeout_s = Some(0));
         assert!(matches!(&timeout, Err(Refused::Validation(m)) if m.contains("greater than or equal to 1")));

@@ -146,7 +146,9 @@ async fn malformed_requests_are_the_callers_fault() {
     let not_a_zip = app.create("f", json!({"Code": {"ZipFile": "aGVsbG8="}})).await;
     assert_error(&not_a_zip, 400, "InvalidParameterValueException", "User");
     let too_little = app.create("f", json!({"MemorySize": 64})).await;
-    assert_error(&too_little, 400, "InvalidParameterValueException", "User");
+    assert_error(&too_little, 400, "ValidationException", "User");
+    let too_much = app.create("f", json!({"MemorySize": 10_241})).await;
+    assert_error(&too_much, 400, "InvalidParameterValueException", "User");
     let no_runtime = app.create("f", json!({"Runtime": "cobol85"})).await;
     assert_error(&no_runtime, 400, "InvalidParameterValueException", "User");
     let unknown = app.call(Method::GET, "/2015-03-31/nothing-here", Body::empty()).await;
