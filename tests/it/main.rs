@@ -21,6 +21,7 @@ mod java;
 mod layers;
 mod lifecycle;
 mod logs;
+mod parity;
 mod pool;
 mod prewarm;
 mod ruby;
