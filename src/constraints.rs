@@ -1,19 +1,22 @@
-//! Every limit lambdabox puts on the members of CreateFunction,
-//! UpdateFunctionConfiguration, UpdateFunctionCode and PublishLayerVersion,
-//! in one table, and the checker that answers in AWS's words.
+//! Every limit lambdabox puts on the members of the Lambda API's requests
+//! (function names and qualifiers in paths, query enums and page sizes,
+//! CreateFunction, UpdateFunctionConfiguration, UpdateFunctionCode,
+//! PublishLayerVersion, the concurrency operations), in one table, and the
+//! checker that answers in AWS's words.
 //!
 //! The source is AWS's API model (botocore
-//! `data/lambda/2015-03-31/service-2.json`), tightened where Lambda's
-//! documented limits are stricter than its model (MemorySize to 10,240,
-//! Timeout to 900, function names to 64 characters) and by lambdabox's
-//! own rule that no text holds a NUL: values end up in C strings, process
-//! environments and Docker's API, where a NUL cuts or breaks them.
+//! `data/lambda/2015-03-31/service-2.json`) and the answers AWS was
+//! recorded giving (the parity suite, `tests/parity/`), tightened where
+//! Lambda's documented limits are stricter than its model and by
+//! lambdabox's own rule that no text holds a NUL: values end up in C
+//! strings, process environments and Docker's API, where a NUL cuts or
+//! breaks them.
 //!
 //! AWS answers a broken model constraint with `ValidationException`,
-//! listing every one it found. Members whose violations lambdabox answered
-//! with `InvalidParameterValueException` before it followed the model, and
-//! which clients and tests depend on, keep that answer
-//! ([`Answer::InvalidParameter`]).
+//! listing every one it found. Members AWS checks in the service instead
+//! (the 64 characters of a function's own name) answer
+//! `InvalidParameterValueException` ([`Answer::InvalidParameter`]), as do
+//! lambdabox's own checks of image references and layer ARNs.
 
 pub(crate) mod patterns;
 
