@@ -1,9 +1,13 @@
 //! The AWS Lambda REST API (REST-JSON, `/2015-03-31/...`) over the engine.
 //!
 //! Handlers only parse, validate the wire format and answer: every decision is
-//! the [`Engine`]'s. Bodies are read with explicit limits per operation (the
-//! 6 MB Invoke limit is an API fact, answered with RequestTooLargeException).
-//! Every route is behind [`auth::require_signature`].
+//! the [`Engine`]'s. Parameters are checked against the one table of AWS's
+//! constraints ([`crate::constraints`]), so a malformed name, qualifier or
+//! enum value gets the exception AWS gives it. Bodies are read with explicit
+//! limits per operation (the 6 MB Invoke limit is an API fact, answered with
+//! RequestEntityTooLargeException). Every route is behind
+//! [`auth::require_signature`], and every answer, refusals included, carries
+//! an `x-amzn-RequestId`.
 
 pub mod auth;
 pub mod error;
@@ -24,14 +28,15 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::constraints::InvalidParameter;
+use crate::constraints::{self, Checks, Member, Text};
 use crate::engine::{Code, Engine, InvokeRequest, NewFunction};
-use crate::function::{self, FunctionRef};
+use crate::function::{self, FunctionRef, NameForm};
 pub use error::ApiError;
 use wire::FunctionConfiguration;
 
-/// Largest management request: a 50 MB zip, base64-encoded, plus JSON.
-const MAX_MANAGEMENT_BODY: usize = function::MAX_ZIP_BYTES / 3 * 4 + 64 * 1024;
+/// Largest management request, AWS's figure: a 50 MB zip, base64-encoded,
+/// plus room for the JSON around it.
+const MAX_MANAGEMENT_BODY: usize = 70_167_211;
 /// Largest `X-Amz-Client-Context` header (base64).
 const MAX_CLIENT_CONTEXT: usize = 3583;
 /// Page size of ListFunctions when the client does not say.
@@ -55,6 +60,7 @@ pub fn app(engine: Arc<Engine>, access: auth::Access) -> Router {
             "/2019-09-30/functions/{name}/provisioned-concurrency",
             put(put_provisioned).get(get_provisioned).delete(delete_provisioned),
         )
+        .route("/2016-08-19/account-settings", get(account_settings))
         .route("/lambdabox/v1/functions/{name}/code.zip", get(download_code))
         .route("/lambdabox/v1/functions/{name}/logs", get(function_logs))
         .route("/lambdabox/v1/containers", get(list_containers))
@@ -63,7 +69,21 @@ pub fn app(engine: Arc<Engine>, access: auth::Access) -> Router {
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(access, auth::require_signature))
+        .layer(axum::middleware::map_response(with_request_id))
         .with_state(engine)
+}
+
+/// Every answer carries `x-amzn-RequestId`, refusals too, as AWS's do
+/// (clients show it as `ResponseMetadata.RequestId`); Invoke sets its own,
+/// the invocation's.
+async fn with_request_id(mut response: Response) -> Response {
+    if !response.headers().contains_key("x-amzn-requestid") {
+        let id = uuid::Uuid::new_v4().to_string();
+        response
+            .headers_mut()
+            .insert("x-amzn-requestid", HeaderValue::from_str(&id).expect("a uuid is a header value"));
+    }
+    response
 }
 
 async fn unknown_operation() -> ApiError {
@@ -81,17 +101,33 @@ async fn read_limited(body: Body, limit: usize, too_large: impl FnOnce() -> ApiE
     }
 }
 
-/// A management body, within the largest operation's limit.
-async fn management_body(body: Body) -> Result<Bytes, ApiError> {
+/// The operation a request with a body is, for messages that name it.
+fn operation_name(method: &axum::http::Method, path: &str) -> &'static str {
+    use axum::http::Method;
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    match (method, last) {
+        (&Method::POST, "functions") => "CreateFunction",
+        (&Method::PUT, "code") => "UpdateFunctionCode",
+        (&Method::PUT, "configuration") => "UpdateFunctionConfiguration",
+        (&Method::POST, "invocations") => "Invoke",
+        (&Method::PUT, "concurrency") => "PutFunctionConcurrency",
+        (&Method::PUT, "provisioned-concurrency") => "PutProvisionedConcurrencyConfig",
+        (&Method::POST, "versions") => "PublishLayerVersion",
+        _ => "requested",
+    }
+}
+
+/// A management body of operation `op`, within the largest operation's limit.
+async fn management_body(body: Body, op: &str) -> Result<Bytes, ApiError> {
     read_limited(body, MAX_MANAGEMENT_BODY, || {
-        ApiError::too_large(format!("Request must be smaller than {MAX_MANAGEMENT_BODY} bytes for this operation"))
+        ApiError::too_large(format!("Request must be smaller than {MAX_MANAGEMENT_BODY} bytes for the {op} operation"))
     })
     .await
 }
 
-/// Parse a management body as JSON of type `T`.
-async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
-    let bytes = management_body(body).await?;
+/// Parse the body of operation `op` as JSON of type `T`.
+async fn json_body<T: serde::de::DeserializeOwned>(body: Body, op: &str) -> Result<T, ApiError> {
+    let bytes = management_body(body, op).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_content(format!("Could not parse request body: {e}")))
 }
 
@@ -100,11 +136,7 @@ fn decode_zip(b64: &str) -> Result<Vec<u8>, ApiError> {
         .decode(b64.trim())
         .map_err(|e| ApiError::invalid_parameter(format!("ZipFile is not valid base64: {e}")))?;
     if zip.len() > function::MAX_ZIP_BYTES {
-        return Err(ApiError::too_large(format!(
-            "Zipped code must be smaller than {} bytes; this one is {} bytes",
-            function::MAX_ZIP_BYTES,
-            zip.len()
-        )));
+        return Err(ApiError::too_large(format!("Zipped size must be smaller than {} bytes", function::MAX_ZIP_BYTES)));
     }
     Ok(zip)
 }
@@ -125,43 +157,47 @@ fn zip_from(zip_file: Option<&str>, s3_bucket: Option<&str>, image_uri: Option<&
     }
 }
 
+/// `Architectures` as the model bounds it (one of `x86_64`, `arm64`);
+/// this box runs x86_64 only.
 fn check_architectures(archs: Option<&[String]>) -> Result<(), ApiError> {
+    Checks::new().list(&constraints::ARCHITECTURES, archs).finish()?;
     match archs {
-        None | Some([]) => Ok(()),
-        Some([a]) if a == "x86_64" => Ok(()),
-        Some(other) => Err(ApiError::invalid_parameter(format!(
-            "Architectures {other:?} are not supported on this box; use [\"x86_64\"]"
+        Some([a]) if a != "x86_64" => Err(ApiError::invalid_parameter(format!(
+            "Architecture {a} is not supported by lambdabox, which runs x86_64 functions only"
         ))),
+        _ => Ok(()),
     }
 }
 
-fn function_ref(name: &str) -> Result<FunctionRef, ApiError> {
-    FunctionRef::parse(name).map_err(|InvalidParameter(m)| ApiError::invalid_parameter(m))
+/// A FunctionName path parameter of an operation that takes `form`.
+fn function_ref(name: &str, form: NameForm) -> Result<FunctionRef, ApiError> {
+    Ok(FunctionRef::parse(name, form)?)
 }
 
-/// A reference with the `Qualifier` query parameter folded in.
-fn qualified_ref(name: &str, query: &HashMap<String, String>) -> Result<FunctionRef, ApiError> {
-    let mut r = function_ref(name)?;
-    if let Some(q) = query.get("Qualifier").filter(|q| !q.is_empty()) {
-        function::validate_qualifier(q).map_err(|InvalidParameter(m)| ApiError::invalid_parameter(m))?;
-        match &r.qualifier {
-            Some(existing) if existing != q => {
-                return Err(ApiError::invalid_parameter(format!(
-                    "The derived qualifier from the function name does not match the specified qualifier ({existing} vs {q})"
-                )))
-            }
-            _ => r.qualifier = Some(q.clone()),
-        }
-    }
-    Ok(r)
+/// A reference with the `Qualifier` query parameter (checked as
+/// `member`) folded in.
+fn qualified_ref(
+    name: &str,
+    form: NameForm,
+    query: &HashMap<String, String>,
+    member: &Member<Text>,
+) -> Result<FunctionRef, ApiError> {
+    Ok(function_ref(name, form)?.with_qualifier(query.get("Qualifier").map(String::as_str), member)?)
+}
+
+/// The reference of the operations on a function or one of its versions
+/// (GetFunction, GetFunctionConfiguration, DeleteFunction, Invoke).
+fn namespaced_ref(name: &str, query: &HashMap<String, String>) -> Result<FunctionRef, ApiError> {
+    qualified_ref(name, NameForm::Namespaced, query, &constraints::QUALIFIER)
 }
 
 fn configuration(engine: &Engine, f: &function::Function) -> Json<FunctionConfiguration> {
-    Json(FunctionConfiguration::of(f, engine.realm()))
+    Json(FunctionConfiguration::of(f, engine.realm(), None))
 }
 
 async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiResult {
-    let mut b: wire::CreateFunctionBody = json_body(body).await?;
+    let mut b: wire::CreateFunctionBody = json_body(body, "CreateFunction").await?;
+    let function = function_ref(&b.function_name, NameForm::Plain)?;
     check_architectures(b.architectures.as_deref())?;
     let image_config = b.config.image_config.take().unwrap_or_default();
     let code = match b.package_type.as_deref() {
@@ -170,7 +206,7 @@ async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiRe
         }
         Some("Image") => image_code(b.code.image_uri, b.code.zip_file.is_some(), image_config)?,
         Some(other) => {
-            return Err(ApiError::invalid_parameter(format!(
+            return Err(ApiError::validation(format!(
                 "1 validation error detected: Value '{other}' at 'packageType' failed to satisfy constraint: \
                  Member must satisfy enum value set: [Zip, Image]"
             )))
@@ -186,7 +222,7 @@ async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiRe
     };
     required(&b.config.runtime, "Runtime")?;
     required(&b.config.handler, "Handler")?;
-    let new = NewFunction { name: b.function_name, code, config: b.config.into() };
+    let new = NewFunction { function, code, config: b.config.into() };
     let f = engine.create_function(new).await?;
     Ok((StatusCode::CREATED, configuration(&engine, &f)).into_response())
 }
@@ -204,15 +240,28 @@ fn image_code(uri: Option<String>, has_zip: bool, config: wire::ImageConfigBody)
 struct ListQuery {
     marker: Option<String>,
     max_items: Option<String>,
+    function_version: Option<String>,
+    master_region: Option<String>,
+}
+
+/// A `MaxItems` query parameter checked as `member`; `default` without one.
+fn max_items(raw: Option<&str>, member: &Member<constraints::Number>, default: usize) -> Result<usize, ApiError> {
+    let Some(raw) = raw else { return Ok(default) };
+    let n: u32 =
+        raw.parse().map_err(|_| ApiError::invalid_parameter(format!("MaxItems must be an integer, not '{raw}'")))?;
+    Checks::new().number(member, Some(n)).finish()?;
+    Ok(n as usize)
 }
 
 async fn list_functions(State(engine): State<Arc<Engine>>, Query(q): Query<ListQuery>) -> ApiResult {
-    let max = match q.max_items.as_deref() {
-        None => DEFAULT_MAX_ITEMS,
-        Some(s) => s.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
-            ApiError::invalid_parameter(format!("MaxItems must be a number from 1 to 10000, not '{s}'"))
-        })?,
-    };
+    let max = max_items(q.max_items.as_deref(), &constraints::MAX_ITEMS, DEFAULT_MAX_ITEMS)?;
+    Checks::new()
+        .one_of(&constraints::FUNCTION_VERSION, q.function_version.as_deref())
+        .text(&constraints::MASTER_REGION, q.master_region.as_deref())
+        .finish()?;
+    // `FunctionVersion=ALL` lists every version, each by its qualified
+    // ARN: `$LATEST` is the only one here.
+    let version = q.function_version.is_some().then_some(function::LATEST);
     let all = engine.list_functions();
     let start = match q.marker.as_deref().filter(|m| !m.is_empty()) {
         None => 0,
@@ -226,7 +275,7 @@ async fn list_functions(State(engine): State<Arc<Engine>>, Query(q): Query<ListQ
         }
     };
     let page: Vec<FunctionConfiguration> =
-        all[start..].iter().take(max).map(|f| FunctionConfiguration::of(f, engine.realm())).collect();
+        all[start..].iter().take(max).map(|f| FunctionConfiguration::of(f, engine.realm(), version)).collect();
     let mut out = serde_json::json!({ "Functions": page });
     if start + max < all.len() {
         let last = &all[start + max - 1].name;
@@ -242,7 +291,8 @@ async fn get_function(
     Extension(links): Extension<auth::Links>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let f = engine.get_function(&qualified_ref(&name, &q)?)?;
+    let function = namespaced_ref(&name, &q)?;
+    let f = engine.get_function(&function)?;
     let code = match &f.image {
         Some(image) => serde_json::json!({
             "RepositoryType": "ECR", "ImageUri": image.uri, "ResolvedImageUri": format!("{}@{}", image.uri, image.id),
@@ -251,10 +301,10 @@ async fn get_function(
             "RepositoryType": "S3", "Location": links.url(&headers, &format!("/lambdabox/v1/functions/{}/code.zip", f.name)),
         }),
     };
+    // No `Tags`: AWS leaves the key out for a function without tags.
     let mut out = serde_json::json!({
-        "Configuration": FunctionConfiguration::of(&f, engine.realm()),
+        "Configuration": FunctionConfiguration::of(&f, engine.realm(), function.qualifier.as_deref()),
         "Code": code,
-        "Tags": {},
     });
     if let Some(n) = f.reserved_concurrency {
         out["Concurrency"] = serde_json::json!({ "ReservedConcurrentExecutions": n });
@@ -267,8 +317,9 @@ async fn get_configuration(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    let f = engine.get_function(&qualified_ref(&name, &q)?)?;
-    Ok(configuration(&engine, &f).into_response())
+    let function = namespaced_ref(&name, &q)?;
+    let f = engine.get_function(&function)?;
+    Ok(Json(FunctionConfiguration::of(&f, engine.realm(), function.qualifier.as_deref())).into_response())
 }
 
 async fn delete_function(
@@ -276,29 +327,29 @@ async fn delete_function(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    engine.delete_function(&qualified_ref(&name, &q)?).await?;
+    engine.delete_function(&namespaced_ref(&name, &q)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn update_code(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
-    let b: wire::UpdateCodeBody = json_body(body).await?;
+    let b: wire::UpdateCodeBody = json_body(body, "UpdateFunctionCode").await?;
     check_architectures(b.architectures.as_deref())?;
     let code = match (b.image_uri, b.zip_file.is_some()) {
         (Some(uri), has_zip) => image_code(Some(uri), has_zip, wire::ImageConfigBody::default())?,
         (None, _) => Code::Zip(zip_from(b.zip_file.as_deref(), b.s3_bucket.as_deref(), None)?),
     };
-    let f = engine.update_code(&function_ref(&name)?, code).await?;
+    let f = engine.update_code(&function_ref(&name, NameForm::Plain)?, code).await?;
     Ok(configuration(&engine, &f).into_response())
 }
 
 async fn update_configuration(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
-    let b: wire::ConfigurationFields = json_body(body).await?;
-    let f = engine.update_configuration(&function_ref(&name)?, b.into()).await?;
+    let b: wire::ConfigurationFields = json_body(body, "UpdateFunctionConfiguration").await?;
+    let f = engine.update_configuration(&function_ref(&name, NameForm::Plain)?, b.into()).await?;
     Ok(configuration(&engine, &f).into_response())
 }
 
 async fn download_code(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult {
-    let f = engine.get_function(&function_ref(&name)?)?;
+    let f = engine.get_function(&FunctionRef::named(&name))?;
     if let Some(image) = &f.image {
         return Err(ApiError::invalid_parameter(format!(
             "{name} is a container image function ({}): it has no zip",
@@ -339,7 +390,7 @@ async fn invoke(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let function = qualified_ref(&name, &q)?;
+    let function = namespaced_ref(&name, &q)?;
     let invocation_type =
         headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()).unwrap_or("RequestResponse");
     let payload = read_limited(body, function::MAX_SYNC_PAYLOAD, || {
@@ -358,7 +409,7 @@ async fn invoke(
         None | Some("None") => false,
         Some("Tail") => true,
         Some(other) => {
-            return Err(ApiError::invalid_parameter(format!(
+            return Err(ApiError::validation(format!(
                 "1 validation error detected: Value '{other}' at 'logType' failed to satisfy constraint: \
                  Member must satisfy enum value set: [Tail, None]"
             )))
@@ -374,7 +425,7 @@ async fn invoke(
             return Err(ApiError::invalid_parameter("InvocationType Event is not supported yet by this lambdabox"))
         }
         other => {
-            return Err(ApiError::invalid_parameter(format!(
+            return Err(ApiError::validation(format!(
                 "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: \
                  Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
             )))
@@ -416,18 +467,20 @@ async fn function_logs(
                 ApiError::invalid_parameter(format!("bytes must be an integer in 1..={LOG_MAX_BYTES}"))
             })?,
         };
-    let text = engine.log_tail(&function_ref(&name)?, bytes)?;
+    let text = engine.log_tail(&FunctionRef::named(&name), bytes)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 async fn put_concurrency(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
-    let b: wire::ConcurrencyBody = json_body(body).await?;
-    let f = engine.put_reserved_concurrency(&function_ref(&name)?, b.reserved_concurrent_executions).await?;
+    let b: wire::ConcurrencyBody = json_body(body, "PutFunctionConcurrency").await?;
+    let f = engine
+        .put_reserved_concurrency(&function_ref(&name, NameForm::Plain)?, b.reserved_concurrent_executions)
+        .await?;
     Ok(Json(serde_json::json!({ "ReservedConcurrentExecutions": f.reserved_concurrency })).into_response())
 }
 
 async fn get_concurrency(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult {
-    let f = engine.get_function(&function_ref(&name)?)?;
+    let f = engine.get_reserved_concurrency(&function_ref(&name, NameForm::Plain)?)?;
     let out = match f.reserved_concurrency {
         Some(n) => serde_json::json!({ "ReservedConcurrentExecutions": n }),
         None => serde_json::json!({}),
@@ -436,21 +489,20 @@ async fn get_concurrency(State(engine): State<Arc<Engine>>, Path(name): Path<Str
 }
 
 async fn delete_concurrency(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult {
-    engine.delete_reserved_concurrency(&function_ref(&name)?).await?;
+    engine.delete_reserved_concurrency(&function_ref(&name, NameForm::Plain)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Provisioned concurrency applies to `$LATEST` here: lambdabox has no
-/// published versions yet, so that is the one qualifier accepted.
+/// The provisioned concurrency operations' reference: `Qualifier` is
+/// required. lambdabox has no published versions or aliases yet, so it
+/// accepts `$LATEST` where AWS refuses it (see the README's Parity section).
 fn provisioned_ref(name: &str, query: &HashMap<String, String>) -> Result<FunctionRef, ApiError> {
-    let r = qualified_ref(name, query)?;
-    match r.qualifier.as_deref() {
-        None | Some(function::LATEST) => Ok(r),
-        Some(q) => Err(ApiError::from(crate::engine::EngineError::NotFound(format!(
-            "Function not found: {}:{q} (lambdabox has no published versions or aliases yet; use $LATEST)",
-            r.name
-        )))),
+    if !query.contains_key("Qualifier") {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value null at 'qualifier' failed to satisfy constraint: Member must not be null",
+        ));
     }
+    qualified_ref(name, NameForm::Plain, query, &constraints::PROVISIONED_QUALIFIER)
 }
 
 async fn put_provisioned(
@@ -459,7 +511,7 @@ async fn put_provisioned(
     Query(q): Query<HashMap<String, String>>,
     body: Body,
 ) -> ApiResult {
-    let b: wire::ProvisionedBody = json_body(body).await?;
+    let b: wire::ProvisionedBody = json_body(body, "PutProvisionedConcurrencyConfig").await?;
     let status = engine.put_provisioned(&provisioned_ref(&name, &q)?, b.provisioned_concurrent_executions).await?;
     Ok((StatusCode::ACCEPTED, Json(wire::provisioned_config(&status))).into_response())
 }
@@ -480,6 +532,12 @@ async fn delete_provisioned(
 ) -> ApiResult {
     engine.delete_provisioned(&provisioned_ref(&name, &q)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// GetAccountSettings: Lambda's account limits and what this box's
+/// functions use of them.
+async fn account_settings(State(engine): State<Arc<Engine>>) -> ApiResult {
+    Ok(Json(wire::account_settings(&engine.account_usage())).into_response())
 }
 
 /// `lambdabox ps`: every live container of this controller.

@@ -1,19 +1,22 @@
-//! Every limit lambdabox puts on the members of CreateFunction,
-//! UpdateFunctionConfiguration, UpdateFunctionCode and PublishLayerVersion,
-//! in one table, and the checker that answers in AWS's words.
+//! Every limit lambdabox puts on the members of the Lambda API's requests
+//! (function names and qualifiers in paths, query enums and page sizes,
+//! CreateFunction, UpdateFunctionConfiguration, UpdateFunctionCode,
+//! PublishLayerVersion, the concurrency operations), in one table, and the
+//! checker that answers in AWS's words.
 //!
 //! The source is AWS's API model (botocore
-//! `data/lambda/2015-03-31/service-2.json`), tightened where Lambda's
-//! documented limits are stricter than its model (MemorySize to 10,240,
-//! Timeout to 900, function names to 64 characters) and by lambdabox's
-//! own rule that no text holds a NUL: values end up in C strings, process
-//! environments and Docker's API, where a NUL cuts or breaks them.
+//! `data/lambda/2015-03-31/service-2.json`) and the answers AWS was
+//! recorded giving (the parity suite, `tests/parity/`), tightened where
+//! Lambda's documented limits are stricter than its model and by
+//! lambdabox's own rule that no text holds a NUL: values end up in C
+//! strings, process environments and Docker's API, where a NUL cuts or
+//! breaks them.
 //!
 //! AWS answers a broken model constraint with `ValidationException`,
-//! listing every one it found. Members whose violations lambdabox answered
-//! with `InvalidParameterValueException` before it followed the model, and
-//! which clients and tests depend on, keep that answer
-//! ([`Answer::InvalidParameter`]).
+//! listing every one it found. Members AWS checks in the service instead
+//! (the 64 characters of a function's own name) answer
+//! `InvalidParameterValueException` ([`Answer::InvalidParameter`]), as do
+//! lambdabox's own checks of image references and layer ARNs.
 
 pub(crate) mod patterns;
 
@@ -70,10 +73,20 @@ pub struct Number {
 }
 
 /// At most `max` strings, each in `one_of` unless it is empty.
+/// `nested`: AWS words an item's enum violation inside the list's own
+/// constraint (`Member must satisfy constraint: [...]`), as it does for
+/// architectures but not for runtimes.
 #[derive(Debug, Clone, Copy)]
 pub struct List {
     pub max: usize,
     pub one_of: &'static [&'static str],
+    pub nested: bool,
+}
+
+/// One value of a set (an enum of the model), shown in the set's order.
+#[derive(Debug, Clone, Copy)]
+pub struct OneOf {
+    pub set: &'static [&'static str],
 }
 
 /// One request member and its rule (a [`Text`], [`Number`] or [`List`]).
@@ -96,7 +109,11 @@ const fn number(field: &'static str, min: u32, max: u32, answer: Answer) -> Memb
 }
 
 const fn list(field: &'static str, max: usize, one_of: &'static [&'static str]) -> Member<List> {
-    Member { field, rule: List { max, one_of }, answer: Answer::Validation, sensitive: false }
+    Member { field, rule: List { max, one_of, nested: true }, answer: Answer::Validation, sensitive: false }
+}
+
+const fn one_of(field: &'static str, set: &'static [&'static str]) -> Member<OneOf> {
+    Member { field, rule: OneOf { set }, answer: Answer::Validation, sensitive: false }
 }
 
 const fn pattern(shown: &'static str, matches: fn(&str) -> bool) -> Option<Pattern> {
@@ -106,8 +123,161 @@ const fn pattern(shown: &'static str, matches: fn(&str) -> bool) -> Option<Patte
 use Answer::{InvalidParameter as Ipv, Validation};
 
 // The table. Numbers are Lambda's documented limits.
+
+/// The function name proper, as CreateFunction takes it: AWS checks its 64
+/// characters apart from the parameter's own pattern, and answers with
+/// InvalidParameterValueException. The other operations take longer names
+/// and answer them as absent.
 pub const FUNCTION_NAME: Member<Text> = text("functionName", 1, 64, pattern("[a-zA-Z0-9-_]+", patterns::is_name), Ipv);
-/// The model sets no length; IAM's own role ARNs are at most 2,048.
+/// `FunctionName` of CreateFunction and of the operations that change a
+/// function: a name, `NAME:QUALIFIER`, a partial or a full ARN.
+pub const FUNCTION_NAME_ARG: Member<Text> = text(
+    "functionName",
+    1,
+    140,
+    pattern(
+        r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?",
+        patterns::is_function_ref,
+    ),
+    Validation,
+);
+/// `FunctionName` of the operations that read, invoke or delete
+/// (`NamespacedFunctionName`): as [`FUNCTION_NAME_ARG`], longer, with `.`
+/// in names, and a full ARN must name its region and account.
+pub const NAMESPACED_FUNCTION_NAME: Member<Text> = text(
+    "functionName",
+    1,
+    256,
+    pattern(
+        r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:|(((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?))(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?",
+        patterns::is_namespaced_function_ref,
+    ),
+    Validation,
+);
+/// The `Qualifier` query parameter of GetFunction, Invoke, DeleteFunction…
+pub const QUALIFIER: Member<Text> =
+    text("qualifier", 1, 128, pattern(r"\$(LATEST(\.PUBLISHED)?)|[a-zA-Z0-9-_$]+", patterns::is_qualifier), Validation);
+/// The `Qualifier` of the provisioned concurrency operations.
+pub const PROVISIONED_QUALIFIER: Member<Text> =
+    text("qualifier", 1, 128, pattern("(|[a-zA-Z0-9$_-]+)", patterns::is_alias_or_version), Validation);
+/// `Architectures` of CreateFunction and UpdateFunctionCode: one of two.
+pub const ARCHITECTURES: Member<List> = list("architectures", 1, ARCHITECTURE_IDS);
+pub const ARCHITECTURE_IDS: &[&str] = &["x86_64", "arm64"];
+/// ListLayers' and ListLayerVersions' filters.
+pub const COMPATIBLE_RUNTIME: Member<OneOf> = one_of("compatibleRuntime", RUNTIME_IDS);
+pub const COMPATIBLE_ARCHITECTURE: Member<OneOf> = one_of("compatibleArchitecture", ARCHITECTURE_IDS);
+/// ListFunctions' `FunctionVersion`.
+pub const FUNCTION_VERSION: Member<OneOf> = one_of("functionVersion", &["ALL"]);
+/// ListFunctions' `MasterRegion`: `ALL` or a region.
+pub const MASTER_REGION: Member<Text> = text(
+    "masterRegion",
+    1,
+    50,
+    pattern(r"ALL|(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}", patterns::is_master_region),
+    Validation,
+);
+pub const MAX_ITEMS: Member<Number> = number("maxItems", 1, 10_000, Validation);
+/// `MaxItems` of the layer lists.
+pub const MAX_LAYER_ITEMS: Member<Number> = number("maxItems", 1, 50, Validation);
+pub const RESERVED_CONCURRENT_EXECUTIONS: Member<Number> =
+    number("reservedConcurrentExecutions", 0, u32::MAX, Validation);
+pub const PROVISIONED_CONCURRENT_EXECUTIONS: Member<Number> =
+    number("provisionedConcurrentExecutions", 1, u32::MAX, Validation);
+
+/// Every runtime identifier AWS accepts where it names runtimes without
+/// creating anything (the layer filters): its model's enum and the older
+/// identifiers its service still knows, in the order AWS lists them.
+pub const RUNTIME_IDS: &[&str] = &[
+    "ruby3.5",
+    "ruby2.6",
+    "dotnetcore1.0",
+    "python3.7",
+    "nodejs8.10",
+    "nasa",
+    "ruby2.7",
+    "python2.7-greengrass",
+    "dotnetcore2.0",
+    "python3.8",
+    "java21",
+    "dotnet6",
+    "dotnetcore2.1",
+    "python3.9",
+    "java11",
+    "nodejs6.10",
+    "provided",
+    "dotnetcore3.1",
+    "dotnet8",
+    "java25",
+    "java17",
+    "nodejs",
+    "nodejs4.3",
+    "java8.al2",
+    "go1.x",
+    "dotnet10",
+    "nodejs20.x",
+    "go1.9",
+    "byol",
+    "nodejs10.x",
+    "provided.al2023",
+    "nodejs22.x",
+    "python3.10",
+    "java8",
+    "nodejs12.x",
+    "python3.11",
+    "nodejs24.x",
+    "nodejs8.x",
+    "python3.12",
+    "nodejs14.x",
+    "nodejs8.9",
+    "nodejs26.x",
+    "python3.13",
+    "python3.14",
+    "nodejs16.x",
+    "python3.15",
+    "provided.al2",
+    "nodejs4.3-edge",
+    "nodejs18.x",
+    "ruby3.2",
+    "python3.4",
+    "ruby3.3",
+    "ruby3.4",
+    "ruby2.5",
+    "python3.6",
+    "python2.7",
+    "ruby4.0",
+    "java8.al2023",
+    "java11.al2023",
+    "java17.al2023",
+];
+/// The runtimes AWS lets functions and layer versions be created with
+/// (the rest of [`RUNTIME_IDS`] are deprecated there), in AWS's order.
+pub const SUPPORTED_RUNTIME_IDS: &[&str] = &[
+    "nodejs20.x",
+    "python3.14",
+    "provided.al2023",
+    "python3.12",
+    "python3.13",
+    "nodejs24.x",
+    "nodejs22.x",
+    "java25",
+    "python3.10",
+    "python3.11",
+    "java21",
+    "ruby3.3",
+    "ruby3.4",
+    "ruby3.2",
+    "python3.8",
+    "python3.9",
+    "java17",
+    "nodejs16.x",
+    "dotnet10",
+    "dotnet8",
+    "java11",
+    "dotnet6",
+    "nodejs18.x",
+    "provided.al2",
+    "java8.al2",
+];
 pub const ROLE: Member<Text> = text(
     "role",
     1,
@@ -117,7 +287,8 @@ pub const ROLE: Member<Text> = text(
 );
 pub const HANDLER: Member<Text> = text("handler", 0, 128, pattern(r"[^\s\p{Cc}]+", patterns::is_handler), Validation);
 pub const DESCRIPTION: Member<Text> = text("description", 0, 256, None, Validation);
-pub const MEMORY_SIZE: Member<Number> = number("memorySize", 128, 10_240, Ipv);
+/// The model's bounds; Lambda's own 10,240 is [`crate::function::MAX_MEMORY_MB`].
+pub const MEMORY_SIZE: Member<Number> = number("memorySize", 128, 32_768, Validation);
 pub const TIMEOUT: Member<Number> = number("timeout", 1, 900, Validation);
 pub const EPHEMERAL_STORAGE: Member<Number> = number("ephemeralStorage.size", 512, 10_240, Validation);
 /// lambdabox's own: how long an idle container is kept, up to a day (0: the controller's default).
@@ -155,8 +326,11 @@ pub const COMMAND: Member<List> = list("imageConfig.command", 1500, &[]);
 pub const WORKING_DIRECTORY: Member<Text> =
     text("imageConfig.workingDirectory", 1, 1000, pattern("/.*", patterns::is_absolute_path), Validation);
 pub const LICENSE_INFO: Member<Text> = text("licenseInfo", 0, 512, None, Validation);
-pub const COMPATIBLE_RUNTIMES: Member<List> = list("compatibleRuntimes", 15, &[]);
-pub const COMPATIBLE_ARCHITECTURES: Member<List> = list("compatibleArchitectures", 2, &["x86_64", "arm64"]);
+pub const COMPATIBLE_RUNTIMES: Member<List> = Member {
+    rule: List { max: 15, one_of: SUPPORTED_RUNTIME_IDS, nested: false },
+    ..list("compatibleRuntimes", 15, &[])
+};
+pub const COMPATIBLE_ARCHITECTURES: Member<List> = list("compatibleArchitectures", 2, ARCHITECTURE_IDS);
 
 /// Longest value echoed in a message: AWS echoes all of it, but a 60 MB
 /// description need not come back.
@@ -209,9 +383,16 @@ impl Member<Number> {
     }
 }
 
+impl Member<OneOf> {
+    fn check(&self, value: &str) -> Option<String> {
+        let set = self.rule.set;
+        (!set.contains(&value)).then(|| self.violation(value, &format!("satisfy enum value set: [{}]", set.join(", "))))
+    }
+}
+
 impl Member<List> {
     fn check(&self, items: &[String]) -> Vec<String> {
-        let List { max, one_of } = self.rule;
+        let List { max, one_of, nested } = self.rule;
         let shown = format!("[{}]", items.join(", "));
         let mut found = Vec::new();
         if items.len() > max {
@@ -219,9 +400,16 @@ impl Member<List> {
         }
         if !one_of.is_empty() && !items.iter().all(|i| one_of.contains(&i.as_str())) {
             let set = one_of.join(", ");
-            found.push(
-                self.violation(&shown, &format!("satisfy constraint: [Member must satisfy enum value set: [{set}]]")),
-            );
+            found.push(self.violation(
+                &shown,
+                &if nested {
+                    format!(
+                        "satisfy constraint: [Member must satisfy enum value set: [{set}], Member must not be null]"
+                    )
+                } else {
+                    format!("satisfy enum value set: [{set}]")
+                },
+            ));
         }
         if items.iter().any(|i| i.contains('\0')) {
             found.push(self.violation(&shown, "satisfy constraint: [Member must not contain NUL characters]"));
@@ -260,6 +448,12 @@ impl Checks {
 
     pub fn list(&mut self, member: &Member<List>, items: Option<&[String]>) -> &mut Self {
         let found = items.map(|i| member.check(i)).unwrap_or_default();
+        self.add(member, found)
+    }
+
+    /// Check a value of an enum, when the request has it.
+    pub fn one_of(&mut self, member: &Member<OneOf>, value: Option<&str>) -> &mut Self {
+        let found = value.and_then(|v| member.check(v));
         self.add(member, found)
     }
 
@@ -348,16 +542,14 @@ mod tests {
             "…' at 'licenseInfo' failed to satisfy constraint: Member must have length less than or equal to 512; "
         ));
         assert!(two.contains("Value '[x86_64, arm64, sparc]' at 'compatibleArchitectures' failed to satisfy constraint: Member must have length less than or equal to 2; "));
-        assert!(two.ends_with("Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]"));
+        assert!(two.ends_with("Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]"));
     }
 
     #[test]
     fn old_answers_are_kept_unless_the_model_is_broken_too() {
-        let memory = verdict(|c| c.number(&MEMORY_SIZE, Some(64)));
-        assert!(
-            matches!(&memory, Err(Refused::InvalidParameter(InvalidParameter(m))) if m.contains("greater than or equal to 128"))
-        );
-        let both = verdict(|c| c.number(&MEMORY_SIZE, Some(64)).number(&TIMEOUT, Some(0)));
+        let image = verdict(|c| c.text(&IMAGE_URI, Some("Bad/Ref")));
+        assert!(matches!(&image, Err(Refused::InvalidParameter(InvalidParameter(m))) if m.contains("code.imageUri")));
+        let both = verdict(|c| c.text(&IMAGE_URI, Some("Bad/Ref")).number(&TIMEOUT, Some(0)));
         assert!(
             matches!(&both, Err(Refused::Validation(m)) if m.starts_with("1 validation error") && m.contains("'timeout'"))
         );

@@ -15,7 +15,7 @@ mod layers;
 pub use layers::NewLayerVersion;
 
 use crate::arn::Realm;
-use crate::constraints::{InvalidParameter, Refused};
+use crate::constraints::{self, Checks, InvalidParameter, Refused};
 use crate::function::{self, ConfigPatch, Function, FunctionRef, ImageCode, ImageConfig, Runtime, LATEST};
 use crate::images::{ImageError, Images};
 use crate::logs::LogBook;
@@ -29,6 +29,9 @@ use crate::store::{Store, StoreError};
 pub enum EngineError {
     #[error("{0}")]
     NotFound(String),
+    /// An ARN of another account: AWS answers 403 and says nothing more.
+    #[error("access denied")]
+    AccessDenied,
     #[error("{0}")]
     Conflict(String),
     #[error(transparent)]
@@ -119,7 +122,8 @@ impl From<PoolError> for EngineError {
 /// CreateFunction's input, already decoded from its wire form.
 #[derive(Debug, Clone, Default)]
 pub struct NewFunction {
-    pub name: String,
+    /// `FunctionName` as parsed: a name, or an ARN of this realm.
+    pub function: FunctionRef,
     pub code: Code,
     /// Everything else, as UpdateFunctionConfiguration would set it on a
     /// function with Lambda's defaults. Its `layers` are version ARNs,
@@ -174,6 +178,15 @@ pub struct InvokeResponse {
     pub log_tail: Option<Bytes>,
 }
 
+/// What this box's functions use of an account's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountUsage {
+    pub function_count: usize,
+    pub total_code_size: u64,
+    /// The sum of the functions' reserved concurrency.
+    pub reserved_concurrency: u64,
+}
+
 /// The state of a function's provisioned concurrency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvisionedStatus {
@@ -194,6 +207,19 @@ pub struct Engine {
     writes: tokio::sync::Mutex<()>,
     /// Poked when the set of runtimes in use may have changed.
     runtimes_changed: tokio::sync::Notify,
+}
+
+/// The concurrency operations act on a function, never on a version.
+fn unqualified_only(r: &FunctionRef) -> Result<(), EngineError> {
+    match r.qualifier {
+        None => Ok(()),
+        Some(_) => Err(InvalidParameter(
+            "This operation is permitted on Lambda functions only. Aliases and versions do not support this \
+             operation. Please specify either a function name or an unqualified function ARN."
+                .into(),
+        )
+        .into()),
+    }
 }
 
 fn now_lambda_format() -> String {
@@ -241,7 +267,12 @@ impl Engine {
 
     /// CreateFunction.
     pub async fn create_function(&self, new: NewFunction) -> Result<Arc<Function>, EngineError> {
-        function::validate_name(&new.name)?;
+        self.check_realm(&new.function)?;
+        if new.function.qualifier.is_some() {
+            return Err(InvalidParameter("CreateFunction's FunctionName may not carry a qualifier".into()).into());
+        }
+        let name = new.function.name;
+        function::validate_name(&name)?;
         let is_zip = matches!(new.code, Code::Zip(_));
         let mut patch = new.config;
         if !is_zip {
@@ -253,12 +284,12 @@ impl Engine {
             return Err(InvalidParameter("Layers are not supported for functions with PackageType Image".into()).into());
         }
         let _guard = self.writes.lock().await;
-        if self.store.get(&new.name).is_some() {
-            return Err(StoreError::Conflict(new.name).into());
+        if self.store.get(&name).is_some() {
+            return Err(StoreError::Conflict(name).into());
         }
         let layers = self.resolve_layers(&layer_arns)?;
         let mut f = Function {
-            name: new.name,
+            name,
             role: format!("arn:aws:iam::{}:role/lambdabox", self.realm.account),
             memory_mb: function::DEFAULT_MEMORY_MB,
             timeout_s: function::DEFAULT_TIMEOUT_S,
@@ -477,7 +508,8 @@ impl Engine {
 
     /// PutFunctionConcurrency.
     pub async fn put_reserved_concurrency(&self, r: &FunctionRef, n: u32) -> Result<Arc<Function>, EngineError> {
-        let current = self.resolve(r)?;
+        unqualified_only(r)?;
+        let current = self.resolve(&r.or_latest())?;
         if current.provisioned_concurrency > n {
             return Err(InvalidParameter(format!(
                 "ReservedConcurrentExecutions {n} is below the function's provisioned concurrency ({})",
@@ -488,16 +520,31 @@ impl Engine {
         self.amend(r, |f| f.reserved_concurrency = Some(n)).await
     }
 
+    /// GetFunctionConcurrency.
+    pub fn get_reserved_concurrency(&self, r: &FunctionRef) -> Result<Arc<Function>, EngineError> {
+        unqualified_only(r)?;
+        self.resolve(r)
+    }
+
+    /// GetAccountSettings' usage: how many functions, how much code.
+    pub fn account_usage(&self) -> AccountUsage {
+        let functions = self.store.list();
+        AccountUsage {
+            function_count: functions.len(),
+            total_code_size: functions.iter().map(|f| f.code_size).sum(),
+            reserved_concurrency: functions.iter().filter_map(|f| f.reserved_concurrency).map(u64::from).sum(),
+        }
+    }
+
     /// DeleteFunctionConcurrency.
     pub async fn delete_reserved_concurrency(&self, r: &FunctionRef) -> Result<Arc<Function>, EngineError> {
+        unqualified_only(r)?;
         self.amend(r, |f| f.reserved_concurrency = None).await
     }
 
     /// PutProvisionedConcurrencyConfig (on `$LATEST`: lambdabox has no versions yet).
     pub async fn put_provisioned(&self, r: &FunctionRef, n: u32) -> Result<ProvisionedStatus, EngineError> {
-        if n == 0 {
-            return Err(InvalidParameter("ProvisionedConcurrentExecutions must be at least 1".into()).into());
-        }
+        Checks::new().number(&constraints::PROVISIONED_CONCURRENT_EXECUTIONS, Some(n)).finish()?;
         let current = self.resolve(r)?;
         if current.reserved_concurrency.is_some_and(|reserved| n > reserved) {
             return Err(InvalidParameter(format!(
@@ -542,7 +589,11 @@ impl Engine {
             );
         }
         let _guard = self.writes.lock().await;
-        let f = self.resolve(r)?;
+        // AWS names the function, not the version, when the function is absent.
+        let f = self.resolve(&r.unqualified())?;
+        if r.qualifier.is_some() {
+            return Err(self.not_found(r));
+        }
         let name = f.name.clone();
         self.with_store(move |store| store.delete(&name)).await?;
         self.runtimes_changed.notify_one();
@@ -554,19 +605,33 @@ impl Engine {
 
     /// The function a reference names; only `$LATEST` exists until versions do.
     fn resolve(&self, r: &FunctionRef) -> Result<Arc<Function>, EngineError> {
-        let not_found = || {
-            let arn = self.realm.function_arn(&r.name);
-            let what = match &r.qualifier {
-                Some(q) => format!("{arn}:{q}"),
-                None => arn,
-            };
-            EngineError::NotFound(format!("Function not found: {what}"))
-        };
-        let f = self.store.get(&r.name).ok_or_else(not_found)?;
+        self.check_realm(r)?;
+        let f = self.store.get(&r.name).ok_or_else(|| self.not_found(r))?;
         match r.qualifier.as_deref() {
             None | Some(LATEST) => Ok(f),
-            Some(_) => Err(not_found()),
+            Some(_) => Err(self.not_found(r)),
         }
+    }
+
+    /// A function ARN names this region and account, or nothing here.
+    fn check_realm(&self, r: &FunctionRef) -> Result<(), EngineError> {
+        match (r.region.as_deref(), r.account.as_deref()) {
+            (Some(region), _) if region != self.realm.region => Err(EngineError::NotFound(format!(
+                "Functions from '{region}' are not reachable in this region ('{}')",
+                self.realm.region
+            ))),
+            (_, Some(account)) if account != self.realm.account => Err(EngineError::AccessDenied),
+            _ => Ok(()),
+        }
+    }
+
+    /// `Function not found: ARN[:QUALIFIER]`, as the reference was given.
+    fn not_found(&self, r: &FunctionRef) -> EngineError {
+        let arn = self.realm.function_arn(&r.name);
+        EngineError::NotFound(match &r.qualifier {
+            Some(q) => format!("Function not found: {arn}:{q}"),
+            None => format!("Function not found: {arn}"),
+        })
     }
 
     async fn put_code(&self, zip: Vec<u8>) -> Result<crate::store::code::StoredCode, EngineError> {

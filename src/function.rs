@@ -7,8 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::constraints::patterns::is_account;
-use crate::constraints::{self, invalid, Checks, InvalidParameter, Refused};
+use crate::constraints::patterns::split_function_ref;
+use crate::constraints::{self, invalid, Checks, InvalidParameter, Member, Refused, Text};
 
 /// Largest synchronous Invoke payload, request and response (6 MB).
 pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
@@ -24,11 +24,15 @@ pub const MAX_UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
 /// of files), and it bounds unpacking to seconds.
 pub const MAX_ZIP_ENTRIES: usize = 65_535;
 pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// Lambda's largest MemorySize; its model allows more, and Lambda answers
+/// what lies between with InvalidParameterValueException.
+pub const MAX_MEMORY_MB: u32 = 10_240;
 pub const DEFAULT_TIMEOUT_S: u32 = 3;
 pub const DEFAULT_EPHEMERAL_MB: u32 = 512;
 /// The only version until versions are published.
 pub const LATEST: &str = "$LATEST";
-/// Total size of user environment variables (keys plus values), 4 KB.
+/// Total size of user environment variables, as the JSON object
+/// `{"KEY":"VALUE",…}`, 4 KB.
 pub const MAX_ENV_BYTES: usize = 4 * 1024;
 
 /// One runtime lambdabox can run: the Lambda identifier, the image that
@@ -67,16 +71,29 @@ pub static RUNTIMES: &[Runtime] = &[
 ];
 
 impl Runtime {
-    /// Look a runtime up by its Lambda identifier.
+    /// Look a runtime up by its Lambda identifier. One lambdabox does not
+    /// run is refused as AWS refuses it: an unknown id with AWS's list, a
+    /// deprecated one as deprecated; one AWS runs and lambdabox does not
+    /// (yet) with lambdabox's own list.
     pub fn find(id: &str) -> Result<&'static Runtime, InvalidParameter> {
-        RUNTIMES.iter().find(|r| r.id == id).ok_or_else(|| {
+        if let Some(r) = RUNTIMES.iter().find(|r| r.id == id) {
+            return Ok(r);
+        }
+        Err(invalid(if constraints::SUPPORTED_RUNTIME_IDS.contains(&id) {
             let known: Vec<&str> = RUNTIMES.iter().map(|r| r.id).collect();
-            invalid(format!(
-                "Value {id} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{}] \
-                 (runtimes this lambdabox supports)",
-                known.join(", ")
-            ))
-        })
+            format!("The runtime {id} is not supported by this lambdabox; it runs: {}", known.join(", "))
+        } else if constraints::RUNTIME_IDS.contains(&id) {
+            format!(
+                "The runtime parameter of {id} is no longer supported for creating or updating AWS Lambda functions. \
+                 We recommend you use a supported runtime while creating or updating functions."
+            )
+        } else {
+            format!(
+                "Value {id} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{}] or be \
+                 a valid ARN",
+                constraints::SUPPORTED_RUNTIME_IDS.join(", ")
+            )
+        }))
     }
 
     /// `AWS_EXECUTION_ENV` for this runtime; `provided` runtimes have none.
@@ -96,51 +113,74 @@ pub fn validate_image_uri(uri: &str) -> Result<(), InvalidParameter> {
     Checks::new().text(&constraints::IMAGE_URI, Some(uri)).finish_invalid_parameter()
 }
 
-/// What a `FunctionName` path parameter names: a function and maybe a
-/// qualifier, whichever of Lambda's four forms it came in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a `FunctionName` parameter names: a function, maybe a qualifier,
+/// and the region and account when it came as an ARN (the engine checks
+/// those against its own), whichever of Lambda's forms it came in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FunctionRef {
     pub name: String,
     pub qualifier: Option<String>,
+    pub region: Option<String>,
+    pub account: Option<String>,
+}
+
+/// The model's two shapes of a FunctionName parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameForm {
+    /// `FunctionName`: CreateFunction and the operations that change a function.
+    Plain,
+    /// `NamespacedFunctionName`: the operations that read, invoke or delete.
+    Namespaced,
 }
 
 impl FunctionRef {
-    /// Parse `NAME`, `NAME:QUALIFIER`, `ACCOUNT:function:NAME[:QUALIFIER]` or
-    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`.
-    pub fn parse(input: &str) -> Result<FunctionRef, InvalidParameter> {
-        let parts: Vec<&str> = input.split(':').collect();
-        let bad_arn = || invalid(format!("Invalid function name or ARN: {input}"));
-        let (name, qualifier) = match parts.as_slice() {
-            [name] => (*name, None),
-            [name, q] => (*name, Some(*q)),
-            [account, "function", name] if is_account(account) => (*name, None),
-            [account, "function", name, q] if is_account(account) => (*name, Some(*q)),
-            ["arn", partition, "lambda", region, account, "function", name, rest @ ..]
-                if partition.starts_with("aws") && !region.is_empty() && is_account(account) && rest.len() <= 1 =>
-            {
-                (*name, rest.first().copied())
-            }
-            _ => return Err(bad_arn()),
-        };
-        validate_name(name)?;
-        if let Some(q) = qualifier {
-            validate_qualifier(q)?;
-        }
-        Ok(FunctionRef { name: name.to_owned(), qualifier: qualifier.map(str::to_owned) })
+    /// A bare name, as lambdabox's own routes and the engine's callers have it.
+    pub fn named(name: &str) -> FunctionRef {
+        FunctionRef { name: name.to_owned(), ..FunctionRef::default() }
     }
-}
 
-/// A version or alias: `$LATEST`, digits, or an alias name.
-pub fn validate_qualifier(q: &str) -> Result<(), InvalidParameter> {
-    let ok = q == LATEST
-        || ((1..=128).contains(&q.len()) && q.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "1 validation error detected: Value '{q}' at 'qualifier' failed to satisfy constraint: \
-             Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)"
-        )))
+    /// Parse `NAME`, `NAME:QUALIFIER`, `[ACCOUNT:]function:NAME[:QUALIFIER]`,
+    /// `REGION:…` or `arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`,
+    /// refused as AWS refuses what breaks `form`'s pattern or length.
+    pub fn parse(input: &str, form: NameForm) -> Result<FunctionRef, Refused> {
+        let (member, namespaced) = match form {
+            NameForm::Plain => (&constraints::FUNCTION_NAME_ARG, false),
+            NameForm::Namespaced => (&constraints::NAMESPACED_FUNCTION_NAME, true),
+        };
+        Checks::new().text(member, Some(input)).finish()?;
+        let parts = split_function_ref(input, namespaced).expect("the pattern was checked");
+        Ok(FunctionRef {
+            name: parts.name.to_owned(),
+            qualifier: parts.qualifier.map(str::to_owned),
+            region: parts.region.map(str::to_owned),
+            account: parts.account.map(str::to_owned),
+        })
+    }
+
+    /// Fold in a `Qualifier` parameter (checked as `member`): it must agree
+    /// with one the name carries.
+    pub fn with_qualifier(mut self, q: Option<&str>, member: &Member<Text>) -> Result<FunctionRef, Refused> {
+        let Some(q) = q else { return Ok(self) };
+        Checks::new().text(member, Some(q)).finish()?;
+        match &self.qualifier {
+            Some(existing) if existing != q => Err(Refused::InvalidParameter(invalid(
+                "The derived qualifier from the function name does not match the specified qualifier.",
+            ))),
+            _ => {
+                self.qualifier = Some(q.to_owned());
+                Ok(self)
+            }
+        }
+    }
+
+    /// The function itself, without a qualifier.
+    pub fn unqualified(&self) -> FunctionRef {
+        FunctionRef { qualifier: None, ..self.clone() }
+    }
+
+    /// `$LATEST` when no qualifier was given: what Invoke runs.
+    pub fn or_latest(&self) -> FunctionRef {
+        FunctionRef { qualifier: Some(self.qualifier.clone().unwrap_or_else(|| LATEST.to_owned())), ..self.clone() }
     }
 }
 
@@ -185,11 +225,12 @@ pub fn environment_rules(vars: &BTreeMap<String, String>) -> Result<(), InvalidP
             reserved.join(", ")
         )));
     }
-    let size: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if size > MAX_ENV_BYTES {
+    // AWS measures the variables as compact JSON, and shows what it measured.
+    let measured = serde_json::to_string(vars).expect("a map of strings serializes");
+    if measured.len() > MAX_ENV_BYTES {
         return Err(invalid(format!(
             "Lambda was unable to configure your environment variables because the environment variables you have \
-             provided exceeded the 4KB limit. String measured: {size} bytes"
+             provided exceeded the 4KB limit. String measured: {measured}"
         )));
     }
     Ok(())
@@ -351,6 +392,13 @@ impl ConfigPatch {
             config.check(&mut checks);
         }
         checks.finish()?;
+        if let Some(mb) = self.memory_mb.filter(|mb| *mb > MAX_MEMORY_MB) {
+            return Err(invalid(format!(
+                "1 validation error detected: Value '{mb}' at 'memorySize' failed to satisfy constraint: Member must \
+                 have value less than or equal to {MAX_MEMORY_MB}"
+            ))
+            .into());
+        }
         if let Some(r) = &self.runtime {
             Runtime::find(r)?;
         }
@@ -423,22 +471,30 @@ mod tests {
 
     #[test]
     fn function_refs_parse_every_form() {
-        let plain = FunctionRef::parse("fn").unwrap();
+        let parse = |s| FunctionRef::parse(s, NameForm::Namespaced);
+        let plain = parse("fn").unwrap();
         assert_eq!((plain.name.as_str(), plain.qualifier), ("fn", None));
-        assert_eq!(FunctionRef::parse("fn:$LATEST").unwrap().qualifier.as_deref(), Some("$LATEST"));
-        assert_eq!(FunctionRef::parse("123456789012:function:fn").unwrap().name, "fn");
-        let arn = FunctionRef::parse("arn:aws:lambda:eu-west-1:123456789012:function:fn:live").unwrap();
+        assert_eq!(parse("fn:$LATEST").unwrap().qualifier.as_deref(), Some("$LATEST"));
+        assert_eq!(parse("123456789012:function:fn").unwrap().account.as_deref(), Some("123456789012"));
+        let arn = parse("arn:aws:lambda:eu-west-1:123456789012:function:fn:live").unwrap();
         assert_eq!((arn.name.as_str(), arn.qualifier.as_deref()), ("fn", Some("live")));
+        assert_eq!(arn.region.as_deref(), Some("eu-west-1"));
+        let long_name = "a".repeat(65);
+        assert_eq!(parse(&long_name).unwrap().name.len(), 65, "a longer name is absent, not malformed");
         for bad in [
-            "arn:aws:lambda:eu-west-1:123456789012:layer:fn",
+            "arn:aws:lambda:eu-west-1:123456789012:layer:fn:1",
             "arn:aws:lambda:eu-west-1:12345:function:fn",
             "arn:aws:s3:eu-west-1:123456789012:function:fn",
             "a:b:c:d",
             "fn:bad qualifier",
             "12345678901x:function:fn",
         ] {
-            assert!(FunctionRef::parse(bad).is_err(), "{bad:?} accepted");
+            assert!(matches!(parse(bad), Err(Refused::Validation(_))), "{bad:?} accepted");
         }
+        let long = format!("{}:{}", "f", "q".repeat(139));
+        assert!(matches!(FunctionRef::parse(&long, NameForm::Plain), Err(Refused::Validation(m)) if m.contains("140")));
+        let mismatch = parse("fn:$LATEST").unwrap().with_qualifier(Some("1"), &constraints::QUALIFIER);
+        assert!(matches!(mismatch, Err(Refused::InvalidParameter(m)) if m.0.starts_with("The derived qualifier")));
     }
 
     #[test]
@@ -449,10 +505,8 @@ mod tests {
             p.validate()
         }
         assert!(patch(|p| p.memory_mb = Some(128)).is_ok() && patch(|p| p.memory_mb = Some(10_240)).is_ok());
-        for bad in [127, 10_241] {
-            let memory = patch(|p| p.memory_mb = Some(bad));
-            assert!(matches!(memory, Err(Refused::InvalidParameter(_))), "{bad}: kept as lambdabox always answered");
-        }
+        assert!(matches!(patch(|p| p.memory_mb = Some(127)), Err(Refused::Validation(_))), "the model's bound");
+        assert!(matches!(patch(|p| p.memory_mb = Some(10_241)), Err(Refused::InvalidParameter(_))), "Lambda's limit");
         assert!(patch(|p| p.timeout_s = Some(1)).is_ok() && patch(|p| p.timeout_s = Some(900)).is_ok());
         let timeout = patch(|p| p.timeout_s = Some(0));
         assert!(matches!(&timeout, Err(Refused::Validation(m)) if m.contains("greater than or equal to 1")));

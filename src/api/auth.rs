@@ -91,7 +91,10 @@ impl Links {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
-        ApiError { untyped: true, ..ApiError::new(StatusCode::FORBIDDEN, e.code(), e.to_string()) }
+        ApiError {
+            body: super::error::BodyShape::Untyped,
+            ..ApiError::new(StatusCode::FORBIDDEN, e.code(), e.to_string())
+        }
     }
 }
 
@@ -133,7 +136,7 @@ async fn authenticate(verifier: &Verifier, large_bodies: &Semaphore, request: Re
         }
         Payload::Declared(hash) => {
             claim.verify(&wire, hash).map_err(refused)?;
-            let bytes = management_body(body).await?;
+            let bytes = management_body(body, super::operation_name(&parts.method, parts.uri.path())).await?;
             if !hash.eq_ignore_ascii_case(&sigv4::hex_sha256(&bytes)) {
                 return Err(refused(AuthError::Invalid(
                     "The provided 'x-amz-content-sha256' header does not match what was computed.".into(),
@@ -148,7 +151,7 @@ async fn authenticate(verifier: &Verifier, large_bodies: &Semaphore, request: Re
                 Some(len) if len <= SMALL_BODY => None,
                 _ => Some(large_bodies.acquire().await.expect("the semaphore is never closed")),
             };
-            let bytes = management_body(body).await?;
+            let bytes = management_body(body, super::operation_name(&parts.method, parts.uri.path())).await?;
             claim.verify(&wire, &sigv4::hex_sha256(&bytes)).map_err(refused)?;
             Body::from(bytes)
         }
@@ -282,7 +285,7 @@ mod tests {
         request.headers_mut().remove("x-amz-content-sha256");
         *request.body_mut() = Body::from(big);
         let (status, code, _) = answer(app(signed_access()), request).await;
-        assert_eq!((status, code.as_deref()), (413, Some("RequestTooLargeException")));
+        assert_eq!((status, code.as_deref()), (413, Some("RequestEntityTooLargeException")));
     }
 
     /// A signed request whose body (of unknown size) never ends, as a

@@ -1,12 +1,18 @@
 //! AWS error responses: status, `x-amzn-ErrorType` header and a JSON body
-//! with `Type` and `message` (authentication failures: `message` alone),
-//! the shape botocore and the AWS SDKs parse.
+//! with `Type` and the message, under the key AWS's model gives that
+//! exception (`Message` for ResourceNotFoundException and ServiceException,
+//! `message` for the rest; authentication failures: `message` alone), the
+//! shape botocore and the AWS SDKs parse.
 //! [`From<EngineError>`] is the one place engine failures become AWS codes.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::constraints::Refused;
 use crate::engine::EngineError;
+
+/// Exceptions whose message member AWS's model spells `Message`.
+const CAPITALISED_MESSAGE: &[&str] = &["ResourceNotFoundException", "ServiceException"];
 
 /// One AWS error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,14 +23,25 @@ pub struct ApiError {
     pub message: String,
     /// TooManyRequestsException's `Reason`.
     pub reason: Option<&'static str>,
-    /// Answered before any operation ran (authentication): AWS's front end
-    /// sends `message` alone there, without `Type`.
-    pub untyped: bool,
+    /// What the body holds besides the message's key.
+    pub body: BodyShape,
+}
+
+/// The body's shape, by who answers on AWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyShape {
+    /// The service: `Type` and the message.
+    Typed,
+    /// Before any operation ran (authentication): AWS's front end sends
+    /// `message` alone, without `Type`.
+    Untyped,
+    /// `AccessDeniedException` for another account's ARN: `{"Message": null}`.
+    NoMessage,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), reason: None, untyped: false }
+        ApiError { status, code, message: message.into(), reason: None, body: BodyShape::Typed }
     }
 
     pub fn invalid_parameter(message: impl Into<String>) -> ApiError {
@@ -36,7 +53,12 @@ impl ApiError {
     }
 
     pub fn too_large(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", message)
+        // AWS's name for it, not the modelled RequestTooLargeException.
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", message)
+    }
+
+    pub fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "ValidationException", message)
     }
 
     /// `User` for the caller's mistakes, `Service` for ours.
@@ -56,7 +78,11 @@ impl From<EngineError> for ApiError {
             EngineError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message),
             EngineError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "ResourceConflictException", message),
             EngineError::InvalidParameter(_) => ApiError::invalid_parameter(message),
-            EngineError::Validation(_) => ApiError::new(StatusCode::BAD_REQUEST, "ValidationException", message),
+            EngineError::Validation(_) => ApiError::validation(message),
+            EngineError::AccessDenied => ApiError {
+                body: BodyShape::NoMessage,
+                ..ApiError::new(StatusCode::FORBIDDEN, "AccessDeniedException", message)
+            },
             EngineError::InvalidRequestContent(_) => ApiError::invalid_content(message),
             EngineError::RequestTooLarge(_) => ApiError::too_large(message),
             EngineError::Throttled(t) => ApiError {
@@ -82,12 +108,19 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<Refused> for ApiError {
+    fn from(e: Refused) -> ApiError {
+        ApiError::from(EngineError::from(e))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = if self.untyped {
-            serde_json::json!({ "message": self.message })
-        } else {
-            serde_json::json!({ "Type": self.fault(), "message": self.message })
+        let key = if CAPITALISED_MESSAGE.contains(&self.code) { "Message" } else { "message" };
+        let mut body = match self.body {
+            BodyShape::Typed => serde_json::json!({ "Type": self.fault(), key: self.message }),
+            BodyShape::Untyped => serde_json::json!({ "message": self.message }),
+            BodyShape::NoMessage => serde_json::json!({ "Message": null }),
         };
         if let Some(reason) = self.reason {
             body["Reason"] = reason.into();
@@ -115,7 +148,7 @@ mod tests {
         assert_eq!(r.headers()["x-amzn-errortype"], "ResourceNotFoundException");
         let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v, serde_json::json!({"Type": "User", "message": "Function not found: x"}));
+        assert_eq!(v, serde_json::json!({"Type": "User", "Message": "Function not found: x"}));
         let r = ApiError::from(EngineError::Throttled(crate::pool::Throttle::Reserved)).into_response();
         assert_eq!((r.status().as_u16(), r.headers()["retry-after"].to_str().unwrap()), (429, "1"));
         let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Links;
-use super::{json_body, stored_zip, zip_from, ApiError, ApiResult};
+use super::{json_body, max_items, stored_zip, zip_from, ApiError, ApiResult};
 use crate::arn::Realm;
+use crate::constraints::{self, Checks};
 use crate::engine::{Engine, NewLayerVersion};
 use crate::layer::LayerVersion;
 use crate::store::code::sha256_base64;
@@ -80,23 +81,46 @@ fn full_version(v: &LayerVersion, realm: &Realm, links: &Links, headers: &Header
     out
 }
 
+/// A `VersionNumber` path parameter (a long in AWS's model).
 fn version_number(raw: &str) -> Result<u64, ApiError> {
-    raw.parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(|| {
-        ApiError::invalid_parameter(format!("Version number {raw} is not valid: expected a positive integer"))
-    })
+    let n: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::invalid_parameter(format!("Version number {raw} is not valid: expected an integer")))?;
+    u64::try_from(n)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| ApiError::invalid_parameter("Layer Version Cannot be less than 1"))
+}
+
+/// The layer lists' filters, as the model bounds them: any runtime id AWS
+/// knows (not only those lambdabox runs) and either architecture.
+fn filters(q: &HashMap<String, String>) -> Result<Filter<'_>, ApiError> {
+    let runtime = q.get("CompatibleRuntime").map(String::as_str);
+    let architecture = q.get("CompatibleArchitecture").map(String::as_str);
+    Checks::new()
+        .one_of(&constraints::COMPATIBLE_RUNTIME, runtime)
+        .one_of(&constraints::COMPATIBLE_ARCHITECTURE, architecture)
+        .finish()?;
+    Ok(Filter { runtime, architecture })
+}
+
+/// Which versions a list keeps.
+struct Filter<'a> {
+    runtime: Option<&'a str>,
+    architecture: Option<&'a str>,
+}
+
+impl Filter<'_> {
+    fn keeps(&self, v: &LayerVersion) -> bool {
+        let has = |list: &[String], wanted: Option<&str>| wanted.is_none_or(|w| list.iter().any(|x| x == w));
+        has(&v.compatible_runtimes, self.runtime) && has(&v.compatible_architectures, self.architecture)
+    }
 }
 
 /// One page of `items` after `Marker` (the index it stopped at), under
 /// `key`, with `NextMarker` when more follow.
 fn page(key: &str, items: Vec<Value>, q: &HashMap<String, String>) -> ApiResult {
-    let max = match q.get("MaxItems") {
-        None => DEFAULT_MAX_ITEMS,
-        Some(m) => m
-            .parse::<usize>()
-            .ok()
-            .filter(|m| (1..=50).contains(m))
-            .ok_or_else(|| ApiError::invalid_parameter("MaxItems must be an integer between 1 and 50"))?,
-    };
+    let max = max_items(q.get("MaxItems").map(String::as_str), &constraints::MAX_LAYER_ITEMS, DEFAULT_MAX_ITEMS)?;
     let start = match q.get("Marker").filter(|m| !m.is_empty()) {
         None => 0,
         Some(m) => m.parse::<usize>().map_err(|_| ApiError::invalid_parameter("Marker is not valid"))?,
@@ -117,7 +141,7 @@ async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let b: PublishBody = json_body(body).await?;
+    let b: PublishBody = json_body(body, "PublishLayerVersion").await?;
     let zip = zip_from(b.content.zip_file.as_deref(), b.content.s3_bucket.as_deref(), None)?;
     let new = NewLayerVersion {
         name,
@@ -151,11 +175,11 @@ async fn list_versions(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    let runtime = q.get("CompatibleRuntime");
+    let filter = filters(&q)?;
     let items = engine
         .list_layer_versions(&name)?
         .iter()
-        .filter(|v| runtime.is_none_or(|r| v.compatible_runtimes.contains(r)))
+        .filter(|v| filter.keeps(v))
         .map(|v| list_item(v, engine.realm()))
         .collect();
     page("LayerVersions", items, &q)
@@ -163,9 +187,11 @@ async fn list_versions(
 
 async fn list_layers(State(engine): State<Arc<Engine>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let realm = engine.realm();
+    let filter = filters(&q)?;
     let items = engine
-        .list_layers(q.get("CompatibleRuntime").map(String::as_str))?
+        .list_layers()?
         .iter()
+        .filter(|v| filter.keeps(v))
         .map(|v| {
             json!({
                 "LayerName": v.name,

@@ -80,15 +80,18 @@ fn base64_zip(files: &[(&str, &str)]) -> String {
     base64::engine::general_purpose::STANDARD.encode(w.finish().unwrap().into_inner())
 }
 
-/// The AWS error shape: status, `x-amzn-ErrorType` and a JSON body whose
-/// `Type` says whose fault it was.
+/// The AWS error shape: status, `x-amzn-ErrorType`, a request id and a
+/// JSON body whose `Type` says whose fault it was, with the message under
+/// the key AWS's model gives the exception.
 fn assert_error(answer: &(StatusCode, HeaderMap, Value), status: u16, code: &str, fault: &str) {
     let (got, headers, body) = answer;
     assert_eq!(got.as_u16(), status, "{body}");
     assert_eq!(headers["x-amzn-errortype"], code, "{body}");
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(body["Type"], fault, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    let key = if ["ResourceNotFoundException", "ServiceException"].contains(&code) { "Message" } else { "message" };
+    assert!(body[key].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(headers.contains_key("x-amzn-requestid"), "{body}");
 }
 
 #[tokio::test]
@@ -129,7 +132,7 @@ async fn unknown_functions_are_not_found_everywhere() {
     ] {
         let answer = app.call(method.clone(), path, Body::empty()).await;
         assert_error(&answer, 404, "ResourceNotFoundException", "User");
-        assert!(answer.2["message"].as_str().unwrap().contains("nope"), "{method} {path}: {}", answer.2);
+        assert!(answer.2["Message"].as_str().unwrap().contains("nope"), "{method} {path}: {}", answer.2);
     }
 }
 
@@ -143,7 +146,9 @@ async fn malformed_requests_are_the_callers_fault() {
     let not_a_zip = app.create("f", json!({"Code": {"ZipFile": "aGVsbG8="}})).await;
     assert_error(&not_a_zip, 400, "InvalidParameterValueException", "User");
     let too_little = app.create("f", json!({"MemorySize": 64})).await;
-    assert_error(&too_little, 400, "InvalidParameterValueException", "User");
+    assert_error(&too_little, 400, "ValidationException", "User");
+    let too_much = app.create("f", json!({"MemorySize": 10_241})).await;
+    assert_error(&too_much, 400, "InvalidParameterValueException", "User");
     let no_runtime = app.create("f", json!({"Runtime": "cobol85"})).await;
     assert_error(&no_runtime, 400, "InvalidParameterValueException", "User");
     let unknown = app.call(Method::GET, "/2015-03-31/nothing-here", Body::empty()).await;
@@ -156,7 +161,7 @@ async fn an_invoke_payload_over_6_mb_is_too_large() {
     assert_eq!(app.create("f", json!({})).await.0, StatusCode::CREATED);
     let payload = vec![b' '; 6 * 1024 * 1024 + 1];
     let answer = app.call(Method::POST, "/2015-03-31/functions/f/invocations", payload).await;
-    assert_error(&answer, 413, "RequestTooLargeException", "User");
+    assert_error(&answer, 413, "RequestEntityTooLargeException", "User");
     assert!(app.fake.calls().is_empty(), "refused before any container starts");
 }
 
@@ -168,7 +173,7 @@ async fn a_platform_failure_is_a_service_exception() {
     assert_eq!(app.create("f", json!({})).await.0, StatusCode::CREATED);
     let answer = app.call(Method::POST, "/2015-03-31/functions/f/invocations", "{}").await;
     assert_error(&answer, 500, "ServiceException", "Service");
-    assert!(answer.2["message"].as_str().unwrap().starts_with("could not prepare the runtime image"), "{}", answer.2);
+    assert!(answer.2["Message"].as_str().unwrap().starts_with("could not prepare the runtime image"), "{}", answer.2);
 }
 
 #[tokio::test]

@@ -145,6 +145,26 @@ pub fn provisioned_config(s: &crate::engine::ProvisionedStatus) -> serde_json::V
     })
 }
 
+/// Lambda's documented account limits (GetAccountSettings), which
+/// lambdabox reports as its own: its code limits are Lambda's, and AWS's
+/// default concurrency quota is what clients plan with.
+const TOTAL_CODE_SIZE: u64 = 80 * 1024 * 1024 * 1024;
+const CONCURRENT_EXECUTIONS: u64 = 1000;
+
+/// GetAccountSettings' answer.
+pub fn account_settings(usage: &crate::engine::AccountUsage) -> serde_json::Value {
+    serde_json::json!({
+        "AccountLimit": {
+            "TotalCodeSize": TOTAL_CODE_SIZE,
+            "CodeSizeUnzipped": crate::function::MAX_UNZIPPED_BYTES,
+            "CodeSizeZipped": crate::function::MAX_ZIP_BYTES,
+            "ConcurrentExecutions": CONCURRENT_EXECUTIONS,
+            "UnreservedConcurrentExecutions": CONCURRENT_EXECUTIONS.saturating_sub(usage.reserved_concurrency),
+        },
+        "AccountUsage": { "TotalCodeSize": usage.total_code_size, "FunctionCount": usage.function_count },
+    })
+}
+
 /// Lambda's FunctionConfiguration, as clients and waiters read it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -163,8 +183,8 @@ pub struct FunctionConfiguration {
     pub last_modified: String,
     pub code_sha256: String,
     pub version: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub environment: Option<EnvironmentOut>,
+    /// Always there, `{"Variables": {}}` when there are none, as AWS sends it.
+    pub environment: EnvironmentOut,
     pub tracing_config: serde_json::Value,
     pub revision_id: String,
     pub layers: Vec<serde_json::Value>,
@@ -188,10 +208,16 @@ pub struct EnvironmentOut {
 }
 
 impl FunctionConfiguration {
-    pub fn of(f: &Function, realm: &Realm) -> FunctionConfiguration {
+    /// `f` as Lambda describes it; `qualifier` when the request named a
+    /// version (then the ARN names it too, as AWS's does).
+    pub fn of(f: &Function, realm: &Realm, qualifier: Option<&str>) -> FunctionConfiguration {
+        let arn = realm.function_arn(&f.name);
         FunctionConfiguration {
             function_name: f.name.clone(),
-            function_arn: realm.function_arn(&f.name),
+            function_arn: match qualifier {
+                Some(q) => format!("{arn}:{q}"),
+                None => arn,
+            },
             runtime: f.image.is_none().then(|| f.runtime.clone()),
             role: f.role.clone(),
             handler: f.image.is_none().then(|| f.handler.clone()),
@@ -205,7 +231,7 @@ impl FunctionConfiguration {
                 None => sha256_base64(&f.code_sha256),
             },
             version: LATEST,
-            environment: (!f.environment.is_empty()).then(|| EnvironmentOut { variables: f.environment.clone() }),
+            environment: EnvironmentOut { variables: f.environment.clone() },
             tracing_config: serde_json::json!({ "Mode": "PassThrough" }),
             revision_id: f.revision_id.clone(),
             layers: f.layers.iter().map(|l| serde_json::json!({ "Arn": l.arn, "CodeSize": l.code_size })).collect(),

@@ -21,12 +21,132 @@ pub fn is_account(s: &str) -> bool {
     s.len() == 12 && all(s, |b| b.is_ascii_digit())
 }
 
+/// `(aws[a-zA-Z-]*)?`: an ARN's partition.
+pub fn is_partition(s: &str) -> bool {
+    s.is_empty() || s.strip_prefix("aws").is_some_and(|p| all(p, |b| b.is_ascii_alphabetic() || b == b'-'))
+}
+
+/// `(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}`: a region.
+pub fn is_region(s: &str) -> bool {
+    let s = s.strip_prefix("eusc-").unwrap_or(s);
+    let lower = |p: &str| !p.is_empty() && all(p, |b| b.is_ascii_lowercase());
+    let parts: Vec<&str> = s.split('-').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    let middle = match parts.as_slice() {
+        [_, m @ .., _] => m,
+        _ => return false,
+    };
+    // The middle is `[a-z]+`, optionally after `gov` or `iso[a-z]?`.
+    let middle_ok = match middle {
+        [m] => lower(m),
+        [tag, m] => (*tag == "gov" || (tag.starts_with("iso") && tag.len() <= 4 && lower(tag))) && lower(m),
+        _ => false,
+    };
+    first.len() == 2 && lower(first) && middle_ok && last.len() == 1 && all(last, |b| b.is_ascii_digit())
+}
+
+/// A function name inside a FunctionName parameter: `[a-zA-Z0-9-_]+`,
+/// and `.` too in the namespaced form of the read operations.
+pub fn is_function_name_part(s: &str, dots: bool) -> bool {
+    !s.is_empty() && all(s, |b| is_name_byte(b) || (dots && b == b'.'))
+}
+
+/// The qualifier inside a FunctionName parameter:
+/// `\$LATEST|[a-zA-Z0-9-_]+` (the namespaced form adds `$LATEST.PUBLISHED`).
+pub fn is_function_name_qualifier(s: &str, dots: bool) -> bool {
+    s == "$LATEST" || (dots && s == "$LATEST.PUBLISHED") || (!s.is_empty() && all(s, is_name_byte))
+}
+
+/// What a FunctionName parameter names, in its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionRefParts<'a> {
+    pub region: Option<&'a str>,
+    pub account: Option<&'a str>,
+    pub name: &'a str,
+    pub qualifier: Option<&'a str>,
+}
+
+/// Match a FunctionName parameter against the model's pattern, trying its
+/// optional groups as a regular expression would (present first), and
+/// return its parts. `namespaced`: the read operations' form, where `arn:`
+/// comes with both a region and an account, and names may hold `.`.
+pub fn split_function_ref(s: &str, namespaced: bool) -> Option<FunctionRefParts<'_>> {
+    let tokens: Vec<&str> = s.split(':').collect();
+    let arn = match tokens.as_slice() {
+        ["arn", partition, "lambda", rest @ ..] if is_partition(partition) => Some(rest),
+        _ => None,
+    };
+    arn.and_then(|rest| split_after_prefix(rest, namespaced, namespaced))
+        .or_else(|| split_after_prefix(&tokens, false, namespaced))
+}
+
+fn split_after_prefix<'a>(t: &[&'a str], need_region_account: bool, dots: bool) -> Option<FunctionRefParts<'a>> {
+    for with_region in [true, false] {
+        for with_account in [true, false] {
+            if need_region_account && !(with_region && with_account) {
+                continue;
+            }
+            for with_function in [true, false] {
+                let mut rest = t;
+                let region = with_region.then(|| rest.first().copied().filter(|r| is_region(r))).flatten();
+                if with_region {
+                    rest = if region.is_some() { &rest[1..] } else { continue };
+                }
+                let account = with_account.then(|| rest.first().copied().filter(|a| is_account(a))).flatten();
+                if with_account {
+                    rest = if account.is_some() { &rest[1..] } else { continue };
+                }
+                if with_function {
+                    rest = match rest {
+                        ["function", tail @ ..] => tail,
+                        _ => continue,
+                    };
+                }
+                let (name, qualifier) = match rest {
+                    [name] => (*name, None),
+                    [name, q] if is_function_name_qualifier(q, dots) => (*name, Some(*q)),
+                    _ => continue,
+                };
+                if is_function_name_part(name, dots) {
+                    return Some(FunctionRefParts { region, account, name, qualifier });
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The pattern of [`crate::constraints::FUNCTION_NAME_ARG`].
+pub fn is_function_ref(s: &str) -> bool {
+    split_function_ref(s, false).is_some()
+}
+
+/// The pattern of [`crate::constraints::NAMESPACED_FUNCTION_NAME`].
+pub fn is_namespaced_function_ref(s: &str) -> bool {
+    split_function_ref(s, true).is_some()
+}
+
+/// `ALL|<region>`.
+pub fn is_master_region(s: &str) -> bool {
+    s == "ALL" || is_region(s)
+}
+
+/// `\$(LATEST(\.PUBLISHED)?)|[a-zA-Z0-9-_$]+`: the `Qualifier` parameter
+/// of the operations on a function or version.
+pub fn is_qualifier(s: &str) -> bool {
+    s == "$LATEST.PUBLISHED" || (!s.is_empty() && all(s, |b| is_name_byte(b) || b == b'$'))
+}
+
+/// `(|[a-zA-Z0-9$_-]+)`: the `Qualifier` of the provisioned concurrency operations.
+pub fn is_alias_or_version(s: &str) -> bool {
+    all(s, |b| is_name_byte(b) || b == b'$')
+}
+
 /// `arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+`.
 pub fn is_role_arn(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("arn:") else { return false };
     let Some((partition, rest)) = rest.split_once(':') else { return false };
-    let partition_ok = partition.is_empty()
-        || partition.strip_prefix("aws").is_some_and(|p| all(p, |b| b.is_ascii_alphabetic() || b == b'-'));
+    let partition_ok = is_partition(partition);
     let Some(rest) = rest.strip_prefix("iam::") else { return false };
     let Some((account, rest)) = rest.split_once(':') else { return false };
     // `role/?` then one or more of a class that holds `/` itself: any
@@ -211,6 +331,46 @@ mod tests {
         }
         assert!(!is_image_reference(&"a".repeat(256)));
         assert!(!is_image_reference(&format!("a:{}", "t".repeat(129))));
+    }
+
+    #[test]
+    fn function_refs_split_as_the_model_matches() {
+        let parts = |s, ns| split_function_ref(s, ns).map(|p| (p.region, p.account, p.name, p.qualifier));
+        assert_eq!(parts("f", false), Some((None, None, "f", None)));
+        assert_eq!(parts("function:f:$LATEST", false), Some((None, None, "f", Some("$LATEST"))));
+        assert_eq!(parts("123456789012:function:f", false), Some((None, Some("123456789012"), "f", None)));
+        let arn = "arn:aws:lambda:eu-west-1:123456789012:function:f:live";
+        assert_eq!(parts(arn, true), Some((Some("eu-west-1"), Some("123456789012"), "f", Some("live"))));
+        let incomplete = "arn:aws:lambda:us-east-1:123456789012:function";
+        assert_eq!(parts(incomplete, true), Some((Some("us-east-1"), Some("123456789012"), "function", None)));
+        assert_eq!(parts("a.b", true).map(|p| p.2), Some("a.b"));
+        for bad in [
+            "*",
+            "my-function!",
+            "a.b",
+            "invalid-account:function:f",
+            "arn:aws:lambda:invalid-region:123456789012:function:f",
+            "arn:aws:ec2:us-east-1:123456789012:instance:i-1",
+            "arn:aws:lambda:us-east-1:123456789012:function:f:1:2",
+            "function:f:$LATEST:extra",
+            "arn:aws:lambda::123456789012:function:f",
+            "arn:aws:lambda:us-east-1::function:f",
+            "arn:aws:lambda:us-east-1:123456789012:function:f:$LATES",
+            "f:$latest",
+        ] {
+            assert_eq!(parts(bad, false), None, "{bad}");
+            assert_eq!(parts(bad, true).filter(|_| bad != "a.b"), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn regions() {
+        for ok in ["us-east-1", "ap-southeast-1", "us-gov-west-1", "us-isob-east-1", "eusc-de-east-1", "cn-north-1"] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in ["", "invalid-region", "us-east", "us-east-12", "US-east-1", "u-east-1", "us-gov-", "us--1"] {
+            assert!(!is_region(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl Engine {
                 function::MAX_SYNC_PAYLOAD
             )));
         }
-        let f = self.resolve(&req.function)?;
+        let f = self.resolve(&req.function.or_latest())?;
         let launch = self.launch(&f).await?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let timeout = Duration::from_secs(u64::from(f.timeout_s));

@@ -60,7 +60,9 @@ impl Engine {
     /// GetLayerVersion.
     pub fn get_layer_version(&self, name: &str, version: u64) -> Result<LayerVersion, EngineError> {
         let name = layer::parse_layer_name(name)?;
-        self.store.layer_version(&name, version)?.ok_or_else(|| self.layer_not_found(&name, version))
+        self.store
+            .layer_version(&name, version)?
+            .ok_or_else(|| EngineError::NotFound("The resource you requested does not exist.".into()))
     }
 
     /// ListLayerVersions, newest first.
@@ -68,11 +70,9 @@ impl Engine {
         Ok(self.store.layer_versions(&layer::parse_layer_name(name)?)?)
     }
 
-    /// ListLayers: each layer's newest version, optionally only those that
-    /// declare `runtime` compatible.
-    pub fn list_layers(&self, runtime: Option<&str>) -> Result<Vec<LayerVersion>, EngineError> {
-        let all = self.store.latest_layer_versions()?;
-        Ok(all.into_iter().filter(|v| runtime.is_none_or(|r| v.compatible_runtimes.iter().any(|c| c == r))).collect())
+    /// ListLayers: each layer's newest version.
+    pub fn list_layers(&self) -> Result<Vec<LayerVersion>, EngineError> {
+        Ok(self.store.latest_layer_versions()?)
     }
 
     /// DeleteLayerVersion. Functions that use the version keep working; its
@@ -85,10 +85,6 @@ impl Engine {
             self.collect_code(&gone.code_sha256);
         }
         Ok(())
-    }
-
-    fn layer_not_found(&self, name: &str, version: u64) -> EngineError {
-        EngineError::NotFound(format!("Layer version {} does not exist.", self.realm.layer_version_arn(name, version)))
     }
 
     /// A function's `Layers` ARNs, each checked to exist, as the function

@@ -22,6 +22,7 @@ mod layers;
 mod lifecycle;
 mod logs;
 mod nodejs;
+mod parity;
 mod pool;
 mod prewarm;
 mod ruby;
