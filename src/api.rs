@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod error;
+mod events;
 mod layers;
 #[cfg(test)]
 mod tests;
@@ -66,6 +67,7 @@ pub fn app(engine: Arc<Engine>, access: auth::Access) -> Router {
         .route("/lambdabox/v1/containers", get(list_containers))
         .route("/lambdabox/v1/health", get(|| async { "ok" }))
         .merge(layers::routes())
+        .merge(events::routes())
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(access, auth::require_signature))
@@ -422,7 +424,8 @@ async fn invoke(
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
         "Event" => {
-            return Err(ApiError::invalid_parameter("InvocationType Event is not supported yet by this lambdabox"))
+            let request_id = engine.invoke_async(&function, payload, client_context).await?;
+            return Ok(events::accepted(&request_id, Body::empty()));
         }
         other => {
             return Err(ApiError::validation(format!(
@@ -431,7 +434,7 @@ async fn invoke(
             )))
         }
     }
-    let out = engine.invoke(InvokeRequest { function, payload, client_context, log_tail }).await?;
+    let out = engine.invoke(InvokeRequest::sync(function, payload, client_context, log_tail)).await?;
     let mut response = Response::new(Body::from(out.payload));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -55,7 +55,10 @@ pub enum Command {
         #[arg(long, default_value_t = 64 * 1024)]
         bytes: u64,
     },
-    /// Delete a function.
+    /// Asynchronous events: queue depths, dead letters, redrive.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Delete a function (its queued events and dead letters go with it).
     Rm {
         /// Function name.
         name: String,
@@ -120,6 +123,11 @@ pub struct ServeArgs {
     /// start takes one instead of creating a container (0: none).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub prewarm: usize,
+    /// Pace of asynchronous retries: a failed event is retried 1 and then 2
+    /// units later (Lambda: one minute); throttled events back off from
+    /// 1/60 of a unit to 5 units. Shorter for tests.
+    #[arg(long, value_name = "MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(60..))]
+    pub async_retry_unit_ms: u64,
     /// Threads serving the APIs (default: half the CPUs, at least one; the
     /// rest are left to the functions, whose runtimes do the heavy work).
     #[arg(long, value_name = "N", env = "LAMBDABOX_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
@@ -138,6 +146,25 @@ impl ServeArgs {
             None => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Per function: events waiting, the oldest one's age, dead letters.
+    Ls,
+    /// The dead letters of a function: events out of attempts or time.
+    Failed {
+        /// Function name.
+        name: String,
+    },
+    /// Queue a function's dead letters again, attempts and age reset.
+    Redrive {
+        /// Function name.
+        name: String,
+        /// Only the event with this request id.
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,8 +220,12 @@ pub struct InvokeArgs {
     #[arg(long, default_value = "{}")]
     pub payload: String,
     /// Also print the invocation's log (its last 4 KB) to standard error.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "async_")]
     pub log: bool,
+    /// Queue the event (InvocationType Event) and print its request id once
+    /// it is stored; the function runs later, with Lambda's retries.
+    #[arg(long = "async", id = "async_")]
+    pub async_: bool,
 }
 
 /// The data directory: `given` (`--data-dir`), else the default.
@@ -389,6 +420,7 @@ pub async fn run_client(endpoint: &str, data_dir: Option<&Path>, command: Comman
             std::io::stdout().write_all(&text)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Events(command) => events(&client, command).await,
         Command::Rm { name } => {
             client.send(client.api.function(reqwest::Method::DELETE, &name, "")).await?;
             eprintln!("deleted {name}");
@@ -532,6 +564,12 @@ async fn invoke(client: &Client, args: InvokeArgs) -> Result<ExitCode> {
         None => args.payload.into_bytes(),
     };
     let mut req = client.api.invoke(&args.name, payload);
+    if args.async_ {
+        let resp = client.send(req.header("x-amz-invocation-type", "Event")).await?;
+        let id = resp.headers().get("x-amzn-requestid").and_then(|v| v.to_str().ok()).unwrap_or("");
+        println!("{id}");
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.log {
         req = req.header("x-amz-log-type", "Tail");
     }
@@ -551,6 +589,41 @@ async fn invoke(client: &Client, args: InvokeArgs) -> Result<ExitCode> {
         let message = doc["errorMessage"].as_str().unwrap_or("");
         eprintln!("function error ({kind}): {error_type}: {message}");
         return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn events(client: &Client, command: EventsCommand) -> Result<ExitCode> {
+    match command {
+        EventsCommand::Ls => {
+            let page: Value = client.send(client.api.event_depths()).await?.json().await?;
+            let now = chrono::Utc::now().timestamp_millis();
+            println!("{:<32} {:>8} {:>12} {:>12}", "FUNCTION", "QUEUED", "OLDEST AGE", "DEAD LETTERS");
+            for f in page["Functions"].as_array().into_iter().flatten() {
+                let age = f["OldestEnqueuedMs"].as_i64().map_or("-".to_owned(), |t| format!("{}s", (now - t) / 1000));
+                println!(
+                    "{:<32} {:>8} {:>12} {:>12}",
+                    f["Function"].as_str().unwrap_or(""),
+                    f["Queued"],
+                    age,
+                    f["DeadLetters"]
+                );
+            }
+        }
+        EventsCommand::Failed { name } => {
+            let page: Value = client.send(client.api.dead_letters(&name)).await?.json().await?;
+            for d in page["DeadLetters"].as_array().into_iter().flatten() {
+                println!("{}", serde_json::to_string(d)?);
+            }
+        }
+        EventsCommand::Redrive { name, id } => {
+            let mut req = client.api.redrive(&name);
+            if let Some(id) = &id {
+                req = req.query(&[("RequestId", id)]);
+            }
+            let out: Value = client.send(req).await?.json().await?;
+            eprintln!("queued {} event(s) of {name} again", out["Redriven"]);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

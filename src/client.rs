@@ -101,6 +101,21 @@ impl Client {
     pub fn containers(&self) -> Request {
         self.get(&format!("{}/containers", paths::LAMBDABOX))
     }
+
+    /// Per function: queued asynchronous events and dead letters.
+    pub fn event_depths(&self) -> Request {
+        self.get(&format!("{}/events", paths::LAMBDABOX))
+    }
+
+    /// A function's dead letters.
+    pub fn dead_letters(&self, name: &str) -> Request {
+        self.get(&format!("{}/functions/{name}/events/failed", paths::LAMBDABOX))
+    }
+
+    /// Queue a function's dead letters again (all, or one by `RequestId`).
+    pub fn redrive(&self, name: &str) -> Request {
+        self.post(&format!("{}/functions/{name}/events/redrive", paths::LAMBDABOX))
+    }
 }
 
 /// One request, signed with its client's key pair when sent.

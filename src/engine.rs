@@ -20,6 +20,7 @@ use crate::function::{self, ConfigPatch, Function, FunctionRef, ImageCode, Image
 use crate::images::{ImageError, Images};
 use crate::logs::LogBook;
 use crate::pool::{Launch, Pool, PoolError, Throttle};
+use crate::queue::{NewEvent, Queue, QueueStoreError};
 use crate::store::code::CodeError;
 use crate::store::unpack::UnpackError;
 use crate::store::{Store, StoreError};
@@ -73,6 +74,10 @@ pub enum EngineError {
     /// The function's log could not be read.
     #[error("{0}")]
     Logs(#[from] crate::logs::LogError),
+    /// The asynchronous event queue's database failed: the event was not
+    /// accepted (the caller retries).
+    #[error("the event queue failed: {0}")]
+    Queue(#[source] QueueStoreError),
     /// A task the engine ran the work on panicked or was cancelled.
     #[error("{what} failed: {source}")]
     Task { what: &'static str, source: tokio::task::JoinError },
@@ -155,7 +160,7 @@ fn config_or_current(given: ImageConfig, current: Option<&ImageCode>) -> ImageCo
     }
 }
 
-/// One synchronous invocation.
+/// One invocation run to its end: a synchronous call, or a queued event.
 #[derive(Debug, Clone)]
 pub struct InvokeRequest {
     pub function: FunctionRef,
@@ -164,6 +169,23 @@ pub struct InvokeRequest {
     pub client_context: Option<String>,
     /// `LogType: Tail`: return the last 4 KB of the invocation's log.
     pub log_tail: bool,
+    /// The request id, when it was given out already (a queued event's 202).
+    pub request_id: Option<String>,
+    /// A queued asynchronous event: it takes only capacity nobody waits for
+    /// and is turned away at once rather than queued ([`crate::pool::Wait`]).
+    pub queued: bool,
+}
+
+impl InvokeRequest {
+    /// A synchronous call.
+    pub fn sync(
+        function: FunctionRef,
+        payload: Bytes,
+        client_context: Option<String>,
+        log_tail: bool,
+    ) -> InvokeRequest {
+        InvokeRequest { function, payload, client_context, log_tail, request_id: None, queued: false }
+    }
 }
 
 /// What the caller gets back. A function error is still a successful call.
@@ -204,6 +226,7 @@ pub struct Engine {
     images: Arc<Images>,
     logs: Arc<LogBook>,
     realm: Realm,
+    queue: Queue,
     writes: tokio::sync::Mutex<()>,
     /// Poked when the set of runtimes in use may have changed.
     runtimes_changed: tokio::sync::Notify,
@@ -231,13 +254,21 @@ fn new_revision() -> String {
 }
 
 impl Engine {
-    pub fn new(store: Arc<Store>, pool: Pool, images: Arc<Images>, logs: Arc<LogBook>, realm: Realm) -> Engine {
+    pub fn new(
+        store: Arc<Store>,
+        pool: Pool,
+        images: Arc<Images>,
+        logs: Arc<LogBook>,
+        realm: Realm,
+        queue: Queue,
+    ) -> Engine {
         Engine {
             store,
             pool,
             images,
             logs,
             realm,
+            queue,
             writes: tokio::sync::Mutex::new(()),
             runtimes_changed: tokio::sync::Notify::new(),
         }
@@ -251,6 +282,50 @@ impl Engine {
 
     pub fn realm(&self) -> &Realm {
         &self.realm
+    }
+
+    /// A function by name, as the invoke path sees it (no lock, no disk).
+    pub fn function(&self, name: &str) -> Option<Arc<Function>> {
+        self.store.get(name)
+    }
+
+    /// The unqualified ARN of function `name`.
+    pub fn function_arn(&self, name: &str) -> String {
+        self.realm.function_arn(name)
+    }
+
+    /// Invoke with `InvocationType: Event`: the event is committed to the
+    /// queue (on disk) before this returns its request id; the function
+    /// runs later ([`crate::queue`]).
+    pub async fn invoke_async(
+        &self,
+        r: &FunctionRef,
+        payload: Bytes,
+        client_context: Option<String>,
+    ) -> Result<String, EngineError> {
+        if payload.len() > function::MAX_ASYNC_PAYLOAD {
+            return Err(EngineError::RequestTooLarge(format!(
+                "{} byte payload is too large for the Event invocation type (limit {} bytes)",
+                payload.len(),
+                function::MAX_ASYNC_PAYLOAD
+            )));
+        }
+        let f = self.resolve(r)?;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let event = NewEvent {
+            request_id: request_id.clone(),
+            function: f.name.clone(),
+            payload,
+            client_context,
+            enqueued_ms: crate::queue::store::now_ms(),
+        };
+        self.queue.accept(event).await.map_err(EngineError::Queue)?;
+        Ok(request_id)
+    }
+
+    /// The event queue: depths, dead letters, redrive.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
     }
 
     /// A zip as uploaded (function code or layer content), for the
@@ -598,6 +673,12 @@ impl Engine {
         self.with_store(move |store| store.delete(&name)).await?;
         self.runtimes_changed.notify_one();
         self.pool.retire(&f.name, None);
+        // Its queued events and dead letters go with it, as on Lambda.
+        match self.queue.store().purge(&f.name).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(function = %f.name, events = n, "deleted the function's queued events"),
+            Err(e) => tracing::warn!(function = %f.name, error = %e, "could not delete the function's queued events"),
+        }
         self.collect_code(&f.code_sha256);
         self.collect_layers(&f.layers);
         Ok(())

@@ -12,6 +12,8 @@ use crate::constraints::{self, invalid, Checks, InvalidParameter, Member, Refuse
 
 /// Largest synchronous Invoke payload, request and response (6 MB).
 pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+/// Largest event `InvocationType: Event` accepts: 1 MiB.
+pub const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
 /// Largest zip accepted by CreateFunction / UpdateFunctionCode (50 MB zipped).
 pub const MAX_ZIP_BYTES: usize = 50 * 1024 * 1024;
 /// Largest total size of a function's unpacked code (250 MB).

@@ -33,6 +33,9 @@
 //!   per function on disk; each invocation's tail for `LogType: Tail`.
 //! - [`engine`]: the core the API drives: create, update, delete, invoke.
 //!   Knows nothing of HTTP.
+//! - [`queue`]: asynchronous invocations: events committed to SQLite before
+//!   their 202, a dispatcher running them through the pool with Lambda's
+//!   retries, and the dead letters they leave.
 //! - [`api`]: the AWS-compatible REST API over the engine, its error shapes,
 //!   and the signature check every request passes.
 //! - [`auth`]: SigV4 signing and verification, and the key pairs behind it.
@@ -56,6 +59,7 @@ pub mod layer;
 pub mod logs;
 pub mod pool;
 pub mod private;
+pub mod queue;
 pub mod runtime_api;
 pub mod server;
 pub mod store;

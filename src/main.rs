@@ -119,6 +119,7 @@ fn serve_config(args: &ServeArgs, data_dir: Option<PathBuf>) -> Result<ServeConf
     config.user = args.user.clone();
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     config.prewarm = args.prewarm;
+    config.queue.retry_unit = Duration::from_millis(args.async_retry_unit_ms);
     config.auth = api_auth(args)?;
     Ok(config)
 }

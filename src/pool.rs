@@ -21,7 +21,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -315,6 +315,33 @@ struct Inner {
     changed: Notify,
     /// Set by [`Pool::shutdown`]: maintenance starts nothing more.
     closing: AtomicBool,
+    /// Synchronous callers waiting for room right now.
+    waiters: AtomicUsize,
+}
+
+/// Whether [`Pool::acquire`] may wait for room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A synchronous caller: waits up to the queue timeout.
+    Queue,
+    /// A queued asynchronous event: takes only free room, at once or never.
+    Never,
+}
+
+/// Counts one waiting caller while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A container's host side before it runs anything: its socket folder,
@@ -354,6 +381,7 @@ impl Pool {
             prewarm: Mutex::default(),
             changed: Notify::new(),
             closing: AtomicBool::new(false),
+            waiters: AtomicUsize::new(0),
         };
         Pool { inner: Arc::new(inner) }
     }
@@ -405,11 +433,17 @@ impl Pool {
     }
 
     /// A container for one invocation of `launch.function`: an idle warm one,
-    /// else a new one if the limits allow, else wait up to the queue timeout
-    /// for room and then [`PoolError::Throttled`].
-    pub async fn acquire(&self, launch: &Launch) -> Result<Lease, PoolError> {
+    /// else a new one if the limits allow, else ([`Wait::Queue`]) wait up to
+    /// the queue timeout for room and then [`PoolError::Throttled`].
+    /// [`Wait::Never`] (a queued asynchronous event) never waits and takes
+    /// nothing while a synchronous caller waits: callers come first.
+    pub async fn acquire(&self, launch: &Launch, wait: Wait) -> Result<Lease, PoolError> {
         let deadline = tokio::time::Instant::now() + self.inner.config.queue_timeout;
+        let mut waiting: Option<Waiting<'_>> = None;
         loop {
+            if wait == Wait::Never && self.inner.waiters.load(Ordering::Acquire) > 0 {
+                return Err(PoolError::Throttled(Throttle::Budget));
+            }
             let notified = self.inner.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -428,10 +462,15 @@ impl Pool {
                     t
                 }
             };
+            if wait == Wait::Never {
+                return Err(PoolError::Throttled(throttle));
+            }
+            waiting.get_or_insert_with(|| Waiting::new(&self.inner.waiters));
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Err(PoolError::Throttled(throttle));
             }
         }
+        drop(waiting);
         match self.start(launch, false).await {
             Ok(c) => Ok(Lease { pool: self.clone(), container: Some(c) }),
             Err(e) => {

@@ -25,6 +25,7 @@ use crate::engine::Engine;
 use crate::images::Images;
 use crate::logs::{LogBook, LogError};
 use crate::pool::{Pool, PoolConfig, PoolError};
+use crate::queue::{Dispatcher, Queue, QueueConfig, QueueStore, QueueStoreError};
 use crate::store::{Store, StoreError};
 
 /// Longest unix socket path the kernel accepts, less room for `KEY/runtime.sock`.
@@ -50,6 +51,8 @@ pub struct ServeConfig {
     pub prewarm: usize,
     /// Who may call the API.
     pub auth: ApiAuth,
+    /// How asynchronous events are retried.
+    pub queue: QueueConfig,
 }
 
 /// How API callers are authenticated, as configured.
@@ -81,6 +84,7 @@ impl ServeConfig {
             drain_timeout: Duration::from_secs(30),
             prewarm: 1,
             auth: ApiAuth::Generated,
+            queue: QueueConfig::default(),
         }
     }
 }
@@ -112,6 +116,8 @@ pub enum ServeError {
     InitMissing(PathBuf),
     #[error("API credentials: {0}")]
     Credentials(#[from] KeyFileError),
+    #[error("{0}")]
+    Queue(#[from] QueueStoreError),
     #[error("container socket folder: {0}")]
     RunDir(std::io::Error),
     #[error("serving HTTP: {0}")]
@@ -133,6 +139,7 @@ pub struct Controller {
     engine: Arc<Engine>,
     access: Access,
     pool: Pool,
+    dispatcher: Dispatcher,
     drain_timeout: Duration,
 }
 
@@ -177,13 +184,15 @@ impl Controller {
             memory_budget_mb = pool.config().memory_budget_mb,
             "controller started"
         );
-        let engine = Arc::new(Engine::new(store, pool.clone(), images, logs, config.realm));
+        let events = QueueStore::open(&config.data_dir)?;
+        let (queue, dispatcher) = Queue::new(events, config.queue);
+        let engine = Arc::new(Engine::new(store, pool.clone(), images, logs, config.realm, queue));
         pool.start_maintenance();
         engine.restore_provisioned().await;
         // Also checks (and if needed builds) the images of the runtimes in
         // use, so their first invocation does not wait for it.
         tokio::spawn(engine.clone().keep_prewarm_current());
-        Ok(Controller { engine, access, pool, drain_timeout: config.drain_timeout })
+        Ok(Controller { engine, access, pool, dispatcher, drain_timeout: config.drain_timeout })
     }
 
     /// Serve the Lambda API on `listener` until `shutdown` resolves; then
@@ -205,6 +214,9 @@ impl Controller {
                 stop.cancel();
             }
         });
+        // Queued events run until shutdown begins; what is still queued (or
+        // in flight) then runs again at the next start.
+        tokio::spawn(self.dispatcher.run(self.engine.clone(), stop.clone()));
         let server = axum::serve(listener, api::app(self.engine, self.access))
             .with_graceful_shutdown(stop.clone().cancelled_owned());
         let drain_limit = async {

@@ -99,6 +99,7 @@ impl From<EngineError> for ApiError {
             | EngineError::Image(_)
             | EngineError::ImageGone { .. }
             | EngineError::Logs(_)
+            | EngineError::Queue(_)
             | EngineError::Task { .. }
             | EngineError::Busy(_) => {
                 tracing::error!(error = %message, cause = ?e, "service error");

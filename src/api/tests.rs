@@ -39,7 +39,9 @@ fn app_with(access: super::auth::Access) -> App {
     let fake = FakeBackend::new();
     let pool = Pool::new(Arc::new(fake.clone()), PoolConfig::for_tests(tmp.path()), logs.clone());
     let images = Arc::new(Images::new(DockerBackend::unreachable(tmp.path())));
-    let engine = Arc::new(Engine::new(store, pool, images, logs, Realm::default()));
+    let events = crate::queue::QueueStore::open(&tmp.path().join("data")).unwrap();
+    let (queue, _dispatcher) = crate::queue::Queue::new(events, crate::queue::QueueConfig::default());
+    let engine = Arc::new(Engine::new(store, pool, images, logs, Realm::default(), queue));
     App { router: super::app(engine, access), fake, _tmp: tmp }
 }
 

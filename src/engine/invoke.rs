@@ -19,7 +19,7 @@ use crate::backend::BackendError;
 use crate::function::{self, LATEST};
 use crate::images::Images;
 use crate::logs::Report;
-use crate::pool::{Launch, Lease, Pool, PoolError, INIT_TIMEOUT};
+use crate::pool::{Launch, Lease, Pool, PoolError, Wait, INIT_TIMEOUT};
 use crate::runtime_api::{ExitReason, Invocation, Outcome, Ticket};
 
 /// Slack on top of every bound before a caller is answered regardless.
@@ -36,7 +36,8 @@ impl Engine {
         }
         let f = self.resolve(&req.function.or_latest())?;
         let launch = self.launch(&f).await?;
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = req.request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let wait = if req.queued { Wait::Never } else { Wait::Queue };
         let timeout = Duration::from_secs(u64::from(f.timeout_s));
         let invocation = Invocation {
             request_id: request_id.clone(),
@@ -48,7 +49,7 @@ impl Engine {
             timeout,
         };
         let cap = self.pool.config().queue_timeout + INIT_TIMEOUT + timeout + GRACE;
-        let task = tokio::spawn(run(self.pool.clone(), self.images.clone(), launch, invocation, req.log_tail));
+        let task = tokio::spawn(run(self.pool.clone(), self.images.clone(), launch, invocation, req.log_tail, wait));
         match tokio::time::timeout(cap, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(source)) => Err(EngineError::Task { what: "invocation task", source }),
@@ -68,11 +69,12 @@ async fn run(
     launch: Launch,
     invocation: Invocation,
     want_tail: bool,
+    wait: Wait,
 ) -> Result<InvokeResponse, EngineError> {
     let request_id = invocation.request_id.clone();
     let timeout_s = launch.function.timeout_s;
     for handoff in 1.. {
-        let lease = lease(&pool, &images, launch.clone()).await?;
+        let lease = lease(&pool, &images, launch.clone(), wait).await?;
         let container = lease.container().clone();
         let cold = container.invocations() == 0 && !container.provisioned;
         container.log.begin(&request_id);
@@ -107,8 +109,8 @@ async fn run(
 
 /// A lease on a container for `launch`; rebuilds the runtime image once if
 /// it disappeared behind our back.
-async fn lease(pool: &Pool, images: &Images, mut launch: Launch) -> Result<Lease, EngineError> {
-    match pool.acquire(&launch).await {
+async fn lease(pool: &Pool, images: &Images, mut launch: Launch, wait: Wait) -> Result<Lease, EngineError> {
+    match pool.acquire(&launch, wait).await {
         Ok(lease) => Ok(lease),
         Err(PoolError::Backend(BackendError::ImageMissing(image))) => {
             let Some(runtime) = launch.runtime else {
@@ -117,7 +119,7 @@ async fn lease(pool: &Pool, images: &Images, mut launch: Launch) -> Result<Lease
             };
             images.forget(runtime);
             launch.image = images.ensure(runtime).await?;
-            Ok(pool.acquire(&launch).await?)
+            Ok(pool.acquire(&launch, wait).await?)
         }
         Err(e) => Err(e.into()),
     }

@@ -31,6 +31,8 @@ pub type MemoryProbe = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 const UNOWNED_MAX: usize = 16 * TAIL_BYTES;
 /// One read from the pipe (its default capacity).
 const READ_SIZE: usize = 64 * 1024;
+/// An unfinished line longer than this is written as it is.
+const PARTIAL_MAX: usize = 64 * 1024;
 
 /// A container's log. Shared by the Runtime API server (which attaches the
 /// pipe), the pipe's reader task and the invocation path.
@@ -47,6 +49,8 @@ struct State {
     current: Option<Capture>,
     /// Output that came before there was an owner.
     unowned: Vec<u8>,
+    /// The start of a line whose end has not come yet.
+    partial: Vec<u8>,
 }
 
 impl std::fmt::Debug for State {
@@ -114,6 +118,38 @@ impl State {
         }
     }
 
+    /// Output as it comes: whole lines go out at once, the start of an
+    /// unfinished one waits for its end (or for the invocation's end). Lines
+    /// from several containers of one function, written to its one file at
+    /// the same time, so never cut into each other.
+    fn take_output(&mut self, bytes: &[u8]) {
+        match bytes.iter().rposition(|&b| b == b'\n') {
+            Some(last) if self.partial.is_empty() => self.emit(&bytes[..=last]),
+            Some(last) => {
+                let mut lines = std::mem::take(&mut self.partial);
+                lines.extend_from_slice(&bytes[..=last]);
+                self.emit(&lines);
+            }
+            None => {}
+        }
+        let rest = bytes.iter().rposition(|&b| b == b'\n').map_or(bytes, |last| &bytes[last + 1..]);
+        self.partial.extend_from_slice(rest);
+        if self.partial.len() > PARTIAL_MAX {
+            let long = std::mem::take(&mut self.partial);
+            self.emit(&long);
+        }
+    }
+
+    /// Write out an unfinished line, ended: its invocation is over, and
+    /// what follows (`END`) starts a line of its own.
+    fn flush_partial(&mut self) {
+        if !self.partial.is_empty() {
+            let mut partial = std::mem::take(&mut self.partial);
+            partial.push(b'\n');
+            self.emit(&partial);
+        }
+    }
+
     /// Read what the pipe holds now. `false` once every writer is gone.
     fn drain(&mut self) -> bool {
         let Some(pipe) = self.pipe.clone() else { return false };
@@ -126,12 +162,13 @@ impl State {
             match n {
                 0 => {
                     self.pipe = None;
+                    self.flush_partial();
                     return false;
                 }
                 n if n > 0 => {
                     // SAFETY: read(2) initialised the first `n` bytes.
                     let read = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
-                    self.emit(read);
+                    self.take_output(read);
                 }
                 _ => match io::Error::last_os_error().kind() {
                     io::ErrorKind::Interrupted => {}
@@ -193,6 +230,7 @@ impl ContainerLog {
     pub fn begin(&self, request_id: &str) {
         let mut state = self.state();
         state.drain();
+        state.flush_partial();
         state.current = Some(Capture { start: Some(start_line(request_id)), lines: Vec::new() });
     }
 
@@ -204,6 +242,7 @@ impl ContainerLog {
         let mut state = self.state();
         state.current = None;
         state.drain();
+        state.flush_partial();
     }
 
     /// The invocation is over: take everything it printed, then write `END`
@@ -212,6 +251,7 @@ impl ContainerLog {
     pub fn finish(&self, mut report: Report, want_tail: bool) -> Option<Bytes> {
         let mut state = self.state();
         state.drain();
+        state.flush_partial();
         report.max_memory_used_mb = state.owner.as_ref().and_then(|o| (o.peak_memory_mb)());
         state.emit(end_lines(&report).as_bytes());
         let capture = state.current.take()?;
@@ -285,5 +325,34 @@ mod tests {
         let file = tempfile::tempfile().unwrap();
         let other = Arc::new(ContainerLog::new());
         assert!(other.attach(OwnedFd::from(file)).is_err(), "a regular file is not a log pipe");
+    }
+
+    /// Two containers of one function print at the same time, each a line in
+    /// pieces: the file gets each line whole.
+    #[tokio::test]
+    async fn lines_of_containers_printing_at_once_stay_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = Arc::new(LogBook::open(dir.path()).unwrap());
+        let (a, b) = (Arc::new(ContainerLog::new()), Arc::new(ContainerLog::new()));
+        let (read_a, mut write_a) = pipe();
+        let (read_b, mut write_b) = pipe();
+        a.attach(read_a).unwrap();
+        b.attach(read_b).unwrap();
+        a.adopt("f".into(), book.clone(), Box::new(|| None));
+        b.adopt("f".into(), book.clone(), Box::new(|| None));
+        a.begin("one");
+        b.begin("two");
+        write_a.write_all(b"RAN one").unwrap();
+        a.state().drain();
+        write_b.write_all(b"RAN two whole\n").unwrap();
+        b.state().drain();
+        write_a.write_all(b" rest\nand an unfinished").unwrap();
+        a.state().drain();
+        b.finish(report("two"), false);
+        a.finish(report("one"), false);
+        let file = String::from_utf8(book.tail("f", 10_000).unwrap()).unwrap();
+        assert!(file.contains("\nRAN two whole\n"), "{file}");
+        assert!(file.contains("\nRAN one rest\n"), "{file}");
+        assert!(file.contains("\nand an unfinished\nEND RequestId: one\n"), "{file}");
     }
 }

@@ -112,7 +112,7 @@ async fn settle() {
 async fn a_cold_start_makes_one_container_and_the_next_call_reuses_it() {
     let h = harness(|_| {});
     let launch = h.launch("f", 256);
-    let lease = h.pool.acquire(&launch).await.unwrap();
+    let lease = h.pool.acquire(&launch, Wait::Queue).await.unwrap();
     runtime(lease.container());
     assert_eq!(invoke(&lease, "a").await, Outcome::Response(Bytes::from_static(b"{}")));
     let first = lease.container().docker_id.clone();
@@ -122,7 +122,7 @@ async fn a_cold_start_makes_one_container_and_the_next_call_reuses_it() {
     assert!(spec.env.contains(&"LAMBDABOX_SANDBOX_USER=993:993".to_owned()), "{:?}", spec.env);
     assert_eq!(spec.labels.get(labels::FUNCTION).map(String::as_str), Some("f"));
 
-    let again = h.pool.acquire(&launch).await.unwrap();
+    let again = h.pool.acquire(&launch, Wait::Queue).await.unwrap();
     assert_eq!(again.container().docker_id, first, "the warm container serves again");
     assert_eq!(h.starts(), 1);
 }
@@ -131,7 +131,7 @@ async fn a_cold_start_makes_one_container_and_the_next_call_reuses_it() {
 async fn concurrent_invocations_scale_out_one_container_each() {
     let h = harness(|_| {});
     let launch = h.launch("f", 128);
-    let leases = futures_util::future::join_all((0..3).map(|_| h.pool.acquire(&launch))).await;
+    let leases = futures_util::future::join_all((0..3).map(|_| h.pool.acquire(&launch, Wait::Queue))).await;
     let ids: std::collections::HashSet<String> =
         leases.iter().map(|l| l.as_ref().unwrap().container().docker_id.clone()).collect();
     assert_eq!(ids.len(), 3);
@@ -143,9 +143,9 @@ async fn reserved_concurrency_throttles_after_the_queue_timeout() {
     let h = harness(|c| c.queue_timeout = Duration::from_millis(250));
     let f = Function { reserved_concurrency: Some(1), ..(*h.launch("f", 128).function).clone() };
     let launch = h.launch_of(f);
-    let _held = h.pool.acquire(&launch).await.unwrap();
+    let _held = h.pool.acquire(&launch, Wait::Queue).await.unwrap();
     let asked = tokio::time::Instant::now();
-    let second = h.pool.acquire(&launch).await;
+    let second = h.pool.acquire(&launch, Wait::Queue).await;
     assert!(matches!(second, Err(PoolError::Throttled(Throttle::Reserved))), "{second:?}");
     assert_eq!(asked.elapsed(), Duration::from_millis(250), "it waited the queue timeout, no more");
     assert_eq!(h.starts(), 1);
@@ -156,12 +156,12 @@ async fn a_queued_invocation_takes_the_container_given_back() {
     let h = harness(|c| c.queue_timeout = Duration::from_secs(5));
     let f = Function { reserved_concurrency: Some(1), ..(*h.launch("f", 128).function).clone() };
     let launch = h.launch_of(f);
-    let held = h.pool.acquire(&launch).await.unwrap();
+    let held = h.pool.acquire(&launch, Wait::Queue).await.unwrap();
     let first = held.container().docker_id.clone();
     let pool = h.pool.clone();
     let waiting = tokio::spawn({
         let launch = launch.clone();
-        async move { pool.acquire(&launch).await.map(|l| l.container().docker_id.clone()) }
+        async move { pool.acquire(&launch, Wait::Queue).await.map(|l| l.container().docker_id.clone()) }
     });
     settle().await;
     held.release();
@@ -169,22 +169,50 @@ async fn a_queued_invocation_takes_the_container_given_back() {
     assert_eq!(h.starts(), 1);
 }
 
+/// A queued event never waits, and never takes a container a synchronous
+/// caller is waiting for: callers come first.
+#[tokio::test(start_paused = true)]
+async fn queued_events_take_only_room_nobody_waits_for() {
+    let h = harness(|c| c.queue_timeout = Duration::from_secs(5));
+    let f = Function { reserved_concurrency: Some(1), ..(*h.launch("f", 128).function).clone() };
+    let launch = h.launch_of(f);
+    let held = h.pool.acquire(&launch, Wait::Never).await.unwrap();
+    let asked = tokio::time::Instant::now();
+    let refused = h.pool.acquire(&launch, Wait::Never).await;
+    assert!(matches!(refused, Err(PoolError::Throttled(Throttle::Reserved))), "{refused:?}");
+    assert_eq!(asked.elapsed(), Duration::ZERO, "turned away at once");
+
+    let pool = h.pool.clone();
+    let caller = tokio::spawn({
+        let launch = launch.clone();
+        async move { pool.acquire(&launch, Wait::Queue).await.map(|l| l.container().docker_id.clone()) }
+    });
+    settle().await;
+    let first = held.container().docker_id.clone();
+    held.release();
+    // The container is idle for an instant; the waiting caller gets it, not the event.
+    let event = h.pool.acquire(&launch, Wait::Never).await;
+    assert!(event.is_err(), "a queued event took a container a caller waited for");
+    assert_eq!(caller.await.unwrap().unwrap(), first);
+    assert_eq!(h.starts(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_full_budget_evicts_the_least_recently_used_idle_container() {
     let h = harness(|c| c.memory_budget_mb = 256);
     let (a, b, c) = (h.launch("a", 128), h.launch("b", 128), h.launch("c", 128));
-    let lease_a = h.pool.acquire(&a).await.unwrap();
+    let lease_a = h.pool.acquire(&a, Wait::Queue).await.unwrap();
     let id_a = lease_a.container().docker_id.clone();
     lease_a.release();
     tokio::time::advance(Duration::from_secs(1)).await;
-    let lease_b = h.pool.acquire(&b).await.unwrap();
+    let lease_b = h.pool.acquire(&b, Wait::Queue).await.unwrap();
     lease_b.release();
-    let _lease_c = h.pool.acquire(&c).await.unwrap();
+    let _lease_c = h.pool.acquire(&c, Wait::Queue).await.unwrap();
     settle().await;
     assert_eq!(h.removed(), [id_a], "a was used least recently");
-    let held = h.pool.acquire(&h.launch("d", 128)).await;
+    let held = h.pool.acquire(&h.launch("d", 128), Wait::Queue).await;
     assert!(held.is_ok(), "b goes too when d needs room: {held:?}");
-    let over = h.pool.acquire(&h.launch("e", 128)).await;
+    let over = h.pool.acquire(&h.launch("e", 128), Wait::Queue).await;
     assert!(matches!(over, Err(PoolError::Throttled(Throttle::Budget))), "busy ones are never evicted");
 }
 
@@ -192,7 +220,8 @@ async fn a_full_budget_evicts_the_least_recently_used_idle_container() {
 async fn an_update_retires_idle_containers_now_and_busy_ones_when_done() {
     let h = harness(|_| {});
     let launch = h.launch("f", 128);
-    let (busy, idle) = (h.pool.acquire(&launch).await.unwrap(), h.pool.acquire(&launch).await.unwrap());
+    let (busy, idle) =
+        (h.pool.acquire(&launch, Wait::Queue).await.unwrap(), h.pool.acquire(&launch, Wait::Queue).await.unwrap());
     let (busy_id, idle_id) = (busy.container().docker_id.clone(), idle.container().docker_id.clone());
     idle.release();
     h.pool.retire("f", Some("r2"));
@@ -202,7 +231,7 @@ async fn an_update_retires_idle_containers_now_and_busy_ones_when_done() {
     settle().await;
     assert_eq!(h.removed(), [idle_id, busy_id]);
     let newer = h.launch_of(Function { revision_id: "r2".into(), ..(*launch.function).clone() });
-    h.pool.acquire(&newer).await.unwrap();
+    h.pool.acquire(&newer, Wait::Queue).await.unwrap();
     assert_eq!(h.starts(), 3, "the new revision gets a new container");
 }
 
@@ -210,7 +239,7 @@ async fn an_update_retires_idle_containers_now_and_busy_ones_when_done() {
 async fn idle_containers_go_after_their_ttl() {
     let h = harness(|c| c.idle_ttl = Duration::from_secs(60));
     h.pool.start_maintenance();
-    let lease = h.pool.acquire(&h.launch("f", 128)).await.unwrap();
+    let lease = h.pool.acquire(&h.launch("f", 128), Wait::Queue).await.unwrap();
     runtime(lease.container());
     let id = lease.container().docker_id.clone();
     lease.release();
@@ -254,7 +283,7 @@ async fn a_cold_start_specializes_a_prewarmed_container() {
     assert!(generic.env.contains(&"LAMBDABOX_GENERIC=1".to_owned()), "{:?}", generic.env);
     let generic_id = h.fake.running()[0].id.clone();
 
-    let lease = h.pool.acquire(&h.launch("f", 512)).await.unwrap();
+    let lease = h.pool.acquire(&h.launch("f", 512), Wait::Queue).await.unwrap();
     assert_eq!(lease.container().docker_id, generic_id, "no container was created for the function");
     assert!(h.fake.calls().contains(&Call::SetMemory(generic_id.clone(), 512)));
     let told = lease.container().mailbox.specialization().await.unwrap();
@@ -270,17 +299,17 @@ async fn a_failed_start_gives_its_reservation_back() {
     let h = harness(|c| c.memory_budget_mb = 128);
     let launch = h.launch("f", 128);
     h.fake.fail(Op::Start, "engine says no");
-    let failed = h.pool.acquire(&launch).await;
+    let failed = h.pool.acquire(&launch, Wait::Queue).await;
     assert!(matches!(failed, Err(PoolError::Backend(_))), "{failed:?}");
     h.fake.heal(Op::Start);
-    let lease = h.pool.acquire(&launch).await;
+    let lease = h.pool.acquire(&launch, Wait::Queue).await;
     assert!(lease.is_ok(), "the failed start's memory was released: {lease:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_runtime_that_never_polls_is_capped_then_removed() {
     let h = harness(|_| {});
-    let lease = h.pool.acquire(&h.launch("f", 256)).await.unwrap();
+    let lease = h.pool.acquire(&h.launch("f", 256), Wait::Queue).await.unwrap();
     let c = lease.container().clone();
     tokio::time::sleep(INIT_CPU_BURST - Duration::from_millis(1)).await;
     assert!(!h.fake.calls().iter().any(|call| matches!(call, Call::LimitCpu(..))), "uncapped during the burst");
@@ -296,7 +325,7 @@ async fn a_runtime_that_never_polls_is_capped_then_removed() {
 #[tokio::test(start_paused = true)]
 async fn a_polling_runtime_is_capped_at_once() {
     let h = harness(|_| {});
-    let lease = h.pool.acquire(&h.launch("f", 256)).await.unwrap();
+    let lease = h.pool.acquire(&h.launch("f", 256), Wait::Queue).await.unwrap();
     runtime(lease.container());
     settle().await;
     assert!(h.fake.calls().contains(&Call::LimitCpu(lease.container().docker_id.clone(), nano_cpus_for(256))));
@@ -311,8 +340,8 @@ async fn shutdown_removes_every_container_and_leftovers_are_cleared() {
     h.fake.add_leftover("other", HashMap::from([(labels::HOME.to_owned(), "elsewhere".to_owned())]));
     assert_eq!(h.pool.remove_leftovers().await.unwrap(), 1);
     assert_eq!(h.removed(), ["old1"]);
-    let busy = h.pool.acquire(&h.launch("f", 128)).await.unwrap();
-    let idle = h.pool.acquire(&h.launch("g", 128)).await.unwrap();
+    let busy = h.pool.acquire(&h.launch("f", 128), Wait::Queue).await.unwrap();
+    let idle = h.pool.acquire(&h.launch("g", 128), Wait::Queue).await.unwrap();
     idle.release();
     h.pool.shutdown().await;
     assert!(h.fake.running().is_empty(), "{:?}", h.fake.running());

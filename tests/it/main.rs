@@ -9,6 +9,7 @@
 
 mod common;
 
+mod asynchronous;
 mod auth;
 mod conformance;
 mod go;

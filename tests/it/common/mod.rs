@@ -128,7 +128,7 @@ impl Server {
         Server::start_in_with(data_dir, &[])
     }
 
-    fn start_in_with(data_dir: &Path, flags: &[&str]) -> Server {
+    pub fn start_in_with(data_dir: &Path, flags: &[&str]) -> Server {
         Server::start_in_from(Path::new("."), data_dir, &init_bin(), flags)
     }
 
@@ -317,7 +317,9 @@ impl Server {
 
     /// `GET /lambdabox/v1/functions/NAME/logs`: the end of the function's log.
     pub async fn logs(&self, name: &str) -> String {
-        let resp = Call(self.client().logs(name)).send().await;
+        // All of it (up to the 16 MB a log keeps before it rotates).
+        let all = lambdabox::logs::ROTATE_BYTES.to_string();
+        let resp = Call(self.client().logs(name)).query(&[("bytes", all.as_str())]).send().await;
         assert_eq!(resp.status(), 200);
         resp.text().await.unwrap()
     }

@@ -1,0 +1,392 @@
+//! Asynchronous invocations (`InvocationType: Event`): a durable queue of
+//! events ([`store`]) and the dispatcher that runs them through the same
+//! pool as synchronous calls, with Lambda's retry policy.
+//!
+//! # How it behaves
+//!
+//! - An event is committed to disk before its caller hears 202; it leaves
+//!   the queue only once the function has answered (or it is kept as a dead
+//!   letter). A controller killed mid-run delivers what was in flight again
+//!   when it restarts: at least once, as on Lambda.
+//! - A function error (handled, crash, timeout, out of memory) counts as an
+//!   attempt; after `1 + MaximumRetryAttempts` attempts (retried 1 and then
+//!   2 retry units later, a unit being a minute as on Lambda, or
+//!   `--async-retry-unit-ms`) the event becomes a dead letter,
+//!   `RetriesExhausted`.
+//! - No capacity (the function's reserved concurrency or the box's memory
+//!   budget is in use) is not an attempt: the event waits, backing off from
+//!   1/60 of a unit (1 s) doubling to 5 units (5 min), until it is older
+//!   than `MaximumEventAgeInSeconds`, then it is a dead letter,
+//!   `EventAgeExceeded`. Reserved concurrency 0 dead-letters at once.
+//! - Events take only capacity nobody waits for: a queued event never gets a
+//!   container ahead of a synchronous caller (see [`crate::pool::Pool::acquire`]),
+//!   and each function's events run at most as many at a time as have
+//!   lately found room (halved on every throttle, grown by one on every
+//!   run), so a backlog does not flood the pool with refusals.
+//! - Dead letters are kept, listed and redriven (`lambdabox events`);
+//!   nothing is dropped, except by deleting the function, which deletes its
+//!   queue with it.
+
+pub mod store;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Engine, EngineError, InvokeRequest};
+use crate::function::{Function, FunctionRef};
+use store::now_ms;
+pub use store::{DeadLetter, Depth, EventMeta, NewEvent, QueueStore, QueueStoreError};
+
+/// Lambda's defaults for a function without an EventInvokeConfig.
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+pub const DEFAULT_MAX_EVENT_AGE_S: u32 = 21_600;
+/// How the dispatcher paces retries and spreads work.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueConfig {
+    /// Lambda retries a failed event 1 and 2 minutes later: one unit is a
+    /// minute by default, shorter in tests.
+    pub retry_unit: Duration,
+    /// Most events of one function running at once unless its reserved
+    /// concurrency says otherwise: more containers than the CPUs can run
+    /// only add start-up work to a backlog.
+    pub per_function: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        QueueConfig { retry_unit: Duration::from_secs(60), per_function: 2 * cpus }
+    }
+}
+
+impl QueueConfig {
+    /// Delay before retry number `attempt` (1-based) after a function error.
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        self.retry_unit * attempt.max(1)
+    }
+
+    /// Delay after the `n`th refusal for want of capacity (1-based): 1/60 of
+    /// a unit doubling, at most 5 units.
+    fn backoff(&self, n: u32) -> Duration {
+        let first = self.retry_unit / 60;
+        first.saturating_mul(1 << n.saturating_sub(1).min(16)).min(self.retry_unit * 5)
+    }
+}
+
+/// The queue as the engine sees it: where to commit events and how to wake
+/// the dispatcher.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    store: QueueStore,
+    wake: mpsc::UnboundedSender<EventMeta>,
+}
+
+/// The receiving half, run once the engine exists ([`Dispatcher::run`]).
+#[derive(Debug)]
+pub struct Dispatcher {
+    store: QueueStore,
+    config: QueueConfig,
+    incoming: mpsc::UnboundedReceiver<EventMeta>,
+}
+
+impl Queue {
+    pub fn new(store: QueueStore, config: QueueConfig) -> (Queue, Dispatcher) {
+        let (wake, incoming) = mpsc::unbounded_channel();
+        (Queue { store: store.clone(), wake }, Dispatcher { store, config, incoming })
+    }
+
+    /// Commit `event` and hand it to the dispatcher. Returns once it is on disk.
+    pub async fn accept(&self, event: NewEvent) -> Result<(), QueueStoreError> {
+        let meta = EventMeta {
+            id: 0,
+            request_id: event.request_id.clone(),
+            function: event.function.clone(),
+            enqueued_ms: event.enqueued_ms,
+            attempts: 0,
+            due_ms: event.enqueued_ms,
+        };
+        let id = self.store.insert(event).await?;
+        let _ = self.wake.send(EventMeta { id, ..meta });
+        Ok(())
+    }
+
+    pub fn store(&self) -> &QueueStore {
+        &self.store
+    }
+
+    /// Queue a function's dead letters again (one, with `request_id`).
+    pub async fn redrive(&self, function: &str, request_id: Option<String>) -> Result<usize, QueueStoreError> {
+        let again = self.store.redrive(function, request_id).await?;
+        let n = again.len();
+        for meta in again {
+            let _ = self.wake.send(meta);
+        }
+        Ok(n)
+    }
+}
+
+/// How one attempt ended, for the dispatcher's books.
+#[derive(Debug)]
+enum Verdict {
+    /// Ran (successfully or not) or left the queue: a slot freed by work done.
+    Ran,
+    /// To run again at this time; `ran` if the function ran and failed.
+    Again { due_ms: i64, attempts: u32, ran: bool },
+    /// Turned away for want of capacity; try again at `due_ms`.
+    Throttled { due_ms: i64 },
+}
+
+/// An event the dispatcher holds, with what only this run remembers.
+#[derive(Debug, Clone)]
+struct Held {
+    meta: EventMeta,
+    /// Refusals for want of capacity so far (drives the backoff).
+    throttles: u32,
+}
+
+/// Per function: events running now and how many may. Kept for every
+/// function that had events this run (a few words each).
+#[derive(Debug)]
+struct Window {
+    running: usize,
+    limit: usize,
+    /// Due events waiting for a slot, oldest first.
+    parked: VecDeque<i64>,
+}
+
+impl Default for Window {
+    fn default() -> Window {
+        Window { running: 0, limit: 1, parked: VecDeque::new() }
+    }
+}
+
+impl Dispatcher {
+    /// Run events until `stop`: first those already queued (in flight when
+    /// the last run stopped included), then whatever arrives.
+    pub async fn run(mut self, engine: Arc<Engine>, stop: CancellationToken) {
+        let mut held: HashMap<i64, Held> = HashMap::new();
+        let mut due: BinaryHeap<Reverse<(i64, i64)>> = BinaryHeap::new();
+        match self.store.queued().await {
+            Ok(list) => {
+                if !list.is_empty() {
+                    tracing::info!(events = list.len(), "resuming queued asynchronous events");
+                }
+                for meta in list {
+                    due.push(Reverse((meta.due_ms, meta.id)));
+                    held.insert(meta.id, Held { meta, throttles: 0 });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the event queue; queued events wait for a restart"),
+        }
+        let (done_tx, mut done) = mpsc::unbounded_channel::<(i64, Verdict)>();
+        let mut windows: HashMap<String, Window> = HashMap::new();
+        loop {
+            self.launch_due(&engine, &mut held, &mut due, &mut windows, &done_tx);
+            let next = due.peek().map(|Reverse((at, _))| *at);
+            let sleep = next.map_or(Duration::from_secs(3600), |at| {
+                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
+            });
+            tokio::select! {
+                () = stop.cancelled() => return,
+                Some(meta) = self.incoming.recv() => {
+                    due.push(Reverse((meta.due_ms, meta.id)));
+                    held.insert(meta.id, Held { meta, throttles: 0 });
+                }
+                Some((id, verdict)) = done.recv() => {
+                    settle(&mut held, &mut due, &mut windows, id, verdict, &engine, self.config);
+                }
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// Start every due event whose function has a free slot; park the rest.
+    fn launch_due(
+        &self,
+        engine: &Arc<Engine>,
+        held: &mut HashMap<i64, Held>,
+        due: &mut BinaryHeap<Reverse<(i64, i64)>>,
+        windows: &mut HashMap<String, Window>,
+        done: &mpsc::UnboundedSender<(i64, Verdict)>,
+    ) {
+        let now = now_ms();
+        while let Some(&Reverse((at, id))) = due.peek() {
+            if at > now {
+                break;
+            }
+            due.pop();
+            let Some(h) = held.get(&id) else { continue };
+            let window = windows.entry(h.meta.function.clone()).or_default();
+            if window.running >= window.limit {
+                window.parked.push_back(id);
+                continue;
+            }
+            window.running += 1;
+            let (engine, store, config, h, done) =
+                (engine.clone(), self.store.clone(), self.config, h.clone(), done.clone());
+            tokio::spawn(async move {
+                let verdict = attempt(&engine, &store, config, &h).await;
+                let _ = done.send((h.meta.id, verdict));
+            });
+        }
+    }
+}
+
+/// Book how an attempt ended: free its slot, adjust the function's window,
+/// schedule what runs again, and unpark what now fits.
+fn settle(
+    held: &mut HashMap<i64, Held>,
+    due: &mut BinaryHeap<Reverse<(i64, i64)>>,
+    windows: &mut HashMap<String, Window>,
+    id: i64,
+    verdict: Verdict,
+    engine: &Engine,
+    config: QueueConfig,
+) {
+    let Some(h) = held.get_mut(&id) else { return };
+    let function = h.meta.function.clone();
+    let cap = engine.function(&function).map_or(1, |f| window_cap(&f, config));
+    let window = windows.entry(function.clone()).or_default();
+    window.running = window.running.saturating_sub(1);
+    match verdict {
+        Verdict::Ran => {
+            window.limit = (window.limit + 1).min(cap);
+            held.remove(&id);
+        }
+        Verdict::Again { due_ms, attempts, ran } => {
+            if ran {
+                window.limit = (window.limit + 1).min(cap);
+            }
+            h.meta.due_ms = due_ms;
+            h.meta.attempts = attempts;
+            due.push(Reverse((due_ms, id)));
+        }
+        Verdict::Throttled { due_ms } => {
+            window.limit = (window.limit / 2).max(1);
+            h.throttles += 1;
+            h.meta.due_ms = due_ms;
+            due.push(Reverse((due_ms, id)));
+        }
+    }
+    let now = now_ms();
+    for _ in 0..window.limit.saturating_sub(window.running) {
+        let Some(parked) = window.parked.pop_front() else { break };
+        due.push(Reverse((now, parked)));
+    }
+}
+
+/// How many of a function's events may run at once, at most.
+fn window_cap(f: &Function, config: QueueConfig) -> usize {
+    f.reserved_concurrency.map_or(config.per_function, |r| (r as usize).max(1))
+}
+
+/// What a function's EventInvokeConfig says, or Lambda's defaults.
+fn policy(_f: &Function) -> (u32, i64) {
+    (DEFAULT_MAX_RETRIES, i64::from(DEFAULT_MAX_EVENT_AGE_S) * 1000)
+}
+
+/// Run one event once and record the outcome durably.
+async fn attempt(engine: &Engine, store: &QueueStore, config: QueueConfig, h: &Held) -> Verdict {
+    match try_attempt(engine, store, config, h).await {
+        Ok(v) => v,
+        Err(e) => {
+            // The queue's own disk failed: the event stays as it was stored
+            // and runs again later (at least once).
+            tracing::error!(error = %e, request_id = %h.meta.request_id, "event queue write failed");
+            let due_ms = now_ms() + millis(config.backoff(h.throttles + 1));
+            Verdict::Throttled { due_ms }
+        }
+    }
+}
+
+async fn try_attempt(
+    engine: &Engine,
+    store: &QueueStore,
+    config: QueueConfig,
+    h: &Held,
+) -> Result<Verdict, QueueStoreError> {
+    let meta = &h.meta;
+    let Some(body) = store.body(meta.id).await? else { return Ok(Verdict::Ran) };
+    let Some(f) = engine.function(&meta.function) else {
+        let why = format!("Function not found: {}", engine.function_arn(&meta.function));
+        store.fail(meta.id, meta.attempts, "FunctionNotFound", why).await?;
+        return Ok(Verdict::Ran);
+    };
+    let (max_retries, max_age_ms) = policy(&f);
+    if now_ms() - meta.enqueued_ms > max_age_ms {
+        let why = "The event was older than the function's maximum event age".to_owned();
+        store.fail(meta.id, meta.attempts, "EventAgeExceeded", why).await?;
+        return Ok(Verdict::Ran);
+    }
+    if f.reserved_concurrency == Some(0) {
+        let why = "The function's reserved concurrency is 0".to_owned();
+        store.fail(meta.id, meta.attempts, "RetriesExhausted", why).await?;
+        return Ok(Verdict::Ran);
+    }
+    let request = InvokeRequest {
+        function: FunctionRef::named(&meta.function),
+        payload: body.payload,
+        client_context: body.client_context,
+        log_tail: false,
+        request_id: Some(meta.request_id.clone()),
+        queued: true,
+    };
+    match engine.invoke(request).await {
+        Ok(out) if out.function_error.is_none() => {
+            store.delete(meta.id).await?;
+            Ok(Verdict::Ran)
+        }
+        Ok(out) => {
+            let attempts = meta.attempts + 1;
+            if attempts > max_retries {
+                let error = String::from_utf8_lossy(&out.payload).into_owned();
+                store.fail(meta.id, attempts, "RetriesExhausted", error).await?;
+                return Ok(Verdict::Ran);
+            }
+            let due_ms = now_ms() + millis(config.retry_delay(attempts));
+            store.retry(meta.id, attempts, due_ms).await?;
+            Ok(Verdict::Again { due_ms, attempts, ran: true })
+        }
+        Err(EngineError::NotFound(why)) => {
+            store.fail(meta.id, meta.attempts, "FunctionNotFound", why).await?;
+            Ok(Verdict::Ran)
+        }
+        Err(e) => {
+            // No capacity, or lambdabox could not start a container: not the
+            // function's failure, so not an attempt.
+            if !matches!(e, EngineError::Throttled(_)) {
+                tracing::warn!(error = %e, request_id = %meta.request_id, "asynchronous event will be retried");
+            }
+            Ok(Verdict::Throttled { due_ms: now_ms() + millis(config.backoff(h.throttles + 1)) })
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambdas_retry_pacing_scales_with_the_unit() {
+        let lambda = QueueConfig::default();
+        assert_eq!(lambda.retry_delay(1), Duration::from_secs(60));
+        assert_eq!(lambda.retry_delay(2), Duration::from_secs(120));
+        assert_eq!(lambda.backoff(1), Duration::from_secs(1));
+        assert_eq!(lambda.backoff(2), Duration::from_secs(2));
+        assert_eq!(lambda.backoff(9), Duration::from_secs(256));
+        assert_eq!(lambda.backoff(10), Duration::from_secs(300), "capped at 5 minutes");
+        assert_eq!(lambda.backoff(40), Duration::from_secs(300));
+        let fast = QueueConfig { retry_unit: Duration::from_millis(600), per_function: 1 };
+        assert_eq!(fast.retry_delay(2), Duration::from_millis(1200));
+        assert_eq!(fast.backoff(1), Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,487 @@
+//! The durable half of the asynchronous queue: every accepted event is a
+//! row in SQLite (its own database, WAL, `synchronous=FULL`) before its
+//! caller hears 202, and leaves only once it has run or been dead-lettered.
+//!
+//! One thread owns the connection and works through a channel of requests:
+//! it takes everything waiting, runs it in one transaction and commits once,
+//! so many callers share one fsync (group commit) and nobody waits for a
+//! lock. Payloads stay on disk; the dispatcher keeps only their ids.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::oneshot;
+
+/// Schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+/// Most requests one commit carries; more wait for the next.
+const BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueStoreError {
+    #[error("event queue database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("event queue data directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("event queue database was written by a newer lambdabox (schema {0})")]
+    NewerSchema(i64),
+    /// The writer thread is gone (the controller is stopping).
+    #[error("the event queue is closed")]
+    Closed,
+}
+
+/// An event as it is kept, without its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMeta {
+    pub id: i64,
+    pub request_id: String,
+    pub function: String,
+    /// When it was accepted (Unix ms): its age counts from here.
+    pub enqueued_ms: i64,
+    /// Attempts that ran the function and failed.
+    pub attempts: u32,
+    /// Not before this (Unix ms).
+    pub due_ms: i64,
+}
+
+/// A new event, as the API accepted it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub request_id: String,
+    pub function: String,
+    pub payload: Bytes,
+    pub client_context: Option<String>,
+    pub enqueued_ms: i64,
+}
+
+/// What the function is run with.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub payload: Bytes,
+    pub client_context: Option<String>,
+}
+
+/// An event that ran out of attempts or time, kept until redriven.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeadLetter {
+    pub request_id: String,
+    pub function: String,
+    /// `RetriesExhausted`, `EventAgeExceeded`, …
+    pub condition: String,
+    /// The last error: the function's error document or lambdabox's reason.
+    pub error: String,
+    pub attempts: u32,
+    pub enqueued_ms: i64,
+    pub failed_ms: i64,
+}
+
+/// Per function: what waits and what failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Depth {
+    pub function: String,
+    pub queued: u64,
+    pub oldest_enqueued_ms: Option<i64>,
+    pub dead_letters: u64,
+}
+
+/// One request to the writer thread.
+enum Op {
+    Insert(NewEvent, Reply<i64>),
+    Body(i64, Reply<Option<Body>>),
+    Delete(i64, Reply<()>),
+    Retry { id: i64, attempts: u32, due_ms: i64, reply: Reply<()> },
+    Fail { id: i64, attempts: u32, condition: String, error: String, at_ms: i64, reply: Reply<()> },
+    Queued(Reply<Vec<EventMeta>>),
+    DeadLetters(String, Reply<Vec<DeadLetter>>),
+    Redrive { function: String, request_id: Option<String>, at_ms: i64, reply: Reply<Vec<EventMeta>> },
+    Depths(Reply<Vec<Depth>>),
+    Purge(String, Reply<u64>),
+}
+
+type Reply<T> = oneshot::Sender<Result<T, QueueStoreError>>;
+
+/// Handle to the queue's database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct QueueStore {
+    ops: mpsc::Sender<Op>,
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Op")
+    }
+}
+
+impl QueueStore {
+    /// Open (creating) `events.db` under `data_dir` and start its writer.
+    pub fn open(data_dir: &Path) -> Result<QueueStore, QueueStoreError> {
+        let path = data_dir.join("events.db");
+        // Events carry callers' payloads: private like the function store.
+        crate::private::touch(&path)?;
+        let db = Connection::open(&path)?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.busy_timeout(Duration::from_secs(5))?;
+        migrate(&db)?;
+        let (ops, rx) = mpsc::channel();
+        std::thread::Builder::new().name("event-queue".into()).spawn(move || write_loop(db, rx))?;
+        Ok(QueueStore { ops })
+    }
+
+    async fn ask<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, QueueStoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.ops.send(op(tx)).map_err(|_| QueueStoreError::Closed)?;
+        rx.await.map_err(|_| QueueStoreError::Closed)?
+    }
+
+    /// Commit a new event; returns its id once it is on disk.
+    pub async fn insert(&self, event: NewEvent) -> Result<i64, QueueStoreError> {
+        self.ask(|r| Op::Insert(event, r)).await
+    }
+
+    /// An event's payload, if it is still queued.
+    pub async fn body(&self, id: i64) -> Result<Option<Body>, QueueStoreError> {
+        self.ask(|r| Op::Body(id, r)).await
+    }
+
+    /// It ran: forget it.
+    pub async fn delete(&self, id: i64) -> Result<(), QueueStoreError> {
+        self.ask(|r| Op::Delete(id, r)).await
+    }
+
+    /// Try again at `due_ms`, with `attempts` counted so far.
+    pub async fn retry(&self, id: i64, attempts: u32, due_ms: i64) -> Result<(), QueueStoreError> {
+        self.ask(|reply| Op::Retry { id, attempts, due_ms, reply }).await
+    }
+
+    /// Out of attempts or time: keep it as a dead letter.
+    pub async fn fail(&self, id: i64, attempts: u32, condition: &str, error: String) -> Result<(), QueueStoreError> {
+        let (condition, at_ms) = (condition.to_owned(), now_ms());
+        self.ask(|reply| Op::Fail { id, attempts, condition, error, at_ms, reply }).await
+    }
+
+    /// Every queued event (at start-up: those in flight when the last run
+    /// stopped are among them, and run again).
+    pub async fn queued(&self) -> Result<Vec<EventMeta>, QueueStoreError> {
+        self.ask(Op::Queued).await
+    }
+
+    pub async fn dead_letters(&self, function: &str) -> Result<Vec<DeadLetter>, QueueStoreError> {
+        self.ask(|r| Op::DeadLetters(function.to_owned(), r)).await
+    }
+
+    /// Queue a function's dead letters (or one of them) again, with their
+    /// attempts and age reset; returns them as queued.
+    pub async fn redrive(&self, function: &str, request_id: Option<String>) -> Result<Vec<EventMeta>, QueueStoreError> {
+        let (function, at_ms) = (function.to_owned(), now_ms());
+        self.ask(|reply| Op::Redrive { function, request_id, at_ms, reply }).await
+    }
+
+    pub async fn depths(&self) -> Result<Vec<Depth>, QueueStoreError> {
+        self.ask(Op::Depths).await
+    }
+
+    /// Remove everything of a function (it was deleted); returns how many.
+    pub async fn purge(&self, function: &str) -> Result<u64, QueueStoreError> {
+        self.ask(|r| Op::Purge(function.to_owned(), r)).await
+    }
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn migrate(db: &Connection) -> Result<(), QueueStoreError> {
+    let found: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(QueueStoreError::NewerSchema(found));
+    }
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS events (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             request_id TEXT NOT NULL UNIQUE,
+             function TEXT NOT NULL,
+             payload BLOB NOT NULL,
+             client_context TEXT,
+             enqueued_ms INTEGER NOT NULL,
+             attempts INTEGER NOT NULL DEFAULT 0,
+             due_ms INTEGER NOT NULL,
+             failed_ms INTEGER,
+             condition TEXT,
+             error TEXT
+         );
+         CREATE INDEX IF NOT EXISTS events_by_function ON events (function, failed_ms);",
+    )?;
+    db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(())
+}
+
+/// The writer thread: take what waits (at most [`BATCH`]), apply it in one
+/// transaction, commit, then answer everyone. A failed commit fails the
+/// whole batch, so nobody is told "stored" for what is not.
+fn write_loop(mut db: Connection, rx: mpsc::Receiver<Op>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let tx = match db.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = e.to_string();
+                batch.into_iter().for_each(|op| fail_op(op, &e));
+                continue;
+            }
+        };
+        let mut answers = Vec::with_capacity(batch.len());
+        for op in batch {
+            answers.push(apply(&tx, op));
+        }
+        match tx.commit() {
+            Ok(()) => answers.into_iter().for_each(Answer::send),
+            Err(e) => {
+                tracing::error!(error = %e, "event queue commit failed");
+                let e = e.to_string();
+                answers.into_iter().for_each(|a| a.fail(&e));
+            }
+        }
+    }
+}
+
+/// Sends a reply: the result as computed, or the commit's failure.
+type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// A result computed inside the transaction, sent once it is committed.
+struct Answer(Deliver);
+
+impl Answer {
+    fn new<T: Send + 'static>(reply: Reply<T>, result: Result<T, rusqlite::Error>) -> Answer {
+        Answer(Box::new(move |commit_failed: Option<&str>| {
+            let result = match commit_failed {
+                Some(e) => Err(QueueStoreError::Io(std::io::Error::other(e.to_owned()))),
+                None => result.map_err(QueueStoreError::from),
+            };
+            let _ = reply.send(result);
+        }))
+    }
+
+    fn send(self) {
+        (self.0)(None);
+    }
+
+    fn fail(self, why: &str) {
+        (self.0)(Some(why));
+    }
+}
+
+fn fail_op(op: Op, why: &str) {
+    let answer = apply_failed(op);
+    answer.fail(why);
+}
+
+/// An answer for `op` that only its failure will fill.
+fn apply_failed(op: Op) -> Answer {
+    fn never<T>() -> Result<T, rusqlite::Error> {
+        Err(rusqlite::Error::InvalidQuery)
+    }
+    match op {
+        Op::Insert(_, r) => Answer::new(r, never()),
+        Op::Body(_, r) => Answer::new(r, never()),
+        Op::Delete(_, r) | Op::Retry { reply: r, .. } | Op::Fail { reply: r, .. } => Answer::new(r, never()),
+        Op::Queued(r) | Op::Redrive { reply: r, .. } => Answer::new(r, never()),
+        Op::DeadLetters(_, r) => Answer::new(r, never()),
+        Op::Depths(r) => Answer::new(r, never()),
+        Op::Purge(_, r) => Answer::new(r, never()),
+    }
+}
+
+const META: &str = "id, request_id, function, enqueued_ms, attempts, due_ms";
+
+fn meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventMeta> {
+    Ok(EventMeta {
+        id: row.get(0)?,
+        request_id: row.get(1)?,
+        function: row.get(2)?,
+        enqueued_ms: row.get(3)?,
+        attempts: row.get(4)?,
+        due_ms: row.get(5)?,
+    })
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, op: Op) -> Answer {
+    match op {
+        Op::Insert(e, r) => {
+            let done = tx
+                .execute(
+                    "INSERT INTO events (request_id, function, payload, client_context, enqueued_ms, due_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    params![e.request_id, e.function, &e.payload[..], e.client_context, e.enqueued_ms],
+                )
+                .map(|_| tx.last_insert_rowid());
+            Answer::new(r, done)
+        }
+        Op::Body(id, r) => {
+            let body = tx
+                .query_row(
+                    "SELECT payload, client_context FROM events WHERE id = ?1 AND failed_ms IS NULL",
+                    params![id],
+                    |row| Ok(Body { payload: Bytes::from(row.get::<_, Vec<u8>>(0)?), client_context: row.get(1)? }),
+                )
+                .optional();
+            Answer::new(r, body)
+        }
+        Op::Delete(id, r) => Answer::new(r, tx.execute("DELETE FROM events WHERE id = ?1", params![id]).map(drop)),
+        Op::Retry { id, attempts, due_ms, reply } => {
+            let done =
+                tx.execute("UPDATE events SET attempts = ?2, due_ms = ?3 WHERE id = ?1", params![id, attempts, due_ms]);
+            Answer::new(reply, done.map(drop))
+        }
+        Op::Fail { id, attempts, condition, error, at_ms, reply } => {
+            let done = tx.execute(
+                "UPDATE events SET attempts = ?2, failed_ms = ?3, condition = ?4, error = ?5 WHERE id = ?1",
+                params![id, attempts, at_ms, condition, error],
+            );
+            Answer::new(reply, done.map(drop))
+        }
+        Op::Queued(r) => Answer::new(r, select_meta(tx, "failed_ms IS NULL ORDER BY id", params![])),
+        Op::DeadLetters(function, r) => Answer::new(r, dead_letters(tx, &function)),
+        Op::Redrive { function, request_id, at_ms, reply } => {
+            let done = tx
+                .execute(
+                    "UPDATE events SET failed_ms = NULL, condition = NULL, error = NULL, attempts = 0,
+                            enqueued_ms = ?2, due_ms = ?2
+                     WHERE function = ?1 AND failed_ms IS NOT NULL AND (?3 IS NULL OR request_id = ?3)",
+                    params![function, at_ms, request_id],
+                )
+                .and_then(|_| {
+                    select_meta(
+                        tx,
+                        "function = ?1 AND failed_ms IS NULL AND due_ms = ?2 AND attempts = 0 AND enqueued_ms = ?2",
+                        params![function, at_ms],
+                    )
+                });
+            Answer::new(reply, done)
+        }
+        Op::Depths(r) => Answer::new(r, depths(tx)),
+        Op::Purge(function, r) => {
+            let done = tx.execute("DELETE FROM events WHERE function = ?1", params![function]);
+            Answer::new(r, done.map(|n| n as u64))
+        }
+    }
+}
+
+fn select_meta(tx: &Connection, filter: &str, args: impl rusqlite::Params) -> rusqlite::Result<Vec<EventMeta>> {
+    let mut stmt = tx.prepare(&format!("SELECT {META} FROM events WHERE {filter}"))?;
+    let rows = stmt.query_map(args, meta)?;
+    rows.collect()
+}
+
+fn dead_letters(tx: &Connection, function: &str) -> rusqlite::Result<Vec<DeadLetter>> {
+    let mut stmt = tx.prepare(
+        "SELECT request_id, function, condition, error, attempts, enqueued_ms, failed_ms FROM events
+         WHERE function = ?1 AND failed_ms IS NOT NULL ORDER BY failed_ms, id",
+    )?;
+    let rows = stmt.query_map(params![function], |row| {
+        Ok(DeadLetter {
+            request_id: row.get(0)?,
+            function: row.get(1)?,
+            condition: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            error: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+            attempts: row.get(4)?,
+            enqueued_ms: row.get(5)?,
+            failed_ms: row.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+fn depths(tx: &Connection) -> rusqlite::Result<Vec<Depth>> {
+    let mut stmt = tx.prepare(
+        "SELECT function,
+                SUM(failed_ms IS NULL),
+                MIN(CASE WHEN failed_ms IS NULL THEN enqueued_ms END),
+                SUM(failed_ms IS NOT NULL)
+         FROM events GROUP BY function ORDER BY function",
+    )?;
+    let rows = stmt.query_map(params![], |row| {
+        Ok(Depth {
+            function: row.get(0)?,
+            queued: row.get::<_, i64>(1)? as u64,
+            oldest_enqueued_ms: row.get(2)?,
+            dead_letters: row.get::<_, i64>(3)? as u64,
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: u32, function: &str) -> NewEvent {
+        NewEvent {
+            request_id: format!("req-{n}"),
+            function: function.into(),
+            payload: Bytes::from(format!("{{\"n\":{n}}}")),
+            client_context: None,
+            enqueued_ms: 1_000 + i64::from(n),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_survive_a_reopen_and_move_through_their_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = QueueStore::open(dir.path()).unwrap();
+        let inserts = (0..50).map(|n| store.insert(event(n, if n % 2 == 0 { "even" } else { "odd" })));
+        let ids: Vec<i64> = futures_util::future::try_join_all(inserts).await.unwrap();
+        assert_eq!(ids.len(), 50);
+        store.delete(ids[0]).await.unwrap();
+        store.retry(ids[2], 1, 99_999).await.unwrap();
+        store.fail(ids[4], 3, "RetriesExhausted", "{\"errorType\":\"X\"}".into()).await.unwrap();
+        drop(store);
+
+        let store = QueueStore::open(dir.path()).unwrap();
+        let queued = store.queued().await.unwrap();
+        assert_eq!(queued.len(), 48, "one ran, one failed");
+        let retried = queued.iter().find(|e| e.id == ids[2]).unwrap();
+        assert_eq!((retried.attempts, retried.due_ms), (1, 99_999));
+        let body = store.body(ids[6]).await.unwrap().unwrap();
+        assert_eq!(&body.payload[..], b"{\"n\":6}");
+        assert!(store.body(ids[4]).await.unwrap().is_none(), "a dead letter is not run");
+
+        let dead = store.dead_letters("even").await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            (dead[0].request_id.as_str(), dead[0].condition.as_str(), dead[0].attempts),
+            ("req-4", "RetriesExhausted", 3)
+        );
+        let depths = store.depths().await.unwrap();
+        let even = depths.iter().find(|d| d.function == "even").unwrap();
+        assert_eq!((even.queued, even.dead_letters, even.oldest_enqueued_ms), (23, 1, Some(1_002)));
+
+        let again = store.redrive("even", None).await.unwrap();
+        assert_eq!(again.iter().map(|e| e.request_id.as_str()).collect::<Vec<_>>(), ["req-4"]);
+        assert_eq!(again[0].attempts, 0);
+        assert!(store.dead_letters("even").await.unwrap().is_empty());
+        assert_eq!(store.purge("odd").await.unwrap(), 25);
+        assert_eq!(store.queued().await.unwrap().len(), 24);
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_request_id_is_refused_without_harming_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = QueueStore::open(dir.path()).unwrap();
+        store.insert(event(1, "f")).await.unwrap();
+        assert!(matches!(store.insert(event(1, "f")).await, Err(QueueStoreError::Sqlite(_))));
+        store.insert(event(2, "f")).await.unwrap();
+        assert_eq!(store.queued().await.unwrap().len(), 2);
+    }
+}

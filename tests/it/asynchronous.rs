@@ -1,0 +1,209 @@
+//! Asynchronous invocations (`InvocationType: Event`) through AWS's own
+//! clients: accepted events run later, failures are retried as Lambda
+//! retries them and then kept as dead letters, and a controller killed with
+//! SIGKILL loses none of what it accepted.
+
+use crate::common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use common::{eventually, Server};
+use serde_json::{json, Value};
+
+/// Logs `RAN <request id> <event>`, fails when the event says so.
+const RECORDER: &str = "import json\n\
+def handler(event, context):\n    \
+    print('RAN', context.aws_request_id, json.dumps(event, sort_keys=True))\n    \
+    if event.get('fail'):\n        raise ValueError('asked to fail')\n    \
+    return event\n";
+
+/// A short retry unit: retries 0.3 s and 0.6 s after a failure.
+const FAST: [&str; 2] = ["--async-retry-unit-ms", "300"];
+
+async fn deploy(server: &Server, name: &str, extra: Value) {
+    server.deploy_files(name, "rec.handler", &[("rec.py", RECORDER)], extra).await;
+}
+
+/// Send one event with the AWS SDK for Rust; returns its request id.
+async fn send(sdk: &aws_sdk_lambda::Client, name: &str, event: &Value) -> String {
+    let out = sdk
+        .invoke()
+        .function_name(name)
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(event.to_string()))
+        .send()
+        .await
+        .expect("the event is accepted");
+    assert_eq!(out.status_code(), 202);
+    assert!(out.payload().is_none_or(|p| p.as_ref().is_empty()), "a 202 has no body");
+    assert!(out.executed_version().is_none());
+    aws_sdk_lambda::operation::RequestId::request_id(&out).expect("a request id").to_owned()
+}
+
+/// How many times the log shows request `id` ran.
+async fn runs(server: &Server, name: &str, id: &str) -> usize {
+    server.logs(name).await.matches(&format!("RAN {id} ")).count()
+}
+
+async fn dead_letters(server: &Server, name: &str) -> Vec<Value> {
+    let resp = server.get(&format!("/lambdabox/v1/functions/{name}/events/failed")).send().await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["DeadLetters"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn events_run_later_and_failures_are_retried_then_kept() {
+    let server = Server::start_with(&FAST);
+    deploy(&server, "ok", json!({})).await;
+    deploy(&server, "bad", json!({})).await;
+    let sdk = server.sdk();
+
+    // Accepted, then run with the request id the caller was given.
+    let id = send(&sdk, "ok", &json!({"n": 1})).await;
+    assert!(eventually(Duration::from_secs(30), || async { runs(&server, "ok", &id).await == 1 }).await);
+    assert!(server.logs("ok").await.contains(&format!("RAN {id} {{\"n\": 1}}")));
+
+    // boto3 sees the same 202.
+    let script = format!(
+        "import boto3, json\nc = boto3.client('lambda', endpoint_url='{}', region_name='us-east-1', \
+         aws_access_key_id='{}', aws_secret_access_key='{}')\n\
+         r = c.invoke(FunctionName='ok', InvocationType='Event', Payload=b'{{\"n\": 2}}')\n\
+         print(json.dumps([r['StatusCode'], r['ResponseMetadata']['RequestId'], r['Payload'].read().decode()]))\n",
+        server.url,
+        server.key.as_ref().unwrap().access_key_id(),
+        server.key.as_ref().unwrap().secret()
+    );
+    let out = std::process::Command::new(common::boto3_python()).arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((answer[0].as_i64(), answer[2].as_str()), (Some(202), Some("")));
+    let boto_id = answer[1].as_str().unwrap().to_owned();
+    assert!(eventually(Duration::from_secs(30), || async { runs(&server, "ok", &boto_id).await == 1 }).await);
+
+    // A failing event: 1 + 2 attempts, 1 and 2 units apart, then a dead letter.
+    let sent = Instant::now();
+    let id = send(&sdk, "bad", &json!({"fail": true})).await;
+    let dead = eventually(Duration::from_secs(60), || async { !dead_letters(&server, "bad").await.is_empty() }).await;
+    assert!(dead, "the event was dead-lettered");
+    assert!(sent.elapsed() >= Duration::from_millis(900), "retries waited 0.3 s then 0.6 s");
+    assert_eq!(runs(&server, "bad", &id).await, 3, "{}", server.logs("bad").await);
+    let letters = dead_letters(&server, "bad").await;
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(
+        (letter["RequestId"].as_str(), letter["Condition"].as_str()),
+        (Some(id.as_str()), Some("RetriesExhausted"))
+    );
+    assert_eq!(letter["Attempts"], 3);
+    assert!(letter["Error"].as_str().unwrap().contains("asked to fail"), "{letter}");
+
+    // Redriven: it runs again (and fails again: three more attempts).
+    let resp = server.post("/lambdabox/v1/functions/bad/events/redrive").send().await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["Redriven"], 1);
+    assert!(eventually(Duration::from_secs(60), || async { runs(&server, "bad", &id).await == 6 }).await);
+
+    // Over 1 MiB is refused as on Lambda.
+    let big = json!({"blob": "x".repeat(1024 * 1024)});
+    let refused = sdk
+        .invoke()
+        .function_name("ok")
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(big.to_string()))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    use aws_sdk_lambda::error::ProvideErrorMetadata as _;
+    assert_eq!(refused.code(), Some("RequestEntityTooLargeException"), "{refused:?}");
+    let message = refused.message().unwrap_or_default();
+    assert!(
+        message.ends_with("byte payload is too large for the Event invocation type (limit 1048576 bytes)"),
+        "{message}"
+    );
+
+    // The legacy InvokeAsync operation.
+    let resp = server.post("/2014-11-13/functions/ok/invoke-async/").body(r#"{"n": 3}"#).send().await;
+    assert_eq!(resp.status(), 202);
+    let legacy_id = resp.headers()["x-amzn-requestid"].to_str().unwrap().to_owned();
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"Status": 202}));
+    assert!(eventually(Duration::from_secs(30), || async { runs(&server, "ok", &legacy_id).await == 1 }).await);
+
+    // An unknown function is refused before anything is stored.
+    let missing = sdk.invoke().function_name("nope").invocation_type(InvocationType::Event).send().await;
+    assert!(missing.unwrap_err().into_service_error().is_resource_not_found_exception());
+}
+
+#[tokio::test]
+async fn reserved_concurrency_paces_events_and_zero_sends_them_to_failure() {
+    let server = Server::start_with(&FAST);
+    deploy(&server, "one-at-a-time", json!({})).await;
+    let resp = server
+        .put("/2017-10-31/functions/one-at-a-time/concurrency")
+        .json(&json!({"ReservedConcurrentExecutions": 1}))
+        .send()
+        .await;
+    assert_eq!(resp.status(), 200);
+    let sdk = server.sdk();
+    let ids = futures_util::future::join_all((0..40).map(|n| {
+        let sdk = sdk.clone();
+        async move { send(&sdk, "one-at-a-time", &json!({"n": n})).await }
+    }))
+    .await;
+    let all_ran = eventually(Duration::from_secs(120), || async {
+        let log = server.logs("one-at-a-time").await;
+        ids.iter().all(|id| log.contains(&format!("RAN {id} ")))
+    });
+    assert!(all_ran.await, "every throttled event ran in the end");
+    assert!(dead_letters(&server, "one-at-a-time").await.is_empty(), "no event failed");
+
+    deploy(&server, "closed", json!({})).await;
+    let resp = server
+        .put("/2017-10-31/functions/closed/concurrency")
+        .json(&json!({"ReservedConcurrentExecutions": 0}))
+        .send()
+        .await;
+    assert_eq!(resp.status(), 200);
+    let id = send(&sdk, "closed", &json!({})).await;
+    assert!(eventually(Duration::from_secs(30), || async { !dead_letters(&server, "closed").await.is_empty() }).await);
+    assert_eq!(runs(&server, "closed", &id).await, 0);
+    let depths: Value = server.get("/lambdabox/v1/events").send().await.json().await.unwrap();
+    let closed = depths["Functions"].as_array().unwrap().iter().find(|f| f["Function"] == "closed").cloned();
+    assert_eq!(closed.map(|f| (f["Queued"].clone(), f["DeadLetters"].clone())), Some((json!(0), json!(1))));
+}
+
+/// 1,000 events accepted, the controller killed with SIGKILL while it
+/// drains them, started again on the same data: every accepted event runs
+/// at least once.
+#[tokio::test]
+async fn a_killed_controller_loses_no_accepted_event() {
+    let data = tempfile::Builder::new().prefix("lbx-").tempdir().unwrap();
+    let mut server = Server::start_in_with(data.path(), &FAST);
+    deploy(&server, "count", json!({})).await;
+    let sdk = server.sdk();
+    let mut ids = Vec::new();
+    for chunk in (0..1000).collect::<Vec<u32>>().chunks(50) {
+        let sent = chunk.iter().map(|&n| {
+            let sdk = sdk.clone();
+            async move { send(&sdk, "count", &json!({"n": n})).await }
+        });
+        ids.extend(futures_util::future::join_all(sent).await);
+    }
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 1000);
+    // Some have run, most have not.
+    let started =
+        eventually(Duration::from_secs(60), || async { server.logs("count").await.matches("RAN ").count() >= 20 });
+    assert!(started.await);
+    server.kill();
+
+    let server = Server::start_in_with(data.path(), &FAST);
+    let all_ran = eventually(Duration::from_secs(240), || async {
+        let log = server.logs("count").await;
+        ids.iter().all(|id| log.contains(&format!("RAN {id} ")))
+    });
+    assert!(all_ran.await, "an accepted event was lost");
+    assert!(dead_letters(&server, "count").await.is_empty());
+}
