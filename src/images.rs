@@ -65,36 +65,17 @@ const RUBY: Files = &[
     ("runtime.rb", include_bytes!("../runtimes/ruby/runtime.rb")),
 ];
 
-/// One source file of lambdabox's Java runtime, `runtimes/java/src/PATH`,
-/// placed at `src/PATH` in the build context.
-macro_rules! java_source {
-    ($path:literal) => {
-        (concat!("src/", $path), include_bytes!(concat!("../runtimes/java/src/", $path)))
-    };
-}
-
-/// `images/java/` with lambdabox's Java runtime client and the
-/// aws-lambda-java-core API from `runtimes/java/src/`, compiled in the build.
+/// `images/java/`: AWS's Java runtime interface client and the jars its pom
+/// names, fetched from Maven Central in the build (pinned by SHA-256 in
+/// `maven-jars`), and the training run (`warmup/`) that records the
+/// class-data-sharing archive.
 const JAVA: Files = &[
     ("Dockerfile", include_bytes!("../images/java/Dockerfile")),
     ("bootstrap", include_bytes!("../images/java/bootstrap")),
-    java_source!("com/amazonaws/services/lambda/runtime/Client.java"),
-    java_source!("com/amazonaws/services/lambda/runtime/ClientContext.java"),
-    java_source!("com/amazonaws/services/lambda/runtime/CognitoIdentity.java"),
-    java_source!("com/amazonaws/services/lambda/runtime/Context.java"),
-    java_source!("com/amazonaws/services/lambda/runtime/LambdaLogger.java"),
-    java_source!("com/amazonaws/services/lambda/runtime/LambdaRuntime.java"),
-    java_source!("com/amazonaws/services/lambda/runtime/RequestHandler.java"),
-    java_source!("com/amazonaws/services/lambda/runtime/RequestStreamHandler.java"),
-    java_source!("com/amazonaws/services/lambda/runtime/logging/LogLevel.java"),
-    java_source!("lambdabox/runtime/ErrorDocument.java"),
-    java_source!("lambdabox/runtime/FunctionClassLoader.java"),
-    java_source!("lambdabox/runtime/Handler.java"),
-    java_source!("lambdabox/runtime/Json.java"),
-    java_source!("lambdabox/runtime/LambdaContext.java"),
-    java_source!("lambdabox/runtime/Main.java"),
-    java_source!("lambdabox/runtime/RuntimeApi.java"),
-    java_source!("lambdabox/runtime/Warmup.java"),
+    ("maven-jars", include_bytes!("../images/java/maven-jars")),
+    ("warmup/train", include_bytes!("../images/java/warmup/train")),
+    ("warmup/Handlers.java", include_bytes!("../images/java/warmup/Handlers.java")),
+    ("warmup/RuntimeApiStandIn.java", include_bytes!("../images/java/warmup/RuntimeApiStandIn.java")),
 ];
 
 static RECIPES: &[Recipe] = &[
@@ -431,17 +412,17 @@ mod tests {
     }
 
     #[test]
-    fn every_java_source_is_in_the_recipe() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtimes/java/src");
+    fn every_java_recipe_file_is_in_the_context() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/java");
         let mut stack = vec![root.clone()];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "java") {
-                    let name = format!("src/{}", path.strip_prefix(&root).unwrap().display());
-                    assert!(JAVA.iter().any(|(n, _)| *n == name), "{name} is missing from JAVA");
+                } else {
+                    let name = path.strip_prefix(&root).unwrap().display().to_string();
+                    assert!(JAVA.iter().any(|(n, _)| *n == name), "images/java/{name} is missing from JAVA");
                 }
             }
         }

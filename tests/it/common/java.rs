@@ -31,7 +31,7 @@ pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/java");
-        let built = compile(&sources_under(&root.join("function/src")), &sources_under(&root.join("layer/src")));
+        let built = compile(&sources_under(&root.join("function/src")), &sources_under(&root.join("layer/src")), &[]);
         let classes: Vec<(String, Vec<u8>)> = built.classes.into_iter().collect();
         let layer_jar = built.layer_jar.expect("the layer compiles to a jar");
         Fixture {
@@ -52,11 +52,52 @@ pub fn fixture_zips() -> (&'static [u8], &'static [u8]) {
 /// A function zip of the given `(path, source)` Java files, compiled against
 /// aws-lambda-java-core; `lib/*.jar` entries of `extra` are added as they are.
 pub fn function_zip(sources: &[(&str, &str)], extra: &[(&str, &[u8])]) -> Vec<u8> {
+    function_zip_with_libs(sources, extra, &[])
+}
+
+/// [`function_zip`] built as a user's build with dependencies would: the
+/// sources compile against aws-lambda-java-core and the `(file name, jar)`
+/// libraries, which go into the zip's `lib/`.
+pub fn function_zip_with_libs(
+    sources: &[(&str, &str)],
+    extra: &[(&str, &[u8])],
+    libs: &[(String, Vec<u8>)],
+) -> Vec<u8> {
     let sources: Vec<(String, Vec<u8>)> =
         sources.iter().map(|(p, s)| ((*p).to_owned(), s.as_bytes().to_vec())).collect();
-    let mut files: Vec<(String, Vec<u8>)> = compile(&sources, &[]).classes.into_iter().collect();
+    let mut files: Vec<(String, Vec<u8>)> = compile(&sources, &[], libs).classes.into_iter().collect();
     files.extend(extra.iter().map(|(p, b)| ((*p).to_owned(), b.to_vec())));
+    files.extend(libs.iter().map(|(name, jar)| (format!("lib/{name}"), jar.clone())));
     zip_files(&files)
+}
+
+/// A jar from Maven Central (`https://repo1.maven.org/maven2/PATH`), checked
+/// against its SHA-256 and kept under `target/test-cache/maven/`, so only the
+/// first run needs the network. Returns the file name and the bytes.
+pub fn maven_jar(path: &str, sha256: &str) -> (String, Vec<u8>) {
+    use sha2::{Digest, Sha256};
+    let name = path.rsplit('/').next().expect("a path with a file name").to_owned();
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/maven");
+    let file = cache.join(&name);
+    let matches = |bytes: &[u8]| hex::encode(Sha256::digest(bytes)) == sha256;
+    if let Ok(bytes) = std::fs::read(&file) {
+        if matches(&bytes) {
+            return (name, bytes);
+        }
+    }
+    std::fs::create_dir_all(&cache).unwrap();
+    let partial = cache.join(format!("{name}.partial"));
+    let status = Command::new("curl")
+        .args(["-fsSL", "--retry", "3", "-o"])
+        .arg(&partial)
+        .arg(format!("https://repo1.maven.org/maven2/{path}"))
+        .status()
+        .expect("curl runs");
+    assert!(status.success(), "downloading {path} from Maven Central failed");
+    let bytes = std::fs::read(&partial).unwrap();
+    assert!(matches(&bytes), "{path}: SHA-256 is not {sha256}");
+    std::fs::rename(&partial, &file).unwrap();
+    (name, bytes)
 }
 
 /// What [`compile`] produced: class files by path, and the layer's jar.
@@ -66,15 +107,19 @@ pub struct Compiled {
 }
 
 /// Compile `layer` sources (if any) into a jar, then `function` sources
-/// against aws-lambda-java-core and that jar. Panics with javac's output on
-/// a compile error.
-pub fn compile(function: &[(String, Vec<u8>)], layer: &[(String, Vec<u8>)]) -> Compiled {
+/// against aws-lambda-java-core, that jar and the `(file name, jar)` `libs`.
+/// Panics with javac's output on a compile error.
+pub fn compile(function: &[(String, Vec<u8>)], layer: &[(String, Vec<u8>)], libs: &[(String, Vec<u8>)]) -> Compiled {
     let work = tempfile::Builder::new().prefix("lbx-javac-").tempdir().expect("tempdir");
     write_tree(&work.path().join("src"), function);
     write_tree(&work.path().join("layer-src"), layer);
+    write_tree(&work.path().join("lib"), libs);
     let script = r#"set -e
 cd /work
-cp=/var/runtime/lib/aws-lambda-java-core.jar
+cp="$(echo /var/runtime/lib/aws-lambda-java-core-*.jar)"
+for jar in lib/*.jar; do
+    [ ! -f "$jar" ] || cp="$cp:$jar"
+done
 if [ -n "$(find layer-src -name '*.java')" ]; then
     javac --release 17 -d layer-out $(find layer-src -name '*.java')
     jar --create --file layer.jar -C layer-out .
