@@ -250,8 +250,11 @@ pub const RUNTIME_IDS: &[&str] = &[
     "java17.al2023",
 ];
 /// The runtimes AWS lets functions and layer versions be created with
-/// (the rest of [`RUNTIME_IDS`] are deprecated there), in AWS's order.
-pub const SUPPORTED_RUNTIME_IDS: &[&str] = &[
+/// (the rest of [`RUNTIME_IDS`] are deprecated there), in AWS's order,
+/// followed by any `$extra`.
+macro_rules! supported_runtime_ids {
+    ($($extra:literal),*) => {
+        &[
     "nodejs20.x",
     "python3.14",
     "provided.al2023",
@@ -276,8 +279,13 @@ pub const SUPPORTED_RUNTIME_IDS: &[&str] = &[
     "dotnet6",
     "nodejs18.x",
     "provided.al2",
-    "java8.al2",
-];
+    "java8.al2", $($extra),*]
+    };
+}
+pub const SUPPORTED_RUNTIME_IDS: &[&str] = supported_runtime_ids!();
+/// What a layer version may name as compatible: AWS's supported runtimes and
+/// the deprecated ones lambdabox still runs, whose users publish layers too.
+pub const LAYER_RUNTIME_IDS: &[&str] = supported_runtime_ids!("ruby3.1", "provided");
 pub const ROLE: Member<Text> = text(
     "role",
     1,
@@ -326,10 +334,8 @@ pub const COMMAND: Member<List> = list("imageConfig.command", 1500, &[]);
 pub const WORKING_DIRECTORY: Member<Text> =
     text("imageConfig.workingDirectory", 1, 1000, pattern("/.*", patterns::is_absolute_path), Validation);
 pub const LICENSE_INFO: Member<Text> = text("licenseInfo", 0, 512, None, Validation);
-pub const COMPATIBLE_RUNTIMES: Member<List> = Member {
-    rule: List { max: 15, one_of: SUPPORTED_RUNTIME_IDS, nested: false },
-    ..list("compatibleRuntimes", 15, &[])
-};
+pub const COMPATIBLE_RUNTIMES: Member<List> =
+    Member { rule: List { max: 15, one_of: LAYER_RUNTIME_IDS, nested: false }, ..list("compatibleRuntimes", 15, &[]) };
 pub const COMPATIBLE_ARCHITECTURES: Member<List> = list("compatibleArchitectures", 2, ARCHITECTURE_IDS);
 
 /// Longest value echoed in a message: AWS echoes all of it, but a 60 MB
@@ -514,6 +520,13 @@ fn summary(found: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_runtime_lambdabox_runs_may_be_a_layers() {
+        for r in crate::function::RUNTIMES {
+            assert!(LAYER_RUNTIME_IDS.contains(&r.id), "{}", r.id);
+        }
+    }
     use super::*;
 
     fn verdict(build: impl FnOnce(&mut Checks) -> &mut Checks) -> Result<(), Refused> {

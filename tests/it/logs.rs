@@ -69,7 +69,8 @@ async fn bad_log_type_and_unknown_function_are_refused() {
     server.deploy("f", "app.echo", json!({})).await;
     let resp = server.post(&Server::invoke_path("f")).header("x-amz-log-type", "Everything").body("{}").send().await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(resp.headers()["x-amzn-errortype"], "InvalidParameterValueException");
+    // The model's enum: ValidationException, as AWS answers it.
+    assert_eq!(resp.headers()["x-amzn-errortype"], "ValidationException");
     let resp = server.get("/lambdabox/v1/functions/nope/logs").send().await;
     assert_eq!(resp.status(), 404);
 }
