@@ -43,7 +43,7 @@ BENCH_ARGS  ?=
 
 bench: build docker bench-rie
 	$(BIN) images build
-	sh scripts/ensure-go.sh
+	sh scripts/ensure-test-tools.sh
 	test -f $(BENCH_FONT) || (apt-get update && apt-get install -y fonts-dejavu-core) || \
 		(sudo apt-get update && sudo apt-get install -y fonts-dejavu-core)
 	$(CARGO) build --release -p lambdabox-bench
@@ -67,7 +67,7 @@ test: init docker
 	$(CARGO) build --bin lambdabox
 	target/debug/lambdabox images build
 	sh scripts/ensure-boto3.sh >/dev/null
-	sh scripts/ensure-go.sh
+	sh scripts/ensure-test-tools.sh
 	LAMBDABOX_INIT=$(CURDIR)/$(INIT) $(CARGO) test --workspace -- --test-threads=4
 
 unit:
