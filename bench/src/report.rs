@@ -326,7 +326,8 @@ pub fn runtime_table(list: &[RuntimeCold]) -> String {
                 p50
             }
         }
-        Maybe::NotAvailable { reason } => format!("n/a ({reason})"),
+        // The first words: the whole reason is in results.json.
+        Maybe::NotAvailable { reason } => format!("n/a ({})", reason.chars().take(60).collect::<String>()),
     };
     let header = ["runtime", "runtime client", "cold start p50 (ms)", "prewarmed p50 (ms)"];
     let body: Vec<Vec<String>> = list

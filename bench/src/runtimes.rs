@@ -177,7 +177,8 @@ fn java_zip(work: &Path) -> Result<Vec<u8>> {
 /// The Go conformance fixture (aws-lambda-go; `_HANDLER=echo` echoes),
 /// built as Lambda's Go users build it.
 fn go_zip(source: &Path, work: &Path) -> Result<Vec<u8>> {
-    let out: PathBuf = work.join("go");
+    // Absolute: go runs in the fixture's folder.
+    let out: PathBuf = std::path::absolute(work.join("go"))?;
     std::fs::create_dir_all(&out)?;
     let status = Command::new("go")
         .args(["build", "-tags", "lambda.norpc", "-trimpath", "-o"])
