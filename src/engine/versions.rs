@@ -141,11 +141,12 @@ impl Engine {
     /// and (unless something else runs it) its code. Deleting a version
     /// that does not exist succeeds, as on Lambda.
     pub(super) async fn delete_version(&self, r: &FunctionRef, q: &str) -> Result<(), EngineError> {
+        let _guard = self.writes.lock().await;
+        // A missing function is named without the qualifier, as on Lambda.
+        self.resolve(&r.unqualified())?;
         if !is_version_number(q) {
             return Err(InvalidParameter("Deletion of aliases is not currently supported.".into()).into());
         }
-        let _guard = self.writes.lock().await;
-        self.resolve(&r.unqualified())?;
         let users: Vec<String> = self
             .store
             .aliases(&r.name)
@@ -184,7 +185,9 @@ impl Engine {
         validate_alias_name(name)?;
         patch.validate()?;
         let _guard = self.writes.lock().await;
-        let latest = self.resolve(&r.unqualified())?;
+        // A missing function is named with the version asked for, as on Lambda.
+        let target = FunctionRef { qualifier: patch.function_version.clone(), ..r.unqualified() };
+        let latest = self.resolve(&target).and_then(|_| self.resolve(&r.unqualified()))?;
         if self.store.alias(&latest.name, name).is_some() {
             return Err(EngineError::Conflict(format!("Alias already exists: {}", self.alias_arn(&latest.name, name))));
         }
@@ -220,6 +223,10 @@ impl Engine {
         alias.function_version = patch.function_version.unwrap_or(alias.function_version);
         alias.description = patch.description.unwrap_or(alias.description);
         alias.weights = patch.weights.unwrap_or(alias.weights);
+        if alias == *current {
+            // An update that changes nothing keeps the revision, as on Lambda.
+            return Ok(current);
+        }
         alias.revision_id = new_revision();
         self.store_alias(alias).await
     }
