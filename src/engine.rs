@@ -330,6 +330,15 @@ impl Engine {
             )));
         }
         let f = self.resolve(r)?;
+        // Queued events carry the function's name alone (the queue's schema
+        // has no qualifier yet): refuse rather than run `$LATEST` in its place.
+        if f.version.is_some() || r.qualifier.as_deref().is_some_and(|q| q != LATEST) {
+            return Err(InvalidParameter(format!(
+                "lambdabox does not queue asynchronous invocations of a version or an alias yet ({r}); invoke it \
+                 synchronously, or invoke the function ($LATEST) with InvocationType Event"
+            ))
+            .into());
+        }
         let request_id = uuid::Uuid::new_v4().to_string();
         let event = NewEvent {
             request_id: request_id.clone(),

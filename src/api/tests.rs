@@ -282,6 +282,14 @@ async fn publish_preconditions_and_publish_on_update() {
     assert!(one["Code"]["Location"].as_str().unwrap().contains("/functions/f:1/code.zip"), "{one}");
     let stale = app.json(Method::PUT, "/2015-03-31/functions/f/configuration", json!({"RevisionId": "old"})).await;
     assert_error(&stale, 412, "PreconditionFailedException", "User");
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/2015-03-31/functions/f:1/invocations")
+        .header("x-amz-invocation-type", "Event")
+        .body(Body::from("{}"))
+        .unwrap();
+    let answer = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "a version's event is refused, never run as $LATEST");
     let latest = app.call(Method::DELETE, "/2015-03-31/functions/f?Qualifier=$LATEST", Body::empty()).await;
     assert_error(&latest, 400, "InvalidParameterValueException", "User");
 }
