@@ -15,6 +15,7 @@ mod events;
 mod layers;
 #[cfg(test)]
 mod tests;
+mod versions;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -30,7 +31,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::constraints::{self, Checks, Member, Text};
-use crate::engine::{Code, Engine, InvokeRequest, NewFunction};
+use crate::engine::{Code, CodeUpdate, Engine, InvokeRequest, NewFunction};
 use crate::function::{self, FunctionRef, NameForm};
 pub use error::ApiError;
 use wire::FunctionConfiguration;
@@ -67,6 +68,7 @@ pub fn app(engine: Arc<Engine>, access: auth::Access) -> Router {
         .route("/lambdabox/v1/containers", get(list_containers))
         .route("/lambdabox/v1/health", get(|| async { "ok" }))
         .merge(layers::routes())
+        .merge(versions::routes())
         .merge(events::routes())
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())
@@ -114,7 +116,9 @@ fn operation_name(method: &axum::http::Method, path: &str) -> &'static str {
         (&Method::POST, "invocations") => "Invoke",
         (&Method::PUT, "concurrency") => "PutFunctionConcurrency",
         (&Method::PUT, "provisioned-concurrency") => "PutProvisionedConcurrencyConfig",
-        (&Method::POST, "versions") => "PublishLayerVersion",
+        (&Method::POST, "versions") if path.contains("/layers/") => "PublishLayerVersion",
+        (&Method::POST, "versions") => "PublishVersion",
+        (&Method::POST, "aliases") => "CreateAlias",
         _ => "requested",
     }
 }
@@ -224,7 +228,7 @@ async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiRe
     };
     required(&b.config.runtime, "Runtime")?;
     required(&b.config.handler, "Handler")?;
-    let new = NewFunction { function, code, config: b.config.into() };
+    let new = NewFunction { function, code, config: b.config.into(), publish: b.publish.unwrap_or(false) };
     let f = engine.create_function(new).await?;
     Ok((StatusCode::CREATED, configuration(&engine, &f)).into_response())
 }
@@ -262,10 +266,30 @@ async fn list_functions(State(engine): State<Arc<Engine>>, Query(q): Query<ListQ
         .text(&constraints::MASTER_REGION, q.master_region.as_deref())
         .finish()?;
     // `FunctionVersion=ALL` lists every version, each by its qualified
-    // ARN: `$LATEST` is the only one here.
+    // ARN: `$LATEST` here (published versions are ListVersionsByFunction's).
     let version = q.function_version.is_some().then_some(function::LATEST);
     let all = engine.list_functions();
-    let start = match q.marker.as_deref().filter(|m| !m.is_empty()) {
+    let (items, next) = page(&all, q.marker.as_deref(), max, |f| f.name.clone())?;
+    let functions: Vec<FunctionConfiguration> =
+        items.iter().map(|f| FunctionConfiguration::of(f, engine.realm(), version)).collect();
+    let mut out = serde_json::json!({ "Functions": functions });
+    if let Some(marker) = next {
+        out["NextMarker"] = marker.into();
+    }
+    Ok(Json(out).into_response())
+}
+
+/// One page of `all` (sorted by `key`): at most `max` items after the one
+/// whose key the marker names, and the marker of the next page if any. A
+/// marker is the base64 of the last key given out, so a page boundary
+/// survives items added or deleted meanwhile.
+fn page<'a, T>(
+    all: &'a [T],
+    marker: Option<&str>,
+    max: usize,
+    key: impl Fn(&T) -> String,
+) -> Result<(&'a [T], Option<String>), ApiError> {
+    let start = match marker.filter(|m| !m.is_empty()) {
         None => 0,
         Some(marker) => {
             let after = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -273,17 +297,12 @@ async fn list_functions(State(engine): State<Arc<Engine>>, Query(q): Query<ListQ
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| ApiError::invalid_parameter("Marker is not one this server issued"))?;
-            all.partition_point(|f| f.name <= after)
+            all.partition_point(|item| key(item) <= after)
         }
     };
-    let page: Vec<FunctionConfiguration> =
-        all[start..].iter().take(max).map(|f| FunctionConfiguration::of(f, engine.realm(), version)).collect();
-    let mut out = serde_json::json!({ "Functions": page });
-    if start + max < all.len() {
-        let last = &all[start + max - 1].name;
-        out["NextMarker"] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last).into();
-    }
-    Ok(Json(out).into_response())
+    let end = all.len().min(start + max);
+    let next = (end < all.len()).then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key(&all[end - 1])));
+    Ok((&all[start..end], next))
 }
 
 async fn get_function(
@@ -300,7 +319,7 @@ async fn get_function(
             "RepositoryType": "ECR", "ImageUri": image.uri, "ResolvedImageUri": format!("{}@{}", image.uri, image.id),
         }),
         None => serde_json::json!({
-            "RepositoryType": "S3", "Location": links.url(&headers, &format!("/lambdabox/v1/functions/{}/code.zip", f.name)),
+            "RepositoryType": "S3", "Location": links.url(&headers, &format!("/lambdabox/v1/functions/{}/code.zip", f.slot())),
         }),
     };
     // No `Tags`: AWS leaves the key out for a function without tags.
@@ -340,18 +359,24 @@ async fn update_code(State(engine): State<Arc<Engine>>, Path(name): Path<String>
         (Some(uri), has_zip) => image_code(Some(uri), has_zip, wire::ImageConfigBody::default())?,
         (None, _) => Code::Zip(zip_from(b.zip_file.as_deref(), b.s3_bucket.as_deref(), None)?),
     };
-    let f = engine.update_code(&function_ref(&name, NameForm::Plain)?, code).await?;
-    Ok(configuration(&engine, &f).into_response())
+    let update = CodeUpdate { code, publish: b.publish.unwrap_or(false), revision_id: b.revision_id };
+    let f = engine.update_code(&function_ref(&name, NameForm::Plain)?, update).await?;
+    // With `Publish`, the answer is the new version's, by its qualified ARN.
+    let qualifier = f.version.map(|_| f.version_label());
+    Ok(Json(FunctionConfiguration::of(&f, engine.realm(), qualifier.as_deref())).into_response())
 }
 
 async fn update_configuration(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
-    let b: wire::ConfigurationFields = json_body(body, "UpdateFunctionConfiguration").await?;
-    let f = engine.update_configuration(&function_ref(&name, NameForm::Plain)?, b.into()).await?;
+    let b: wire::UpdateConfigurationBody = json_body(body, "UpdateFunctionConfiguration").await?;
+    let function = function_ref(&name, NameForm::Plain)?;
+    let f = engine.update_configuration(&function, b.config.into(), b.revision_id.as_deref()).await?;
     Ok(configuration(&engine, &f).into_response())
 }
 
+/// `GET /lambdabox/v1/functions/{name}[:{version}]/code.zip`: the zip a
+/// function or one of its versions runs, as GetFunction's link gives it.
 async fn download_code(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult {
-    let f = engine.get_function(&FunctionRef::named(&name))?;
+    let f = engine.get_function(&function_ref(&name, NameForm::Namespaced)?)?;
     if let Some(image) = &f.image {
         return Err(ApiError::invalid_parameter(format!(
             "{name} is a container image function ({}): it has no zip",
@@ -438,7 +463,9 @@ async fn invoke(
     let mut response = Response::new(Body::from(out.payload));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert("x-amz-executed-version", HeaderValue::from_static(out.executed_version));
+    if let Ok(version) = HeaderValue::from_str(&out.executed_version) {
+        h.insert("x-amz-executed-version", version);
+    }
     if let Ok(id) = HeaderValue::from_str(&out.request_id) {
         h.insert("x-amzn-requestid", id);
     }

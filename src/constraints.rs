@@ -160,6 +160,12 @@ pub const QUALIFIER: Member<Text> =
 /// The `Qualifier` of the provisioned concurrency operations.
 pub const PROVISIONED_QUALIFIER: Member<Text> =
     text("qualifier", 1, 128, pattern("(|[a-zA-Z0-9$_-]+)", patterns::is_alias_or_version), Validation);
+/// An alias's `Name`: not all digits, which would name a version.
+pub const ALIAS_NAME: Member<Text> =
+    text("name", 1, 128, pattern("(?!^[0-9]+$)([a-zA-Z0-9-_]+)", patterns::is_alias_name), Validation);
+/// An alias's `FunctionVersion` (and ListAliases' filter).
+pub const ALIAS_FUNCTION_VERSION: Member<Text> =
+    text("functionVersion", 1, 1024, pattern(r"(\$LATEST(\.PUBLISHED)?|[0-9]+)", patterns::is_version), Validation);
 /// `Architectures` of CreateFunction and UpdateFunctionCode: one of two.
 pub const ARCHITECTURES: Member<List> = list("architectures", 1, ARCHITECTURE_IDS);
 pub const ARCHITECTURE_IDS: &[&str] = &["x86_64", "arm64"];

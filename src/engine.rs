@@ -11,8 +11,11 @@ use bytes::Bytes;
 
 mod invoke;
 mod layers;
+mod versions;
 
 pub use layers::NewLayerVersion;
+pub use versions::Publish;
+use versions::{check_revision, Route};
 
 use crate::arn::Realm;
 use crate::constraints::{self, Checks, InvalidParameter, Refused};
@@ -47,6 +50,9 @@ pub enum EngineError {
     /// Over the function's reserved concurrency or the box's budget.
     #[error("{0}")]
     Throttled(Throttle),
+    /// A `RevisionId` precondition failed: the resource changed since.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// No provisioned concurrency is configured for the function.
     #[error("No Provisioned Concurrency Config found for this function")]
     ProvisionedNotFound,
@@ -135,6 +141,18 @@ pub struct NewFunction {
     /// unpacked under `/opt` in this order; an image's configuration
     /// travels with its [`Code::Image`].
     pub config: ConfigPatch,
+    /// `Publish`: publish version 1 at once.
+    pub publish: bool,
+}
+
+/// UpdateFunctionCode's input besides the function.
+#[derive(Debug, Clone, Default)]
+pub struct CodeUpdate {
+    pub code: Code,
+    /// `Publish`: publish a version of the result.
+    pub publish: bool,
+    /// `RevisionId`: update only if `$LATEST` is still this revision.
+    pub revision_id: Option<String>,
 }
 
 /// A function's code as CreateFunction and UpdateFunctionCode carry it.
@@ -194,7 +212,8 @@ pub struct InvokeResponse {
     pub payload: Bytes,
     /// `Some("Unhandled")` when the function failed.
     pub function_error: Option<&'static str>,
-    pub executed_version: &'static str,
+    /// `$LATEST` or the number of the version that ran.
+    pub executed_version: String,
     pub request_id: String,
     /// The invocation's log tail, when asked for.
     pub log_tail: Option<Bytes>,
@@ -311,6 +330,15 @@ impl Engine {
             )));
         }
         let f = self.resolve(r)?;
+        // Queued events carry the function's name alone (the queue's schema
+        // has no qualifier yet): refuse rather than run `$LATEST` in its place.
+        if f.version.is_some() || r.qualifier.as_deref().is_some_and(|q| q != LATEST) {
+            return Err(InvalidParameter(format!(
+                "lambdabox does not queue asynchronous invocations of a version or an alias yet ({r}); invoke it \
+                 synchronously, or invoke the function ($LATEST) with InvocationType Event"
+            ))
+            .into());
+        }
         let request_id = uuid::Uuid::new_v4().to_string();
         let event = NewEvent {
             request_id: request_id.clone(),
@@ -346,6 +374,7 @@ impl Engine {
         if new.function.qualifier.is_some() {
             return Err(InvalidParameter("CreateFunction's FunctionName may not carry a qualifier".into()).into());
         }
+        let publish = new.publish;
         let name = new.function.name;
         function::validate_name(&name)?;
         let is_zip = matches!(new.code, Code::Zip(_));
@@ -378,6 +407,10 @@ impl Engine {
         patch.apply(&mut f);
         let code_sha256 = f.code_sha256.clone();
         match self.with_store(move |store| store.insert(f)).await {
+            Ok(f) if publish => {
+                self.runtimes_changed.notify_one();
+                self.publish_locked(&FunctionRef::named(&f.name), Publish::default()).await
+            }
             Ok(f) => {
                 self.runtimes_changed.notify_one();
                 Ok(f)
@@ -443,13 +476,17 @@ impl Engine {
         self.store.list()
     }
 
-    /// UpdateFunctionCode.
-    pub async fn update_code(&self, r: &FunctionRef, code: Code) -> Result<Arc<Function>, EngineError> {
+    /// UpdateFunctionCode; with `Publish`, the version it published.
+    pub async fn update_code(&self, r: &FunctionRef, update: CodeUpdate) -> Result<Arc<Function>, EngineError> {
         let _guard = self.writes.lock().await;
-        let current = self.resolve(r)?;
+        let current = self.resolve_latest(r, update.revision_id.as_deref())?;
         let mut f = (*current).clone();
-        self.set_code(&mut f, code).await?;
-        self.commit_update(&current, f).await
+        self.set_code(&mut f, update.code).await?;
+        let updated = self.commit_update(&current, f).await?;
+        if update.publish {
+            return self.publish_locked(r, Publish::default()).await;
+        }
+        Ok(updated)
     }
 
     /// UpdateFunctionConfiguration.
@@ -457,10 +494,11 @@ impl Engine {
         &self,
         r: &FunctionRef,
         patch: ConfigPatch,
+        revision_id: Option<&str>,
     ) -> Result<Arc<Function>, EngineError> {
         patch.validate()?;
         let _guard = self.writes.lock().await;
-        let current = self.resolve(r)?;
+        let current = self.resolve_latest(r, revision_id)?;
         let mut f = (*current).clone();
         if let Some(arns) = &patch.layers {
             f.layers = self.resolve_layers(arns)?;
@@ -486,11 +524,13 @@ impl Engine {
     async fn commit_update(&self, old: &Function, mut f: Function) -> Result<Arc<Function>, EngineError> {
         f.last_modified = now_lambda_format();
         f.revision_id = new_revision();
+        // Changed since it was last published: the next PublishVersion publishes anew.
+        f.published = None;
         let updated = self.with_store(move |store| store.update(f)).await?;
         if old.runtime != updated.runtime {
             self.runtimes_changed.notify_one();
         }
-        self.pool.retire(&updated.name, Some(&updated.revision_id));
+        self.pool.retire(&updated.slot(), Some(&updated.revision_id));
         if old.code_sha256 != updated.code_sha256 {
             self.collect_code(&old.code_sha256);
         }
@@ -546,7 +586,7 @@ impl Engine {
 
     /// At start-up: provision every function that asks for it.
     pub async fn restore_provisioned(&self) {
-        for f in self.store.list().into_iter().filter(|f| f.provisioned_concurrency > 0) {
+        for f in self.store.every_version().into_iter().filter(|f| f.provisioned_concurrency > 0) {
             self.provision(&f).await;
         }
     }
@@ -573,12 +613,16 @@ impl Engine {
         })
     }
 
-    /// Store a change that is not a new revision (concurrency settings).
+    /// Store a change that is not a new revision (concurrency settings),
+    /// on `$LATEST` or on a published version.
     async fn amend(&self, r: &FunctionRef, change: impl FnOnce(&mut Function)) -> Result<Arc<Function>, EngineError> {
         let _guard = self.writes.lock().await;
         let mut f = (*self.resolve(r)?).clone();
         change(&mut f);
-        self.with_store(move |store| store.update(f)).await
+        match f.version {
+            None => self.with_store(move |store| store.update(f)).await,
+            Some(_) => self.with_store(move |store| store.update_version(f)).await,
+        }
     }
 
     /// PutFunctionConcurrency.
@@ -640,7 +684,7 @@ impl Engine {
         }
         Ok(ProvisionedStatus {
             requested: f.provisioned_concurrency,
-            ready: self.pool.provisioned_ready(&f.name).min(f.provisioned_concurrency),
+            ready: self.pool.provisioned_ready(&f.slot()).min(f.provisioned_concurrency),
             last_modified: f.last_modified.clone(),
         })
     }
@@ -655,24 +699,28 @@ impl Engine {
         Ok(())
     }
 
-    /// DeleteFunction: the function, its warm containers and its code (if
-    /// no other function shares it) are gone when this returns.
+    /// DeleteFunction: the function with its versions and aliases, its warm
+    /// containers and its code (if nothing else runs it) are gone when this
+    /// returns. With a version number, that version alone.
     pub async fn delete_function(&self, r: &FunctionRef) -> Result<(), EngineError> {
-        if r.qualifier.as_deref() == Some(LATEST) {
-            return Err(
-                InvalidParameter("$LATEST version cannot be deleted without deleting the function.".into()).into()
-            );
+        match r.qualifier.as_deref() {
+            Some(LATEST) => {
+                return Err(
+                    InvalidParameter("$LATEST version cannot be deleted without deleting the function.".into()).into()
+                )
+            }
+            Some(q) => return self.delete_version(r, q).await,
+            None => {}
         }
         let _guard = self.writes.lock().await;
-        // AWS names the function, not the version, when the function is absent.
-        let f = self.resolve(&r.unqualified())?;
-        if r.qualifier.is_some() {
-            return Err(self.not_found(r));
-        }
+        let f = self.resolve(r)?;
         let name = f.name.clone();
-        self.with_store(move |store| store.delete(&name)).await?;
+        let removed = self.with_store(move |store| store.delete(&name)).await?;
         self.runtimes_changed.notify_one();
-        self.pool.retire(&f.name, None);
+        self.pool.retire(&f.slot(), None);
+        for v in &removed.versions {
+            self.forget_version(v);
+        }
         // Its queued events and dead letters go with it, as on Lambda.
         match self.queue.store().purge(&f.name).await {
             Ok(0) => {}
@@ -684,14 +732,24 @@ impl Engine {
         Ok(())
     }
 
-    /// The function a reference names; only `$LATEST` exists until versions do.
+    /// The function, version or alias (as its primary version) a reference names.
     fn resolve(&self, r: &FunctionRef) -> Result<Arc<Function>, EngineError> {
-        self.check_realm(r)?;
-        let f = self.store.get(&r.name).ok_or_else(|| self.not_found(r))?;
-        match r.qualifier.as_deref() {
-            None | Some(LATEST) => Ok(f),
-            Some(_) => Err(self.not_found(r)),
+        self.resolve_as(r, Route::Primary)
+    }
+
+    /// `$LATEST`, for the operations that change it (a published version
+    /// never changes), when it is still revision `revision_id` if given.
+    fn resolve_latest(&self, r: &FunctionRef, revision_id: Option<&str>) -> Result<Arc<Function>, EngineError> {
+        if r.qualifier.as_deref().is_some_and(|q| q != LATEST) {
+            return Err(InvalidParameter(format!(
+                "{r} is a published version or an alias, which cannot change; update the function ($LATEST) and \
+                 publish a new version"
+            ))
+            .into());
         }
+        let f = self.resolve(r)?;
+        check_revision(revision_id, &f.revision_id)?;
+        Ok(f)
     }
 
     /// A function ARN names this region and account, or nothing here.

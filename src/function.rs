@@ -2,6 +2,8 @@
 //! and the limits Lambda puts on each. Pure logic: everything that checks user
 //! input lives here so the API, the engine and the CLI agree on it.
 
+pub mod alias;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -275,9 +277,44 @@ pub struct Function {
     /// the runtime; `runtime`, `handler` and `code_sha256` are then empty.
     #[serde(default)]
     pub image: Option<ImageCode>,
+    /// `None` for `$LATEST`; the number of a published version, whose
+    /// record is a frozen copy of `$LATEST` as it was then.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// `$LATEST` only: the highest version number ever published. Numbers
+    /// are never reused, even once their version is deleted.
+    #[serde(default)]
+    pub last_version: u32,
+    /// `$LATEST` only: the version published since its last change, which
+    /// PublishVersion answers again instead of publishing a copy of it.
+    #[serde(default)]
+    pub published: Option<u32>,
 }
 
 impl Function {
+    /// The version as Lambda spells it: `$LATEST` or its number.
+    pub fn version_label(&self) -> String {
+        self.version.map_or_else(|| LATEST.to_owned(), |n| n.to_string())
+    }
+
+    /// `CodeSha256` as Lambda reports it: base64 of the zip's digest, or
+    /// an image's hex digest.
+    pub fn code_digest(&self) -> String {
+        match &self.image {
+            Some(image) => image.digest_hex().to_owned(),
+            None => crate::store::code::sha256_base64(&self.code_sha256),
+        }
+    }
+
+    /// Which warm pool serves this function: one per version, since a
+    /// container runs one version's code and configuration for life.
+    pub fn slot(&self) -> String {
+        match self.version {
+            Some(n) => format!("{}:{n}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
     /// `Zip` or `Image`, as Lambda names the package type.
     pub fn package_type(&self) -> &'static str {
         if self.image.is_some() {

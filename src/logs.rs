@@ -113,9 +113,9 @@ pub struct Report {
     pub timed_out: Option<u32>,
 }
 
-/// `START RequestId: ID Version: $LATEST`
-pub fn start_line(request_id: &str) -> String {
-    format!("START RequestId: {request_id} Version: {}\n", crate::function::LATEST)
+/// `START RequestId: ID Version: $LATEST` (or the version's number).
+pub fn start_line(request_id: &str, version: &str) -> String {
+    format!("START RequestId: {request_id} Version: {version}\n")
 }
 
 /// The lines that close an invocation: Lambda's timeout notice when it timed
@@ -165,7 +165,8 @@ mod tests {
 
     #[test]
     fn lines_read_like_lambdas() {
-        assert_eq!(start_line("id-1"), "START RequestId: id-1 Version: $LATEST\n");
+        assert_eq!(start_line("id-1", "$LATEST"), "START RequestId: id-1 Version: $LATEST\n");
+        assert_eq!(start_line("id-2", "3"), "START RequestId: id-2 Version: 3\n");
         assert_eq!(
             end_lines(&report()),
             "END RequestId: id-1\nREPORT RequestId: id-1\tDuration: 26.73 ms\tBilled Duration: 27 ms\t\

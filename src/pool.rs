@@ -213,6 +213,8 @@ pub struct Container {
     pub key: String,
     pub docker_id: String,
     pub function: String,
+    /// The version it runs, as [`Function::slot`] names it.
+    pub slot: String,
     pub revision: String,
     pub memory_mb: u32,
     /// Started for provisioned concurrency: never reaped while configured.
@@ -474,7 +476,7 @@ impl Pool {
         match self.start(launch, false).await {
             Ok(c) => Ok(Lease { pool: self.clone(), container: Some(c) }),
             Err(e) => {
-                self.state().cancel_start(&launch.function.name, launch.function.memory_mb, true);
+                self.state().cancel_start(&launch.function, true);
                 self.inner.changed.notify_waiters();
                 Err(e)
             }
@@ -499,10 +501,11 @@ impl Pool {
         destroy(&self.inner, c, ExitReason::Removed);
     }
 
-    /// `function` changed (`Some(new revision)`) or was deleted (`None`):
-    /// retire its idle containers now and its busy ones when they finish.
-    pub fn retire(&self, function: &str, revision: Option<&str>) {
-        let retired = self.state().retire(function, revision);
+    /// The function version of `slot` ([`Function::slot`]) changed (`Some(new
+    /// revision)`) or was deleted (`None`): retire its idle containers now
+    /// and its busy ones when they finish.
+    pub fn retire(&self, slot: &str, revision: Option<&str>) {
+        let retired = self.state().retire(slot, revision);
         self.destroy_all(retired);
         self.inner.changed.notify_waiters();
     }
@@ -513,9 +516,9 @@ impl Pool {
         self.maintain();
     }
 
-    /// How many provisioned containers of `function` are initialised.
-    pub fn provisioned_ready(&self, function: &str) -> u32 {
-        self.state().provisioned_ready(function)
+    /// How many provisioned containers of `slot` are initialised.
+    pub fn provisioned_ready(&self, slot: &str) -> u32 {
+        self.state().provisioned_ready(slot)
     }
 
     /// Every live container, for `lambdabox ps`.
@@ -578,7 +581,7 @@ impl Pool {
                         }
                     }
                     Err(e) => {
-                        pool.state().cancel_start(&f.name, f.memory_mb, false);
+                        pool.state().cancel_start(&f, false);
                         tracing::warn!(function = %f.name, error = %e, "could not start a provisioned container");
                     }
                 }
@@ -691,6 +694,7 @@ impl Pool {
             key: sockets.key,
             docker_id,
             function: f.name.clone(),
+            slot: f.slot(),
             revision: f.revision_id.clone(),
             memory_mb: f.memory_mb,
             provisioned,
@@ -834,7 +838,7 @@ impl Pool {
         }
         spec.labels.extend([
             (labels::FUNCTION.to_owned(), f.name.clone()),
-            (labels::VERSION.to_owned(), crate::function::LATEST.to_owned()),
+            (labels::VERSION.to_owned(), f.version_label()),
             (labels::REVISION.to_owned(), f.revision_id.clone()),
         ]);
         if let Some(task) = &launch.task_dir {

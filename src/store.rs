@@ -1,5 +1,6 @@
-//! Durable state: functions and layer versions ([`layers`]) in SQLite, code
-//! blobs on disk ([`code`]).
+//! Durable state: functions, their published versions and aliases
+//! ([`versions`]) and layer versions ([`layers`]) in SQLite, code blobs on
+//! disk ([`code`]).
 //!
 //! Every function is also kept in memory, so the invoke path reads a map and
 //! never touches SQLite; writes go to SQLite first and reach the map only once
@@ -9,6 +10,7 @@
 pub mod code;
 mod layers;
 pub mod unpack;
+mod versions;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,8 +21,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::function::Function;
 use code::CodeStore;
 
-/// Schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+/// Schema version this build writes (`PRAGMA user_version`). 3 added the
+/// `versions` and `aliases` tables; records of older schemas read as they
+/// are (new fields of [`Function`] have serde defaults).
+const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,7 +47,16 @@ pub enum StoreError {
 pub struct Store {
     db: Mutex<Connection>,
     functions: RwLock<HashMap<String, Arc<Function>>>,
+    versions: RwLock<versions::Versions>,
+    aliases: RwLock<versions::Aliases>,
     code: CodeStore,
+}
+
+/// What deleting a function removed: `$LATEST` and every published version.
+#[derive(Debug)]
+pub struct Removed {
+    pub latest: Arc<Function>,
+    pub versions: Vec<Arc<Function>>,
 }
 
 impl Store {
@@ -60,12 +73,17 @@ impl Store {
         if found > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema { path, found });
         }
-        db.execute_batch("CREATE TABLE IF NOT EXISTS functions (name TEXT PRIMARY KEY, config TEXT NOT NULL) STRICT;")?;
-        db.execute_batch(layers::SCHEMA)?;
-        db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        migrate(&db, found)?;
         let functions = load_functions(&db)?;
+        let (versions, aliases) = versions::load(&db)?;
         let code = CodeStore::open(data_dir.join("code"))?;
-        Ok(Store { db: Mutex::new(db), functions: RwLock::new(functions), code })
+        Ok(Store {
+            db: Mutex::new(db),
+            functions: RwLock::new(functions),
+            versions: RwLock::new(versions),
+            aliases: RwLock::new(aliases),
+            code,
+        })
     }
 
     pub fn code(&self) -> &CodeStore {
@@ -107,23 +125,35 @@ impl Store {
         Ok(self.remember(f))
     }
 
-    /// Remove a function, returning what it was.
-    pub fn delete(&self, name: &str) -> Result<Arc<Function>, StoreError> {
-        let db = self.db.lock().expect("db poisoned");
-        if db.execute("DELETE FROM functions WHERE name = ?1", params![name])? == 0 {
+    /// Remove a function with its versions and aliases, returning what it was.
+    pub fn delete(&self, name: &str) -> Result<Removed, StoreError> {
+        let mut db = self.db.lock().expect("db poisoned");
+        let tx = db.transaction()?;
+        if tx.execute("DELETE FROM functions WHERE name = ?1", params![name])? == 0 {
             return Err(StoreError::NotFound(name.to_owned()));
         }
-        let removed = self.functions.write().expect("store map poisoned").remove(name);
-        removed.ok_or_else(|| StoreError::NotFound(name.to_owned()))
+        tx.execute("DELETE FROM versions WHERE function = ?1", params![name])?;
+        tx.execute("DELETE FROM aliases WHERE function = ?1", params![name])?;
+        tx.commit()?;
+        self.aliases.write().expect("aliases poisoned").remove(name);
+        let versions = self.versions.write().expect("versions poisoned").remove(name).unwrap_or_default();
+        let latest = self.functions.write().expect("store map poisoned").remove(name);
+        let latest = latest.ok_or_else(|| StoreError::NotFound(name.to_owned()))?;
+        Ok(Removed { latest, versions: versions.into_values().collect() })
     }
 
-    /// Whether any function still runs the code blob `sha256_hex`, as its
-    /// code or as one of its layers.
+    /// Every function's `$LATEST` and published versions.
+    pub fn every_version(&self) -> Vec<Arc<Function>> {
+        let mut all = self.list();
+        all.extend(self.versions.read().expect("versions poisoned").values().flat_map(|v| v.values().cloned()));
+        all
+    }
+
+    /// Whether any function or published version still runs the code blob
+    /// `sha256_hex`, as its code or as one of its layers.
     pub fn code_in_use(&self, sha256_hex: &str) -> bool {
-        self.functions
-            .read()
-            .expect("store map poisoned")
-            .values()
+        self.every_version()
+            .iter()
             .any(|f| f.code_sha256 == sha256_hex || f.layers.iter().any(|l| l.code_sha256 == sha256_hex))
     }
 
@@ -132,6 +162,19 @@ impl Store {
         self.functions.write().expect("store map poisoned").insert(f.name.clone(), f.clone());
         f
     }
+}
+
+/// Bring a database written at schema `found` up to [`SCHEMA_VERSION`].
+/// Every step only adds tables, so older data directories open unchanged.
+fn migrate(db: &Connection, found: i64) -> Result<(), StoreError> {
+    // Schemas 1 and 2: functions, then layers (both created idempotently).
+    db.execute_batch("CREATE TABLE IF NOT EXISTS functions (name TEXT PRIMARY KEY, config TEXT NOT NULL) STRICT;")?;
+    db.execute_batch(layers::SCHEMA)?;
+    if found < 3 {
+        db.execute_batch(versions::SCHEMA)?;
+    }
+    db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(())
 }
 
 fn load_functions(db: &Connection) -> Result<HashMap<String, Arc<Function>>, StoreError> {
@@ -191,5 +234,47 @@ mod tests {
         assert!(matches!(store.delete("a"), Err(StoreError::NotFound(_))));
         assert!(matches!(store.update(sample("zz")), Err(StoreError::NotFound(_))));
         assert!(Store::open(tmp.path()).unwrap().get("a").is_none(), "a delete is durable");
+    }
+
+    #[test]
+    fn versions_and_aliases_survive_reopen_and_go_with_their_function() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            // A data directory of schema 2, before versions existed.
+            let store = Store::open(tmp.path()).unwrap();
+            store.insert(sample("f")).unwrap();
+            store
+                .db
+                .lock()
+                .unwrap()
+                .execute_batch("DROP TABLE versions; DROP TABLE aliases; PRAGMA user_version = 2;")
+                .unwrap();
+        }
+        {
+            let store = Store::open(tmp.path()).unwrap();
+            let latest = Function { last_version: 1, published: Some(1), ..sample("f") };
+            let mut v1 = Function { version: Some(1), code_sha256: "cd".repeat(32), ..sample("f") };
+            store.publish(latest, v1.clone()).unwrap();
+            v1.provisioned_concurrency = 2;
+            store.update_version(v1).unwrap();
+            let alias = crate::function::alias::Alias {
+                function: "f".into(),
+                name: "live".into(),
+                function_version: "1".into(),
+                description: String::new(),
+                weights: Default::default(),
+                revision_id: "a1".into(),
+            };
+            store.put_alias(alias).unwrap();
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        assert_eq!(store.get("f").unwrap().last_version, 1);
+        assert_eq!(store.version("f", 1).unwrap().provisioned_concurrency, 2);
+        assert_eq!(store.alias("f", "live").unwrap().function_version, "1");
+        assert!(store.code_in_use(&"cd".repeat(32)), "a version's code is in use");
+        let removed = store.delete("f").unwrap();
+        assert_eq!(removed.versions.len(), 1);
+        let store = Store::open(tmp.path()).unwrap();
+        assert!(store.versions("f").is_empty() && store.aliases("f").is_empty(), "gone with the function");
     }
 }

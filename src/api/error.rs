@@ -89,6 +89,9 @@ impl From<EngineError> for ApiError {
                 reason: Some(t.reason()),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", message)
             },
+            EngineError::PreconditionFailed(_) => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "PreconditionFailedException", message)
+            }
             EngineError::ProvisionedNotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, "ProvisionedConcurrencyConfigNotFoundException", message)
             }

@@ -210,3 +210,136 @@ async fn without_a_signature_only_the_health_check_answers() {
     let health = app.router.clone().oneshot(request).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }
+
+impl App {
+    async fn json(&self, method: Method, path: &str, body: Value) -> (StatusCode, HeaderMap, Value) {
+        self.call(method, path, body.to_string()).await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, HeaderMap, Value) {
+        self.call(Method::GET, path, Body::empty()).await
+    }
+}
+
+const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:f";
+
+#[tokio::test]
+async fn versions_are_frozen_numbered_and_never_reused() {
+    let app = app();
+    app.create("f", json!({"Description": "one"})).await;
+    let (status, _, v1) = app.json(Method::POST, "/2015-03-31/functions/f/versions", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{v1}");
+    assert_eq!((v1["Version"].as_str(), v1["FunctionArn"].as_str()), (Some("1"), Some(&*format!("{ARN}:1"))));
+    let again = app.json(Method::POST, "/2015-03-31/functions/f/versions", json!({"Description": "x"})).await;
+    assert_eq!((again.0, &again.2), (StatusCode::CREATED, &v1), "nothing changed: the same version");
+    let path = "/2015-03-31/functions/f/configuration";
+    let (status, _, _) = app.json(Method::PUT, path, json!({"Description": "two", "MemorySize": 256})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, one) = app.get("/2015-03-31/functions/f/configuration?Qualifier=1").await;
+    assert_eq!((one["Description"].as_str(), one["MemorySize"].as_u64()), (Some("one"), Some(128)), "{one}");
+    let (_, _, v2) = app.json(Method::POST, "/2015-03-31/functions/f/versions", json!({"Description": "v2"})).await;
+    assert_eq!(
+        (v2["Version"].as_str(), v2["Description"].as_str(), v2["MemorySize"].as_u64()),
+        (Some("2"), Some("v2"), Some(256))
+    );
+    let (status, _, _) = app.call(Method::DELETE, "/2015-03-31/functions/f?Qualifier=2", Body::empty()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = app.call(Method::DELETE, "/2015-03-31/functions/f?Qualifier=2", Body::empty()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "deleting an absent version succeeds, as on Lambda");
+    app.json(Method::PUT, path, json!({"Description": "three"})).await;
+    let (_, _, v3) = app.json(Method::POST, "/2015-03-31/functions/f/versions", json!({})).await;
+    assert_eq!(v3["Version"], "3", "number 2 is never given again");
+    let (_, _, list) = app.get("/2015-03-31/functions/f/versions?MaxItems=2").await;
+    let versions: Vec<&str> =
+        list["Versions"].as_array().unwrap().iter().map(|v| v["Version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["$LATEST", "1"]);
+    assert_eq!(list["Versions"][0]["FunctionArn"], format!("{ARN}:$LATEST"));
+    let marker = list["NextMarker"].as_str().unwrap();
+    let (_, _, rest) = app.get(&format!("/2015-03-31/functions/f/versions?MaxItems=2&Marker={marker}")).await;
+    assert_eq!(rest["Versions"][0]["Version"], "3");
+    assert!(rest["NextMarker"].is_null(), "{rest}");
+}
+
+#[tokio::test]
+async fn publish_preconditions_and_publish_on_update() {
+    let app = app();
+    let (_, _, created) = app.create("f", json!({"Publish": true})).await;
+    assert_eq!((created["Version"].as_str(), created["FunctionArn"].as_str()), (Some("1"), Some(ARN)));
+    let stale = app.json(Method::POST, "/2015-03-31/functions/f/versions", json!({"RevisionId": "stale"})).await;
+    assert_error(&stale, 412, "PreconditionFailedException", "User");
+    let sha = app.json(Method::POST, "/2015-03-31/functions/f/versions", json!({"CodeSha256": "nope"})).await;
+    assert_error(&sha, 400, "InvalidParameterValueException", "User");
+    assert!(sha.2["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("CodeSHA256 (nope) is different from current CodeSHA256 in $LATEST ("));
+    let code = json!({"ZipFile": base64_zip(&[("app.py", "def handler(e, c):\n    return 2\n")]), "Publish": true});
+    let (status, _, updated) = app.json(Method::PUT, "/2015-03-31/functions/f/code", code).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!((updated["Version"].as_str(), updated["FunctionArn"].as_str()), (Some("2"), Some(&*format!("{ARN}:2"))));
+    let (_, _, one) = app.get("/2015-03-31/functions/f?Qualifier=1").await;
+    assert_ne!(one["Configuration"]["CodeSha256"], updated["CodeSha256"], "version 1 keeps its code");
+    assert!(one["Code"]["Location"].as_str().unwrap().contains("/functions/f:1/code.zip"), "{one}");
+    let stale = app.json(Method::PUT, "/2015-03-31/functions/f/configuration", json!({"RevisionId": "old"})).await;
+    assert_error(&stale, 412, "PreconditionFailedException", "User");
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/2015-03-31/functions/f:1/invocations")
+        .header("x-amz-invocation-type", "Event")
+        .body(Body::from("{}"))
+        .unwrap();
+    let answer = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "a version's event is refused, never run as $LATEST");
+    let latest = app.call(Method::DELETE, "/2015-03-31/functions/f?Qualifier=$LATEST", Body::empty()).await;
+    assert_error(&latest, 400, "InvalidParameterValueException", "User");
+}
+
+#[tokio::test]
+async fn aliases_point_at_versions_with_weights() {
+    let app = app();
+    app.create("f", json!({"Publish": true})).await;
+    app.json(Method::PUT, "/2015-03-31/functions/f/configuration", json!({"Description": "2"})).await;
+    app.json(Method::POST, "/2015-03-31/functions/f/versions", json!({})).await;
+    let aliases = "/2015-03-31/functions/f/aliases";
+    let body =
+        json!({"Name": "live", "FunctionVersion": "1", "RoutingConfig": {"AdditionalVersionWeights": {"2": 0.25}}});
+    let (status, _, live) = app.json(Method::POST, aliases, body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{live}");
+    assert_eq!(live["AliasArn"], format!("{ARN}:live"));
+    assert_eq!(live["RoutingConfig"], json!({"AdditionalVersionWeights": {"2": 0.25}}));
+    let again = app.json(Method::POST, aliases, body).await;
+    assert_error(&again, 409, "ResourceConflictException", "User");
+    assert_eq!(again.2["message"], format!("Alias already exists: {ARN}:live"));
+    let numeric = app.json(Method::POST, aliases, json!({"Name": "2024", "FunctionVersion": "1"})).await;
+    assert_error(&numeric, 400, "ValidationException", "User");
+    let missing = app.json(Method::POST, aliases, json!({"Name": "x", "FunctionVersion": "10"})).await;
+    assert_error(&missing, 404, "ResourceNotFoundException", "User");
+    assert_eq!(missing.2["Message"], format!("Function not found: {ARN}:10"));
+    let latest =
+        json!({"Name": "x", "FunctionVersion": "$LATEST", "RoutingConfig": {"AdditionalVersionWeights": {"1": 0.5}}});
+    assert_error(&app.json(Method::POST, aliases, latest).await, 400, "InvalidParameterValueException", "User");
+    let (_, _, by_alias) = app.get("/2015-03-31/functions/f:live/configuration").await;
+    assert_eq!(
+        (by_alias["Version"].as_str(), by_alias["FunctionArn"].as_str()),
+        (Some("1"), Some(&*format!("{ARN}:live")))
+    );
+    let in_use = app.call(Method::DELETE, "/2015-03-31/functions/f?Qualifier=2", Body::empty()).await;
+    assert_error(&in_use, 409, "ResourceConflictException", "User");
+    let path = format!("{aliases}/live");
+    let stale = app.json(Method::PUT, &path, json!({"RevisionId": "old"})).await;
+    assert_error(&stale, 412, "PreconditionFailedException", "User");
+    let (_, _, moved) = app.json(Method::PUT, &path, json!({"FunctionVersion": "2", "RoutingConfig": {}})).await;
+    assert_eq!(moved["FunctionVersion"], "2");
+    assert!(moved.get("RoutingConfig").is_none() && moved["RevisionId"] != live["RevisionId"], "{moved}");
+    let (_, _, filtered) = app.get(&format!("{aliases}?FunctionVersion=1")).await;
+    assert_eq!(filtered["Aliases"], json!([]));
+    let (status, _, _) = app.call(Method::DELETE, &path, Body::empty()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = app.call(Method::DELETE, &path, Body::empty()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "deleting an absent alias succeeds, as on Lambda");
+    let gone = app.get(&path).await;
+    assert_error(&gone, 404, "ResourceNotFoundException", "User");
+    assert_eq!(gone.2["Message"], format!("Cannot find alias arn: {ARN}:live"));
+    let update_gone = app.json(Method::PUT, &path, json!({})).await;
+    assert_eq!(update_gone.2["Message"], format!("Alias not found: {ARN}:live"));
+}

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::arn::Realm;
-use crate::function::{ConfigPatch, Function, ImageConfig, LATEST};
-use crate::store::code::sha256_base64;
+use crate::function::{ConfigPatch, Function, ImageConfig};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
@@ -106,6 +105,18 @@ pub struct CreateFunctionBody {
     pub code: CodeBody,
     pub package_type: Option<String>,
     pub architectures: Option<Vec<String>>,
+    /// Publish version 1 at once.
+    pub publish: Option<bool>,
+    #[serde(flatten)]
+    pub config: ConfigurationFields,
+}
+
+/// UpdateFunctionConfiguration's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateConfigurationBody {
+    /// Update only if `$LATEST` is still this revision.
+    pub revision_id: Option<String>,
     #[serde(flatten)]
     pub config: ConfigurationFields,
 }
@@ -118,6 +129,10 @@ pub struct UpdateCodeBody {
     pub s3_bucket: Option<String>,
     pub image_uri: Option<String>,
     pub architectures: Option<Vec<String>>,
+    /// Publish a version of the updated function.
+    pub publish: Option<bool>,
+    /// Update only if `$LATEST` is still this revision.
+    pub revision_id: Option<String>,
 }
 
 /// PutFunctionConcurrency's body.
@@ -182,7 +197,7 @@ pub struct FunctionConfiguration {
     pub memory_size: u32,
     pub last_modified: String,
     pub code_sha256: String,
-    pub version: &'static str,
+    pub version: String,
     /// Always there, `{"Variables": {}}` when there are none, as AWS sends it.
     pub environment: EnvironmentOut,
     pub tracing_config: serde_json::Value,
@@ -226,11 +241,8 @@ impl FunctionConfiguration {
             timeout: f.timeout_s,
             memory_size: f.memory_mb,
             last_modified: f.last_modified.clone(),
-            code_sha256: match &f.image {
-                Some(image) => image.digest_hex().to_owned(),
-                None => sha256_base64(&f.code_sha256),
-            },
-            version: LATEST,
+            code_sha256: f.code_digest(),
+            version: f.version_label(),
             environment: EnvironmentOut { variables: f.environment.clone() },
             tracing_config: serde_json::json!({ "Mode": "PassThrough" }),
             revision_id: f.revision_id.clone(),

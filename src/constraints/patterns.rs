@@ -137,6 +137,16 @@ pub fn is_qualifier(s: &str) -> bool {
     s == "$LATEST.PUBLISHED" || (!s.is_empty() && all(s, |b| is_name_byte(b) || b == b'$'))
 }
 
+/// `(?!^[0-9]+$)([a-zA-Z0-9-_]+)`: an alias name.
+pub fn is_alias_name(s: &str) -> bool {
+    is_name(s) && !all(s, |b| b.is_ascii_digit())
+}
+
+/// `(\$LATEST(\.PUBLISHED)?|[0-9]+)`: a version.
+pub fn is_version(s: &str) -> bool {
+    s == "$LATEST" || s == "$LATEST.PUBLISHED" || (!s.is_empty() && all(s, |b| b.is_ascii_digit()))
+}
+
 /// `(|[a-zA-Z0-9$_-]+)`: the `Qualifier` of the provisioned concurrency operations.
 pub fn is_alias_or_version(s: &str) -> bool {
     all(s, |b| is_name_byte(b) || b == b'$')

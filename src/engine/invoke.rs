@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::{Engine, EngineError, InvokeRequest, InvokeResponse};
 use crate::backend::BackendError;
-use crate::function::{self, LATEST};
+use crate::function::{self, Function};
 use crate::images::Images;
 use crate::logs::Report;
 use crate::pool::{Launch, Lease, Pool, PoolError, Wait, INIT_TIMEOUT};
@@ -34,7 +34,7 @@ impl Engine {
                 function::MAX_SYNC_PAYLOAD
             )));
         }
-        let f = self.resolve(&req.function.or_latest())?;
+        let f = self.resolve_as(&req.function.or_latest(), super::Route::Draw)?;
         let launch = self.launch(&f).await?;
         let request_id = req.request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let wait = if req.queued { Wait::Never } else { Wait::Queue };
@@ -53,7 +53,7 @@ impl Engine {
         match tokio::time::timeout(cap, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(source)) => Err(EngineError::Task { what: "invocation task", source }),
-            Err(_) => Ok(respond(Settled::TimedOut, &request_id, f.timeout_s)),
+            Err(_) => Ok(respond(Settled::TimedOut, &request_id, &f)),
         }
     }
 }
@@ -72,12 +72,12 @@ async fn run(
     wait: Wait,
 ) -> Result<InvokeResponse, EngineError> {
     let request_id = invocation.request_id.clone();
-    let timeout_s = launch.function.timeout_s;
+    let f = launch.function.clone();
     for handoff in 1.. {
         let lease = lease(&pool, &images, launch.clone(), wait).await?;
         let container = lease.container().clone();
         let cold = container.invocations() == 0 && !container.provisioned;
-        container.log.begin(&request_id);
+        container.log.begin(&request_id, &f.version_label());
         let delivered = Instant::now();
         let ticket = container.mailbox.deliver(invocation.clone())?;
         let (settled, taken) = settle(ticket).await;
@@ -93,7 +93,7 @@ async fn run(
             memory_mb: container.memory_mb,
             max_memory_used_mb: None,
             init_duration: taken.filter(|_| cold).map(|t| t.saturating_duration_since(container.started)),
-            timed_out: matches!(settled, Settled::TimedOut).then_some(timeout_s),
+            timed_out: matches!(settled, Settled::TimedOut).then_some(f.timeout_s),
         };
         let log_tail = container.log.finish(report, want_tail);
         if matches!(settled, Settled::Done(_)) {
@@ -102,7 +102,7 @@ async fn run(
             container.mailbox.cancel(&request_id);
             lease.discard();
         }
-        return Ok(InvokeResponse { log_tail, ..respond(settled, &request_id, timeout_s) });
+        return Ok(InvokeResponse { log_tail, ..respond(settled, &request_id, &f) });
     }
     unreachable!("the loop returns by its last handoff")
 }
@@ -167,14 +167,15 @@ fn platform_error(error_type: &str, message: String) -> Bytes {
     serde_json::json!({ "errorMessage": message, "errorType": error_type }).to_string().into()
 }
 
-/// Turn how an invocation settled into Lambda's answer.
-pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> InvokeResponse {
+/// Turn how an invocation of `f` settled into Lambda's answer.
+pub(super) fn respond(settled: Settled, request_id: &str, f: &Function) -> InvokeResponse {
+    let timeout_s = f.timeout_s;
     let payload = match settled {
         Settled::Done(Outcome::Response(body)) => {
             return InvokeResponse {
                 payload: body,
                 function_error: None,
-                executed_version: LATEST,
+                executed_version: f.version_label(),
                 request_id: request_id.to_owned(),
                 log_tail: None,
             }
@@ -209,7 +210,7 @@ pub(super) fn respond(settled: Settled, request_id: &str, timeout_s: u32) -> Inv
     InvokeResponse {
         payload,
         function_error: Some("Unhandled"),
-        executed_version: LATEST,
+        executed_version: f.version_label(),
         request_id: request_id.to_owned(),
         log_tail: None,
     }
@@ -267,6 +268,11 @@ fn trace_id() -> String {
 mod tests {
     use super::*;
 
+    /// A function that times out after 3 seconds.
+    fn f() -> Function {
+        Function { timeout_s: 3, ..Function::default() }
+    }
+
     fn json(r: &InvokeResponse) -> serde_json::Value {
         serde_json::from_slice(&r.payload).unwrap()
     }
@@ -277,7 +283,7 @@ mod tests {
 
     #[test]
     fn timeouts_read_like_lambdas() {
-        let r = respond(Settled::TimedOut, "abc", 3);
+        let r = respond(Settled::TimedOut, "abc", &f());
         assert_eq!(r.function_error, Some("Unhandled"));
         assert_eq!(json(&r)["errorType"], "Sandbox.Timedout");
         assert_eq!(json(&r)["errorMessage"], "RequestId: abc Error: Task timed out after 3.00 seconds");
@@ -285,30 +291,30 @@ mod tests {
 
     #[test]
     fn exits_read_like_lambdas() {
-        let r = respond(exited(ExitReason::Code(42)), "id", 3);
+        let r = respond(exited(ExitReason::Code(42)), "id", &f());
         assert_eq!(json(&r)["errorType"], "Runtime.ExitError");
         assert_eq!(json(&r)["errorMessage"], "RequestId: id Error: Runtime exited with error: exit status 42");
-        let r = respond(exited(ExitReason::Signal(9)), "id", 3);
+        let r = respond(exited(ExitReason::Signal(9)), "id", &f());
         assert!(json(&r)["errorMessage"].as_str().unwrap().ends_with("signal: killed"));
-        let r = respond(exited(ExitReason::OutOfMemory), "id", 3);
+        let r = respond(exited(ExitReason::OutOfMemory), "id", &f());
         assert_eq!(json(&r)["errorType"], "Runtime.OutOfMemory");
         // A clean exit (sys.exit(0) at import, or after an answer) is no error to Go's os/exec.
-        let r = respond(exited(ExitReason::Code(0)), "id", 3);
+        let r = respond(exited(ExitReason::Code(0)), "id", &f());
         assert_eq!(json(&r)["errorType"], "Runtime.ExitError");
         assert_eq!(json(&r)["errorMessage"], "RequestId: id Error: Runtime exited without providing a reason");
-        let r = respond(Settled::Done(Outcome::NotTaken(ExitReason::Code(1))), "id", 3);
+        let r = respond(Settled::Done(Outcome::NotTaken(ExitReason::Code(1))), "id", &f());
         assert_eq!(json(&r)["errorMessage"], "RequestId: id Error: Runtime exited with error: exit status 1");
     }
 
     #[test]
     fn runtime_errors_pass_through_and_garbage_is_wrapped() {
         let doc = Bytes::from_static(br#"{"errorMessage":"boom","errorType":"ValueError","stackTrace":[]}"#);
-        let r = respond(Settled::Done(Outcome::Error { body: doc.clone(), error_type: None }), "id", 3);
+        let r = respond(Settled::Done(Outcome::Error { body: doc.clone(), error_type: None }), "id", &f());
         assert_eq!(r.payload, doc);
         let garbage = Outcome::Error { body: Bytes::from_static(b"not json"), error_type: Some("Function.X".into()) };
-        let r = respond(Settled::Done(garbage), "id", 3);
+        let r = respond(Settled::Done(garbage), "id", &f());
         assert_eq!(json(&r)["errorType"], "Function.X");
-        let ok = respond(Settled::Done(Outcome::Response(Bytes::from_static(b"1"))), "id", 3);
+        let ok = respond(Settled::Done(Outcome::Response(Bytes::from_static(b"1"))), "id", &f());
         assert_eq!((ok.function_error, ok.payload.as_ref()), (None, &b"1"[..]));
     }
 

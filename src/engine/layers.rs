@@ -134,7 +134,7 @@ impl Engine {
 
     /// Remove the merged `/opt` of `layers` once no function uses that list.
     fn collect_opt_dir(&self, layers: &[LayerRef]) {
-        if layers.is_empty() || self.store.list().iter().any(|f| f.layers.as_slice() == layers) {
+        if layers.is_empty() || self.store.every_version().iter().any(|f| f.layers.as_slice() == layers) {
             return;
         }
         let shas: Vec<&str> = layers.iter().map(|l| l.code_sha256.as_str()).collect();

@@ -227,11 +227,11 @@ impl ContainerLog {
 
     /// An invocation starts. Its `START` line is written with its first
     /// output, or with its `END`.
-    pub fn begin(&self, request_id: &str) {
+    pub fn begin(&self, request_id: &str, version: &str) {
         let mut state = self.state();
         state.drain();
         state.flush_partial();
-        state.current = Some(Capture { start: Some(start_line(request_id)), lines: Vec::new() });
+        state.current = Some(Capture { start: Some(start_line(request_id, version)), lines: Vec::new() });
     }
 
     /// The invocation did not happen here after all (the runtime went away
@@ -303,14 +303,14 @@ mod tests {
         write.write_all(b"init line\n").unwrap();
         log.adopt("f".into(), book.clone(), Box::new(|| Some(42)));
 
-        log.begin("one");
+        log.begin("one", "$LATEST");
         write.write_all(b"hello\n").unwrap();
         let tail = log.finish(report("one"), true).unwrap();
         let tail = String::from_utf8(tail.to_vec()).unwrap();
         assert!(tail.starts_with("START RequestId: one Version: $LATEST\nhello\nEND RequestId: one\n"), "{tail}");
         assert!(tail.contains("Max Memory Used: 42 MB"), "{tail}");
 
-        log.begin("two");
+        log.begin("two", "$LATEST");
         assert_eq!(log.finish(report("two"), false), None);
         let file = String::from_utf8(book.tail("f", 10_000).unwrap()).unwrap();
         assert!(file.starts_with("init line\nSTART RequestId: one"), "{file}");
@@ -340,8 +340,8 @@ mod tests {
         b.attach(read_b).unwrap();
         a.adopt("f".into(), book.clone(), Box::new(|| None));
         b.adopt("f".into(), book.clone(), Box::new(|| None));
-        a.begin("one");
-        b.begin("two");
+        a.begin("one", "$LATEST");
+        b.begin("two", "$LATEST");
         write_a.write_all(b"RAN one").unwrap();
         a.state().drain();
         write_b.write_all(b"RAN two whole\n").unwrap();

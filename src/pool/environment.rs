@@ -6,7 +6,7 @@ use crate::arn::Realm;
 /// The X-Ray daemon's address on Lambda (nothing listens there here; the
 /// SDKs send trace segments over UDP and carry on).
 const XRAY_DAEMON: &str = "169.254.79.129";
-use crate::function::{Function, Runtime, LATEST};
+use crate::function::{Function, Runtime};
 
 /// `KEY=VALUE` pairs for a container of `f`. User variables come last but
 /// can never replace a reserved one (validation refuses them on the way in).
@@ -18,7 +18,8 @@ pub fn lambda_environment(
     realm: &Realm,
     initialization_type: &str,
 ) -> Vec<String> {
-    let stream = format!("{}/[{LATEST}]{}", chrono::Utc::now().format("%Y/%m/%d"), uuid::Uuid::new_v4().simple());
+    let version = f.version_label();
+    let stream = format!("{}/[{version}]{}", chrono::Utc::now().format("%Y/%m/%d"), uuid::Uuid::new_v4().simple());
     let handler = f.image.as_ref().map_or_else(|| f.handler.clone(), |image| image.handler());
     let mut env = vec![
         format!("_HANDLER={handler}"),
@@ -26,7 +27,7 @@ pub fn lambda_environment(
         format!("AWS_DEFAULT_REGION={}", realm.region),
         format!("AWS_LAMBDA_FUNCTION_NAME={}", f.name),
         format!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE={}", f.memory_mb),
-        format!("AWS_LAMBDA_FUNCTION_VERSION={LATEST}"),
+        format!("AWS_LAMBDA_FUNCTION_VERSION={version}"),
         format!("AWS_LAMBDA_INITIALIZATION_TYPE={initialization_type}"),
         format!("AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/{}", f.name),
         format!("AWS_LAMBDA_LOG_STREAM_NAME={stream}"),
@@ -98,5 +99,9 @@ mod tests {
         }
         let stream = env.iter().find(|e| e.starts_with("AWS_LAMBDA_LOG_STREAM_NAME=")).unwrap();
         assert!(stream.contains("/[$LATEST]"), "{stream}");
+        let v7 = Function { version: Some(7), ..f };
+        let env = lambda_environment(&v7, Some(runtime), &Realm::default(), "on-demand");
+        assert!(env.iter().any(|e| e == "AWS_LAMBDA_FUNCTION_VERSION=7"));
+        assert!(env.iter().any(|e| e.starts_with("AWS_LAMBDA_LOG_STREAM_NAME=") && e.contains("/[7]")));
     }
 }

@@ -16,18 +16,20 @@ use crate::function::Function;
 pub(super) struct State {
     /// Every live container by key: starting, idle or busy.
     containers: HashMap<String, Arc<Container>>,
-    /// Idle containers per function, most recently used last.
+    /// Idle containers per slot ([`Function::slot`]: a function's version),
+    /// most recently used last.
     idle: HashMap<String, Vec<Arc<Container>>>,
     /// MemorySize of live containers plus starts under way.
     memory_mb: u64,
-    /// Invocations in flight per function (leased containers, including
-    /// those still starting).
+    /// Invocations in flight per function, all versions together, which is
+    /// what reserved concurrency bounds (leased containers, including those
+    /// still starting).
     busy: HashMap<String, u32>,
-    /// The revision each function runs now; containers of any other are retired.
+    /// The revision each slot runs now; containers of any other are retired.
     current: HashMap<String, String>,
-    /// Provisioned concurrency: what to start, and how many to keep.
+    /// Provisioned concurrency per slot: what to start, and how many to keep.
     provisioned: HashMap<String, (Launch, u32)>,
-    /// Provisioned starts under way per function.
+    /// Provisioned starts under way per slot.
     provisioning: HashMap<String, u32>,
     /// Set at shutdown: nothing goes back to the idle set.
     draining: bool,
@@ -48,7 +50,7 @@ pub(super) enum Admission {
 impl State {
     /// Lease an idle container of `f`, or reserve room to start one.
     pub(super) fn admit(&mut self, f: &Function, budget_mb: u64) -> Admission {
-        let current = self.current.entry(f.name.clone()).or_insert_with(|| f.revision_id.clone()).clone();
+        let current = self.current.entry(f.slot()).or_insert_with(|| f.revision_id.clone()).clone();
         let mut stale = Vec::new();
         if let Some(c) = self.take_idle(f, &current, &mut stale) {
             c.busy.store(true, Ordering::Relaxed);
@@ -73,7 +75,7 @@ impl State {
     /// Pop the most recently used idle container of `f`'s revision; idle
     /// containers of a retired revision found on the way are forgotten into `stale`.
     fn take_idle(&mut self, f: &Function, current: &str, stale: &mut Vec<Arc<Container>>) -> Option<Arc<Container>> {
-        let list = self.idle.get_mut(&f.name)?;
+        let list = self.idle.get_mut(&f.slot())?;
         let mut found = None;
         let mut keep = Vec::new();
         while let Some(c) = list.pop() {
@@ -125,23 +127,23 @@ impl State {
     /// Whether `c` is one of the provisioned containers its function still asks for.
     fn is_kept_provisioned(&self, c: &Container) -> bool {
         c.provisioned
-            && self.provisioned.get(&c.function).is_some_and(|(l, n)| *n > 0 && l.function.revision_id == c.revision)
+            && self.provisioned.get(&c.slot).is_some_and(|(l, n)| *n > 0 && l.function.revision_id == c.revision)
     }
 
     /// A started container joins the books (its memory was reserved at admission).
     pub(super) fn register(&mut self, c: Arc<Container>) {
         if c.provisioned {
-            if let Some(n) = self.provisioning.get_mut(&c.function) {
+            if let Some(n) = self.provisioning.get_mut(&c.slot) {
                 *n = n.saturating_sub(1);
             }
         }
         self.containers.insert(c.key.clone(), c);
     }
 
-    /// A start failed: return its reservation.
-    pub(super) fn cancel_start(&mut self, function: &str, memory_mb: u32, leased: bool) {
-        self.memory_mb = self.memory_mb.saturating_sub(u64::from(memory_mb));
-        let counter = if leased { self.busy.get_mut(function) } else { self.provisioning.get_mut(function) };
+    /// A start of `f` failed: return its reservation.
+    pub(super) fn cancel_start(&mut self, f: &Function, leased: bool) {
+        self.memory_mb = self.memory_mb.saturating_sub(u64::from(f.memory_mb));
+        let counter = if leased { self.busy.get_mut(&f.name) } else { self.provisioning.get_mut(&f.slot()) };
         if let Some(n) = counter {
             *n = n.saturating_sub(1);
         }
@@ -156,10 +158,10 @@ impl State {
                 *n = n.saturating_sub(1);
             }
         }
-        let current = self.current.get(&c.function).is_some_and(|r| *r == c.revision);
+        let current = self.current.get(&c.slot).is_some_and(|r| *r == c.revision);
         if reusable && current && !self.draining && self.containers.contains_key(&c.key) {
             c.touch();
-            self.idle.entry(c.function.clone()).or_default().push(c.clone());
+            self.idle.entry(c.slot.clone()).or_default().push(c.clone());
             return None;
         }
         // None when it is already out of the books: whoever took it out
@@ -171,26 +173,26 @@ impl State {
     pub(super) fn forget(&mut self, key: &str) -> Option<Arc<Container>> {
         let c = self.containers.remove(key)?;
         self.memory_mb = self.memory_mb.saturating_sub(u64::from(c.memory_mb));
-        if let Some(list) = self.idle.get_mut(&c.function) {
+        if let Some(list) = self.idle.get_mut(&c.slot) {
             list.retain(|x| x.key != key);
         }
         Some(c)
     }
 
-    /// `function` has a new revision (or is gone): forget its idle
+    /// `slot` has a new revision (or is gone): forget its idle
     /// containers and its provisioned target (the engine sets a new one).
-    pub(super) fn retire(&mut self, function: &str, revision: Option<&str>) -> Vec<Arc<Container>> {
+    pub(super) fn retire(&mut self, slot: &str, revision: Option<&str>) -> Vec<Arc<Container>> {
         match revision {
-            Some(r) => self.current.insert(function.to_owned(), r.to_owned()),
-            None => self.current.remove(function),
+            Some(r) => self.current.insert(slot.to_owned(), r.to_owned()),
+            None => self.current.remove(slot),
         };
-        self.provisioned.remove(function);
-        let idle = self.idle.remove(function).unwrap_or_default();
+        self.provisioned.remove(slot);
+        let idle = self.idle.remove(slot).unwrap_or_default();
         idle.iter().filter_map(|c| self.forget(&c.key)).collect()
     }
 
     pub(super) fn set_provisioned(&mut self, launch: Launch, count: u32) {
-        let name = launch.function.name.clone();
+        let name = launch.function.slot();
         self.current.entry(name.clone()).or_insert_with(|| launch.function.revision_id.clone());
         if count == 0 {
             self.provisioned.remove(&name);
@@ -207,22 +209,22 @@ impl State {
         out
     }
 
-    pub(super) fn provisioned_ready(&self, function: &str) -> u32 {
-        let ready = self.containers_of(function).filter(|c| self.is_kept_provisioned(c) && c.mailbox.is_ready());
+    pub(super) fn provisioned_ready(&self, slot: &str) -> u32 {
+        let ready = self.containers_of(slot).filter(|c| self.is_kept_provisioned(c) && c.mailbox.is_ready());
         ready.count() as u32
     }
 
-    pub(super) fn containers_of<'a>(&'a self, function: &'a str) -> impl Iterator<Item = &'a Arc<Container>> + 'a {
-        self.containers.values().filter(move |c| c.function == function)
+    pub(super) fn containers_of<'a>(&'a self, slot: &'a str) -> impl Iterator<Item = &'a Arc<Container>> + 'a {
+        self.containers.values().filter(move |c| c.slot == slot)
     }
 
     /// Idle containers past their TTL (and provisioned ones no longer asked
     /// for) to remove, and provisioned containers to start.
     pub(super) fn maintenance(&mut self, now: Instant, budget_mb: u64) -> (Vec<Arc<Container>>, Vec<Launch>) {
         let mut expired_keys = Vec::new();
-        for (function, list) in &self.idle {
+        for (slot, list) in &self.idle {
             let mut kept_provisioned = 0;
-            let wanted = self.provisioned.get(function).map_or(0, |(_, n)| *n);
+            let wanted = self.provisioned.get(slot).map_or(0, |(_, n)| *n);
             for c in list.iter().rev() {
                 let kept = self.is_kept_provisioned(c);
                 if kept && kept_provisioned < wanted {
@@ -241,14 +243,15 @@ impl State {
             let targets: Vec<(Launch, u32)> = self.provisioned.values().cloned().collect();
             for (launch, wanted) in targets {
                 let f = &launch.function;
-                let live = self.containers_of(&f.name).filter(|c| self.is_kept_provisioned(c)).count() as u32;
-                let starting = self.provisioning.get(&f.name).copied().unwrap_or(0);
+                let slot = f.slot();
+                let live = self.containers_of(&slot).filter(|c| self.is_kept_provisioned(c)).count() as u32;
+                let starting = self.provisioning.get(&slot).copied().unwrap_or(0);
                 for _ in live + starting..wanted {
                     if self.memory_mb + u64::from(f.memory_mb) > budget_mb {
                         break;
                     }
                     self.memory_mb += u64::from(f.memory_mb);
-                    *self.provisioning.entry(f.name.clone()).or_default() += 1;
+                    *self.provisioning.entry(slot.clone()).or_default() += 1;
                     to_start.push(launch.clone());
                 }
             }
@@ -274,7 +277,7 @@ impl State {
                 ContainerInfo {
                     container: c.key.clone(),
                     docker_id: c.docker_id.clone(),
-                    function: c.function.clone(),
+                    function: c.slot.clone(),
                     revision: c.revision.clone(),
                     state,
                     provisioned: c.provisioned,
@@ -331,6 +334,7 @@ mod tests {
             key: key.into(),
             docker_id: format!("docker-{key}"),
             function: f.name.clone(),
+            slot: f.slot(),
             revision: f.revision_id.clone(),
             memory_mb: f.memory_mb,
             provisioned,

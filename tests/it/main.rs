@@ -30,3 +30,4 @@ mod ruby;
 mod runtimes;
 mod sandbox;
 mod sdk;
+mod versions;
