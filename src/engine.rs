@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+mod event_invoke;
 mod invoke;
 mod layers;
 
+pub use event_invoke::{DestinationPatch, EventInvokePatch};
 pub use layers::NewLayerVersion;
 
 use crate::arn::Realm;
