@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod error;
+mod event_invoke;
 mod events;
 mod layers;
 #[cfg(test)]
@@ -70,6 +71,7 @@ pub fn app(engine: Arc<Engine>, access: auth::Access) -> Router {
         .merge(layers::routes())
         .merge(versions::routes())
         .merge(events::routes())
+        .merge(event_invoke::routes())
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(access, auth::require_signature))
@@ -205,6 +207,7 @@ async fn create_function(State(engine): State<Arc<Engine>>, body: Body) -> ApiRe
     let mut b: wire::CreateFunctionBody = json_body(body, "CreateFunction").await?;
     let function = function_ref(&b.function_name, NameForm::Plain)?;
     check_architectures(b.architectures.as_deref())?;
+    event_invoke::dead_letter_config(b.config.dead_letter_config.as_ref())?;
     let image_config = b.config.image_config.take().unwrap_or_default();
     let code = match b.package_type.as_deref() {
         None | Some("Zip") => {
@@ -368,6 +371,7 @@ async fn update_code(State(engine): State<Arc<Engine>>, Path(name): Path<String>
 
 async fn update_configuration(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
     let b: wire::UpdateConfigurationBody = json_body(body, "UpdateFunctionConfiguration").await?;
+    event_invoke::dead_letter_config(b.config.dead_letter_config.as_ref())?;
     let function = function_ref(&name, NameForm::Plain)?;
     let f = engine.update_configuration(&function, b.config.into(), b.revision_id.as_deref()).await?;
     Ok(configuration(&engine, &f).into_response())

@@ -344,6 +344,28 @@ pub const COMPATIBLE_RUNTIMES: Member<List> =
     Member { rule: List { max: 15, one_of: LAYER_RUNTIME_IDS, nested: false }, ..list("compatibleRuntimes", 15, &[]) };
 pub const COMPATIBLE_ARCHITECTURES: Member<List> = list("compatibleArchitectures", 2, ARCHITECTURE_IDS);
 
+/// EventInvokeConfig: retries after a function error, and how old an event may get.
+pub const MAXIMUM_RETRY_ATTEMPTS: Member<Number> = number("maximumRetryAttempts", 0, 2, Validation);
+pub const MAXIMUM_EVENT_AGE: Member<Number> = number("maximumEventAgeInSeconds", 60, 21_600, Validation);
+const DESTINATION_PATTERN: Option<Pattern> = pattern(
+    r"$|kafka://([^.]([a-zA-Z0-9\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?:(\d{12})?:(.*)",
+    patterns::is_destination_arn,
+);
+pub const ON_SUCCESS_DESTINATION: Member<Text> =
+    text("destinationConfig.onSuccess.destination", 0, 350, DESTINATION_PATTERN, Validation);
+pub const ON_FAILURE_DESTINATION: Member<Text> =
+    text("destinationConfig.onFailure.destination", 0, 350, DESTINATION_PATTERN, Validation);
+/// `MaxItems` of ListFunctionEventInvokeConfigs.
+pub const MAX_EVENT_INVOKE_CONFIG_ITEMS: Member<Number> = number("maxItems", 1, 50, Validation);
+/// `DeadLetterConfig.TargetArn` of CreateFunction and UpdateFunctionConfiguration.
+pub const DEAD_LETTER_TARGET: Member<Text> = text(
+    "deadLetterConfig.targetArn",
+    0,
+    10_000,
+    pattern(r"(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()", patterns::is_resource_arn),
+    Validation,
+);
+
 /// Longest value echoed in a message: AWS echoes all of it, but a 60 MB
 /// description need not come back.
 const MAX_ECHO: usize = 256;

@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+mod event_invoke;
 mod invoke;
 mod layers;
 mod versions;
 
+pub use event_invoke::{DestinationPatch, EventInvokePatch};
 pub use layers::NewLayerVersion;
 pub use versions::Publish;
 use versions::{check_revision, Route};

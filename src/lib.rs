@@ -35,7 +35,8 @@
 //!   Knows nothing of HTTP.
 //! - [`queue`]: asynchronous invocations: events committed to SQLite before
 //!   their 202, a dispatcher running them through the pool with Lambda's
-//!   retries, and the dead letters they leave.
+//!   retries, each function's EventInvokeConfig, the records it sends to
+//!   destination functions, and the dead letters events leave.
 //! - [`api`]: the AWS-compatible REST API over the engine, its error shapes,
 //!   and the signature check every request passes.
 //! - [`auth`]: SigV4 signing and verification, and the key pairs behind it.

@@ -23,10 +23,21 @@
 //!   and each function's events run at most as many at a time as have
 //!   lately found room (halved on every throttle, grown by one on every
 //!   run), so a backlog does not flood the pool with refusals.
+//! - Each function's EventInvokeConfig ([`invoke_config`]) sets its
+//!   `MaximumRetryAttempts` and `MaximumEventAgeInSeconds`. A failed event
+//!   whose next retry would come after its maximum age ends at once,
+//!   `EventAgeExceeded`, as Lambda does rather than wait.
+//! - An event that ends with a destination for its outcome (OnSuccess,
+//!   OnFailure: another function) is replaced, in one commit, by a new
+//!   event for that function carrying Lambda's invocation record
+//!   ([`record`]). A failure without an OnFailure destination is kept as a
+//!   dead letter.
 //! - Dead letters are kept, listed and redriven (`lambdabox events`);
 //!   nothing is dropped, except by deleting the function, which deletes its
-//!   queue with it.
+//!   queue (and its configs) with it.
 
+pub mod invoke_config;
+pub mod record;
 pub mod store;
 
 use std::cmp::Reverse;
@@ -38,8 +49,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Engine, EngineError, InvokeRequest};
-use crate::function::{Function, FunctionRef};
-use store::now_ms;
+use crate::function::{Function, FunctionRef, LATEST};
+pub use invoke_config::{ConfigEntry, EventInvokeConfig};
+use record::{Condition, Record};
+use store::{now_ms, Body};
 pub use store::{DeadLetter, Depth, EventMeta, NewEvent, QueueStore, QueueStoreError};
 
 /// Lambda's defaults for a function without an EventInvokeConfig.
@@ -102,15 +115,17 @@ impl Queue {
 
     /// Commit `event` and hand it to the dispatcher. Returns once it is on disk.
     pub async fn accept(&self, event: NewEvent) -> Result<(), QueueStoreError> {
-        let meta = EventMeta {
-            id: 0,
-            request_id: event.request_id.clone(),
-            function: event.function.clone(),
-            enqueued_ms: event.enqueued_ms,
-            attempts: 0,
-            due_ms: event.enqueued_ms,
-        };
+        let meta = fresh(&event);
         let id = self.store.insert(event).await?;
+        let _ = self.wake.send(EventMeta { id, ..meta });
+        Ok(())
+    }
+
+    /// Replace event `id` by `event` (a destination's record) in one commit,
+    /// and hand the new one to the dispatcher.
+    async fn forward(&self, id: i64, event: NewEvent) -> Result<(), QueueStoreError> {
+        let meta = fresh(&event);
+        let id = self.store.forward(id, event).await?;
         let _ = self.wake.send(EventMeta { id, ..meta });
         Ok(())
     }
@@ -127,6 +142,18 @@ impl Queue {
             let _ = self.wake.send(meta);
         }
         Ok(n)
+    }
+}
+
+/// What the dispatcher holds of a new event (its id once stored).
+fn fresh(event: &NewEvent) -> EventMeta {
+    EventMeta {
+        id: 0,
+        request_id: event.request_id.clone(),
+        function: event.function.clone(),
+        enqueued_ms: event.enqueued_ms,
+        attempts: 0,
+        due_ms: event.enqueued_ms,
     }
 }
 
@@ -285,9 +312,39 @@ fn window_cap(f: &Function, config: QueueConfig) -> usize {
     f.reserved_concurrency.map_or(config.per_function, |r| (r as usize).max(1))
 }
 
-/// What a function's EventInvokeConfig says, or Lambda's defaults.
-fn policy(_f: &Function) -> (u32, i64) {
-    (DEFAULT_MAX_RETRIES, i64::from(DEFAULT_MAX_EVENT_AGE_S) * 1000)
+/// What a function's EventInvokeConfig says (events run `$LATEST`), or
+/// Lambda's defaults.
+fn policy(store: &QueueStore, f: &Function) -> EventInvokeConfig {
+    store.config(&f.name, LATEST).unwrap_or_default()
+}
+
+/// After failed attempt number `attempts`, whose retry would run when the
+/// event is `age_at_retry_ms` old: `None` to retry, or why it ends now.
+fn after_failure(attempts: u32, policy: &EventInvokeConfig, age_at_retry_ms: i64) -> Option<Condition> {
+    if attempts > policy.retries() {
+        Some(Condition::RetriesExhausted)
+    } else if age_at_retry_ms > policy.max_age_ms() {
+        Some(Condition::EventAgeExceeded)
+    } else {
+        None
+    }
+}
+
+/// How an event leaves the queue.
+#[derive(Debug)]
+enum Ending {
+    Succeeded {
+        attempts: u32,
+        response: bytes::Bytes,
+    },
+    /// `why` is what a dead letter keeps; `response` the function's last
+    /// error document, if it ever ran.
+    Failed {
+        condition: Condition,
+        attempts: u32,
+        why: String,
+        response: Option<String>,
+    },
 }
 
 /// Run one event once and record the outcome durably.
@@ -317,39 +374,53 @@ async fn try_attempt(
         store.fail(meta.id, meta.attempts, "FunctionNotFound", why).await?;
         return Ok(Verdict::Ran);
     };
-    let (max_retries, max_age_ms) = policy(&f);
-    if now_ms() - meta.enqueued_ms > max_age_ms {
-        let why = "The event was older than the function's maximum event age".to_owned();
-        store.fail(meta.id, meta.attempts, "EventAgeExceeded", why).await?;
+    let policy = policy(store, &f);
+    let failed = |condition, why: &str| Ending::Failed {
+        condition,
+        attempts: meta.attempts,
+        why: why.to_owned(),
+        response: body.last_error.clone(),
+    };
+    if now_ms() - meta.enqueued_ms > policy.max_age_ms() {
+        let ending = failed(Condition::EventAgeExceeded, "The event was older than the function's maximum event age");
+        conclude(engine, meta, &body, &policy, ending).await?;
         return Ok(Verdict::Ran);
     }
     if f.reserved_concurrency == Some(0) {
-        let why = "The function's reserved concurrency is 0".to_owned();
-        store.fail(meta.id, meta.attempts, "RetriesExhausted", why).await?;
+        conclude(
+            engine,
+            meta,
+            &body,
+            &policy,
+            failed(Condition::RetriesExhausted, "The function's reserved concurrency is 0"),
+        )
+        .await?;
         return Ok(Verdict::Ran);
     }
     let request = InvokeRequest {
         function: FunctionRef::named(&meta.function),
-        payload: body.payload,
-        client_context: body.client_context,
+        payload: body.payload.clone(),
+        client_context: body.client_context.clone(),
         log_tail: false,
         request_id: Some(meta.request_id.clone()),
         queued: true,
     };
     match engine.invoke(request).await {
         Ok(out) if out.function_error.is_none() => {
-            store.delete(meta.id).await?;
+            let ending = Ending::Succeeded { attempts: meta.attempts + 1, response: out.payload };
+            conclude(engine, meta, &body, &policy, ending).await?;
             Ok(Verdict::Ran)
         }
         Ok(out) => {
             let attempts = meta.attempts + 1;
-            if attempts > max_retries {
-                let error = String::from_utf8_lossy(&out.payload).into_owned();
-                store.fail(meta.id, attempts, "RetriesExhausted", error).await?;
+            let error = String::from_utf8_lossy(&out.payload).into_owned();
+            let due_ms = now_ms() + millis(config.retry_delay(attempts));
+            if let Some(condition) = after_failure(attempts, &policy, due_ms - meta.enqueued_ms) {
+                let ending = Ending::Failed { condition, attempts, why: error.clone(), response: Some(error) };
+                conclude(engine, meta, &body, &policy, ending).await?;
                 return Ok(Verdict::Ran);
             }
-            let due_ms = now_ms() + millis(config.retry_delay(attempts));
-            store.retry(meta.id, attempts, due_ms).await?;
+            store.retry(meta.id, attempts, due_ms, error).await?;
             Ok(Verdict::Again { due_ms, attempts, ran: true })
         }
         Err(EngineError::NotFound(why)) => {
@@ -365,6 +436,61 @@ async fn try_attempt(
             Ok(Verdict::Throttled { due_ms: now_ms() + millis(config.backoff(h.throttles + 1)) })
         }
     }
+}
+
+/// Take an event out of the queue as it ended: to its destination as a
+/// record (one commit replaces the event by the record's), else forgotten
+/// (a success) or kept as a dead letter (a failure).
+async fn conclude(
+    engine: &Engine,
+    meta: &EventMeta,
+    body: &Body,
+    policy: &EventInvokeConfig,
+    ending: Ending,
+) -> Result<(), QueueStoreError> {
+    let (destination, condition, attempts, response) = match &ending {
+        Ending::Succeeded { attempts, response } => {
+            (policy.on_success.as_deref(), Condition::Success, *attempts, Some(&response[..]))
+        }
+        Ending::Failed { condition, attempts, response, .. } => {
+            (policy.on_failure.as_deref(), *condition, *attempts, response.as_deref().map(str::as_bytes))
+        }
+    };
+    let target = destination.and_then(|arn| match engine.destination(arn, &meta.function) {
+        Ok(name) => Some(name),
+        Err(e) => {
+            tracing::warn!(function = %meta.function, destination = arn, error = %e, "destination unusable; event kept");
+            None
+        }
+    });
+    let store = engine.queue().store();
+    let Some(target) = target else {
+        return match ending {
+            Ending::Succeeded { .. } => store.delete(meta.id).await,
+            Ending::Failed { condition, attempts, why, .. } => {
+                store.fail(meta.id, attempts, condition.as_str(), why).await
+            }
+        };
+    };
+    let at_ms = now_ms();
+    let function_arn = format!("{}:{LATEST}", engine.function_arn(&meta.function));
+    let record = Record {
+        request_id: &meta.request_id,
+        function_arn: &function_arn,
+        condition,
+        invoke_count: attempts,
+        request_payload: &body.payload,
+        response,
+        at_ms,
+    };
+    let event = NewEvent {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        function: target,
+        payload: record.to_json(),
+        client_context: None,
+        enqueued_ms: at_ms,
+    };
+    engine.queue().forward(meta.id, event).await
 }
 
 fn millis(d: Duration) -> i64 {
@@ -388,5 +514,25 @@ mod tests {
         let fast = QueueConfig { retry_unit: Duration::from_millis(600), per_function: 1 };
         assert_eq!(fast.retry_delay(2), Duration::from_millis(1200));
         assert_eq!(fast.backoff(1), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn a_failed_event_ends_when_out_of_retries_or_when_its_retry_would_be_too_old() {
+        let lambda = QueueConfig::default();
+        let defaults = EventInvokeConfig::default();
+        let age_at_retry = |attempts| millis(lambda.retry_delay(attempts)) + 1_000;
+        assert_eq!(after_failure(1, &defaults, age_at_retry(1)), None);
+        assert_eq!(after_failure(2, &defaults, age_at_retry(2)), None);
+        assert_eq!(after_failure(3, &defaults, age_at_retry(3)), Some(Condition::RetriesExhausted));
+        let none = EventInvokeConfig { max_retries: Some(0), ..Default::default() };
+        assert_eq!(after_failure(1, &none, age_at_retry(1)), Some(Condition::RetriesExhausted));
+        // Lambda's recorded behaviour: with a 60 s maximum age the first
+        // retry (a minute later) would be too old, so the event ends after
+        // one attempt, without waiting.
+        let young = EventInvokeConfig { max_age_s: Some(60), ..Default::default() };
+        assert_eq!(after_failure(1, &young, age_at_retry(1)), Some(Condition::EventAgeExceeded));
+        let roomy = EventInvokeConfig { max_age_s: Some(120), ..Default::default() };
+        assert_eq!(after_failure(1, &roomy, age_at_retry(1)), None);
+        assert_eq!(after_failure(2, &roomy, 60_000 + age_at_retry(2)), Some(Condition::EventAgeExceeded));
     }
 }

@@ -20,6 +20,8 @@ use crate::logs::LogBook;
 use crate::pool::{Pool, PoolConfig};
 use crate::store::Store;
 
+mod event_invoke;
+
 struct App {
     router: axum::Router,
     fake: FakeBackend,

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::arn::Realm;
+use crate::engine::{DestinationPatch, EventInvokePatch};
 use crate::function::{ConfigPatch, Function, ImageConfig};
+use crate::queue::ConfigEntry;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
@@ -75,6 +77,8 @@ pub struct ConfigurationFields {
     pub idle_ttl_seconds: Option<u32>,
     pub layers: Option<Vec<String>>,
     pub image_config: Option<ImageConfigBody>,
+    /// Checked and refused when it names a target ([`super::event_invoke`]).
+    pub dead_letter_config: Option<DeadLetterConfigBody>,
 }
 
 impl From<ConfigurationFields> for ConfigPatch {
@@ -260,4 +264,69 @@ impl FunctionConfiguration {
                 .map(|i| serde_json::json!({ "ImageConfig": ImageConfigBody::from(&i.config) })),
         }
     }
+}
+
+/// Put/UpdateFunctionEventInvokeConfig's body.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct EventInvokeConfigBody {
+    pub maximum_retry_attempts: Option<u32>,
+    pub maximum_event_age_in_seconds: Option<u32>,
+    pub destination_config: Option<DestinationConfigBody>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct DestinationConfigBody {
+    pub on_success: Option<DestinationBody>,
+    pub on_failure: Option<DestinationBody>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct DestinationBody {
+    pub destination: Option<String>,
+}
+
+impl From<EventInvokeConfigBody> for EventInvokePatch {
+    fn from(b: EventInvokeConfigBody) -> EventInvokePatch {
+        EventInvokePatch {
+            max_retries: b.maximum_retry_attempts,
+            max_age_s: b.maximum_event_age_in_seconds,
+            destinations: b.destination_config.map(|d| DestinationPatch {
+                on_success: d.on_success.map(|s| s.destination),
+                on_failure: d.on_failure.map(|f| f.destination),
+            }),
+        }
+    }
+}
+
+/// A FunctionEventInvokeConfig as Lambda shows it: the qualified ARN,
+/// `LastModified` in epoch seconds (a number), `DestinationConfig` always,
+/// unset members left out.
+pub fn event_invoke_config(e: &ConfigEntry, realm: &Realm) -> serde_json::Value {
+    let destination = |d: &Option<String>| match d {
+        Some(arn) => serde_json::json!({ "Destination": arn }),
+        None => serde_json::json!({}),
+    };
+    let c = &e.config;
+    let mut out = serde_json::json!({
+        "FunctionArn": format!("{}:{}", realm.function_arn(&e.function), e.qualifier),
+        "LastModified": c.last_modified_ms as f64 / 1000.0,
+        "DestinationConfig": { "OnSuccess": destination(&c.on_success), "OnFailure": destination(&c.on_failure) },
+    });
+    if let Some(n) = c.max_retries {
+        out["MaximumRetryAttempts"] = n.into();
+    }
+    if let Some(n) = c.max_age_s {
+        out["MaximumEventAgeInSeconds"] = n.into();
+    }
+    out
+}
+
+/// `DeadLetterConfig` of CreateFunction and UpdateFunctionConfiguration.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeadLetterConfigBody {
+    pub target_arn: Option<String>,
 }

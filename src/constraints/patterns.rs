@@ -196,6 +196,54 @@ pub fn is_layer_version_arn(s: &str) -> bool {
     }
 }
 
+/// `.*` as AWS's (Java) patterns read it: anything but a line break.
+fn is_line(s: &str) -> bool {
+    !s.contains(['\n', '\r'])
+}
+
+/// `$|kafka://([^.]([a-zA-Z0-9\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:(<region>)?:(\d{12})?:(.*)`:
+/// an EventInvokeConfig destination (empty, a Kafka topic or an ARN).
+pub fn is_destination_arn(s: &str) -> bool {
+    if s.is_empty() {
+        return true;
+    }
+    if let Some(topic) = s.strip_prefix("kafka://") {
+        let mut chars = topic.chars();
+        let first_ok = chars.next().is_some_and(|c| c != '.');
+        let rest = chars.as_str();
+        return first_ok && rest.len() <= 248 && all(rest, |b| is_name_byte(b) || b == b'.');
+    }
+    let alnum_dash = |p: &str| all(p, |b| b.is_ascii_alphanumeric() || b == b'-');
+    match s.splitn(6, ':').collect::<Vec<_>>().as_slice() {
+        ["arn", partition, service, region, account, rest] => {
+            partition.strip_prefix("aws").is_some_and(alnum_dash)
+                && !service.is_empty()
+                && alnum_dash(service)
+                && (region.is_empty() || is_region(region))
+                && (account.is_empty() || is_account(account))
+                && is_line(rest)
+        }
+        _ => false,
+    }
+}
+
+/// `(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()`: a resource ARN (a
+/// DeadLetterConfig's target), or nothing.
+pub fn is_resource_arn(s: &str) -> bool {
+    if s.is_empty() {
+        return true;
+    }
+    match s.splitn(4, ':').collect::<Vec<_>>().as_slice() {
+        ["arn", partition, service, rest] => {
+            is_partition(partition)
+                && !service.is_empty()
+                && all(service, |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+                && is_line(rest)
+        }
+        _ => false,
+    }
+}
+
 /// An absolute path: `ImageConfig.WorkingDirectory` is where the bootstrap starts.
 pub fn is_absolute_path(s: &str) -> bool {
     s.starts_with('/')
@@ -273,6 +321,34 @@ fn is_path_component(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destination_and_resource_arns() {
+        for ok in [
+            "",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "arn:aws:sqs:us-east-1:123456789012:q",
+            "arn:aws:s3:::bucket",
+            "arn:aws-cn:sns:cn-north-1:123456789012:t",
+            "kafka://my-topic_1.x",
+        ] {
+            assert!(is_destination_arn(ok), "{ok}");
+        }
+        for bad in [
+            "arn:aws:_-/!lambda:us-east-1:123456789012:function:f",
+            "arn::lambda:us-east-1:123456789012:function:f",
+            "arn:aws:lambda:nowhere:123456789012:function:f",
+            "arn:aws:lambda:us-east-1:123:function:f",
+            "arn:aws:lambda:us-east-1:123456789012",
+            "kafka://.topic",
+            "kafka://",
+            "lambda",
+        ] {
+            assert!(!is_destination_arn(bad), "{bad:?}");
+        }
+        assert!(is_resource_arn("") && is_resource_arn("arn:aws:sqs:us-east-1:123456789012:dlq"));
+        assert!(!is_resource_arn("sqs-queue") && !is_resource_arn("arn:aws:SQS:x"));
+    }
 
     #[test]
     fn role_arns() {

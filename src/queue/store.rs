@@ -7,16 +7,20 @@
 //! so many callers share one fsync (group commit) and nobody waits for a
 //! lock. Payloads stay on disk; the dispatcher keeps only their ids.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-/// Schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+use super::invoke_config::{self, ConfigEntry, EventInvokeConfig};
+
+/// Schema version this build writes (`PRAGMA user_version`): 2 added
+/// `invoke_configs`.
+const SCHEMA_VERSION: i64 = 2;
 /// Most requests one commit carries; more wait for the next.
 const BATCH: usize = 512;
 
@@ -62,6 +66,9 @@ pub struct NewEvent {
 pub struct Body {
     pub payload: Bytes,
     pub client_context: Option<String>,
+    /// The function's error document from the last failed attempt, for a
+    /// record made after a later attempt never ran.
+    pub last_error: Option<String>,
 }
 
 /// An event that ran out of attempts or time, kept until redriven.
@@ -94,7 +101,9 @@ enum Op {
     Insert(NewEvent, Reply<i64>),
     Body(i64, Reply<Option<Body>>),
     Delete(i64, Reply<()>),
-    Retry { id: i64, attempts: u32, due_ms: i64, reply: Reply<()> },
+    Retry { id: i64, attempts: u32, due_ms: i64, error: String, reply: Reply<()> },
+    Forward { id: i64, event: NewEvent, reply: Reply<i64> },
+    SetConfig { function: String, qualifier: String, config: Option<EventInvokeConfig>, reply: Reply<()> },
     Fail { id: i64, attempts: u32, condition: String, error: String, at_ms: i64, reply: Reply<()> },
     Queued(Reply<Vec<EventMeta>>),
     DeadLetters(String, Reply<Vec<DeadLetter>>),
@@ -109,6 +118,9 @@ type Reply<T> = oneshot::Sender<Result<T, QueueStoreError>>;
 #[derive(Debug, Clone)]
 pub struct QueueStore {
     ops: mpsc::Sender<Op>,
+    /// Every EventInvokeConfig by (function, qualifier), as committed:
+    /// written only after the database has it.
+    configs: Arc<RwLock<BTreeMap<(String, String), EventInvokeConfig>>>,
 }
 
 impl std::fmt::Debug for Op {
@@ -128,9 +140,10 @@ impl QueueStore {
         db.pragma_update(None, "synchronous", "FULL")?;
         db.busy_timeout(Duration::from_secs(5))?;
         migrate(&db)?;
+        let configs = invoke_config::load(&db)?.into_iter().map(|e| ((e.function, e.qualifier), e.config)).collect();
         let (ops, rx) = mpsc::channel();
         std::thread::Builder::new().name("event-queue".into()).spawn(move || write_loop(db, rx))?;
-        Ok(QueueStore { ops })
+        Ok(QueueStore { ops, configs: Arc::new(RwLock::new(configs)) })
     }
 
     async fn ask<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, QueueStoreError> {
@@ -154,9 +167,51 @@ impl QueueStore {
         self.ask(|r| Op::Delete(id, r)).await
     }
 
-    /// Try again at `due_ms`, with `attempts` counted so far.
-    pub async fn retry(&self, id: i64, attempts: u32, due_ms: i64) -> Result<(), QueueStoreError> {
-        self.ask(|reply| Op::Retry { id, attempts, due_ms, reply }).await
+    /// Try again at `due_ms`, with `attempts` counted so far and the last
+    /// attempt's `error`.
+    pub async fn retry(&self, id: i64, attempts: u32, due_ms: i64, error: String) -> Result<(), QueueStoreError> {
+        self.ask(|reply| Op::Retry { id, attempts, due_ms, error, reply }).await
+    }
+
+    /// Replace event `id` by `event` (a record for a destination) in one
+    /// commit: the record is never lost, nor sent twice by a crash between
+    /// the two. Returns the new event's id.
+    pub async fn forward(&self, id: i64, event: NewEvent) -> Result<i64, QueueStoreError> {
+        self.ask(|reply| Op::Forward { id, event, reply }).await
+    }
+
+    /// The EventInvokeConfig of `function` at `qualifier`, if it has one.
+    pub fn config(&self, function: &str, qualifier: &str) -> Option<EventInvokeConfig> {
+        let configs = self.configs.read().expect("config map poisoned");
+        configs.get(&(function.to_owned(), qualifier.to_owned())).cloned()
+    }
+
+    /// Every config of `function`, by qualifier.
+    pub fn configs(&self, function: &str) -> Vec<ConfigEntry> {
+        let configs = self.configs.read().expect("config map poisoned");
+        configs
+            .iter()
+            .filter(|((f, _), _)| f == function)
+            .map(|((f, q), c)| ConfigEntry { function: f.clone(), qualifier: q.clone(), config: c.clone() })
+            .collect()
+    }
+
+    /// Store (`Some`) or remove (`None`) a config; callers serialise these.
+    pub async fn set_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+        config: Option<EventInvokeConfig>,
+    ) -> Result<(), QueueStoreError> {
+        let (f, q, c) = (function.to_owned(), qualifier.to_owned(), config.clone());
+        self.ask(|reply| Op::SetConfig { function: f, qualifier: q, config: c, reply }).await?;
+        let mut configs = self.configs.write().expect("config map poisoned");
+        let key = (function.to_owned(), qualifier.to_owned());
+        match config {
+            Some(c) => configs.insert(key, c),
+            None => configs.remove(&key),
+        };
+        Ok(())
     }
 
     /// Out of attempts or time: keep it as a dead letter.
@@ -186,9 +241,12 @@ impl QueueStore {
         self.ask(Op::Depths).await
     }
 
-    /// Remove everything of a function (it was deleted); returns how many.
+    /// Remove everything of a function (it was deleted), its configs too;
+    /// returns how many events.
     pub async fn purge(&self, function: &str) -> Result<u64, QueueStoreError> {
-        self.ask(|r| Op::Purge(function.to_owned(), r)).await
+        let n = self.ask(|r| Op::Purge(function.to_owned(), r)).await?;
+        self.configs.write().expect("config map poisoned").retain(|(f, _), _| f != function);
+        Ok(n)
     }
 }
 
@@ -217,6 +275,7 @@ fn migrate(db: &Connection) -> Result<(), QueueStoreError> {
          );
          CREATE INDEX IF NOT EXISTS events_by_function ON events (function, failed_ms);",
     )?;
+    db.execute_batch(invoke_config::SCHEMA)?;
     db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
@@ -295,7 +354,10 @@ fn apply_failed(op: Op) -> Answer {
     match op {
         Op::Insert(_, r) => Answer::new(r, never()),
         Op::Body(_, r) => Answer::new(r, never()),
-        Op::Delete(_, r) | Op::Retry { reply: r, .. } | Op::Fail { reply: r, .. } => Answer::new(r, never()),
+        Op::Delete(_, r) | Op::Retry { reply: r, .. } | Op::Fail { reply: r, .. } | Op::SetConfig { reply: r, .. } => {
+            Answer::new(r, never())
+        }
+        Op::Forward { reply: r, .. } => Answer::new(r, never()),
         Op::Queued(r) | Op::Redrive { reply: r, .. } => Answer::new(r, never()),
         Op::DeadLetters(_, r) => Answer::new(r, never()),
         Op::Depths(r) => Answer::new(r, never()),
@@ -318,30 +380,36 @@ fn meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventMeta> {
 
 fn apply(tx: &rusqlite::Transaction<'_>, op: Op) -> Answer {
     match op {
-        Op::Insert(e, r) => {
-            let done = tx
-                .execute(
-                    "INSERT INTO events (request_id, function, payload, client_context, enqueued_ms, due_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                    params![e.request_id, e.function, &e.payload[..], e.client_context, e.enqueued_ms],
-                )
-                .map(|_| tx.last_insert_rowid());
-            Answer::new(r, done)
+        Op::Insert(e, r) => Answer::new(r, insert(tx, &e)),
+        Op::Forward { id, event, reply } => {
+            let done = tx.execute("DELETE FROM events WHERE id = ?1", params![id]).and_then(|_| insert(tx, &event));
+            Answer::new(reply, done)
+        }
+        Op::SetConfig { function, qualifier, config, reply } => {
+            Answer::new(reply, invoke_config::set(tx, &function, &qualifier, config.as_ref()))
         }
         Op::Body(id, r) => {
             let body = tx
                 .query_row(
-                    "SELECT payload, client_context FROM events WHERE id = ?1 AND failed_ms IS NULL",
+                    "SELECT payload, client_context, error FROM events WHERE id = ?1 AND failed_ms IS NULL",
                     params![id],
-                    |row| Ok(Body { payload: Bytes::from(row.get::<_, Vec<u8>>(0)?), client_context: row.get(1)? }),
+                    |row| {
+                        Ok(Body {
+                            payload: Bytes::from(row.get::<_, Vec<u8>>(0)?),
+                            client_context: row.get(1)?,
+                            last_error: row.get(2)?,
+                        })
+                    },
                 )
                 .optional();
             Answer::new(r, body)
         }
         Op::Delete(id, r) => Answer::new(r, tx.execute("DELETE FROM events WHERE id = ?1", params![id]).map(drop)),
-        Op::Retry { id, attempts, due_ms, reply } => {
-            let done =
-                tx.execute("UPDATE events SET attempts = ?2, due_ms = ?3 WHERE id = ?1", params![id, attempts, due_ms]);
+        Op::Retry { id, attempts, due_ms, error, reply } => {
+            let done = tx.execute(
+                "UPDATE events SET attempts = ?2, due_ms = ?3, error = ?4 WHERE id = ?1",
+                params![id, attempts, due_ms, error],
+            );
             Answer::new(reply, done.map(drop))
         }
         Op::Fail { id, attempts, condition, error, at_ms, reply } => {
@@ -372,10 +440,21 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: Op) -> Answer {
         }
         Op::Depths(r) => Answer::new(r, depths(tx)),
         Op::Purge(function, r) => {
-            let done = tx.execute("DELETE FROM events WHERE function = ?1", params![function]);
+            let done = tx
+                .execute("DELETE FROM invoke_configs WHERE function = ?1", params![function])
+                .and_then(|_| tx.execute("DELETE FROM events WHERE function = ?1", params![function]));
             Answer::new(r, done.map(|n| n as u64))
         }
     }
+}
+
+fn insert(tx: &Connection, e: &NewEvent) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT INTO events (request_id, function, payload, client_context, enqueued_ms, due_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![e.request_id, e.function, &e.payload[..], e.client_context, e.enqueued_ms],
+    )?;
+    Ok(tx.last_insert_rowid())
 }
 
 fn select_meta(tx: &Connection, filter: &str, args: impl rusqlite::Params) -> rusqlite::Result<Vec<EventMeta>> {
@@ -444,7 +523,7 @@ mod tests {
         let ids: Vec<i64> = futures_util::future::try_join_all(inserts).await.unwrap();
         assert_eq!(ids.len(), 50);
         store.delete(ids[0]).await.unwrap();
-        store.retry(ids[2], 1, 99_999).await.unwrap();
+        store.retry(ids[2], 1, 99_999, "{\"errorType\":\"E\"}".into()).await.unwrap();
         store.fail(ids[4], 3, "RetriesExhausted", "{\"errorType\":\"X\"}".into()).await.unwrap();
         drop(store);
 
@@ -473,6 +552,30 @@ mod tests {
         assert!(store.dead_letters("even").await.unwrap().is_empty());
         assert_eq!(store.purge("odd").await.unwrap(), 25);
         assert_eq!(store.queued().await.unwrap().len(), 24);
+    }
+
+    #[tokio::test]
+    async fn a_forward_swaps_events_in_one_commit_and_configs_persist_until_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = QueueStore::open(dir.path()).unwrap();
+        let id = store.insert(event(1, "src")).await.unwrap();
+        let forwarded = store.forward(id, event(2, "dst")).await.unwrap();
+        assert_ne!(forwarded, id);
+        let config = EventInvokeConfig { max_retries: Some(0), last_modified_ms: 5, ..Default::default() };
+        store.set_config("src", "$LATEST", Some(config.clone())).await.unwrap();
+        store.set_config("src", "1", Some(config.clone())).await.unwrap();
+        drop(store);
+
+        let store = QueueStore::open(dir.path()).unwrap();
+        let queued = store.queued().await.unwrap();
+        assert_eq!(queued.iter().map(|e| e.function.as_str()).collect::<Vec<_>>(), ["dst"]);
+        assert_eq!(store.config("src", "$LATEST"), Some(config));
+        assert_eq!(store.configs("src").iter().map(|e| e.qualifier.as_str()).collect::<Vec<_>>(), ["$LATEST", "1"]);
+        store.set_config("src", "1", None).await.unwrap();
+        assert_eq!(store.configs("src").len(), 1);
+        store.purge("src").await.unwrap();
+        drop(store);
+        assert!(QueueStore::open(dir.path()).unwrap().configs("src").is_empty(), "a purge is durable");
     }
 
     #[tokio::test]

@@ -207,3 +207,142 @@ async fn a_killed_controller_loses_no_accepted_event() {
     assert!(all_ran.await, "an accepted event was lost");
     assert!(dead_letters(&server, "count").await.is_empty());
 }
+
+/// The events function `name` ran, from its log: (request id, event).
+async fn events_of(server: &Server, name: &str) -> Vec<(String, Value)> {
+    let log = server.logs(name).await;
+    let ran = log.lines().filter_map(|l| l.split_once("RAN ")).map(|(_, rest)| rest);
+    ran.filter_map(|rest| rest.split_once(' '))
+        .map(|(id, event)| (id.to_owned(), serde_json::from_str(event).expect("the recorder prints JSON")))
+        .collect()
+}
+
+/// Wait until `name` has run an event whose record names `request_id`; returns it.
+async fn record_for(server: &Server, name: &str, request_id: &str) -> Value {
+    record_within(server, name, request_id, Duration::from_secs(60)).await
+}
+
+async fn record_within(server: &Server, name: &str, request_id: &str, limit: Duration) -> Value {
+    let found = || async {
+        let events = events_of(server, name).await;
+        events.into_iter().map(|(_, e)| e).find(|e| e["requestContext"]["requestId"] == request_id)
+    };
+    assert!(eventually(limit, || async { found().await.is_some() }).await, "no record in {name}");
+    found().await.unwrap()
+}
+
+/// Set `name`'s EventInvokeConfig with the AWS SDK for Rust.
+async fn configure(
+    sdk: &aws_sdk_lambda::Client,
+    name: &str,
+    retries: Option<i32>,
+    max_age: Option<i32>,
+    on_success: Option<&str>,
+    on_failure: Option<&str>,
+) {
+    use aws_sdk_lambda::types::{DestinationConfig, OnFailure, OnSuccess};
+    let arn = |n: &str| format!("arn:aws:lambda:us-east-1:000000000000:function:{n}");
+    let destinations = DestinationConfig::builder()
+        .set_on_success(on_success.map(|n| OnSuccess::builder().destination(arn(n)).build()))
+        .set_on_failure(on_failure.map(|n| OnFailure::builder().destination(arn(n)).build()))
+        .build();
+    let out = sdk
+        .put_function_event_invoke_config()
+        .function_name(name)
+        .set_maximum_retry_attempts(retries)
+        .set_maximum_event_age_in_seconds(max_age)
+        .destination_config(destinations)
+        .send()
+        .await
+        .expect("the config is accepted");
+    assert_eq!(out.function_arn(), Some(format!("{}:$LATEST", arn(name)).as_str()));
+    assert!(out.last_modified().is_some(), "LastModified parses as a timestamp");
+    assert_eq!(out.maximum_retry_attempts(), retries);
+}
+
+#[tokio::test]
+async fn destinations_get_lambdas_records_and_chain() {
+    let server = Server::start_with(&FAST);
+    for name in ["src", "on-ok", "on-fail", "a", "b", "c"] {
+        deploy(&server, name, json!({})).await;
+    }
+    let sdk = server.sdk();
+    configure(&sdk, "src", Some(0), None, Some("on-ok"), Some("on-fail")).await;
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:src:$LATEST";
+
+    // A failure with MaximumRetryAttempts 0: one attempt, then its record
+    // goes to the OnFailure function instead of the dead letters.
+    let failing = send(&sdk, "src", &json!({"fail": true, "n": 1})).await;
+    let record = record_for(&server, "on-fail", &failing).await;
+    assert_eq!(record["version"], "1.0");
+    assert!(record["timestamp"].as_str().unwrap().ends_with('Z'), "{record}");
+    assert_eq!(
+        record["requestContext"],
+        json!({"requestId": failing, "functionArn": arn, "condition": "RetriesExhausted", "approximateInvokeCount": 1})
+    );
+    assert_eq!(record["requestPayload"], json!({"fail": true, "n": 1}));
+    assert_eq!(
+        record["responseContext"],
+        json!({"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"})
+    );
+    assert_eq!(record["responsePayload"]["errorMessage"], "asked to fail", "{record}");
+    assert_eq!(record["responsePayload"]["errorType"], "ValueError", "{record}");
+    assert_eq!(runs(&server, "src", &failing).await, 1, "attempted exactly once");
+    assert!(dead_letters(&server, "src").await.is_empty(), "the destination took it");
+
+    // A success goes to OnSuccess, with the function's answer.
+    let ok = send(&sdk, "src", &json!({"n": 2})).await;
+    let record = record_for(&server, "on-ok", &ok).await;
+    assert_eq!(record["requestContext"]["condition"], "Success");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 1);
+    assert_eq!(record["responseContext"], json!({"statusCode": 200, "executedVersion": "$LATEST"}));
+    assert_eq!((&record["requestPayload"], &record["responsePayload"]), (&json!({"n": 2}), &json!({"n": 2})));
+    assert!(events_of(&server, "on-fail").await.iter().all(|(_, e)| e["requestContext"]["requestId"] != ok));
+
+    // A → B → C: each record is a new event of the next function.
+    configure(&sdk, "a", None, None, Some("b"), None).await;
+    configure(&sdk, "b", None, None, Some("c"), None).await;
+    let first = send(&sdk, "a", &json!({"chain": 1})).await;
+    let at_b = record_for(&server, "b", &first).await;
+    let (b_id, _) = events_of(&server, "b").await.into_iter().find(|(_, e)| *e == at_b).unwrap();
+    assert_ne!(b_id, first, "the destination's event has its own request id");
+    let at_c = record_for(&server, "c", &b_id).await;
+    assert_eq!(at_c["requestContext"]["functionArn"], "arn:aws:lambda:us-east-1:000000000000:function:b:$LATEST");
+    assert_eq!(at_c["requestPayload"], at_b, "C is told what B was given: A's record");
+    assert_eq!(at_c["requestPayload"]["requestPayload"], json!({"chain": 1}));
+    assert_eq!(at_c["responsePayload"], at_b, "B answered with its event");
+}
+
+/// Lambda's recorded behaviour: with `MaximumEventAgeInSeconds` 60 and
+/// retries a minute apart (Lambda's real unit, no `--async-retry-unit-ms`),
+/// a failed event's first retry would come too late, so it ends at once,
+/// `EventAgeExceeded` after one attempt, rather than wait.
+#[tokio::test]
+async fn an_event_whose_retry_would_be_too_old_ends_at_once() {
+    let server = Server::start();
+    deploy(&server, "aging", json!({})).await;
+    deploy(&server, "aged", json!({})).await;
+    let sdk = server.sdk();
+    configure(&sdk, "aging", Some(2), Some(60), None, Some("aged")).await;
+    let id = send(&sdk, "aging", &json!({"fail": true})).await;
+    // Well before the retry a minute later, which would also end it.
+    let record = record_within(&server, "aged", &id, Duration::from_secs(40)).await;
+    assert_eq!(record["requestContext"]["condition"], "EventAgeExceeded", "{record}");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 1);
+    assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+    assert_eq!(record["responsePayload"]["errorMessage"], "asked to fail");
+    assert_eq!(runs(&server, "aging", &id).await, 1);
+
+    // Without a destination it is a dead letter, as before.
+    let resp = server.delete("/2019-09-25/functions/aging/event-invoke-config").send().await;
+    assert_eq!(resp.status(), 204);
+    configure(&sdk, "aging", None, Some(60), None, None).await;
+    let id = send(&sdk, "aging", &json!({"fail": true})).await;
+    let dead = eventually(Duration::from_secs(60), || async { !dead_letters(&server, "aging").await.is_empty() });
+    assert!(dead.await);
+    let letters = dead_letters(&server, "aging").await;
+    assert_eq!(
+        (letters[0]["RequestId"].as_str(), letters[0]["Condition"].as_str()),
+        (Some(id.as_str()), Some("EventAgeExceeded"))
+    );
+}

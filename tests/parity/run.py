@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REGION = os.environ.get("PARITY_REGION", "us-east-1")
 ACCOUNT = os.environ.get("PARITY_ACCOUNT", "000000000000")
 FUNCTION = "parity-fn"
+FUNCTION2 = "parity-fn-2"
 LAYER = "parity-layer"
 HANDLER = "def handler(event, context):\n    return event\n"
 
@@ -41,6 +42,7 @@ WORDS = {
     "account": ACCOUNT,
     "region": REGION,
     "fn": FUNCTION,
+    "fn2": FUNCTION2,
     "layer": LAYER,
     "layer_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{LAYER}",
 }
@@ -49,7 +51,7 @@ WORDS = {
 def text(s):
     """Placeholders inside a string: {account}, {rep:CHAR:N}, ..."""
     s = re.sub(r"\{rep:(.):(\d+)\}", lambda m: m.group(1) * int(m.group(2)), s)
-    return re.sub(r"\{(account|region|fn|layer|layer_arn)\}", lambda m: WORDS[m.group(1)], s)
+    return re.sub(r"\{(account|region|fn2|fn|layer|layer_arn)\}", lambda m: WORDS[m.group(1)], s)
 
 
 def value(v):
@@ -140,10 +142,11 @@ def mismatches(expect, got):
 
 
 def set_up(client):
-    client.create_function(
-        FunctionName=FUNCTION, Runtime="python3.11", Handler="app.handler",
-        Role=f"arn:aws:iam::{ACCOUNT}:role/parity", Code={"ZipFile": CODE},
-    )
+    for name in (FUNCTION, FUNCTION2):
+        client.create_function(
+            FunctionName=name, Runtime="python3.11", Handler="app.handler",
+            Role=f"arn:aws:iam::{ACCOUNT}:role/parity", Code={"ZipFile": CODE},
+        )
     client.publish_layer_version(LayerName=LAYER, Content={"ZipFile": CODE}, CompatibleRuntimes=["python3.11"])
 
 
