@@ -213,7 +213,7 @@ impl Dispatcher {
         let (done_tx, mut done) = mpsc::unbounded_channel::<(i64, Verdict)>();
         let mut windows: HashMap<String, Window> = HashMap::new();
         loop {
-            self.launch_due(&engine, &mut held, &mut due, &mut windows, &done_tx);
+            self.launch_due(&engine, &mut held, &mut due, &mut windows, &done_tx, &stop);
             let next = due.peek().map(|Reverse((at, _))| *at);
             let sleep = next.map_or(Duration::from_secs(3600), |at| {
                 Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
@@ -240,6 +240,7 @@ impl Dispatcher {
         due: &mut BinaryHeap<Reverse<(i64, i64)>>,
         windows: &mut HashMap<String, Window>,
         done: &mpsc::UnboundedSender<(i64, Verdict)>,
+        stop: &CancellationToken,
     ) {
         let now = now_ms();
         while let Some(&Reverse((at, id))) = due.peek() {
@@ -254,10 +255,10 @@ impl Dispatcher {
                 continue;
             }
             window.running += 1;
-            let (engine, store, config, h, done) =
-                (engine.clone(), self.store.clone(), self.config, h.clone(), done.clone());
+            let (engine, store, config, h, done, stop) =
+                (engine.clone(), self.store.clone(), self.config, h.clone(), done.clone(), stop.clone());
             tokio::spawn(async move {
-                let verdict = attempt(&engine, &store, config, &h).await;
+                let verdict = attempt(&engine, &store, config, &h, &stop).await;
                 let _ = done.send((h.meta.id, verdict));
             });
         }
@@ -348,8 +349,14 @@ enum Ending {
 }
 
 /// Run one event once and record the outcome durably.
-async fn attempt(engine: &Engine, store: &QueueStore, config: QueueConfig, h: &Held) -> Verdict {
-    match try_attempt(engine, store, config, h).await {
+async fn attempt(
+    engine: &Engine,
+    store: &QueueStore,
+    config: QueueConfig,
+    h: &Held,
+    stop: &CancellationToken,
+) -> Verdict {
+    match try_attempt(engine, store, config, h, stop).await {
         Ok(v) => v,
         Err(e) => {
             // The queue's own disk failed: the event stays as it was stored
@@ -366,6 +373,7 @@ async fn try_attempt(
     store: &QueueStore,
     config: QueueConfig,
     h: &Held,
+    stop: &CancellationToken,
 ) -> Result<Verdict, QueueStoreError> {
     let meta = &h.meta;
     let Some(body) = store.body(meta.id).await? else { return Ok(Verdict::Ran) };
@@ -405,7 +413,14 @@ async fn try_attempt(
         request_id: Some(meta.request_id.clone()),
         queued: true,
     };
-    match engine.invoke(request).await {
+    let outcome = engine.invoke(request).await;
+    if stop.is_cancelled() {
+        // The controller is stopping and removing containers under the
+        // invocation: whatever happened, the event stays as stored and
+        // runs again at the next start (at least once), no attempt spent.
+        return Ok(Verdict::Throttled { due_ms: now_ms() });
+    }
+    match outcome {
         Ok(out) if out.function_error.is_none() => {
             let ending = Ending::Succeeded { attempts: meta.attempts + 1, response: out.payload };
             conclude(engine, meta, &body, &policy, ending).await?;
