@@ -207,7 +207,9 @@ pub struct DeployArgs {
     /// Reserved concurrency: at most N invocations at once.
     #[arg(long, value_name = "N")]
     pub reserved: Option<u32>,
-    /// Provisioned concurrency: N containers kept initialised (0 removes it).
+    /// Provisioned concurrency: publish a version of what was deployed and
+    /// keep N of its containers initialised (invoke NAME:VERSION, as printed);
+    /// earlier versions give theirs up. 0 removes it from every version.
     #[arg(long, value_name = "N")]
     pub provisioned: Option<u32>,
 }
@@ -515,21 +517,58 @@ async fn set_concurrency(client: &Client, name: &str, reserved: Option<u32>, pro
         client.send(client.api.put(&path).json(&json!({ "ReservedConcurrentExecutions": n }))).await?;
     }
     if let Some(n) = provisioned {
-        let path = format!("/2019-09-30/functions/{name}/provisioned-concurrency");
-        let req = if n == 0 {
-            client.api.delete(&path).query(&[("Qualifier", "$LATEST")])
-        } else {
-            let body = json!({ "ProvisionedConcurrentExecutions": n });
-            client.api.put(&path).query(&[("Qualifier", "$LATEST")]).json(&body)
-        };
-        match client.send(req).await {
-            Err(e) if n == 0 && e.to_string().contains("ProvisionedConcurrencyConfigNotFoundException") => {}
+        provision(client, name, n).await?;
+    }
+    Ok(())
+}
+
+/// `--provisioned N`: as on Lambda, provisioned concurrency belongs to a
+/// published version, so publish one and move the function's provisioned
+/// containers to it (N = 0: remove them everywhere).
+async fn provision(client: &Client, name: &str, n: u32) -> Result<()> {
+    let path = format!("/2019-09-30/functions/{name}/provisioned-concurrency");
+    let keep = if n == 0 {
+        None
+    } else {
+        let publish = client.api.function(reqwest::Method::POST, name, "/versions").json(&json!({}));
+        let published: Value = client.send(publish).await?.json().await?;
+        let version = published["Version"].as_str().context("PublishVersion answered no Version")?.to_owned();
+        let body = json!({ "ProvisionedConcurrentExecutions": n });
+        client.send(client.api.put(&path).query(&[("Qualifier", version.as_str())]).json(&body)).await?;
+        eprintln!("{n} provisioned container(s) for {name}:{version}; invoke {name}:{version} to use them");
+        Some(version)
+    };
+    for version in versions(client, name).await? {
+        if Some(&version) == keep.as_ref() {
+            continue;
+        }
+        match client.send(client.api.delete(&path).query(&[("Qualifier", version.as_str())])).await {
+            Err(e) if e.to_string().contains("ProvisionedConcurrencyConfigNotFoundException") => {}
             other => {
                 other?;
             }
         }
     }
     Ok(())
+}
+
+/// A function's published versions (not `$LATEST`), every page.
+async fn versions(client: &Client, name: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let mut req = client.api.function(reqwest::Method::GET, name, "/versions");
+        if let Some(m) = &marker {
+            req = req.query(&[("Marker", m)]);
+        }
+        let page: Value = client.send(req).await?.json().await?;
+        let listed = page["Versions"].as_array().into_iter().flatten();
+        out.extend(listed.filter_map(|v| v["Version"].as_str()).filter(|v| *v != "$LATEST").map(str::to_owned));
+        match page["NextMarker"].as_str() {
+            Some(m) => marker = Some(m.to_owned()),
+            None => return Ok(out),
+        }
+    }
 }
 
 async fn ps(client: &Client) -> Result<ExitCode> {

@@ -253,6 +253,18 @@ pub struct Engine {
     runtimes_changed: tokio::sync::Notify,
 }
 
+/// What AWS answers when provisioned concurrency is read or removed on `$LATEST`.
+const NOT_PUBLISHED: &str = "The function resource provided must be an alias or a published version.";
+
+/// Provisioned concurrency belongs to a published version or an alias, as
+/// on Lambda: `$LATEST` changes under it.
+fn published_only(r: &FunctionRef, message: &str) -> Result<(), EngineError> {
+    match r.qualifier.as_deref() {
+        None | Some(LATEST) => Err(InvalidParameter(message.into()).into()),
+        Some(_) => Ok(()),
+    }
+}
+
 /// The concurrency operations act on a function, never on a version.
 fn unqualified_only(r: &FunctionRef) -> Result<(), EngineError> {
     match r.qualifier {
@@ -667,6 +679,7 @@ impl Engine {
     pub async fn put_provisioned(&self, r: &FunctionRef, n: u32) -> Result<ProvisionedStatus, EngineError> {
         Checks::new().number(&constraints::PROVISIONED_CONCURRENT_EXECUTIONS, Some(n)).finish()?;
         let current = self.resolve(r)?;
+        published_only(r, "Provisioned Concurrency Configs cannot be applied to unpublished function versions.")?;
         if current.reserved_concurrency.is_some_and(|reserved| n > reserved) {
             return Err(InvalidParameter(format!(
                 "ProvisionedConcurrentExecutions {n} exceeds the function's reserved concurrency"
@@ -681,6 +694,7 @@ impl Engine {
     /// GetProvisionedConcurrencyConfig.
     pub fn get_provisioned(&self, r: &FunctionRef) -> Result<ProvisionedStatus, EngineError> {
         let f = self.resolve(r)?;
+        published_only(r, NOT_PUBLISHED)?;
         if f.provisioned_concurrency == 0 {
             return Err(EngineError::ProvisionedNotFound);
         }
@@ -693,7 +707,9 @@ impl Engine {
 
     /// DeleteProvisionedConcurrencyConfig.
     pub async fn delete_provisioned(&self, r: &FunctionRef) -> Result<(), EngineError> {
-        if self.resolve(r)?.provisioned_concurrency == 0 {
+        let current = self.resolve(r)?;
+        published_only(r, NOT_PUBLISHED)?;
+        if current.provisioned_concurrency == 0 {
             return Err(EngineError::ProvisionedNotFound);
         }
         let f = self.amend(r, |f| f.provisioned_concurrency = 0).await?;

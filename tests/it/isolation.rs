@@ -164,10 +164,10 @@ const SPINNER: &str = "#!/bin/sh\nwhile :; do :; done\n";
 async fn a_bootstrap_that_never_polls_is_capped_and_removed() {
     common::ensure_runtime_image("provided.al2023");
     let server = Server::start();
-    let extra = json!({"Runtime": "provided.al2023", "MemorySize": 128});
+    let extra = json!({"Runtime": "provided.al2023", "MemorySize": 128, "Publish": true});
     server.deploy_files("spinner", "spin", &[("bootstrap", SPINNER)], extra).await;
     let body = json!({"ProvisionedConcurrentExecutions": 1}).to_string().into_bytes();
-    let path = "/2019-09-30/functions/spinner/provisioned-concurrency?Qualifier=%24LATEST";
+    let path = "/2019-09-30/functions/spinner/provisioned-concurrency?Qualifier=1";
     let (status, _, answer) = server.api(reqwest::Method::PUT, path, body).await;
     assert_eq!(status, 202, "{}", String::from_utf8_lossy(&answer));
     let docker = common::docker().await;

@@ -115,8 +115,17 @@ async fn memory_budget_evicts_the_least_recently_used_container() {
 #[tokio::test]
 async fn provisioned_containers_are_ready_ahead_and_never_reaped() {
     let server = Server::start_with(&["--idle-ttl", "1"]);
-    server.deploy("ready", "app.environment", json!({})).await;
-    let path = "/2019-09-30/functions/ready/provisioned-concurrency?Qualifier=$LATEST";
+    server.deploy("ready", "app.environment", json!({"Publish": true})).await;
+    // As on Lambda, only a published version or an alias takes it.
+    let latest = "/2019-09-30/functions/ready/provisioned-concurrency?Qualifier=$LATEST";
+    let refused = server.put(latest).json(&json!({"ProvisionedConcurrentExecutions": 2})).send().await;
+    assert_eq!(refused.status(), 400);
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(
+        refused["message"],
+        "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
+    );
+    let path = "/2019-09-30/functions/ready/provisioned-concurrency?Qualifier=1";
     let put = server.put(path).json(&json!({"ProvisionedConcurrentExecutions": 2})).send().await;
     assert_eq!(put.status(), 202);
     let ready = eventually(Duration::from_secs(20), || async {
@@ -126,7 +135,7 @@ async fn provisioned_containers_are_ready_ahead_and_never_reaped() {
     .await;
     assert!(ready, "provisioned concurrency never became READY");
     assert_eq!(containers(&server.home(), Some("ready")).await.len(), 2, "started before any invocation");
-    let (_, _, env) = server.invoke("ready", r#"{"keys":["AWS_LAMBDA_INITIALIZATION_TYPE"]}"#).await;
+    let (_, _, env) = server.invoke("ready:1", r#"{"keys":["AWS_LAMBDA_INITIALIZATION_TYPE"]}"#).await;
     assert_eq!(env["AWS_LAMBDA_INITIALIZATION_TYPE"], "provisioned-concurrency");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(containers(&server.home(), Some("ready")).await.len(), 2, "not reaped past the 1 s TTL");

@@ -190,3 +190,39 @@ async fn an_alias_splits_traffic_by_weight_and_moves_at_once() {
     .await;
     assert!(waited, "a deleted version's containers are retired");
 }
+
+/// `lambdabox deploy --provisioned N` publishes a version of what it
+/// deployed and moves the function's provisioned containers to it.
+#[tokio::test]
+async fn the_cli_provisions_the_version_it_publishes() {
+    let server = Server::start();
+    let code = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
+    let cli = |extra: &[&str]| {
+        let base = ["--endpoint", server.url.as_str(), "--data-dir", server.data_dir.to_str().unwrap(), "deploy", "pc"];
+        let args = ["--runtime", "python3.11", "--handler", "app.handler", "--code", code.to_str().unwrap()];
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lambdabox"))
+            .args(base)
+            .args(args)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let config = |version: &str| {
+        let path = format!("/2019-09-30/functions/pc/provisioned-concurrency?Qualifier={version}");
+        let server = &server;
+        async move { server.get(&path).send().await.status().as_u16() }
+    };
+    let said = cli(&["--provisioned", "1"]);
+    assert!(said.contains("invoke pc:1"), "{said}");
+    assert_eq!(config("1").await, 200);
+    let (status, _, _) = server.invoke("pc:1", r#"{"name":"pc"}"#).await;
+    assert_eq!(status, 200);
+
+    let said = cli(&["--provisioned", "1", "--env", "CHANGED=yes"]);
+    assert!(said.contains("invoke pc:2"), "{said}");
+    assert_eq!((config("1").await, config("2").await), (404, 200), "moved to the new version");
+    cli(&["--provisioned", "0"]);
+    assert_eq!((config("1").await, config("2").await), (404, 404));
+}
