@@ -343,20 +343,15 @@ impl Engine {
                 function::MAX_ASYNC_PAYLOAD
             )));
         }
+        // Checked now (404 before anything is stored); the event runs the
+        // version or alias as it is when its turn comes, as on Lambda.
         let f = self.resolve(r)?;
-        // Queued events carry the function's name alone (the queue's schema
-        // has no qualifier yet): refuse rather than run `$LATEST` in its place.
-        if f.version.is_some() || r.qualifier.as_deref().is_some_and(|q| q != LATEST) {
-            return Err(InvalidParameter(format!(
-                "lambdabox does not queue asynchronous invocations of a version or an alias yet ({r}); invoke it \
-                 synchronously, or invoke the function ($LATEST) with InvocationType Event"
-            ))
-            .into());
-        }
+        let qualifier = r.qualifier.clone().filter(|q| q != LATEST);
         let request_id = uuid::Uuid::new_v4().to_string();
         let event = NewEvent {
             request_id: request_id.clone(),
             function: f.name.clone(),
+            qualifier,
             payload,
             client_context,
             enqueued_ms: crate::queue::store::now_ms(),

@@ -151,6 +151,7 @@ fn fresh(event: &NewEvent) -> EventMeta {
         id: 0,
         request_id: event.request_id.clone(),
         function: event.function.clone(),
+        qualifier: event.qualifier.clone(),
         enqueued_ms: event.enqueued_ms,
         attempts: 0,
         due_ms: event.enqueued_ms,
@@ -313,10 +314,10 @@ fn window_cap(f: &Function, config: QueueConfig) -> usize {
     f.reserved_concurrency.map_or(config.per_function, |r| (r as usize).max(1))
 }
 
-/// What a function's EventInvokeConfig says (events run `$LATEST`), or
-/// Lambda's defaults.
-fn policy(store: &QueueStore, f: &Function) -> EventInvokeConfig {
-    store.config(&f.name, LATEST).unwrap_or_default()
+/// What the EventInvokeConfig of the version or alias an event was sent
+/// to says, or Lambda's defaults.
+fn policy(store: &QueueStore, f: &Function, qualifier: Option<&str>) -> EventInvokeConfig {
+    store.config(&f.name, qualifier.unwrap_or(LATEST)).unwrap_or_default()
 }
 
 /// After failed attempt number `attempts`, whose retry would run when the
@@ -382,7 +383,7 @@ async fn try_attempt(
         store.fail(meta.id, meta.attempts, "FunctionNotFound", why).await?;
         return Ok(Verdict::Ran);
     };
-    let policy = policy(store, &f);
+    let policy = policy(store, &f, meta.qualifier.as_deref());
     let failed = |condition, why: &str| Ending::Failed {
         condition,
         attempts: meta.attempts,
@@ -406,7 +407,7 @@ async fn try_attempt(
         return Ok(Verdict::Ran);
     }
     let request = InvokeRequest {
-        function: FunctionRef::named(&meta.function),
+        function: FunctionRef { qualifier: meta.qualifier.clone(), ..FunctionRef::named(&meta.function) },
         payload: body.payload.clone(),
         client_context: body.client_context.clone(),
         log_tail: false,
@@ -488,7 +489,8 @@ async fn conclude(
         };
     };
     let at_ms = now_ms();
-    let function_arn = format!("{}:{LATEST}", engine.function_arn(&meta.function));
+    let qualifier = meta.qualifier.as_deref().unwrap_or(LATEST);
+    let function_arn = format!("{}:{qualifier}", engine.function_arn(&meta.function));
     let record = Record {
         request_id: &meta.request_id,
         function_arn: &function_arn,
@@ -501,6 +503,7 @@ async fn conclude(
     let event = NewEvent {
         request_id: uuid::Uuid::new_v4().to_string(),
         function: target,
+        qualifier: None,
         payload: record.to_json(),
         client_context: None,
         enqueued_ms: at_ms,

@@ -164,12 +164,18 @@ impl Engine {
         Ok(self.queue.store().configs(&f.name))
     }
 
-    /// The function and qualifier a config reference names, when both
-    /// exist. Only `$LATEST` exists until versions and aliases do.
+    /// The function and qualifier (`$LATEST`, a version or an alias) a
+    /// config reference names, when both exist. A config belongs to the
+    /// qualifier as named: an alias keeps its own, whichever version it
+    /// routes to.
     fn config_target(&self, r: &FunctionRef) -> Result<Option<(Arc<Function>, String)>, EngineError> {
         self.check_realm(r)?;
         let qualifier = r.qualifier.clone().unwrap_or_else(|| LATEST.to_owned());
-        Ok(self.store.get(&r.name).filter(|_| qualifier == LATEST).map(|f| (f, qualifier)))
+        match self.resolve(r) {
+            Ok(f) => Ok(self.store.get(&f.name).map(|latest| (latest, qualifier))),
+            Err(EngineError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `The function ARN:QUALIFIER doesn't have an EventInvokeConfig`.

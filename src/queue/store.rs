@@ -19,8 +19,8 @@ use tokio::sync::oneshot;
 use super::invoke_config::{self, ConfigEntry, EventInvokeConfig};
 
 /// Schema version this build writes (`PRAGMA user_version`): 2 added
-/// `invoke_configs`.
-const SCHEMA_VERSION: i64 = 2;
+/// `invoke_configs`, 3 the events' `qualifier`.
+const SCHEMA_VERSION: i64 = 3;
 /// Most requests one commit carries; more wait for the next.
 const BATCH: usize = 512;
 
@@ -43,6 +43,8 @@ pub struct EventMeta {
     pub id: i64,
     pub request_id: String,
     pub function: String,
+    /// The version or alias it was sent to; `None` is `$LATEST`.
+    pub qualifier: Option<String>,
     /// When it was accepted (Unix ms): its age counts from here.
     pub enqueued_ms: i64,
     /// Attempts that ran the function and failed.
@@ -56,6 +58,8 @@ pub struct EventMeta {
 pub struct NewEvent {
     pub request_id: String,
     pub function: String,
+    /// The version or alias it was sent to; `None` is `$LATEST`.
+    pub qualifier: Option<String>,
     pub payload: Bytes,
     pub client_context: Option<String>,
     pub enqueued_ms: i64,
@@ -271,10 +275,15 @@ fn migrate(db: &Connection) -> Result<(), QueueStoreError> {
              due_ms INTEGER NOT NULL,
              failed_ms INTEGER,
              condition TEXT,
-             error TEXT
+             error TEXT,
+             qualifier TEXT
          );
          CREATE INDEX IF NOT EXISTS events_by_function ON events (function, failed_ms);",
     )?;
+    if (1..3).contains(&found) {
+        // Events written before 3 went to `$LATEST`: NULL says so.
+        db.execute_batch("ALTER TABLE events ADD COLUMN qualifier TEXT")?;
+    }
     db.execute_batch(invoke_config::SCHEMA)?;
     db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
@@ -365,7 +374,7 @@ fn apply_failed(op: Op) -> Answer {
     }
 }
 
-const META: &str = "id, request_id, function, enqueued_ms, attempts, due_ms";
+const META: &str = "id, request_id, function, enqueued_ms, attempts, due_ms, qualifier";
 
 fn meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventMeta> {
     Ok(EventMeta {
@@ -375,6 +384,7 @@ fn meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventMeta> {
         enqueued_ms: row.get(3)?,
         attempts: row.get(4)?,
         due_ms: row.get(5)?,
+        qualifier: row.get(6)?,
     })
 }
 
@@ -450,9 +460,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: Op) -> Answer {
 
 fn insert(tx: &Connection, e: &NewEvent) -> rusqlite::Result<i64> {
     tx.execute(
-        "INSERT INTO events (request_id, function, payload, client_context, enqueued_ms, due_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![e.request_id, e.function, &e.payload[..], e.client_context, e.enqueued_ms],
+        "INSERT INTO events (request_id, function, payload, client_context, enqueued_ms, due_ms, qualifier)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+        params![e.request_id, e.function, &e.payload[..], e.client_context, e.enqueued_ms, e.qualifier],
     )?;
     Ok(tx.last_insert_rowid())
 }
@@ -509,6 +519,7 @@ mod tests {
         NewEvent {
             request_id: format!("req-{n}"),
             function: function.into(),
+            qualifier: n.is_multiple_of(3).then(|| "live".to_owned()),
             payload: Bytes::from(format!("{{\"n\":{n}}}")),
             client_context: None,
             enqueued_ms: 1_000 + i64::from(n),
@@ -586,5 +597,28 @@ mod tests {
         assert!(matches!(store.insert(event(1, "f")).await, Err(QueueStoreError::Sqlite(_))));
         store.insert(event(2, "f")).await.unwrap();
         assert_eq!(store.queued().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn events_stored_before_qualifiers_run_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Connection::open(dir.path().join("events.db")).unwrap();
+            db.execute_batch(
+                "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE,
+                 function TEXT NOT NULL, payload BLOB NOT NULL, client_context TEXT, enqueued_ms INTEGER NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0, due_ms INTEGER NOT NULL, failed_ms INTEGER, condition TEXT,
+                 error TEXT);
+                 INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms) VALUES ('old', 'f', x'7b7d', 1, 1);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let store = QueueStore::open(dir.path()).unwrap();
+        let queued = store.queued().await.unwrap();
+        assert_eq!((queued[0].request_id.as_str(), queued[0].qualifier.as_deref()), ("old", None));
+        store.insert(event(3, "f")).await.unwrap();
+        let queued = store.queued().await.unwrap();
+        assert_eq!(queued[1].qualifier.as_deref(), Some("live"));
     }
 }

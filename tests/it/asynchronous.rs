@@ -346,3 +346,28 @@ async fn an_event_whose_retry_would_be_too_old_ends_at_once() {
         (Some(id.as_str()), Some("EventAgeExceeded"))
     );
 }
+
+/// An event sent to a version or an alias runs that version (the alias as
+/// it routes when the event's turn comes), as on Lambda.
+#[tokio::test]
+async fn events_for_a_version_or_an_alias_run_it() {
+    let server = Server::start_with(&FAST);
+    let which = "import os\ndef handler(event, context):\n    \
+        print('RAN', context.aws_request_id, os.environ['AWS_LAMBDA_FUNCTION_VERSION'], context.invoked_function_arn)\n";
+    server.deploy_files("vq", "which.handler", &[("which.py", which)], json!({"Publish": true})).await;
+    let alias = json!({"Name": "live", "FunctionVersion": "1"});
+    assert_eq!(server.post("/2015-03-31/functions/vq/aliases").json(&alias).send().await.status(), 201);
+    let sdk = server.sdk();
+    let by_alias = send(&sdk, "vq:live", &json!({})).await;
+    let by_version = send(&sdk, "vq:1", &json!({})).await;
+    let latest = send(&sdk, "vq", &json!({})).await;
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:vq";
+    for (id, line) in [
+        (&by_alias, format!("RAN {by_alias} 1 {arn}:live")),
+        (&by_version, format!("RAN {by_version} 1 {arn}:1")),
+        (&latest, format!("RAN {latest} $LATEST {arn}")),
+    ] {
+        let ran = eventually(Duration::from_secs(30), || async { server.logs("vq").await.contains(&line) });
+        assert!(ran.await, "{id}: {}", server.logs("vq").await);
+    }
+}
