@@ -43,8 +43,31 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Invoke a function and print its result.
     Invoke(InvokeArgs),
-    /// List functions.
-    Ls,
+    /// List functions; with a NAME, that function's versions and aliases.
+    Ls {
+        /// A function whose versions and aliases to list.
+        name: Option<String>,
+    },
+    /// Publish a version of a function's current code and configuration.
+    Publish {
+        /// Function name.
+        name: String,
+        /// The version's description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Point an alias at a version (creating the alias if needed).
+    Alias {
+        /// Function name.
+        name: String,
+        /// Alias name, e.g. live.
+        alias: String,
+        /// The version it names (a number, or $LATEST).
+        version: String,
+        /// Also send a share of invocations to another version: V=W, W in 0..1.
+        #[arg(long, value_name = "V=W")]
+        weight: Option<String>,
+    },
     /// List the controller's containers.
     Ps,
     /// Print the end of a function's log.
@@ -415,7 +438,10 @@ pub async fn run_client(endpoint: &str, data_dir: Option<&Path>, command: Comman
     match command {
         Command::Deploy(args) => deploy(&client, args).await,
         Command::Invoke(args) => invoke(&client, args).await,
-        Command::Ls => list(&client).await,
+        Command::Ls { name: None } => list(&client).await,
+        Command::Ls { name: Some(name) } => list_versions(&client, &name).await,
+        Command::Publish { name, description } => publish(&client, &name, description).await,
+        Command::Alias { name, alias, version, weight } => point_alias(&client, &name, &alias, &version, weight).await,
         Command::Ps => ps(&client).await,
         Command::Logs { name, bytes } => {
             let text = client.send(client.api.logs(&name).query(&[("bytes", bytes)])).await?.bytes().await?;
@@ -662,6 +688,85 @@ async fn events(client: &Client, command: EventsCommand) -> Result<ExitCode> {
             }
             let out: Value = client.send(req).await?.json().await?;
             eprintln!("queued {} event(s) of {name} again", out["Redriven"]);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn publish(client: &Client, name: &str, description: Option<String>) -> Result<ExitCode> {
+    let body = json!({ "Description": description.unwrap_or_default() });
+    let published: Value =
+        client.send(client.api.function(reqwest::Method::POST, name, "/versions").json(&body)).await?.json().await?;
+    println!("{}", published["Version"].as_str().unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lambdabox alias`: UpdateAlias, or CreateAlias when it does not exist yet.
+async fn point_alias(
+    client: &Client,
+    name: &str,
+    alias: &str,
+    version: &str,
+    weight: Option<String>,
+) -> Result<ExitCode> {
+    let mut body = json!({ "FunctionVersion": version });
+    if let Some(w) = weight {
+        let (extra, share) = w.split_once('=').context("--weight: expected VERSION=WEIGHT, e.g. 2=0.1")?;
+        let share: f64 = share.parse().context("--weight: the weight is a number between 0 and 1")?;
+        body["RoutingConfig"] = json!({ "AdditionalVersionWeights": { extra: share } });
+    }
+    let path = format!("/aliases/{alias}");
+    let updated = client.send(client.api.function(reqwest::Method::PUT, name, &path).json(&body)).await;
+    let answer: Value = match updated {
+        Err(e) if e.to_string().contains("ResourceNotFoundException") => {
+            body["Name"] = json!(alias);
+            client.send(client.api.function(reqwest::Method::POST, name, "/aliases").json(&body)).await?.json().await?
+        }
+        other => other?.json().await?,
+    };
+    println!("{}", answer["AliasArn"].as_str().unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lambdabox ls NAME`: versions, then aliases.
+async fn list_versions(client: &Client, name: &str) -> Result<ExitCode> {
+    println!("{:<10} {:<20} {:<30}  DESCRIPTION", "VERSION", "LAST MODIFIED", "CODE SHA256");
+    let mut marker: Option<String> = None;
+    loop {
+        let mut req = client.api.function(reqwest::Method::GET, name, "/versions");
+        if let Some(m) = &marker {
+            req = req.query(&[("Marker", m)]);
+        }
+        let page: Value = client.send(req).await?.json().await?;
+        for v in page["Versions"].as_array().into_iter().flatten() {
+            let text = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+            println!(
+                "{:<10} {:<20.19} {:<30.30}  {}",
+                text("Version"),
+                text("LastModified"),
+                text("CodeSha256"),
+                text("Description")
+            );
+        }
+        match page["NextMarker"].as_str() {
+            Some(m) => marker = Some(m.to_owned()),
+            None => break,
+        }
+    }
+    let aliases: Value = client.send(client.api.function(reqwest::Method::GET, name, "/aliases")).await?.json().await?;
+    let listed = aliases["Aliases"].as_array().cloned().unwrap_or_default();
+    if !listed.is_empty() {
+        println!("\n{:<20} {:<10} ROUTING", "ALIAS", "VERSION");
+        for a in listed {
+            let routing = a["RoutingConfig"]["AdditionalVersionWeights"]
+                .as_object()
+                .map(|w| w.iter().map(|(v, share)| format!("{v}={share}")).collect::<Vec<_>>().join(","));
+            println!(
+                "{:<20} {:<10} {}",
+                a["Name"].as_str().unwrap_or(""),
+                a["FunctionVersion"].as_str().unwrap_or(""),
+                routing.unwrap_or_default()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -226,3 +226,33 @@ async fn the_cli_provisions_the_version_it_publishes() {
     cli(&["--provisioned", "0"]);
     assert_eq!((config("1").await, config("2").await), (404, 404));
 }
+
+/// `lambdabox publish`, `lambdabox alias` and `lambdabox ls NAME`.
+#[tokio::test]
+async fn the_cli_publishes_points_aliases_and_lists_them() {
+    let server = Server::start();
+    server.deploy("cli-v", "app.echo", serde_json::json!({})).await;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lambdabox"))
+            .args(["--endpoint", server.url.as_str(), "--data-dir", server.data_dir.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(run(&["publish", "cli-v", "--description", "first"]), "1");
+    assert_eq!(run(&["alias", "cli-v", "live", "1"]), "arn:aws:lambda:us-east-1:000000000000:function:cli-v:live");
+    assert_eq!(run(&["publish", "cli-v"]), "1", "nothing changed: the same version");
+    let listed = run(&["ls", "cli-v"]);
+    assert!(listed.lines().any(|l| l.starts_with("1 ") && l.ends_with("first")), "{listed}");
+    let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert!(listed.lines().any(|l| words(l) == ["live", "1"]), "{listed}");
+    // Moving the alias, with a weight, through the same command.
+    let change = serde_json::json!({"Environment": {"Variables": {"SECOND": "2"}}});
+    assert_eq!(server.put("/2015-03-31/functions/cli-v/configuration").json(&change).send().await.status(), 200);
+    assert_eq!(run(&["publish", "cli-v"]), "2");
+    run(&["alias", "cli-v", "live", "2", "--weight", "1=0.5"]);
+    let listed = run(&["ls", "cli-v"]);
+    assert!(listed.lines().any(|l| words(l) == ["live", "2", "1=0.5"]), "{listed}");
+}
