@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
+    /// Address function URLs are served on, or `off`. It is a listener of
+    /// its own so that URLs may face a network the management API does not.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9001")]
+    pub url_listen: UrlListen,
     /// Accept only requests signed with these key pairs, instead of the
     /// pair generated in the data directory: a file of
     /// `ACCESS_KEY_ID SECRET_ACCESS_KEY` lines (`#` comments allowed).
@@ -132,6 +136,21 @@ pub struct ServeArgs {
     /// rest are left to the functions, whose runtimes do the heavy work).
     #[arg(long, value_name = "N", env = "LAMBDABOX_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
+}
+
+/// `--url-listen`: an address, or `off` for no function URL listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for UrlListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<UrlListen, String> {
+        match s {
+            "off" => Ok(UrlListen(None)),
+            addr => addr.parse().map(|a| UrlListen(Some(a))).map_err(|e| format!("{e} (expected ADDR:PORT or off)")),
+        }
+    }
 }
 
 impl ServeArgs {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 mod invoke;
 mod layers;
+mod urls;
 mod versions;
 
 pub use layers::NewLayerVersion;

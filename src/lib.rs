@@ -63,3 +63,4 @@ pub mod queue;
 pub mod runtime_api;
 pub mod server;
 pub mod store;
+pub mod urls;

@@ -1,6 +1,6 @@
 //! Durable state: functions, their published versions and aliases
-//! ([`versions`]) and layer versions ([`layers`]) in SQLite, code blobs on
-//! disk ([`code`]).
+//! ([`versions`]), their URLs ([`urls`]) and layer versions ([`layers`]) in
+//! SQLite, code blobs on disk ([`code`]).
 //!
 //! Every function is also kept in memory, so the invoke path reads a map and
 //! never touches SQLite; writes go to SQLite first and reach the map only once
@@ -10,6 +10,7 @@
 pub mod code;
 mod layers;
 pub mod unpack;
+mod urls;
 mod versions;
 
 use std::collections::HashMap;
@@ -22,9 +23,9 @@ use crate::function::Function;
 use code::CodeStore;
 
 /// Schema version this build writes (`PRAGMA user_version`). 3 added the
-/// `versions` and `aliases` tables; records of older schemas read as they
+/// `versions` and `aliases` tables, 4 `function_urls`; records of older schemas read as they
 /// are (new fields of [`Function`] have serde defaults).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -49,6 +50,7 @@ pub struct Store {
     functions: RwLock<HashMap<String, Arc<Function>>>,
     versions: RwLock<versions::Versions>,
     aliases: RwLock<versions::Aliases>,
+    urls: RwLock<urls::Urls>,
     code: CodeStore,
 }
 
@@ -76,12 +78,14 @@ impl Store {
         migrate(&db, found)?;
         let functions = load_functions(&db)?;
         let (versions, aliases) = versions::load(&db)?;
+        let urls = urls::load(&db)?;
         let code = CodeStore::open(data_dir.join("code"))?;
         Ok(Store {
             db: Mutex::new(db),
             functions: RwLock::new(functions),
             versions: RwLock::new(versions),
             aliases: RwLock::new(aliases),
+            urls: RwLock::new(urls),
             code,
         })
     }
@@ -125,7 +129,7 @@ impl Store {
         Ok(self.remember(f))
     }
 
-    /// Remove a function with its versions and aliases, returning what it was.
+    /// Remove a function with its versions, aliases and URLs, returning what it was.
     pub fn delete(&self, name: &str) -> Result<Removed, StoreError> {
         let mut db = self.db.lock().expect("db poisoned");
         let tx = db.transaction()?;
@@ -134,7 +138,9 @@ impl Store {
         }
         tx.execute("DELETE FROM versions WHERE function = ?1", params![name])?;
         tx.execute("DELETE FROM aliases WHERE function = ?1", params![name])?;
+        Store::delete_urls_in(&tx, name)?;
         tx.commit()?;
+        self.forget_urls(|u| u.function == name);
         self.aliases.write().expect("aliases poisoned").remove(name);
         let versions = self.versions.write().expect("versions poisoned").remove(name).unwrap_or_default();
         let latest = self.functions.write().expect("store map poisoned").remove(name);
@@ -172,6 +178,9 @@ fn migrate(db: &Connection, found: i64) -> Result<(), StoreError> {
     db.execute_batch(layers::SCHEMA)?;
     if found < 3 {
         db.execute_batch(versions::SCHEMA)?;
+    }
+    if found < 4 {
+        db.execute_batch(urls::SCHEMA)?;
     }
     db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
