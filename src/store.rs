@@ -246,6 +246,41 @@ mod tests {
     }
 
     #[test]
+    fn urls_survive_reopen_and_go_with_their_function_or_alias() {
+        use crate::function::url::{AuthType, UrlConfig};
+        let url = |id: &str, function: &str, alias: Option<&str>| UrlConfig {
+            url_id: id.into(),
+            function: function.into(),
+            alias: alias.map(str::to_owned),
+            auth_type: AuthType::None,
+            cors: None,
+            invoke_mode: None,
+            creation_time: "t".into(),
+            last_modified_time: "t".into(),
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(tmp.path()).unwrap();
+            store.insert(sample("f")).unwrap();
+            store.insert(sample("g")).unwrap();
+            store.put_url(url("f0", "f", None)).unwrap();
+            store.put_url(url("f1", "f", Some("live"))).unwrap();
+            store.put_url(url("g0", "g", None)).unwrap();
+            assert!(store.put_url(url("other", "f", None)).is_err(), "one URL per function and alias");
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        assert_eq!(store.url("f1").unwrap().alias.as_deref(), Some("live"));
+        let ids: Vec<_> = store.urls_of("f").iter().map(|u| u.url_id.clone()).collect();
+        assert_eq!(ids, ["f0", "f1"], "the function's own first");
+        store.delete_alias("f", "live").unwrap();
+        assert!(store.url("f1").is_none() && store.url_of("f", Some("live")).is_none());
+        store.delete("f").unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        assert!(store.url("f0").is_none() && store.url("f1").is_none(), "gone with the function, durably");
+        assert_eq!(store.url_of("g", None).unwrap().url_id, "g0");
+    }
+
+    #[test]
     fn versions_and_aliases_survive_reopen_and_go_with_their_function() {
         let tmp = tempfile::tempdir().unwrap();
         {
