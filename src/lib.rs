@@ -39,6 +39,8 @@
 //! - [`api`]: the AWS-compatible REST API over the engine, its error shapes,
 //!   and the signature check every request passes.
 //! - [`auth`]: SigV4 signing and verification, and the key pairs behind it.
+//! - [`urls`]: function URLs served on their own listener: requests to
+//!   payload 2.0 events, results to HTTP answers, CORS. Over the engine, like [`api`].
 //! - [`private`]: folders and files only the controller's user may reach.
 //! - [`server`]: binds it all together and shuts down cleanly.
 //! - [`client`]: the REST API's client (paths, signing), shared by the CLI,
