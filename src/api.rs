@@ -16,6 +16,7 @@ mod events;
 mod layers;
 #[cfg(test)]
 mod tests;
+mod urls;
 mod versions;
 pub mod wire;
 
@@ -49,7 +50,8 @@ type ApiResult = Result<Response, ApiError>;
 
 /// The router; state is the engine. `access` says who may call it: its
 /// check wraps every route and the fallback, so add routes above it.
-pub fn app(engine: Arc<Engine>, access: auth::Access) -> Router {
+/// `url_domain` is where function URLs are served, for `FunctionUrl`.
+pub fn app(engine: Arc<Engine>, access: auth::Access, url_domain: crate::urls::Domain) -> Router {
     Router::new()
         .route("/2015-03-31/functions", post(create_function).get(list_functions))
         .route("/2015-03-31/functions/", post(create_function).get(list_functions))
@@ -72,8 +74,10 @@ pub fn app(engine: Arc<Engine>, access: auth::Access) -> Router {
         .merge(versions::routes())
         .merge(events::routes())
         .merge(event_invoke::routes())
+        .merge(urls::routes())
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())
+        .layer(Extension(url_domain))
         .layer(axum::middleware::from_fn_with_state(access, auth::require_signature))
         .layer(axum::middleware::map_response(with_request_id))
         .with_state(engine)
@@ -121,6 +125,8 @@ fn operation_name(method: &axum::http::Method, path: &str) -> &'static str {
         (&Method::POST, "versions") if path.contains("/layers/") => "PublishLayerVersion",
         (&Method::POST, "versions") => "PublishVersion",
         (&Method::POST, "aliases") => "CreateAlias",
+        (&Method::POST, "url") => "CreateFunctionUrlConfig",
+        (&Method::PUT, "url") => "UpdateFunctionUrlConfig",
         _ => "requested",
     }
 }

@@ -81,6 +81,9 @@ pub enum Command {
     /// Asynchronous events: queue depths, dead letters, redrive.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Give a function (or one of its aliases) a URL, or change its URL,
+    /// and print it.
+    Url(UrlArgs),
     /// Delete a function (its queued events and dead letters go with it).
     Rm {
         /// Function name.
@@ -102,6 +105,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
+    /// Address function URLs are served on, or `off`. It is a listener of
+    /// its own so that URLs may face a network the management API does not.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9001")]
+    pub url_listen: UrlListen,
     /// Accept only requests signed with these key pairs, instead of the
     /// pair generated in the data directory: a file of
     /// `ACCESS_KEY_ID SECRET_ACCESS_KEY` lines (`#` comments allowed).
@@ -157,6 +164,21 @@ pub struct ServeArgs {
     pub workers: Option<u16>,
 }
 
+/// `--url-listen`: an address, or `off` for no function URL listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for UrlListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<UrlListen, String> {
+        match s {
+            "off" => Ok(UrlListen(None)),
+            addr => addr.parse().map(|a| UrlListen(Some(a))).map_err(|e| format!("{e} (expected ADDR:PORT or off)")),
+        }
+    }
+}
+
 impl ServeArgs {
     /// How many threads the controller's async runtime gets. Each warm
     /// invocation is a chain of wake-ups; on few cores, a second worker mostly
@@ -197,6 +219,33 @@ pub enum ImagesCommand {
         /// Runtime identifiers, e.g. python3.11.
         runtimes: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct UrlArgs {
+    /// Function name.
+    pub name: String,
+    /// The alias the URL invokes (default: the function itself).
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// Who may call it: anyone who reaches the URL listener, or only
+    /// requests SigV4-signed with the controller's credentials.
+    #[arg(long, value_enum, default_value_t = UrlAuth::None)]
+    pub auth: UrlAuth,
+    /// An origin browsers may call it from (`*` for any); repeat for more.
+    /// Sets the URL's CORS configuration (all methods and headers allowed).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Stream the answer (InvokeMode RESPONSE_STREAM) instead of buffering it.
+    #[arg(long)]
+    pub stream: bool,
+}
+
+/// `--auth` of `lambdabox url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UrlAuth {
+    None,
+    Iam,
 }
 
 #[derive(Debug, Args)]
@@ -449,6 +498,7 @@ pub async fn run_client(endpoint: &str, data_dir: Option<&Path>, command: Comman
             Ok(ExitCode::SUCCESS)
         }
         Command::Events(command) => events(&client, command).await,
+        Command::Url(args) => url(&client, args).await,
         Command::Rm { name } => {
             client.send(client.api.function(reqwest::Method::DELETE, &name, "")).await?;
             eprintln!("deleted {name}");
@@ -655,6 +705,25 @@ async fn invoke(client: &Client, args: InvokeArgs) -> Result<ExitCode> {
         eprintln!("function error ({kind}): {error_type}: {message}");
         return Ok(ExitCode::FAILURE);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Create the URL configuration, or update it if there is one; print the URL.
+async fn url(client: &Client, args: UrlArgs) -> Result<ExitCode> {
+    let path = crate::client::paths::url_config(&args.name);
+    let query: Vec<(&str, &str)> = args.alias.iter().map(|a| ("Qualifier", a.as_str())).collect();
+    let mut body = json!({
+        "AuthType": if args.auth == UrlAuth::Iam { "AWS_IAM" } else { "NONE" },
+        "InvokeMode": if args.stream { "RESPONSE_STREAM" } else { "BUFFERED" },
+    });
+    if !args.cors_origins.is_empty() {
+        body["Cors"] = json!({ "AllowOrigins": args.cors_origins, "AllowMethods": ["*"], "AllowHeaders": ["*"] });
+    }
+    let exists = client.execute(client.api.get(&path).query(&query)).await?.status().is_success();
+    let request = if exists { client.api.put(&path) } else { client.api.post(&path) };
+    let answer: Value = client.send(request.query(&query).json(&body)).await?.json().await?;
+    let url = answer["FunctionUrl"].as_str().context("the answer has no FunctionUrl")?;
+    println!("{url}");
     Ok(ExitCode::SUCCESS)
 }
 

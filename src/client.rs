@@ -15,6 +15,11 @@ pub mod paths {
     /// lambdabox's own operations (logs, containers, code downloads).
     pub const LAMBDABOX: &str = "/lambdabox/v1";
 
+    /// The function URL configuration of `name` (`?Qualifier=ALIAS` for an alias's).
+    pub fn url_config(name: &str) -> String {
+        format!("/2021-10-31/functions/{name}/url")
+    }
+
     /// Invoke's path for function `name`.
     pub fn invocations(name: &str) -> String {
         format!("{FUNCTIONS}/{name}/invocations")

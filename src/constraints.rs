@@ -366,6 +366,28 @@ pub const DEAD_LETTER_TARGET: Member<Text> = text(
     Validation,
 );
 
+// Function URLs (CreateFunctionUrlConfig, UpdateFunctionUrlConfig, …).
+
+/// A function URL's `Qualifier`: an alias only (no version, no `$LATEST`).
+pub const URL_QUALIFIER: Member<Text> =
+    text("qualifier", 1, 128, pattern(r"((?!^\d+$)^[0-9a-zA-Z-_]+$)", patterns::is_alias_name), Validation);
+pub const URL_AUTH_TYPE: Member<OneOf> = one_of("authType", &["NONE", "AWS_IAM"]);
+/// In the order AWS lists them in its message (not the model's).
+pub const URL_INVOKE_MODE: Member<OneOf> = one_of("invokeMode", &["RESPONSE_STREAM", "BUFFERED"]);
+/// ListFunctionUrlConfigs' `MaxItems`.
+pub const URL_MAX_ITEMS: Member<Number> = number("maxItems", 1, 50, Validation);
+pub const CORS_ALLOW_HEADERS: Member<List> = list("cors.allowHeaders", 100, &[]);
+pub const CORS_EXPOSE_HEADERS: Member<List> = list("cors.exposeHeaders", 100, &[]);
+pub const CORS_ALLOW_METHODS: Member<List> = list("cors.allowMethods", 6, &[]);
+pub const CORS_ALLOW_ORIGINS: Member<List> = list("cors.allowOrigins", 100, &[]);
+/// One header name of `AllowHeaders` or `ExposeHeaders`.
+pub const CORS_HEADER: Member<Text> = text("cors.allowHeaders.member", 0, 1024, None, Validation);
+/// One of `AllowMethods`: `GET`, `*`, …
+pub const CORS_METHOD: Member<Text> = text("cors.allowMethods.member", 0, 6, None, Validation);
+/// One of `AllowOrigins`: `https://example.com`, `*`, …
+pub const CORS_ORIGIN: Member<Text> = text("cors.allowOrigins.member", 1, 253, None, Validation);
+pub const CORS_MAX_AGE: Member<Number> = number("cors.maxAge", 0, 86_400, Validation);
+
 /// Longest value echoed in a message: AWS echoes all of it, but a 60 MB
 /// description need not come back.
 const MAX_ECHO: usize = 256;

@@ -12,6 +12,7 @@ use bytes::Bytes;
 mod event_invoke;
 mod invoke;
 mod layers;
+mod urls;
 mod versions;
 
 pub use event_invoke::{DestinationPatch, EventInvokePatch};

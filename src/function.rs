@@ -3,6 +3,7 @@
 //! input lives here so the API, the engine and the CLI agree on it.
 
 pub mod alias;
+pub mod url;
 
 use std::collections::BTreeMap;
 use std::fmt;

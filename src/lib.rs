@@ -40,6 +40,8 @@
 //! - [`api`]: the AWS-compatible REST API over the engine, its error shapes,
 //!   and the signature check every request passes.
 //! - [`auth`]: SigV4 signing and verification, and the key pairs behind it.
+//! - [`urls`]: function URLs served on their own listener: requests to
+//!   payload 2.0 events, results to HTTP answers, CORS. Over the engine, like [`api`].
 //! - [`private`]: folders and files only the controller's user may reach.
 //! - [`server`]: binds it all together and shuts down cleanly.
 //! - [`client`]: the REST API's client (paths, signing), shared by the CLI,
@@ -64,3 +66,4 @@ pub mod queue;
 pub mod runtime_api;
 pub mod server;
 pub mod store;
+pub mod urls;

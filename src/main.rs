@@ -67,6 +67,14 @@ async fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let url_listener = match args.url_listen.0 {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for function URLs (--url-listen)"))?,
+        ),
+        None => None,
+    };
     let controller = match Controller::start(config).await {
         Ok(c) => c,
         Err(e @ ServeError::InitMissing(_)) => {
@@ -75,9 +83,12 @@ async fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    // The ready line: scripts and tests wait for it (and read the port from it).
+    // The ready lines: scripts and tests wait for the last (and read the ports from them).
+    if let Some(urls) = &url_listener {
+        println!("lambdabox function URLs on http://{}", urls.local_addr()?);
+    }
     println!("lambdabox listening on http://{}", listener.local_addr()?);
-    controller.serve(listener, shutdown_signal()).await?;
+    controller.serve(listener, url_listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

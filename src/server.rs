@@ -5,7 +5,8 @@
 //! [`Controller::serve`] takes a bound listener so `main` owns the address and
 //! tests can bind `127.0.0.1:0`.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::logs::{LogBook, LogError};
 use crate::pool::{Pool, PoolConfig, PoolError};
 use crate::queue::{Dispatcher, Queue, QueueConfig, QueueStore, QueueStoreError};
 use crate::store::{Store, StoreError};
+use crate::urls;
 
 /// Longest unix socket path the kernel accepts, less room for `KEY/runtime.sock`.
 const MAX_RUN_DIR_LEN: usize = 108 - 32;
@@ -195,17 +197,16 @@ impl Controller {
         Ok(Controller { engine, access, pool, dispatcher, drain_timeout: config.drain_timeout })
     }
 
-    /// Serve the Lambda API on `listener` until `shutdown` resolves; then
-    /// stop accepting, let in-flight invocations finish (at most the drain
+    /// Serve the Lambda API on `listener`, and function URLs on
+    /// `url_listener` when given, until `shutdown` resolves; then stop
+    /// accepting, let in-flight invocations finish (at most the drain
     /// timeout) and remove every container this run started.
     pub async fn serve(
         self,
         listener: TcpListener,
+        url_listener: Option<TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let stop = tokio_util::sync::CancellationToken::new();
         tokio::spawn({
             let stop = stop.clone();
@@ -217,14 +218,32 @@ impl Controller {
         // Queued events run until shutdown begins; what is still queued (or
         // in flight) then runs again at the next start.
         tokio::spawn(self.dispatcher.run(self.engine.clone(), stop.clone()));
-        let server = axum::serve(listener, api::app(self.engine, self.access))
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let url_port = match &url_listener {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
+        let domain = urls::Domain::new(&self.engine.realm().region, url_port);
+        let api = axum::serve(nodelay(listener), api::app(self.engine.clone(), self.access.clone(), domain.clone()))
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future();
+        let url_server = async {
+            let Some(listener) = url_listener else { return Ok(()) };
+            let app = urls::app(self.engine.clone(), self.access.verifier(), domain);
+            axum::serve(nodelay(listener), app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .into_future()
+                .await
+        };
+        let servers = async {
+            let (api, urls) = tokio::join!(api, url_server);
+            api.and(urls)
+        };
         let drain_limit = async {
             stop.cancelled().await;
             tokio::time::sleep(self.drain_timeout).await;
         };
         let result = tokio::select! {
-            r = server => r.map_err(ServeError::from),
+            r = servers => r.map_err(ServeError::from),
             () = drain_limit => {
                 tracing::warn!(secs = self.drain_timeout.as_secs(), "in-flight invocations outlived the drain timeout");
                 Ok(())
@@ -234,6 +253,14 @@ impl Controller {
         self.pool.shutdown().await;
         result
     }
+}
+
+/// Answers go out as soon as they are written (no Nagle delay).
+fn nodelay(listener: TcpListener) -> axum::serve::TapIo<TcpListener, fn(&mut tokio::net::TcpStream)> {
+    fn set(tcp: &mut tokio::net::TcpStream) {
+        let _ = tcp.set_nodelay(true);
+    }
+    listener.tap_io(set)
 }
 
 /// Resolve the configured authentication: load or generate the key pair,

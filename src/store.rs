@@ -1,6 +1,6 @@
 //! Durable state: functions, their published versions and aliases
-//! ([`versions`]) and layer versions ([`layers`]) in SQLite, code blobs on
-//! disk ([`code`]).
+//! ([`versions`]), their URLs ([`urls`]) and layer versions ([`layers`]) in
+//! SQLite, code blobs on disk ([`code`]).
 //!
 //! Every function is also kept in memory, so the invoke path reads a map and
 //! never touches SQLite; writes go to SQLite first and reach the map only once
@@ -10,6 +10,7 @@
 pub mod code;
 mod layers;
 pub mod unpack;
+mod urls;
 mod versions;
 
 use std::collections::HashMap;
@@ -22,9 +23,9 @@ use crate::function::Function;
 use code::CodeStore;
 
 /// Schema version this build writes (`PRAGMA user_version`). 3 added the
-/// `versions` and `aliases` tables; records of older schemas read as they
+/// `versions` and `aliases` tables, 4 `function_urls`; records of older schemas read as they
 /// are (new fields of [`Function`] have serde defaults).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -49,6 +50,7 @@ pub struct Store {
     functions: RwLock<HashMap<String, Arc<Function>>>,
     versions: RwLock<versions::Versions>,
     aliases: RwLock<versions::Aliases>,
+    urls: RwLock<urls::Urls>,
     code: CodeStore,
 }
 
@@ -76,12 +78,14 @@ impl Store {
         migrate(&db, found)?;
         let functions = load_functions(&db)?;
         let (versions, aliases) = versions::load(&db)?;
+        let urls = urls::load(&db)?;
         let code = CodeStore::open(data_dir.join("code"))?;
         Ok(Store {
             db: Mutex::new(db),
             functions: RwLock::new(functions),
             versions: RwLock::new(versions),
             aliases: RwLock::new(aliases),
+            urls: RwLock::new(urls),
             code,
         })
     }
@@ -125,7 +129,7 @@ impl Store {
         Ok(self.remember(f))
     }
 
-    /// Remove a function with its versions and aliases, returning what it was.
+    /// Remove a function with its versions, aliases and URLs, returning what it was.
     pub fn delete(&self, name: &str) -> Result<Removed, StoreError> {
         let mut db = self.db.lock().expect("db poisoned");
         let tx = db.transaction()?;
@@ -134,7 +138,9 @@ impl Store {
         }
         tx.execute("DELETE FROM versions WHERE function = ?1", params![name])?;
         tx.execute("DELETE FROM aliases WHERE function = ?1", params![name])?;
+        Store::delete_urls_in(&tx, name)?;
         tx.commit()?;
+        self.forget_urls(|u| u.function == name);
         self.aliases.write().expect("aliases poisoned").remove(name);
         let versions = self.versions.write().expect("versions poisoned").remove(name).unwrap_or_default();
         let latest = self.functions.write().expect("store map poisoned").remove(name);
@@ -172,6 +178,9 @@ fn migrate(db: &Connection, found: i64) -> Result<(), StoreError> {
     db.execute_batch(layers::SCHEMA)?;
     if found < 3 {
         db.execute_batch(versions::SCHEMA)?;
+    }
+    if found < 4 {
+        db.execute_batch(urls::SCHEMA)?;
     }
     db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
@@ -234,6 +243,41 @@ mod tests {
         assert!(matches!(store.delete("a"), Err(StoreError::NotFound(_))));
         assert!(matches!(store.update(sample("zz")), Err(StoreError::NotFound(_))));
         assert!(Store::open(tmp.path()).unwrap().get("a").is_none(), "a delete is durable");
+    }
+
+    #[test]
+    fn urls_survive_reopen_and_go_with_their_function_or_alias() {
+        use crate::function::url::{AuthType, UrlConfig};
+        let url = |id: &str, function: &str, alias: Option<&str>| UrlConfig {
+            url_id: id.into(),
+            function: function.into(),
+            alias: alias.map(str::to_owned),
+            auth_type: AuthType::None,
+            cors: None,
+            invoke_mode: None,
+            creation_time: "t".into(),
+            last_modified_time: "t".into(),
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(tmp.path()).unwrap();
+            store.insert(sample("f")).unwrap();
+            store.insert(sample("g")).unwrap();
+            store.put_url(url("f0", "f", None)).unwrap();
+            store.put_url(url("f1", "f", Some("live"))).unwrap();
+            store.put_url(url("g0", "g", None)).unwrap();
+            assert!(store.put_url(url("other", "f", None)).is_err(), "one URL per function and alias");
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        assert_eq!(store.url("f1").unwrap().alias.as_deref(), Some("live"));
+        let ids: Vec<_> = store.urls_of("f").iter().map(|u| u.url_id.clone()).collect();
+        assert_eq!(ids, ["f0", "f1"], "the function's own first");
+        store.delete_alias("f", "live").unwrap();
+        assert!(store.url("f1").is_none() && store.url_of("f", Some("live")).is_none());
+        store.delete("f").unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        assert!(store.url("f0").is_none() && store.url("f1").is_none(), "gone with the function, durably");
+        assert_eq!(store.url_of("g", None).unwrap().url_id, "g0");
     }
 
     #[test]

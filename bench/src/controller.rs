@@ -77,7 +77,7 @@ impl Controller {
         let log_file = std::fs::File::create(log)?;
         let mut child = Command::new(bin)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", "127.0.0.1:0", "--url-listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())
             .args(["--drain-timeout", "10"])
             .args(extra)

@@ -59,6 +59,15 @@ impl Access {
         Access::Signed { verifier: Arc::new(verifier), links, large_bodies }
     }
 
+    /// The verifier of signed access: function URLs of AuthType AWS_IAM
+    /// check their requests with it too. `None` for open access.
+    pub fn verifier(&self) -> Option<Arc<Verifier>> {
+        match self {
+            Access::Signed { verifier, .. } => Some(verifier.clone()),
+            Access::Open => None,
+        }
+    }
+
     fn links(&self) -> Links {
         match self {
             Access::Signed { links, .. } => links.clone(),

@@ -44,7 +44,7 @@ fn app_with(access: super::auth::Access) -> App {
     let events = crate::queue::QueueStore::open(&tmp.path().join("data")).unwrap();
     let (queue, _dispatcher) = crate::queue::Queue::new(events, crate::queue::QueueConfig::default());
     let engine = Arc::new(Engine::new(store, pool, images, logs, Realm::default(), queue));
-    App { router: super::app(engine, access), fake, _tmp: tmp }
+    App { router: super::app(engine, access, crate::urls::Domain::new("us-east-1", Some(9001))), fake, _tmp: tmp }
 }
 
 impl App {

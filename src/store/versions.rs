@@ -114,10 +114,14 @@ impl Store {
         Ok(alias)
     }
 
-    /// Remove an alias, returning it; `None` when there was none.
+    /// Remove an alias and its URL, returning the alias; `None` when there was none.
     pub fn delete_alias(&self, name: &str, alias: &str) -> Result<Option<Arc<Alias>>, StoreError> {
-        let db = self.db.lock().expect("db poisoned");
-        db.execute("DELETE FROM aliases WHERE function = ?1 AND name = ?2", params![name, alias])?;
+        let mut db = self.db.lock().expect("db poisoned");
+        let tx = db.transaction()?;
+        tx.execute("DELETE FROM aliases WHERE function = ?1 AND name = ?2", params![name, alias])?;
+        tx.execute("DELETE FROM function_urls WHERE function = ?1 AND qualifier = ?2", params![name, alias])?;
+        tx.commit()?;
+        self.forget_urls(|u| u.function == name && u.alias.as_deref() == Some(alias));
         let mut aliases = self.aliases.write().expect("aliases poisoned");
         Ok(aliases.get_mut(name).and_then(|a| a.remove(alias)))
     }

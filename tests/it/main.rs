@@ -30,4 +30,5 @@ mod ruby;
 mod runtimes;
 mod sandbox;
 mod sdk;
+mod urls;
 mod versions;

@@ -74,6 +74,9 @@ pub fn ensure_runtime_image(runtime: &str) {
 pub struct Server {
     child: Option<Child>,
     pub url: String,
+    /// The function URL listener (`http://127.0.0.1:PORT`), unless a test
+    /// turned it off.
+    pub url_listener: Option<String>,
     pub data_dir: PathBuf,
     /// What every request of the harness is signed with: the pair the
     /// controller generated in its data directory, unless a test says
@@ -159,6 +162,8 @@ impl Server {
             // Tests count containers by their function label, which
             // prewarmed ones lack: off unless a test asks for it.
             .args(if flags.contains(&"--prewarm") { &[][..] } else { &["--prewarm", "0"][..] })
+            // Tests run side by side: never the fixed default port.
+            .args(if flags.contains(&"--url-listen") { &[][..] } else { &["--url-listen", "127.0.0.1:0"][..] })
             // Credentials come from the flags and `env` only.
             .env_remove("LAMBDABOX_ACCESS_KEY_ID")
             .env_remove("LAMBDABOX_SECRET_ACCESS_KEY")
@@ -167,12 +172,20 @@ impl Server {
             .stdout(Stdio::piped())
             .spawn()
             .expect("lambdabox serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("ready line");
-        let url = line.trim().strip_prefix("lambdabox listening on ").expect("ready line format").to_owned();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut url_listener = None;
+        let url = loop {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).expect("ready line") > 0, "lambdabox exited before its ready line");
+            if let Some(urls) = line.trim().strip_prefix("lambdabox function URLs on ") {
+                url_listener = Some(urls.to_owned());
+                continue;
+            }
+            break line.trim().strip_prefix("lambdabox listening on ").expect("ready line format").to_owned();
+        };
         let data_dir = cwd.join(data_dir);
         let key = lambdabox::auth::keyfile::read(&data_dir).expect("the key file is readable");
-        Server { child: Some(child), url, data_dir, key, _tmp: None }
+        Server { child: Some(child), url, url_listener, data_dir, key, _tmp: None }
     }
 
     /// Sign the harness's requests with `key` from now on (`None`: unsigned).
