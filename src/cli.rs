@@ -628,8 +628,15 @@ async fn provision(client: &Client, name: &str, n: u32) -> Result<()> {
     Ok(())
 }
 
-/// A function's published versions (not `$LATEST`), every page.
+/// A function's published versions (not `$LATEST`).
 async fn versions(client: &Client, name: &str) -> Result<Vec<String>> {
+    let all = version_configs(client, name).await?;
+    let listed = all.iter().filter_map(|v| v["Version"].as_str());
+    Ok(listed.filter(|v| *v != "$LATEST").map(str::to_owned).collect())
+}
+
+/// ListVersionsByFunction, every page: `$LATEST` then the versions.
+async fn version_configs(client: &Client, name: &str) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     let mut marker: Option<String> = None;
     loop {
@@ -638,8 +645,7 @@ async fn versions(client: &Client, name: &str) -> Result<Vec<String>> {
             req = req.query(&[("Marker", m)]);
         }
         let page: Value = client.send(req).await?.json().await?;
-        let listed = page["Versions"].as_array().into_iter().flatten();
-        out.extend(listed.filter_map(|v| v["Version"].as_str()).filter(|v| *v != "$LATEST").map(str::to_owned));
+        out.extend(page["Versions"].as_array().into_iter().flatten().cloned());
         match page["NextMarker"].as_str() {
             Some(m) => marker = Some(m.to_owned()),
             None => return Ok(out),
@@ -800,27 +806,15 @@ async fn point_alias(
 /// `lambdabox ls NAME`: versions, then aliases.
 async fn list_versions(client: &Client, name: &str) -> Result<ExitCode> {
     println!("{:<10} {:<20} {:<30}  DESCRIPTION", "VERSION", "LAST MODIFIED", "CODE SHA256");
-    let mut marker: Option<String> = None;
-    loop {
-        let mut req = client.api.function(reqwest::Method::GET, name, "/versions");
-        if let Some(m) = &marker {
-            req = req.query(&[("Marker", m)]);
-        }
-        let page: Value = client.send(req).await?.json().await?;
-        for v in page["Versions"].as_array().into_iter().flatten() {
-            let text = |k: &str| v[k].as_str().unwrap_or("").to_owned();
-            println!(
-                "{:<10} {:<20.19} {:<30.30}  {}",
-                text("Version"),
-                text("LastModified"),
-                text("CodeSha256"),
-                text("Description")
-            );
-        }
-        match page["NextMarker"].as_str() {
-            Some(m) => marker = Some(m.to_owned()),
-            None => break,
-        }
+    for v in version_configs(client, name).await? {
+        let text = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+        println!(
+            "{:<10} {:<20.19} {:<30.30}  {}",
+            text("Version"),
+            text("LastModified"),
+            text("CodeSha256"),
+            text("Description")
+        );
     }
     let aliases: Value = client.send(client.api.function(reqwest::Method::GET, name, "/aliases")).await?.json().await?;
     let listed = aliases["Aliases"].as_array().cloned().unwrap_or_default();
