@@ -73,7 +73,7 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> QueueConfig {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        QueueConfig { retry_unit: Duration::from_secs(60), per_function: 2 * cpus }
+        QueueConfig { retry_unit: Duration::from_secs(60), per_function: (4 * cpus).max(8) }
     }
 }
 
@@ -96,15 +96,27 @@ impl QueueConfig {
 #[derive(Debug, Clone)]
 pub struct Queue {
     store: QueueStore,
-    wake: mpsc::UnboundedSender<EventMeta>,
+    wake: mpsc::UnboundedSender<Arrival>,
 }
+
+/// An event for the dispatcher: what it books, and the payload when it
+/// came in this run (so running it needs no read of the database).
+#[derive(Debug)]
+struct Arrival {
+    meta: EventMeta,
+    body: Option<Body>,
+}
+
+/// Payload bytes the dispatcher keeps in memory for queued events; past
+/// it, payloads are read back from the database when their turn comes.
+const KEEP_BYTES: usize = 64 * 1024 * 1024;
 
 /// The receiving half, run once the engine exists ([`Dispatcher::run`]).
 #[derive(Debug)]
 pub struct Dispatcher {
     store: QueueStore,
     config: QueueConfig,
-    incoming: mpsc::UnboundedReceiver<EventMeta>,
+    incoming: mpsc::UnboundedReceiver<Arrival>,
 }
 
 impl Queue {
@@ -115,18 +127,18 @@ impl Queue {
 
     /// Commit `event` and hand it to the dispatcher. Returns once it is on disk.
     pub async fn accept(&self, event: NewEvent) -> Result<(), QueueStoreError> {
-        let meta = fresh(&event);
+        let (meta, body) = fresh(&event);
         let id = self.store.insert(event).await?;
-        let _ = self.wake.send(EventMeta { id, ..meta });
+        let _ = self.wake.send(Arrival { meta: EventMeta { id, ..meta }, body: Some(body) });
         Ok(())
     }
 
     /// Replace event `id` by `event` (a destination's record) in one commit,
     /// and hand the new one to the dispatcher.
     async fn forward(&self, id: i64, event: NewEvent) -> Result<(), QueueStoreError> {
-        let meta = fresh(&event);
+        let (meta, body) = fresh(&event);
         let id = self.store.forward(id, event).await?;
-        let _ = self.wake.send(EventMeta { id, ..meta });
+        let _ = self.wake.send(Arrival { meta: EventMeta { id, ..meta }, body: Some(body) });
         Ok(())
     }
 
@@ -139,15 +151,18 @@ impl Queue {
         let again = self.store.redrive(function, request_id).await?;
         let n = again.len();
         for meta in again {
-            let _ = self.wake.send(meta);
+            let _ = self.wake.send(Arrival { meta, body: None });
         }
         Ok(n)
     }
 }
 
-/// What the dispatcher holds of a new event (its id once stored).
-fn fresh(event: &NewEvent) -> EventMeta {
-    EventMeta {
+/// What the dispatcher holds of a new event (its id once stored), and its
+/// payload (a cheap copy).
+fn fresh(event: &NewEvent) -> (EventMeta, Body) {
+    let body =
+        Body { payload: event.payload.clone(), client_context: event.client_context.clone(), last_error: None };
+    let meta = EventMeta {
         id: 0,
         request_id: event.request_id.clone(),
         function: event.function.clone(),
@@ -155,7 +170,8 @@ fn fresh(event: &NewEvent) -> EventMeta {
         enqueued_ms: event.enqueued_ms,
         attempts: 0,
         due_ms: event.enqueued_ms,
-    }
+    };
+    (meta, body)
 }
 
 /// How one attempt ended, for the dispatcher's books.
@@ -175,6 +191,8 @@ struct Held {
     meta: EventMeta,
     /// Refusals for want of capacity so far (drives the backoff).
     throttles: u32,
+    /// The payload, when kept in memory (see [`KEEP_BYTES`]).
+    body: Option<Body>,
 }
 
 /// Per function: events running now and how many may. Kept for every
@@ -206,12 +224,14 @@ impl Dispatcher {
                 }
                 for meta in list {
                     due.push(Reverse((meta.due_ms, meta.id)));
-                    held.insert(meta.id, Held { meta, throttles: 0 });
+                    held.insert(meta.id, Held { meta, throttles: 0, body: None });
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot read the event queue; queued events wait for a restart"),
         }
         let (done_tx, mut done) = mpsc::unbounded_channel::<(i64, Verdict)>();
+        // Payload bytes held in memory now.
+        let mut kept = 0usize;
         let mut windows: HashMap<String, Window> = HashMap::new();
         loop {
             self.launch_due(&engine, &mut held, &mut due, &mut windows, &done_tx, &stop);
@@ -221,11 +241,21 @@ impl Dispatcher {
             });
             tokio::select! {
                 () = stop.cancelled() => return,
-                Some(meta) = self.incoming.recv() => {
+                Some(Arrival { meta, body }) = self.incoming.recv() => {
+                    let size = body.as_ref().map_or(0, |b| b.payload.len());
+                    let body = body.filter(|_| kept + size <= KEEP_BYTES);
+                    kept += body.as_ref().map_or(0, |_| size);
                     due.push(Reverse((meta.due_ms, meta.id)));
-                    held.insert(meta.id, Held { meta, throttles: 0 });
+                    held.insert(meta.id, Held { meta, throttles: 0, body });
                 }
                 Some((id, verdict)) = done.recv() => {
+                    // A failed attempt stored its error with the event: the
+                    // next one reads the event back from the database.
+                    if !matches!(verdict, Verdict::Throttled { .. }) {
+                        if let Some(body) = held.get_mut(&id).and_then(|h| h.body.take()) {
+                            kept -= body.payload.len();
+                        }
+                    }
                     settle(&mut held, &mut due, &mut windows, id, verdict, &engine, self.config);
                 }
                 () = tokio::time::sleep(sleep) => {}
@@ -377,7 +407,13 @@ async fn try_attempt(
     stop: &CancellationToken,
 ) -> Result<Verdict, QueueStoreError> {
     let meta = &h.meta;
-    let Some(body) = store.body(meta.id).await? else { return Ok(Verdict::Ran) };
+    let body = match &h.body {
+        Some(body) => body.clone(),
+        None => match store.body(meta.id).await? {
+            Some(body) => body,
+            None => return Ok(Verdict::Ran),
+        },
+    };
     let Some(f) = engine.function(&meta.function) else {
         let why = format!("Function not found: {}", engine.function_arn(&meta.function));
         store.fail(meta.id, meta.attempts, "FunctionNotFound", why).await?;

@@ -172,6 +172,13 @@ impl Controller {
         self.call(format!("UpdateFunctionConfiguration {name}"), request).await.map(drop)
     }
 
+    /// Asynchronous events still queued, all functions together.
+    pub async fn queued_events(&self) -> Result<u64, ControllerError> {
+        let depths = self.call("list event queues".into(), self.api.event_depths()).await?;
+        let listed = depths["Functions"].as_array().into_iter().flatten();
+        Ok(listed.filter_map(|f| f["Queued"].as_u64()).sum())
+    }
+
     /// How many containers the controller holds (any state).
     pub async fn containers(&self) -> Result<usize, ControllerError> {
         let list = self.call("list containers".into(), self.api.containers()).await?;

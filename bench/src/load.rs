@@ -60,6 +60,9 @@ pub struct Target {
     /// are, so signing and verifying are part of what is measured. The
     /// baselines take unsigned requests.
     key: Option<KeyPair>,
+    /// Send asynchronous invocations (`InvocationType: Event`): success is
+    /// a 202, the event stored for later.
+    event: bool,
 }
 
 /// A client that keeps connections alive and never goes through a proxy:
@@ -76,12 +79,17 @@ pub fn client() -> reqwest::Client {
 
 impl Target {
     pub fn new(client: reqwest::Client, url: String) -> Target {
-        Target { client, url, key: None }
+        Target { client, url, key: None, event: false }
     }
 
     /// A target whose invocations are signed with `key`.
     pub fn signed(client: reqwest::Client, url: String, key: Option<KeyPair>) -> Target {
-        Target { client, url, key }
+        Target { client, url, key, event: false }
+    }
+
+    /// The same function, invoked asynchronously.
+    pub fn events(self) -> Target {
+        Target { event: true, ..self }
     }
 
     pub fn url(&self) -> &str {
@@ -92,9 +100,19 @@ impl Target {
     /// event echoed back. Returns how long it took.
     pub async fn invoke(&self) -> Result<Duration, InvokeError> {
         let start = Instant::now();
-        let request = self.client.post(&self.url).body(PAYLOAD);
+        let mut request = self.client.post(&self.url).body(PAYLOAD);
+        if self.event {
+            request = request.header("x-amz-invocation-type", "Event");
+        }
         let response = sign::send(request, self.key.as_ref(), sign::DEFAULT_REGION).await?;
         let status = response.status().as_u16();
+        if self.event {
+            let body = response.bytes().await?;
+            return match status {
+                202 => Ok(start.elapsed()),
+                _ => Err(InvokeError::Status { status, body: String::from_utf8_lossy(&body).into_owned() }),
+            };
+        }
         let function_error =
             response.headers().get("x-amz-function-error").map(|v| v.to_str().unwrap_or("?").to_owned());
         let body = response.bytes().await?;

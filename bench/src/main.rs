@@ -29,6 +29,7 @@ macro_rules! step {
     };
 }
 
+mod asynchronous;
 mod chart;
 mod controller;
 mod load;
@@ -293,6 +294,8 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
     let (lambdabox_latency, lambdabox_cold, lambdabox_throughput, memory_after_throughput) =
         measure_lambdabox(args, plan, ctx, &client).await?;
     let lambdabox_cold_prewarm = measure_prewarm(args, plan, ctx, &client).await?;
+    step!("asynchronous invocations: accepted and run at c{}, against synchronous", asynchronous::SENDERS);
+    let asynchronous = asynchronous::measure(plan, ctx, args.memory_mb, &client).await?;
     step!("cold starts per runtime ({} each, without and with a prewarmed pool)", plan.runtime_cold_k);
     let runtime_cold = runtimes::measure(plan, ctx, args.memory_mb, &client).await?;
     let memory_100_functions = if plan.hundred_functions {
@@ -326,6 +329,7 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
         memory_after_throughput,
         memory_100_functions,
         runtime_cold,
+        asynchronous,
         duration_seconds: began.elapsed().as_secs_f64(),
     })
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::asynchronous::AsyncResults;
 use crate::load::{Latency, Percentiles, Throughput};
 pub use crate::runtimes::RuntimeCold;
 
@@ -91,6 +92,8 @@ pub struct Results {
     pub memory_100_functions: Maybe<Memory>,
     /// Cold starts of an echo function in every runtime, without and with prewarm.
     pub runtime_cold: Vec<RuntimeCold>,
+    /// Asynchronous invocations: accepted and run, against synchronous.
+    pub asynchronous: AsyncResults,
     pub duration_seconds: f64,
 }
 
@@ -205,6 +208,7 @@ fn rows(r: &Results) -> Vec<Row> {
         target: Some(Target::AtMost(0.25)),
         note,
     });
+    rows.extend(async_rows(&r.asynchronous));
     if let Some(m) = &r.memory_after_throughput {
         rows.push(Row {
             label: "controller RSS after load (MB)".into(),
@@ -231,6 +235,44 @@ fn rows(r: &Results) -> Vec<Row> {
         note: if rss.is_some_and(|v| v > 50.0) { format!("{note} (NOT met)") } else { note },
     });
     rows
+}
+
+/// The asynchronous rows: acceptance and the 202's p99 against fixed
+/// targets, execution against synchronous throughput in the same run.
+fn async_rows(a: &AsyncResults) -> Vec<Row> {
+    let c = crate::asynchronous::SENDERS;
+    let p99 = a.accepted.latency.as_ref().map(|p| p.p99_ms);
+    let fixed = |met: bool, target: &str| format!("target {target}{}", if met { "" } else { " (NOT met)" });
+    vec![
+        Row {
+            label: format!("async accepted c{c} (ev/s)"),
+            ours: Some(a.accepted.per_sec),
+            base: None,
+            base_label: "",
+            target: None,
+            note: [fixed(a.accepted.per_sec >= 5000.0, ">= 5000"), error_note(a.accepted.errors)]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+        },
+        Row {
+            label: "async 202 p99 (ms)".into(),
+            ours: p99,
+            base: None,
+            base_label: "",
+            target: None,
+            note: fixed(p99.is_some_and(|p| p <= 5.0), "<= 5 ms"),
+        },
+        Row {
+            label: "async executed (ev/s)".into(),
+            ours: Some(a.executed_per_sec),
+            base: Some(a.sync.per_sec),
+            base_label: "sync",
+            target: Some(Target::AtLeast(0.8)),
+            note: format!("{} events in {:.1} s; sync c{c}", a.executed, a.executed_seconds),
+        },
+    ]
 }
 
 fn num(v: Option<f64>) -> String {
@@ -414,6 +456,13 @@ mod tests {
                 cold: Maybe::Measured { value: ColdStarts::new(&[Duration::from_millis(412)], 1, None) },
                 prewarmed: Maybe::NotAvailable { reason: "no Go".into() },
             }],
+            asynchronous: AsyncResults {
+                accepted: Throughput { latency: Some(latency(2).percentiles.unwrap()), ..throughput(16, 6000.0) },
+                executed: 6000,
+                executed_seconds: 2.0,
+                executed_per_sec: 3000.0,
+                sync: throughput(16, 3000.0),
+            },
             duration_seconds: 3.0,
         };
         let t = table(&r);
@@ -422,6 +471,8 @@ mod tests {
         assert!(t.contains("3.60 "), "c16 ratio 900/250: {t}");
         assert!(t.contains("n/a (no --prewarm in this build)"), "{t}");
         assert!(t.contains("| java21  | ric            | 412 (1 failed)      | n/a (no Go)        |"), "{t}");
+        assert!(t.contains("| async executed (ev/s)"), "{t}");
+        assert!(t.contains("1.00  | >= 0.80 | yes"), "executed 3000 vs sync 3000: {t}");
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains(r#""status":"not_available""#), "{json}");
     }
