@@ -160,8 +160,7 @@ impl Queue {
 /// What the dispatcher holds of a new event (its id once stored), and its
 /// payload (a cheap copy).
 fn fresh(event: &NewEvent) -> (EventMeta, Body) {
-    let body =
-        Body { payload: event.payload.clone(), client_context: event.client_context.clone(), last_error: None };
+    let body = Body { payload: event.payload.clone(), client_context: event.client_context.clone(), last_error: None };
     let meta = EventMeta {
         id: 0,
         request_id: event.request_id.clone(),
