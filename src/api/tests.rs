@@ -35,13 +35,17 @@ fn app() -> App {
 }
 
 fn app_with(access: super::auth::Access) -> App {
+    app_built(access, |data| crate::queue::QueueStore::open(data).unwrap())
+}
+
+fn app_built(access: super::auth::Access, events: impl FnOnce(&std::path::Path) -> crate::queue::QueueStore) -> App {
     let tmp = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&tmp.path().join("data")).unwrap());
     let logs = Arc::new(LogBook::open(&tmp.path().join("logs")).unwrap());
     let fake = FakeBackend::new();
     let pool = Pool::new(Arc::new(fake.clone()), PoolConfig::for_tests(tmp.path()), logs.clone());
     let images = Arc::new(Images::new(DockerBackend::unreachable(tmp.path())));
-    let events = crate::queue::QueueStore::open(&tmp.path().join("data")).unwrap();
+    let events = events(&tmp.path().join("data"));
     let (queue, _dispatcher) = crate::queue::Queue::new(events, crate::queue::QueueConfig::default());
     let engine = Arc::new(Engine::new(store, pool, images, logs, Realm::default(), queue));
     App { router: super::app(engine, access, crate::urls::Domain::new("us-east-1", Some(9001))), fake, _tmp: tmp }
@@ -344,4 +348,29 @@ async fn aliases_point_at_versions_with_weights() {
     assert_eq!(gone.2["Message"], format!("Cannot find alias arn: {ARN}:live"));
     let update_gone = app.json(Method::PUT, &path, json!({})).await;
     assert_eq!(update_gone.2["Message"], format!("Alias not found: {ARN}:live"));
+}
+
+/// A failed commit (here: the queue's database cannot grow, as on a full
+/// disk) answers 500 ServiceException, never 202, and stores nothing.
+#[tokio::test]
+async fn an_event_that_cannot_be_stored_is_refused_with_500() {
+    let pages = 24; // the empty schema and a little room
+    let app = app_built(super::auth::Access::Open, |data| crate::queue::QueueStore::open_full_at(data, pages).unwrap());
+    let (status, _, _) = app.create("f", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let event = |bytes: usize| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/2015-03-31/functions/f/invocations")
+            .header("x-amz-invocation-type", "Event")
+            .body(Body::from(json!({"blob": "x".repeat(bytes)}).to_string()))
+            .unwrap()
+    };
+    let small = app.router.clone().oneshot(event(10)).await.unwrap();
+    assert_eq!(small.status(), StatusCode::ACCEPTED, "room for a small one");
+    let big = app.router.clone().oneshot(event(512 * 1024)).await.unwrap();
+    assert_eq!(big.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(big.headers()["x-amzn-errortype"], "ServiceException");
+    let (_, _, depths) = app.get("/lambdabox/v1/events").await;
+    assert_eq!(depths["Functions"][0]["Queued"], 1, "only the stored one: {depths}");
 }

@@ -136,6 +136,20 @@ impl std::fmt::Debug for Op {
 impl QueueStore {
     /// Open (creating) `events.db` under `data_dir` and start its writer.
     pub fn open(data_dir: &Path) -> Result<QueueStore, QueueStoreError> {
+        QueueStore::open_tuned(data_dir, |_| Ok(()))
+    }
+
+    /// [`QueueStore::open`] with a database that cannot grow past `pages`
+    /// pages: a full disk, as far as SQLite can tell, for tests.
+    #[cfg(test)]
+    pub(crate) fn open_full_at(data_dir: &Path, pages: u32) -> Result<QueueStore, QueueStoreError> {
+        QueueStore::open_tuned(data_dir, |db| db.pragma_update(None, "max_page_count", pages))
+    }
+
+    fn open_tuned(
+        data_dir: &Path,
+        tune: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<QueueStore, QueueStoreError> {
         let path = data_dir.join("events.db");
         // Events carry callers' payloads: private like the function store.
         crate::private::touch(&path)?;
@@ -144,6 +158,7 @@ impl QueueStore {
         db.pragma_update(None, "synchronous", "FULL")?;
         db.busy_timeout(Duration::from_secs(5))?;
         migrate(&db)?;
+        tune(&db)?;
         let configs = invoke_config::load(&db)?.into_iter().map(|e| ((e.function, e.qualifier), e.config)).collect();
         let (ops, rx) = mpsc::channel();
         std::thread::Builder::new().name("event-queue".into()).spawn(move || write_loop(db, rx))?;
