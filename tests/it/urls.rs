@@ -246,3 +246,22 @@ async fn an_alias_url_follows_its_alias_and_an_iam_url_wants_a_signature() {
     let resp = server.get("/2021-10-31/functions/aliased/url").query(&[("Qualifier", "live")]).send().await;
     assert_eq!(resp.status(), 404);
 }
+
+/// A function that runs past its timeout answers 502 at its URL, as a
+/// failing one does; one whose reserved concurrency is 0 answers 429.
+#[tokio::test]
+async fn timeouts_are_502_and_throttles_429() {
+    let server = Server::start();
+    let slow = "import time\ndef handler(event, context):\n    time.sleep(3)\n    return 'late'\n";
+    server.deploy_files("slow", "slow.handler", &[("slow.py", slow)], json!({"Timeout": 1})).await;
+    let url = create_url(&server, "slow", &[], json!({"AuthType": "NONE"})).await;
+    let a = curl(&[&format!("{}/", url.path_form)]);
+    assert_eq!((a.status, a.body.as_slice()), (502, &b"Internal Server Error"[..]));
+
+    server.deploy_files("closed", "slow.handler", &[("slow.py", slow)], json!({})).await;
+    let zero = json!({"ReservedConcurrentExecutions": 0});
+    assert_eq!(server.put("/2017-10-31/functions/closed/concurrency").json(&zero).send().await.status(), 200);
+    let url = create_url(&server, "closed", &[], json!({"AuthType": "NONE"})).await;
+    let a = curl(&[&format!("{}/", url.path_form)]);
+    assert_eq!(a.status, 429, "{}", String::from_utf8_lossy(&a.body));
+}
