@@ -371,6 +371,14 @@ pub const DEAD_LETTER_TARGET: Member<Text> = text(
 /// A function URL's `Qualifier`: an alias only (no version, no `$LATEST`).
 pub const URL_QUALIFIER: Member<Text> =
     text("qualifier", 1, 128, pattern(r"((?!^\d+$)^[0-9a-zA-Z-_]+$)", patterns::is_alias_name), Validation);
+// LoggingConfig (CreateFunction, UpdateFunctionConfiguration).
+pub const LOG_FORMAT: Member<OneOf> = one_of("loggingConfig.logFormat", &["JSON", "Text"]);
+pub const APPLICATION_LOG_LEVEL: Member<OneOf> =
+    one_of("loggingConfig.applicationLogLevel", &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]);
+pub const SYSTEM_LOG_LEVEL: Member<OneOf> = one_of("loggingConfig.systemLogLevel", &["DEBUG", "INFO", "WARN"]);
+pub const LOG_GROUP: Member<Text> =
+    text("loggingConfig.logGroup", 1, 512, pattern(r"[\.\-_/#A-Za-z0-9]+", patterns::is_log_group), Validation);
+
 pub const URL_AUTH_TYPE: Member<OneOf> = one_of("authType", &["NONE", "AWS_IAM"]);
 /// In the order AWS lists them in its message (not the model's).
 pub const URL_INVOKE_MODE: Member<OneOf> = one_of("invokeMode", &["RESPONSE_STREAM", "BUFFERED"]);

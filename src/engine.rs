@@ -414,7 +414,7 @@ impl Engine {
             ..Function::default()
         };
         self.set_code(&mut f, new.code).await?;
-        patch.apply(&mut f);
+        patch.apply(&mut f)?;
         let code_sha256 = f.code_sha256.clone();
         match self.with_store(move |store| store.insert(f)).await {
             Ok(f) if publish => {
@@ -525,7 +525,7 @@ impl Engine {
             }
             _ => {}
         }
-        patch.apply(&mut f);
+        patch.apply(&mut f)?;
         self.commit_update(&current, f).await
     }
 

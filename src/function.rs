@@ -3,6 +3,7 @@
 //! input lives here so the API, the engine and the CLI agree on it.
 
 pub mod alias;
+pub mod logging;
 pub mod url;
 
 use std::collections::BTreeMap;
@@ -290,6 +291,9 @@ pub struct Function {
     /// PublishVersion answers again instead of publishing a copy of it.
     #[serde(default)]
     pub published: Option<u32>,
+    /// LoggingConfig: Text or JSON, levels, log group.
+    #[serde(default)]
+    pub logging: logging::LoggingConfig,
 }
 
 impl Function {
@@ -411,6 +415,7 @@ pub struct ConfigPatch {
     pub layers: Option<Vec<String>>,
     /// For image functions; the engine applies it.
     pub image_config: Option<ImageConfig>,
+    pub logging: Option<logging::LoggingPatch>,
 }
 
 impl ConfigPatch {
@@ -430,6 +435,9 @@ impl ConfigPatch {
             .keys(&c::ENV_KEY, self.environment.iter().flat_map(BTreeMap::keys));
         if let Some(config) = &self.image_config {
             config.check(&mut checks);
+        }
+        if let Some(logging) = &self.logging {
+            logging.check(&mut checks);
         }
         checks.finish()?;
         if let Some(mb) = self.memory_mb.filter(|mb| *mb > MAX_MEMORY_MB) {
@@ -452,8 +460,9 @@ impl ConfigPatch {
     }
 
     /// Apply the set fields to `f`, but for `layers` and `image_config`,
-    /// which the engine resolves.
-    pub fn apply(self, f: &mut Function) {
+    /// which the engine resolves. Fails (changing nothing) only for what
+    /// depends on `f` too: log levels without JSON logs.
+    pub fn apply(self, f: &mut Function) -> Result<(), Refused> {
         let ConfigPatch {
             runtime,
             handler,
@@ -466,7 +475,11 @@ impl ConfigPatch {
             idle_ttl_s,
             layers: _,
             image_config: _,
+            logging,
         } = self;
+        if let Some(patch) = logging {
+            f.logging = patch.applied_to(&f.logging)?;
+        }
         set(&mut f.runtime, runtime);
         set(&mut f.handler, handler);
         set(&mut f.role, role);
@@ -478,6 +491,7 @@ impl ConfigPatch {
         if let Some(ttl) = idle_ttl_s {
             f.idle_ttl_s = (ttl > 0).then_some(ttl);
         }
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arn::Realm;
 use crate::engine::{DestinationPatch, EventInvokePatch};
+use crate::function::logging::LoggingPatch;
 use crate::function::{ConfigPatch, Function, ImageConfig};
 use crate::queue::ConfigEntry;
 
@@ -79,6 +80,17 @@ pub struct ConfigurationFields {
     pub image_config: Option<ImageConfigBody>,
     /// Checked and refused when it names a target ([`super::event_invoke`]).
     pub dead_letter_config: Option<DeadLetterConfigBody>,
+    pub logging_config: Option<LoggingConfigBody>,
+}
+
+/// `LoggingConfig` of CreateFunction and UpdateFunctionConfiguration.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LoggingConfigBody {
+    pub log_format: Option<String>,
+    pub application_log_level: Option<String>,
+    pub system_log_level: Option<String>,
+    pub log_group: Option<String>,
 }
 
 impl From<ConfigurationFields> for ConfigPatch {
@@ -96,6 +108,12 @@ impl From<ConfigurationFields> for ConfigPatch {
             idle_ttl_s: b.idle_ttl_seconds,
             layers: b.layers,
             image_config: b.image_config.map(Into::into),
+            logging: b.logging_config.map(|l| LoggingPatch {
+                log_format: l.log_format,
+                application_level: l.application_log_level,
+                system_level: l.system_log_level,
+                log_group: l.log_group,
+            }),
         }
     }
 }
@@ -256,7 +274,7 @@ impl FunctionConfiguration {
             package_type: f.package_type(),
             architectures: ["x86_64"],
             ephemeral_storage: serde_json::json!({ "Size": f.ephemeral_storage_mb }),
-            logging_config: serde_json::json!({ "LogFormat": "Text", "LogGroup": format!("/aws/lambda/{}", f.name) }),
+            logging_config: f.logging.wire(&f.name),
             idle_ttl_seconds: f.idle_ttl_s,
             image_config_response: f
                 .image

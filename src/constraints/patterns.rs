@@ -173,6 +173,11 @@ pub fn is_handler(s: &str) -> bool {
 }
 
 /// `[a-zA-Z]([a-zA-Z0-9_])+`: environment variable names.
+/// `[\.\-_/#A-Za-z0-9]+`: a CloudWatch log group name.
+pub fn is_log_group(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_/#".contains(&b))
+}
+
 pub fn is_env_key(s: &str) -> bool {
     let mut bytes = s.bytes();
     s.len() >= 2

@@ -29,7 +29,7 @@ pub fn lambda_environment(
         format!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE={}", f.memory_mb),
         format!("AWS_LAMBDA_FUNCTION_VERSION={version}"),
         format!("AWS_LAMBDA_INITIALIZATION_TYPE={initialization_type}"),
-        format!("AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/{}", f.name),
+        format!("AWS_LAMBDA_LOG_GROUP_NAME={}", f.logging.log_group(&f.name)),
         format!("AWS_LAMBDA_LOG_STREAM_NAME={stream}"),
         "LAMBDA_TASK_ROOT=/var/task".to_owned(),
         "LAMBDA_RUNTIME_DIR=/var/runtime".to_owned(),
@@ -53,6 +53,7 @@ pub fn lambda_environment(
         }
         env.extend(runtime.env.iter().map(|(k, v)| format!("{k}={v}")));
     }
+    env.extend(f.logging.environment());
     env.extend(f.environment.iter().map(|(k, v)| format!("{k}={v}")));
     env
 }

@@ -74,3 +74,37 @@ async fn bad_log_type_and_unknown_function_are_refused() {
     let resp = server.get("/lambdabox/v1/functions/nope/logs").send().await;
     assert_eq!(resp.status(), 404);
 }
+
+/// `LoggingConfig.LogFormat: JSON`: the runtime's own client writes the
+/// function's log records as JSON with the request id, keeping the
+/// configured level, as on Lambda.
+#[tokio::test]
+async fn json_log_format_reaches_the_runtime() {
+    let server = Server::start();
+    let code = "import logging\nlogger = logging.getLogger()\n\
+def handler(event, context):\n    logger.debug('quiet')\n    logger.info('loud')\n    return 'ok'\n";
+    let json = json!({"LoggingConfig": {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "LogGroup": "/mine/app"}});
+    server.deploy_files("structured", "code.handler", &[("code.py", code)], json).await;
+    let config: serde_json::Value =
+        server.get("/2015-03-31/functions/structured/configuration").send().await.json().await.unwrap();
+    assert_eq!(
+        config["LoggingConfig"],
+        json!({"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "INFO", "LogGroup": "/mine/app"})
+    );
+    let (headers, body, tail) = server.invoke_tail("structured", "{}").await;
+    assert_eq!(body, json!("ok"));
+    let id = headers["x-amzn-requestid"].to_str().unwrap();
+    let records: Vec<serde_json::Value> = tail.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let loud = records.iter().find(|r| r["message"] == "loud").unwrap_or_else(|| panic!("{tail}"));
+    assert_eq!((loud["level"].as_str(), loud["requestId"].as_str()), (Some("INFO"), Some(id)), "{loud}");
+    assert!(!tail.contains("quiet"), "DEBUG is below the configured level: {tail}");
+
+    // Levels need JSON, as on Lambda; back to Text drops them.
+    let text = json!({"LoggingConfig": {"LogFormat": "Text", "ApplicationLogLevel": "DEBUG"}});
+    let refused = server.put("/2015-03-31/functions/structured/configuration").json(&text).send().await;
+    assert_eq!(refused.status(), 400);
+    let text = json!({"LoggingConfig": {"LogFormat": "Text"}});
+    let back: serde_json::Value =
+        server.put("/2015-03-31/functions/structured/configuration").json(&text).send().await.json().await.unwrap();
+    assert_eq!(back["LoggingConfig"], json!({"LogFormat": "Text", "LogGroup": "/mine/app"}));
+}
