@@ -63,11 +63,37 @@ module LambdaboxRuntime
     end
   end
 
+  # With `LoggingConfig.LogFormat: JSON` (AWS_LAMBDA_LOG_FORMAT=JSON): one
+  # JSON object per record, with the request id, as Lambda's Ruby runtime
+  # writes them.
+  class JsonLogFormatter < ::Logger::Formatter
+    def call(severity, time, progname, msg)
+      record = { timestamp: time.utc.strftime('%Y-%m-%dT%H:%M:%S.%6NZ'), level: severity,
+                 message: LambdaboxRuntime.utf8(msg.is_a?(Exception) ? msg.message : msg2str(msg)),
+                 requestId: LambdaboxRuntime.request_id }
+      record[:logger] = LambdaboxRuntime.utf8(progname) unless progname.to_s.empty?
+      if msg.is_a?(Exception)
+        record[:errorType] = msg.class.to_s
+        record[:stackTrace] = Array(msg.backtrace).map { |line| LambdaboxRuntime.utf8(line) }
+      end
+      "#{JSON.generate(record.compact)}\n"
+    end
+  end
+
+  # Logger levels for AWS_LAMBDA_LOG_LEVEL (Ruby's Logger has no TRACE).
+  LOG_LEVELS = { 'TRACE' => ::Logger::DEBUG, 'DEBUG' => ::Logger::DEBUG, 'INFO' => ::Logger::INFO,
+                 'WARN' => ::Logger::WARN, 'ERROR' => ::Logger::ERROR, 'FATAL' => ::Logger::FATAL }.freeze
+
   # Prepended to Logger: a logger for $stdout or $stderr gets Lambda's format
-  # unless it is given one; loggers to files are left alone.
+  # (text, or JSON at the configured level) unless it is given one; loggers
+  # to files are left alone.
   module LoggerFormat
     def initialize(logdev, *args, **options)
-      options[:formatter] ||= LogFormatter.new if logdev.nil? || logdev == $stdout || logdev == $stderr
+      if logdev.nil? || logdev == $stdout || logdev == $stderr
+        json = ENV['AWS_LAMBDA_LOG_FORMAT'] == 'JSON'
+        options[:formatter] ||= json ? JsonLogFormatter.new : LogFormatter.new
+        options[:level] ||= LOG_LEVELS.fetch(ENV.fetch('AWS_LAMBDA_LOG_LEVEL', 'INFO'), ::Logger::INFO) if json
+      end
       super
     end
   end

@@ -245,3 +245,23 @@ async fn ruby31_runs_lambda_style_handlers() {
 async fn ruby33_runs_lambda_style_handlers() {
     runs_lambda_style_handlers("ruby3.3").await;
 }
+
+/// With `LoggingConfig.LogFormat: JSON`, a Logger writes one JSON record per
+/// line with the request id, at the configured level, as Lambda's Ruby
+/// runtime does.
+#[tokio::test]
+async fn json_log_format_makes_loggers_write_json() {
+    common::ensure_runtime_image("ruby3.3");
+    let server = Server::start();
+    let json = json!({"Runtime": "ruby3.3", "LoggingConfig": {"LogFormat": "JSON", "ApplicationLogLevel": "WARN"}});
+    server.deploy_files("rb-json", "extras.with_logger", &files(), json).await;
+    let (headers, body, tail) = server.invoke_tail("rb-json", "{}").await;
+    assert_eq!(body, json!("logged"));
+    let id = headers["x-amzn-requestid"].to_str().unwrap();
+    let records: Vec<serde_json::Value> = tail.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let warn = records.iter().find(|r| r["message"] == "low stock").unwrap_or_else(|| panic!("{tail}"));
+    assert_eq!((warn["level"].as_str(), warn["logger"].as_str()), (Some("WARN"), Some("shop")), "{warn}");
+    assert_eq!(warn["requestId"], id);
+    assert!(warn["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{warn}");
+    assert!(!tail.contains("to stderr"), "INFO is below the configured WARN: {tail}");
+}
