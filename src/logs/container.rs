@@ -123,16 +123,18 @@ impl State {
     /// from several containers of one function, written to its one file at
     /// the same time, so never cut into each other.
     fn take_output(&mut self, bytes: &[u8]) {
-        match bytes.iter().rposition(|&b| b == b'\n') {
-            Some(last) if self.partial.is_empty() => self.emit(&bytes[..=last]),
-            Some(last) => {
-                let mut lines = std::mem::take(&mut self.partial);
-                lines.extend_from_slice(&bytes[..=last]);
-                self.emit(&lines);
+        // Whole lines end at the last newline; the rest waits for its end.
+        let cut = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |last| last + 1);
+        let (lines, rest) = bytes.split_at(cut);
+        if !lines.is_empty() {
+            if self.partial.is_empty() {
+                self.emit(lines);
+            } else {
+                let mut joined = std::mem::take(&mut self.partial);
+                joined.extend_from_slice(lines);
+                self.emit(&joined);
             }
-            None => {}
         }
-        let rest = bytes.iter().rposition(|&b| b == b'\n').map_or(bytes, |last| &bytes[last + 1..]);
         self.partial.extend_from_slice(rest);
         if self.partial.len() > PARTIAL_MAX {
             let long = std::mem::take(&mut self.partial);
