@@ -14,6 +14,7 @@ pub mod error;
 mod event_invoke;
 mod events;
 mod layers;
+mod paging;
 #[cfg(test)]
 mod tests;
 mod urls;
@@ -30,12 +31,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine as _;
-use serde::Deserialize;
 
 use crate::constraints::{self, Checks, Member, Text};
 use crate::engine::{Code, CodeUpdate, Engine, InvokeRequest, NewFunction};
 use crate::function::{self, FunctionRef, NameForm};
 pub use error::ApiError;
+use paging::{listing, ListQuery};
 use wire::FunctionConfiguration;
 
 /// Largest management request, AWS's figure: a 50 MB zip, base64-encoded,
@@ -43,9 +44,6 @@ use wire::FunctionConfiguration;
 const MAX_MANAGEMENT_BODY: usize = 70_167_211;
 /// Largest `X-Amz-Client-Context` header (base64).
 const MAX_CLIENT_CONTEXT: usize = 3583;
-/// Page size of ListFunctions when the client does not say.
-const DEFAULT_MAX_ITEMS: usize = 50;
-
 type ApiResult = Result<Response, ApiError>;
 
 /// The router; state is the engine. `access` says who may call it: its
@@ -250,26 +248,7 @@ fn image_code(uri: Option<String>, has_zip: bool, config: wire::ImageConfigBody)
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ListQuery {
-    marker: Option<String>,
-    max_items: Option<String>,
-    function_version: Option<String>,
-    master_region: Option<String>,
-}
-
-/// A `MaxItems` query parameter checked as `member`; `default` without one.
-fn max_items(raw: Option<&str>, member: &Member<constraints::Number>, default: usize) -> Result<usize, ApiError> {
-    let Some(raw) = raw else { return Ok(default) };
-    let n: u32 =
-        raw.parse().map_err(|_| ApiError::invalid_parameter(format!("MaxItems must be an integer, not '{raw}'")))?;
-    Checks::new().number(member, Some(n)).finish()?;
-    Ok(n as usize)
-}
-
 async fn list_functions(State(engine): State<Arc<Engine>>, Query(q): Query<ListQuery>) -> ApiResult {
-    let max = max_items(q.max_items.as_deref(), &constraints::MAX_ITEMS, DEFAULT_MAX_ITEMS)?;
     Checks::new()
         .one_of(&constraints::FUNCTION_VERSION, q.function_version.as_deref())
         .text(&constraints::MASTER_REGION, q.master_region.as_deref())
@@ -278,40 +257,9 @@ async fn list_functions(State(engine): State<Arc<Engine>>, Query(q): Query<ListQ
     // ARN: `$LATEST` here (published versions are ListVersionsByFunction's).
     let version = q.function_version.is_some().then_some(function::LATEST);
     let all = engine.list_functions();
-    let (items, next) = page(&all, q.marker.as_deref(), max, |f| f.name.clone())?;
-    let functions: Vec<FunctionConfiguration> =
-        items.iter().map(|f| FunctionConfiguration::of(f, engine.realm(), version)).collect();
-    let mut out = serde_json::json!({ "Functions": functions });
-    if let Some(marker) = next {
-        out["NextMarker"] = marker.into();
-    }
+    let render = |f: &Arc<function::Function>| FunctionConfiguration::of(f, engine.realm(), version);
+    let out = listing("Functions", &all, &q, &constraints::MAX_ITEMS, |f| f.name.clone(), render)?;
     Ok(Json(out).into_response())
-}
-
-/// One page of `all` (sorted by `key`): at most `max` items after the one
-/// whose key the marker names, and the marker of the next page if any. A
-/// marker is the base64 of the last key given out, so a page boundary
-/// survives items added or deleted meanwhile.
-fn page<'a, T>(
-    all: &'a [T],
-    marker: Option<&str>,
-    max: usize,
-    key: impl Fn(&T) -> String,
-) -> Result<(&'a [T], Option<String>), ApiError> {
-    let start = match marker.filter(|m| !m.is_empty()) {
-        None => 0,
-        Some(marker) => {
-            let after = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(marker)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| ApiError::invalid_parameter("Marker is not one this server issued"))?;
-            all.partition_point(|item| key(item) <= after)
-        }
-    };
-    let end = all.len().min(start + max);
-    let next = (end < all.len()).then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key(&all[end - 1])));
-    Ok((&all[start..end], next))
 }
 
 async fn get_function(
@@ -534,8 +482,7 @@ async fn delete_concurrency(State(engine): State<Arc<Engine>>, Path(name): Path<
 }
 
 /// The provisioned concurrency operations' reference: `Qualifier` is
-/// required. lambdabox has no published versions or aliases yet, so it
-/// accepts `$LATEST` where AWS refuses it (see the README's Parity section).
+/// required (the engine refuses `$LATEST`, as AWS does).
 fn provisioned_ref(name: &str, query: &HashMap<String, String>) -> Result<FunctionRef, ApiError> {
     if !query.contains_key("Qualifier") {
         return Err(ApiError::validation(
@@ -556,13 +503,33 @@ async fn put_provisioned(
     Ok((StatusCode::ACCEPTED, Json(wire::provisioned_config(&status))).into_response())
 }
 
+/// GetProvisionedConcurrencyConfig, or with `List=ALL`
+/// ListProvisionedConcurrencyConfigs (the same path).
 async fn get_provisioned(
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
+    if q.contains_key("List") {
+        return list_provisioned(&engine, &name, &q);
+    }
     let status = engine.get_provisioned(&provisioned_ref(&name, &q)?)?;
     Ok(Json(wire::provisioned_config(&status)).into_response())
+}
+
+fn list_provisioned(engine: &Engine, name: &str, q: &HashMap<String, String>) -> ApiResult {
+    let r = function_ref(name, NameForm::Plain)?;
+    let all = engine.list_provisioned(&r)?;
+    let arn = engine.function_arn(&r.name);
+    let q = ListQuery { marker: q.get("Marker").cloned(), max_items: q.get("MaxItems").cloned(), ..Default::default() };
+    let render = |s: &crate::engine::ProvisionedStatus| {
+        let mut item = wire::provisioned_config(s);
+        item["FunctionArn"] = format!("{arn}:{}", s.qualifier).into();
+        item
+    };
+    let key = |s: &crate::engine::ProvisionedStatus| s.qualifier.clone();
+    let out = listing("ProvisionedConcurrencyConfigs", &all, &q, &constraints::MAX_PROVISIONED_ITEMS, key, render)?;
+    Ok(Json(out).into_response())
 }
 
 async fn delete_provisioned(

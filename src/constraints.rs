@@ -384,6 +384,8 @@ pub const URL_AUTH_TYPE: Member<OneOf> = one_of("authType", &["NONE", "AWS_IAM"]
 pub const URL_INVOKE_MODE: Member<OneOf> = one_of("invokeMode", &["RESPONSE_STREAM", "BUFFERED"]);
 /// ListFunctionUrlConfigs' `MaxItems`.
 pub const URL_MAX_ITEMS: Member<Number> = number("maxItems", 1, 50, Validation);
+/// ListProvisionedConcurrencyConfigs' `MaxItems`.
+pub const MAX_PROVISIONED_ITEMS: Member<Number> = number("maxItems", 1, 50, Validation);
 pub const CORS_ALLOW_HEADERS: Member<List> = list("cors.allowHeaders", 100, &[]);
 pub const CORS_EXPOSE_HEADERS: Member<List> = list("cors.exposeHeaders", 100, &[]);
 pub const CORS_ALLOW_METHODS: Member<List> = list("cors.allowMethods", 6, &[]);

@@ -12,16 +12,18 @@ use bytes::Bytes;
 mod event_invoke;
 mod invoke;
 mod layers;
+mod provisioned;
 mod urls;
 mod versions;
 
 pub use event_invoke::{DestinationPatch, EventInvokePatch};
 pub use layers::NewLayerVersion;
+pub use provisioned::ProvisionedStatus;
 pub use versions::Publish;
 use versions::{check_revision, Route};
 
 use crate::arn::Realm;
-use crate::constraints::{self, Checks, InvalidParameter, Refused};
+use crate::constraints::{InvalidParameter, Refused};
 use crate::function::{self, ConfigPatch, Function, FunctionRef, ImageCode, ImageConfig, Runtime, LATEST};
 use crate::images::{ImageError, Images};
 use crate::logs::LogBook;
@@ -231,15 +233,6 @@ pub struct AccountUsage {
     pub reserved_concurrency: u64,
 }
 
-/// The state of a function's provisioned concurrency.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProvisionedStatus {
-    pub requested: u32,
-    /// Containers initialised and waiting for traffic.
-    pub ready: u32,
-    pub last_modified: String,
-}
-
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Engine {
@@ -252,18 +245,6 @@ pub struct Engine {
     writes: tokio::sync::Mutex<()>,
     /// Poked when the set of runtimes in use may have changed.
     runtimes_changed: tokio::sync::Notify,
-}
-
-/// What AWS answers when provisioned concurrency is read or removed on `$LATEST`.
-const NOT_PUBLISHED: &str = "The function resource provided must be an alias or a published version.";
-
-/// Provisioned concurrency belongs to a published version or an alias, as
-/// on Lambda: `$LATEST` changes under it.
-fn published_only(r: &FunctionRef, message: &str) -> Result<(), EngineError> {
-    match r.qualifier.as_deref() {
-        None | Some(LATEST) => Err(InvalidParameter(message.into()).into()),
-        Some(_) => Ok(()),
-    }
 }
 
 /// The concurrency operations act on a function, never on a version.
@@ -534,29 +515,21 @@ impl Engine {
     async fn commit_update(&self, old: &Function, mut f: Function) -> Result<Arc<Function>, EngineError> {
         f.last_modified = now_lambda_format();
         f.revision_id = new_revision();
+        f.run_revision = None;
         // Changed since it was last published: the next PublishVersion publishes anew.
         f.published = None;
         let updated = self.with_store(move |store| store.update(f)).await?;
         if old.runtime != updated.runtime {
             self.runtimes_changed.notify_one();
         }
-        self.pool.retire(&updated.slot(), Some(&updated.revision_id));
+        self.pool.retire(&updated.slot(), Some(updated.pool_revision()));
         if old.code_sha256 != updated.code_sha256 {
             self.collect_code(&old.code_sha256);
         }
         if old.layers != updated.layers {
             self.collect_layers(&old.layers);
         }
-        self.provision(&updated).await;
         Ok(updated)
-    }
-
-    /// Ask the pool for `f`'s provisioned containers (none when 0).
-    async fn provision(&self, f: &Arc<Function>) {
-        match self.launch(f).await {
-            Ok(launch) => self.pool.set_provisioned(launch, f.provisioned_concurrency),
-            Err(e) => tracing::warn!(function = %f.name, error = %e, "cannot provision containers"),
-        }
     }
 
     /// Keep the pool's prewarmed containers matched to the runtimes in
@@ -594,13 +567,6 @@ impl Engine {
         self.pool.set_prewarm_images(images);
     }
 
-    /// At start-up: provision every function that asks for it.
-    pub async fn restore_provisioned(&self) {
-        for f in self.store.every_version().into_iter().filter(|f| f.provisioned_concurrency > 0) {
-            self.provision(&f).await;
-        }
-    }
-
     /// What the pool needs to start containers of `f` (building the
     /// runtime's image first if it is missing).
     async fn launch(&self, f: &Arc<Function>) -> Result<Launch, EngineError> {
@@ -623,26 +589,23 @@ impl Engine {
         })
     }
 
-    /// Store a change that is not a new revision (concurrency settings),
-    /// on `$LATEST` or on a published version.
+    /// Store a change to `$LATEST` that is not a new revision (reserved
+    /// concurrency, which bounds every version together).
     async fn amend(&self, r: &FunctionRef, change: impl FnOnce(&mut Function)) -> Result<Arc<Function>, EngineError> {
         let _guard = self.writes.lock().await;
-        let mut f = (*self.resolve(r)?).clone();
+        let mut f = (*self.resolve(&r.or_latest())?).clone();
         change(&mut f);
-        match f.version {
-            None => self.with_store(move |store| store.update(f)).await,
-            Some(_) => self.with_store(move |store| store.update_version(f)).await,
-        }
+        self.with_store(move |store| store.update(f)).await
     }
 
     /// PutFunctionConcurrency.
     pub async fn put_reserved_concurrency(&self, r: &FunctionRef, n: u32) -> Result<Arc<Function>, EngineError> {
         unqualified_only(r)?;
         let current = self.resolve(&r.or_latest())?;
-        if current.provisioned_concurrency > n {
+        let provisioned = self.provisioned_total(&current.name);
+        if provisioned > n {
             return Err(InvalidParameter(format!(
-                "ReservedConcurrentExecutions {n} is below the function's provisioned concurrency ({})",
-                current.provisioned_concurrency
+                "ReservedConcurrentExecutions {n} is below the function's provisioned concurrency ({provisioned})"
             ))
             .into());
         }
@@ -669,48 +632,6 @@ impl Engine {
     pub async fn delete_reserved_concurrency(&self, r: &FunctionRef) -> Result<Arc<Function>, EngineError> {
         unqualified_only(r)?;
         self.amend(r, |f| f.reserved_concurrency = None).await
-    }
-
-    /// PutProvisionedConcurrencyConfig (on `$LATEST`: lambdabox has no versions yet).
-    pub async fn put_provisioned(&self, r: &FunctionRef, n: u32) -> Result<ProvisionedStatus, EngineError> {
-        Checks::new().number(&constraints::PROVISIONED_CONCURRENT_EXECUTIONS, Some(n)).finish()?;
-        let current = self.resolve(r)?;
-        published_only(r, "Provisioned Concurrency Configs cannot be applied to unpublished function versions.")?;
-        if current.reserved_concurrency.is_some_and(|reserved| n > reserved) {
-            return Err(InvalidParameter(format!(
-                "ProvisionedConcurrentExecutions {n} exceeds the function's reserved concurrency"
-            ))
-            .into());
-        }
-        let f = self.amend(r, |f| f.provisioned_concurrency = n).await?;
-        self.provision(&f).await;
-        self.get_provisioned(r)
-    }
-
-    /// GetProvisionedConcurrencyConfig.
-    pub fn get_provisioned(&self, r: &FunctionRef) -> Result<ProvisionedStatus, EngineError> {
-        let f = self.resolve(r)?;
-        published_only(r, NOT_PUBLISHED)?;
-        if f.provisioned_concurrency == 0 {
-            return Err(EngineError::ProvisionedNotFound);
-        }
-        Ok(ProvisionedStatus {
-            requested: f.provisioned_concurrency,
-            ready: self.pool.provisioned_ready(&f.slot()).min(f.provisioned_concurrency),
-            last_modified: f.last_modified.clone(),
-        })
-    }
-
-    /// DeleteProvisionedConcurrencyConfig.
-    pub async fn delete_provisioned(&self, r: &FunctionRef) -> Result<(), EngineError> {
-        let current = self.resolve(r)?;
-        published_only(r, NOT_PUBLISHED)?;
-        if current.provisioned_concurrency == 0 {
-            return Err(EngineError::ProvisionedNotFound);
-        }
-        let f = self.amend(r, |f| f.provisioned_concurrency = 0).await?;
-        self.provision(&f).await;
-        Ok(())
     }
 
     /// DeleteFunction: the function with its versions and aliases, its warm

@@ -243,7 +243,8 @@ pub fn environment_rules(vars: &BTreeMap<String, String>) -> Result<(), InvalidP
 }
 
 /// A function as stored: its configuration and which code it runs.
-/// `revision_id` changes on every update, so warm containers of an older
+/// Containers are tagged with [`Function::pool_revision`], which changes on
+/// every update of code or configuration, so warm containers of an older
 /// revision are never handed a newer invocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Function {
@@ -261,13 +262,16 @@ pub struct Function {
     pub code_size: u64,
     /// `2020-04-10T19:06:32.563+0000`, as Lambda formats it.
     pub last_modified: String,
+    /// Lambda's `RevisionId`: new on every change, publishing included.
     pub revision_id: String,
+    /// Set when `revision_id` moved without the code or configuration
+    /// changing (publishing gives `$LATEST` a new `RevisionId`): the
+    /// revision its containers run, so they stay warm. `None`: `revision_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_revision: Option<String>,
     /// PutFunctionConcurrency: at most this many invocations at once.
     #[serde(default)]
     pub reserved_concurrency: Option<u32>,
-    /// PutProvisionedConcurrencyConfig: containers kept initialised ahead of traffic.
-    #[serde(default)]
-    pub provisioned_concurrency: u32,
     /// How long an idle container is kept (lambdabox's own setting; the
     /// controller's default when unset).
     #[serde(default)]
@@ -309,6 +313,12 @@ impl Function {
             Some(image) => image.digest_hex().to_owned(),
             None => crate::store::code::sha256_base64(&self.code_sha256),
         }
+    }
+
+    /// The revision the pool tags this function's containers with: one
+    /// that serves an older one is never handed an invocation of this.
+    pub fn pool_revision(&self) -> &str {
+        self.run_revision.as_deref().unwrap_or(&self.revision_id)
     }
 
     /// Which warm pool serves this function: one per version, since a

@@ -695,7 +695,7 @@ impl Pool {
             docker_id,
             function: f.name.clone(),
             slot: f.slot(),
-            revision: f.revision_id.clone(),
+            revision: f.pool_revision().to_owned(),
             memory_mb: f.memory_mb,
             provisioned,
             mailbox: sockets.mailbox,
@@ -839,7 +839,7 @@ impl Pool {
         spec.labels.extend([
             (labels::FUNCTION.to_owned(), f.name.clone()),
             (labels::VERSION.to_owned(), f.version_label()),
-            (labels::REVISION.to_owned(), f.revision_id.clone()),
+            (labels::REVISION.to_owned(), f.pool_revision().to_owned()),
         ]);
         if let Some(task) = &launch.task_dir {
             spec.mounts.push(read_only(task.clone(), TASK_ROOT));

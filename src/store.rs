@@ -1,6 +1,7 @@
 //! Durable state: functions, their published versions and aliases
-//! ([`versions`]), their URLs ([`urls`]) and layer versions ([`layers`]) in
-//! SQLite, code blobs on disk ([`code`]).
+//! ([`versions`]), their provisioned concurrency ([`provisioned`]), their URLs
+//! ([`urls`]) and layer versions ([`layers`]) in SQLite, code blobs on disk
+//! ([`code`]).
 //!
 //! Every function is also kept in memory, so the invoke path reads a map and
 //! never touches SQLite; writes go to SQLite first and reach the map only once
@@ -9,6 +10,7 @@
 
 pub mod code;
 mod layers;
+pub mod provisioned;
 pub mod unpack;
 mod urls;
 mod versions;
@@ -23,9 +25,9 @@ use crate::function::Function;
 use code::CodeStore;
 
 /// Schema version this build writes (`PRAGMA user_version`). 3 added the
-/// `versions` and `aliases` tables, 4 `function_urls`; records of older schemas read as they
-/// are (new fields of [`Function`] have serde defaults).
-const SCHEMA_VERSION: i64 = 4;
+/// `versions` and `aliases` tables, 4 `function_urls`, 5 `provisioned`; records of older
+/// schemas read as they are (new fields of [`Function`] have serde defaults).
+const SCHEMA_VERSION: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,6 +53,7 @@ pub struct Store {
     versions: RwLock<versions::Versions>,
     aliases: RwLock<versions::Aliases>,
     urls: RwLock<urls::Urls>,
+    provisioned: RwLock<provisioned::Provisioned>,
     code: CodeStore,
 }
 
@@ -79,6 +82,7 @@ impl Store {
         let functions = load_functions(&db)?;
         let (versions, aliases) = versions::load(&db)?;
         let urls = urls::load(&db)?;
+        let provisioned = provisioned::load(&db)?;
         let code = CodeStore::open(data_dir.join("code"))?;
         Ok(Store {
             db: Mutex::new(db),
@@ -86,6 +90,7 @@ impl Store {
             versions: RwLock::new(versions),
             aliases: RwLock::new(aliases),
             urls: RwLock::new(urls),
+            provisioned: RwLock::new(provisioned),
             code,
         })
     }
@@ -138,9 +143,11 @@ impl Store {
         }
         tx.execute("DELETE FROM versions WHERE function = ?1", params![name])?;
         tx.execute("DELETE FROM aliases WHERE function = ?1", params![name])?;
+        tx.execute("DELETE FROM provisioned WHERE function = ?1", params![name])?;
         Store::delete_urls_in(&tx, name)?;
         tx.commit()?;
         self.forget_urls(|u| u.function == name);
+        self.forget_provisioned(name, None);
         self.aliases.write().expect("aliases poisoned").remove(name);
         let versions = self.versions.write().expect("versions poisoned").remove(name).unwrap_or_default();
         let latest = self.functions.write().expect("store map poisoned").remove(name);
@@ -181,6 +188,9 @@ fn migrate(db: &Connection, found: i64) -> Result<(), StoreError> {
     }
     if found < 4 {
         db.execute_batch(urls::SCHEMA)?;
+    }
+    if found < 5 {
+        db.execute_batch(provisioned::SCHEMA)?;
     }
     db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
@@ -297,10 +307,8 @@ mod tests {
         {
             let store = Store::open(tmp.path()).unwrap();
             let latest = Function { last_version: 1, published: Some(1), ..sample("f") };
-            let mut v1 = Function { version: Some(1), code_sha256: "cd".repeat(32), ..sample("f") };
-            store.publish(latest, v1.clone()).unwrap();
-            v1.provisioned_concurrency = 2;
-            store.update_version(v1).unwrap();
+            let v1 = Function { version: Some(1), code_sha256: "cd".repeat(32), ..sample("f") };
+            store.publish(latest, v1).unwrap();
             let alias = crate::function::alias::Alias {
                 function: "f".into(),
                 name: "live".into(),
@@ -310,15 +318,20 @@ mod tests {
                 revision_id: "a1".into(),
             };
             store.put_alias(alias).unwrap();
+            // Schema 4 kept provisioned concurrency in the version's record.
+            let sql = "DROP TABLE provisioned; PRAGMA user_version = 4; \
+                       UPDATE versions SET config = json_set(config, '$.provisioned_concurrency', 2);";
+            store.db.lock().unwrap().execute_batch(sql).unwrap();
         }
         let store = Store::open(tmp.path()).unwrap();
         assert_eq!(store.get("f").unwrap().last_version, 1);
-        assert_eq!(store.version("f", 1).unwrap().provisioned_concurrency, 2);
+        assert_eq!(store.provisioned("f", "1").map(|c| c.requested), Some(2), "moved to its own table");
         assert_eq!(store.alias("f", "live").unwrap().function_version, "1");
         assert!(store.code_in_use(&"cd".repeat(32)), "a version's code is in use");
         let removed = store.delete("f").unwrap();
         assert_eq!(removed.versions.len(), 1);
         let store = Store::open(tmp.path()).unwrap();
         assert!(store.versions("f").is_empty() && store.aliases("f").is_empty(), "gone with the function");
+        assert!(store.provisioned_of("f").is_empty(), "and its provisioned concurrency");
     }
 }

@@ -12,15 +12,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use base64::Engine as _;
 
-use super::{management_body, max_items, namespaced_ref, wire, ApiError, ApiResult};
+use super::paging::{listing, ListQuery};
+use super::{management_body, namespaced_ref, wire, ApiError, ApiResult};
 use crate::constraints::{self, Checks};
 use crate::engine::{Engine, EventInvokePatch};
 use crate::function::{FunctionRef, NameForm};
-
-/// Page size of ListFunctionEventInvokeConfigs when the client does not say.
-const DEFAULT_MAX_ITEMS: usize = 50;
 
 /// The routes; merged into [`super::app`].
 pub fn routes() -> Router<Arc<Engine>> {
@@ -88,31 +85,12 @@ async fn delete_config(
 async fn list_configs(
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let max = max_items(
-        q.get("MaxItems").map(String::as_str),
-        &constraints::MAX_EVENT_INVOKE_CONFIG_ITEMS,
-        DEFAULT_MAX_ITEMS,
-    )?;
     let all = engine.list_event_invoke_configs(&FunctionRef::parse(&name, NameForm::Namespaced)?)?;
-    let start = match q.get("Marker").filter(|m| !m.is_empty()) {
-        None => 0,
-        Some(marker) => {
-            let after = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(marker)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| ApiError::invalid_parameter("Marker is not one this server issued"))?;
-            all.partition_point(|e| e.qualifier <= after)
-        }
-    };
-    let page: Vec<_> = all[start..].iter().take(max).map(|e| wire::event_invoke_config(e, engine.realm())).collect();
-    let mut out = serde_json::json!({ "FunctionEventInvokeConfigs": page });
-    if start + max < all.len() {
-        let last = &all[start + max - 1].qualifier;
-        out["NextMarker"] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last).into();
-    }
+    let (limit, render) =
+        (&constraints::MAX_EVENT_INVOKE_CONFIG_ITEMS, |e: &_| wire::event_invoke_config(e, engine.realm()));
+    let out = listing("FunctionEventInvokeConfigs", &all, &q, limit, |e| e.qualifier.clone(), render)?;
     Ok(Json(out).into_response())
 }
 

@@ -13,15 +13,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Links;
-use super::{json_body, max_items, stored_zip, zip_from, ApiError, ApiResult};
+use super::paging::{max_items, DEFAULT_MAX_ITEMS};
+use super::{json_body, stored_zip, zip_from, ApiError, ApiResult};
 use crate::arn::Realm;
 use crate::constraints::{self, Checks};
 use crate::engine::{Engine, NewLayerVersion};
 use crate::layer::LayerVersion;
 use crate::store::code::sha256_base64;
-
-/// Page size of the list operations when the client does not say.
-const DEFAULT_MAX_ITEMS: usize = 50;
 
 /// The layer routes; merged into [`super::app`].
 pub fn routes() -> Router<Arc<Engine>> {

@@ -13,15 +13,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{function_ref, json_body, max_items, page, ApiError, ApiResult};
+use super::paging::{listing, ListQuery};
+use super::{function_ref, json_body, ApiError, ApiResult};
 use crate::constraints::{self, Checks};
 use crate::engine::Engine;
 use crate::function::url::{Cors, InvokeMode, UrlConfig, UrlPatch};
 use crate::function::{FunctionRef, NameForm};
 use crate::urls::Domain;
-
-/// ListFunctionUrlConfigs' page size when the client does not say (its most).
-const DEFAULT_MAX_ITEMS: usize = 50;
 
 /// The URL routes; merged into [`super::app`].
 pub fn routes() -> Router<Arc<Engine>> {
@@ -43,13 +41,6 @@ impl UrlBody {
     fn patch(self) -> Result<UrlPatch, ApiError> {
         Ok(UrlPatch::parse(self.auth_type.as_deref(), self.cors, self.invoke_mode.as_deref())?)
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ListQuery {
-    marker: Option<String>,
-    max_items: Option<String>,
 }
 
 /// `FunctionName` with the `Qualifier` parameter folded in: an alias or
@@ -152,15 +143,9 @@ async fn list_urls(
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let max = max_items(q.max_items.as_deref(), &constraints::URL_MAX_ITEMS, DEFAULT_MAX_ITEMS)?;
     let all = engine.list_urls(&function_ref(&name, NameForm::Plain)?)?;
     // The function's own URL first ("0"), then its aliases' by name ("1NAME"): never an empty key.
     let key = |u: &Arc<UrlConfig>| u.alias.as_ref().map_or_else(|| "0".to_owned(), |a| format!("1{a}"));
-    let (items, next) = page(&all, q.marker.as_deref(), max, key)?;
-    let urls: Vec<_> = items.iter().map(|u| url_configuration(&engine, &domain, u, Shape::Described)).collect();
-    let mut out = json!({ "FunctionUrlConfigs": urls });
-    if let Some(marker) = next {
-        out["NextMarker"] = marker.into();
-    }
-    Ok(Json(out).into_response())
+    let render = |u: &Arc<UrlConfig>| url_configuration(&engine, &domain, u, Shape::Described);
+    Ok(Json(listing("FunctionUrlConfigs", &all, &q, &constraints::URL_MAX_ITEMS, key, render)?).into_response())
 }

@@ -13,8 +13,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::paging::{listing, ListQuery};
 use super::wire::FunctionConfiguration;
-use super::{function_ref, json_body, max_items, page, ApiResult, DEFAULT_MAX_ITEMS};
+use super::{function_ref, json_body, ApiResult};
 use crate::constraints::{self, Checks};
 use crate::engine::{Engine, Publish};
 use crate::function::alias::{Alias, AliasPatch};
@@ -65,14 +66,6 @@ impl AliasBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ListQuery {
-    marker: Option<String>,
-    max_items: Option<String>,
-    function_version: Option<String>,
-}
-
 /// Lambda's AliasConfiguration.
 fn alias_configuration(engine: &Engine, a: &Alias) -> Value {
     let mut out = json!({
@@ -117,17 +110,11 @@ async fn list_versions(
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let max = max_items(q.max_items.as_deref(), &constraints::MAX_ITEMS, DEFAULT_MAX_ITEMS)?;
     let all = engine.list_versions(&function_ref(&name, NameForm::Namespaced)?)?;
     // `$LATEST` first, then by number: zero-padded numbers sort as numbers.
-    let (items, next) =
-        page(&all, q.marker.as_deref(), max, |f| f.version.map_or(String::new(), |n| format!("{n:010}")))?;
-    let versions: Vec<_> = items.iter().map(|f| wire_config(f, &engine, Some(&f.version_label()))).collect();
-    let mut out = json!({ "Versions": versions });
-    if let Some(marker) = next {
-        out["NextMarker"] = marker.into();
-    }
-    Ok(Json(out).into_response())
+    let key = |f: &Arc<Function>| f.version.map_or(String::new(), |n| format!("{n:010}"));
+    let render = |f: &Arc<Function>| wire_config(f, &engine, Some(&f.version_label()));
+    Ok(Json(listing("Versions", &all, &q, &constraints::MAX_ITEMS, key, render)?).into_response())
 }
 
 async fn create_alias(State(engine): State<Arc<Engine>>, Path(name): Path<String>, body: Body) -> ApiResult {
@@ -166,14 +153,8 @@ async fn list_aliases(
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let max = max_items(q.max_items.as_deref(), &constraints::MAX_ITEMS, DEFAULT_MAX_ITEMS)?;
     Checks::new().text(&constraints::ALIAS_FUNCTION_VERSION, q.function_version.as_deref()).finish()?;
     let all = engine.list_aliases(&function_ref(&name, NameForm::Plain)?, q.function_version.as_deref())?;
-    let (items, next) = page(&all, q.marker.as_deref(), max, |a| a.name.clone())?;
-    let aliases: Vec<_> = items.iter().map(|a| alias_configuration(&engine, a)).collect();
-    let mut out = json!({ "Aliases": aliases });
-    if let Some(marker) = next {
-        out["NextMarker"] = marker.into();
-    }
-    Ok(Json(out).into_response())
+    let render = |a: &Arc<Alias>| alias_configuration(&engine, a);
+    Ok(Json(listing("Aliases", &all, &q, &constraints::MAX_ITEMS, |a| a.name.clone(), render)?).into_response())
 }

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use super::provisioned::UNPUBLISHED;
 use super::{new_revision, now_lambda_format, Engine, EngineError};
 use crate::constraints::InvalidParameter;
 use crate::function::alias::{validate_alias_name, Alias, AliasPatch};
@@ -113,20 +114,21 @@ impl Engine {
             revision_id: new_revision(),
             last_modified: now_lambda_format(),
             description: p.description.unwrap_or_else(|| latest.description.clone()),
-            provisioned_concurrency: 0,
             last_version: 0,
             published: None,
+            run_revision: None,
             ..(*latest).clone()
         };
-        // Publishing gives `$LATEST` a new revision too, as on Lambda.
-        let next = Function { last_version: n, published: Some(n), revision_id: new_revision(), ..(*latest).clone() };
-        let next_revision = next.revision_id.clone();
-        let version = self.with_store(move |store| store.publish(next, version)).await?;
-        self.pool.retire(&latest.slot(), Some(&next_revision));
-        if let Some(latest) = self.store.get(&latest.name) {
-            self.provision(&latest).await;
-        }
-        Ok(version)
+        // Publishing gives `$LATEST` a new revision too, as on Lambda; its
+        // code and configuration are the same, so its warm containers stay.
+        let next = Function {
+            last_version: n,
+            published: Some(n),
+            revision_id: new_revision(),
+            run_revision: Some(latest.pool_revision().to_owned()),
+            ..(*latest).clone()
+        };
+        self.with_store(move |store| store.publish(next, version)).await
     }
 
     /// ListVersionsByFunction: `$LATEST`, then the versions in ascending order.
@@ -227,8 +229,15 @@ impl Engine {
             // An update that changes nothing keeps the revision, as on Lambda.
             return Ok(current);
         }
+        if alias.function_version == LATEST && self.store.provisioned(&latest.name, name).is_some() {
+            return Err(InvalidParameter(UNPUBLISHED.into()).into());
+        }
         alias.revision_id = new_revision();
-        self.store_alias(alias).await
+        // Its provisioned concurrency, if any, moves with it.
+        let before = self.provisioned_counts(&latest.name);
+        let alias = self.store_alias(alias).await?;
+        self.reprovision(&latest.name, &before).await;
+        Ok(alias)
     }
 
     /// Check an alias's versions exist and its routing is Lambda's, then store it.
@@ -254,13 +263,16 @@ impl Engine {
         })
     }
 
-    /// DeleteAlias: succeeds whether or not the alias exists, as on Lambda.
+    /// DeleteAlias: succeeds whether or not the alias exists, as on
+    /// Lambda. Its provisioned concurrency goes with it.
     pub async fn delete_alias(&self, r: &FunctionRef, name: &str) -> Result<(), EngineError> {
         validate_alias_name(name)?;
         let _guard = self.writes.lock().await;
         let latest = self.resolve(&r.unqualified())?;
+        let before = self.provisioned_counts(&latest.name);
         let (function, alias) = (latest.name.clone(), name.to_owned());
         self.with_store(move |store| store.delete_alias(&function, &alias)).await?;
+        self.reprovision(&latest.name, &before).await;
         Ok(())
     }
 

@@ -50,7 +50,7 @@ pub(super) enum Admission {
 impl State {
     /// Lease an idle container of `f`, or reserve room to start one.
     pub(super) fn admit(&mut self, f: &Function, budget_mb: u64) -> Admission {
-        let current = self.current.entry(f.slot()).or_insert_with(|| f.revision_id.clone()).clone();
+        let current = self.current.entry(f.slot()).or_insert_with(|| f.pool_revision().to_owned()).clone();
         let mut stale = Vec::new();
         if let Some(c) = self.take_idle(f, &current, &mut stale) {
             c.busy.store(true, Ordering::Relaxed);
@@ -79,7 +79,7 @@ impl State {
         let mut found = None;
         let mut keep = Vec::new();
         while let Some(c) = list.pop() {
-            if c.revision == f.revision_id && c.mailbox.is_usable() {
+            if c.revision == f.pool_revision() && c.mailbox.is_usable() {
                 found = Some(c);
                 break;
             }
@@ -127,7 +127,7 @@ impl State {
     /// Whether `c` is one of the provisioned containers its function still asks for.
     fn is_kept_provisioned(&self, c: &Container) -> bool {
         c.provisioned
-            && self.provisioned.get(&c.slot).is_some_and(|(l, n)| *n > 0 && l.function.revision_id == c.revision)
+            && self.provisioned.get(&c.slot).is_some_and(|(l, n)| *n > 0 && l.function.pool_revision() == c.revision)
     }
 
     /// A started container joins the books (its memory was reserved at admission).
@@ -193,7 +193,7 @@ impl State {
 
     pub(super) fn set_provisioned(&mut self, launch: Launch, count: u32) {
         let name = launch.function.slot();
-        self.current.entry(name.clone()).or_insert_with(|| launch.function.revision_id.clone());
+        self.current.entry(name.clone()).or_insert_with(|| launch.function.pool_revision().to_owned());
         if count == 0 {
             self.provisioned.remove(&name);
         } else {
@@ -335,7 +335,7 @@ mod tests {
             docker_id: format!("docker-{key}"),
             function: f.name.clone(),
             slot: f.slot(),
-            revision: f.revision_id.clone(),
+            revision: f.pool_revision().to_owned(),
             memory_mb: f.memory_mb,
             provisioned,
             mailbox: Arc::new(Mailbox::new()),

@@ -254,8 +254,7 @@ async fn idle_containers_go_after_their_ttl() {
 async fn provisioned_containers_are_kept_ready_and_replaced() {
     let h = harness(|_| {});
     h.pool.start_maintenance();
-    let f = Function { provisioned_concurrency: 2, ..(*h.launch("f", 128).function).clone() };
-    h.pool.set_provisioned(h.launch_of(f), 2);
+    h.pool.set_provisioned(h.launch("f", 128), 2);
     settle().await;
     assert_eq!(h.starts(), 2);
     for spec in h.fake.started() {

@@ -65,25 +65,15 @@ impl Store {
         Ok(version)
     }
 
-    /// Replace a version's record (a setting that is not part of its
-    /// snapshot changed: provisioned concurrency).
-    pub fn update_version(&self, f: Function) -> Result<Arc<Function>, StoreError> {
-        let n = f.version.expect("a published version has a number");
-        let json = serde_json::to_string(&f).expect("Function serialises");
-        let db = self.db.lock().expect("db poisoned");
-        let sql = "UPDATE versions SET config = ?3 WHERE function = ?1 AND version = ?2";
-        if db.execute(sql, params![f.name, n, json])? == 0 {
-            return Err(StoreError::NotFound(format!("{}:{n}", f.name)));
-        }
-        let f = Arc::new(f);
-        self.versions.write().expect("versions poisoned").entry(f.name.clone()).or_default().insert(n, f.clone());
-        Ok(f)
-    }
-
-    /// Remove one version, returning it; `None` when there was none.
+    /// Remove one version and its provisioned concurrency, returning it;
+    /// `None` when there was none.
     pub fn delete_version(&self, name: &str, n: u32) -> Result<Option<Arc<Function>>, StoreError> {
-        let db = self.db.lock().expect("db poisoned");
-        db.execute("DELETE FROM versions WHERE function = ?1 AND version = ?2", params![name, n])?;
+        let mut db = self.db.lock().expect("db poisoned");
+        let tx = db.transaction()?;
+        tx.execute("DELETE FROM versions WHERE function = ?1 AND version = ?2", params![name, n])?;
+        tx.execute("DELETE FROM provisioned WHERE function = ?1 AND qualifier = ?2", params![name, n.to_string()])?;
+        tx.commit()?;
+        self.forget_provisioned(name, Some(&n.to_string()));
         let mut versions = self.versions.write().expect("versions poisoned");
         Ok(versions.get_mut(name).and_then(|v| v.remove(&n)))
     }
@@ -114,14 +104,17 @@ impl Store {
         Ok(alias)
     }
 
-    /// Remove an alias and its URL, returning the alias; `None` when there was none.
+    /// Remove an alias with its URL and provisioned concurrency, returning
+    /// the alias; `None` when there was none.
     pub fn delete_alias(&self, name: &str, alias: &str) -> Result<Option<Arc<Alias>>, StoreError> {
         let mut db = self.db.lock().expect("db poisoned");
         let tx = db.transaction()?;
         tx.execute("DELETE FROM aliases WHERE function = ?1 AND name = ?2", params![name, alias])?;
         tx.execute("DELETE FROM function_urls WHERE function = ?1 AND qualifier = ?2", params![name, alias])?;
+        tx.execute("DELETE FROM provisioned WHERE function = ?1 AND qualifier = ?2", params![name, alias])?;
         tx.commit()?;
         self.forget_urls(|u| u.function == name && u.alias.as_deref() == Some(alias));
+        self.forget_provisioned(name, Some(alias));
         let mut aliases = self.aliases.write().expect("aliases poisoned");
         Ok(aliases.get_mut(name).and_then(|a| a.remove(alias)))
     }

@@ -256,3 +256,99 @@ async fn the_cli_publishes_points_aliases_and_lists_them() {
     let listed = run(&["ls", "cli-v"]);
     assert!(listed.lines().any(|l| words(l) == ["live", "2", "1=0.5"]), "{listed}");
 }
+
+/// Provisioned concurrency on an alias keeps the containers of the version
+/// it points at ready, moves with the alias, is split by its weights,
+/// survives a restart, and goes with the alias.
+#[tokio::test]
+async fn provisioned_concurrency_on_an_alias_follows_the_alias() {
+    let data = tempfile::tempdir().unwrap();
+    // A short idle TTL: containers no longer provisioned are soon reaped.
+    let mut server = Server::start_in_with(data.path(), &["--idle-ttl", "1"]);
+    let c = server.sdk();
+    create(&c, "warm").await;
+    c.publish_version().function_name("warm").send().await.unwrap();
+    c.update_function_code().function_name("warm").zip_file(code_zip("two")).publish(true).send().await.unwrap();
+    c.create_alias().function_name("warm").name("live").function_version("1").send().await.expect("CreateAlias");
+    let put = c.put_provisioned_concurrency_config().function_name("warm").qualifier("live");
+    put.provisioned_concurrent_executions(2).send().await.expect("PutProvisionedConcurrencyConfig on an alias");
+    let conflict = c.put_provisioned_concurrency_config().function_name("warm").qualifier("1");
+    let conflict = conflict.provisioned_concurrent_executions(1).send().await.unwrap_err().into_service_error();
+    assert_eq!(conflict.code(), Some("ResourceConflictException"), "{conflict:?}");
+    assert_eq!(conflict.message(), Some("Version is pointed by a Provisioned Concurrency alias"));
+
+    let ready_on = |want: &'static [(&'static str, usize)]| {
+        let server = &server;
+        async move {
+            crate::common::eventually(Duration::from_secs(60), || async {
+                let ps = server.ps().await;
+                let count = |slot: &str| ps.iter().filter(|c| c["function"] == slot).count();
+                want.iter().all(|(slot, n)| count(slot) == *n)
+            })
+            .await
+        }
+    };
+    assert!(ready_on(&[("warm:1", 2), ("warm:2", 0)]).await, "two containers of version 1 started ahead");
+    let status = |c: &Client| {
+        let get = c.get_provisioned_concurrency_config().function_name("warm").qualifier("live");
+        async move { get.send().await.map(|s| (s.requested_provisioned_concurrent_executions(), s.status().cloned())) }
+    };
+    let ready = crate::common::eventually(Duration::from_secs(30), || async {
+        status(&c).await.ok().and_then(|s| s.1).is_some_and(|s| s.as_str() == "READY")
+    })
+    .await;
+    assert!(ready, "the alias's configuration becomes READY");
+
+    let update = c.update_alias().function_name("warm").name("live").function_version("2");
+    update.send().await.expect("UpdateAlias");
+    assert!(ready_on(&[("warm:1", 0), ("warm:2", 2)]).await, "the containers move with the alias");
+    let (version, body, _) = invoke(&c, "warm:live", None).await;
+    assert_eq!((version.as_str(), body["code"].as_str()), ("2", Some("two")));
+
+    server.stop();
+    let server = Server::start_in_with(data.path(), &["--idle-ttl", "1"]);
+    let c = server.sdk();
+    assert_eq!(status(&c).await.expect("after a restart").0, Some(2));
+    let listed = c.list_provisioned_concurrency_configs().function_name("warm").send().await.unwrap();
+    let arns: Vec<_> = listed.provisioned_concurrency_configs().iter().filter_map(|p| p.function_arn()).collect();
+    assert_eq!(arns, [format!("{ARN}:warm:live")]);
+    let ps_has = |slot: &'static str, n: usize| {
+        let server = &server;
+        async move {
+            crate::common::eventually(Duration::from_secs(60), || async {
+                server.ps().await.iter().filter(|c| c["function"] == slot).count() == n
+            })
+            .await
+        }
+    };
+    assert!(ps_has("warm:2", 2).await, "restored at start-up on the version the alias points at");
+
+    c.delete_alias().function_name("warm").name("live").send().await.expect("DeleteAlias");
+    let gone = status(&c).await.unwrap_err().into_service_error();
+    assert_eq!(gone.code(), Some("ResourceNotFoundException"), "the alias is gone: {gone:?}");
+    let listed = c.list_provisioned_concurrency_configs().function_name("warm").send().await.unwrap();
+    assert!(listed.provisioned_concurrency_configs().is_empty());
+    assert!(ps_has("warm:2", 0).await, "no longer kept once the alias is gone");
+}
+
+/// Publishing gives `$LATEST` a new RevisionId but not new code: its warm
+/// container keeps serving it.
+#[tokio::test]
+async fn publishing_leaves_latest_warm() {
+    let server = Server::start();
+    let c = server.sdk();
+    create(&c, "steady").await;
+    invoke(&c, "steady", None).await;
+    let before = c.get_function().function_name("steady").send().await.unwrap();
+    c.publish_version().function_name("steady").send().await.expect("PublishVersion");
+    let after = c.get_function().function_name("steady").send().await.unwrap();
+    let revision = |g: &aws_sdk_lambda::operation::get_function::GetFunctionOutput| {
+        g.configuration().and_then(|c| c.revision_id()).map(str::to_owned)
+    };
+    assert_ne!(revision(&before), revision(&after), "a new RevisionId, as on Lambda");
+    invoke(&c, "steady", None).await;
+    let ps = server.ps().await;
+    let latest: Vec<_> = ps.iter().filter(|c| c["function"] == "steady").collect();
+    assert_eq!(latest.len(), 1, "{ps:?}");
+    assert_eq!(latest[0]["invocations"], 2, "the same warm container served both: {ps:?}");
+}
