@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::{now_lambda_format, Engine, EngineError};
 use crate::constraints::{self, Checks, InvalidParameter};
 use crate::function::alias::Alias;
-use crate::function::{FunctionRef, LATEST};
+use crate::function::{Function, FunctionRef, LATEST};
 use crate::store::provisioned::ProvisionedConfig;
 
 /// What AWS answers when provisioned concurrency is read or removed on `$LATEST`.
@@ -101,10 +101,8 @@ impl Engine {
     pub async fn put_provisioned(&self, r: &FunctionRef, n: u32) -> Result<ProvisionedStatus, EngineError> {
         Checks::new().number(&constraints::PROVISIONED_CONCURRENT_EXECUTIONS, Some(n)).finish()?;
         let _guard = self.writes.lock().await;
-        // A missing function is named with the qualifier asked for, as on Lambda.
-        let target = self.resolve(r)?;
+        let (target, qualifier) = self.provisioned_target(r, UNPUBLISHED)?;
         let latest = self.resolve(&r.unqualified())?;
-        let qualifier = published_only(r, UNPUBLISHED)?;
         if target.version.is_none() {
             // An alias of `$LATEST`.
             return Err(InvalidParameter(UNPUBLISHED.into()).into());
@@ -163,10 +161,25 @@ impl Engine {
         })
     }
 
+    /// The version or alias a provisioned concurrency operation names, and
+    /// its qualifier. A missing alias (of a function that may not exist
+    /// either) is named as Lambda names it there.
+    fn provisioned_target(&self, r: &FunctionRef, latest: &str) -> Result<(Arc<Function>, String), EngineError> {
+        let qualifier = match r.qualifier.as_deref() {
+            Some(q) if q != LATEST && !q.bytes().all(|b| b.is_ascii_digit()) => q,
+            _ => return Ok((self.resolve(r)?, published_only(r, latest)?)),
+        };
+        match self.resolve(r) {
+            Err(EngineError::NotFound(_)) => {
+                Err(EngineError::NotFound(format!("Cannot find alias arn: {}", self.alias_arn(&r.name, qualifier))))
+            }
+            other => Ok((other?, qualifier.to_owned())),
+        }
+    }
+
     /// GetProvisionedConcurrencyConfig.
     pub fn get_provisioned(&self, r: &FunctionRef) -> Result<ProvisionedStatus, EngineError> {
-        let f = self.resolve(r)?;
-        let qualifier = published_only(r, NOT_PUBLISHED)?;
+        let (f, qualifier) = self.provisioned_target(r, NOT_PUBLISHED)?;
         self.provisioned_status(&f.name, &qualifier).ok_or(EngineError::ProvisionedNotFound)
     }
 
@@ -177,16 +190,14 @@ impl Engine {
         Ok(configs.keys().filter_map(|q| self.provisioned_status(&f.name, q)).collect())
     }
 
-    /// DeleteProvisionedConcurrencyConfig.
+    /// DeleteProvisionedConcurrencyConfig: succeeds on a version or alias
+    /// that has none, as on Lambda.
     pub async fn delete_provisioned(&self, r: &FunctionRef) -> Result<(), EngineError> {
         let _guard = self.writes.lock().await;
-        let f = self.resolve(r)?;
-        let qualifier = published_only(r, NOT_PUBLISHED)?;
+        let (f, qualifier) = self.provisioned_target(r, NOT_PUBLISHED)?;
         let before = self.provisioned_counts(&f.name);
         let name = f.name.clone();
-        if !self.with_store(move |store| store.delete_provisioned(&name, &qualifier)).await? {
-            return Err(EngineError::ProvisionedNotFound);
-        }
+        self.with_store(move |store| store.delete_provisioned(&name, &qualifier)).await?;
         self.reprovision(&f.name, &before).await;
         Ok(())
     }
