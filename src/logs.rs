@@ -100,6 +100,29 @@ impl LogBook {
     }
 }
 
+/// How the platform writes its own lines about an invocation: Lambda's
+/// `START`/`END`/`REPORT` text, or with `LogFormat: JSON` the
+/// `platform.start` and `platform.report` records Lambda writes instead
+/// (none at all when `SystemLogLevel` is WARN: both are INFO records).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PlatformLines {
+    #[default]
+    Text,
+    Json,
+    Off,
+}
+
+impl PlatformLines {
+    /// What a function's `LoggingConfig` asks for.
+    pub fn of(config: &crate::function::logging::LoggingConfig) -> PlatformLines {
+        match (config.json, config.system_level.as_deref()) {
+            (false, _) => PlatformLines::Text,
+            (true, Some("WARN")) => PlatformLines::Off,
+            (true, _) => PlatformLines::Json,
+        }
+    }
+}
+
 /// What the `REPORT` line says about one invocation.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -111,30 +134,55 @@ pub struct Report {
     /// Set on the first invocation of a cold container.
     pub init_duration: Option<Duration>,
     pub timed_out: Option<u32>,
+    pub lines: PlatformLines,
 }
 
-/// `START RequestId: ID Version: $LATEST` (or the version's number).
-pub fn start_line(request_id: &str, version: &str) -> String {
-    format!("START RequestId: {request_id} Version: {version}\n")
+/// A log record's time, as Lambda writes it.
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// One JSON record of the platform's, on its own line.
+fn record(kind: &str, record: serde_json::Value) -> String {
+    let mut line = serde_json::json!({ "time": now(), "type": kind, "record": record }).to_string();
+    line.push('\n');
+    line
+}
+
+/// `START RequestId: ID Version: $LATEST` (or the version's number), or
+/// its `platform.start` record.
+pub fn start_line(request_id: &str, version: &str, lines: PlatformLines) -> String {
+    match lines {
+        PlatformLines::Text => format!("START RequestId: {request_id} Version: {version}\n"),
+        PlatformLines::Json => {
+            record("platform.start", serde_json::json!({ "requestId": request_id, "version": version }))
+        }
+        PlatformLines::Off => String::new(),
+    }
 }
 
 /// The lines that close an invocation: Lambda's timeout notice when it timed
-/// out, `END`, and `REPORT` with its tab-separated fields.
+/// out, `END`, and `REPORT` with its tab-separated fields; or the
+/// `platform.report` record.
 pub fn end_lines(r: &Report) -> String {
+    match r.lines {
+        PlatformLines::Text => end_text(r),
+        PlatformLines::Json => end_record(r),
+        PlatformLines::Off => String::new(),
+    }
+}
+
+fn end_text(r: &Report) -> String {
     let ms = r.duration.as_secs_f64() * 1000.0;
     let mut out = String::new();
     if let Some(timeout_s) = r.timed_out {
-        out += &format!(
-            "{} {} Task timed out after {timeout_s}.00 seconds\n",
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-            r.request_id
-        );
+        out += &format!("{} {} Task timed out after {timeout_s}.00 seconds\n", now(), r.request_id);
     }
     out += &format!("END RequestId: {}\n", r.request_id);
     out += &format!(
         "REPORT RequestId: {}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t",
         r.request_id,
-        ms.ceil().max(1.0) as u64,
+        billed_ms(ms),
         r.memory_mb,
         r.max_memory_used_mb.unwrap_or(0),
     );
@@ -146,6 +194,30 @@ pub fn end_lines(r: &Report) -> String {
     }
     out.push('\n');
     out
+}
+
+fn end_record(r: &Report) -> String {
+    let ms = r.duration.as_secs_f64() * 1000.0;
+    let mut metrics = serde_json::json!({
+        "durationMs": (ms * 1000.0).round() / 1000.0,
+        "billedDurationMs": billed_ms(ms),
+        "memorySizeMB": r.memory_mb,
+        "maxMemoryUsedMB": r.max_memory_used_mb.unwrap_or(0),
+    });
+    if let Some(init) = r.init_duration {
+        metrics["initDurationMs"] = ((init.as_secs_f64() * 1_000_000.0).round() / 1000.0).into();
+    }
+    let mut out = serde_json::json!({ "requestId": r.request_id, "metrics": metrics, "status": "success" });
+    if r.timed_out.is_some() {
+        out["status"] = "timeout".into();
+        out["errorType"] = "Sandbox.Timedout".into();
+    }
+    record("platform.report", out)
+}
+
+/// Lambda bills whole milliseconds, at least one.
+fn billed_ms(ms: f64) -> u64 {
+    ms.ceil().max(1.0) as u64
 }
 
 #[cfg(test)]
@@ -160,13 +232,14 @@ mod tests {
             max_memory_used_mb: Some(75),
             init_duration: None,
             timed_out: None,
+            lines: PlatformLines::Text,
         }
     }
 
     #[test]
     fn lines_read_like_lambdas() {
-        assert_eq!(start_line("id-1", "$LATEST"), "START RequestId: id-1 Version: $LATEST\n");
-        assert_eq!(start_line("id-2", "3"), "START RequestId: id-2 Version: 3\n");
+        assert_eq!(start_line("id-1", "$LATEST", PlatformLines::Text), "START RequestId: id-1 Version: $LATEST\n");
+        assert_eq!(start_line("id-2", "3", PlatformLines::Text), "START RequestId: id-2 Version: 3\n");
         assert_eq!(
             end_lines(&report()),
             "END RequestId: id-1\nREPORT RequestId: id-1\tDuration: 26.73 ms\tBilled Duration: 27 ms\t\
@@ -176,6 +249,39 @@ mod tests {
         let lines = end_lines(&cold);
         assert!(lines.lines().next().unwrap().ends_with("id-1 Task timed out after 3.00 seconds"), "{lines}");
         assert!(lines.ends_with("Init Duration: 130.49 ms\tStatus: timeout\n"), "{lines}");
+    }
+
+    #[test]
+    fn json_format_writes_platform_records() {
+        let start: serde_json::Value = serde_json::from_str(&start_line("id-1", "2", PlatformLines::Json)).unwrap();
+        assert_eq!(
+            (start["type"].as_str(), &start["record"]),
+            (Some("platform.start"), &serde_json::json!({"requestId": "id-1", "version": "2"}))
+        );
+        assert!(start["time"].as_str().unwrap().ends_with('Z'));
+        let cold =
+            Report { init_duration: Some(Duration::from_micros(130_490)), lines: PlatformLines::Json, ..report() };
+        let text = end_lines(&cold);
+        assert_eq!(text.lines().count(), 1, "no END line: {text}");
+        let written: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(written["type"], "platform.report");
+        assert_eq!(
+            written["record"],
+            serde_json::json!({"requestId": "id-1", "status": "success", "metrics": {
+                "durationMs": 26.73, "billedDurationMs": 27, "memorySizeMB": 128, "maxMemoryUsedMB": 75,
+                "initDurationMs": 130.49}})
+        );
+        let timed_out: serde_json::Value =
+            serde_json::from_str(&end_lines(&Report { timed_out: Some(3), lines: PlatformLines::Json, ..report() }))
+                .unwrap();
+        assert_eq!(
+            (timed_out["record"]["status"].as_str(), timed_out["record"]["errorType"].as_str()),
+            (Some("timeout"), Some("Sandbox.Timedout"))
+        );
+        assert_eq!(
+            start_line("id", "1", PlatformLines::Off) + &end_lines(&Report { lines: PlatformLines::Off, ..report() }),
+            ""
+        );
     }
 
     #[test]

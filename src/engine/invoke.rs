@@ -18,7 +18,7 @@ use super::{Engine, EngineError, InvokeRequest, InvokeResponse};
 use crate::backend::BackendError;
 use crate::function::{self, Function};
 use crate::images::Images;
-use crate::logs::Report;
+use crate::logs::{PlatformLines, Report};
 use crate::pool::{Launch, Lease, Pool, PoolError, Wait, INIT_TIMEOUT};
 use crate::runtime_api::{ExitReason, Invocation, Outcome, Ticket};
 
@@ -77,7 +77,8 @@ async fn run(
         let lease = lease(&pool, &images, launch.clone(), wait).await?;
         let container = lease.container().clone();
         let cold = container.invocations() == 0 && !container.provisioned;
-        container.log.begin(&request_id, &f.version_label());
+        let lines = PlatformLines::of(&f.logging);
+        container.log.begin(&request_id, &f.version_label(), lines);
         let delivered = Instant::now();
         let ticket = container.mailbox.deliver(invocation.clone())?;
         let (settled, taken) = settle(ticket).await;
@@ -94,6 +95,7 @@ async fn run(
             max_memory_used_mb: None,
             init_duration: taken.filter(|_| cold).map(|t| t.saturating_duration_since(container.started)),
             timed_out: matches!(settled, Settled::TimedOut).then_some(f.timeout_s),
+            lines,
         };
         let log_tail = container.log.finish(report, want_tail);
         if matches!(settled, Settled::Done(_)) {

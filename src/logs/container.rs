@@ -21,7 +21,7 @@ use bytes::Bytes;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::{end_lines, start_line, LogBook, Report, TAIL_BYTES};
+use super::{end_lines, start_line, LogBook, PlatformLines, Report, TAIL_BYTES};
 
 /// Reads a container's peak memory use in MB, if the host tells.
 pub type MemoryProbe = Box<dyn Fn() -> Option<u64> + Send + Sync>;
@@ -229,11 +229,11 @@ impl ContainerLog {
 
     /// An invocation starts. Its `START` line is written with its first
     /// output, or with its `END`.
-    pub fn begin(&self, request_id: &str, version: &str) {
+    pub fn begin(&self, request_id: &str, version: &str, lines: PlatformLines) {
         let mut state = self.state();
         state.drain();
         state.flush_partial();
-        state.current = Some(Capture { start: Some(start_line(request_id, version)), lines: Vec::new() });
+        state.current = Some(Capture { start: Some(start_line(request_id, version, lines)), lines: Vec::new() });
     }
 
     /// The invocation did not happen here after all (the runtime went away
@@ -292,6 +292,7 @@ mod tests {
             max_memory_used_mb: None,
             init_duration: None,
             timed_out: None,
+            lines: PlatformLines::Text,
         }
     }
 
@@ -305,14 +306,14 @@ mod tests {
         write.write_all(b"init line\n").unwrap();
         log.adopt("f".into(), book.clone(), Box::new(|| Some(42)));
 
-        log.begin("one", "$LATEST");
+        log.begin("one", "$LATEST", PlatformLines::Text);
         write.write_all(b"hello\n").unwrap();
         let tail = log.finish(report("one"), true).unwrap();
         let tail = String::from_utf8(tail.to_vec()).unwrap();
         assert!(tail.starts_with("START RequestId: one Version: $LATEST\nhello\nEND RequestId: one\n"), "{tail}");
         assert!(tail.contains("Max Memory Used: 42 MB"), "{tail}");
 
-        log.begin("two", "$LATEST");
+        log.begin("two", "$LATEST", PlatformLines::Text);
         assert_eq!(log.finish(report("two"), false), None);
         let file = String::from_utf8(book.tail("f", 10_000).unwrap()).unwrap();
         assert!(file.starts_with("init line\nSTART RequestId: one"), "{file}");
@@ -342,8 +343,8 @@ mod tests {
         b.attach(read_b).unwrap();
         a.adopt("f".into(), book.clone(), Box::new(|| None));
         b.adopt("f".into(), book.clone(), Box::new(|| None));
-        a.begin("one", "$LATEST");
-        b.begin("two", "$LATEST");
+        a.begin("one", "$LATEST", PlatformLines::Text);
+        b.begin("two", "$LATEST", PlatformLines::Text);
         write_a.write_all(b"RAN one").unwrap();
         a.state().drain();
         write_b.write_all(b"RAN two whole\n").unwrap();

@@ -98,6 +98,14 @@ def handler(event, context):\n    logger.debug('quiet')\n    logger.info('loud')
     let loud = records.iter().find(|r| r["message"] == "loud").unwrap_or_else(|| panic!("{tail}"));
     assert_eq!((loud["level"].as_str(), loud["requestId"].as_str()), (Some("INFO"), Some(id)), "{loud}");
     assert!(!tail.contains("quiet"), "DEBUG is below the configured level: {tail}");
+    // The platform's own lines are JSON records too: platform.start and platform.report, no END.
+    let of_type = |t: &str| records.iter().find(|r| r["type"] == t).unwrap_or_else(|| panic!("no {t}: {tail}"));
+    assert_eq!(of_type("platform.start")["record"], json!({"requestId": id, "version": "$LATEST"}));
+    let report = &of_type("platform.report")["record"];
+    assert_eq!((report["requestId"].as_str(), report["status"].as_str()), (Some(id), Some("success")), "{report}");
+    assert_eq!(report["metrics"]["memorySizeMB"], 128);
+    assert!(report["metrics"]["durationMs"].as_f64().is_some() && report["metrics"]["initDurationMs"].is_number());
+    assert!(!tail.contains("START RequestId") && !tail.contains("END RequestId"), "{tail}");
 
     // Levels need JSON, as on Lambda; back to Text drops them.
     let text = json!({"LoggingConfig": {"LogFormat": "Text", "ApplicationLogLevel": "DEBUG"}});
