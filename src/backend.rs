@@ -12,6 +12,16 @@ use std::path::PathBuf;
 
 use futures_util::future::BoxFuture;
 
+use crate::pool::cpu::CpuSetting;
+
+/// Resources of a running container to change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// The memory limit (and swap: none).
+    pub memory_mb: Option<u32>,
+    pub cpu: Option<CpuSetting>,
+}
+
 /// Everything needed to start one function container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerSpec {
@@ -25,6 +35,8 @@ pub struct ContainerSpec {
     pub labels: HashMap<String, String>,
     pub mounts: Vec<BindMount>,
     pub memory_mb: u32,
+    /// Its CPU weight or cap from creation, if any ([`crate::pool::cpu`]).
+    pub cpu: Option<CpuSetting>,
     /// Docker network mode: `bridge`, `none`, …
     pub network: String,
     pub working_dir: String,
@@ -103,10 +115,9 @@ pub trait Backend: Send + Sync + Debug {
     fn wait(&self, id: String) -> BoxFuture<'_, Result<ExitInfo, BackendError>>;
     /// Stop (kill) and delete a container; a container already gone is fine.
     fn remove(&self, id: String) -> BoxFuture<'_, Result<(), BackendError>>;
-    /// Set the container's memory limit (and swap: none) from now on.
-    fn set_memory(&self, id: String, memory_mb: u32) -> BoxFuture<'_, Result<(), BackendError>>;
-    /// Cap the container's CPU at `nano_cpus` (10⁻⁹ CPUs) from now on.
-    fn limit_cpu(&self, id: String, nano_cpus: i64) -> BoxFuture<'_, Result<(), BackendError>>;
+    /// Change the container's resources from now on, in one engine call:
+    /// what is `None` in `r` stays as it is.
+    fn resize(&self, id: String, r: Resources) -> BoxFuture<'_, Result<(), BackendError>>;
     /// Ids of every container, running or not, carrying label `key=value`.
     fn list_labelled(&self, key: &str, value: &str) -> BoxFuture<'_, Result<Vec<String>, BackendError>>;
     /// The most memory the container has used since it started, if the

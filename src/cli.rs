@@ -138,8 +138,14 @@ pub struct ServeArgs {
     /// Seconds an idle container is kept (functions may set their own).
     #[arg(long, value_name = "S", default_value_t = 600)]
     pub idle_ttl: u64,
-    /// Do not cap containers' CPU in proportion to their memory.
-    #[arg(long)]
+    /// How containers' CPU follows their memory (one vCPU's worth at
+    /// 1,769 MB, as on Lambda): `weighted` (a share of contended CPU, idle
+    /// CPU free to use), `strict` (Lambda's hard cap once initialised) or
+    /// `off`.
+    #[arg(long, value_name = "MODE", default_value = "weighted")]
+    pub cpu_limit: crate::pool::cpu::CpuMode,
+    /// The same as `--cpu-limit off` (kept for scripts that use it).
+    #[arg(long, conflicts_with = "cpu_limit")]
     pub no_cpu_limit: bool,
     /// User (`uid:gid`, never 0) functions run as, as on Lambda (993).
     /// Pick one no account on the host uses: without user namespaces, a

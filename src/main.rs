@@ -126,7 +126,7 @@ fn serve_config(args: &ServeArgs, data_dir: Option<PathBuf>) -> Result<ServeConf
     config.memory_budget_mb = args.memory_budget_mb;
     config.queue_timeout = Duration::from_millis(args.queue_timeout_ms);
     config.idle_ttl = Duration::from_secs(args.idle_ttl);
-    config.cpu_limit = !args.no_cpu_limit;
+    config.cpu = if args.no_cpu_limit { lambdabox::pool::cpu::CpuMode::Off } else { args.cpu_limit };
     config.user = args.user.clone();
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     config.prewarm = args.prewarm;

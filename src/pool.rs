@@ -13,6 +13,7 @@
 //! backend and settles its mailbox, so a crash is noticed at once, and a
 //! maintenance task reaps idle containers and tops up provisioned ones.
 
+pub mod cpu;
 mod environment;
 mod prewarm;
 mod state;
@@ -32,10 +33,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::arn::Realm;
-use crate::backend::{Backend, BackendError, BindMount, ContainerSpec, ExitInfo, Sandbox};
+use crate::backend::{Backend, BackendError, BindMount, ContainerSpec, ExitInfo, Resources, Sandbox};
 use crate::function::{Function, Runtime};
 use crate::logs::{ContainerLog, LogBook};
 use crate::runtime_api::{self, ExitReason, Mailbox};
+use cpu::{CpuMode, CpuSetting};
 pub use environment::lambda_environment;
 use lambdabox_protocol::{self as protocol, CONTROL_DIR, CONTROL_SOCKET};
 use prewarm::{Generic, Prewarm};
@@ -63,8 +65,6 @@ const EXEC_WRAPPER: &str = "AWS_LAMBDA_EXEC_WRAPPER";
 const INIT_TARGET: &str = "/lambdabox/init";
 const TASK_ROOT: &str = "/var/task";
 const OPT_ROOT: &str = "/opt";
-/// Memory that buys one full vCPU, as on Lambda.
-const MB_PER_VCPU: i64 = 1769;
 /// How long a runtime may take from its start to its first `next`, as
 /// Lambda's init phase; past it the container is removed and whoever waits
 /// on it gets `Runtime.InitError`.
@@ -135,9 +135,8 @@ pub struct PoolConfig {
     pub queue_timeout: Duration,
     /// Idle TTL for functions that do not set their own.
     pub idle_ttl: Duration,
-    /// Cap each container's CPU in proportion to its memory once its
-    /// runtime is initialised (init itself runs unthrottled).
-    pub cpu_limit: bool,
+    /// How containers' CPU follows their memory ([`cpu`]).
+    pub cpu: CpuMode,
     /// User the function containers run as (`uid:gid`).
     pub user: String,
     /// Generic containers kept ready per runtime image in use (0: none).
@@ -160,7 +159,7 @@ impl PoolConfig {
             memory_budget_mb: 1024,
             queue_timeout: Duration::from_millis(100),
             idle_ttl: Duration::from_secs(600),
-            cpu_limit: true,
+            cpu: CpuMode::Weighted,
             user: DEFAULT_SANDBOX_USER.into(),
             prewarm: 0,
         }
@@ -775,10 +774,12 @@ impl Pool {
             }
         }
         // Raised while the runtime initialises: a generic container starts at
-        // the smallest MemorySize, so a function is never given more than
-        // its own, only (for a few ms) less.
-        if launch.function.memory_mb != prewarm::GENERIC_MEMORY_MB {
-            if let Err(e) = self.inner.backend.set_memory(g.docker_id.clone(), launch.function.memory_mb).await {
+        // the smallest MemorySize (and its CPU weight), so a function is
+        // never given more than its own, only (for a few ms) less.
+        let memory_mb = launch.function.memory_mb;
+        if memory_mb != prewarm::GENERIC_MEMORY_MB {
+            let resources = Resources { memory_mb: Some(memory_mb), cpu: self.inner.config.cpu.at_start(memory_mb) };
+            if let Err(e) = self.inner.backend.resize(g.docker_id.clone(), resources).await {
                 self.remove_generic(g);
                 return Err(e.into());
             }
@@ -880,6 +881,7 @@ impl Pool {
                 read_only(socket_dir.to_path_buf(), CONTROL_DIR),
             ],
             memory_mb,
+            cpu: cfg.cpu.at_start(memory_mb),
             network: cfg.network.clone(),
             working_dir,
             sandbox: Sandbox { tmp_mb, init_capabilities: init_capabilities(), ..Sandbox::default() },
@@ -914,11 +916,6 @@ fn read_only(source: PathBuf, target: &str) -> BindMount {
     BindMount { source, target: target.into(), read_only: true }
 }
 
-/// CPU in proportion to memory: one vCPU at 1,769 MB.
-pub fn nano_cpus_for(memory_mb: u32) -> i64 {
-    i64::from(memory_mb) * 1_000_000_000 / MB_PER_VCPU
-}
-
 /// Watch a container's start. Its CPU is capped once its runtime has
 /// initialised or its init burst ([`INIT_CPU_BURST`]) is over, whichever
 /// comes first: init runs with the whole machine, so cold starts do not pay
@@ -933,8 +930,8 @@ async fn supervise_init(inner: Arc<Inner>, c: Arc<Container>) {
     if ready == Ok(false) {
         return;
     }
-    if inner.config.cpu_limit {
-        cap_cpu(inner.backend.as_ref(), &c).await;
+    if let Some(cap) = inner.config.cpu.once_initialised(c.memory_mb) {
+        cap_cpu(inner.backend.as_ref(), &c, cap).await;
     }
     let rest = INIT_TIMEOUT.saturating_sub(c.started.elapsed());
     if ready.is_ok() || tokio::time::timeout(rest, c.mailbox.wait_ready()).await.is_ok() {
@@ -948,8 +945,8 @@ async fn supervise_init(inner: Arc<Inner>, c: Arc<Container>) {
     inner.changed.notify_waiters();
 }
 
-async fn cap_cpu(backend: &dyn Backend, c: &Container) {
-    if let Err(e) = backend.limit_cpu(c.docker_id.clone(), nano_cpus_for(c.memory_mb)).await {
+async fn cap_cpu(backend: &dyn Backend, c: &Container, cap: CpuSetting) {
+    if let Err(e) = backend.resize(c.docker_id.clone(), Resources { memory_mb: None, cpu: Some(cap) }).await {
         // A runtime that already exited (or was retired) has no CPU to cap.
         if c.mailbox.is_finished() {
             tracing::debug!(container = %c.key, error = %e, "not capping CPU of a stopped container");
@@ -965,7 +962,15 @@ async fn cap_cpu(backend: &dyn Backend, c: &Container) {
 fn destroy(inner: &Inner, c: Arc<Container>, reason: ExitReason) {
     c.mailbox.exited(reason);
     let backend = inner.backend.clone();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let lift = (inner.config.cpu == CpuMode::Strict).then(|| cpu::unlimited(cpus));
     tokio::spawn(async move {
+        if let Some(cpu) = lift {
+            // A container capped to a small share with many processes (a
+            // fork bomb) can take minutes to die at that share: lift the cap
+            // so the kill completes at once. Best effort.
+            let _ = backend.resize(c.docker_id.clone(), Resources { memory_mb: None, cpu: Some(cpu) }).await;
+        }
         if let Err(e) = backend.remove(c.docker_id.clone()).await {
             tracing::warn!(container = %c.key, error = %e, "could not remove container");
         }

@@ -314,7 +314,7 @@ pub fn table(r: &Results) -> String {
          (warm, serving one invocation at a time); B = a fresh RIE container per invocation, as `sam local invoke` \
          (create + start + first answer).\n\
          Same handler (`return event`), image {} and host for all. lambdabox functions: MemorySize {} MB \
-         (lambdabox caps a container's CPU in proportion: 1 vCPU at 1769 MB), memory budget {} MB; RIE containers: \
+         (lambdabox weighs a container's CPU in proportion: 1 vCPU's worth at 1769 MB, `--cpu-limit weighted`), memory budget {} MB; RIE containers: \
          {}. Host: {} cores, {} MB. Mode: {}; {} latency samples, {:.1} s per throughput run, {} cold starts each.",
         s.image,
         s.memory_size_mb,

@@ -15,7 +15,8 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 
-use super::{Backend, BackendError, ContainerSpec, ExitInfo};
+use super::{Backend, BackendError, ContainerSpec, ExitInfo, Resources};
+use crate::pool::cpu::CpuSetting;
 
 /// What Docker keeps of a container's own stdout and stderr: only
 /// lambdabox-init writes there (the function's output goes to the log pipe,
@@ -42,6 +43,16 @@ async fn bounded<T>(
     match tokio::time::timeout(CALL_TIMEOUT, fut).await {
         Ok(r) => r.map_err(BackendError::from),
         Err(_) => Err(BackendError::Timeout { what, secs: CALL_TIMEOUT.as_secs() }),
+    }
+}
+
+/// Docker's `CpuShares`, `CpuPeriod` and `CpuQuota` for a setting.
+fn cpu_fields(cpu: Option<CpuSetting>) -> (Option<i64>, Option<i64>, Option<i64>) {
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    match cpu {
+        None => (None, None, None),
+        Some(CpuSetting::Shares(n)) => (Some(int(n)), None, None),
+        Some(CpuSetting::Quota { period_us, quota_us }) => (None, Some(int(period_us)), Some(int(quota_us))),
     }
 }
 
@@ -154,6 +165,7 @@ impl DockerBackend {
 
     async fn start_container(&self, spec: ContainerSpec) -> Result<String, BackendError> {
         let memory = i64::from(spec.memory_mb) * 1024 * 1024;
+        let (cpu_shares, cpu_period, cpu_quota) = cpu_fields(spec.cpu);
         let binds = spec
             .mounts
             .iter()
@@ -181,6 +193,9 @@ impl DockerBackend {
                 binds: Some(binds),
                 memory: Some(memory),
                 memory_swap: Some(memory),
+                cpu_shares,
+                cpu_period,
+                cpu_quota,
                 network_mode: Some(spec.network),
                 init: Some(false),
                 readonly_rootfs: Some(sb.read_only_root),
@@ -264,11 +279,6 @@ impl DockerBackend {
     }
 
     async fn remove_container(&self, id: String) -> Result<(), BackendError> {
-        // A container capped to a small CPU share with many processes (a fork
-        // bomb) can take minutes to die at that share: lift the cap so the
-        // kill completes at once. Best effort; a stopped container refuses it.
-        let all_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64 * 1_000_000_000;
-        let _ = self.update_cpu(id.clone(), all_cpus).await;
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match bounded("container remove", self.docker.remove_container(&id, Some(options))).await {
             Err(BackendError::Docker(e)) if is_not_found(&e) => Ok(()),
@@ -291,17 +301,17 @@ impl DockerBackend {
         Err(BackendError::Timeout { what: "container removal", secs: (RETRY_PAUSE * WAIT_RETRIES).as_secs() })
     }
 
-    async fn update_cpu(&self, id: String, nano_cpus: i64) -> Result<(), BackendError> {
-        let body = ContainerUpdateBody { nano_cpus: Some(nano_cpus), ..Default::default() };
-        match bounded("container update", self.docker.update_container(&id, body)).await {
-            Err(BackendError::Docker(e)) if is_not_found(&e) => Ok(()),
-            other => other,
-        }
-    }
-
-    async fn update_memory(&self, id: String, memory_mb: u32) -> Result<(), BackendError> {
-        let bytes = i64::from(memory_mb) * 1024 * 1024;
-        let body = ContainerUpdateBody { memory: Some(bytes), memory_swap: Some(bytes), ..Default::default() };
+    async fn update_resources(&self, id: String, r: Resources) -> Result<(), BackendError> {
+        let bytes = r.memory_mb.map(|mb| i64::from(mb) * 1024 * 1024);
+        let (cpu_shares, cpu_period, cpu_quota) = cpu_fields(r.cpu);
+        let body = ContainerUpdateBody {
+            memory: bytes,
+            memory_swap: bytes,
+            cpu_shares,
+            cpu_period,
+            cpu_quota,
+            ..Default::default()
+        };
         bounded("container update", self.docker.update_container(&id, body)).await
     }
 
@@ -336,12 +346,8 @@ impl Backend for DockerBackend {
         self.remove_container(id).boxed()
     }
 
-    fn set_memory(&self, id: String, memory_mb: u32) -> BoxFuture<'_, Result<(), BackendError>> {
-        self.update_memory(id, memory_mb).boxed()
-    }
-
-    fn limit_cpu(&self, id: String, nano_cpus: i64) -> BoxFuture<'_, Result<(), BackendError>> {
-        self.update_cpu(id, nano_cpus).boxed()
+    fn resize(&self, id: String, r: Resources) -> BoxFuture<'_, Result<(), BackendError>> {
+        self.update_resources(id, r).boxed()
     }
 
     fn list_labelled(&self, key: &str, value: &str) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {

@@ -14,7 +14,8 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::sync::watch;
 
-use super::{Backend, BackendError, ContainerSpec, ExitInfo};
+use super::{Backend, BackendError, ContainerSpec, ExitInfo, Resources};
+use crate::pool::cpu::CpuSetting;
 
 /// One call the fake received, with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +23,7 @@ pub enum Call {
     Start(Box<ContainerSpec>),
     Wait(String),
     Remove(String),
-    SetMemory(String, u32),
-    LimitCpu(String, i64),
+    Resize(String, Resources),
     ListLabelled(String, String),
 }
 
@@ -32,8 +32,7 @@ pub enum Call {
 pub enum Op {
     Start,
     Remove,
-    SetMemory,
-    LimitCpu,
+    Resize,
     ListLabelled,
 }
 
@@ -43,7 +42,7 @@ pub struct FakeContainer {
     pub id: String,
     pub spec: ContainerSpec,
     pub memory_mb: u32,
-    pub nano_cpus: Option<i64>,
+    pub cpu: Option<CpuSetting>,
     /// `None` while running.
     pub exit: Option<ExitInfo>,
 }
@@ -168,7 +167,7 @@ impl FakeBackend {
             b.next_id += 1;
             let id = format!("fake{:04}", b.next_id);
             let container =
-                FakeContainer { id: id.clone(), memory_mb: spec.memory_mb, spec, nano_cpus: None, exit: None };
+                FakeContainer { id: id.clone(), memory_mb: spec.memory_mb, cpu: spec.cpu, spec, exit: None };
             b.containers.insert(id.clone(), container);
             id
         };
@@ -210,26 +209,13 @@ impl FakeBackend {
         Ok(())
     }
 
-    async fn update(
-        &self,
-        op: Op,
-        id: String,
-        memory_mb: Option<u32>,
-        nano_cpus: Option<i64>,
-    ) -> Result<(), BackendError> {
-        self.record(match op {
-            Op::SetMemory => Call::SetMemory(id.clone(), memory_mb.unwrap_or_default()),
-            _ => Call::LimitCpu(id.clone(), nano_cpus.unwrap_or_default()),
-        });
-        self.gate(op).await?;
+    async fn update(&self, id: String, r: Resources) -> Result<(), BackendError> {
+        self.record(Call::Resize(id.clone(), r));
+        self.gate(Op::Resize).await?;
         let mut b = self.books();
         let c = b.containers.get_mut(&id).ok_or_else(|| BackendError::Other(format!("no such container: {id}")))?;
-        if let Some(m) = memory_mb {
-            c.memory_mb = m;
-        }
-        if nano_cpus.is_some() {
-            c.nano_cpus = nano_cpus;
-        }
+        c.memory_mb = r.memory_mb.unwrap_or(c.memory_mb);
+        c.cpu = r.cpu.or(c.cpu);
         Ok(())
     }
 
@@ -259,12 +245,8 @@ impl Backend for FakeBackend {
         self.remove_fake(id).boxed()
     }
 
-    fn set_memory(&self, id: String, memory_mb: u32) -> BoxFuture<'_, Result<(), BackendError>> {
-        self.update(Op::SetMemory, id, Some(memory_mb), None).boxed()
-    }
-
-    fn limit_cpu(&self, id: String, nano_cpus: i64) -> BoxFuture<'_, Result<(), BackendError>> {
-        self.update(Op::LimitCpu, id, None, Some(nano_cpus)).boxed()
+    fn resize(&self, id: String, r: Resources) -> BoxFuture<'_, Result<(), BackendError>> {
+        self.update(id, r).boxed()
     }
 
     fn list_labelled(&self, key: &str, value: &str) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {

@@ -284,7 +284,9 @@ async fn a_cold_start_specializes_a_prewarmed_container() {
 
     let lease = h.pool.acquire(&h.launch("f", 512), Wait::Queue).await.unwrap();
     assert_eq!(lease.container().docker_id, generic_id, "no container was created for the function");
-    assert!(h.fake.calls().contains(&Call::SetMemory(generic_id.clone(), 512)));
+    assert_eq!(generic.cpu, Some(cpu::shares(prewarm::GENERIC_MEMORY_MB)), "a generic container weighs what it holds");
+    let resized = Resources { memory_mb: Some(512), cpu: Some(cpu::shares(512)) };
+    assert!(h.fake.calls().contains(&Call::Resize(generic_id.clone(), resized)), "memory and weight in one call");
     let told = lease.container().mailbox.specialization().await.unwrap();
     let s = lambdabox_protocol::Specialization::decode(&told[5..]).unwrap();
     assert!(s.env.iter().any(|(n, v)| n == b"AWS_LAMBDA_FUNCTION_NAME" && v == b"f"));
@@ -307,29 +309,47 @@ async fn a_failed_start_gives_its_reservation_back() {
 
 #[tokio::test(start_paused = true)]
 async fn a_runtime_that_never_polls_is_capped_then_removed() {
-    let h = harness(|_| {});
+    let h = harness(|c| c.cpu = CpuMode::Strict);
     let lease = h.pool.acquire(&h.launch("f", 256), Wait::Queue).await.unwrap();
     let c = lease.container().clone();
+    let capped = |h: &Harness| h.fake.calls().iter().any(|call| matches!(call, Call::Resize(..)));
     tokio::time::sleep(INIT_CPU_BURST - Duration::from_millis(1)).await;
-    assert!(!h.fake.calls().iter().any(|call| matches!(call, Call::LimitCpu(..))), "uncapped during the burst");
+    assert!(!capped(&h), "uncapped during the burst");
     tokio::time::sleep(Duration::from_millis(2)).await;
     settle().await;
-    assert!(h.fake.calls().contains(&Call::LimitCpu(c.docker_id.clone(), nano_cpus_for(256))));
+    let cap = Resources { memory_mb: None, cpu: Some(cpu::quota(256)) };
+    assert!(h.fake.calls().contains(&Call::Resize(c.docker_id.clone(), cap)));
     tokio::time::sleep(INIT_TIMEOUT - INIT_CPU_BURST).await;
     settle().await;
     assert_eq!(h.removed(), std::slice::from_ref(&c.docker_id));
     assert!(c.mailbox.is_finished());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let lifted = Resources { memory_mb: None, cpu: Some(cpu::unlimited(cpus)) };
+    assert!(h.fake.calls().contains(&Call::Resize(c.docker_id.clone(), lifted)), "the cap is lifted before the kill");
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_polling_runtime_is_capped_at_once() {
-    let h = harness(|_| {});
+async fn a_polling_runtime_is_capped_at_once_in_strict_mode() {
+    let h = harness(|c| c.cpu = CpuMode::Strict);
     let lease = h.pool.acquire(&h.launch("f", 256), Wait::Queue).await.unwrap();
+    assert_eq!(h.fake.started()[0].cpu, None, "init runs uncapped");
     runtime(lease.container());
     settle().await;
-    assert!(h.fake.calls().contains(&Call::LimitCpu(lease.container().docker_id.clone(), nano_cpus_for(256))));
+    let cap = Resources { memory_mb: None, cpu: Some(cpu::quota(256)) };
+    assert!(h.fake.calls().contains(&Call::Resize(lease.container().docker_id.clone(), cap)));
     tokio::time::sleep(INIT_TIMEOUT * 2).await;
     assert!(h.removed().is_empty(), "an initialised runtime is kept");
+}
+
+#[tokio::test(start_paused = true)]
+async fn by_default_a_container_is_weighted_from_its_creation_and_never_capped() {
+    let h = harness(|_| {});
+    let lease = h.pool.acquire(&h.launch("f", 256), Wait::Queue).await.unwrap();
+    assert_eq!(h.fake.started()[0].cpu, Some(cpu::shares(256)));
+    runtime(lease.container());
+    settle().await;
+    tokio::time::sleep(INIT_TIMEOUT * 2).await;
+    assert!(!h.fake.calls().iter().any(|call| matches!(call, Call::Resize(..))), "{:?}", h.fake.calls());
 }
 
 #[tokio::test(start_paused = true)]

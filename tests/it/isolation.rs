@@ -163,7 +163,8 @@ const SPINNER: &str = "#!/bin/sh\nwhile :; do :; done\n";
 #[tokio::test]
 async fn a_bootstrap_that_never_polls_is_capped_and_removed() {
     common::ensure_runtime_image("provided.al2023");
-    let server = Server::start();
+    // Lambda's hard caps: init runs uncapped until the burst is over.
+    let server = Server::start_with(&["--cpu-limit", "strict"]);
     let extra = json!({"Runtime": "provided.al2023", "MemorySize": 128, "Publish": true});
     server.deploy_files("spinner", "spin", &[("bootstrap", SPINNER)], extra).await;
     let body = json!({"ProvisionedConcurrentExecutions": 1}).to_string().into_bytes();
@@ -178,7 +179,8 @@ async fn a_bootstrap_that_never_polls_is_capped_and_removed() {
     let first = containers(&home, Some("spinner")).await.remove(0);
     let capped = eventually(Duration::from_secs(10), || async {
         let host = docker.inspect_container(&first, None).await.map(|i| i.host_config.unwrap_or_default());
-        host.is_ok_and(|h| h.nano_cpus == Some(128 * 1_000_000_000 / 1769))
+        // 1 ms every 13.8 ms: 128/1,769 of a CPU on the shortest period that holds it.
+        host.is_ok_and(|h| (h.cpu_period, h.cpu_quota) == (Some(13821), Some(1000)))
     })
     .await;
     assert!(capped, "a spinning init is capped once its burst is over");
