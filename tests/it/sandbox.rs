@@ -4,7 +4,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{containers, eventually, Server};
+use common::{containers, Server};
 use serde_json::json;
 
 #[tokio::test]
