@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod error;
 mod event_invoke;
+mod eventbridge;
 mod events;
 mod layers;
 #[cfg(test)]
@@ -74,6 +75,7 @@ pub fn app(engine: Arc<Engine>, access: auth::Access, url_domain: crate::urls::D
         .merge(versions::routes())
         .merge(events::routes())
         .merge(event_invoke::routes())
+        .merge(eventbridge::routes())
         .merge(urls::routes())
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())
@@ -292,7 +294,7 @@ async fn list_functions(State(engine): State<Arc<Engine>>, Query(q): Query<ListQ
 /// whose key the marker names, and the marker of the next page if any. A
 /// marker is the base64 of the last key given out, so a page boundary
 /// survives items added or deleted meanwhile.
-fn page<'a, T>(
+pub(super) fn page<'a, T>(
     all: &'a [T],
     marker: Option<&str>,
     max: usize,

@@ -158,6 +158,11 @@ pub struct ServeArgs {
     /// 1/60 of a unit to 5 units. Shorter for tests.
     #[arg(long, value_name = "MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(60..))]
     pub async_retry_unit_ms: u64,
+    /// Run the schedules' clock N times faster than the wall clock, from
+    /// the first start with this N (a test setting: with 60, `rate(1
+    /// minute)` fires every second). Kept across restarts of one data directory.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub schedule_clock_scale: u32,
     /// Threads serving the APIs (default: half the CPUs, at least one; the
     /// rest are left to the functions, whose runtimes do the heavy work).
     #[arg(long, value_name = "N", env = "LAMBDABOX_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 mod event_invoke;
+mod eventbridge;
 mod invoke;
 mod layers;
 mod urls;
@@ -249,6 +250,8 @@ pub struct Engine {
     logs: Arc<LogBook>,
     realm: Realm,
     queue: Queue,
+    /// Rules, schedules and the default event bus.
+    bus: crate::events::Bus,
     writes: tokio::sync::Mutex<()>,
     /// Poked when the set of runtimes in use may have changed.
     runtimes_changed: tokio::sync::Notify,
@@ -295,6 +298,7 @@ impl Engine {
         logs: Arc<LogBook>,
         realm: Realm,
         queue: Queue,
+        bus: crate::events::Bus,
     ) -> Engine {
         Engine {
             store,
@@ -303,6 +307,7 @@ impl Engine {
             logs,
             realm,
             queue,
+            bus,
             writes: tokio::sync::Mutex::new(()),
             runtimes_changed: tokio::sync::Notify::new(),
         }

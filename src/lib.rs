@@ -56,6 +56,7 @@ pub mod cli;
 pub mod client;
 pub mod constraints;
 pub mod engine;
+pub mod events;
 pub mod function;
 pub mod images;
 pub mod layer;
