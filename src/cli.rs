@@ -81,6 +81,9 @@ pub enum Command {
     /// Asynchronous events: queue depths, dead letters, redrive.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// List EventBridge rules: state, schedule or pattern, targets and
+    /// the next firing of schedule rules (UTC).
+    Rules,
     /// Give a function (or one of its aliases) a URL, or change its URL,
     /// and print it.
     Url(UrlArgs),
@@ -503,6 +506,7 @@ pub async fn run_client(endpoint: &str, data_dir: Option<&Path>, command: Comman
             Ok(ExitCode::SUCCESS)
         }
         Command::Events(command) => events(&client, command).await,
+        Command::Rules => rules(&client).await,
         Command::Url(args) => url(&client, args).await,
         Command::Rm { name } => {
             client.send(client.api.function(reqwest::Method::DELETE, &name, "")).await?;
@@ -769,6 +773,22 @@ async fn events(client: &Client, command: EventsCommand) -> Result<ExitCode> {
             let out: Value = client.send(req).await?.json().await?;
             eprintln!("queued {} event(s) of {name} again", out["Redriven"]);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rules(client: &Client) -> Result<ExitCode> {
+    let page: Value = client.send(client.api.rules()).await?.json().await?;
+    println!("{:<32} {:<9} {:>7} {:<21} WHEN", "RULE", "STATE", "TARGETS", "NEXT FIRING");
+    for r in page["Rules"].as_array().into_iter().flatten() {
+        let when = r["ScheduleExpression"].as_str().or(r["EventPattern"].as_str()).unwrap_or("");
+        println!(
+            "{:<32} {:<9} {:>7} {:<21} {when}",
+            r["Name"].as_str().unwrap_or(""),
+            r["State"].as_str().unwrap_or(""),
+            r["Targets"],
+            r["NextFiring"].as_str().unwrap_or("-"),
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

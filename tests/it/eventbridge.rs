@@ -194,4 +194,61 @@ print(json.dumps(ev.describe_rule(Name='tick')['ScheduleExpression']))
     assert!(resumed[1..].iter().all(|g| *g == 60), "then every minute again: {after:?}");
     let all = events(&server, "rec").await;
     assert!(!all.iter().any(|e| e.get("wrong").is_some()), "a disabled rule never fires");
+
+    // `lambdabox rules`: each rule, its state and its next firing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lambdabox"))
+        .args(["--endpoint", &server.url, "--data-dir", server.data_dir.to_str().unwrap(), "rules"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = |rule: &str| text.lines().find(|l| l.starts_with(&format!("{rule} "))).unwrap_or_default().to_owned();
+    assert!(line("tick").contains("ENABLED") && line("tick").contains("rate(1 minute)"), "{text}");
+    assert!(line("tick").split_whitespace().any(|w| w.ends_with('Z')), "a next firing time: {text}");
+    assert!(line("paused").contains("DISABLED") && line("paused").contains(" - "), "{text}");
+}
+
+/// Fails when the event says so.
+const FAILER: &str = "def handler(event, context):\n    \
+    if event.get('fail'):\n        raise ValueError('asked to fail')\n    \
+    return {'ok': event}\n";
+
+#[tokio::test]
+async fn destinations_on_the_default_bus_become_lambda_events_routed_by_rules() {
+    let server = Server::start_with(&["--async-retry-unit-ms", "300"]);
+    server.deploy_files("src", "f.handler", &[("f.py", FAILER)], json!({})).await;
+    server.deploy_files("rec", "rec.handler", &[("rec.py", RECORDER)], json!({})).await;
+    let out = boto3(
+        &server,
+        r#"
+lam = boto3.client('lambda', **kw)
+bus = 'arn:aws:events:us-east-1:000000000000:event-bus/default'
+lam.put_function_event_invoke_config(FunctionName='src', MaximumRetryAttempts=0,
+    DestinationConfig={'OnSuccess': {'Destination': bus}, 'OnFailure': {'Destination': bus}})
+ev.put_rule(Name='results', EventPattern=json.dumps({"source": ["lambda"], "detail-type": [{"prefix": "Lambda Function Invocation Result"}]}))
+ev.put_targets(Rule='results', Targets=[{'Id': '1', 'Arn': F + 'rec'}])
+other = code(lambda: lam.put_function_event_invoke_config(FunctionName='src',
+    DestinationConfig={'OnSuccess': {'Destination': 'arn:aws:events:us-east-1:000000000000:event-bus/other'}}))
+lam.invoke(FunctionName='src', InvocationType='Event', Payload=b'{"n": 1}')
+lam.invoke(FunctionName='src', InvocationType='Event', Payload=b'{"fail": true}')
+print(json.dumps(other))
+"#,
+    );
+    assert_eq!(out, json!(["InvalidParameterValueException", 400]));
+    assert!(eventually(Duration::from_secs(60), || async { events(&server, "rec").await.len() >= 2 }).await);
+    let got = events(&server, "rec").await;
+    let by_type =
+        |t: &str| got.iter().find(|e| e["detail-type"] == t).cloned().unwrap_or_else(|| panic!("{t}: {got:?}"));
+    let ok = by_type("Lambda Function Invocation Result - Success");
+    assert_eq!(ok["source"], "lambda");
+    assert_eq!(ok["version"], "0");
+    let function_arn = "arn:aws:lambda:us-east-1:000000000000:function:src:$LATEST";
+    assert_eq!(ok["resources"], json!(["arn:aws:events:us-east-1:000000000000:event-bus/default", function_arn]));
+    assert_eq!(ok["detail"]["requestContext"]["condition"], "Success");
+    assert_eq!(ok["detail"]["requestContext"]["functionArn"], function_arn);
+    assert_eq!(ok["detail"]["requestPayload"], json!({"n": 1}));
+    assert_eq!(ok["detail"]["responsePayload"], json!({"ok": {"n": 1}}));
+    let failed = by_type("Lambda Function Invocation Result - Failure");
+    assert_eq!(failed["detail"]["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(failed["detail"]["responseContext"]["functionError"], "Unhandled");
 }
