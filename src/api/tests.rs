@@ -21,6 +21,7 @@ use crate::pool::{Pool, PoolConfig};
 use crate::store::Store;
 
 mod event_invoke;
+mod eventbridge;
 
 struct App {
     router: axum::Router,
