@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod error;
 mod event_invoke;
+mod eventbridge;
 mod events;
 mod layers;
 mod paging;
@@ -72,6 +73,7 @@ pub fn app(engine: Arc<Engine>, access: auth::Access, url_domain: crate::urls::D
         .merge(versions::routes())
         .merge(events::routes())
         .merge(event_invoke::routes())
+        .merge(eventbridge::routes())
         .merge(urls::routes())
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())

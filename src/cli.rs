@@ -81,6 +81,9 @@ pub enum Command {
     /// Asynchronous events: queue depths, dead letters, redrive.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// List EventBridge rules: state, schedule or pattern, targets and
+    /// the next firing of schedule rules (UTC).
+    Rules,
     /// Give a function (or one of its aliases) a URL, or change its URL,
     /// and print it.
     Url(UrlArgs),
@@ -164,6 +167,11 @@ pub struct ServeArgs {
     /// 1/60 of a unit to 5 units. Shorter for tests.
     #[arg(long, value_name = "MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(60..))]
     pub async_retry_unit_ms: u64,
+    /// Run the schedules' clock N times faster than the wall clock, from
+    /// the first start with this N (a test setting: with 60, `rate(1
+    /// minute)` fires every second). Kept across restarts of one data directory.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub schedule_clock_scale: u32,
     /// Threads serving the APIs (default: half the CPUs, at least one; the
     /// rest are left to the functions, whose runtimes do the heavy work).
     #[arg(long, value_name = "N", env = "LAMBDABOX_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
@@ -504,6 +512,7 @@ pub async fn run_client(endpoint: &str, data_dir: Option<&Path>, command: Comman
             Ok(ExitCode::SUCCESS)
         }
         Command::Events(command) => events(&client, command).await,
+        Command::Rules => rules(&client).await,
         Command::Url(args) => url(&client, args).await,
         Command::Rm { name } => {
             client.send(client.api.function(reqwest::Method::DELETE, &name, "")).await?;
@@ -770,6 +779,22 @@ async fn events(client: &Client, command: EventsCommand) -> Result<ExitCode> {
             let out: Value = client.send(req).await?.json().await?;
             eprintln!("queued {} event(s) of {name} again", out["Redriven"]);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rules(client: &Client) -> Result<ExitCode> {
+    let page: Value = client.send(client.api.rules()).await?.json().await?;
+    println!("{:<32} {:<9} {:>7} {:<21} WHEN", "RULE", "STATE", "TARGETS", "NEXT FIRING");
+    for r in page["Rules"].as_array().into_iter().flatten() {
+        let when = r["ScheduleExpression"].as_str().or(r["EventPattern"].as_str()).unwrap_or("");
+        println!(
+            "{:<32} {:<9} {:>7} {:<21} {when}",
+            r["Name"].as_str().unwrap_or(""),
+            r["State"].as_str().unwrap_or(""),
+            r["Targets"],
+            r["NextFiring"].as_str().unwrap_or("-"),
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -107,6 +107,11 @@ impl Client {
         self.get(&format!("{}/containers", paths::LAMBDABOX))
     }
 
+    /// Every EventBridge rule with its state and next firing.
+    pub fn rules(&self) -> Request {
+        self.get(&format!("{}/rules", paths::LAMBDABOX))
+    }
+
     /// Per function: queued asynchronous events and dead letters.
     pub fn event_depths(&self) -> Request {
         self.get(&format!("{}/events", paths::LAMBDABOX))

@@ -398,6 +398,52 @@ pub const CORS_METHOD: Member<Text> = text("cors.allowMethods.member", 0, 6, Non
 pub const CORS_ORIGIN: Member<Text> = text("cors.allowOrigins.member", 1, 253, None, Validation);
 pub const CORS_MAX_AGE: Member<Number> = number("cors.maxAge", 0, 86_400, Validation);
 
+// EventBridge (`AWSEvents.*`): its model's members, spelled as its messages spell them.
+const RULE_NAME_PATTERN: Option<Pattern> = pattern(r"[\.\-_A-Za-z0-9]+", patterns::is_rule_name);
+pub const RULE_NAME: Member<Text> = text("name", 1, 64, RULE_NAME_PATTERN, Validation);
+/// PutTargets', RemoveTargets' and ListTargetsByRule's `Rule`.
+pub const TARGETS_RULE: Member<Text> = text("rule", 1, 64, RULE_NAME_PATTERN, Validation);
+pub const NAME_PREFIX: Member<Text> = text("namePrefix", 1, 64, RULE_NAME_PATTERN, Validation);
+pub const SCHEDULE_EXPRESSION: Member<Text> = text("scheduleExpression", 0, 256, None, Validation);
+pub const EVENT_PATTERN: Member<Text> = text("eventPattern", 0, 4096, None, Validation);
+pub const RULE_DESCRIPTION: Member<Text> = text("description", 0, 512, None, Validation);
+pub const RULE_STATE: Member<OneOf> =
+    one_of("state", &["ENABLED", "DISABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"]);
+pub const EVENTS_ROLE_ARN: Member<Text> = text("roleArn", 1, 1600, None, Validation);
+pub const EVENT_BUS_NAME: Member<Text> = text(
+    "eventBusName",
+    1,
+    1600,
+    pattern(
+        r"(arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus\/)?[/\.\-_A-Za-z0-9]+",
+        patterns::is_event_bus_ref,
+    ),
+    Validation,
+);
+pub const EVENTS_NEXT_TOKEN: Member<Text> = text("nextToken", 1, 2048, None, Validation);
+pub const EVENTS_LIMIT: Member<Number> = number("limit", 1, 100, Validation);
+/// A target's members: [`Checks::item`] numbers the list item in the path.
+pub const TARGET_ID: Member<Text> = text("targets.member.id", 1, 64, RULE_NAME_PATTERN, Validation);
+pub const TARGET_ARN: Member<Text> = text("targets.member.arn", 1, 1600, None, Validation);
+pub const TARGET_ROLE_ARN: Member<Text> = text("targets.member.roleArn", 1, 1600, None, Validation);
+pub const TARGET_INPUT: Member<Text> = text("targets.member.input", 0, 8192, None, Validation);
+pub const TARGET_INPUT_PATH: Member<Text> = text("targets.member.inputPath", 0, 256, None, Validation);
+pub const INPUT_TEMPLATE: Member<Text> =
+    text("targets.member.inputTransformer.inputTemplate", 1, 8192, None, Validation);
+pub const INPUT_PATHS_MAP_KEY: Member<Text> = text(
+    "targets.member.inputTransformer.inputPathsMap",
+    1,
+    256,
+    pattern(r"[A-Za-z0-9\_\-]+", patterns::is_transformer_key),
+    Validation,
+);
+pub const INPUT_PATHS_MAP_VALUE: Member<Text> =
+    text("targets.member.inputTransformer.inputPathsMap", 0, 256, None, Validation);
+/// RemoveTargets' `Ids`.
+pub const REMOVE_TARGET_ID: Member<Text> = text("ids.member", 1, 64, RULE_NAME_PATTERN, Validation);
+/// One PutEvents entry's resource ARN.
+pub const EVENT_RESOURCE: Member<Text> = text("entries.member.resources.member", 0, 2048, None, Validation);
+
 /// Longest value echoed in a message: AWS echoes all of it, but a 60 MB
 /// description need not come back.
 const MAX_ECHO: usize = 256;
@@ -526,6 +572,20 @@ impl Checks {
     /// Check each of a list's items as `member`.
     pub fn each<'a>(&mut self, member: &Member<Text>, items: impl IntoIterator<Item = &'a String>) -> &mut Self {
         let found: Vec<String> = items.into_iter().flat_map(|i| member.check(i)).collect();
+        self.add(member, found)
+    }
+
+    /// Check a text member of the `index`th (1-based) item of a list,
+    /// whose path AWS spells `list.N.member.field`.
+    pub fn item(&mut self, member: &Member<Text>, index: usize, value: Option<&str>) -> &mut Self {
+        let plain = format!("at '{}'", member.field);
+        let numbered = format!("at '{}'", member.field.replacen(".member", &format!(".{index}.member"), 1));
+        let found: Vec<String> = value
+            .map(|v| member.check(v))
+            .unwrap_or_default()
+            .iter()
+            .map(|m| m.replacen(&plain, &numbered, 1))
+            .collect();
         self.add(member, found)
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 mod event_invoke;
+mod eventbridge;
 mod invoke;
 mod layers;
 mod provisioned;
@@ -242,6 +243,8 @@ pub struct Engine {
     logs: Arc<LogBook>,
     realm: Realm,
     queue: Queue,
+    /// Rules, schedules and the default event bus.
+    bus: crate::events::Bus,
     writes: tokio::sync::Mutex<()>,
     /// Poked when the set of runtimes in use may have changed.
     runtimes_changed: tokio::sync::Notify,
@@ -276,6 +279,7 @@ impl Engine {
         logs: Arc<LogBook>,
         realm: Realm,
         queue: Queue,
+        bus: crate::events::Bus,
     ) -> Engine {
         Engine {
             store,
@@ -284,6 +288,7 @@ impl Engine {
             logs,
             realm,
             queue,
+            bus,
             writes: tokio::sync::Mutex::new(()),
             runtimes_changed: tokio::sync::Notify::new(),
         }

@@ -37,6 +37,9 @@
 //!   their 202, a dispatcher running them through the pool with Lambda's
 //!   retries, each function's EventInvokeConfig, the records it sends to
 //!   destination functions, and the dead letters events leave.
+//! - [`events`]: EventBridge-compatible rules, `rate`/`cron` schedules and
+//!   the default event bus: patterns, target inputs, the scheduler; every
+//!   delivery is an asynchronous invocation through [`queue`].
 //! - [`api`]: the AWS-compatible REST API over the engine, its error shapes,
 //!   and the signature check every request passes.
 //! - [`auth`]: SigV4 signing and verification, and the key pairs behind it.
@@ -56,6 +59,7 @@ pub mod cli;
 pub mod client;
 pub mod constraints;
 pub mod engine;
+pub mod events;
 pub mod function;
 pub mod images;
 pub mod layer;

@@ -30,7 +30,9 @@
 //! - An event that ends with a destination for its outcome (OnSuccess,
 //!   OnFailure: another function) is replaced, in one commit, by a new
 //!   event for that function carrying Lambda's invocation record
-//!   ([`record`]). A failure without an OnFailure destination is kept as a
+//!   ([`record`]). A destination on the default event bus gets the record
+//!   as an event's `detail`, routed by the bus's rules
+//!   ([`crate::events`]). A failure without an OnFailure destination is kept as a
 //!   dead letter.
 //! - Dead letters are kept, listed and redriven (`lambdabox events`);
 //!   nothing is dropped, except by deleting the function, which deletes its
@@ -507,6 +509,21 @@ async fn conclude(
             (policy.on_failure.as_deref(), *condition, *attempts, response.as_deref().map(str::as_bytes))
         }
     };
+    let at_ms = now_ms();
+    let qualifier = meta.qualifier.as_deref().unwrap_or(LATEST);
+    let function_arn = format!("{}:{qualifier}", engine.function_arn(&meta.function));
+    let record = Record {
+        request_id: &meta.request_id,
+        function_arn: &function_arn,
+        condition,
+        invoke_count: attempts,
+        request_payload: &body.payload,
+        response,
+        at_ms,
+    };
+    if destination.is_some_and(|arn| engine.is_default_bus(arn)) {
+        return to_bus(engine, meta, &function_arn, condition, &record.to_json()).await;
+    }
     let target = destination.and_then(|arn| match engine.destination(arn, &meta.function) {
         Ok(name) => Some(name),
         Err(e) => {
@@ -523,18 +540,6 @@ async fn conclude(
             }
         };
     };
-    let at_ms = now_ms();
-    let qualifier = meta.qualifier.as_deref().unwrap_or(LATEST);
-    let function_arn = format!("{}:{qualifier}", engine.function_arn(&meta.function));
-    let record = Record {
-        request_id: &meta.request_id,
-        function_arn: &function_arn,
-        condition,
-        invoke_count: attempts,
-        request_payload: &body.payload,
-        response,
-        at_ms,
-    };
     let event = NewEvent {
         request_id: uuid::Uuid::new_v4().to_string(),
         function: target,
@@ -544,6 +549,26 @@ async fn conclude(
         enqueued_ms: at_ms,
     };
     engine.queue().forward(meta.id, event).await
+}
+
+/// Send an invocation record to the default event bus: its matching
+/// rules' targets are queued, then the event leaves the queue (at least
+/// once: a crash between the two sends the record again).
+async fn to_bus(
+    engine: &Engine,
+    meta: &EventMeta,
+    function_arn: &str,
+    condition: Condition,
+    record: &bytes::Bytes,
+) -> Result<(), QueueStoreError> {
+    let event = engine.record_event(function_arn, condition == Condition::Success, record);
+    if let Err(e) = engine.publish(&event).await {
+        return match e {
+            EngineError::Queue(e) => Err(e),
+            other => Err(QueueStoreError::Io(std::io::Error::other(other.to_string()))),
+        };
+    }
+    engine.queue().store().delete(meta.id).await
 }
 
 fn millis(d: Duration) -> i64 {

@@ -23,6 +23,7 @@ use crate::auth::{KeyRing, Verifier};
 use crate::backend::docker::DockerBackend;
 use crate::backend::BackendError;
 use crate::engine::Engine;
+use crate::events::{Bus, RuleStoreError};
 use crate::images::Images;
 use crate::logs::{LogBook, LogError};
 use crate::pool::{Pool, PoolConfig, PoolError};
@@ -55,6 +56,9 @@ pub struct ServeConfig {
     pub auth: ApiAuth,
     /// How asynchronous events are retried.
     pub queue: QueueConfig,
+    /// How much faster than the wall clock schedules run (1: not at all;
+    /// more for tests, see [`crate::events::clock`]).
+    pub schedule_clock_scale: u32,
 }
 
 /// How API callers are authenticated, as configured.
@@ -87,6 +91,7 @@ impl ServeConfig {
             prewarm: 1,
             auth: ApiAuth::Generated,
             queue: QueueConfig::default(),
+            schedule_clock_scale: 1,
         }
     }
 }
@@ -120,6 +125,8 @@ pub enum ServeError {
     Credentials(#[from] KeyFileError),
     #[error("{0}")]
     Queue(#[from] QueueStoreError),
+    #[error("{0}")]
+    Rules(#[from] RuleStoreError),
     #[error("container socket folder: {0}")]
     RunDir(std::io::Error),
     #[error("serving HTTP: {0}")]
@@ -188,7 +195,9 @@ impl Controller {
         );
         let events = QueueStore::open(&config.data_dir)?;
         let (queue, dispatcher) = Queue::new(events, config.queue);
-        let engine = Arc::new(Engine::new(store, pool.clone(), images, logs, config.realm, queue));
+        let bus = Bus::open(&config.data_dir, config.realm.clone(), config.schedule_clock_scale)?;
+        tracing::info!(rules = bus.rules().len(), "event bus rules loaded");
+        let engine = Arc::new(Engine::new(store, pool.clone(), images, logs, config.realm, queue, bus));
         pool.start_maintenance();
         engine.restore_provisioned().await;
         // Also checks (and if needed builds) the images of the runtimes in
@@ -218,6 +227,9 @@ impl Controller {
         // Queued events run until shutdown begins; what is still queued (or
         // in flight) then runs again at the next start.
         tokio::spawn(self.dispatcher.run(self.engine.clone(), stop.clone()));
+        // Schedule rules fire from now on; slots missed while stopped fire
+        // once (see crate::events::scheduler).
+        tokio::spawn(crate::events::scheduler::run(self.engine.clone(), stop.clone()));
         let url_port = match &url_listener {
             Some(l) => Some(l.local_addr()?.port()),
             None => None,

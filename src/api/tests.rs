@@ -21,6 +21,7 @@ use crate::pool::{Pool, PoolConfig};
 use crate::store::Store;
 
 mod event_invoke;
+mod eventbridge;
 
 struct App {
     router: axum::Router,
@@ -47,7 +48,8 @@ fn app_built(access: super::auth::Access, events: impl FnOnce(&std::path::Path) 
     let images = Arc::new(Images::new(DockerBackend::unreachable(tmp.path())));
     let events = events(&tmp.path().join("data"));
     let (queue, _dispatcher) = crate::queue::Queue::new(events, crate::queue::QueueConfig::default());
-    let engine = Arc::new(Engine::new(store, pool, images, logs, Realm::default(), queue));
+    let bus = crate::events::Bus::open(&tmp.path().join("data"), Realm::default(), 1).unwrap();
+    let engine = Arc::new(Engine::new(store, pool, images, logs, Realm::default(), queue, bus));
     App { router: super::app(engine, access, crate::urls::Domain::new("us-east-1", Some(9001))), fake, _tmp: tmp }
 }
 

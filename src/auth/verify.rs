@@ -9,8 +9,10 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use super::credentials::{KeyPair, KeyRing};
 use super::sigv4::{self, RequestParts, Scope, SigningKey, ALGORITHM, AMZ_DATE_FORMAT, TERMINATOR};
 
-/// The service name every credential scope must carry.
+/// The service name credential scopes carry: Lambda's API, and the
+/// EventBridge API served on the same listener.
 pub const SERVICE: &str = "lambda";
+const SERVICES: [&str; 2] = [SERVICE, "events"];
 /// How far a request's time may be from the controller's, either way.
 pub const MAX_SKEW: TimeDelta = TimeDelta::minutes(5);
 /// Longest validity of a presigned URL (`X-Amz-Expires`), a week.
@@ -232,7 +234,7 @@ fn query_params(query: &[(Vec<u8>, Vec<u8>)]) -> Result<Params, AuthError> {
 }
 
 /// `ID/DATE/REGION/SERVICE/aws4_request`, its date the request's, its
-/// service `lambda`; any region.
+/// service `lambda` (or `events`); any region.
 fn scope(credential: &str, amz_date: &str) -> Result<Scope, AuthError> {
     let parts: Vec<&str> = credential.split('/').collect();
     let [id, date, region, service, terminator] = parts[..] else {
@@ -248,7 +250,7 @@ fn scope(credential: &str, amz_date: &str) -> Result<Scope, AuthError> {
             "Credential should be scoped with a valid terminator: '{TERMINATOR}', not '{terminator}'. "
         )));
     }
-    if service != SERVICE {
+    if !SERVICES.contains(&service) {
         return Err(AuthError::Invalid(format!("Credential should be scoped to correct service: '{SERVICE}'. ")));
     }
     if region.is_empty() {

@@ -16,6 +16,33 @@ pub fn is_name(s: &str) -> bool {
     !s.is_empty() && all(s, is_name_byte)
 }
 
+/// `[\.\-_A-Za-z0-9]+`: EventBridge rule names and target ids.
+pub fn is_rule_name(s: &str) -> bool {
+    !s.is_empty() && all(s, |b| is_name_byte(b) || b == b'.')
+}
+
+/// `(arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus\/)?[/\.\-_A-Za-z0-9]+`:
+/// an event bus by name or ARN (the region's shape is checked loosely).
+pub fn is_event_bus_ref(s: &str) -> bool {
+    let name = |n: &str| !n.is_empty() && all(n, |b| is_name_byte(b) || b == b'.' || b == b'/');
+    let Some(rest) = s.strip_prefix("arn:aws") else { return name(s) };
+    let parts: Vec<&str> = rest.splitn(5, ':').collect();
+    match parts[..] {
+        [partition, "events", region, account, resource] => {
+            all(partition, |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                && !region.is_empty()
+                && is_account(account)
+                && resource.strip_prefix("event-bus/").is_some_and(name)
+        }
+        _ => name(s),
+    }
+}
+
+/// `[A-Za-z0-9\_\-]+`: the keys of an InputTransformer's InputPathsMap.
+pub fn is_transformer_key(s: &str) -> bool {
+    is_name(s)
+}
+
 /// `\d{12}`: an account id.
 pub fn is_account(s: &str) -> bool {
     s.len() == 12 && all(s, |b| b.is_ascii_digit())

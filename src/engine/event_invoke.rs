@@ -4,8 +4,8 @@
 //! Configs are keyed by function and qualifier. Only `$LATEST` exists on
 //! this box today, so any other qualifier answers as AWS answers one that
 //! does not exist; versions and aliases plug in at [`Engine::config_target`].
-//! Destinations must be other functions of this box: lambdabox serves no
-//! SQS, SNS, EventBridge or S3 to deliver records to.
+//! Destinations must be other functions of this box or its default event
+//! bus: lambdabox serves no SQS, SNS or S3 to deliver records to.
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use crate::queue::store::now_ms;
 use crate::queue::{ConfigEntry, EventInvokeConfig};
 
 /// Services AWS delivers records to that lambdabox does not serve.
-const UNSERVED_DESTINATIONS: &[&str] = &["sqs", "sns", "events", "s3"];
+const UNSERVED_DESTINATIONS: &[&str] = &["sqs", "sns", "s3"];
 
 /// Put/UpdateFunctionEventInvokeConfig's input; `None` is "not given".
 #[derive(Debug, Clone, Default)]
@@ -193,6 +193,14 @@ impl Engine {
                 Some("lambda") => {
                     self.destination(arn, source)?;
                 }
+                Some("events") if self.is_default_bus(arn) => {}
+                Some("events") => {
+                    return Err(InvalidParameter(format!(
+                        "The destination {arn} is not this lambdabox's event bus: only {} is served.",
+                        self.bus.bus_arn()
+                    ))
+                    .into())
+                }
                 Some(s) if UNSERVED_DESTINATIONS.contains(&s) => return Err(unserved(arn)),
                 None => return Err(unserved(arn)),
                 Some(_) => {
@@ -203,6 +211,11 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Whether a destination ARN names this box's default event bus.
+    pub fn is_default_bus(&self, arn: &str) -> bool {
+        arn == self.bus.bus_arn()
     }
 
     /// The function a Lambda destination ARN names (`$LATEST`, the only
@@ -225,7 +238,8 @@ impl Engine {
 fn unserved(arn: &str) -> EngineError {
     InvalidParameter(format!(
         "The destination {arn} is not a Lambda function. lambdabox serves only Lambda, so a destination must be \
-         another function on this box (SQS, SNS, EventBridge, S3 and Kafka destinations are not available)."
+         another function on this box or its default event bus (SQS, SNS, S3 and Kafka destinations are not \
+         available)."
     ))
     .into()
 }

@@ -12,6 +12,7 @@ mod common;
 mod asynchronous;
 mod auth;
 mod conformance;
+mod eventbridge;
 mod go;
 mod hostile_input;
 mod images;
