@@ -1,6 +1,7 @@
 #!/bin/sh
-# A Python with boto3 for the tests (tests/it/auth.rs signs requests with real
-# boto3): a virtual environment under target/, made once. Progress goes to
+# A Python with boto3 and the AWS CLI (v1, from PyPI) for the tests
+# (tests/it/auth.rs signs requests with real boto3; tests/it/eventbridge.rs
+# drives `aws events`): a virtual environment under target/, made once. Progress goes to
 # stderr; stdout gets the interpreter's path.
 set -eu
 cd "$(dirname "$0")/.."
@@ -16,6 +17,10 @@ if ! "$VENV/bin/python" -c 'import boto3' >/dev/null 2>&1; then
         $SUDO apt-get install -y python3-venv >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y python3-venv >&2; }
         python3 -m venv "$VENV" >&2
     fi
-    "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar on boto3 >&2
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar on boto3 awscli >&2
+fi
+if [ ! -x "$VENV/bin/aws" ]; then
+    echo "installing the AWS CLI into $VENV for the tests (once)" >&2
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar on boto3 awscli >&2
 fi
 echo "$PWD/$VENV/bin/python"
