@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use tokio::sync::Semaphore;
 
+use super::error::BodyShape;
 use super::{management_body, ApiError};
 use crate::auth::sigv4::{self, RequestParts, UNSIGNED_PAYLOAD};
 use crate::auth::verify::Payload;
@@ -116,8 +117,11 @@ pub async fn require_signature(State(access): State<Access>, mut request: Reques
         Access::Signed { verifier, large_bodies, .. } if !public => (verifier, large_bodies),
         _ => return next.run(request).await,
     };
+    // A JSON 1.1 client (EventBridge's) reads errors in that protocol's shape.
+    let json11 = request.headers().contains_key("x-amz-target");
     match authenticate(verifier, large_bodies, request).await {
         Ok(request) => next.run(request).await,
+        Err(e) if json11 => ApiError { body: BodyShape::AmzJson, ..e }.into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -239,6 +243,19 @@ mod tests {
         }
         let (status, _, _) = answer(app(signed_access()), http_request(get("/nowhere"), Some(&key()))).await;
         assert_eq!(status, 404, "signed, an unknown path reaches the fallback");
+    }
+
+    #[tokio::test]
+    async fn json_1_1_clients_get_refusals_in_their_shape() {
+        let mut request = post("/echo", "{}");
+        request.headers_mut().insert("x-amz-target", "AWSEvents.ListRules".parse().unwrap());
+        let (status, code, body) = answer(app(signed_access()), http_request(request, None)).await;
+        assert_eq!((status, code.as_deref()), (403, Some("MissingAuthenticationTokenException")));
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"__type": "MissingAuthenticationTokenException", "message": "Missing Authentication Token"})
+        );
     }
 
     #[tokio::test]

@@ -37,6 +37,8 @@ pub enum BodyShape {
     Untyped,
     /// `AccessDeniedException` for another account's ARN: `{"Message": null}`.
     NoMessage,
+    /// A JSON 1.1 service's (EventBridge's): `{"__type": CODE, "message": …}`.
+    AmzJson,
 }
 
 impl ApiError {
@@ -125,13 +127,18 @@ impl IntoResponse for ApiError {
             BodyShape::Typed => serde_json::json!({ "Type": self.fault(), key: self.message }),
             BodyShape::Untyped => serde_json::json!({ "message": self.message }),
             BodyShape::NoMessage => serde_json::json!({ "Message": null }),
+            BodyShape::AmzJson => serde_json::json!({ "__type": self.code, "message": self.message }),
+        };
+        let content_type = match self.body {
+            BodyShape::AmzJson => "application/x-amz-json-1.1",
+            _ => "application/json",
         };
         if let Some(reason) = self.reason {
             body["Reason"] = reason.into();
         }
         let mut response = (self.status, body.to_string()).into_response();
         let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         h.insert("x-amzn-errortype", HeaderValue::from_static(self.code));
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             // Seconds; clients back off and retry.

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::error::BodyShape;
 use super::paging::page;
 use super::{read_limited, ApiError};
 use crate::constraints::{self as c, Checks};
@@ -83,12 +84,8 @@ impl From<crate::constraints::Refused> for Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let body = json!({ "__type": self.code, "message": self.message }).to_string();
-        let mut response = (self.status, body).into_response();
-        let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-        h.insert("x-amzn-errortype", HeaderValue::from_static(self.code));
-        response
+        let e = ApiError::new(self.status, self.code, self.message);
+        ApiError { body: BodyShape::AmzJson, ..e }.into_response()
     }
 }
 
