@@ -12,11 +12,13 @@ use bytes::Bytes;
 mod event_invoke;
 mod invoke;
 mod layers;
+mod stream;
 mod urls;
 mod versions;
 
 pub use event_invoke::{DestinationPatch, EventInvokePatch};
 pub use layers::NewLayerVersion;
+pub use stream::{Answer, StreamDone, StreamEvent, StreamedResponse};
 pub use versions::Publish;
 use versions::{check_revision, Route};
 

@@ -13,6 +13,7 @@
 pub mod answer;
 pub mod cors;
 pub mod event;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use crate::auth::sigv4::{self, RequestParts, UNSIGNED_PAYLOAD};
 use crate::auth::verify::Payload;
 use crate::auth::{AuthError, Verifier};
 use crate::engine::{Engine, EngineError, InvokeRequest};
-use crate::function::url::{is_url_id, AuthType, UrlConfig};
+use crate::function::url::{is_url_id, AuthType, InvokeMode, UrlConfig};
 use crate::function::{FunctionRef, MAX_SYNC_PAYLOAD};
 use event::{Caller, Incoming};
 
@@ -216,11 +217,16 @@ async fn handle(urls: &Urls, peer: SocketAddr, request: Request, request_id: &st
     let payload = Bytes::from(event.to_string());
     let mut req = InvokeRequest::sync(function, payload, None, false);
     req.request_id = Some(request_id.to_owned());
-    let out = urls.engine.invoke(req).await?;
-    if out.function_error.is_some() {
-        return Err(UrlError::Function(String::from_utf8_lossy(&out.payload).into_owned()));
-    }
-    let mut response = answer::response(&out.payload).map_err(|e| UrlError::Function(e.to_string()))?;
+    let mut response = match url.mode() {
+        InvokeMode::ResponseStream => stream::response(urls.engine.invoke_streaming(req).await?).await?,
+        InvokeMode::Buffered => {
+            let out = urls.engine.invoke(req).await?;
+            if out.function_error.is_some() {
+                return Err(UrlError::Function(String::from_utf8_lossy(&out.payload).into_owned()));
+            }
+            answer::response(&out.payload).map_err(|e| UrlError::Function(e.to_string()))?
+        }
+    };
     if let Some(c) = &url.cors {
         cors::decorate(c, &parts.headers, &mut response);
     }
