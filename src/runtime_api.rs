@@ -326,14 +326,16 @@ async fn answer(mailbox: &Mailbox, request_id: &str, body: Body, outcome: impl F
     }
 }
 
+/// Takes the whole request, not a `HeaderMap` (which axum would copy):
+/// the buffered answer, the hot path, only glances at one header.
 async fn response(
     State(mailbox): State<Arc<Mailbox>>,
     UrlPath(request_id): UrlPath<String>,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Response {
-    if stream::is_streaming(&headers) {
-        return streamed(&mailbox, &request_id, &headers, body).await;
+    let (parts, body) = request.into_parts();
+    if stream::is_streaming(&parts.headers) {
+        return streamed(&mailbox, &request_id, &parts.headers, body).await;
     }
     answer(&mailbox, &request_id, body, Outcome::Response).await
 }
