@@ -185,16 +185,17 @@ pub(super) fn platform_error(error_type: &str, message: String) -> Bytes {
 /// Turn how an invocation of `f` settled into Lambda's answer.
 pub(super) fn respond(settled: Settled, request_id: &str, f: &Function) -> InvokeResponse {
     let timeout_s = f.timeout_s;
+    let answered = |payload: Bytes| InvokeResponse {
+        payload,
+        function_error: None,
+        executed_version: f.version_label(),
+        request_id: request_id.to_owned(),
+        log_tail: None,
+    };
     let payload = match settled {
-        Settled::Done(Outcome::Response(body)) => {
-            return InvokeResponse {
-                payload: body,
-                function_error: None,
-                executed_version: f.version_label(),
-                request_id: request_id.to_owned(),
-                log_tail: None,
-            }
-        }
+        Settled::Done(Outcome::Response(body)) => return answered(body),
+        // `run` hands a stream to [`Streaming`] before it could get here.
+        Settled::Done(Outcome::Streamed(_)) => return answered(Bytes::new()),
         Settled::Done(Outcome::Error { body, error_type }) => {
             if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
                 body
@@ -203,8 +204,6 @@ pub(super) fn respond(settled: Settled, request_id: &str, f: &Function) -> Invok
                 platform_error(error_type.as_deref().unwrap_or("Runtime.Unknown"), message)
             }
         }
-        // A stream is answered by [`Streaming`]; here it is only a success.
-        Settled::Done(Outcome::Streamed(_)) => Bytes::new(),
         Settled::Done(Outcome::ResponseTooLarge) => platform_error(
             "Function.ResponseSizeTooLarge",
             format!(
