@@ -42,6 +42,13 @@ export const breaks = awslambda.streamifyResponse(async (event, stream) => {
   throw new Error('broke mid-stream');
 });
 
+// Writes, then runs past its timeout.
+export const stalls = awslambda.streamifyResponse(async (event, stream) => {
+  stream.write('started\n');
+  await sleep(5000);
+  stream.end();
+});
+
 // An ordinary (buffered) handler for a BUFFERED URL.
 export const web = async (event) => ({
   statusCode: 200,
@@ -61,8 +68,12 @@ fn epoch_ms() -> u64 {
 }
 
 async fn deploy(server: &Server, name: &str, handler: &str) {
+    deploy_with_timeout(server, name, handler, 10).await;
+}
+
+async fn deploy_with_timeout(server: &Server, name: &str, handler: &str, timeout_s: u32) {
     common::ensure_runtime_image("nodejs20.x");
-    let extra = json!({"Runtime": "nodejs20.x", "Timeout": 10});
+    let extra = json!({"Runtime": "nodejs20.x", "Timeout": timeout_s});
     server.deploy_files(name, handler, &[("stream.mjs", STREAM_MJS)], extra).await;
 }
 
@@ -206,6 +217,7 @@ async fn invoke_with_response_stream_through_boto3_and_the_rust_sdk() {
     let server = Server::start();
     deploy(&server, "ticks", "stream.ticks").await;
     deploy(&server, "breaks", "stream.breaks").await;
+    deploy_with_timeout(&server, "stalls", "stream.stalls", 1).await;
     server.deploy("echo", "app.echo", json!({})).await;
 
     let events = boto3_stream(&server, "ticks");
@@ -228,6 +240,12 @@ async fn invoke_with_response_stream_through_boto3_and_the_rust_sdk() {
     assert_eq!(complete["ErrorCode"], "Error", "{complete}");
     let details: Value = serde_json::from_str(complete["ErrorDetails"].as_str().unwrap()).unwrap();
     assert_eq!(details["errorMessage"], "broke mid-stream");
+
+    // A stream that runs past the function's timeout: what was written, then Lambda's timeout.
+    let events = boto3_stream(&server, "stalls");
+    assert_eq!(events[1]["chunk"], "started\n");
+    let complete = &events[events.len() - 1]["InvokeComplete"];
+    assert_eq!(complete["ErrorCode"], "Sandbox.Timedout", "{complete}");
 
     // A function that does not stream: its whole answer as one chunk.
     let events = boto3_stream(&server, "echo");
