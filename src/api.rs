@@ -14,8 +14,10 @@ pub mod error;
 mod event_invoke;
 mod eventbridge;
 mod events;
+pub mod eventstream;
 mod layers;
 mod paging;
+mod response_stream;
 #[cfg(test)]
 mod tests;
 mod urls;
@@ -58,6 +60,7 @@ pub fn app(engine: Arc<Engine>, access: auth::Access, url_domain: crate::urls::D
         .route("/2015-03-31/functions/{name}/configuration", get(get_configuration).put(update_configuration))
         .route("/2015-03-31/functions/{name}/code", put(update_code))
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route("/2021-11-15/functions/{name}/response-streaming-invocations", post(response_stream::invoke))
         .route("/2017-10-31/functions/{name}/concurrency", put(put_concurrency).delete(delete_concurrency))
         .route("/2019-09-30/functions/{name}/concurrency", get(get_concurrency))
         .route(
@@ -120,6 +123,7 @@ fn operation_name(method: &axum::http::Method, path: &str) -> &'static str {
         (&Method::PUT, "code") => "UpdateFunctionCode",
         (&Method::PUT, "configuration") => "UpdateFunctionConfiguration",
         (&Method::POST, "invocations") => "Invoke",
+        (&Method::POST, "response-streaming-invocations") => "InvokeWithResponseStream",
         (&Method::PUT, "concurrency") => "PutFunctionConcurrency",
         (&Method::PUT, "provisioned-concurrency") => "PutProvisionedConcurrencyConfig",
         (&Method::POST, "versions") if path.contains("/layers/") => "PublishLayerVersion",
@@ -370,6 +374,62 @@ fn client_context(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(decoded))
 }
 
+/// What Invoke and InvokeWithResponseStream read from a request alike.
+struct InvokeInput {
+    function: FunctionRef,
+    payload: Bytes,
+    client_context: Option<String>,
+    log_tail: bool,
+    /// `X-Amz-Invocation-Type`, `RequestResponse` when absent.
+    invocation_type: String,
+}
+
+impl InvokeInput {
+    async fn read(name: &str, q: &HashMap<String, String>, headers: &HeaderMap, body: Body) -> Result<Self, ApiError> {
+        let function = namespaced_ref(name, q)?;
+        let invocation_type =
+            headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()).unwrap_or("RequestResponse").to_owned();
+        let payload = read_limited(body, function::MAX_SYNC_PAYLOAD, || {
+            ApiError::too_large(format!(
+                "Request must be smaller than {} bytes for the InvokeFunction operation",
+                function::MAX_SYNC_PAYLOAD
+            ))
+        })
+        .await?;
+        let payload = if payload.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { payload };
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+            return Err(ApiError::invalid_content(format!("Could not parse request body into json: {e}")));
+        }
+        let client_context = client_context(headers)?;
+        let log_tail = match headers.get("x-amz-log-type").map(|v| v.to_str().unwrap_or("")) {
+            None | Some("None") => false,
+            Some("Tail") => true,
+            Some(other) => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{other}' at 'logType' failed to satisfy constraint: \
+                     Member must satisfy enum value set: [Tail, None]"
+                )))
+            }
+        };
+        Ok(InvokeInput { function, payload, client_context, log_tail, invocation_type })
+    }
+
+    /// The synchronous call this input asks for.
+    fn request(self) -> InvokeRequest {
+        InvokeRequest::sync(self.function, self.payload, self.client_context, self.log_tail)
+    }
+}
+
+/// The invocation's headers on an answer: its id and the version that ran.
+fn invocation_headers(h: &mut HeaderMap, executed_version: &str, request_id: &str) {
+    if let Ok(version) = HeaderValue::from_str(executed_version) {
+        h.insert("x-amz-executed-version", version);
+    }
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", id);
+    }
+}
+
 async fn invoke(
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
@@ -377,39 +437,15 @@ async fn invoke(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let function = namespaced_ref(&name, &q)?;
-    let invocation_type =
-        headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()).unwrap_or("RequestResponse");
-    let payload = read_limited(body, function::MAX_SYNC_PAYLOAD, || {
-        ApiError::too_large(format!(
-            "Request must be smaller than {} bytes for the InvokeFunction operation",
-            function::MAX_SYNC_PAYLOAD
-        ))
-    })
-    .await?;
-    let payload = if payload.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { payload };
-    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
-        return Err(ApiError::invalid_content(format!("Could not parse request body into json: {e}")));
-    }
-    let client_context = client_context(&headers)?;
-    let log_tail = match headers.get("x-amz-log-type").map(|v| v.to_str().unwrap_or("")) {
-        None | Some("None") => false,
-        Some("Tail") => true,
-        Some(other) => {
-            return Err(ApiError::validation(format!(
-                "1 validation error detected: Value '{other}' at 'logType' failed to satisfy constraint: \
-                 Member must satisfy enum value set: [Tail, None]"
-            )))
-        }
-    };
-    match invocation_type {
+    let input = InvokeInput::read(&name, &q, &headers, body).await?;
+    match input.invocation_type.as_str() {
         "RequestResponse" => {}
         "DryRun" => {
-            engine.get_function(&function)?;
+            engine.get_function(&input.function)?;
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
         "Event" => {
-            let request_id = engine.invoke_async(&function, payload, client_context).await?;
+            let request_id = engine.invoke_async(&input.function, input.payload, input.client_context).await?;
             return Ok(events::accepted(&request_id, Body::empty()));
         }
         other => {
@@ -419,16 +455,11 @@ async fn invoke(
             )))
         }
     }
-    let out = engine.invoke(InvokeRequest::sync(function, payload, client_context, log_tail)).await?;
+    let out = engine.invoke(input.request()).await?;
     let mut response = Response::new(Body::from(out.payload));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(version) = HeaderValue::from_str(&out.executed_version) {
-        h.insert("x-amz-executed-version", version);
-    }
-    if let Ok(id) = HeaderValue::from_str(&out.request_id) {
-        h.insert("x-amzn-requestid", id);
-    }
+    invocation_headers(h, &out.executed_version, &out.request_id);
     if let Some(kind) = out.function_error {
         h.insert("x-amz-function-error", HeaderValue::from_static(kind));
     }

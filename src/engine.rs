@@ -14,12 +14,14 @@ mod eventbridge;
 mod invoke;
 mod layers;
 mod provisioned;
+mod stream;
 mod urls;
 mod versions;
 
 pub use event_invoke::{DestinationPatch, EventInvokePatch};
 pub use layers::NewLayerVersion;
 pub use provisioned::ProvisionedStatus;
+pub use stream::{Answer, StreamDone, StreamEvent, StreamedResponse};
 pub use versions::Publish;
 use versions::{check_revision, Route};
 

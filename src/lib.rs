@@ -25,14 +25,16 @@
 //!   pool's and the API's decisions run in-process on a paused clock.
 //! - [`runtime_api`]: the server side of the Lambda Runtime API: each
 //!   container's private control channel ([`runtime_api::control`], whose
-//!   wire is the `lambdabox-protocol` crate shared with lambdabox-init) and
-//!   one [`runtime_api::Mailbox`] per container.
+//!   wire is the `lambdabox-protocol` crate shared with lambdabox-init),
+//!   one [`runtime_api::Mailbox`] per container, and streamed responses
+//!   passed on chunk by chunk ([`runtime_api::stream`]).
 //! - [`pool`]: warm containers per function, started on demand; init
 //!   deadlines, CPU caps, TTLs, LRU eviction, prewarmed generic containers.
 //! - [`logs`]: what functions print, framed by `START`/`END`/`REPORT`, kept
 //!   per function on disk; each invocation's tail for `LogType: Tail`.
-//! - [`engine`]: the core the API drives: create, update, delete, invoke.
-//!   Knows nothing of HTTP.
+//! - [`engine`]: the core the API drives: create, update, delete, invoke
+//!   (answers whole, or streamed as the function writes them). Knows
+//!   nothing of HTTP.
 //! - [`queue`]: asynchronous invocations: events committed to SQLite before
 //!   their 202, a dispatcher running them through the pool with Lambda's
 //!   retries, each function's EventInvokeConfig, the records it sends to
@@ -41,10 +43,12 @@
 //!   the default event bus: patterns, target inputs, the scheduler; every
 //!   delivery is an asynchronous invocation through [`queue`].
 //! - [`api`]: the AWS-compatible REST API over the engine, its error shapes,
-//!   and the signature check every request passes.
+//!   and the signature check every request passes; InvokeWithResponseStream's
+//!   event-stream framing ([`api::eventstream`]).
 //! - [`auth`]: SigV4 signing and verification, and the key pairs behind it.
 //! - [`urls`]: function URLs served on their own listener: requests to
-//!   payload 2.0 events, results to HTTP answers, CORS. Over the engine, like [`api`].
+//!   payload 2.0 events, results to HTTP answers (streamed for RESPONSE_STREAM
+//!   URLs), CORS. Over the engine, like [`api`].
 //! - [`private`]: folders and files only the controller's user may reach.
 //! - [`server`]: binds it all together and shuts down cleanly.
 //! - [`client`]: the REST API's client (paths, signing), shared by the CLI,

@@ -11,6 +11,7 @@
 
 pub mod control;
 pub mod mailbox;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use tokio::task::JoinSet;
 use crate::logs::ContainerLog;
 
 pub use mailbox::{ExitReason, Invocation, Mailbox, MailboxError, NextEvent, Outcome, Ticket};
+pub use stream::{ResponseStream, StreamEnd};
 
 use crate::function::MAX_SYNC_PAYLOAD;
 
@@ -52,6 +54,10 @@ pub mod headers {
     pub const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
     pub const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
     pub const FUNCTION_ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+    /// `streaming` on a response POST: a chunked body, passed on as it comes.
+    pub const RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
+    /// A streamed response's trailer: base64 of the error document.
+    pub const FUNCTION_ERROR_BODY: &str = "lambda-runtime-function-error-body";
 }
 
 /// Largest response a runtime may post: 6 MB plus Lambda's 100 bytes of slack.
@@ -320,8 +326,42 @@ async fn answer(mailbox: &Mailbox, request_id: &str, body: Body, outcome: impl F
     }
 }
 
-async fn response(State(mailbox): State<Arc<Mailbox>>, UrlPath(request_id): UrlPath<String>, body: Body) -> Response {
+/// Takes the whole request, not a `HeaderMap` (which axum would copy):
+/// the buffered answer, the hot path, only glances at one header.
+async fn response(
+    State(mailbox): State<Arc<Mailbox>>,
+    UrlPath(request_id): UrlPath<String>,
+    request: axum::extract::Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    if stream::is_streaming(&parts.headers) {
+        return streamed(&mailbox, &request_id, &parts.headers, body).await;
+    }
     answer(&mailbox, &request_id, body, Outcome::Response).await
+}
+
+/// A streamed response: the caller gets the stream as soon as the headers
+/// are here, then each chunk as it is read; the runtime's POST is answered
+/// once the body is over.
+async fn streamed(mailbox: &Mailbox, request_id: &str, headers: &HeaderMap, body: Body) -> Response {
+    let deadline = match mailbox.begin_answer(request_id) {
+        Ok(d) => d,
+        Err(e) => return mailbox_error(e),
+    };
+    let (writer, stream) = stream::channel(headers);
+    if let Err(e) = mailbox.complete(request_id, Outcome::Streamed(stream)) {
+        return mailbox_error(e);
+    }
+    match writer.pump(body, deadline).await {
+        StreamEnd::Complete | StreamEnd::Failed { .. } => accepted(),
+        StreamEnd::TooLarge => api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            &format!("Exceeded maximum allowed payload size ({} bytes).", stream::MAX_STREAMED_RESPONSE),
+        ),
+        StreamEnd::Broken(why) => api_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", &why),
+        StreamEnd::TimedOut => api_error(StatusCode::FORBIDDEN, "InvalidStateTransition", "The invocation timed out"),
+    }
 }
 
 /// The error type a runtime declared, kept only in Lambda's accepted form.

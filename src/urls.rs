@@ -7,12 +7,13 @@
 //! (what `FunctionUrl` reports), or, for clients that cannot resolve
 //! `*.localhost`, by path: `/lambda-url/<url-id>/<rest>`, which the
 //! function sees as `/<rest>`. The event ([`event`]), the mapping of its
-//! result ([`answer`]) and CORS ([`cors`]) are Lambda's; the engine only
-//! invokes.
+//! result ([`answer`]), streamed answers ([`stream`]) and CORS ([`cors`])
+//! are Lambda's; the engine only invokes.
 
 pub mod answer;
 pub mod cors;
 pub mod event;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use crate::auth::sigv4::{self, RequestParts, UNSIGNED_PAYLOAD};
 use crate::auth::verify::Payload;
 use crate::auth::{AuthError, Verifier};
 use crate::engine::{Engine, EngineError, InvokeRequest};
-use crate::function::url::{is_url_id, AuthType, UrlConfig};
+use crate::function::url::{is_url_id, AuthType, InvokeMode, UrlConfig};
 use crate::function::{FunctionRef, MAX_SYNC_PAYLOAD};
 use event::{Caller, Incoming};
 
@@ -212,19 +213,30 @@ async fn handle(urls: &Urls, peer: SocketAddr, request: Request, request_id: &st
         request_id,
         now,
     });
-    let function = FunctionRef { qualifier: url.alias.clone(), ..FunctionRef::named(&url.function) };
-    let payload = Bytes::from(event.to_string());
-    let mut req = InvokeRequest::sync(function, payload, None, false);
-    req.request_id = Some(request_id.to_owned());
-    let out = urls.engine.invoke(req).await?;
-    if out.function_error.is_some() {
-        return Err(UrlError::Function(String::from_utf8_lossy(&out.payload).into_owned()));
-    }
-    let mut response = answer::response(&out.payload).map_err(|e| UrlError::Function(e.to_string()))?;
+    let mut response = invoke(urls, &url, Bytes::from(event.to_string()), request_id).await?;
     if let Some(c) = &url.cors {
         cors::decorate(c, &parts.headers, &mut response);
     }
     Ok(response)
+}
+
+/// Run the URL's function on `event` and answer as its invoke mode says:
+/// BUFFERED maps the whole result; RESPONSE_STREAM passes bytes on as the
+/// function writes them ([`stream`]).
+async fn invoke(urls: &Urls, url: &UrlConfig, event: Bytes, request_id: &str) -> Result<Response, UrlError> {
+    let function = FunctionRef { qualifier: url.alias.clone(), ..FunctionRef::named(&url.function) };
+    let mut req = InvokeRequest::sync(function, event, None, false);
+    req.request_id = Some(request_id.to_owned());
+    match url.mode() {
+        InvokeMode::ResponseStream => stream::response(urls.engine.invoke_streaming(req).await?).await,
+        InvokeMode::Buffered => {
+            let out = urls.engine.invoke(req).await?;
+            if out.function_error.is_some() {
+                return Err(UrlError::Function(String::from_utf8_lossy(&out.payload).into_owned()));
+            }
+            answer::response(&out.payload).map_err(|e| UrlError::Function(e.to_string()))
+        }
+    }
 }
 
 /// The body, within Invoke's limit.

@@ -44,6 +44,8 @@ pub enum ControllerError {
     Api { what: String, status: u16, body: String },
     #[error("reading /proc/{pid}/status: {source}")]
     Proc { pid: u32, source: std::io::Error },
+    #[error("the controller announced no function URL listener")]
+    NoUrlListener,
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -56,6 +58,8 @@ pub struct Controller {
     /// lambdabox's own API client, signing with the pair the controller
     /// generated at start (none from a build that predates authentication).
     api: Client,
+    /// The function URL listener, `http://127.0.0.1:PORT`, when it announced one.
+    url_listener: Option<String>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -93,8 +97,12 @@ impl Controller {
         let pid = child.id().unwrap_or(0);
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
+        let mut url_listener = None;
         let ready = tokio::time::timeout(READY_TIMEOUT, async {
             while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(urls) = line.strip_prefix("lambdabox function URLs on ") {
+                    url_listener = Some(urls.trim().to_owned());
+                }
                 if let Some(url) = line.strip_prefix("lambdabox listening on ") {
                     return Some(url.trim().to_owned());
                 }
@@ -114,7 +122,7 @@ impl Controller {
         let http = reqwest::Client::builder().no_proxy().timeout(API_TIMEOUT).build().expect("plain client");
         let key = lambdabox::auth::keyfile::read(data_dir.path())?;
         let api = Client::new(http, &endpoint, key);
-        Ok(Controller { child, pid, api, _data_dir: data_dir })
+        Ok(Controller { child, pid, api, url_listener, _data_dir: data_dir })
     }
 
     pub fn pid(&self) -> u32 {
@@ -162,6 +170,19 @@ impl Controller {
     ) -> Result<(), ControllerError> {
         let body = function_body(name, runtime, handler, zip, memory_mb);
         self.call(format!("CreateFunction {name}"), self.api.create_function(&body)).await.map(drop)
+    }
+
+    /// CreateFunctionUrlConfig (AuthType NONE, `mode` BUFFERED or
+    /// RESPONSE_STREAM); returns the URL's path form on the URL listener,
+    /// `http://127.0.0.1:PORT/lambda-url/ID/`, which needs no name resolution.
+    pub async fn create_url(&self, name: &str, mode: &str) -> Result<String, ControllerError> {
+        let body = json!({ "AuthType": "NONE", "InvokeMode": mode });
+        let request = self.api.post(&paths::url_config(name)).json(&body);
+        let config = self.call(format!("CreateFunctionUrlConfig {name}"), request).await?;
+        let reported = config["FunctionUrl"].as_str().unwrap_or_default();
+        let id = reported.trim_start_matches("http://").split('.').next().unwrap_or_default();
+        let listener = self.url_listener.as_deref().ok_or(ControllerError::NoUrlListener)?;
+        Ok(format!("{listener}/lambda-url/{id}/"))
     }
 
     /// UpdateFunctionConfiguration setting one environment variable: a new

@@ -63,6 +63,9 @@ pub struct Target {
     /// Send asynchronous invocations (`InvocationType: Event`): success is
     /// a 202, the event stored for later.
     event: bool,
+    /// A function URL rather than Invoke: the payload goes as a JSON body
+    /// (`content-type: application/json`) and the function answers with it.
+    function_url: bool,
 }
 
 /// A client that keeps connections alive and never goes through a proxy:
@@ -79,12 +82,18 @@ pub fn client() -> reqwest::Client {
 
 impl Target {
     pub fn new(client: reqwest::Client, url: String) -> Target {
-        Target { client, url, key: None, event: false }
+        Target { client, url, key: None, event: false, function_url: false }
+    }
+
+    /// A function URL (unsigned: AuthType NONE) whose function answers
+    /// with the request's body.
+    pub fn function_url(client: reqwest::Client, url: String) -> Target {
+        Target { function_url: true, ..Target::new(client, url) }
     }
 
     /// A target whose invocations are signed with `key`.
     pub fn signed(client: reqwest::Client, url: String, key: Option<KeyPair>) -> Target {
-        Target { client, url, key, event: false }
+        Target { client, url, key, event: false, function_url: false }
     }
 
     /// The same function, invoked asynchronously.
@@ -103,6 +112,9 @@ impl Target {
         let mut request = self.client.post(&self.url).body(PAYLOAD);
         if self.event {
             request = request.header("x-amz-invocation-type", "Event");
+        }
+        if self.function_url {
+            request = request.header("content-type", "application/json");
         }
         let response = sign::send(request, self.key.as_ref(), sign::DEFAULT_REGION).await?;
         let status = response.status().as_u16();

@@ -14,6 +14,9 @@
 //!   success), the same code for every side.
 //! - [`rie`]: the baselines' containers (RIE as entrypoint, via bollard).
 //! - [`controller`]: a `lambdabox serve` child process and its REST API.
+//! - [`asynchronous`], [`urls`], [`runtimes`]: sections measured on
+//!   controllers of their own (events; function URLs and streaming; cold
+//!   starts per runtime).
 //! - [`report`]: the results (JSON) and the table.
 //! - [`chart`]: the PNG chart.
 
@@ -36,6 +39,7 @@ mod load;
 mod report;
 mod rie;
 mod runtimes;
+mod urls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -296,6 +300,8 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
     let lambdabox_cold_prewarm = measure_prewarm(args, plan, ctx, &client).await?;
     step!("asynchronous invocations: accepted and run at c{}, against synchronous", asynchronous::SENDERS);
     let asynchronous = asynchronous::measure(plan, ctx, args.memory_mb, &client).await?;
+    step!("function URLs: warm latency and c{} against Invoke; a streamed response's first byte", urls::CONCURRENCY);
+    let urls = urls::measure(plan, ctx, args.memory_mb, &client).await?;
     step!("cold starts per runtime ({} each, without and with a prewarmed pool)", plan.runtime_cold_k);
     let runtime_cold = runtimes::measure(plan, ctx, args.memory_mb, &client).await?;
     let memory_100_functions = if plan.hundred_functions {
@@ -330,6 +336,7 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
         memory_100_functions,
         runtime_cold,
         asynchronous,
+        urls,
         duration_seconds: began.elapsed().as_secs_f64(),
     })
 }

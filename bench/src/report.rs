@@ -11,6 +11,7 @@ use serde::Serialize;
 pub use crate::asynchronous::AsyncResults;
 use crate::load::{Latency, Percentiles, Throughput};
 pub use crate::runtimes::RuntimeCold;
+pub use crate::urls::UrlResults;
 
 /// Cold starts: each sample is the time from the request that forces a new
 /// container to its first successful answer.
@@ -94,6 +95,8 @@ pub struct Results {
     pub runtime_cold: Vec<RuntimeCold>,
     /// Asynchronous invocations: accepted and run, against synchronous.
     pub asynchronous: AsyncResults,
+    /// Function URLs against Invoke, and a streamed response's first byte.
+    pub urls: UrlResults,
     pub duration_seconds: f64,
 }
 
@@ -209,6 +212,7 @@ fn rows(r: &Results) -> Vec<Row> {
         note,
     });
     rows.extend(async_rows(&r.asynchronous));
+    rows.extend(url_rows(&r.urls));
     if let Some(m) = &r.memory_after_throughput {
         rows.push(Row {
             label: "controller RSS after load (MB)".into(),
@@ -271,6 +275,52 @@ fn async_rows(a: &AsyncResults) -> Vec<Row> {
             base_label: "sync",
             target: Some(Target::AtLeast(0.8)),
             note: format!("{} events in {:.1} s; sync c{c}", a.executed, a.executed_seconds),
+        },
+    ]
+}
+
+/// The function URL rows: the URL path against Invoke on the same
+/// function and controller; a streamed response's first byte against its
+/// last.
+fn url_rows(u: &UrlResults) -> Vec<Row> {
+    let (url, invoke) = (u.url.percentiles.as_ref(), u.invoke.percentiles.as_ref());
+    let c = crate::urls::CONCURRENCY;
+    vec![
+        Row {
+            label: "URL warm p50 (ms)".into(),
+            ours: url.map(|p| p.p50_ms),
+            base: invoke.map(|p| p.p50_ms),
+            base_label: "Invoke",
+            target: Some(Target::AtMost(1.2)),
+            note: error_note(u.url.errors + u.invoke.errors),
+        },
+        Row {
+            label: "URL warm p99 (ms)".into(),
+            ours: url.map(|p| p.p99_ms),
+            base: invoke.map(|p| p.p99_ms),
+            base_label: "Invoke",
+            target: None,
+            note: String::new(),
+        },
+        Row {
+            label: format!("URL throughput c{c} (inv/s)"),
+            ours: Some(u.url_throughput.per_sec),
+            base: Some(u.invoke_throughput.per_sec),
+            base_label: "Invoke",
+            target: None,
+            note: error_note(u.url_throughput.errors + u.invoke_throughput.errors),
+        },
+        Row {
+            label: "stream first byte p50 (ms)".into(),
+            ours: u.stream_first_byte.as_ref().map(|p| p.p50_ms),
+            base: u.stream_complete.as_ref().map(|p| p.p50_ms),
+            base_label: "whole",
+            target: None,
+            note: [format!("2nd chunk written {:.0} ms after the 1st", u.stream_gap_ms), error_note(u.stream_errors)]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
         },
     ]
 }
@@ -463,6 +513,16 @@ mod tests {
                 executed_per_sec: 3000.0,
                 sync: throughput(16, 3000.0),
             },
+            urls: UrlResults {
+                invoke: latency(2),
+                url: latency(2),
+                invoke_throughput: throughput(16, 1000.0),
+                url_throughput: throughput(16, 900.0),
+                stream_first_byte: latency(3).percentiles,
+                stream_complete: latency(100).percentiles,
+                stream_errors: 0,
+                stream_gap_ms: 100.0,
+            },
             duration_seconds: 3.0,
         };
         let t = table(&r);
@@ -473,6 +533,8 @@ mod tests {
         assert!(t.contains("| java21  | ric            | 412 (1 failed)      | n/a (no Go)        |"), "{t}");
         assert!(t.contains("| async executed (ev/s)"), "{t}");
         assert!(t.contains("1.00  | >= 0.80 | yes"), "executed 3000 vs sync 3000: {t}");
+        assert!(t.contains("| URL warm p50 (ms)"), "{t}");
+        assert!(t.contains("1.00  | <= 1.20 | yes"), "URL p50 2 vs Invoke 2: {t}");
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains(r#""status":"not_available""#), "{json}");
     }

@@ -137,7 +137,7 @@ async fn one_runtime(
 }
 
 /// A zip of `(name, contents)` files.
-fn zip(files: &[(&str, &str)]) -> Result<Vec<u8>> {
+pub(crate) fn zip(files: &[(&str, &str)]) -> Result<Vec<u8>> {
     use std::io::Write as _;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, body) in files {

@@ -139,6 +139,7 @@ async fn unknown_functions_are_not_found_everywhere() {
         (Method::GET, "/2015-03-31/functions/nope/configuration"),
         (Method::DELETE, "/2015-03-31/functions/nope"),
         (Method::POST, "/2015-03-31/functions/nope/invocations"),
+        (Method::POST, "/2021-11-15/functions/nope/response-streaming-invocations"),
     ] {
         let answer = app.call(method.clone(), path, Body::empty()).await;
         assert_error(&answer, 404, "ResourceNotFoundException", "User");
@@ -172,6 +173,23 @@ async fn an_invoke_payload_over_6_mb_is_too_large() {
     let payload = vec![b' '; 6 * 1024 * 1024 + 1];
     let answer = app.call(Method::POST, "/2015-03-31/functions/f/invocations", payload).await;
     assert_error(&answer, 413, "RequestEntityTooLargeException", "User");
+    assert!(app.fake.calls().is_empty(), "refused before any container starts");
+}
+
+#[tokio::test]
+async fn invoke_with_response_stream_takes_invokes_checks() {
+    let app = app();
+    assert_eq!(app.create("f", json!({})).await.0, StatusCode::CREATED);
+    let path = "/2021-11-15/functions/f/response-streaming-invocations";
+    let payload = vec![b' '; 6 * 1024 * 1024 + 1];
+    assert_error(&app.call(Method::POST, path, payload).await, 413, "RequestEntityTooLargeException", "User");
+    let with_type = |kind: &str| {
+        Request::builder().method(Method::POST).uri(path).header("x-amz-invocation-type", kind).body(Body::from("{}"))
+    };
+    let dry = app.router.clone().oneshot(with_type("DryRun").unwrap()).await.unwrap();
+    assert_eq!(dry.status(), StatusCode::NO_CONTENT);
+    let event = app.router.clone().oneshot(with_type("Event").unwrap()).await.unwrap();
+    assert_eq!(event.status(), StatusCode::BAD_REQUEST, "no asynchronous streams");
     assert!(app.fake.calls().is_empty(), "refused before any container starts");
 }
 

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use bytes::Bytes;
 
+use super::stream::{Answer, Streaming};
 use super::{Engine, EngineError, InvokeRequest, InvokeResponse};
 use crate::backend::BackendError;
 use crate::function::{self, Function};
@@ -26,8 +27,17 @@ use crate::runtime_api::{ExitReason, Invocation, Outcome, Ticket};
 const GRACE: Duration = Duration::from_secs(1);
 
 impl Engine {
-    /// Invoke (RequestResponse).
+    /// Invoke (RequestResponse): the whole answer, a streamed one gathered.
     pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, EngineError> {
+        match self.invoke_streaming(req).await? {
+            Answer::Buffered(out) => Ok(out),
+            Answer::Streamed(streamed) => Ok(streamed.collect().await),
+        }
+    }
+
+    /// Invoke (RequestResponse), the answer streamed when the function
+    /// streams it (InvokeWithResponseStream, RESPONSE_STREAM URLs).
+    pub async fn invoke_streaming(&self, req: InvokeRequest) -> Result<Answer, EngineError> {
         if req.payload.len() > function::MAX_SYNC_PAYLOAD {
             return Err(EngineError::RequestTooLarge(format!(
                 "Request must be smaller than {} bytes for the InvokeFunction operation",
@@ -53,7 +63,7 @@ impl Engine {
         match tokio::time::timeout(cap, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(source)) => Err(EngineError::Task { what: "invocation task", source }),
-            Err(_) => Ok(respond(Settled::TimedOut, &request_id, &f)),
+            Err(_) => Ok(Answer::Buffered(respond(Settled::TimedOut, &request_id, &f))),
         }
     }
 }
@@ -70,7 +80,7 @@ async fn run(
     invocation: Invocation,
     want_tail: bool,
     wait: Wait,
-) -> Result<InvokeResponse, EngineError> {
+) -> Result<Answer, EngineError> {
     let request_id = invocation.request_id.clone();
     let f = launch.function.clone();
     for handoff in 1.. {
@@ -88,6 +98,11 @@ async fn run(
             lease.discard();
             continue;
         }
+        if let Settled::Done(Outcome::Streamed(stream)) = settled {
+            let taken = taken.unwrap_or(delivered);
+            let streaming = Streaming { lease, function: f, request_id, taken, cold, want_tail };
+            return Ok(Answer::Streamed(streaming.follow(stream)));
+        }
         let report = Report {
             request_id: request_id.clone(),
             duration: taken.unwrap_or(delivered).elapsed(),
@@ -104,7 +119,7 @@ async fn run(
             container.mailbox.cancel(&request_id);
             lease.discard();
         }
-        return Ok(InvokeResponse { log_tail, ..respond(settled, &request_id, &f) });
+        return Ok(Answer::Buffered(InvokeResponse { log_tail, ..respond(settled, &request_id, &f) }));
     }
     unreachable!("the loop returns by its last handoff")
 }
@@ -165,23 +180,24 @@ async fn settle(ticket: Ticket) -> (Settled, Option<Instant>) {
 }
 
 /// Lambda's platform error document.
-fn platform_error(error_type: &str, message: String) -> Bytes {
+pub(super) fn platform_error(error_type: &str, message: String) -> Bytes {
     serde_json::json!({ "errorMessage": message, "errorType": error_type }).to_string().into()
 }
 
 /// Turn how an invocation of `f` settled into Lambda's answer.
 pub(super) fn respond(settled: Settled, request_id: &str, f: &Function) -> InvokeResponse {
     let timeout_s = f.timeout_s;
+    let answered = |payload: Bytes| InvokeResponse {
+        payload,
+        function_error: None,
+        executed_version: f.version_label(),
+        request_id: request_id.to_owned(),
+        log_tail: None,
+    };
     let payload = match settled {
-        Settled::Done(Outcome::Response(body)) => {
-            return InvokeResponse {
-                payload: body,
-                function_error: None,
-                executed_version: f.version_label(),
-                request_id: request_id.to_owned(),
-                log_tail: None,
-            }
-        }
+        Settled::Done(Outcome::Response(body)) => return answered(body),
+        // `run` hands a stream to [`Streaming`] before it could get here.
+        Settled::Done(Outcome::Streamed(_)) => return answered(Bytes::new()),
         Settled::Done(Outcome::Error { body, error_type }) => {
             if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
                 body
@@ -222,7 +238,7 @@ pub(super) fn respond(settled: Settled, request_id: &str, f: &Function) -> Invok
 /// during the invocation alike: `Runtime.ExitError`, worded as Lambda words
 /// it (Go's `os/exec`: a clean exit has no error, hence "without providing
 /// a reason").
-fn exit_error(reason: ExitReason, request_id: &str) -> Bytes {
+pub(super) fn exit_error(reason: ExitReason, request_id: &str) -> Bytes {
     let (kind, detail) = match reason {
         ExitReason::Code(0) => ("Runtime.ExitError", "Runtime exited without providing a reason".to_owned()),
         ExitReason::Code(c) => ("Runtime.ExitError", format!("Runtime exited with error: exit status {c}")),

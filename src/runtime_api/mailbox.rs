@@ -29,10 +29,13 @@ pub struct Invocation {
 }
 
 /// How an invocation ended, as far as the container could tell.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// `POST …/response`: the function's result.
     Response(Bytes),
+    /// `POST …/response` in streaming mode: the response as it is written.
+    /// The invocation goes on until the stream ends.
+    Streamed(super::ResponseStream),
     /// `POST …/error` or `POST /runtime/init/error`: the runtime's error document
     /// and the type from `Lambda-Runtime-Function-Error-Type`, if sent.
     Error { body: Bytes, error_type: Option<String> },

@@ -3,7 +3,7 @@
 //! any other JSON is the body of a 200 `application/json` answer.
 
 use axum::body::Body;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -48,17 +48,7 @@ fn header_text(value: &Value) -> Option<String> {
 
 /// `{"statusCode", "headers", "cookies", "body", "isBase64Encoded"}`.
 fn described(object: Map<String, Value>) -> Result<Response, AnswerError> {
-    let status = match &object["statusCode"] {
-        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
-        Value::String(s) => Some(s.trim().to_owned()),
-        _ => None,
-    }
-    .unwrap_or_default();
-    let code = status
-        .parse::<u16>()
-        .ok()
-        .and_then(|n| StatusCode::from_u16(n).ok())
-        .ok_or_else(|| AnswerError::BadStatus(object["statusCode"].to_string()))?;
+    let code = status_of(&object["statusCode"])?;
     let body = match object.get("body") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) if object.get("isBase64Encoded") == Some(&Value::Bool(true)) => {
@@ -70,6 +60,43 @@ fn described(object: Map<String, Value>) -> Result<Response, AnswerError> {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = code;
     let h = response.headers_mut();
+    put_headers(&object, h);
+    if !h.contains_key(header::CONTENT_TYPE) {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    Ok(response)
+}
+
+/// The head a streamed response's JSON prelude describes (`statusCode`,
+/// 200 when absent; `headers`; `cookies`), as Node's
+/// `awslambda.HttpResponseStream.from` writes it.
+pub fn prelude(json: &[u8]) -> Result<(StatusCode, HeaderMap), AnswerError> {
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(json) else { return Err(AnswerError::NotJson) };
+    let code = match object.get("statusCode") {
+        None | Some(Value::Null) => StatusCode::OK,
+        Some(status) => status_of(status)?,
+    };
+    let mut headers = HeaderMap::new();
+    put_headers(&object, &mut headers);
+    Ok((code, headers))
+}
+
+/// `statusCode`: a number or a numeric string.
+fn status_of(value: &Value) -> Result<StatusCode, AnswerError> {
+    let text = match value {
+        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+        Value::String(s) => Some(s.trim().to_owned()),
+        _ => None,
+    }
+    .unwrap_or_default();
+    text.parse::<u16>()
+        .ok()
+        .and_then(|n| StatusCode::from_u16(n).ok())
+        .ok_or_else(|| AnswerError::BadStatus(value.to_string()))
+}
+
+/// `headers` (single values) and `cookies` (one `set-cookie` each).
+fn put_headers(object: &Map<String, Value>, h: &mut HeaderMap) {
     for (name, value) in object.get("headers").and_then(Value::as_object).into_iter().flatten() {
         let parsed = (HeaderName::try_from(name.as_str()).ok(), header_text(value).and_then(|v| v.parse().ok()));
         match parsed {
@@ -84,10 +111,6 @@ fn described(object: Map<String, Value>) -> Result<Response, AnswerError> {
             h.append(header::SET_COOKIE, value);
         }
     }
-    if !h.contains_key(header::CONTENT_TYPE) {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    }
-    Ok(response)
 }
 
 #[cfg(test)]
@@ -128,5 +151,16 @@ mod tests {
         assert_eq!(get("content-type"), ["application/json"]);
         assert_eq!(parts(r#"{"statusCode": 204}"#).await.0, 204);
         assert!(matches!(response(br#"{"statusCode": "abc"}"#), Err(AnswerError::BadStatus(_))));
+    }
+
+    #[test]
+    fn a_prelude_gives_the_head_of_a_streamed_response() {
+        let (status, headers) =
+            prelude(br#"{"statusCode":201,"headers":{"Content-Type":"text/html"},"cookies":["a=1","b=2"]}"#).unwrap();
+        assert_eq!(status, 201);
+        assert_eq!(headers["content-type"], "text/html");
+        assert_eq!(headers.get_all("set-cookie").iter().count(), 2);
+        assert_eq!(prelude(br#"{"headers":{}}"#).unwrap().0, 200, "200 when it names no status");
+        assert_eq!(prelude(b"[1]").unwrap_err(), AnswerError::NotJson);
     }
 }

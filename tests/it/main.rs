@@ -31,5 +31,6 @@ mod ruby;
 mod runtimes;
 mod sandbox;
 mod sdk;
+mod streaming;
 mod urls;
 mod versions;

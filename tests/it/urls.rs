@@ -265,3 +265,43 @@ async fn timeouts_are_502_and_throttles_429() {
     let a = curl(&[&format!("{}/", url.path_form)]);
     assert_eq!(a.status, 429, "{}", String::from_utf8_lossy(&a.body));
 }
+
+/// A Rust function on AWS's `lambda_http` crate
+/// (`tests/fixtures/provided-rust/http`) parses the URL's event with the
+/// crate's own types, and streams through `run_with_streaming_response`
+/// behind a RESPONSE_STREAM URL (its HTTP prelude sets the status).
+#[tokio::test]
+async fn a_rust_lambda_http_function_reads_the_event_and_streams() {
+    use base64::Engine as _;
+    common::ensure_runtime_image("provided.al2023");
+    let zip = lambdabox::cli::code_zip(&common::bootstrap::rust_http()).expect("the fixture zips");
+    let server = Server::start();
+    for case in ["echo", "stream"] {
+        let body = json!({
+            "FunctionName": format!("rust-{case}"), "Runtime": "provided.al2023", "Handler": case,
+            "Role": "arn:aws:iam::000000000000:role/rust", "MemorySize": 128,
+            "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(&zip)},
+        });
+        let resp = server.post("/2015-03-31/functions").json(&body).send().await;
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    }
+
+    let url = create_url(&server, "rust-echo", &[], json!({"AuthType": "NONE"})).await;
+    let mut get = url.by_host("/orders/7?x=1&x=2");
+    get.extend(["-H", "X-Test: yes", "-b", "session=abc", "--data-binary", "hello"].map(String::from));
+    let a = curl(&args(&get));
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    let e = a.json();
+    assert_eq!((e["method"].as_str(), e["path"].as_str()), (Some("POST"), Some("/orders/7")));
+    assert_eq!((e["x"].clone(), e["header"].as_str()), (json!(["1", "2"]), Some("yes")));
+    assert_eq!((e["cookie"].as_str(), e["body"].as_str()), (Some("session=abc"), Some("hello")));
+    assert_eq!(e["context"]["kind"], "ApiGatewayV2");
+    assert_eq!(e["context"]["domainName"].as_str(), url.authority.split(':').next());
+    assert_eq!(e["context"]["sourceIp"], "127.0.0.1");
+
+    let url =
+        create_url(&server, "rust-stream", &[], json!({"AuthType": "NONE", "InvokeMode": "RESPONSE_STREAM"})).await;
+    let a = curl(&[&format!("{}/feed", url.path_form)]);
+    assert_eq!((a.status, a.header("x-path"), a.header("content-type")), (202, vec!["/feed"], vec!["text/plain"]));
+    assert_eq!(String::from_utf8_lossy(&a.body), "line 0\nline 1\nline 2\nline 3\nline 4\n");
+}

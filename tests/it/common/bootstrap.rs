@@ -23,22 +23,31 @@ fn zip_folder(name: &str, binary: &Path) -> PathBuf {
 /// cargo-lambda would.
 pub fn rust() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let manifest =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/provided-rust/function/Cargo.toml");
-            let target = fixtures_dir();
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--release", "--target", "x86_64-unknown-linux-gnu", "--manifest-path"])
-                .arg(manifest)
-                .env("CARGO_TARGET_DIR", &target)
-                .env("RUSTFLAGS", "-C target-feature=+crt-static")
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the Rust fixture failed");
-            zip_folder("rust-zip", &target.join("x86_64-unknown-linux-gnu/release/bootstrap"))
-        })
-        .clone()
+    BUILT.get_or_init(|| cargo_build("function", "bootstrap", "rust-zip")).clone()
+}
+
+/// The function URL fixture (`tests/fixtures/provided-rust/http`, AWS's
+/// `lambda_http` crate), built the same way.
+pub fn rust_http() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| cargo_build("http", "url-function", "rust-http-zip")).clone()
+}
+
+/// Build `tests/fixtures/provided-rust/FOLDER` (whose binary is `binary`)
+/// static, release, and copy it to `target/fixtures/ZIP/bootstrap`.
+fn cargo_build(folder: &str, binary: &str, zip: &str) -> PathBuf {
+    let manifest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/provided-rust").join(folder).join("Cargo.toml");
+    let target = fixtures_dir();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "x86_64-unknown-linux-gnu", "--manifest-path"])
+        .arg(manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the Rust fixture {folder} failed");
+    zip_folder(zip, &target.join("x86_64-unknown-linux-gnu/release").join(binary))
 }
 
 /// The Go fixture (`tests/fixtures/provided-go/function`, AWS's
