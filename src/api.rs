@@ -16,6 +16,7 @@ mod eventbridge;
 mod events;
 mod layers;
 mod paging;
+mod stacks;
 #[cfg(test)]
 mod tests;
 mod urls;
@@ -75,6 +76,7 @@ pub fn app(engine: Arc<Engine>, access: auth::Access, url_domain: crate::urls::D
         .merge(event_invoke::routes())
         .merge(eventbridge::routes())
         .merge(urls::routes())
+        .merge(stacks::routes())
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())
         .layer(Extension(url_domain))
