@@ -313,3 +313,81 @@ fn resources_of(
     }
     Ok((functions, layers))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn options() -> LoadOptions {
+        LoadOptions {
+            stack: "app".into(),
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("template.yaml");
+        std::fs::write(&file, text).unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn a_published_pattern_loads_with_its_warnings() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam/apigw-http-api-lambda/template.yml");
+        let p = load(&file, &options()).unwrap();
+        assert_eq!(p.functions.len(), 1);
+        let f = &p.functions[0];
+        assert_eq!(f.name, "apigw-http-api-lambda-function");
+        assert_eq!(f.config["Runtime"], "nodejs20.x");
+        assert_eq!(f.config["Timeout"], 15);
+        assert_eq!(f.config["Environment"], json!({"Variables": {"Variable1": "1234", "Variable2": "ABCD"}}));
+        let paths: Vec<&str> = p.warnings.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["Resources.FunctionResourcePermission", "Resources.HttpApi", "Resources.LambdaFunction.Properties.Role"]
+        );
+        assert!(p.warning_text(&p.warnings[2]).starts_with("template.yml:46: "), "{:?}", p.warnings[2]);
+    }
+
+    #[test]
+    fn parameters_conditions_and_globals_shape_functions() {
+        let (_dir, file) = write(
+            "Parameters:\n  Stage: {Type: String, Default: dev}\nConditions:\n  Prod: !Equals [!Ref Stage, prod]\n\
+             Globals:\n  Function:\n    Runtime: python3.11\n    Environment: {Variables: {A: g}}\n\
+             Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: app.h\n\
+             \x20     MemorySize: !If [Prod, 1024, 256]\n      Environment: {Variables: {B: !Sub '${Stage}-${Other.Arn}'}}\n\
+             \x20     Tracing: Active\n      Events:\n        Q: {Type: SQS, Properties: {Queue: q}}\n\
+             \x20       R: {Type: HttpApi}\n  Other:\n    Type: AWS::Lambda::Function\n    Condition: Prod\n\
+             \x20   Properties: {Code: ., Handler: x, Runtime: python3.11}\n",
+        );
+        let p = load(&file, &options()).unwrap();
+        assert_eq!(p.functions.len(), 1, "Other's condition is false");
+        let f = &p.functions[0];
+        assert_eq!(f.config["MemorySize"], 256);
+        assert_eq!(
+            f.config["Environment"],
+            json!({"Variables": {"A": "g", "B": "dev-arn:aws:lambda:us-east-1:000000000000:function:app-Other"}})
+        );
+        assert_eq!(f.routes[0].path, "$default");
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+        let mut o = options();
+        o.overrides.insert("Stage".into(), "prod".into());
+        let p = load(&file, &o).unwrap();
+        assert_eq!((p.functions.len(), &p.functions[0].config["MemorySize"]), (2, &json!(1024)));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let (_dir, file) = write("Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties: [oops\n");
+        let e = load(&file, &options()).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        let (_dir, file) = write("Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      MemorySize: !If [Nope, 1, 2]\n      Runtime: python3.11\n      Handler: a.b\n");
+        let e = load(&file, &options()).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.to_string().contains("template.yaml:5: Resources.Fn.Properties.MemorySize"), "{e}");
+    }
+}
