@@ -18,6 +18,7 @@ pub mod eventstream;
 mod layers;
 mod paging;
 mod response_stream;
+mod stacks;
 #[cfg(test)]
 mod tests;
 mod urls;
@@ -78,6 +79,7 @@ pub fn app(engine: Arc<Engine>, access: auth::Access, url_domain: crate::urls::D
         .merge(event_invoke::routes())
         .merge(eventbridge::routes())
         .merge(urls::routes())
+        .merge(stacks::routes())
         .fallback(unknown_operation)
         .layer(DefaultBodyLimit::disable())
         .layer(Extension(url_domain))

@@ -2,7 +2,7 @@
 //! own code; every other command is a client of the REST API, the same API the
 //! AWS CLI uses, so the CLI can never do what the API cannot.
 
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +13,13 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
 use crate::auth::{credentials, keyfile, sign, KeyPair};
+
+mod deploy;
+mod schedules;
+mod up;
+mod watch;
+
+pub use up::UpArgs;
 
 /// Exit status for bad configuration (BSD `EX_USAGE`).
 pub const EXIT_CONFIG: u8 = 64;
@@ -87,6 +94,10 @@ pub enum Command {
     /// Give a function (or one of its aliases) a URL, or change its URL,
     /// and print it.
     Url(UrlArgs),
+    /// Bring up an AWS SAM / CloudFormation project: build, create or update
+    /// its functions, layers, schedules, URLs and API routes; delete what
+    /// the template no longer has.
+    Up(UpArgs),
     /// Delete a function (its queued events and dead letters go with it).
     Rm {
         /// Function name.
@@ -455,31 +466,7 @@ pub fn code_zip(path: &Path) -> Result<Vec<u8>> {
     if !path.is_dir() {
         bail!("--code {}: no such file or folder", path.display());
     }
-    let mut files = Vec::new();
-    collect_files(path, path, &mut files)?;
-    files.sort();
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for rel in files {
-        use std::os::unix::fs::PermissionsExt;
-        let full = path.join(&rel);
-        let mode = std::fs::metadata(&full)?.permissions().mode() & 0o777;
-        let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
-        zip.start_file(rel.to_string_lossy(), options)?;
-        zip.write_all(&std::fs::read(&full)?)?;
-    }
-    Ok(zip.finish()?.into_inner())
-}
-
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_files(root, &path, out)?;
-        } else {
-            out.push(path.strip_prefix(root).expect("under root").to_path_buf());
-        }
-    }
-    Ok(())
+    Ok(crate::project::build::zip_trees(&[(path, &[])])?)
 }
 
 fn parse_env(pairs: &[String]) -> Result<serde_json::Map<String, Value>> {
@@ -513,6 +500,7 @@ pub async fn run_client(endpoint: &str, data_dir: Option<&Path>, command: Comman
         }
         Command::Events(command) => events(&client, command).await,
         Command::Rules => rules(&client).await,
+        Command::Up(args) => up::up(&client, args).await,
         Command::Url(args) => url(&client, args).await,
         Command::Rm { name } => {
             client.send(client.api.function(reqwest::Method::DELETE, &name, "")).await?;

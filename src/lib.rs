@@ -42,6 +42,8 @@
 //! - [`events`]: EventBridge-compatible rules, `rate`/`cron` schedules and
 //!   the default event bus: patterns, target inputs, the scheduler; every
 //!   delivery is an asynchronous invocation through [`queue`].
+//! - [`gateway`]: projects' API routes served as `sam local start-api`
+//!   serves them, and the record of what each `lambdabox up` stack owns.
 //! - [`api`]: the AWS-compatible REST API over the engine, its error shapes,
 //!   and the signature check every request passes; InvokeWithResponseStream's
 //!   event-stream framing ([`api::eventstream`]).
@@ -49,6 +51,8 @@
 //! - [`urls`]: function URLs served on their own listener: requests to
 //!   payload 2.0 events, results to HTTP answers (streamed for RESPONSE_STREAM
 //!   URLs), CORS. Over the engine, like [`api`].
+//! - [`project`]: SAM / CloudFormation templates read into functions,
+//!   layers, schedules and routes, and dependency builds, for `lambdabox up`.
 //! - [`private`]: folders and files only the controller's user may reach.
 //! - [`server`]: binds it all together and shuts down cleanly.
 //! - [`client`]: the REST API's client (paths, signing), shared by the CLI,
@@ -65,11 +69,13 @@ pub mod constraints;
 pub mod engine;
 pub mod events;
 pub mod function;
+pub mod gateway;
 pub mod images;
 pub mod layer;
 pub mod logs;
 pub mod pool;
 pub mod private;
+pub mod project;
 pub mod queue;
 pub mod runtime_api;
 pub mod server;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
+use axum::Extension;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
@@ -24,6 +25,7 @@ use crate::backend::docker::DockerBackend;
 use crate::backend::BackendError;
 use crate::engine::Engine;
 use crate::events::{Bus, RuleStoreError};
+use crate::gateway::Gateway;
 use crate::images::Images;
 use crate::logs::{LogBook, LogError};
 use crate::pool::{Pool, PoolConfig, PoolError};
@@ -150,6 +152,10 @@ pub struct Controller {
     pool: Pool,
     dispatcher: Dispatcher,
     drain_timeout: Duration,
+    /// Project stacks and their API route listeners.
+    gateway: Arc<Gateway>,
+    /// Cancelled when shutdown begins: every listener stops accepting.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Controller {
@@ -203,7 +209,9 @@ impl Controller {
         // Also checks (and if needed builds) the images of the runtimes in
         // use, so their first invocation does not wait for it.
         tokio::spawn(engine.clone().keep_prewarm_current());
-        Ok(Controller { engine, access, pool, dispatcher, drain_timeout: config.drain_timeout })
+        let stop = tokio_util::sync::CancellationToken::new();
+        let gateway = Gateway::open(engine.clone(), &config.data_dir, stop.clone()).await;
+        Ok(Controller { engine, access, pool, dispatcher, drain_timeout: config.drain_timeout, gateway, stop })
     }
 
     /// Serve the Lambda API on `listener`, and function URLs on
@@ -216,7 +224,7 @@ impl Controller {
         url_listener: Option<TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let stop = tokio_util::sync::CancellationToken::new();
+        let stop = self.stop.clone();
         tokio::spawn({
             let stop = stop.clone();
             async move {
@@ -235,9 +243,10 @@ impl Controller {
             None => None,
         };
         let domain = urls::Domain::new(&self.engine.realm().region, url_port);
-        let api = axum::serve(nodelay(listener), api::app(self.engine.clone(), self.access.clone(), domain.clone()))
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .into_future();
+        let app =
+            api::app(self.engine.clone(), self.access.clone(), domain.clone()).layer(Extension(self.gateway.clone()));
+        let api =
+            axum::serve(nodelay(listener), app).with_graceful_shutdown(stop.clone().cancelled_owned()).into_future();
         let url_server = async {
             let Some(listener) = url_listener else { return Ok(()) };
             let app = urls::app(self.engine.clone(), self.access.verifier(), domain);

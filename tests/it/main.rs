@@ -29,6 +29,7 @@ mod pool;
 mod prewarm;
 mod ruby;
 mod runtimes;
+mod sam;
 mod sandbox;
 mod sdk;
 mod streaming;

@@ -1,0 +1,2 @@
+def greet(greeting, name):
+    return f"{greeting}, {name}!"

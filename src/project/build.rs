@@ -1,0 +1,364 @@
+//! Dependency builds, as `sam build --use-container` does them: the
+//! manifest's tool runs inside a build image made from the function's own
+//! runtime image (`lambdabox/build-<runtime>`: the runtime image plus pip,
+//! npm or bundler), so native wheels and modules match the runtime. Go and
+//! Rust `provided` functions are compiled on the host instead (static
+//! x86_64 Linux binaries named `bootstrap`), since the images carry no
+//! toolchains.
+//!
+//! Results are cached under `.lambdabox/deps/<hash>` beside the template,
+//! by the hash of the manifest and lockfile (for Go and Rust, of every
+//! source file): an unchanged project rebuilds nothing.
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+/// Bump to rebuild every cached result (a recipe changed).
+const RECIPE_VERSION: &str = "1";
+
+/// Folders never zipped or watched: build output and tool caches.
+pub const SKIPPED_DIRS: &[&str] = &[".lambdabox", ".aws-sam", ".git", "__pycache__"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{tool} failed for {dir}:\n{output}")]
+    Tool { tool: String, dir: String, output: String },
+    #[error("cannot run {tool}: {error}")]
+    Spawn { tool: String, error: std::io::Error },
+    #[error("{0}: no such folder")]
+    Missing(String),
+    #[error("build I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("zip: {0}")]
+    Zip(#[from] zip::result::ZipError),
+}
+
+/// What builds a function's dependencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manifest {
+    /// `requirements.txt`: `pip install -r … -t`.
+    Pip,
+    /// `package.json`: `npm ci` with a lockfile, else `npm install`.
+    Npm,
+    /// `Gemfile`: `bundle install` into `vendor/bundle`.
+    Bundler,
+    /// `go.mod` for `provided`: `go build` on the host.
+    Go,
+    /// `Cargo.toml` for `provided`: `cargo build --release` on the host.
+    Cargo,
+}
+
+impl Manifest {
+    /// The manifest in `dir` that `runtime` builds, if any.
+    pub fn detect(dir: &Path, runtime: &str) -> Option<Manifest> {
+        let has = |f: &str| dir.join(f).is_file();
+        match runtime {
+            r if r.starts_with("python") && has("requirements.txt") => Some(Manifest::Pip),
+            r if r.starts_with("nodejs") && has("package.json") => Some(Manifest::Npm),
+            r if r.starts_with("ruby") && has("Gemfile") => Some(Manifest::Bundler),
+            r if r.starts_with("provided") && has("go.mod") => Some(Manifest::Go),
+            r if r.starts_with("provided") && has("Cargo.toml") => Some(Manifest::Cargo),
+            _ => None,
+        }
+    }
+
+    fn tool(self) -> &'static str {
+        match self {
+            Manifest::Pip => "pip install",
+            Manifest::Npm => "npm",
+            Manifest::Bundler => "bundle install",
+            Manifest::Go => "go build",
+            Manifest::Cargo => "cargo build",
+        }
+    }
+
+    /// Compiled functions ship the binary alone, not their sources.
+    fn replaces_source(self) -> bool {
+        matches!(self, Manifest::Go | Manifest::Cargo)
+    }
+}
+
+/// What goes into a function's zip: its folder, then the built
+/// dependencies over it.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub source: Option<PathBuf>,
+    pub deps: Option<PathBuf>,
+    /// The source's own `node_modules` is left out when npm built one.
+    pub skip_node_modules: bool,
+}
+
+/// Build `dir`'s dependencies for `runtime` (cached under `cache`), telling
+/// `progress` what runs.
+pub fn build(dir: &Path, runtime: &str, cache: &Path, progress: &dyn Fn(&str)) -> Result<Artifact, BuildError> {
+    if !dir.is_dir() {
+        return Err(BuildError::Missing(dir.display().to_string()));
+    }
+    let Some(manifest) = Manifest::detect(dir, runtime) else {
+        return Ok(Artifact { source: Some(dir.to_path_buf()), deps: None, skip_node_modules: false });
+    };
+    let key = cache_key(dir, runtime, manifest)?;
+    let out = cache.join("deps").join(&key[..16]);
+    if out.is_dir() {
+        progress(&format!("{}: dependencies unchanged (cached)", dir.display()));
+    } else {
+        progress(&format!("{}: {} for {runtime}…", dir.display(), manifest.tool()));
+        std::fs::create_dir_all(cache.join("deps"))?;
+        let temp = tempfile::Builder::new().prefix(".building-").tempdir_in(cache.join("deps"))?;
+        run(dir, runtime, manifest, temp.path(), cache)?;
+        std::fs::rename(temp.keep(), &out)?;
+        progress(&format!("{}: {} done", dir.display(), manifest.tool()));
+    }
+    Ok(Artifact {
+        source: (!manifest.replaces_source()).then(|| dir.to_path_buf()),
+        deps: Some(out),
+        skip_node_modules: manifest == Manifest::Npm,
+    })
+}
+
+/// The manifest and lockfile (or, for compiled code, every file) hashed
+/// with the runtime and recipe.
+fn cache_key(dir: &Path, runtime: &str, manifest: Manifest) -> Result<String, BuildError> {
+    let mut hash = Sha256::new();
+    hash.update(format!("{RECIPE_VERSION}\0{runtime}\0{manifest:?}\0"));
+    let files: Vec<PathBuf> = match manifest {
+        Manifest::Pip => vec!["requirements.txt".into()],
+        Manifest::Npm => vec!["package.json".into(), "package-lock.json".into()],
+        Manifest::Bundler => vec!["Gemfile".into(), "Gemfile.lock".into()],
+        Manifest::Go | Manifest::Cargo => files_of(dir, &["target"])?.into_keys().collect(),
+    };
+    for rel in files {
+        if let Ok(bytes) = std::fs::read(dir.join(&rel)) {
+            hash.update(rel.to_string_lossy().as_bytes());
+            hash.update([0]);
+            hash.update(Sha256::digest(&bytes));
+        }
+    }
+    Ok(hex::encode(hash.finalize()))
+}
+
+fn run(dir: &Path, runtime: &str, manifest: Manifest, out: &Path, cache: &Path) -> Result<(), BuildError> {
+    let script = match manifest {
+        Manifest::Pip => "pip install --no-cache-dir --disable-pip-version-check --break-system-packages \
+                          -r /src/requirements.txt -t /out"
+            .to_owned(),
+        Manifest::Npm => "cp /src/package.json /out/ && { [ ! -f /src/package-lock.json ] || cp /src/package-lock.json /out/; } \
+                          && cd /out && if [ -f package-lock.json ]; then npm ci --omit=dev; else npm install --omit=dev; fi \
+                          && rm -f package.json package-lock.json"
+            .to_owned(),
+        Manifest::Bundler => "cp /src/Gemfile /out/ && { [ ! -f /src/Gemfile.lock ] || cp /src/Gemfile.lock /out/; } \
+                              && cd /out && bundle config set --local path vendor/bundle \
+                              && bundle config set --local without 'development test' && bundle install \
+                              && rm -rf Gemfile Gemfile.lock .bundle"
+            .to_owned(),
+        Manifest::Go => return host_go(dir, out),
+        Manifest::Cargo => return host_cargo(dir, out, cache),
+    };
+    let image = build_image(runtime)?;
+    let user = format!("{}:{}", rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
+    let mut cmd = Command::new("docker");
+    cmd.args([
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "-u",
+        &user,
+        "-e",
+        "HOME=/tmp",
+        "-e",
+        "npm_config_update_notifier=false",
+    ])
+    .arg("-v")
+    .arg(format!("{}:/src:ro", std::path::absolute(dir)?.display()))
+    .arg("-v")
+    .arg(format!("{}:/out", std::path::absolute(out)?.display()))
+    .args(["--entrypoint", "/bin/sh", &image, "-c", &script]);
+    let hint = if manifest == Manifest::Bundler { " (is rubygems.org reachable from containers?)" } else { "" };
+    checked(cmd, &format!("{}{hint}", manifest.tool()), dir)
+}
+
+/// Run `cmd`; its output is the error when it fails.
+fn checked(mut cmd: Command, tool: &str, dir: &Path) -> Result<(), BuildError> {
+    let output = cmd.output().map_err(|error| BuildError::Spawn { tool: tool.to_owned(), error })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    Err(BuildError::Tool { tool: tool.to_owned(), dir: dir.display().to_string(), output: text.trim_end().to_owned() })
+}
+
+/// `lambdabox/build-<image>`: the runtime image plus its package tool,
+/// built once (and again when the runtime image changes).
+fn build_image(runtime: &str) -> Result<String, BuildError> {
+    let found = crate::function::Runtime::find(runtime)
+        .map_err(|e| BuildError::Spawn { tool: "docker".into(), error: std::io::Error::other(e.to_string()) })?;
+    let base = crate::images::runtime_image(found);
+    let tag = format!("lambdabox/build-{}:latest", found.image);
+    let packages = match found.image {
+        i if i.starts_with("python") => "python3-pip",
+        i if i.starts_with("nodejs") => "npm",
+        _ => "ruby-bundler",
+    };
+    let dockerfile = format!(
+        "FROM {base}\nRUN set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update; \
+         apt-get install -y --no-install-recommends {packages} ca-certificates; rm -rf /var/lib/apt/lists/*\n"
+    );
+    let base_id = inspect(&base, "{{.Id}}")
+        .ok_or_else(|| BuildError::Missing(format!("image {base} (run `lambdabox images build {runtime}`)")))?;
+    let hash = hex::encode(Sha256::digest(format!("{dockerfile}\0{base_id}")));
+    if inspect(&tag, "{{index .Config.Labels \"lambdabox.build\"}}").as_deref() == Some(hash.as_str()) {
+        return Ok(tag);
+    }
+    let mut cmd = Command::new("docker");
+    cmd.args(["build", "-q", "-t", &tag, "--label", &format!("lambdabox.build={hash}"), "-"]);
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("Dockerfile");
+    std::fs::write(&file, dockerfile)?;
+    cmd.stdin(std::fs::File::open(&file)?);
+    checked(cmd, &format!("docker build {tag}"), dir.path())?;
+    Ok(tag)
+}
+
+fn inspect(image: &str, format: &str) -> Option<String> {
+    let out = Command::new("docker").args(["image", "inspect", "-f", format, image]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `go build` for linux/amd64 without cgo: a static `bootstrap`.
+fn host_go(dir: &Path, out: &Path) -> Result<(), BuildError> {
+    let mut cmd = Command::new("go");
+    cmd.args(["build", "-tags", "lambda.norpc", "-o"])
+        .arg(std::path::absolute(out)?.join("bootstrap"))
+        .arg(".")
+        .current_dir(dir)
+        .envs([("GOOS", "linux"), ("GOARCH", "amd64"), ("CGO_ENABLED", "0")]);
+    checked(cmd, "go build", dir)
+}
+
+/// `cargo build --release` for x86_64-unknown-linux-gnu, statically
+/// linked (`+crt-static`, as lambdabox-init is built): the binary runs on
+/// any image's glibc. The package's first binary becomes `bootstrap`.
+fn host_cargo(dir: &Path, out: &Path, cache: &Path) -> Result<(), BuildError> {
+    let target_dir = std::path::absolute(cache.join("cargo-target"))?;
+    let triple = "x86_64-unknown-linux-gnu";
+    let mut cmd = Command::new("cargo");
+    cmd.args(["build", "--release", "--target", triple, "--target-dir"])
+        .arg(&target_dir)
+        .current_dir(dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    checked(cmd, "cargo build", dir)?;
+    let name = package_name(&std::fs::read_to_string(dir.join("Cargo.toml"))?)
+        .ok_or_else(|| BuildError::Missing(format!("{}/Cargo.toml [package] name", dir.display())))?;
+    std::fs::copy(target_dir.join(triple).join("release").join(name), out.join("bootstrap"))?;
+    Ok(())
+}
+
+/// `name = "…"` of `[package]` (or of `[[bin]]`, when it comes first).
+fn package_name(toml: &str) -> Option<String> {
+    let mut section = "";
+    for line in toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        if section == "[package]" || section == "[[bin]]" {
+            if let Some(v) = line.strip_prefix("name").map(str::trim).and_then(|l| l.strip_prefix('=')) {
+                return Some(v.trim().trim_matches('"').to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// Every file under `root` by relative path, skipping [`SKIPPED_DIRS`]
+/// and `also` (folder names).
+pub fn files_of(root: &Path, also: &[&str]) -> Result<BTreeMap<PathBuf, PathBuf>, std::io::Error> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if path.is_dir() {
+                if !SKIPPED_DIRS.contains(&name.as_str()) && !also.contains(&name.as_str()) {
+                    pending.push(path);
+                }
+            } else {
+                out.insert(path.strip_prefix(root).expect("under root").to_path_buf(), path);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The zip of `trees`' files, later trees winning a path; sorted, with
+/// fixed timestamps, so the same files give the same CodeSha256.
+pub fn zip_trees(trees: &[(&Path, &[&str])]) -> Result<Vec<u8>, BuildError> {
+    let mut files = BTreeMap::new();
+    for (root, skip) in trees {
+        files.extend(files_of(root, skip)?);
+    }
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (rel, full) in files {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&full)?.permissions().mode() & 0o777;
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+        zip.start_file(rel.to_string_lossy(), options)?;
+        zip.write_all(&std::fs::read(&full)?)?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
+impl Artifact {
+    /// The function's zip.
+    pub fn zip(&self) -> Result<Vec<u8>, BuildError> {
+        let mut trees: Vec<(&Path, &[&str])> = Vec::new();
+        if let Some(s) = &self.source {
+            trees.push((s, if self.skip_node_modules { &["node_modules"] } else { &[] }));
+        }
+        if let Some(d) = &self.deps {
+            trees.push((d, &[]));
+        }
+        zip_trees(&trees)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_are_found_per_runtime_and_keys_follow_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "requests==2.32.3\n").unwrap();
+        assert_eq!(Manifest::detect(dir.path(), "python3.11"), Some(Manifest::Pip));
+        assert_eq!(Manifest::detect(dir.path(), "nodejs20.x"), None);
+        let a = cache_key(dir.path(), "python3.11", Manifest::Pip).unwrap();
+        std::fs::write(dir.path().join("app.py"), "x = 1\n").unwrap();
+        assert_eq!(a, cache_key(dir.path(), "python3.11", Manifest::Pip).unwrap(), "code changes keep the key");
+        std::fs::write(dir.path().join("requirements.txt"), "requests==2.32.4\n").unwrap();
+        assert_ne!(a, cache_key(dir.path(), "python3.11", Manifest::Pip).unwrap());
+        assert_eq!(package_name("[package]\nname = \"hello\"\n"), Some("hello".into()));
+    }
+
+    #[test]
+    fn zips_merge_trees_and_skip_build_folders() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::create_dir_all(a.path().join(".lambdabox/deps")).unwrap();
+        std::fs::write(a.path().join(".lambdabox/deps/x"), "x").unwrap();
+        std::fs::write(a.path().join("app.py"), "a").unwrap();
+        std::fs::write(b.path().join("lib.py"), "b").unwrap();
+        let zip = zip_trees(&[(a.path(), &[]), (b.path(), &[])]).unwrap();
+        let archive = zip::ZipArchive::new(Cursor::new(zip.clone())).unwrap();
+        let mut names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["app.py", "lib.py"]);
+        assert_eq!(zip, zip_trees(&[(a.path(), &[]), (b.path(), &[])]).unwrap(), "zips are reproducible");
+    }
+}
