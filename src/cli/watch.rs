@@ -60,8 +60,10 @@ fn stamps(project: &Project) -> Vec<(Watched, Stamp)> {
 
 /// Watch until interrupted.
 pub(super) async fn run(client: &Client, args: &UpArgs, mut project: Project) -> Result<ExitCode> {
-    eprintln!("watching for changes (Ctrl-C to stop)");
+    // What is on disk now, before saying so: an edit made once the line is
+    // out is a change.
     let mut seen = stamps(&project);
+    eprintln!("watching for changes (Ctrl-C to stop)");
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
