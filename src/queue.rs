@@ -534,7 +534,10 @@ async fn conclude(
     let store = engine.queue().store();
     let Some(target) = target else {
         return match ending {
-            Ending::Succeeded { .. } => store.delete(meta.id).await,
+            Ending::Succeeded { .. } => {
+                store.forget(meta.id);
+                Ok(())
+            }
             Ending::Failed { condition, attempts, why, .. } => {
                 store.fail(meta.id, attempts, condition.as_str(), why).await
             }

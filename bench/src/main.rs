@@ -79,6 +79,17 @@ struct Args {
     /// at the highest concurrency; the box's default, 75% of RAM, would cap it).
     #[arg(long)]
     memory_budget_mb: Option<u64>,
+    /// Run one section alone and print its figures (no results.json or
+    /// chart): for working on that part.
+    #[arg(long, value_enum)]
+    only: Option<Section>,
+}
+
+/// The sections `--only` can run alone.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Section {
+    Async,
+    Urls,
 }
 
 /// Counts and durations of one mode.
@@ -202,6 +213,14 @@ async fn main_async(args: Args) -> Result<()> {
     let budget_mb = args.memory_budget_mb.unwrap_or(u64::from(args.memory_mb) * (max_level + 4));
     let ctx =
         Ctx { rie, pids: Mutex::new(Vec::new()), out: args.out.clone(), lambdabox: args.lambdabox.clone(), budget_mb };
+    if let Some(section) = args.only {
+        let outcome = tokio::select! {
+            r = run_only(section, &args, &plan, &ctx) => r,
+            _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
+        };
+        cleanup(&ctx).await;
+        return outcome;
+    }
     let outcome = tokio::select! {
         r = run(&args, &plan, &ctx) => r,
         _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
@@ -278,6 +297,16 @@ fn running(pid: u32) -> bool {
 
 fn unix_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// One section alone; its step lines say what it measured.
+async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Result<()> {
+    let client = load::client();
+    match section {
+        Section::Async => drop(asynchronous::measure(plan, ctx, args.memory_mb, &client).await?),
+        Section::Urls => drop(urls::measure(plan, ctx, args.memory_mb, &client).await?),
+    }
+    Ok(())
 }
 
 async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {

@@ -356,17 +356,30 @@ impl Backend for DockerBackend {
     }
 
     fn peak_memory_bytes(&self, id: &str) -> Option<u64> {
-        cgroup_memory_files(id).iter().find_map(|path| std::fs::read_to_string(path).ok()?.trim().parse().ok())
+        let read = |layout: &(&str, &str)| std::fs::read_to_string(format!("{}{id}{}", layout.0, layout.1)).ok();
+        // Every container of a host has the same layout: once one is found,
+        // read only there (this is on every invocation's REPORT line).
+        let known = CGROUP_LAYOUT.load(std::sync::atomic::Ordering::Relaxed);
+        let text = match CGROUP_MEMORY_LAYOUTS.get(known) {
+            Some(layout) => read(layout),
+            None => CGROUP_MEMORY_LAYOUTS.iter().enumerate().find_map(|(i, layout)| {
+                let text = read(layout)?;
+                CGROUP_LAYOUT.store(i, std::sync::atomic::Ordering::Relaxed);
+                Some(text)
+            }),
+        };
+        text?.trim().parse().ok()
     }
 }
 
-/// Where a Docker container's peak memory may be read, for cgroup v2 and
-/// v1 with either cgroup driver.
-fn cgroup_memory_files(id: &str) -> [String; 4] {
-    [
-        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/memory.peak"),
-        format!("/sys/fs/cgroup/docker/{id}/memory.peak"),
-        format!("/sys/fs/cgroup/memory/docker/{id}/memory.max_usage_in_bytes"),
-        format!("/sys/fs/cgroup/memory/system.slice/docker-{id}.scope/memory.max_usage_in_bytes"),
-    ]
-}
+/// Where a Docker container's peak memory may be read (before and after
+/// its id), for cgroup v2 and v1 with either cgroup driver.
+const CGROUP_MEMORY_LAYOUTS: [(&str, &str); 4] = [
+    ("/sys/fs/cgroup/system.slice/docker-", ".scope/memory.peak"),
+    ("/sys/fs/cgroup/docker/", "/memory.peak"),
+    ("/sys/fs/cgroup/memory/docker/", "/memory.max_usage_in_bytes"),
+    ("/sys/fs/cgroup/memory/system.slice/docker-", ".scope/memory.max_usage_in_bytes"),
+];
+
+/// The index in [`CGROUP_MEMORY_LAYOUTS`] this host uses, once found.
+static CGROUP_LAYOUT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);

@@ -186,6 +186,16 @@ impl QueueStore {
         self.ask(|r| Op::Delete(id, r)).await
     }
 
+    /// It ran: forget it with the next commit, without waiting for that
+    /// commit. The dispatcher uses this so an event's slot is free as soon
+    /// as the function answered, not a disk flush later; a crash before
+    /// the commit runs the event again, which at-least-once delivery
+    /// allows. A failed commit is logged by the writer.
+    pub fn forget(&self, id: i64) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.ops.send(Op::Delete(id, reply));
+    }
+
     /// Try again at `due_ms`, with `attempts` counted so far and the last
     /// attempt's `error`.
     pub async fn retry(&self, id: i64, attempts: u32, due_ms: i64, error: String) -> Result<(), QueueStoreError> {
