@@ -22,6 +22,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("LAMBDABOX_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)))
         .with_writer(std::io::stderr)
+        // No colour codes in the log file of `serve --detach`, or in CI logs.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // The controller gets a thread pool sized for serving; client commands
     // make a few requests and need one thread.
@@ -63,6 +65,13 @@ async fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
+    if args.detach {
+        let detach =
+            cli::daemon::Detach { data_dir: &config.data_dir, listen: args.listen, pid_file: args.pid_file.as_deref() };
+        return cli::daemon::detach(detach).await;
+    }
+    // Held until the controller has shut down: removed on return.
+    let _pid_file = args.pid_file.as_deref().map(cli::PidFile::create).transpose()?;
     raise_open_file_limit();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
