@@ -10,7 +10,7 @@ use lambdabox::arn::Realm;
 use lambdabox::auth::{credentials, KeyRing};
 use lambdabox::cli::{self, Cli, Command, ImagesCommand, ServeArgs, EXIT_CONFIG};
 use lambdabox::function::{Runtime, RUNTIMES};
-use lambdabox::server::{ApiAuth, Controller, ServeConfig, ServeError};
+use lambdabox::server::{ApiAuth, Controller, ServeConfig, ServeError, SharingError};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -86,7 +86,7 @@ async fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
     };
     let controller = match Controller::start(config).await {
         Ok(c) => c,
-        Err(e @ ServeError::InitMissing(_)) => {
+        Err(e @ (ServeError::InitMissing(_) | ServeError::Sharing(SharingError::Invisible { .. }))) => {
             eprintln!("lambdabox: {e}");
             return Ok(ExitCode::from(EXIT_CONFIG));
         }

@@ -11,6 +11,7 @@ mod common;
 
 mod asynchronous;
 mod auth;
+mod ci_image;
 mod conformance;
 mod eventbridge;
 mod go;
