@@ -59,10 +59,17 @@ impl HostPaths {
 /// The id of the Docker container this process runs in, read from
 /// `/proc/self/mountinfo`: Docker bind-mounts the container's own
 /// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` from
-/// `…/containers/<64 hex digits>/`. `None` outside Docker.
+/// `…/containers/<64 hex digits>/`. `None` outside Docker (where the host's
+/// table also lists containers' `…/containers/<id>/mounts/shm`, at other
+/// mount points).
 pub fn own_container_id(mountinfo: &str) -> Option<String> {
+    const DOCKER_FILES: [&str; 3] = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
     mountinfo.lines().find_map(|line| {
-        let root = line.split(' ').nth(3)?;
+        let mut fields = line.split(' ').skip(3);
+        let (root, mount_point) = (fields.next()?, fields.next()?);
+        if !DOCKER_FILES.contains(&mount_point) {
+            return None;
+        }
         let (_, after) = root.split_once("/containers/")?;
         let id = after.split('/').next()?;
         (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
@@ -106,5 +113,8 @@ mod tests {
         );
         assert_eq!(own_container_id(&mountinfo), Some(id));
         assert_eq!(own_container_id("22 1 254:1 / / rw - ext4 /dev/vda1 rw\n"), None);
+        let host_shm =
+            format!("90 22 0:60 / /var/lib/docker/containers/{}/mounts/shm rw - tmpfs shm rw\n", "ab".repeat(32));
+        assert_eq!(own_container_id(&host_shm), None);
     }
 }
