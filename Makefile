@@ -10,7 +10,7 @@ ADDR    ?= 127.0.0.1:9000
 # lambdabox-init runs inside arbitrary images: link it statically.
 INIT_FLAGS := -C target-feature=+crt-static
 
-.PHONY: all build init docker images run test unit lint deny-tool fmt clean bench bench-rie
+.PHONY: all build init docker images image run test unit lint deny-tool fmt clean bench bench-rie
 
 all: build
 
@@ -28,6 +28,13 @@ docker:
 
 images: build docker
 	$(BIN) images build
+
+# The controller as an image for Docker-based CI (lambdabox/lambdabox:latest),
+# on lambdabox/base:bookworm, which building the python3.11 image ensures.
+IMAGE ?= lambdabox/lambdabox:latest
+image: build docker
+	$(BIN) images build python3.11
+	BIN=$(BIN) INIT=$(INIT) TAG=$(IMAGE) sh scripts/build-image.sh
 
 run: images
 	BIN=$(BIN) ADDR=$(ADDR) sh scripts/run.sh

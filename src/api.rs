@@ -72,7 +72,7 @@ pub fn app(engine: Arc<Engine>, access: auth::Access, url_domain: crate::urls::D
         .route("/lambdabox/v1/functions/{name}/code.zip", get(download_code))
         .route("/lambdabox/v1/functions/{name}/logs", get(function_logs))
         .route("/lambdabox/v1/containers", get(list_containers))
-        .route("/lambdabox/v1/health", get(|| async { "ok" }))
+        .route(crate::client::paths::HEALTH, get(|| async { "ok" }))
         .merge(layers::routes())
         .merge(versions::routes())
         .merge(events::routes())

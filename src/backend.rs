@@ -5,6 +5,7 @@
 pub mod docker;
 #[cfg(test)]
 pub mod fake;
+pub mod host_paths;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -102,6 +103,8 @@ pub enum BackendError {
     Docker(#[from] bollard::errors::Error),
     #[error("Docker engine did not answer {what} within {secs} s")]
     Timeout { what: &'static str, secs: u64 },
+    #[error("{0} is inside the controller's container, on no mount the Docker engine can see")]
+    NotShared(PathBuf),
     #[error("{0}")]
     Other(String),
 }

@@ -14,11 +14,14 @@ use serde_json::{json, Value};
 
 use crate::auth::{credentials, keyfile, sign, KeyPair};
 
+pub mod daemon;
 mod deploy;
+mod pidfile;
 mod schedules;
 mod up;
 mod watch;
 
+pub use pidfile::PidFile;
 pub use up::UpArgs;
 
 /// Exit status for bad configuration (BSD `EX_USAGE`).
@@ -98,6 +101,24 @@ pub enum Command {
     /// its functions, layers, schedules, URLs and API routes; delete what
     /// the template no longer has.
     Up(UpArgs),
+    /// Stop the controller `serve --detach` started: SIGTERM to the pid in
+    /// its pid file, then wait for it to drain and exit. Exits 3 when no
+    /// controller runs.
+    Down {
+        /// The pid file `serve` was given (default: DATA_DIR/lambdabox.pid).
+        #[arg(long, value_name = "PATH")]
+        pid_file: Option<PathBuf>,
+        /// How long to wait for it to exit before failing.
+        #[arg(long, value_name = "S", default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Wait until the controller at --endpoint answers its health check;
+    /// fails after --timeout.
+    Wait {
+        /// Seconds to wait.
+        #[arg(long, value_name = "S", default_value_t = 60)]
+        timeout: u64,
+    },
     /// Delete a function (its queued events and dead letters go with it).
     Rm {
         /// Function name.
@@ -119,6 +140,14 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
+    /// Run in the background: return once the controller answers its health
+    /// check (its pid file in DATA_DIR/lambdabox.pid, its output appended to
+    /// DATA_DIR/lambdabox.log), or fail with its reason. `lambdabox down` stops it.
+    #[arg(long)]
+    pub detach: bool,
+    /// Write the controller's pid here while it runs (and remove it at exit).
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
     /// Address function URLs are served on, or `off`. It is a listener of
     /// its own so that URLs may face a network the management API does not.
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9001")]
@@ -481,8 +510,15 @@ fn parse_env(pairs: &[String]) -> Result<serde_json::Map<String, Value>> {
 
 /// Run a client command.
 pub async fn run_client(endpoint: &str, data_dir: Option<&Path>, command: Command) -> Result<ExitCode> {
-    if let Command::Credentials = command {
-        return print_credentials(endpoint, data_dir);
+    match command {
+        Command::Credentials => return print_credentials(endpoint, data_dir),
+        Command::Down { pid_file, timeout } => {
+            let dir = self::data_dir(data_dir)?;
+            return daemon::down(&dir, pid_file.as_deref(), std::time::Duration::from_secs(timeout)).await;
+        }
+        Command::Wait { timeout } => return daemon::wait(endpoint, std::time::Duration::from_secs(timeout)).await,
+        Command::Up(ref args) if args.serve => daemon::ensure_serving(endpoint, &self::data_dir(data_dir)?).await?,
+        _ => {}
     }
     let client = Client::new(endpoint, data_dir);
     match command {
@@ -507,7 +543,9 @@ pub async fn run_client(endpoint: &str, data_dir: Option<&Path>, command: Comman
             eprintln!("deleted {name}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(_) | Command::Images(_) | Command::Credentials => unreachable!("handled before"),
+        Command::Serve(_) | Command::Images(_) | Command::Credentials | Command::Down { .. } | Command::Wait { .. } => {
+            unreachable!("handled before")
+        }
     }
 }
 

@@ -14,6 +14,8 @@ pub mod paths {
     pub const FUNCTIONS: &str = "/2015-03-31/functions";
     /// lambdabox's own operations (logs, containers, code downloads).
     pub const LAMBDABOX: &str = "/lambdabox/v1";
+    /// The health check: answered without a signature once the controller serves.
+    pub const HEALTH: &str = "/lambdabox/v1/health";
 
     /// The function URL configuration of `name` (`?Qualifier=ALIAS` for an alias's).
     pub fn url_config(name: &str) -> String {

@@ -10,7 +10,7 @@ use lambdabox::arn::Realm;
 use lambdabox::auth::{credentials, KeyRing};
 use lambdabox::cli::{self, Cli, Command, ImagesCommand, ServeArgs, EXIT_CONFIG};
 use lambdabox::function::{Runtime, RUNTIMES};
-use lambdabox::server::{ApiAuth, Controller, ServeConfig, ServeError};
+use lambdabox::server::{ApiAuth, Controller, ServeConfig, ServeError, SharingError};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -22,6 +22,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("LAMBDABOX_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)))
         .with_writer(std::io::stderr)
+        // No colour codes in the log file of `serve --detach`, or in CI logs.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // The controller gets a thread pool sized for serving; client commands
     // make a few requests and need one thread.
@@ -63,6 +65,13 @@ async fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
+    if args.detach {
+        let detach =
+            cli::daemon::Detach { data_dir: &config.data_dir, listen: args.listen, pid_file: args.pid_file.as_deref() };
+        return cli::daemon::detach(detach).await;
+    }
+    // Held until the controller has shut down: removed on return.
+    let _pid_file = args.pid_file.as_deref().map(cli::PidFile::create).transpose()?;
     raise_open_file_limit();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -77,7 +86,7 @@ async fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
     };
     let controller = match Controller::start(config).await {
         Ok(c) => c,
-        Err(e @ ServeError::InitMissing(_)) => {
+        Err(e @ (ServeError::InitMissing(_) | ServeError::Sharing(SharingError::Invisible { .. }))) => {
             eprintln!("lambdabox: {e}");
             return Ok(ExitCode::from(EXIT_CONFIG));
         }

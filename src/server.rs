@@ -33,6 +33,10 @@ use crate::queue::{Dispatcher, Queue, QueueConfig, QueueStore, QueueStoreError};
 use crate::store::{Store, StoreError};
 use crate::urls;
 
+mod sharing;
+
+pub use sharing::SharingError;
+
 /// Longest unix socket path the kernel accepts, less room for `KEY/runtime.sock`.
 const MAX_RUN_DIR_LEN: usize = 108 - 32;
 
@@ -131,6 +135,8 @@ pub enum ServeError {
     Rules(#[from] RuleStoreError),
     #[error("container socket folder: {0}")]
     RunDir(std::io::Error),
+    #[error(transparent)]
+    Sharing(#[from] SharingError),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -167,14 +173,18 @@ impl Controller {
         }
         let store = Arc::new(Store::open(&config.data_dir)?);
         let access = api_access(&config)?;
-        let docker = DockerBackend::connect().await?;
+        let docker = DockerBackend::connect().await?.discover_host_paths().await?;
+        sharing::check(docker.host_paths(), "data directory", &config.data_dir)?;
+        let run_dir = run_dir(&config.data_dir).map_err(ServeError::RunDir)?;
+        sharing::check(docker.host_paths(), "socket folder", &run_dir)?;
+        let init_bin = sharing::init_bin(docker.host_paths(), &config.init_bin, &config.data_dir)?;
         let home = home_id(&config.data_dir);
         let logs = Arc::new(LogBook::open(&config.data_dir.join("logs"))?);
         let pool = Pool::new(
             Arc::new(docker.clone()),
             PoolConfig {
-                run_dir: run_dir(&config.data_dir).map_err(ServeError::RunDir)?,
-                init_bin: config.init_bin.clone(),
+                run_dir,
+                init_bin,
                 network: config.network.clone(),
                 home,
                 instance: uuid::Uuid::new_v4().simple().to_string(),

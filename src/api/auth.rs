@@ -26,7 +26,7 @@ use crate::auth::{AuthError, KeyPair, Verifier};
 /// What is served without a signature: the health check, so scripts and
 /// load balancers can wait for the controller without holding keys. It
 /// says "ok" and nothing else.
-pub const PUBLIC: &[(Method, &str)] = &[(Method::GET, "/lambdabox/v1/health")];
+pub const PUBLIC: &[(Method, &str)] = &[(Method::GET, crate::client::paths::HEALTH)];
 
 /// How long the download URLs the controller hands out stay valid (as
 /// Lambda's `Code.Location`).

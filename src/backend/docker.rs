@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, ContainerUpdateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
@@ -15,6 +17,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 
+use super::host_paths::{self, HostPaths};
 use super::{Backend, BackendError, ContainerSpec, ExitInfo, Resources};
 use crate::pool::cpu::CpuSetting;
 
@@ -34,6 +37,8 @@ const WAIT_RETRIES: u32 = 240;
 #[derive(Debug, Clone)]
 pub struct DockerBackend {
     docker: Docker,
+    /// How the engine names this process's paths, for bind mounts.
+    host_paths: Arc<HostPaths>,
 }
 
 async fn bounded<T>(
@@ -67,7 +72,7 @@ impl DockerBackend {
         let docker = Docker::connect_with_local_defaults()?;
         let docker = bounded("version negotiation", docker.negotiate_version()).await?;
         bounded("ping", docker.ping()).await?;
-        Ok(DockerBackend { docker })
+        Ok(DockerBackend { docker, host_paths: Arc::default() })
     }
 
     /// A client of a socket path in `dir` that nobody listens on: every
@@ -79,7 +84,38 @@ impl DockerBackend {
         std::fs::write(&path, b"").expect("placeholder socket path");
         let docker = Docker::connect_with_unix(&path.to_string_lossy(), 1, bollard::API_DEFAULT_VERSION)
             .expect("a client needs no connection");
-        DockerBackend { docker }
+        DockerBackend { docker, host_paths: Arc::default() }
+    }
+
+    /// Learn how the engine names this process's paths: when it runs in a
+    /// Docker container, through that container's mounts ([`host_paths`]).
+    /// A container the engine does not know (a controller on another
+    /// engine's socket) passes paths as they are, with a warning.
+    pub async fn discover_host_paths(mut self) -> Result<DockerBackend, BackendError> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let Some(id) = host_paths::own_container_id(&mountinfo) else { return Ok(self) };
+        let short = &id[..12];
+        match bounded("container inspect", self.docker.inspect_container(&id, None)).await {
+            Ok(info) => {
+                let mounts = info.mounts.unwrap_or_default().into_iter().filter_map(|m| {
+                    let source = m.source.filter(|s| !s.is_empty())?;
+                    Some((PathBuf::from(m.destination?), PathBuf::from(source)))
+                });
+                self.host_paths = Arc::new(HostPaths::contained(mounts));
+                tracing::info!(container = short, "in a container: bind mounts name its mounts' sources on the host");
+            }
+            Err(BackendError::Docker(e)) if is_not_found(&e) => tracing::warn!(
+                container = short,
+                "in a container this Docker engine does not know: bind mount paths are passed as they are"
+            ),
+            Err(e) => return Err(e),
+        }
+        Ok(self)
+    }
+
+    /// How the engine names this process's paths.
+    pub fn host_paths(&self) -> &HostPaths {
+        &self.host_paths
     }
 
     /// What starting `image` runs (its id, ENTRYPOINT, CMD and WORKDIR)
@@ -169,8 +205,12 @@ impl DockerBackend {
         let binds = spec
             .mounts
             .iter()
-            .map(|m| format!("{}:{}:{}", m.source.display(), m.target, if m.read_only { "ro" } else { "rw" }))
-            .collect();
+            .map(|m| {
+                let source =
+                    self.host_paths.to_engine(&m.source).ok_or_else(|| BackendError::NotShared(m.source.clone()))?;
+                Ok(format!("{}:{}:{}", source.display(), m.target, if m.read_only { "ro" } else { "rw" }))
+            })
+            .collect::<Result<_, BackendError>>()?;
         let sb = &spec.sandbox;
         let mut tmpfs =
             HashMap::from([("/tmp".to_owned(), format!("rw,exec,nosuid,nodev,mode=1777,size={}m", sb.tmp_mb))]);

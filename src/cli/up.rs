@@ -38,6 +38,11 @@ pub struct UpArgs {
     /// Where the controller serves the template's Api and HttpApi routes.
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub api_listen: SocketAddr,
+    /// Start a controller in the background (as `serve --detach` does, at
+    /// --endpoint's address) when none answers there; `lambdabox down`
+    /// stops it.
+    #[arg(long)]
+    pub serve: bool,
     /// Stay running: update a function when files under its CodeUri change,
     /// and the whole project when the template or a layer changes.
     #[arg(long)]

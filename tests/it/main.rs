@@ -11,6 +11,8 @@ mod common;
 
 mod asynchronous;
 mod auth;
+mod background;
+mod ci_image;
 mod conformance;
 mod eventbridge;
 mod go;
