@@ -72,12 +72,21 @@ fn code_sha256(zip: &[u8]) -> String {
 pub async fn layers(client: &Client, project: &Project) -> Result<HashMap<String, String>> {
     let mut arns = HashMap::new();
     for layer in &project.layers {
-        let zip = build::zip_trees(&[(&layer.dir, &[])])?;
+        let zip = layer_zip(layer, project)?;
         let (arn, change) = publish_layer(client, layer, &zip).await?;
         eprintln!("layer {}: {} ({arn})", layer.logical_id, describe(change));
         arns.insert(layer.logical_id.clone(), arn);
     }
     Ok(arns)
+}
+
+/// A layer's content: its folder as it is, or with `BuildMethod` its
+/// dependencies built and everything under the runtime's layer folder.
+fn layer_zip(layer: &LayerSpec, project: &Project) -> Result<Vec<u8>> {
+    let Some(runtime) = &layer.build else { return Ok(build::zip_trees(&[(&layer.dir, &[])])?) };
+    let progress = |line: &str| eprintln!("layer {}: {line}", layer.logical_id);
+    let artifact = build::build(&layer.dir, runtime, &project.dir.join(".lambdabox"), &progress)?;
+    Ok(artifact.zip_under(build::layer_prefix(runtime).unwrap_or_default())?)
 }
 
 async fn publish_layer(client: &Client, layer: &LayerSpec, zip: &[u8]) -> Result<(String, Change)> {

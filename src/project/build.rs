@@ -300,6 +300,11 @@ pub fn files_of(root: &Path, also: &[&str]) -> Result<BTreeMap<PathBuf, PathBuf>
 /// The zip of `trees`' files, later trees winning a path; sorted, with
 /// fixed timestamps, so the same files give the same CodeSha256.
 pub fn zip_trees(trees: &[(&Path, &[&str])]) -> Result<Vec<u8>, BuildError> {
+    zip_trees_under("", trees)
+}
+
+/// [`zip_trees`] with every path under `prefix` (a layer's `python/`).
+pub fn zip_trees_under(prefix: &str, trees: &[(&Path, &[&str])]) -> Result<Vec<u8>, BuildError> {
     let mut files = BTreeMap::new();
     for (root, skip) in trees {
         files.extend(files_of(root, skip)?);
@@ -309,15 +314,31 @@ pub fn zip_trees(trees: &[(&Path, &[&str])]) -> Result<Vec<u8>, BuildError> {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&full)?.permissions().mode() & 0o777;
         let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
-        zip.start_file(rel.to_string_lossy(), options)?;
+        zip.start_file(format!("{prefix}{}", rel.to_string_lossy()), options)?;
         zip.write_all(&std::fs::read(&full)?)?;
     }
     Ok(zip.finish()?.into_inner())
 }
 
+/// Where a layer built for `runtime` puts its files, as `sam build` does:
+/// the folder each runtime adds to its search path under `/opt`. `None`
+/// for runtimes whose layers lambdabox does not build.
+pub fn layer_prefix(runtime: &str) -> Option<&'static str> {
+    match runtime {
+        r if r.starts_with("python") => Some("python/"),
+        r if r.starts_with("nodejs") => Some("nodejs/"),
+        _ => None,
+    }
+}
+
 impl Artifact {
     /// The function's zip.
     pub fn zip(&self) -> Result<Vec<u8>, BuildError> {
+        self.zip_under("")
+    }
+
+    /// The zip with every path under `prefix` (a built layer's).
+    pub fn zip_under(&self, prefix: &str) -> Result<Vec<u8>, BuildError> {
         let mut trees: Vec<(&Path, &[&str])> = Vec::new();
         if let Some(s) = &self.source {
             trees.push((s, if self.skip_node_modules { &["node_modules"] } else { &[] }));
@@ -325,7 +346,7 @@ impl Artifact {
         if let Some(d) = &self.deps {
             trees.push((d, &[]));
         }
-        zip_trees(&trees)
+        zip_trees_under(prefix, &trees)
     }
 }
 
@@ -360,5 +381,10 @@ mod tests {
         names.sort();
         assert_eq!(names, ["app.py", "lib.py"]);
         assert_eq!(zip, zip_trees(&[(a.path(), &[]), (b.path(), &[])]).unwrap(), "zips are reproducible");
+        let layer = zip_trees_under("python/", &[(b.path(), &[])]).unwrap();
+        let archive = zip::ZipArchive::new(Cursor::new(layer)).unwrap();
+        let names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
+        assert_eq!(names, ["python/lib.py"], "a built layer's folder");
+        assert_eq!((layer_prefix("nodejs20.x"), layer_prefix("makefile")), (Some("nodejs/"), None));
     }
 }

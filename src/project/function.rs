@@ -63,6 +63,10 @@ pub struct LayerSpec {
     pub dir: PathBuf,
     /// PublishLayerVersion's members besides Content (CompatibleRuntimes, …).
     pub config: Map<String, Value>,
+    /// `Metadata.BuildMethod` when it names a runtime lambdabox builds
+    /// layers for: the folder's dependencies are built as for a function
+    /// and the whole put under that runtime's layer folder.
+    pub build: Option<String>,
 }
 
 /// `STACK-LOGICALID`, within Lambda's 64 characters.
@@ -295,11 +299,28 @@ pub(super) fn layer(
     id: &str,
     kind: &str,
     props: &Value,
+    metadata: Option<&Value>,
 ) -> Result<Option<LayerSpec>, TemplateError> {
     let base = format!("Resources.{id}.Properties");
     let content_key = if kind == "AWS::Serverless::LayerVersion" { "ContentUri" } else { "Content" };
-    let mut spec =
-        LayerSpec { logical_id: id.to_owned(), name: id.to_owned(), dir: reader.dir.clone(), config: Map::new() };
+    let mut spec = LayerSpec {
+        logical_id: id.to_owned(),
+        name: id.to_owned(),
+        dir: reader.dir.clone(),
+        config: Map::new(),
+        build: None,
+    };
+    if let Some(method) = metadata.and_then(|m| m.get("BuildMethod")).and_then(Value::as_str) {
+        match crate::project::build::layer_prefix(method) {
+            Some(_) => spec.build = Some(method.to_owned()),
+            None => reader.warn(
+                &format!("Resources.{id}.Metadata.BuildMethod"),
+                format!(
+                    "{method} is not built: the layer's folder is published as it is (python* and nodejs* are built)"
+                ),
+            ),
+        }
+    }
     for (key, value) in props.as_object().into_iter().flatten() {
         let path = format!("{base}.{key}");
         match key.as_str() {

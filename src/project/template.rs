@@ -293,7 +293,7 @@ fn resources_of(
             }
             "AWS::Lambda::Function" => functions.extend(function::lambda(reader, id, &props)?),
             "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => {
-                layers.extend(function::layer(reader, id, kind, &props)?)
+                layers.extend(function::layer(reader, id, kind, &props, resource.get("Metadata"))?)
             }
             "AWS::Serverless::Api" | "AWS::Serverless::HttpApi" => {
                 for prop in props.as_object().into_iter().flat_map(|m| m.keys()) {
@@ -378,6 +378,20 @@ mod tests {
         o.overrides.insert("Stage".into(), "prod".into());
         let p = load(&file, &o).unwrap();
         assert_eq!((p.functions.len(), &p.functions[0].config["MemorySize"]), (2, &json!(1024)));
+    }
+
+    #[test]
+    fn layers_take_a_runtime_build_method_and_warn_about_others() {
+        let (_dir, file) = write(
+            "Resources:\n  Built:\n    Type: AWS::Serverless::LayerVersion\n    Properties: {ContentUri: lib/}\n\
+             \x20   Metadata: {BuildMethod: python3.11}\n  Made:\n    Type: AWS::Serverless::LayerVersion\n\
+             \x20   Properties: {ContentUri: other/}\n    Metadata: {BuildMethod: makefile}\n",
+        );
+        let p = load(&file, &options()).unwrap();
+        let builds: Vec<_> = p.layers.iter().map(|l| (l.logical_id.as_str(), l.build.as_deref())).collect();
+        assert_eq!(builds, [("Built", Some("python3.11")), ("Made", None)]);
+        let paths: Vec<&str> = p.warnings.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(paths, ["Resources.Made.Metadata.BuildMethod"]);
     }
 
     #[test]
