@@ -396,7 +396,8 @@ impl Backend for DockerBackend {
     }
 
     fn peak_memory_bytes(&self, id: &str) -> Option<u64> {
-        let read = |layout: &(&str, &str)| std::fs::read_to_string(format!("{}{id}{}", layout.0, layout.1)).ok();
+        let root = cgroup_root();
+        let read = |layout: &(&str, &str)| std::fs::read_to_string(format!("{root}{}{id}{}", layout.0, layout.1)).ok();
         // Every container of a host has the same layout: once one is found,
         // read only there (this is on every invocation's REPORT line).
         let known = CGROUP_LAYOUT.load(std::sync::atomic::Ordering::Relaxed);
@@ -413,13 +414,22 @@ impl Backend for DockerBackend {
 }
 
 /// Where a Docker container's peak memory may be read (before and after
-/// its id), for cgroup v2 and v1 with either cgroup driver.
+/// its id, under the cgroup root), for cgroup v2 and v1 with either cgroup
+/// driver.
 const CGROUP_MEMORY_LAYOUTS: [(&str, &str); 4] = [
-    ("/sys/fs/cgroup/system.slice/docker-", ".scope/memory.peak"),
-    ("/sys/fs/cgroup/docker/", "/memory.peak"),
-    ("/sys/fs/cgroup/memory/docker/", "/memory.max_usage_in_bytes"),
-    ("/sys/fs/cgroup/memory/system.slice/docker-", ".scope/memory.max_usage_in_bytes"),
+    ("/system.slice/docker-", ".scope/memory.peak"),
+    ("/docker/", "/memory.peak"),
+    ("/memory/docker/", "/memory.max_usage_in_bytes"),
+    ("/memory/system.slice/docker-", ".scope/memory.max_usage_in_bytes"),
 ];
+
+/// The host's cgroup file system: `/sys/fs/cgroup`, or where
+/// `LAMBDABOX_HOST_CGROUP` says it is mounted (a controller in a container
+/// sees its own cgroups at `/sys/fs/cgroup`, not its siblings').
+fn cgroup_root() -> &'static str {
+    static ROOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| std::env::var("LAMBDABOX_HOST_CGROUP").unwrap_or_else(|_| "/sys/fs/cgroup".into()))
+}
 
 /// The index in [`CGROUP_MEMORY_LAYOUTS`] this host uses, once found.
 static CGROUP_LAYOUT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);

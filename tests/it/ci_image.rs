@@ -95,7 +95,7 @@ async fn the_image_runs_functions_in_sibling_containers_and_leaves_nothing() {
     #[rustfmt::skip]
     let controller = docker(&[
         "run", "-d", "--name", &run.name, "--network", &run.name, "-p", "127.0.0.1::9000",
-        "-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", &mount,
+        "-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", &mount, "-v", "/sys/fs/cgroup:/host/sys/fs/cgroup:ro",
         "-e", &data_var, "-e", &id_var, "-e", &secret_var, &run.tag,
         "serve", "--listen", "0.0.0.0:9000", "--url-listen", "off", "--prewarm", "0",
     ]);
@@ -125,6 +125,10 @@ async fn the_image_runs_functions_in_sibling_containers_and_leaves_nothing() {
     assert!(siblings[0].starts_with(hostname), "ran in {hostname}, not in {}", siblings[0]);
     assert!(!controller.starts_with(hostname), "the function ran in the controller's container");
     assert_eq!(answer["reachable"], false, "a function reached the controller's container: {answer}");
+    // Its REPORT line measured memory through the host's cgroup files.
+    let logs = lambdabox(&endpoint, key, &["logs", "probe"]);
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.contains("Max Memory Used:") && !logs.contains("Max Memory Used: 0 MB"), "{logs}");
     // lambdabox-init was staged where the host's engine could mount it.
     assert!(data.path().join("bin/lambdabox-init").is_file());
 
