@@ -108,41 +108,57 @@ impl Target {
     /// One invocation; success means status 200, no function error and the
     /// event echoed back. Returns how long it took.
     pub async fn invoke(&self) -> Result<Duration, InvokeError> {
-        let start = Instant::now();
-        let mut request = self.client.post(&self.url).body(PAYLOAD);
         if self.event {
-            request = request.header("x-amz-invocation-type", "Event");
+            return self.send_event().await;
         }
+        let (elapsed, answer) = self.call(PAYLOAD).await?;
+        let sent: serde_json::Value = serde_json::from_str(PAYLOAD).expect("PAYLOAD is JSON");
+        match serde_json::from_slice::<serde_json::Value>(&answer) {
+            Ok(v) if v == sent => Ok(elapsed),
+            _ => Err(InvokeError::WrongBody(excerpt(&answer))),
+        }
+    }
+
+    /// One synchronous invocation with `payload`; success means status 200
+    /// and no function error. Returns how long it took and the answer.
+    pub async fn call(&self, payload: &str) -> Result<(Duration, Vec<u8>), InvokeError> {
+        let start = Instant::now();
+        let mut request = self.client.post(&self.url).body(payload.to_owned());
         if self.function_url {
             request = request.header("content-type", "application/json");
         }
         let response = sign::send(request, self.key.as_ref(), sign::DEFAULT_REGION).await?;
         let status = response.status().as_u16();
-        if self.event {
-            let body = response.bytes().await?;
-            return match status {
-                202 => Ok(start.elapsed()),
-                _ => Err(InvokeError::Status { status, body: String::from_utf8_lossy(&body).into_owned() }),
-            };
-        }
         let function_error =
             response.headers().get("x-amz-function-error").map(|v| v.to_str().unwrap_or("?").to_owned());
         let body = response.bytes().await?;
         let elapsed = start.elapsed();
-        let text = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
         if status != 200 {
-            return Err(InvokeError::Status { status, body: text() });
+            return Err(InvokeError::Status { status, body: excerpt(&body) });
         }
         if let Some(kind) = function_error {
-            return Err(InvokeError::Function { kind, body: text() });
+            return Err(InvokeError::Function { kind, body: excerpt(&body) });
         }
-        let echoed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
-        let sent: serde_json::Value = serde_json::from_str(PAYLOAD).expect("PAYLOAD is JSON");
-        match echoed {
-            Ok(v) if v == sent => Ok(elapsed),
-            _ => Err(InvokeError::WrongBody(text())),
+        Ok((elapsed, body.to_vec()))
+    }
+
+    /// One asynchronous invocation: success is a 202, the event stored.
+    async fn send_event(&self) -> Result<Duration, InvokeError> {
+        let start = Instant::now();
+        let request = self.client.post(&self.url).body(PAYLOAD).header("x-amz-invocation-type", "Event");
+        let response = sign::send(request, self.key.as_ref(), sign::DEFAULT_REGION).await?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await?;
+        match status {
+            202 => Ok(start.elapsed()),
+            _ => Err(InvokeError::Status { status, body: String::from_utf8_lossy(&body).into_owned() }),
         }
     }
+}
+
+/// The first 300 bytes of an answer, for an error message.
+fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned()
 }
 
 /// Percentiles of a set of durations, in milliseconds.

@@ -14,9 +14,10 @@
 //!   success), the same code for every side.
 //! - [`rie`]: the baselines' containers (RIE as entrypoint, via bollard).
 //! - [`controller`]: a `lambdabox serve` child process and its REST API.
-//! - [`asynchronous`], [`urls`], [`runtimes`]: sections measured on
-//!   controllers of their own (events; function URLs and streaming; cold
-//!   starts per runtime).
+//! - [`asynchronous`], [`urls`], [`runtimes`], [`cpu`], [`burst`]: sections
+//!   measured on controllers of their own (events; function URLs and
+//!   streaming; cold starts per runtime; the CPU model at two memory sizes;
+//!   64 concurrent first invocations).
 //! - [`report`]: the results (JSON) and the table.
 //! - [`chart`]: the PNG chart.
 
@@ -33,8 +34,10 @@ macro_rules! step {
 }
 
 mod asynchronous;
+mod burst;
 mod chart;
 mod controller;
+mod cpu;
 mod load;
 mod report;
 mod rie;
@@ -90,6 +93,8 @@ struct Args {
 enum Section {
     Async,
     Urls,
+    Cpu,
+    Burst,
 }
 
 /// Counts and durations of one mode.
@@ -116,6 +121,8 @@ struct Plan {
     runtime_cold_k: usize,
     prewarm: usize,
     hundred_functions: bool,
+    /// How long the two CPU-bound functions compete.
+    contention: Duration,
 }
 
 impl Plan {
@@ -137,6 +144,7 @@ impl Plan {
                 runtime_cold_k: 2,
                 prewarm: 2,
                 hundred_functions: false,
+                contention: Duration::from_secs(4),
             }
         } else {
             Plan {
@@ -155,6 +163,7 @@ impl Plan {
                 runtime_cold_k: 5,
                 prewarm: 2,
                 hundred_functions: true,
+                contention: Duration::from_secs(12),
             }
         }
     }
@@ -305,21 +314,33 @@ async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Resu
     match section {
         Section::Async => drop(asynchronous::measure(plan, ctx, args.memory_mb, &client).await?),
         Section::Urls => drop(urls::measure(plan, ctx, args.memory_mb, &client).await?),
+        Section::Cpu => {
+            let spec = rie_spec(args)?;
+            let (container, latency) = rie_latency(plan, ctx, &spec, &client).await?;
+            ctx.rie.remove(&container.id).await.context("removing the RIE container")?;
+            drop(cpu::measure(plan, ctx, latency, &client).await?);
+        }
+        Section::Burst => drop(burst::measure(ctx, &rie_spec(args)?, &client).await?),
     }
     Ok(())
+}
+
+/// What every RIE container runs: the same handler, unpacked under `out`.
+fn rie_spec(args: &Args) -> Result<RieSpec> {
+    let task = args.out.join("task");
+    controller::write_handler_dir(&task).context("writing the handler folder")?;
+    Ok(RieSpec {
+        rie: std::fs::canonicalize(&args.rie)?,
+        task: std::fs::canonicalize(&task)?,
+        image: args.image.clone(),
+        handler: controller::HANDLER.into(),
+    })
 }
 
 async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
     let began = Instant::now();
     let client = load::client();
-    let task = args.out.join("task");
-    controller::write_handler_dir(&task).context("writing the handler folder")?;
-    let spec = RieSpec {
-        rie: std::fs::canonicalize(&args.rie)?,
-        task: std::fs::canonicalize(&task)?,
-        image: args.image.clone(),
-        handler: controller::HANDLER.into(),
-    };
+    let spec = rie_spec(args)?;
     step!("mode {}: same handler, image {}; RIE containers get no CPU/memory limits (as SAM)", plan.mode, args.image);
 
     let (rie_latency, rie_throughput, rie_notes) = measure_rie(plan, ctx, &spec, &client).await?;
@@ -333,6 +354,18 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
     let urls = urls::measure(plan, ctx, args.memory_mb, &client).await?;
     step!("cold starts per runtime ({} each, without and with a prewarmed pool)", plan.runtime_cold_k);
     let runtime_cold = runtimes::measure(plan, ctx, args.memory_mb, &client).await?;
+    step!(
+        "CPU model: warm latency at {} and {} MB, then both CPU-bound at once; weighted, then strict",
+        cpu::SMALL_MB,
+        cpu::LARGE_MB
+    );
+    let cpu = cpu::measure(plan, ctx, rie_latency.clone(), &client).await?;
+    step!(
+        "burst: {} concurrent first invocations, against {} RIE containers started at once",
+        burst::SIZE,
+        burst::SIZE
+    );
+    let burst = burst::measure(ctx, &spec, &client).await?;
     let memory_100_functions = if plan.hundred_functions {
         Maybe::Measured { value: measure_hundred(args, ctx, &client).await? }
     } else {
@@ -366,6 +399,8 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
         runtime_cold,
         asynchronous,
         urls,
+        cpu,
+        burst,
         duration_seconds: began.elapsed().as_secs_f64(),
     })
 }
@@ -420,17 +455,9 @@ async fn measure_rie(
     spec: &RieSpec,
     client: &reqwest::Client,
 ) -> Result<(Latency, Vec<Throughput>, Vec<String>)> {
-    step!("baseline A: starting one RIE container");
-    let container = ctx.rie.start(spec, rie::free_port()?).await.context("starting the RIE container")?;
+    let (container, latency) = rie_latency(plan, ctx, spec, client).await?;
     let target = Target::new(client.clone(), container.invoke_url());
     let result = async {
-        let first = load::first_success(&target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
-            .await
-            .with_context(|| format!("RIE never answered at {}", target.url()))?;
-        step!("RIE answered its first invocation after {:.0} ms", first.as_secs_f64() * 1000.0);
-        load::latency(&target, plan.warm_up_n, plan.latency_budget).await;
-        let latency = load::latency(&target, plan.latency_n, plan.latency_budget).await;
-        describe_latency("RIE", &latency);
         let (mut throughputs, mut notes) = (Vec::new(), Vec::new());
         // Concurrency 1 first: RIE serves one invocation at a time, and more
         // may break it.
@@ -450,6 +477,27 @@ async fn measure_rie(
     .await;
     ctx.rie.remove(&container.id).await.context("removing the RIE container")?;
     result
+}
+
+/// One RIE container, answered once and warmed up, and its warm latency;
+/// the caller removes the container.
+async fn rie_latency(
+    plan: &Plan,
+    ctx: &Ctx,
+    spec: &RieSpec,
+    client: &reqwest::Client,
+) -> Result<(rie::RieContainer, Latency)> {
+    step!("baseline A: starting one RIE container");
+    let container = ctx.rie.start(spec, rie::free_port()?).await.context("starting the RIE container")?;
+    let target = Target::new(client.clone(), container.invoke_url());
+    let first = load::first_success(&target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
+        .await
+        .with_context(|| format!("RIE never answered at {}", target.url()))?;
+    step!("RIE answered its first invocation after {:.0} ms", first.as_secs_f64() * 1000.0);
+    load::latency(&target, plan.warm_up_n, plan.latency_budget).await;
+    let latency = load::latency(&target, plan.latency_n, plan.latency_budget).await;
+    describe_latency("RIE", &latency);
+    Ok((container, latency))
 }
 
 /// Baseline B: a fresh RIE container per invocation, timed from create to

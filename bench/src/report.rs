@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use crate::asynchronous::AsyncResults;
+pub use crate::burst::BurstResults;
+pub use crate::cpu::CpuResults;
 use crate::load::{Latency, Percentiles, Throughput};
 pub use crate::runtimes::RuntimeCold;
 pub use crate::urls::UrlResults;
@@ -97,6 +99,10 @@ pub struct Results {
     pub asynchronous: AsyncResults,
     /// Function URLs against Invoke, and a streamed response's first byte.
     pub urls: UrlResults,
+    /// Warm latency at 128 and 1,769 MB and CPU under contention, per CPU mode.
+    pub cpu: CpuResults,
+    /// 64 concurrent first invocations, against 64 containers started at once.
+    pub burst: BurstResults,
     pub duration_seconds: f64,
 }
 
@@ -105,6 +111,8 @@ pub struct Results {
 enum Target {
     AtMost(f64),
     AtLeast(f64),
+    /// The ratio within this fraction of 1, either way.
+    Near(f64),
 }
 
 impl Target {
@@ -112,6 +120,7 @@ impl Target {
         match self {
             Target::AtMost(v) => format!("<= {v:.2}"),
             Target::AtLeast(v) => format!(">= {v:.2}"),
+            Target::Near(v) => format!("1 +/- {v:.2}"),
         }
     }
 
@@ -119,6 +128,7 @@ impl Target {
         match self {
             Target::AtMost(v) => ratio <= v,
             Target::AtLeast(v) => ratio >= v,
+            Target::Near(v) => (ratio - 1.0).abs() <= v,
         }
     }
 }
@@ -213,6 +223,8 @@ fn rows(r: &Results) -> Vec<Row> {
     });
     rows.extend(async_rows(&r.asynchronous));
     rows.extend(url_rows(&r.urls));
+    rows.extend(cpu_rows(&r.cpu));
+    rows.extend(burst_rows(&r.burst));
     if let Some(m) = &r.memory_after_throughput {
         rows.push(Row {
             label: "controller RSS after load (MB)".into(),
@@ -323,6 +335,68 @@ fn url_rows(u: &UrlResults) -> Vec<Row> {
                 .join("; "),
         },
     ]
+}
+
+/// The CPU model's rows, per mode: the small function's warm p99 against
+/// the large one's and RIE's, and the CPU split against the memory ratio.
+/// Targets are the default (weighted) mode's; strict is for comparison.
+fn cpu_rows(c: &CpuResults) -> Vec<Row> {
+    let p99 = |l: &Latency| l.percentiles.as_ref().map(|p| p.p99_ms);
+    let mut rows = Vec::new();
+    for (m, default) in [(&c.weighted, true), (&c.strict, false)] {
+        let target = |t| if default { Some(t) } else { None };
+        let (small, large) = (crate::cpu::SMALL_MB, crate::cpu::LARGE_MB);
+        let k = &m.contention;
+        rows.push(Row {
+            label: format!("{} p99 {small} MB (ms)", m.mode),
+            ours: p99(&m.small),
+            base: p99(&m.large),
+            base_label: "1769 MB",
+            target: target(Target::AtMost(1.5)),
+            note: error_note(m.small.errors + m.large.errors),
+        });
+        rows.push(Row {
+            label: format!("{} p99 {small} MB vs RIE (ms)", m.mode),
+            ours: p99(&m.small),
+            base: p99(&c.rie),
+            base_label: "RIE",
+            target: target(Target::AtMost(0.5)),
+            note: String::new(),
+        });
+        rows.push(Row {
+            label: format!("{} CPU {small}/{large} MB", m.mode),
+            ours: Some(k.cpu_ratio),
+            base: Some(k.memory_ratio),
+            base_label: "mem",
+            target: target(Target::Near(0.2)),
+            note: [
+                format!("{:.0}/{:.0} ms CPU in {:.1} s", k.small_cpu_ms, k.large_cpu_ms, k.seconds),
+                error_note(k.errors),
+            ]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; "),
+        });
+    }
+    rows
+}
+
+/// The burst row: time to the last of 64 first answers, against 64
+/// containers started at once.
+fn burst_rows(b: &BurstResults) -> Vec<Row> {
+    let n = crate::burst::SIZE;
+    vec![Row {
+        label: format!("burst {n} first calls, last (ms)"),
+        ours: Some(b.lambdabox.last_answer_ms),
+        base: Some(b.container_per_call.last_answer_ms),
+        base_label: "B x64",
+        target: Some(Target::AtMost(0.5)),
+        note: format!(
+            "errors {} vs {}; {} containers after",
+            b.lambdabox.errors, b.container_per_call.errors, b.lambdabox_containers
+        ),
+    }]
 }
 
 fn num(v: Option<f64>) -> String {
@@ -474,6 +548,24 @@ mod tests {
         Latency { percentiles: Percentiles::of(&samples), errors: 0, first_error: None }
     }
 
+    fn cpu_mode(mode: &'static str) -> crate::cpu::ModeResults {
+        let contention = crate::cpu::Contention {
+            seconds: 4.0,
+            small_cpu_ms: 500.0,
+            large_cpu_ms: 7000.0,
+            cpu_ratio: 500.0 / 7000.0,
+            memory_ratio: 128.0 / 1769.0,
+            invocations: 32,
+            errors: 0,
+            first_error: None,
+        };
+        crate::cpu::ModeResults { mode, small: latency(1), large: latency(1), contention }
+    }
+
+    fn burst(last_answer_ms: f64) -> crate::burst::Burst {
+        crate::burst::Burst { last_answer_ms, answers: latency(5).percentiles, errors: 0, first_error: None }
+    }
+
     #[test]
     fn table_shows_ratios_and_targets() {
         let r = Results {
@@ -523,6 +615,12 @@ mod tests {
                 stream_errors: 0,
                 stream_gap_ms: 100.0,
             },
+            cpu: CpuResults { weighted: cpu_mode("weighted"), strict: cpu_mode("strict"), rie: latency(4) },
+            burst: BurstResults {
+                lambdabox: burst(1000.0),
+                lambdabox_containers: 64,
+                container_per_call: burst(4000.0),
+            },
             duration_seconds: 3.0,
         };
         let t = table(&r);
@@ -531,10 +629,15 @@ mod tests {
         assert!(t.contains("3.60 "), "c16 ratio 900/250: {t}");
         assert!(t.contains("n/a (no --prewarm in this build)"), "{t}");
         assert!(t.contains("| java21  | ric            | 412 (1 failed)      | n/a (no Go)        |"), "{t}");
-        assert!(t.contains("| async executed (ev/s)"), "{t}");
-        assert!(t.contains("1.00  | >= 0.80 | yes"), "executed 3000 vs sync 3000: {t}");
-        assert!(t.contains("| URL warm p50 (ms)"), "{t}");
-        assert!(t.contains("1.00  | <= 1.20 | yes"), "URL p50 2 vs Invoke 2: {t}");
+        let line = |start: &str| t.lines().find(|l| l.starts_with(start)).unwrap_or_default().to_owned();
+        let executed = line("| async executed (ev/s)");
+        assert!(executed.contains("1.00") && executed.contains(">= 0.80") && executed.contains("yes"), "{t}");
+        let url = line("| URL warm p50 (ms)");
+        assert!(url.contains("1.00") && url.contains("<= 1.20") && url.contains("yes"), "{t}");
+        let cpu = line("| weighted CPU 128/1769 MB");
+        assert!(cpu.contains("0.99") && cpu.contains("1 +/- 0.20") && cpu.contains("yes"), "{t}");
+        let burst = line("| burst 64 first calls, last (ms)");
+        assert!(burst.contains("0.25") && burst.contains("<= 0.50") && burst.contains("yes"), "{t}");
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains(r#""status":"not_available""#), "{json}");
     }

@@ -1,0 +1,117 @@
+//! A burst: [`SIZE`] concurrent first invocations of a function that has no
+//! container yet, on a controller with no prewarmed pool (`--prewarm 0`), so
+//! every one of them waits for containers the burst itself makes start;
+//! against the same burst on container-per-call ([`SIZE`] RIE containers
+//! started at once, each answering one invocation, as `sam local invoke`
+//! run [`SIZE`] times in parallel). Timed from the first request to the
+//! last answer.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::load::{self, Percentiles, Target};
+use crate::rie::{self, RieSpec};
+use crate::Ctx;
+
+/// Concurrent first invocations, as the target is stated.
+pub const SIZE: usize = 64;
+/// The function's MemorySize: Lambda's default, what a new user deploys.
+pub const MEMORY_MB: u32 = 128;
+/// Longest one member of the burst may take, all retries included (RIE
+/// containers refuse connections until their server is up).
+const BUDGET: Duration = Duration::from_secs(120);
+
+/// One side's burst.
+#[derive(Debug, Clone, Serialize)]
+pub struct Burst {
+    /// From the first request to the last answer (successful or not).
+    pub last_answer_ms: f64,
+    /// Each successful invocation's time from the burst's start.
+    pub answers: Option<Percentiles>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+/// Both sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct BurstResults {
+    pub lambdabox: Burst,
+    /// Containers the controller held after the burst.
+    pub lambdabox_containers: usize,
+    pub container_per_call: Burst,
+}
+
+pub async fn measure(ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client) -> Result<BurstResults> {
+    let lambdabox = ctx.controller("lambdabox-burst", &["--prewarm", "0"]).await?;
+    lambdabox.create_function("burst", MEMORY_MB, None).await?;
+    let target = lambdabox.target(client, "burst");
+    let began = Instant::now();
+    let calls: Vec<_> = (0..SIZE)
+        .map(|_| {
+            let target = target.clone();
+            tokio::spawn(async move { target.invoke().await.map(|_| began.elapsed()).map_err(|e| load::describe(&e)) })
+        })
+        .collect();
+    let ours = tally(calls).await;
+    let lambdabox_containers = lambdabox.containers().await?;
+    describe("lambdabox", &ours);
+    lambdabox.stop().await?;
+    let theirs = container_per_call(ctx, spec, client).await?;
+    describe("container-per-call", &theirs);
+    Ok(BurstResults { lambdabox: ours, lambdabox_containers, container_per_call: theirs })
+}
+
+/// [`SIZE`] RIE containers created and started at once, each invoked until
+/// its first answer; all removed afterwards.
+async fn container_per_call(ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client) -> Result<Burst> {
+    let mut ports = HashSet::new();
+    while ports.len() < SIZE {
+        ports.insert(rie::free_port()?);
+    }
+    let began = Instant::now();
+    let calls: Vec<_> = ports
+        .into_iter()
+        .map(|port| {
+            let (rie, spec, client) = (ctx.rie.clone(), spec.clone(), client.clone());
+            tokio::spawn(async move {
+                let container = rie.start(&spec, port).await.map_err(|e| load::describe(&e))?;
+                let target = Target::new(client, container.invoke_url());
+                let answer = load::first_success(&target, began, Duration::from_millis(5), BUDGET).await;
+                let _ = rie.remove(&container.id).await;
+                answer.map_err(|e| load::describe(&e))
+            })
+        })
+        .collect();
+    Ok(tally(calls).await)
+}
+
+/// The answers' times and the failures; the last answer is the latest
+/// success (a failure is counted, not timed).
+async fn tally(calls: Vec<tokio::task::JoinHandle<Result<Duration, String>>>) -> Burst {
+    let (mut answers, mut errors, mut first_error) = (Vec::new(), 0, None);
+    for call in calls {
+        let outcome = call.await.unwrap_or_else(|e| Err(e.to_string()));
+        match outcome {
+            Ok(at) => answers.push(at),
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let last = answers.iter().max().copied().unwrap_or_default();
+    Burst { last_answer_ms: last.as_secs_f64() * 1000.0, answers: Percentiles::of(&answers), errors, first_error }
+}
+
+fn describe(who: &str, b: &Burst) {
+    step!(
+        "burst {who}: {SIZE} first invocations: last answer after {:.0} ms, median {:.0} ms; {} errors{}",
+        b.last_answer_ms,
+        b.answers.as_ref().map_or(f64::NAN, |p| p.p50_ms),
+        b.errors,
+        b.first_error.as_ref().map_or(String::new(), |e| format!(" (first: {e})"))
+    );
+}

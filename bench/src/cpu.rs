@@ -1,0 +1,203 @@
+//! The CPU model (`--cpu-limit`): does a small function answer as fast as a
+//! large one on an idle box, and do two CPU-bound functions divide a busy
+//! box in their memory ratio?
+//!
+//! Each mode runs on a controller of its own: warm latency of the echo
+//! handler at [`SMALL_MB`] and at [`LARGE_MB`] on the same controller, one
+//! after the other; then [`CALLERS`] callers per function invoking a
+//! handler that spins on the CPU for [`SPIN_MS`] of wall time and says how
+//! much CPU time it got, all at once, so both cores are contended for the
+//! whole window. What each function got is the sum of those CPU times.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::controller::Controller;
+use crate::load::{self, Latency, Target};
+use crate::{Ctx, Plan};
+
+/// Lambda's default MemorySize, and the size that buys one vCPU.
+pub const SMALL_MB: u32 = 128;
+pub const LARGE_MB: u32 = 1769;
+/// Concurrent callers per CPU-bound function: two each, so either function
+/// alone could use both cores and only the weights decide the split.
+pub const CALLERS: usize = 2;
+/// Wall time each CPU-bound invocation spins for: long against the gaps
+/// between invocations, well inside the default 3 s timeout.
+pub const SPIN_MS: u64 = 500;
+
+/// Spins until `ms` of wall time have passed; answers with the CPU time
+/// this process got meanwhile.
+const SPIN: &str = "import time\n\n\
+def handler(event, context):\n    \
+    end = time.monotonic() + event['ms'] / 1000.0\n    \
+    cpu = time.process_time()\n    \
+    n = 0\n    \
+    while time.monotonic() < end:\n        \
+        n += 1\n    \
+    return {'cpu_ms': (time.process_time() - cpu) * 1000.0, 'iterations': n}\n";
+
+/// One mode's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeResults {
+    pub mode: &'static str,
+    pub small: Latency,
+    pub large: Latency,
+    pub contention: Contention,
+}
+
+/// What the two CPU-bound functions got while competing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Contention {
+    pub seconds: f64,
+    pub small_cpu_ms: f64,
+    pub large_cpu_ms: f64,
+    /// small / large CPU time, against [`Contention::memory_ratio`].
+    pub cpu_ratio: f64,
+    pub memory_ratio: f64,
+    pub invocations: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+/// Both modes, and the RIE's warm latency from the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuResults {
+    pub weighted: ModeResults,
+    pub strict: ModeResults,
+    pub rie: Latency,
+}
+
+pub async fn measure(plan: &Plan, ctx: &Ctx, rie: Latency, client: &reqwest::Client) -> Result<CpuResults> {
+    let weighted = measure_mode(plan, ctx, "weighted", client).await?;
+    let strict = measure_mode(plan, ctx, "strict", client).await?;
+    Ok(CpuResults { weighted, strict, rie })
+}
+
+async fn measure_mode(plan: &Plan, ctx: &Ctx, mode: &'static str, client: &reqwest::Client) -> Result<ModeResults> {
+    let lambdabox = ctx.controller(&format!("lambdabox-cpu-{mode}"), &["--cpu-limit", mode]).await?;
+    let mut latencies = Vec::new();
+    for mb in [SMALL_MB, LARGE_MB] {
+        let name = format!("echo{mb}");
+        lambdabox.create_function(&name, mb, None).await?;
+        latencies.push(warm_latency(plan, &lambdabox.target(client, &name)).await?);
+    }
+    let p99 = |l: &Latency| l.percentiles.as_ref().map_or(f64::NAN, |p| p.p99_ms);
+    step!(
+        "cpu {mode}: warm p99 {:.2} ms at {SMALL_MB} MB, {:.2} ms at {LARGE_MB} MB",
+        p99(&latencies[0]),
+        p99(&latencies[1])
+    );
+    let contention = contend(plan, &lambdabox, client).await?;
+    step!(
+        "cpu {mode}: contended for {:.1} s: {SMALL_MB} MB got {:.0} ms of CPU, {LARGE_MB} MB {:.0} ms: ratio {:.3} \
+         (memory ratio {:.3}; {} invocations, {} errors)",
+        contention.seconds,
+        contention.small_cpu_ms,
+        contention.large_cpu_ms,
+        contention.cpu_ratio,
+        contention.memory_ratio,
+        contention.invocations,
+        contention.errors
+    );
+    lambdabox.stop().await?;
+    let large = latencies.pop().expect("two");
+    let small = latencies.pop().expect("two");
+    Ok(ModeResults { mode, small, large, contention })
+}
+
+/// First answer (a cold start), warm-up, then the measured run.
+async fn warm_latency(plan: &Plan, target: &Target) -> Result<Latency> {
+    load::first_success(target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
+        .await
+        .with_context(|| format!("{} never answered", target.url()))?;
+    load::latency(target, plan.warm_up_n, plan.latency_budget).await;
+    Ok(load::latency(target, plan.latency_n, plan.latency_budget).await)
+}
+
+/// [`CALLERS`] callers on each CPU-bound function, all at once, for
+/// `plan.contention`; the containers are started (and warm) beforehand.
+async fn contend(plan: &Plan, lambdabox: &Controller, client: &reqwest::Client) -> Result<Contention> {
+    let zip = crate::runtimes::zip(&[("app.py", SPIN)])?;
+    let mut targets = Vec::new();
+    for mb in [SMALL_MB, LARGE_MB] {
+        let name = format!("spin{mb}");
+        lambdabox.create_function_from(&name, crate::controller::RUNTIME, "app.handler", &zip, mb).await?;
+        let target = lambdabox.target(client, &name);
+        // One container per caller, started before the window opens.
+        let warm = spin_all(&[(0, target.clone())], CALLERS, Duration::ZERO, 10).await;
+        if let Some(e) = warm.first_error {
+            anyhow::bail!("warming {name}: {e}");
+        }
+        targets.push((targets.len(), target));
+    }
+    let began = Instant::now();
+    let tally = spin_all(&targets, CALLERS, plan.contention, SPIN_MS).await;
+    let (small, large) = (tally.cpu_ms[0], tally.cpu_ms[1]);
+    Ok(Contention {
+        seconds: began.elapsed().as_secs_f64(),
+        small_cpu_ms: small,
+        large_cpu_ms: large,
+        cpu_ratio: if large > 0.0 { small / large } else { f64::NAN },
+        memory_ratio: f64::from(SMALL_MB) / f64::from(LARGE_MB),
+        invocations: tally.invocations,
+        errors: tally.errors,
+        first_error: tally.first_error,
+    })
+}
+
+/// CPU time got per target (by index), and how the calls went.
+#[derive(Debug, Default)]
+struct SpinTally {
+    cpu_ms: [f64; 2],
+    invocations: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// `callers` concurrent callers per target, each invoking with `ms` back to
+/// back until `window` has passed (at least once each; bounded by the
+/// window and the invocation timeout).
+async fn spin_all(targets: &[(usize, Target)], callers: usize, window: Duration, ms: u64) -> SpinTally {
+    let deadline = Instant::now() + window;
+    let payload = format!(r#"{{"ms":{ms}}}"#);
+    let tasks: Vec<_> = targets
+        .iter()
+        .flat_map(|t| std::iter::repeat_n(t.clone(), callers))
+        .map(|(i, target)| {
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                let mut tally = SpinTally::default();
+                loop {
+                    tally.invocations += 1;
+                    match target.call(&payload).await {
+                        Ok((_, answer)) => tally.cpu_ms[i] += cpu_ms(&answer),
+                        Err(e) => {
+                            tally.errors += 1;
+                            tally.first_error.get_or_insert_with(|| load::describe(&e));
+                        }
+                    }
+                    if Instant::now() >= deadline {
+                        return tally;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut total = SpinTally::default();
+    for task in tasks {
+        let t = task.await.unwrap_or_else(|_| SpinTally { errors: 1, ..SpinTally::default() });
+        total.cpu_ms[0] += t.cpu_ms[0];
+        total.cpu_ms[1] += t.cpu_ms[1];
+        total.invocations += t.invocations;
+        total.errors += t.errors;
+        total.first_error = total.first_error.or(t.first_error);
+    }
+    total
+}
+
+fn cpu_ms(answer: &[u8]) -> f64 {
+    serde_json::from_slice::<serde_json::Value>(answer).ok().and_then(|v| v["cpu_ms"].as_f64()).unwrap_or(0.0)
+}
