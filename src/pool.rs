@@ -318,6 +318,9 @@ struct Inner {
     closing: AtomicBool,
     /// Synchronous callers waiting for room right now.
     waiters: AtomicUsize,
+    /// Function containers being created right now: shutdown waits for
+    /// them, or one created after its listing would be left behind.
+    starting: AtomicUsize,
 }
 
 /// Whether [`Pool::acquire`] may wait for room.
@@ -329,17 +332,18 @@ pub enum Wait {
     Never,
 }
 
-/// Counts one waiting caller while it lives.
-struct Waiting<'a>(&'a AtomicUsize);
+/// Counts one of something (a waiting caller, a start under way) while it
+/// lives.
+struct Counted<'a>(&'a AtomicUsize);
 
-impl<'a> Waiting<'a> {
-    fn new(count: &'a AtomicUsize) -> Waiting<'a> {
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Counted<'a> {
         count.fetch_add(1, Ordering::AcqRel);
-        Waiting(count)
+        Counted(count)
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -382,6 +386,7 @@ impl Pool {
             prewarm: Mutex::default(),
             changed: Notify::new(),
             closing: AtomicBool::new(false),
+            starting: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
         };
         Pool { inner: Arc::new(inner) }
@@ -440,7 +445,7 @@ impl Pool {
     /// nothing while a synchronous caller waits: callers come first.
     pub async fn acquire(&self, launch: &Launch, wait: Wait) -> Result<Lease, PoolError> {
         let deadline = tokio::time::Instant::now() + self.inner.config.queue_timeout;
-        let mut waiting: Option<Waiting<'_>> = None;
+        let mut waiting: Option<Counted<'_>> = None;
         loop {
             if wait == Wait::Never && self.inner.waiters.load(Ordering::Acquire) > 0 {
                 return Err(PoolError::Throttled(Throttle::Budget));
@@ -466,7 +471,7 @@ impl Pool {
             if wait == Wait::Never {
                 return Err(PoolError::Throttled(throttle));
             }
-            waiting.get_or_insert_with(|| Waiting::new(&self.inner.waiters));
+            waiting.get_or_insert_with(|| Counted::new(&self.inner.waiters));
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Err(PoolError::Throttled(throttle));
             }
@@ -595,9 +600,10 @@ impl Pool {
     pub async fn shutdown(&self) {
         self.inner.closing.store(true, Ordering::Relaxed);
         let mut generics = self.prewarm().set_wanted(Vec::new());
-        // Generics being created now would escape the listing below.
+        // Containers being created now would escape the listing below.
         let deadline = Instant::now() + SHUTDOWN_START_WAIT;
-        while self.prewarm().starting() > 0 && Instant::now() < deadline {
+        let starting = || self.prewarm().starting() + self.inner.starting.load(Ordering::Acquire);
+        while starting() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         generics.extend(self.prewarm().drain());
@@ -649,6 +655,7 @@ impl Pool {
         }
         let sockets = self.open_sockets()?;
         let spec = self.container_spec(launch, &sockets.key, &sockets.dir, provisioned);
+        let _starting = Counted::new(&self.inner.starting);
         match self.inner.backend.start(spec).await {
             Ok(docker_id) => Ok(self.adopt(launch, sockets, docker_id, provisioned, "container started")),
             Err(e) => {

@@ -56,6 +56,8 @@ struct Books {
     calls: Vec<Call>,
     failing: HashMap<Op, String>,
     hanging: HashSet<Op>,
+    /// How long calls of a kind take before they answer.
+    delays: HashMap<Op, std::time::Duration>,
 }
 
 /// See the module documentation. Cheap to clone; clones share the books.
@@ -120,6 +122,11 @@ impl FakeBackend {
         self.books().hanging.insert(op);
     }
 
+    /// Make every later call of kind `op` take `delay` (on tokio's clock).
+    pub fn delay(&self, op: Op, delay: std::time::Duration) {
+        self.books().delays.insert(op, delay);
+    }
+
     /// Calls of kind `op` work again.
     pub fn heal(&self, op: Op) {
         let mut b = self.books();
@@ -142,10 +149,13 @@ impl FakeBackend {
 
     /// What a call of kind `op` should do before its real work: fail, hang, or go on.
     async fn gate(&self, op: Op) -> Result<(), BackendError> {
-        let (fail, hang) = {
+        let (fail, hang, delay) = {
             let b = self.books();
-            (b.failing.get(&op).cloned(), b.hanging.contains(&op))
+            (b.failing.get(&op).cloned(), b.hanging.contains(&op), b.delays.get(&op).copied())
         };
+        if let Some(delay) = delay.filter(|_| op != Op::Start) {
+            tokio::time::sleep(delay).await;
+        }
         if hang {
             std::future::pending::<()>().await;
         }
@@ -161,7 +171,23 @@ impl FakeBackend {
 
     async fn start_fake(&self, spec: ContainerSpec) -> Result<String, BackendError> {
         self.record(Call::Start(Box::new(spec.clone())));
+        let delay = self.books().delays.get(&Op::Start).copied();
+        if let Some(delay) = delay {
+            // Like an engine's, the creation goes on if the caller goes
+            // away (a controller that exits mid-start).
+            let (this, spec) = (self.clone(), spec);
+            let created = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                this.create(spec)
+            });
+            return created.await.map_err(|e| BackendError::Other(e.to_string()));
+        }
         self.gate(Op::Start).await?;
+        Ok(self.create(spec))
+    }
+
+    /// The engine's side of a start: the container exists.
+    fn create(&self, spec: ContainerSpec) -> String {
         let id = {
             let mut b = self.books();
             b.next_id += 1;
@@ -172,7 +198,7 @@ impl FakeBackend {
             id
         };
         self.bump();
-        Ok(id)
+        id
     }
 
     async fn wait_fake(&self, id: String) -> Result<ExitInfo, BackendError> {

@@ -353,6 +353,23 @@ async fn by_default_a_container_is_weighted_from_its_creation_and_never_capped()
 }
 
 #[tokio::test(start_paused = true)]
+async fn shutdown_waits_for_a_container_being_created_and_removes_it() {
+    let h = harness(|_| {});
+    h.fake.delay(Op::Start, Duration::from_secs(1));
+    let pool = h.pool.clone();
+    let launch = h.launch("f", 128);
+    let starting = tokio::spawn(async move { pool.acquire(&launch, Wait::Queue).await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.starts(), 1, "the create is under way");
+    h.pool.shutdown().await;
+    // The process exits once shutdown returns: nothing of the pool runs on.
+    starting.abort();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle().await;
+    assert!(h.fake.running().is_empty(), "created during shutdown, yet left behind: {:?}", h.fake.running());
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_removes_every_container_and_leftovers_are_cleared() {
     let h = harness(|_| {});
     h.fake.add_leftover("old1", HashMap::from([(labels::HOME.to_owned(), "home".to_owned())]));
