@@ -495,7 +495,7 @@ pub fn code_zip(path: &Path) -> Result<Vec<u8>> {
     if !path.is_dir() {
         bail!("--code {}: no such file or folder", path.display());
     }
-    Ok(crate::project::build::zip_trees(&[(path, &[])])?)
+    Ok(crate::project::build::zip_dir(path)?)
 }
 
 fn parse_env(pairs: &[String]) -> Result<serde_json::Map<String, Value>> {
@@ -517,7 +517,9 @@ pub async fn run_client(endpoint: &str, data_dir: Option<&Path>, command: Comman
             return daemon::down(&dir, pid_file.as_deref(), std::time::Duration::from_secs(timeout)).await;
         }
         Command::Wait { timeout } => return daemon::wait(endpoint, std::time::Duration::from_secs(timeout)).await,
-        Command::Up(ref args) if args.serve => daemon::ensure_serving(endpoint, &self::data_dir(data_dir)?).await?,
+        Command::Up(ref args) if args.serve => {
+            daemon::ensure_serving(endpoint, &self::data_dir(data_dir)?, &args.serve_args).await?
+        }
         _ => {}
     }
     let client = Client::new(endpoint, data_dir);

@@ -96,7 +96,7 @@ async fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
     if let Some(urls) = &url_listener {
         println!("lambdabox function URLs on http://{}", urls.local_addr()?);
     }
-    println!("lambdabox listening on http://{}", listener.local_addr()?);
+    println!("{}http://{}", cli::daemon::READY_LINE, listener.local_addr()?);
     controller.serve(listener, url_listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,9 +4,13 @@
 //! `up --serve` starts one when none answers.
 //!
 //! The detached controller is this executable again, run as `serve` in a
-//! session of its own, its output appended to `DATA_DIR/lambdabox.log`; it
-//! writes and removes its own pid file ([`super::pidfile`]), so the file
-//! exists exactly while a controller owns it.
+//! session of its own, its output appended to `DATA_DIR/lambdabox.log`
+//! (moved to `lambdabox.log.1` at a start that finds it over
+//! [`LOG_ROTATE_BYTES`]); it writes and removes its own pid file
+//! ([`super::pidfile`]), so the file exists exactly while a controller owns
+//! it. Its address is read from its ready line in the log, so `--listen
+//! 127.0.0.1:0` works too: the endpoint is printed on stdout, alone, for
+//! scripts to capture.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -26,6 +30,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 /// Lines of the controller's log shown when it fails to start.
 const LOG_TAIL_LINES: usize = 20;
+/// A log bigger than this is moved aside (one generation kept) when a
+/// controller starts.
+pub const LOG_ROTATE_BYTES: u64 = 16 * 1024 * 1024;
+/// The start of the ready line `serve` prints, with its address, once it
+/// answers: scripts, tests and [`detach`] wait for it.
+pub const READY_LINE: &str = "lambdabox listening on ";
 
 /// Where a detached controller's output goes.
 pub fn log_path(data_dir: &Path) -> PathBuf {
@@ -45,9 +55,6 @@ pub struct Detach<'a> {
 /// it answers, with its pid, or fail with the end of its log and its exit
 /// status.
 pub async fn detach(d: Detach<'_>) -> Result<ExitCode> {
-    if d.listen.port() == 0 {
-        bail!("--detach needs a fixed --listen port (not 0) to check the controller's health on");
-    }
     let pid_file = d.pid_file.map_or_else(|| pidfile::default_path(d.data_dir), Path::to_owned);
     if let Some(pid) = pidfile::running(&pid_file)? {
         bail!(
@@ -55,13 +62,16 @@ pub async fn detach(d: Detach<'_>) -> Result<ExitCode> {
             pid_file.display()
         );
     }
-    let endpoint = format!("http://{}", reachable(d.listen));
-    if healthy(&endpoint).await {
-        bail!("something already answers at {endpoint}; stop it or pick another --listen");
+    if d.listen.port() != 0 {
+        let endpoint = format!("http://{}", reachable(d.listen));
+        if healthy(&endpoint).await {
+            bail!("something already answers at {endpoint}; stop it or pick another --listen");
+        }
     }
     crate::private::dir(d.data_dir)
         .with_context(|| format!("cannot use the data directory {}", d.data_dir.display()))?;
     let log_path = log_path(d.data_dir);
+    rotate(&log_path, LOG_ROTATE_BYTES).with_context(|| format!("cannot rotate {}", log_path.display()))?;
     let log = crate::private::append_file(&log_path).with_context(|| format!("cannot open {}", log_path.display()))?;
     let log_start = log.metadata()?.len();
     let mut child = spawn(d.data_dir, d.pid_file.is_none().then_some(&pid_file), log)?;
@@ -74,20 +84,47 @@ pub async fn detach(d: Detach<'_>) -> Result<ExitCode> {
                 status.code().and_then(|c| u8::try_from(c).ok()).filter(|&c| c != 0).unwrap_or(1),
             ));
         }
-        if healthy(&endpoint).await {
-            eprintln!(
-                "lambdabox running in the background at {endpoint} (pid {}); log: {}; `lambdabox down` stops it",
-                child.id(),
-                log_path.display()
-            );
-            return Ok(ExitCode::SUCCESS);
+        if let Some(endpoint) = announced(&log_path, log_start) {
+            if healthy(&endpoint).await {
+                eprintln!(
+                    "lambdabox running in the background at {endpoint} (pid {}); log: {}; `lambdabox down` stops it",
+                    child.id(),
+                    log_path.display()
+                );
+                println!("{endpoint}");
+                return Ok(ExitCode::SUCCESS);
+            }
         }
         if Instant::now() > deadline {
             terminate(child.id());
             print_log_tail(&log_path, log_start);
-            bail!("the controller did not answer at {endpoint} within {} s; stopped it", READY_TIMEOUT.as_secs());
+            bail!("the controller did not answer within {} s; stopped it", READY_TIMEOUT.as_secs());
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The endpoint the controller announced in its log since `from` (its
+/// ready line), reachable from here.
+fn announced(path: &Path, from: u64) -> Option<String> {
+    let text = std::fs::read(path).ok()?;
+    let text = String::from_utf8_lossy(text.get(from as usize..)?);
+    let line = text.lines().rev().find_map(|l| l.strip_prefix(READY_LINE))?;
+    let addr: SocketAddr = line.trim().strip_prefix("http://")?.parse().ok()?;
+    Some(format!("http://{}", reachable(addr)))
+}
+
+/// Move `path` to `path.1` (replacing it) when it is bigger than `limit`.
+fn rotate(path: &Path, limit: u64) -> std::io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > limit => {
+            let mut old = path.as_os_str().to_owned();
+            old.push(".1");
+            std::fs::rename(path, old)
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -187,9 +224,9 @@ pub async fn wait(endpoint: &str, timeout: Duration) -> Result<ExitCode> {
 }
 
 /// `up --serve`: when nothing answers at `endpoint`, start a detached
-/// controller listening there (`serve --detach --listen HOST:PORT`), with
-/// the same data directory.
-pub async fn ensure_serving(endpoint: &str, data_dir: &Path) -> Result<()> {
+/// controller listening there (`serve --detach --listen HOST:PORT`, then
+/// `serve_args`), with the same data directory.
+pub async fn ensure_serving(endpoint: &str, data_dir: &Path, serve_args: &[String]) -> Result<()> {
     if healthy(endpoint).await {
         return Ok(());
     }
@@ -199,7 +236,9 @@ pub async fn ensure_serving(endpoint: &str, data_dir: &Path) -> Result<()> {
         .arg("--data-dir")
         .arg(data_dir)
         .args(["serve", "--detach", "--listen", &listen.to_string()])
+        .args(serve_args)
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .status()
         .await
         .context("cannot start a controller")?;
@@ -233,6 +272,33 @@ mod tests {
         assert_eq!(reachable("0.0.0.0:9000".parse().unwrap()), "127.0.0.1:9000".parse().unwrap());
         assert_eq!(reachable("[::]:9000".parse().unwrap()), "[::1]:9000".parse().unwrap());
         assert_eq!(reachable("10.0.0.2:9000".parse().unwrap()), "10.0.0.2:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn the_endpoint_is_read_from_the_ready_line_written_after_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("lambdabox.log");
+        std::fs::write(&log, "lambdabox listening on http://127.0.0.1:9000\nold run\n").unwrap();
+        let from = std::fs::metadata(&log).unwrap().len();
+        assert_eq!(announced(&log, from), None, "an earlier run's line is not this one's");
+        let more = "INFO controller started\nlambdabox function URLs on http://127.0.0.1:40001\n\
+                    lambdabox listening on http://0.0.0.0:40000\n";
+        std::fs::write(&log, format!("{}{more}", std::fs::read_to_string(&log).unwrap())).unwrap();
+        assert_eq!(announced(&log, from).as_deref(), Some("http://127.0.0.1:40000"));
+    }
+
+    #[test]
+    fn a_big_log_is_moved_aside_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("lambdabox.log");
+        rotate(&log, 4).unwrap();
+        std::fs::write(&log, "1234").unwrap();
+        rotate(&log, 4).unwrap();
+        assert!(log.exists(), "at the limit it stays");
+        std::fs::write(&log, "12345").unwrap();
+        rotate(&log, 4).unwrap();
+        assert!(!log.exists());
+        assert_eq!(std::fs::read_to_string(dir.path().join("lambdabox.log.1")).unwrap(), "12345");
     }
 
     #[test]

@@ -80,13 +80,18 @@ pub async fn layers(client: &Client, project: &Project) -> Result<HashMap<String
     Ok(arns)
 }
 
-/// A layer's content: its folder as it is, or with `BuildMethod` its
-/// dependencies built and everything under the runtime's layer folder.
+/// A layer's content: its folder as it is, or with `BuildMethod` built: a
+/// runtime's dependencies, everything under that runtime's layer folder;
+/// a Makefile's artifacts, as the recipe laid them out.
 fn layer_zip(layer: &LayerSpec, project: &Project) -> Result<Vec<u8>> {
-    let Some(runtime) = &layer.build else { return Ok(build::zip_trees(&[(&layer.dir, &[])])?) };
+    let Some(method) = &layer.build else { return Ok(build::zip_dir(&layer.dir)?) };
     let progress = |line: &str| eprintln!("layer {}: {line}", layer.logical_id);
-    let artifact = build::build(&layer.dir, runtime, &project.dir.join(".lambdabox"), &progress)?;
-    Ok(artifact.zip_under(build::layer_prefix(runtime).unwrap_or_default())?)
+    let job = match method.as_str() {
+        "makefile" => build::Job { dir: &layer.dir, runtime: layer.runtime(), makefile_of: Some(&layer.logical_id) },
+        runtime => build::Job { dir: &layer.dir, runtime, makefile_of: None },
+    };
+    let artifact = build::build(job, &project.dir.join(".lambdabox"), &progress)?;
+    Ok(artifact.layer_zip(method)?)
 }
 
 async fn publish_layer(client: &Client, layer: &LayerSpec, zip: &[u8]) -> Result<(String, Change)> {
@@ -165,9 +170,10 @@ pub fn code_of(spec: &FunctionSpec, project: &Project) -> Result<Value> {
         Code::Inline(text) => inline_zip(spec, text)?,
         Code::Dir(dir) => {
             let runtime = spec.runtime().unwrap_or_default();
+            let makefile_of = spec.makefile.then_some(spec.logical_id.as_str());
             let cache = project.dir.join(".lambdabox");
             let progress = |line: &str| eprintln!("{}: {line}", spec.logical_id);
-            let artifact = build::build(dir, runtime, &cache, &progress)?;
+            let artifact = build::build(build::Job { dir, runtime, makefile_of }, &cache, &progress)?;
             artifact.zip()?
         }
     };
@@ -184,7 +190,7 @@ fn inline_zip(spec: &FunctionSpec, text: &str) -> Result<Vec<u8>> {
     };
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join(format!("index.{ext}")), text)?;
-    Ok(build::zip_trees(&[(dir.path(), &[])])?)
+    Ok(build::zip_dir(dir.path())?)
 }
 
 /// Create the function, or update its code and configuration where they

@@ -43,6 +43,10 @@ pub struct UpArgs {
     /// stops it.
     #[arg(long)]
     pub serve: bool,
+    /// An argument for the controller `--serve` starts (repeat it:
+    /// `--serve-arg=--max-memory-mb=4096 --serve-arg=--no-prewarm`).
+    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true, requires = "serve")]
+    pub serve_args: Vec<String>,
     /// Stay running: update a function when files under its CodeUri change,
     /// and the whole project when the template or a layer changes.
     #[arg(long)]

@@ -47,6 +47,9 @@ pub struct FunctionSpec {
     pub event_invoke: Option<Value>,
     pub schedules: Vec<Schedule>,
     pub routes: Vec<Route>,
+    /// `Metadata.BuildMethod: makefile`: built by the folder's own
+    /// `make build-<LogicalId>` rather than from its manifest.
+    pub makefile: bool,
 }
 
 impl FunctionSpec {
@@ -63,10 +66,18 @@ pub struct LayerSpec {
     pub dir: PathBuf,
     /// PublishLayerVersion's members besides Content (CompatibleRuntimes, …).
     pub config: Map<String, Value>,
-    /// `Metadata.BuildMethod` when it names a runtime lambdabox builds
-    /// layers for: the folder's dependencies are built as for a function
-    /// and the whole put under that runtime's layer folder.
+    /// `Metadata.BuildMethod` when lambdabox builds it: a runtime (the
+    /// folder's dependencies are built as for a function and the whole put
+    /// under that runtime's layer folder) or `makefile`.
     pub build: Option<String>,
+}
+
+impl LayerSpec {
+    /// The runtime a Makefile layer is built for: its first
+    /// CompatibleRuntimes entry ("" when it names none: built on the host).
+    pub fn runtime(&self) -> &str {
+        self.config.get("CompatibleRuntimes").and_then(|r| r.get(0)).and_then(Value::as_str).unwrap_or_default()
+    }
 }
 
 /// `STACK-LOGICALID`, within Lambda's 64 characters.
@@ -114,13 +125,12 @@ pub(super) fn serverless(
     metadata: Option<&Value>,
 ) -> Result<Option<FunctionSpec>, TemplateError> {
     let base = format!("Resources.{id}.Properties");
-    if let Some(m) = metadata.and_then(|m| m.get("BuildMethod")).and_then(Value::as_str) {
-        if m == "makefile" || m == "esbuild" {
-            reader.warn(
-                &format!("Resources.{id}.Metadata.BuildMethod"),
-                format!("{m} builds are not run: dependencies are built from the manifest found in CodeUri"),
-            );
-        }
+    let method = metadata.and_then(|m| m.get("BuildMethod")).and_then(Value::as_str);
+    if method == Some("esbuild") {
+        reader.warn(
+            &format!("Resources.{id}.Metadata.BuildMethod"),
+            "esbuild builds are not run: dependencies are built from the manifest found in CodeUri",
+        );
     }
     let code = match (props.get("ImageUri"), props.get("InlineCode"), props.get("CodeUri")) {
         (Some(uri), ..) => reader.eval(&format!("{base}.ImageUri"), uri)?.map(|v| Code::Image(text(&v))),
@@ -138,6 +148,7 @@ pub(super) fn serverless(
     };
     let Some(code) = code else { return Ok(None) };
     let mut spec = new_spec(reader, id, code);
+    spec.makefile = method == Some("makefile");
     for (key, value) in props.as_object().into_iter().flatten() {
         let path = format!("{base}.{key}");
         match key.as_str() {
@@ -200,6 +211,7 @@ fn new_spec(reader: &Reader<'_>, id: &str, code: Code) -> FunctionSpec {
         event_invoke: None,
         schedules: Vec::new(),
         routes: Vec::new(),
+        makefile: false,
     }
 }
 
@@ -311,14 +323,16 @@ pub(super) fn layer(
         build: None,
     };
     if let Some(method) = metadata.and_then(|m| m.get("BuildMethod")).and_then(Value::as_str) {
-        match crate::project::build::layer_prefix(method) {
-            Some(_) => spec.build = Some(method.to_owned()),
-            None => reader.warn(
+        if crate::project::build::builds_layers_for(method) {
+            spec.build = Some(method.to_owned());
+        } else {
+            reader.warn(
                 &format!("Resources.{id}.Metadata.BuildMethod"),
                 format!(
-                    "{method} is not built: the layer's folder is published as it is (python* and nodejs* are built)"
+                    "{method} is not built: the layer's folder is published as it is \
+                     (python*, nodejs*, ruby* and makefile are built)"
                 ),
-            ),
+            );
         }
     }
     for (key, value) in props.as_object().into_iter().flatten() {

@@ -381,17 +381,26 @@ mod tests {
     }
 
     #[test]
-    fn layers_take_a_runtime_build_method_and_warn_about_others() {
+    fn build_methods_are_taken_where_lambdabox_runs_them_and_warned_about_elsewhere() {
         let (_dir, file) = write(
             "Resources:\n  Built:\n    Type: AWS::Serverless::LayerVersion\n    Properties: {ContentUri: lib/}\n\
              \x20   Metadata: {BuildMethod: python3.11}\n  Made:\n    Type: AWS::Serverless::LayerVersion\n\
-             \x20   Properties: {ContentUri: other/}\n    Metadata: {BuildMethod: makefile}\n",
+             \x20   Properties: {ContentUri: other/}\n    Metadata: {BuildMethod: makefile}\n\
+             \x20 Java:\n    Type: AWS::Serverless::LayerVersion\n    Properties: {ContentUri: j/}\n\
+             \x20   Metadata: {BuildMethod: java21}\n\
+             \x20 Fn:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: f/, Runtime: python3.12, Handler: a.h}\n\
+             \x20   Metadata: {BuildMethod: makefile}\n\
+             \x20 Es:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: e/, Runtime: nodejs20.x, Handler: a.h}\n\
+             \x20   Metadata: {BuildMethod: esbuild}\n",
         );
         let p = load(&file, &options()).unwrap();
         let builds: Vec<_> = p.layers.iter().map(|l| (l.logical_id.as_str(), l.build.as_deref())).collect();
-        assert_eq!(builds, [("Built", Some("python3.11")), ("Made", None)]);
-        let paths: Vec<&str> = p.warnings.iter().map(|w| w.path.as_str()).collect();
-        assert_eq!(paths, ["Resources.Made.Metadata.BuildMethod"]);
+        assert_eq!(builds, [("Built", Some("python3.11")), ("Java", None), ("Made", Some("makefile"))]);
+        let makefiles: Vec<_> = p.functions.iter().map(|f| (f.logical_id.as_str(), f.makefile)).collect();
+        assert_eq!(makefiles, [("Es", false), ("Fn", true)]);
+        let mut paths: Vec<&str> = p.warnings.iter().map(|w| w.path.as_str()).collect();
+        paths.sort();
+        assert_eq!(paths, ["Resources.Es.Metadata.BuildMethod", "Resources.Java.Metadata.BuildMethod"]);
     }
 
     #[test]

@@ -140,3 +140,83 @@ async fn the_image_runs_functions_in_sibling_containers_and_leaves_nothing() {
         "function containers outlived the controller"
     );
 }
+
+/// `docker-compose` (Debian's Compose v1, which the test tools install)
+/// with `args`, on examples/docker-compose as project `project`.
+fn compose(project: &str, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/docker-compose/docker-compose.yml");
+    Command::new("docker-compose")
+        .arg("-p")
+        .arg(project)
+        .arg("-f")
+        .arg(file)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("docker-compose runs (scripts/ensure-test-tools.sh installs it)")
+}
+
+/// The shipped compose file as the README runs it: up, a function deployed
+/// and invoked from the host, the example client service listing it over
+/// the project's network, and down leaving no function container behind.
+#[tokio::test]
+async fn the_compose_example_serves_the_host_and_its_own_network() {
+    common::ensure_images();
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let project = format!("lbxcompose{suffix}");
+    let run = Run { name: project.clone(), tag: format!("lambdabox/lambdabox:it-{suffix}") };
+    build_image(&run.tag);
+    let data = tempfile::Builder::new().prefix("lbx-compose-").tempdir_in("/tmp").unwrap();
+    let ports: Vec<String> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect::<Vec<_>>()
+        .iter()
+        .map(|l| l.local_addr().unwrap().port().to_string())
+        .collect();
+    let key = ("LBXCOMPOSE000000KEY1", "compose-test-secret-0123456789abcdef0123");
+    let env = [
+        ("LAMBDABOX_IMAGE", run.tag.as_str()),
+        ("LAMBDABOX_DATA_DIR", data.path().to_str().unwrap()),
+        ("LAMBDABOX_SECRET_ACCESS_KEY", key.1),
+        ("LAMBDABOX_API_PORT", &ports[0]),
+        ("LAMBDABOX_URL_PORT", &ports[1]),
+        ("LAMBDABOX_ROUTES_PORT", &ports[2]),
+    ];
+    /// `docker-compose down` however the test ends.
+    struct Down<'a>(&'a str, &'a [(&'a str, &'a str)]);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = compose(self.0, self.1, &["down", "--timeout", "40"]);
+        }
+    }
+    let down = Down(&project, &env);
+    let up = compose(&project, &env, &["up", "-d", "lambdabox"]);
+    assert!(up.status.success(), "compose up: {}", String::from_utf8_lossy(&up.stderr));
+    let endpoint = format!("http://127.0.0.1:{}", ports[0]);
+    let waited = lambdabox(&endpoint, key, &["wait", "--timeout", "60"]);
+    let logs = || String::from_utf8_lossy(&compose(&project, &env, &["logs", "lambdabox"]).stdout).into_owned();
+    assert!(waited.status.success(), "not ready: {}", logs());
+
+    let code = tempfile::tempdir().unwrap();
+    std::fs::write(code.path().join("app.py"), "def handler(event, context):\n    return {'echo': event}\n").unwrap();
+    let deploy = ["deploy", "echo", "--runtime", "python3.11", "--handler", "app.handler"];
+    let deployed = lambdabox(&endpoint, key, &[&deploy[..], &["--code", code.path().to_str().unwrap()]].concat());
+    assert!(deployed.status.success(), "deploy: {}", String::from_utf8_lossy(&deployed.stderr));
+    let invoked = lambdabox(&endpoint, key, &["invoke", "echo", "--payload", r#"{"n": 1}"#]);
+    assert!(invoked.status.success(), "invoke: {} {}", String::from_utf8_lossy(&invoked.stderr), logs());
+    let answer: serde_json::Value = serde_json::from_slice(&invoked.stdout).unwrap();
+    assert_eq!(answer, serde_json::json!({ "echo": { "n": 1 } }));
+
+    // The example client service reaches the API by service name.
+    let listed = compose(&project, &env, &["--profile", "tests", "run", "--rm", "tests"]);
+    assert!(listed.status.success(), "tests service: {}", String::from_utf8_lossy(&listed.stderr));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("echo"), "{}", String::from_utf8_lossy(&listed.stdout));
+
+    drop(down);
+    let home = lambdabox::server::home_id(data.path());
+    assert!(
+        common::eventually(Duration::from_secs(10), || async { common::containers(&home, None).await.is_empty() })
+            .await,
+        "function containers outlived `docker-compose down`"
+    );
+}

@@ -1,7 +1,8 @@
 //! `lambdabox up` on examples/sam-app against a real controller: builds
 //! from PyPI and npm in the runtime images, the layer, the schedule, the
 //! URL and both route kinds; a second `up` that changes nothing; `--watch`
-//! picking up an edit; pruning; a malformed template's line.
+//! picking up an edit; pruning; a malformed template's line. And the
+//! compiled and Makefile build paths (tests/fixtures/sam/builds).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -31,11 +32,16 @@ fn up(server: &Server, dir: &Path, api: &str) -> Output {
 
 /// The example copied to a fresh folder (edits never touch the repo).
 fn project() -> (tempfile::TempDir, PathBuf) {
+    copied("examples/sam-app")
+}
+
+/// The project at `path` (from the repository's root) in a fresh folder.
+fn copied(path: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::Builder::new().prefix("lbx-sam-").tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sam-app");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
     let status = Command::new("cp").arg("-r").arg(&src).arg(tmp.path()).status().unwrap();
     assert!(status.success());
-    let dir = tmp.path().join("sam-app");
+    let dir = tmp.path().join(src.file_name().unwrap());
     let _ = std::fs::remove_dir_all(dir.join(".lambdabox"));
     (tmp, dir)
 }
@@ -101,7 +107,7 @@ async fn a_sam_project_comes_up_stays_idempotent_watches_and_prunes() {
     let second = up(&server, &dir, &api);
     let log = String::from_utf8_lossy(&second.stderr);
     assert!(!log.contains("created") && !log.contains("updated"), "{log}");
-    assert!(log.contains("dependencies unchanged (cached)"), "{log}");
+    assert!(log.contains("build unchanged (cached)"), "{log}");
 
     // --watch: an edit reaches the next request.
     let mut watcher = up_command(&server, &dir, &api, &["--watch"]).stderr(Stdio::piped()).spawn().unwrap();
@@ -131,6 +137,51 @@ async fn a_sam_project_comes_up_stays_idempotent_watches_and_prunes() {
     assert_eq!(status, 404);
     let (status, _) = get(&format!("http://{api}/hello/bob")).await;
     assert_eq!(status, 403, "the pruned function's route is gone");
+}
+
+#[test]
+fn go_rust_and_makefile_builds_come_up_and_are_cached() {
+    common::ensure_runtime_image("python3.11");
+    common::ensure_runtime_image("provided.al2023");
+    let server = Server::start();
+    let (_tmp, dir) = copied("tests/fixtures/sam/builds");
+    let first = up(&server, &dir, "127.0.0.1:0");
+    let log = String::from_utf8_lossy(&first.stderr);
+    for step in ["go build", "cargo build", "make for python3.11", "layer MadeLayer: "] {
+        assert!(log.contains(step), "no {step:?} in {log}");
+    }
+    let seen = boto3(
+        &server,
+        "out = {}\n\
+         for f in ['GoFunction', 'RustFunction', 'MadeFunction']:\n\
+         \x20   r = lam.invoke(FunctionName='sam-app-' + f, Payload=b'{\"n\": 7}')\n\
+         \x20   out[f] = [r.get('FunctionError'), json.loads(r['Payload'].read())]\n\
+         print(json.dumps(out))\n",
+    );
+    assert_eq!(seen["GoFunction"], serde_json::json!([null, { "lang": "go", "event": { "n": 7 } }]));
+    assert_eq!(seen["RustFunction"], serde_json::json!([null, { "lang": "rust", "event": { "n": 7 } }]));
+    assert_eq!(
+        seen["MadeFunction"],
+        serde_json::json!([null, { "lang": "python", "built_with": [3, 11], "layer": "made-layer", "event": { "n": 7 } }]),
+        "the recipe ran in the python3.11 build image, and its layer's recipe laid out python/"
+    );
+
+    // Only what the recipe put in ARTIFACTS_DIR is packaged; the Go and
+    // Rust packages are the binary alone.
+    let files = boto3(
+        &server,
+        "import io, urllib.request, zipfile\nout = {}\n\
+         for f in ['GoFunction', 'MadeFunction']:\n\
+         \x20   loc = lam.get_function(FunctionName='sam-app-' + f)['Code']['Location']\n\
+         \x20   out[f] = sorted(zipfile.ZipFile(io.BytesIO(urllib.request.urlopen(loc).read())).namelist())\n\
+         print(json.dumps(out))\n",
+    );
+    assert_eq!(files, serde_json::json!({ "GoFunction": ["bootstrap"], "MadeFunction": ["app.py", "generated.py"] }));
+
+    let second = up(&server, &dir, "127.0.0.1:0");
+    let log = String::from_utf8_lossy(&second.stderr);
+    assert!(!log.contains("created") && !log.contains("updated"), "{log}");
+    assert_eq!(log.matches("build unchanged (cached)").count(), 4, "{log}");
 }
 
 #[test]
