@@ -143,17 +143,18 @@ async fn a_sam_project_comes_up_stays_idempotent_watches_and_prunes() {
 fn go_rust_and_makefile_builds_come_up_and_are_cached() {
     common::ensure_runtime_image("python3.11");
     common::ensure_runtime_image("provided.al2023");
+    common::ensure_runtime_image("ruby3.3");
     let server = Server::start();
     let (_tmp, dir) = copied("tests/fixtures/sam/builds");
     let first = up(&server, &dir, "127.0.0.1:0");
     let log = String::from_utf8_lossy(&first.stderr);
-    for step in ["go build", "cargo build", "make for python3.11", "layer MadeLayer: "] {
+    for step in ["go build", "cargo build", "make for python3.11", "layer MadeLayer: ", "bundle install for ruby3.3"] {
         assert!(log.contains(step), "no {step:?} in {log}");
     }
     let seen = boto3(
         &server,
         "out = {}\n\
-         for f in ['GoFunction', 'RustFunction', 'MadeFunction']:\n\
+         for f in ['GoFunction', 'RustFunction', 'MadeFunction', 'RubyFunction']:\n\
          \x20   r = lam.invoke(FunctionName='sam-app-' + f, Payload=b'{\"n\": 7}')\n\
          \x20   out[f] = [r.get('FunctionError'), json.loads(r['Payload'].read())]\n\
          print(json.dumps(out))\n",
@@ -164,6 +165,11 @@ fn go_rust_and_makefile_builds_come_up_and_are_cached() {
         seen["MadeFunction"],
         serde_json::json!([null, { "lang": "python", "built_with": [3, 11], "layer": "made-layer", "event": { "n": 7 } }]),
         "the recipe ran in the python3.11 build image, and its layer's recipe laid out python/"
+    );
+    assert_eq!(
+        seen["RubyFunction"],
+        serde_json::json!([null, { "lang": "ruby", "greeting": "from-ruby-layer", "event": { "n": 7 } }]),
+        "bundler ran in the ruby3.3 build image, and the layer build put its code under ruby/lib"
     );
 
     // Only what the recipe put in ARTIFACTS_DIR is packaged; the Go and
@@ -181,7 +187,7 @@ fn go_rust_and_makefile_builds_come_up_and_are_cached() {
     let second = up(&server, &dir, "127.0.0.1:0");
     let log = String::from_utf8_lossy(&second.stderr);
     assert!(!log.contains("created") && !log.contains("updated"), "{log}");
-    assert_eq!(log.matches("build unchanged (cached)").count(), 4, "{log}");
+    assert_eq!(log.matches("build unchanged (cached)").count(), 5, "{log}");
 }
 
 #[test]
