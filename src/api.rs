@@ -376,18 +376,57 @@ fn client_context(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(decoded))
 }
 
+/// `X-Amz-Invocation-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InvocationType {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+impl InvocationType {
+    fn name(self) -> &'static str {
+        match self {
+            InvocationType::RequestResponse => "RequestResponse",
+            InvocationType::Event => "Event",
+            InvocationType::DryRun => "DryRun",
+        }
+    }
+
+    /// `value` if it is one of `accepted` (the operation's enum, in the
+    /// order its validation message lists it).
+    fn parse(value: &str, accepted: &[InvocationType]) -> Result<InvocationType, ApiError> {
+        accepted.iter().copied().find(|t| t.name() == value).ok_or_else(|| {
+            let names: Vec<&str> = accepted.iter().map(|t| t.name()).collect();
+            ApiError::validation(format!(
+                "1 validation error detected: Value '{value}' at 'invocationType' failed to satisfy constraint: \
+                 Member must satisfy enum value set: [{}]",
+                names.join(", ")
+            ))
+        })
+    }
+}
+
 /// What Invoke and InvokeWithResponseStream read from a request alike.
 struct InvokeInput {
     function: FunctionRef,
     payload: Bytes,
     client_context: Option<String>,
     log_tail: bool,
-    /// `X-Amz-Invocation-Type`, `RequestResponse` when absent.
-    invocation_type: String,
+    /// `RequestResponse` when the header is absent.
+    invocation_type: InvocationType,
 }
 
 impl InvokeInput {
-    async fn read(name: &str, q: &HashMap<String, String>, headers: &HeaderMap, body: Body) -> Result<Self, ApiError> {
+    /// The request's input, for an operation that takes the invocation
+    /// types `accepted`.
+    async fn read(
+        name: &str,
+        q: &HashMap<String, String>,
+        headers: &HeaderMap,
+        body: Body,
+        accepted: &[InvocationType],
+    ) -> Result<Self, ApiError> {
         let function = namespaced_ref(name, q)?;
         let invocation_type =
             headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()).unwrap_or("RequestResponse").to_owned();
@@ -413,7 +452,14 @@ impl InvokeInput {
                 )))
             }
         };
+        let invocation_type = InvocationType::parse(&invocation_type, accepted)?;
         Ok(InvokeInput { function, payload, client_context, log_tail, invocation_type })
+    }
+
+    /// A `DryRun`'s answer: 204 once the function (and qualifier) exists.
+    fn dry_run(&self, engine: &Engine) -> ApiResult {
+        engine.get_function(&self.function)?;
+        Ok(StatusCode::NO_CONTENT.into_response())
     }
 
     /// The synchronous call this input asks for.
@@ -439,22 +485,14 @@ async fn invoke(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let input = InvokeInput::read(&name, &q, &headers, body).await?;
-    match input.invocation_type.as_str() {
-        "RequestResponse" => {}
-        "DryRun" => {
-            engine.get_function(&input.function)?;
-            return Ok(StatusCode::NO_CONTENT.into_response());
-        }
-        "Event" => {
+    use InvocationType::*;
+    let input = InvokeInput::read(&name, &q, &headers, body, &[Event, RequestResponse, DryRun]).await?;
+    match input.invocation_type {
+        RequestResponse => {}
+        DryRun => return input.dry_run(&engine),
+        Event => {
             let request_id = engine.invoke_async(&input.function, input.payload, input.client_context).await?;
             return Ok(events::accepted(&request_id, Body::empty()));
-        }
-        other => {
-            return Err(ApiError::validation(format!(
-                "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: \
-                 Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
-            )))
         }
     }
     let out = engine.invoke(input.request()).await?;

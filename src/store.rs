@@ -11,6 +11,7 @@
 pub mod code;
 mod layers;
 pub mod provisioned;
+pub(crate) mod sqlite;
 pub mod unpack;
 mod urls;
 mod versions;
@@ -69,12 +70,7 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         crate::private::dir(data_dir)?;
         let path = data_dir.join("lambdabox.db");
-        // Function environments are secrets: the database and its journals are 0600.
-        crate::private::touch(&path)?;
-        let db = Connection::open(&path)?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")?;
-        let found: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let (db, found) = sqlite::open::<StoreError>(&path)?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema { path, found });
         }

@@ -40,52 +40,32 @@ pub fn routes() -> Router<Arc<Engine>> {
     Router::new().route("/", post(dispatch)).route("/lambdabox/v1/rules", get(rules_with_next_firing))
 }
 
-/// A JSON 1.1 error answer.
-#[derive(Debug)]
-struct Refusal {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+type Answer = Result<Value, ApiError>;
+
+/// A 400 with EventBridge's exception name `code`.
+fn refuse(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 
-type Answer = Result<Value, Refusal>;
-
-impl Refusal {
-    fn new(code: &'static str, message: impl Into<String>) -> Refusal {
-        Refusal { status: StatusCode::BAD_REQUEST, code, message: message.into() }
-    }
-
-    fn validation(message: impl Into<String>) -> Refusal {
-        Refusal::new("ValidationException", message)
-    }
+/// A member outside EventBridge's model: always a ValidationException
+/// there (Lambda's InvalidParameterValueException does not exist here).
+fn refused(e: crate::constraints::Refused) -> ApiError {
+    ApiError::validation(e.to_string())
 }
 
-impl From<EventsError> for Refusal {
-    fn from(e: EventsError) -> Refusal {
+impl From<EventsError> for ApiError {
+    fn from(e: EventsError) -> ApiError {
         let message = e.to_string();
         match e {
-            EventsError::NotFound(_) => Refusal::new("ResourceNotFoundException", message),
-            EventsError::Validation(_) => Refusal::validation(message),
-            EventsError::InvalidPattern(_) => Refusal::new("InvalidEventPatternException", message),
-            EventsError::LimitExceeded(_) => Refusal::new("LimitExceededException", message),
+            EventsError::NotFound(_) => refuse("ResourceNotFoundException", message),
+            EventsError::Validation(_) => ApiError::validation(message),
+            EventsError::InvalidPattern(_) => refuse("InvalidEventPatternException", message),
+            EventsError::LimitExceeded(_) => refuse("LimitExceededException", message),
             EventsError::Store(_) => {
                 tracing::error!(error = %message, "rules store failed");
-                Refusal { status: StatusCode::INTERNAL_SERVER_ERROR, code: "InternalException", message }
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalException", message)
             }
         }
-    }
-}
-
-impl From<crate::constraints::Refused> for Refusal {
-    fn from(e: crate::constraints::Refused) -> Refusal {
-        Refusal::validation(e.to_string())
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let e = ApiError::new(self.status, self.code, self.message);
-        ApiError { body: BodyShape::AmzJson, ..e }.into_response()
     }
 }
 
@@ -97,7 +77,7 @@ async fn dispatch(State(engine): State<Arc<Engine>>, headers: HeaderMap, body: B
     };
     let bytes = match read_limited(body, MAX_BODY, || ApiError::too_large("Request is too large")).await {
         Ok(b) => b,
-        Err(e) => return Refusal { status: e.status, code: e.code, message: e.message }.into_response(),
+        Err(e) => return json11(e),
     };
     let answer = operate(&engine, op, &bytes).await;
     match answer {
@@ -106,8 +86,13 @@ async fn dispatch(State(engine): State<Arc<Engine>>, headers: HeaderMap, body: B
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
             response
         }
-        Err(refusal) => refusal.into_response(),
+        Err(e) => json11(e),
     }
+}
+
+/// An error in JSON 1.1's shape, `{"__type": CODE, "message": …}`.
+fn json11(e: ApiError) -> Response {
+    ApiError { body: BodyShape::AmzJson, ..e }.into_response()
 }
 
 /// Run operation `op` on its body.
@@ -124,20 +109,20 @@ async fn operate(engine: &Engine, op: &str, bytes: &[u8]) -> Answer {
         "ListTargetsByRule" => list_targets(engine, parse(bytes)?),
         "PutEvents" => put_events(engine, parse(bytes)?).await,
         "TestEventPattern" => test_event_pattern(parse(bytes)?),
-        _ => Err(Refusal::new("UnknownOperationException", format!("Operation {op} is not supported by lambdabox"))),
+        _ => Err(refuse("UnknownOperationException", format!("Operation {op} is not supported by lambdabox"))),
     }
 }
 
 /// A request body of type `T`; an empty body is `{}`.
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Refusal> {
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
-    serde_json::from_slice(bytes).map_err(|e| Refusal::new("SerializationException", e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| refuse("SerializationException", e.to_string()))
 }
 
 /// `Value null at 'FIELD' failed to satisfy constraint: Member must not be null`.
-fn required<'a>(value: &'a Option<String>, field: &str) -> Result<&'a str, Refusal> {
+fn required<'a>(value: &'a Option<String>, field: &str) -> Result<&'a str, ApiError> {
     value.as_deref().ok_or_else(|| {
-        Refusal::validation(format!(
+        ApiError::validation(format!(
             "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
         ))
     })
@@ -165,7 +150,8 @@ fn put_rule(engine: &Engine, b: PutRuleBody) -> Answer {
         .text(&c::RULE_DESCRIPTION, b.description.as_deref())
         .text(&c::EVENTS_ROLE_ARN, b.role_arn.as_deref())
         .text(&c::EVENT_BUS_NAME, b.event_bus_name.as_deref())
-        .finish()?;
+        .finish()
+        .map_err(refused)?;
     engine.bus().check_bus(b.event_bus_name.as_deref())?;
     let arn = engine.bus().put_rule(PutRule {
         name: name.to_owned(),
@@ -191,10 +177,10 @@ fn rule_name<'a>(
     name: &'a Option<String>,
     bus: Option<&str>,
     field: &str,
-) -> Result<&'a str, Refusal> {
+) -> Result<&'a str, ApiError> {
     let name = required(name, field)?;
     let member = if field == "rule" { &c::TARGETS_RULE } else { &c::RULE_NAME };
-    Checks::new().text(member, Some(name)).text(&c::EVENT_BUS_NAME, bus).finish()?;
+    Checks::new().text(member, Some(name)).text(&c::EVENT_BUS_NAME, bus).finish().map_err(refused)?;
     engine.bus().check_bus(bus)?;
     Ok(name)
 }
@@ -251,24 +237,25 @@ struct ListBody {
 }
 
 /// A page's size, checked.
-fn limit(b: &ListBody) -> Result<usize, Refusal> {
+fn limit(b: &ListBody) -> Result<usize, ApiError> {
     Checks::new()
         .number(&c::EVENTS_LIMIT, b.limit)
         .text(&c::EVENTS_NEXT_TOKEN, b.next_token.as_deref())
         .text(&c::EVENT_BUS_NAME, b.event_bus_name.as_deref())
-        .finish()?;
+        .finish()
+        .map_err(refused)?;
     Ok(b.limit.map_or(DEFAULT_LIMIT, |n| n as usize))
 }
 
 /// One page of `all` keyed by `key`, as `(items, NextToken)`.
-fn paged<'a, T>(all: &'a [T], b: &ListBody, key: impl Fn(&T) -> String) -> Result<(&'a [T], Option<String>), Refusal> {
+fn paged<'a, T>(all: &'a [T], b: &ListBody, key: impl Fn(&T) -> String) -> Result<(&'a [T], Option<String>), ApiError> {
     let max = limit(b)?;
     page(all, b.next_token.as_deref(), max, key)
-        .map_err(|_| Refusal::validation("The NextToken is not one this server issued."))
+        .map_err(|_| ApiError::validation("The NextToken is not one this server issued."))
 }
 
 fn list_rules(engine: &Engine, b: ListBody) -> Answer {
-    Checks::new().text(&c::NAME_PREFIX, b.name_prefix.as_deref()).finish()?;
+    Checks::new().text(&c::NAME_PREFIX, b.name_prefix.as_deref()).finish().map_err(refused)?;
     engine.bus().check_bus(b.event_bus_name.as_deref())?;
     let prefix = b.name_prefix.as_deref().unwrap_or("");
     let all: Vec<Arc<Loaded>> = engine.bus().rules().into_iter().filter(|l| l.rule.name.starts_with(prefix)).collect();
@@ -322,7 +309,7 @@ fn put_targets(engine: &Engine, b: PutTargetsBody) -> Answer {
             }
         }
     }
-    checks.finish()?;
+    checks.finish().map_err(refused)?;
     let failed = engine.bus().put_targets(name, targets)?;
     let entries: Vec<Value> =
         failed.iter().map(|f| json!({ "TargetId": f.id, "ErrorCode": f.code, "ErrorMessage": f.message })).collect();
@@ -330,10 +317,10 @@ fn put_targets(engine: &Engine, b: PutTargetsBody) -> Answer {
 }
 
 /// A list of `len` items where the model allows 1 to `max`.
-fn check_count(len: usize, max: usize, field: &str) -> Result<(), Refusal> {
+fn check_count(len: usize, max: usize, field: &str) -> Result<(), ApiError> {
     let bound = if len == 0 { "greater than or equal to 1" } else { &format!("less than or equal to {max}") };
     if len == 0 || len > max {
-        return Err(Refusal::validation(format!(
+        return Err(ApiError::validation(format!(
             "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length {bound}"
         )));
     }
@@ -352,7 +339,7 @@ fn remove_targets(engine: &Engine, b: RemoveTargetsBody) -> Answer {
     let name = rule_name(engine, &b.rule, b.event_bus_name.as_deref(), "rule")?;
     let ids = b.ids.ok_or_else(|| required(&None, "ids").unwrap_err())?;
     check_count(ids.len(), 100, "ids")?;
-    Checks::new().each(&c::REMOVE_TARGET_ID, &ids).finish()?;
+    Checks::new().each(&c::REMOVE_TARGET_ID, &ids).finish().map_err(refused)?;
     engine.bus().remove_targets(name, &ids)?;
     Ok(json!({ "FailedEntryCount": 0, "FailedEntries": [] }))
 }
@@ -386,10 +373,10 @@ async fn put_events(engine: &Engine, b: PutEventsBody) -> Answer {
             checks.item(&c::EVENT_RESOURCE, i + 1, Some(r));
         }
     }
-    checks.finish()?;
+    checks.finish().map_err(refused)?;
     let entries: Vec<NewEntry> = entries.into_iter().map(entry).collect::<Result<_, _>>()?;
     if entries.iter().map(NewEntry::size).sum::<usize>() > MAX_PUT_EVENTS_BYTES {
-        return Err(Refusal::validation("Total size of the entries in the request is over the limit."));
+        return Err(ApiError::validation("Total size of the entries in the request is over the limit."));
     }
     let results = engine.put_events(entries).await;
     let failed = results.iter().filter(|r| matches!(r, EntryResult::Failed { .. })).count();
@@ -403,7 +390,7 @@ async fn put_events(engine: &Engine, b: PutEventsBody) -> Answer {
     Ok(json!({ "FailedEntryCount": failed, "Entries": answers }))
 }
 
-fn entry(e: EntryBody) -> Result<NewEntry, Refusal> {
+fn entry(e: EntryBody) -> Result<NewEntry, ApiError> {
     let time = match &e.time {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => {
@@ -423,8 +410,8 @@ fn entry(e: EntryBody) -> Result<NewEntry, Refusal> {
     })
 }
 
-fn bad_time() -> Refusal {
-    Refusal::new("SerializationException", "Time must be a timestamp (epoch seconds or RFC 3339)")
+fn bad_time() -> ApiError {
+    refuse("SerializationException", "Time must be a timestamp (epoch seconds or RFC 3339)")
 }
 
 #[derive(Debug, Deserialize)]
@@ -440,12 +427,12 @@ const TEST_EVENT_FIELDS: [&str; 6] = ["id", "account", "source", "time", "region
 fn test_event_pattern(b: TestBody) -> Answer {
     let pattern = required(&b.event_pattern, "eventPattern")?;
     let event = required(&b.event, "event")?;
-    Checks::new().text(&c::EVENT_PATTERN, Some(pattern)).finish()?;
+    Checks::new().text(&c::EVENT_PATTERN, Some(pattern)).finish().map_err(refused)?;
     let pattern = EventPattern::parse(pattern).map_err(EventsError::from)?;
     let event: Value = serde_json::from_str(event)
         .ok()
         .filter(|e: &Value| TEST_EVENT_FIELDS.iter().all(|f| e.get(f).is_some()))
-        .ok_or_else(|| Refusal::validation("Parameter Event is not valid."))?;
+        .ok_or_else(|| ApiError::validation("Parameter Event is not valid."))?;
     Ok(json!({ "Result": pattern.matches(&event) }))
 }
 

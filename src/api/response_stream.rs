@@ -16,12 +16,12 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
 use base64::Engine as _;
 
 use super::eventstream::{self, InvokeComplete};
-use super::{invocation_headers, ApiError, ApiResult, InvokeInput};
+use super::{invocation_headers, ApiResult, InvocationType, InvokeInput};
 use crate::engine::{Answer, Engine, InvokeResponse, StreamDone, StreamEvent, StreamedResponse};
 
 /// The content type of a non-streaming function's answer.
@@ -34,19 +34,10 @@ pub(super) async fn invoke(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let input = InvokeInput::read(&name, &q, &headers, body).await?;
-    match input.invocation_type.as_str() {
-        "RequestResponse" => {}
-        "DryRun" => {
-            engine.get_function(&input.function)?;
-            return Ok(StatusCode::NO_CONTENT.into_response());
-        }
-        other => {
-            return Err(ApiError::validation(format!(
-                "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: \
-                 Member must satisfy enum value set: [RequestResponse, DryRun]"
-            )))
-        }
+    use InvocationType::*;
+    let input = InvokeInput::read(&name, &q, &headers, body, &[RequestResponse, DryRun]).await?;
+    if input.invocation_type == DryRun {
+        return input.dry_run(&engine);
     }
     Ok(match engine.invoke_streaming(input.request()).await? {
         Answer::Buffered(out) => buffered(out),

@@ -190,7 +190,39 @@ async fn invoke_with_response_stream_takes_invokes_checks() {
     assert_eq!(dry.status(), StatusCode::NO_CONTENT);
     let event = app.router.clone().oneshot(with_type("Event").unwrap()).await.unwrap();
     assert_eq!(event.status(), StatusCode::BAD_REQUEST, "no asynchronous streams");
+    let body = axum::body::to_bytes(event.into_body(), usize::MAX).await.unwrap();
+    let message = serde_json::from_slice::<Value>(&body).unwrap()["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.ends_with("Member must satisfy enum value set: [RequestResponse, DryRun]"), "{message}");
+    let missing = Request::builder()
+        .method(Method::POST)
+        .uri("/2021-11-15/functions/nope/response-streaming-invocations")
+        .header("x-amz-invocation-type", "DryRun")
+        .body(Body::from("{}"));
+    assert_eq!(app.router.clone().oneshot(missing.unwrap()).await.unwrap().status(), StatusCode::NOT_FOUND);
     assert!(app.fake.calls().is_empty(), "refused before any container starts");
+}
+
+#[tokio::test]
+async fn invoke_names_the_invocation_types_it_takes() {
+    let app = app();
+    assert_eq!(app.create("f", json!({})).await.0, StatusCode::CREATED);
+    let request = |name: &str, kind: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("/2015-03-31/functions/{name}/invocations"))
+            .header("x-amz-invocation-type", kind)
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    let bogus = app.router.clone().oneshot(request("f", "Later")).await.unwrap();
+    assert_eq!(bogus.status(), StatusCode::BAD_REQUEST);
+    let body = axum::body::to_bytes(bogus.into_body(), usize::MAX).await.unwrap();
+    let message = serde_json::from_slice::<Value>(&body).unwrap()["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("Value 'Later' at 'invocationType'"), "{message}");
+    assert!(message.ends_with("Member must satisfy enum value set: [Event, RequestResponse, DryRun]"), "{message}");
+    assert_eq!(app.router.clone().oneshot(request("f", "DryRun")).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.router.clone().oneshot(request("nope", "DryRun")).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert!(app.fake.calls().is_empty(), "no container for a dry run");
 }
 
 #[tokio::test]

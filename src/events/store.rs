@@ -37,13 +37,7 @@ impl RuleStore {
     /// Open (creating) `rules.db` under `data_dir` and load every rule.
     pub fn open(data_dir: &Path) -> Result<RuleStore, RuleStoreError> {
         crate::private::dir(data_dir)?;
-        let path = data_dir.join("rules.db");
-        // Targets carry callers' inputs: private like the other stores.
-        crate::private::touch(&path)?;
-        let db = Connection::open(&path)?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")?;
-        let found: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let (db, found) = crate::store::sqlite::open::<RuleStoreError>(&data_dir.join("rules.db"))?;
         if found > SCHEMA_VERSION {
             return Err(RuleStoreError::NewerSchema(found));
         }

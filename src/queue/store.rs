@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{mpsc, Arc, RwLock};
-use std::time::Duration;
 
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -150,14 +149,8 @@ impl QueueStore {
         data_dir: &Path,
         tune: impl FnOnce(&Connection) -> rusqlite::Result<()>,
     ) -> Result<QueueStore, QueueStoreError> {
-        let path = data_dir.join("events.db");
-        // Events carry callers' payloads: private like the function store.
-        crate::private::touch(&path)?;
-        let db = Connection::open(&path)?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")?;
-        db.busy_timeout(Duration::from_secs(5))?;
-        migrate(&db)?;
+        let (db, found) = crate::store::sqlite::open::<QueueStoreError>(&data_dir.join("events.db"))?;
+        migrate(&db, found)?;
         tune(&db)?;
         let configs = invoke_config::load(&db)?.into_iter().map(|e| ((e.function, e.qualifier), e.config)).collect();
         let (ops, rx) = mpsc::channel();
@@ -283,8 +276,7 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn migrate(db: &Connection) -> Result<(), QueueStoreError> {
-    let found: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+fn migrate(db: &Connection, found: i64) -> Result<(), QueueStoreError> {
     if found > SCHEMA_VERSION {
         return Err(QueueStoreError::NewerSchema(found));
     }
