@@ -428,14 +428,25 @@ impl Pool {
         })
     }
 
-    /// Remove containers an earlier run from this data directory left behind.
-    pub async fn remove_leftovers(&self) -> Result<usize, PoolError> {
+    /// Remove containers an earlier run from this data directory left
+    /// behind (a controller killed with hundreds of containers): listed now,
+    /// before this run starts any, so nothing of its own can be among them;
+    /// removed in the background, so start-up does not wait for the engine
+    /// to delete them one by one. They serve nothing meanwhile: their
+    /// control sockets went with the run that made them. Answers how many.
+    pub async fn remove_leftovers(&self) -> Result<JoinHandle<usize>, PoolError> {
         let ids = self.inner.backend.list_labelled(labels::HOME, &self.inner.config.home).await?;
         let ours = self.state().docker_ids();
         let stale: Vec<String> = ids.into_iter().filter(|id| !ours.contains(id)).collect();
-        let count = stale.len();
-        futures_util::future::join_all(stale.into_iter().map(|id| self.inner.backend.remove(id))).await;
-        Ok(count)
+        let backend = self.inner.backend.clone();
+        Ok(tokio::spawn(async move {
+            let count = stale.len();
+            let failed = remove_all(&*backend, stale).await.len();
+            if count > 0 {
+                tracing::info!(removed = count - failed, failed, "removed containers left by an earlier run");
+            }
+            count
+        }))
     }
 
     /// A container for one invocation of `launch.function`: an idle warm one,
@@ -630,11 +641,8 @@ impl Pool {
         }
         ids.sort();
         ids.dedup();
-        let removals = ids.into_iter().map(|id| self.inner.backend.remove(id));
-        for result in futures_util::future::join_all(removals).await {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "could not remove container at shutdown");
-            }
+        for (id, e) in remove_all(&*self.inner.backend, ids).await {
+            tracing::warn!(container = %id, error = %e, "could not remove container at shutdown");
         }
         let _ = std::fs::remove_dir_all(&self.inner.config.run_dir);
     }
@@ -895,6 +903,23 @@ impl Pool {
             foreign_image: false,
         }
     }
+}
+
+/// Removals in flight at once when many containers go together (shutdown,
+/// an earlier run's leftovers). The engine deletes containers mostly one
+/// at a time: hundreds asked at once would wait past its call timeout.
+const REMOVE_CONCURRENCY: usize = 8;
+
+/// Remove every container of `ids`, [`REMOVE_CONCURRENCY`] at a time;
+/// the ones that could not be removed, with why.
+async fn remove_all(backend: &dyn Backend, ids: Vec<String>) -> Vec<(String, BackendError)> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(ids)
+        .map(|id| async move { (id.clone(), backend.remove(id).await) })
+        .buffer_unordered(REMOVE_CONCURRENCY)
+        .filter_map(|(id, result)| async move { result.err().map(|e| (id, e)) })
+        .collect()
+        .await
 }
 
 /// Create `dir` readable by the sandbox user, which will find a function's

@@ -198,10 +198,8 @@ impl Controller {
             },
             logs.clone(),
         );
-        let removed = pool.remove_leftovers().await?;
-        if removed > 0 {
-            tracing::info!(removed, "removed containers left by an earlier run");
-        }
+        // Not awaited: the removal logs what it did once done.
+        drop(pool.remove_leftovers().await?);
         let images = Arc::new(Images::new(docker));
         tracing::info!(
             data_dir = %config.data_dir.display(),

@@ -60,7 +60,9 @@ pub struct Controller {
     api: Client,
     /// The function URL listener, `http://127.0.0.1:PORT`, when it announced one.
     url_listener: Option<String>,
-    _data_dir: tempfile::TempDir,
+    /// The data directory, removed with the controller when it is a
+    /// temporary one of its own.
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 /// Does `lambdabox serve --help` list `flag`?
@@ -78,11 +80,24 @@ impl Controller {
     pub async fn start(bin: &Path, extra: &[String], log: &Path) -> Result<Controller, ControllerError> {
         // Short path: the controller puts unix sockets under it.
         let data_dir = tempfile::Builder::new().prefix("lbx-bench").tempdir_in("/tmp")?;
+        let path = data_dir.path().to_owned();
+        Controller::start_in(bin, &path, Some(data_dir), extra, log).await
+    }
+
+    /// [`Controller::start`] on the data directory `dir` (another
+    /// controller's, to restart it), kept alive by `owned` if given.
+    pub async fn start_in(
+        bin: &Path,
+        dir: &Path,
+        owned: Option<tempfile::TempDir>,
+        extra: &[String],
+        log: &Path,
+    ) -> Result<Controller, ControllerError> {
         let log_file = std::fs::File::create(log)?;
         let mut child = Command::new(bin)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--url-listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
+            .arg(dir)
             .args(["--drain-timeout", "10"])
             .args(extra)
             // It generates its key pair in the data directory, read below.
@@ -120,9 +135,9 @@ impl Controller {
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let http = reqwest::Client::builder().no_proxy().timeout(API_TIMEOUT).build().expect("plain client");
-        let key = lambdabox::auth::keyfile::read(data_dir.path())?;
+        let key = lambdabox::auth::keyfile::read(dir)?;
         let api = Client::new(http, &endpoint, key);
-        Ok(Controller { child, pid, api, url_listener, _data_dir: data_dir })
+        Ok(Controller { child, pid, api, url_listener, _data_dir: owned })
     }
 
     pub fn pid(&self) -> u32 {
@@ -206,6 +221,22 @@ impl Controller {
         Ok(list["Containers"].as_array().map_or(0, Vec::len))
     }
 
+    /// Docker ids of the containers the controller holds.
+    pub async fn docker_ids(&self) -> Result<Vec<String>, ControllerError> {
+        let list = self.call("list containers".into(), self.api.containers()).await?;
+        let listed = list["Containers"].as_array().into_iter().flatten();
+        Ok(listed.filter_map(|c| c["docker_id"].as_str().map(str::to_owned)).collect())
+    }
+
+    /// One page of ListFunctions.
+    pub async fn list_functions(&self, max: usize, marker: Option<&str>) -> Result<serde_json::Value, ControllerError> {
+        let mut path = format!("/2015-03-31/functions/?MaxItems={max}");
+        if let Some(m) = marker {
+            path.push_str(&format!("&Marker={m}"));
+        }
+        self.call("ListFunctions".into(), self.api.get(&path)).await
+    }
+
     /// The controller's resident memory, in KiB.
     pub fn rss_kib(&self) -> Result<u64, ControllerError> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
@@ -215,6 +246,13 @@ impl Controller {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .ok_or_else(|| ControllerError::Proc { pid: self.pid, source: std::io::ErrorKind::InvalidData.into() })
+    }
+
+    /// SIGKILL: a crash. Its containers stay behind for the next
+    /// controller on its data directory to clear.
+    pub async fn kill(mut self) -> Result<(), ControllerError> {
+        self.child.kill().await?;
+        Ok(())
     }
 
     /// SIGTERM, then wait for it to drain and remove its containers; SIGKILL

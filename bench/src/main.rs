@@ -42,6 +42,7 @@ mod load;
 mod report;
 mod rie;
 mod runtimes;
+mod scale;
 mod urls;
 
 use std::path::PathBuf;
@@ -95,6 +96,7 @@ enum Section {
     Urls,
     Cpu,
     Burst,
+    Scale,
 }
 
 /// Counts and durations of one mode.
@@ -187,6 +189,17 @@ impl Ctx {
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let log = self.out.join(format!("{name}.log"));
         let c = Controller::start(&self.lambdabox, &args, &log).await?;
+        self.pids.lock().expect("pid list").push(c.pid());
+        step!("lambdabox {name} (pid {}) ready; its log: {}", c.pid(), log.display());
+        Ok(c)
+    }
+
+    /// A controller on data directory `dir` with `extra` arguments alone
+    /// (the caller picks its memory budget).
+    async fn controller_in(&self, name: &str, dir: &std::path::Path, extra: &[&str]) -> Result<Controller> {
+        let args: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let log = self.out.join(format!("{name}.log"));
+        let c = Controller::start_in(&self.lambdabox, dir, None, &args, &log).await?;
         self.pids.lock().expect("pid list").push(c.pid());
         step!("lambdabox {name} (pid {}) ready; its log: {}", c.pid(), log.display());
         Ok(c)
@@ -321,6 +334,9 @@ async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Resu
             drop(cpu::measure(plan, ctx, latency, &client).await?);
         }
         Section::Burst => drop(burst::measure(ctx, &rie_spec(args)?, &client).await?),
+        Section::Scale => {
+            scale::measure(plan, ctx, &client).await?;
+        }
     }
     Ok(())
 }
@@ -372,6 +388,13 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
         Maybe::NotAvailable { reason: "skipped in --quick".into() }
     };
 
+    let scale = if plan.hundred_functions {
+        step!("scale: {} functions, {} warm containers", scale::FUNCTIONS, scale::WARM);
+        Maybe::Measured { value: scale::measure(plan, ctx, &client).await? }
+    } else {
+        Maybe::NotAvailable { reason: "skipped in --quick; --only scale runs it".into() }
+    };
+
     Ok(Results {
         settings: Settings {
             mode: plan.mode,
@@ -401,6 +424,7 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
         urls,
         cpu,
         burst,
+        scale,
         duration_seconds: began.elapsed().as_secs_f64(),
     })
 }

@@ -13,6 +13,7 @@ pub use crate::burst::BurstResults;
 pub use crate::cpu::CpuResults;
 use crate::load::{Latency, Percentiles, Throughput};
 pub use crate::runtimes::RuntimeCold;
+pub use crate::scale::ScaleResults;
 pub use crate::urls::UrlResults;
 
 /// Cold starts: each sample is the time from the request that forces a new
@@ -103,6 +104,8 @@ pub struct Results {
     pub cpu: CpuResults,
     /// 64 concurrent first invocations, against 64 containers started at once.
     pub burst: BurstResults,
+    /// 1,000 functions and 200 warm containers on one controller.
+    pub scale: Maybe<ScaleResults>,
     pub duration_seconds: f64,
 }
 
@@ -250,7 +253,74 @@ fn rows(r: &Results) -> Vec<Row> {
         target: None,
         note: if rss.is_some_and(|v| v > 50.0) { format!("{note} (NOT met)") } else { note },
     });
+    rows.extend(scale_rows(&r.scale));
     rows
+}
+
+/// A figure held against a fixed bound rather than a baseline.
+fn bounded(label: String, value: Option<f64>, at_most: f64, unit: &str, note: String) -> Row {
+    let met = value.map(|v| if v <= at_most { "" } else { " (NOT met)" }).unwrap_or_default();
+    let sep = if note.is_empty() { "" } else { "; " };
+    Row {
+        label,
+        ours: value,
+        base: None,
+        base_label: "",
+        target: None,
+        note: format!("{note}{sep}target <= {at_most} {unit}{met}"),
+    }
+}
+
+/// The scale rows: one function's warm p50 among 1,000 against alone, and
+/// fixed bounds on listing, memory and restart.
+fn scale_rows(s: &Maybe<ScaleResults>) -> Vec<Row> {
+    let s = match s {
+        Maybe::Measured { value } => value,
+        Maybe::NotAvailable { reason } => {
+            return vec![Row {
+                label: format!("warm p50 among {} fns (ms)", crate::scale::FUNCTIONS),
+                ours: None,
+                base: None,
+                base_label: "",
+                target: None,
+                note: format!("n/a ({reason})"),
+            }]
+        }
+    };
+    let containers = format!("{} functions, {} containers", s.functions, s.warm_containers);
+    vec![
+        Row {
+            label: format!("warm p50 among {} fns (ms)", s.functions),
+            ours: Some(s.among_many.p50_ms),
+            base: Some(s.alone.p50_ms),
+            base_label: "1 fn",
+            target: Some(Target::AtMost(1.2)),
+            note: format!("{} warm containers", s.warm_containers),
+        },
+        bounded(
+            "ListFunctions, all pages (ms)".into(),
+            Some(s.list_all_pages_ms),
+            200.0,
+            "ms",
+            format!("{} pages", s.pages),
+        ),
+        bounded(format!("controller RSS, {} fns (MB)", s.functions), Some(s.rss_mb), 100.0, "MB", containers),
+        bounded(
+            "restart to ready, after a crash (ms)".into(),
+            Some(s.restart_to_ready_ms),
+            2000.0,
+            "ms",
+            format!("leftovers removed in the background in {:.1} s", s.leftovers_cleared_s),
+        ),
+        Row {
+            label: "idle warm container, host memory (MB)".into(),
+            ours: s.container_memory_mb,
+            base: None,
+            base_label: "",
+            target: None,
+            note: format!("{} MB anonymous; controller {} descriptors", num(s.container_anon_mb), s.open_descriptors),
+        },
+    ]
 }
 
 /// The asynchronous rows: acceptance and the 202's p99 against fixed
@@ -621,6 +691,22 @@ mod tests {
                 lambdabox_containers: 64,
                 container_per_call: burst(4000.0),
             },
+            scale: Maybe::Measured {
+                value: ScaleResults {
+                    functions: 1000,
+                    warm_containers: 200,
+                    alone: latency(1).percentiles.unwrap(),
+                    among_many: latency(1).percentiles.unwrap(),
+                    list_all_pages_ms: 250.0,
+                    pages: 20,
+                    rss_mb: 30.0,
+                    open_descriptors: 1000,
+                    container_memory_mb: Some(6.5),
+                    container_anon_mb: Some(5.9),
+                    restart_to_ready_ms: 40.0,
+                    leftovers_cleared_s: 12.0,
+                },
+            },
             duration_seconds: 3.0,
         };
         let t = table(&r);
@@ -638,6 +724,11 @@ mod tests {
         assert!(cpu.contains("0.99") && cpu.contains("1 +/- 0.20") && cpu.contains("yes"), "{t}");
         let burst = line("| burst 64 first calls, last (ms)");
         assert!(burst.contains("0.25") && burst.contains("<= 0.50") && burst.contains("yes"), "{t}");
+        let among = line("| warm p50 among 1000 fns (ms)");
+        assert!(among.contains("1.00") && among.contains("<= 1.20") && among.contains("yes"), "{t}");
+        let listing = line("| ListFunctions, all pages (ms)");
+        assert!(listing.contains("target <= 200 ms (NOT met)"), "250 ms is over: {t}");
+        assert!(line("| restart to ready, after a crash").contains("target <= 2000 ms") && !t.contains("2000 ms (NOT"));
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains(r#""status":"not_available""#), "{json}");
     }

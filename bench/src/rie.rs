@@ -122,6 +122,13 @@ impl Rie {
         bounded("container remove", self.docker.remove_container(id, Some(options))).await
     }
 
+    /// How many containers, running or not, carry `label` (`key=value`).
+    pub async fn count_labelled(&self, label: &str) -> Result<usize, RieError> {
+        let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        Ok(bounded("container list", self.docker.list_containers(Some(options))).await?.len())
+    }
+
     /// Force-remove every container of this run; returns how many there were.
     pub async fn remove_all(&self) -> Result<usize, RieError> {
         let filters = HashMap::from([("label".to_owned(), vec![format!("{RUN_LABEL}={}", self.run_id)])]);

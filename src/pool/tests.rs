@@ -370,11 +370,26 @@ async fn shutdown_waits_for_a_container_being_created_and_removes_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn start_up_does_not_wait_for_leftovers_to_be_removed() {
+    let h = harness(|_| {});
+    for i in 0..200 {
+        h.fake.add_leftover(&format!("old{i}"), HashMap::from([(labels::HOME.to_owned(), "home".to_owned())]));
+    }
+    h.fake.hang(Op::Remove);
+    let removal = h.pool.remove_leftovers().await.unwrap();
+    let served = h.pool.acquire(&h.launch("f", 128), Wait::Queue).await.unwrap();
+    assert_eq!(served.container().function, "f", "served while the engine is still deleting");
+    assert!(!removal.is_finished());
+    h.fake.heal(Op::Remove);
+    removal.abort();
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_removes_every_container_and_leftovers_are_cleared() {
     let h = harness(|_| {});
     h.fake.add_leftover("old1", HashMap::from([(labels::HOME.to_owned(), "home".to_owned())]));
     h.fake.add_leftover("other", HashMap::from([(labels::HOME.to_owned(), "elsewhere".to_owned())]));
-    assert_eq!(h.pool.remove_leftovers().await.unwrap(), 1);
+    assert_eq!(h.pool.remove_leftovers().await.unwrap().await.unwrap(), 1);
     assert_eq!(h.removed(), ["old1"]);
     let busy = h.pool.acquire(&h.launch("f", 128), Wait::Queue).await.unwrap();
     let idle = h.pool.acquire(&h.launch("g", 128), Wait::Queue).await.unwrap();
