@@ -190,7 +190,7 @@ impl<W: Write> Encoder<W> {
 
 /// Reads an archive entry by entry. After a [`Entry::File`], read its
 /// content with [`Decoder::content`] (what is left unread is skipped by the
-/// next [`Decoder::next`]).
+/// next [`Decoder::next_entry`]).
 #[derive(Debug)]
 pub struct Decoder<R: Read> {
     input: R,
@@ -212,7 +212,7 @@ impl<R: Read> Decoder<R> {
         Ok(Decoder { input, limits, entries: 0, bytes: 0, unread: 0, ended: false })
     }
 
-    pub fn next(&mut self) -> Result<Entry, ArchiveError> {
+    pub fn next_entry(&mut self) -> Result<Entry, ArchiveError> {
         if self.ended {
             return Ok(Entry::End);
         }
@@ -252,7 +252,7 @@ impl<R: Read> Decoder<R> {
         }
     }
 
-    /// The content of the file [`Decoder::next`] just returned.
+    /// The content of the file [`Decoder::next_entry`] just returned.
     pub fn content(&mut self) -> impl Read + '_ {
         let size = std::mem::take(&mut self.unread);
         (&mut self.input).take(size)
@@ -301,14 +301,14 @@ mod tests {
     fn archives_round_trip() {
         let bytes = sample();
         let mut d = Decoder::new(&bytes[..], Limits::default()).unwrap();
-        assert_eq!(d.next().unwrap(), Entry::Dir { path: "pkg".into(), mode: 0o755 });
-        assert_eq!(d.next().unwrap(), Entry::File { path: "pkg/app.py".into(), mode: 0o644, size: 5 });
+        assert_eq!(d.next_entry().unwrap(), Entry::Dir { path: "pkg".into(), mode: 0o755 });
+        assert_eq!(d.next_entry().unwrap(), Entry::File { path: "pkg/app.py".into(), mode: 0o644, size: 5 });
         let mut content = String::new();
         d.content().read_to_string(&mut content).unwrap();
         assert_eq!(content, "hello");
-        assert_eq!(d.next().unwrap(), Entry::Symlink { path: "pkg/link.py".into(), target: "app.py".into() });
-        assert!(matches!(d.next().unwrap(), Entry::File { size: 0, .. }));
-        assert_eq!(d.next().unwrap(), Entry::End);
+        assert_eq!(d.next_entry().unwrap(), Entry::Symlink { path: "pkg/link.py".into(), target: "app.py".into() });
+        assert!(matches!(d.next_entry().unwrap(), Entry::File { size: 0, .. }));
+        assert_eq!(d.next_entry().unwrap(), Entry::End);
         assert!(d.into_inner().is_empty());
     }
 
@@ -316,9 +316,9 @@ mod tests {
     fn unread_content_is_skipped() {
         let bytes = sample();
         let mut d = Decoder::new(&bytes[..], Limits::default()).unwrap();
-        d.next().unwrap();
-        d.next().unwrap();
-        assert!(matches!(d.next().unwrap(), Entry::Symlink { .. }));
+        d.next_entry().unwrap();
+        d.next_entry().unwrap();
+        assert!(matches!(d.next_entry().unwrap(), Entry::Symlink { .. }));
     }
 
     #[test]
@@ -347,7 +347,7 @@ mod tests {
             b.extend_from_slice(tail);
             b
         };
-        let first = |bytes: Vec<u8>| Decoder::new(&bytes[..], Limits::default()).and_then(|mut d| d.next());
+        let first = |bytes: Vec<u8>| Decoder::new(&bytes[..], Limits::default()).and_then(|mut d| d.next_entry());
         assert!(matches!(first(entry(b'b', "dev", &[])), Err(ArchiveError::UnknownKind(b'b'))), "no devices");
         assert!(matches!(first(entry(FILE, "../x", &[0; 8])), Err(ArchiveError::BadPath(_))));
         assert!(matches!(first(entry(FILE, "/x", &[0; 8])), Err(ArchiveError::BadPath(_))));
@@ -362,8 +362,8 @@ mod tests {
             many.extend_from_slice(&entry(DIR, &format!("d{i}"), &[])[MAGIC.len()..]);
         }
         let mut d = Decoder::new(&many[..], Limits { max_entries: 2, max_bytes: 10 }).unwrap();
-        d.next().unwrap();
-        d.next().unwrap();
-        assert!(matches!(d.next(), Err(ArchiveError::TooManyEntries)));
+        d.next_entry().unwrap();
+        d.next_entry().unwrap();
+        assert!(matches!(d.next_entry(), Err(ArchiveError::TooManyEntries)));
     }
 }
