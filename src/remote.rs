@@ -35,10 +35,11 @@ pub use code::CodeShelf;
 /// Where a unix-socket hub appears inside containers.
 pub const SOCKET_TARGET: &str = "/lambdabox/controller.sock";
 /// How long a new connection may take to say who it is.
-const HELLO_TIME: Duration = Duration::from_secs(10);
-/// Connections that have not said who they are yet, at most: guessing
-/// clients cannot make us hold more.
-const UNIDENTIFIED_MAX: usize = 64;
+const HELLO_TIME: Duration = Duration::from_secs(5);
+/// Connections that have not said who they are yet, at most: guessing or
+/// idle clients cannot make us hold more. Over it, accepting waits (the
+/// kernel's backlog holds newcomers) rather than dropping anyone.
+const UNIDENTIFIED_MAX: usize = 256;
 
 /// Any byte stream a container reached us on.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug + 'static {}
@@ -218,14 +219,14 @@ impl Acceptor {
     }
 }
 
-/// The unix socket containers dial. Reachable by anyone who can see it:
-/// the token is what admits a container, as over TCP. On the host it sits
-/// in the controller's private run folder.
+/// The unix socket containers dial: the controller's user's alone, so in
+/// a container only init (root, or holding DAC_OVERRIDE until the function
+/// starts) can connect, never the function's user. The token still decides.
 fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(path);
     let listener = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
 
@@ -241,10 +242,7 @@ async fn accept_loop(hub: std::sync::Weak<Hub>, acceptor: Acceptor) {
             }
         };
         let Some(hub) = hub.upgrade() else { return };
-        let Ok(permit) = unidentified.clone().try_acquire_owned() else {
-            tracing::warn!("too many remote connections that have not said who they are; dropping one");
-            continue;
-        };
+        let Ok(permit) = unidentified.clone().acquire_owned().await else { return };
         tokio::spawn(async move {
             let hello = tokio::time::timeout(HELLO_TIME, first_hello(conn)).await;
             drop(permit);

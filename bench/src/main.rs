@@ -42,6 +42,7 @@ mod load;
 mod report;
 mod rie;
 mod runtimes;
+mod transport;
 mod urls;
 
 use std::path::PathBuf;
@@ -95,6 +96,8 @@ enum Section {
     Urls,
     Cpu,
     Burst,
+    /// Warm latency on the local and the remote transport.
+    Transport,
 }
 
 /// Counts and durations of one mode.
@@ -321,6 +324,7 @@ async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Resu
             drop(cpu::measure(plan, ctx, latency, &client).await?);
         }
         Section::Burst => drop(burst::measure(ctx, &rie_spec(args)?, &client).await?),
+        Section::Transport => drop(transport::measure(plan, ctx, args.memory_mb, &client).await?),
     }
     Ok(())
 }

@@ -155,3 +155,40 @@ async fn a_container_killed_mid_invocation_fails_the_caller_and_is_replaced() {
     assert!(started.elapsed() < Duration::from_secs(45), "the caller did not wait for the handler's 50 s");
     assert_eq!(server.invoke("victim", r#"{"seconds":0}"#).await.2, json!("woke"), "a new container serves");
 }
+
+/// What the function itself can reach of the transport: nothing. Its
+/// environment has no token, init's is not readable, the controller's
+/// socket refuses its user, and the fetched code is not writable.
+#[tokio::test]
+async fn the_function_cannot_use_the_transport_itself() {
+    let server = remote_server(&[]);
+    let probe = r#"
+import os, socket
+def handler(event, context):
+    out = {"env": sorted(k for k in os.environ if k.startswith("LAMBDABOX"))}
+    try:
+        open("/proc/1/environ", "rb").read()
+        out["init_env"] = "readable"
+    except OSError as e:
+        out["init_env"] = type(e).__name__
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect("/lambdabox/controller.sock")
+        out["socket"] = "connected"
+    except OSError as e:
+        out["socket"] = type(e).__name__
+    try:
+        open("/var/task/new.py", "w")
+        out["code"] = "writable"
+    except OSError as e:
+        out["code"] = type(e).__name__
+    return out
+"#;
+    server.deploy_files("probe", "app.handler", &[("app.py", probe)], json!({})).await;
+    let (status, _, out) = server.invoke("probe", "{}").await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        out,
+        json!({"env": [], "init_env": "PermissionError", "socket": "PermissionError", "code": "PermissionError"})
+    );
+}

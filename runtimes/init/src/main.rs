@@ -85,16 +85,6 @@ fn main() {
         Err(e) => fail(&format!("cannot listen on {RUNTIME_API_ADDR}: {e}"), 1),
     };
     let channel = open_channel();
-    let user = env::var(vars::SANDBOX_USER).ok().map(|spec| {
-        let user =
-            User::parse(&spec).unwrap_or_else(|| fail(&format!("{}={spec}: expected uid:gid", vars::SANDBOX_USER), 1));
-        // The control socket is open: nothing else needs more than the user switch.
-        if let Err(e) = sandbox::keep_only_user_switch() {
-            fail(&format!("dropping capabilities: {e}"), 1)
-        }
-        user
-    });
-
     // A generic (prewarmed) container waits here until it is given a function.
     let specialized = match (&channel, env::var_os(vars::GENERIC)) {
         (Some(c), Some(_)) => match c.wait_specialization() {
@@ -103,6 +93,18 @@ fn main() {
         },
         _ => None,
     };
+    let user = env::var(vars::SANDBOX_USER).ok().map(|spec| {
+        let user =
+            User::parse(&spec).unwrap_or_else(|| fail(&format!("{}={spec}: expected uid:gid", vars::SANDBOX_USER), 1));
+        // The way to the controller is open (and, in a generic container, the
+        // code fetched: no function code ran yet): nothing else needs more
+        // than the user switch.
+        if let Err(e) = sandbox::keep_only_user_switch() {
+            fail(&format!("dropping capabilities: {e}"), 1)
+        }
+        user
+    });
+
     let (given, extra_env) = match specialized {
         Some(s) => (Some(s.bootstrap.into_iter().map(OsString::from_vec).collect()), s.env),
         None => (None, Vec::new()),
