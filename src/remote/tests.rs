@@ -177,6 +177,13 @@ async fn oversized_unknown_and_misplaced_frames_end_the_session() {
 }
 
 #[test]
+fn listen_addresses_parse() {
+    assert_eq!("unix:/run/x.sock".parse::<Listen>(), Ok(Listen::Unix("/run/x.sock".into())));
+    assert_eq!("10.0.0.1:7000".parse::<Listen>(), Ok(Listen::Tcp("10.0.0.1:7000".parse().unwrap())));
+    assert!("unix:relative".parse::<Listen>().is_err() && "nowhere".parse::<Listen>().is_err());
+}
+
+#[test]
 fn secrets_compare_whole() {
     assert!(same_secret("abcd", "abcd"));
     assert!(!same_secret("abcd", "abce") && !same_secret("abcd", "abc") && !same_secret("", "a"));

@@ -14,7 +14,10 @@ use common::{containers, eventually, Server};
 use serde_json::json;
 
 fn remote_server(extra: &[&str]) -> Server {
-    let mut flags = vec!["--transport", "remote", "--network", "none"];
+    let mut flags = vec!["--transport", "remote"];
+    if !extra.contains(&"--network") {
+        flags.extend(["--network", "none"]);
+    }
     flags.extend_from_slice(extra);
     Server::start_with(&flags)
 }
@@ -75,6 +78,27 @@ async fn echo_logs_and_errors_over_the_remote_transport() {
     assert!(eventually(Duration::from_secs(20), || async { server.logs("logs").await.contains("stdout bye\n") }).await);
     let (_, body, _) = server.invoke_tail("logs", r#"{"marker":"again"}"#).await;
     assert_eq!(body, json!({"logged": "again"}), "a new container serves after a crash");
+}
+
+/// The gateway address of Docker's default bridge: the host as its
+/// containers see it (traffic on it stays on this machine).
+async fn bridge_gateway() -> String {
+    let bridge = common::docker().await.inspect_network("bridge", None).await.unwrap();
+    let configs = bridge.ipam.and_then(|i| i.config).unwrap_or_default();
+    configs.into_iter().find_map(|c| c.gateway).expect("the bridge network has a gateway")
+}
+
+/// The same over TCP, as a Kubernetes pod dials the controller.
+#[tokio::test]
+async fn the_transport_also_runs_over_tcp() {
+    let listen = format!("{}:0", bridge_gateway().await);
+    let server = remote_server(&["--remote-listen", &listen, "--network", "bridge"]);
+    server.deploy("tcp-echo", "app.logs", json!({})).await;
+    let (_, body, tail) = server.invoke_tail("tcp-echo", r#"{"marker":"over-tcp"}"#).await;
+    assert_eq!(body, json!({"logged": "over-tcp"}));
+    assert!(tail.contains("stdout over-tcp\n"), "{tail}");
+    let targets: Vec<String> = mounts(&server.home(), "tcp-echo").await.into_iter().map(|(t, _)| t).collect();
+    assert!(!targets.iter().any(|t| t.starts_with("/lambdabox/") && t != "/lambdabox/init"), "{targets:?}");
 }
 
 #[tokio::test]
