@@ -35,6 +35,14 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     pub labels: HashMap<String, String>,
     pub mounts: Vec<BindMount>,
+    /// Code the container gets without a shared file system (the remote
+    /// transport): each a folder, filled by lambdabox-init from the
+    /// controller before anything runs. How is the backend's business: a
+    /// private writable place at `target` (Docker: a tmpfs; Kubernetes: an
+    /// emptyDir) and, for those with a digest, a fetch into it
+    /// (`lambdabox-init fetch`, or init itself told by
+    /// [`lambdabox_protocol::env::FETCH`]).
+    pub code: Vec<CodeMount>,
     pub memory_mb: u32,
     /// Its CPU weight or cap from creation, if any ([`crate::pool::cpu`]).
     pub cpu: Option<CpuSetting>,
@@ -88,6 +96,28 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// A folder of code in the container, fetched rather than mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeMount {
+    /// Where, in the container (`/var/task`, `/opt`).
+    pub target: String,
+    /// The archive's SHA-256 to fetch there; `None` leaves it empty for
+    /// init to fill when it is specialized (a prewarmed container).
+    pub digest: Option<String>,
+}
+
+/// How a backend's containers reach the controller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// A control socket folder bind-mounted in, descriptors handed over,
+    /// code bind-mounted: one host.
+    #[default]
+    Local,
+    /// init dials the controller's hub and everything travels over that
+    /// connection ([`crate::remote`]), code included.
+    Remote,
+}
+
 /// How a container ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitInfo {
@@ -127,4 +157,8 @@ pub trait Backend: Send + Sync + Debug {
     /// host lets us read it cheaply (no engine round trip: this is on every
     /// invocation's `REPORT` line).
     fn peak_memory_bytes(&self, id: &str) -> Option<u64>;
+    /// How its containers reach the controller.
+    fn transport(&self) -> Transport {
+        Transport::Local
+    }
 }

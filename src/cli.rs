@@ -212,10 +212,29 @@ pub struct ServeArgs {
     /// minute)` fires every second). Kept across restarts of one data directory.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub schedule_clock_scale: u32,
+    /// How function containers reach the controller: `local` (a socket
+    /// folder and bind-mounted code; the fast default) or `remote` (init
+    /// dials the controller and fetches its code, as on hosts that share
+    /// nothing with it; a test and diagnostic mode on Docker).
+    #[arg(long, value_name = "local|remote", default_value = "local", value_parser = parse_transport)]
+    pub transport: crate::backend::Transport,
+    /// Where the remote transport listens: `HOST:PORT`, or `unix:/path`
+    /// (default with `--transport remote`: a unix socket in the run folder,
+    /// bind-mounted into each container).
+    #[arg(long, value_name = "ADDR")]
+    pub remote_listen: Option<crate::remote::Listen>,
     /// Threads serving the APIs (default: half the CPUs, at least one; the
     /// rest are left to the functions, whose runtimes do the heavy work).
     #[arg(long, value_name = "N", env = "LAMBDABOX_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
+}
+
+fn parse_transport(s: &str) -> Result<crate::backend::Transport, String> {
+    match s {
+        "local" => Ok(crate::backend::Transport::Local),
+        "remote" => Ok(crate::backend::Transport::Remote),
+        _ => Err("expected local or remote".into()),
+    }
 }
 
 /// `--url-listen`: an address, or `off` for no function URL listener.

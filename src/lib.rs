@@ -28,6 +28,11 @@
 //!   wire is the `lambdabox-protocol` crate shared with lambdabox-init),
 //!   one [`runtime_api::Mailbox`] per container, and streamed responses
 //!   passed on chunk by chunk ([`runtime_api::stream`]).
+//! - [`remote`]: the remote transport, for containers on hosts that share
+//!   nothing with the controller: one connection each dials out, carrying
+//!   its Runtime API connections, log, exit and specialization
+//!   ([`remote::session`]), and content-addressed code it fetches
+//!   ([`remote::code`]).
 //! - [`pool`]: warm containers per function, started on demand; init
 //!   deadlines, CPU caps, TTLs, LRU eviction, prewarmed generic containers.
 //! - [`logs`]: what functions print, framed by `START`/`END`/`REPORT`, kept
@@ -77,6 +82,7 @@ pub mod pool;
 pub mod private;
 pub mod project;
 pub mod queue;
+pub mod remote;
 pub mod runtime_api;
 pub mod server;
 pub mod store;

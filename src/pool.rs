@@ -33,12 +33,16 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::arn::Realm;
-use crate::backend::{Backend, BackendError, BindMount, ContainerSpec, ExitInfo, Resources, Sandbox};
+use crate::backend::{
+    Backend, BackendError, BindMount, CodeMount, ContainerSpec, ExitInfo, Resources, Sandbox, Transport,
+};
 use crate::function::{Function, Runtime};
-use crate::logs::{ContainerLog, LogBook};
+use crate::logs::{ContainerLog, LogBook, MemoryProbe};
+use crate::remote::Hub;
 use crate::runtime_api::{self, ExitReason, Mailbox};
 use cpu::{CpuMode, CpuSetting};
 pub use environment::lambda_environment;
+use lambdabox_protocol::mux::CodeRef;
 use lambdabox_protocol::{self as protocol, CONTROL_DIR, CONTROL_SOCKET};
 use prewarm::{Generic, Prewarm};
 use state::{Admission, State};
@@ -93,6 +97,10 @@ pub enum PoolError {
     Throttled(Throttle),
     #[error("cannot tell a prewarmed container what to run: {0}")]
     Specialization(protocol::DecodeError),
+    #[error("code for a remote container: {0}")]
+    Code(#[from] crate::remote::code::CodeError),
+    #[error("the backend's containers use the remote transport, but no remote listener is configured")]
+    NoHub,
 }
 
 /// Which limit turned an invocation away; the names are Lambda's `Reason`s.
@@ -141,6 +149,8 @@ pub struct PoolConfig {
     pub user: String,
     /// Generic containers kept ready per runtime image in use (0: none).
     pub prewarm: usize,
+    /// The remote transport's hub, for backends whose containers use it.
+    pub remote: Option<Arc<Hub>>,
 }
 
 #[cfg(test)]
@@ -162,6 +172,7 @@ impl PoolConfig {
             cpu: CpuMode::Weighted,
             user: DEFAULT_SANDBOX_USER.into(),
             prewarm: 0,
+            remote: None,
         }
     }
 }
@@ -358,6 +369,16 @@ struct Sockets {
     mailbox: Arc<Mailbox>,
     log: Arc<ContainerLog>,
     server: JoinHandle<()>,
+    /// Remote transport only: how it authenticates and what it fetches.
+    remote: Option<RemoteSide>,
+}
+
+/// A remote container's registration, as the pool needs it.
+#[derive(Debug, Clone)]
+struct RemoteSide {
+    token: String,
+    code: Arc<Mutex<Vec<CodeRef>>>,
+    peak: Arc<AtomicU64>,
 }
 
 impl Sockets {
@@ -661,8 +682,9 @@ impl Pool {
                 }
             }
         }
-        let sockets = self.open_sockets()?;
-        let spec = self.container_spec(launch, &sockets.key, &sockets.dir, provisioned);
+        let code = self.code_refs(launch).await?;
+        let sockets = self.open_sockets(code)?;
+        let spec = self.container_spec(launch, &sockets, provisioned);
         let _starting = Counted::new(&self.inner.starting);
         match self.inner.backend.start(spec).await {
             Ok(docker_id) => Ok(self.adopt(launch, sockets, docker_id, provisioned, "container started")),
@@ -673,10 +695,45 @@ impl Pool {
         }
     }
 
-    /// A socket folder with a served Runtime API, and the log it feeds.
-    fn open_sockets(&self) -> Result<Sockets, PoolError> {
+    /// The hub, when the backend's containers use the remote transport.
+    fn hub(&self) -> Result<Option<&Arc<Hub>>, PoolError> {
+        match self.inner.backend.transport() {
+            Transport::Local => Ok(None),
+            Transport::Remote => self.inner.config.remote.as_ref().map(Some).ok_or(PoolError::NoHub),
+        }
+    }
+
+    /// Remote transport: what `launch`'s container fetches (its code and
+    /// merged layers, archived once by digest). Empty on the local one.
+    async fn code_refs(&self, launch: &Launch) -> Result<Vec<CodeRef>, PoolError> {
+        let Some(hub) = self.hub()? else { return Ok(Vec::new()) };
+        let mut refs = Vec::new();
+        for (dir, dest) in [(&launch.task_dir, TASK_ROOT), (&launch.opt_dir, OPT_ROOT)] {
+            if let Some(dir) = dir {
+                refs.push(CodeRef { dest: dest.to_owned(), digest: hub.code().publish(dir).await? });
+            }
+        }
+        Ok(refs)
+    }
+
+    /// A socket folder with a served Runtime API, and the log it feeds; on
+    /// the remote transport, a registration with the hub instead, allowed
+    /// to fetch `code`.
+    fn open_sockets(&self, code: Vec<CodeRef>) -> Result<Sockets, PoolError> {
         let key = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let dir = self.inner.config.run_dir.join(&key);
+        if let Some(hub) = self.hub()? {
+            let registration = hub.register(&key, code);
+            let remote = RemoteSide {
+                token: registration.token.clone(),
+                code: registration.code.clone(),
+                peak: registration.peak.clone(),
+            };
+            let (mailbox, log) = (Arc::new(Mailbox::new()), Arc::new(ContainerLog::new()));
+            let app = runtime_api::router(mailbox.clone());
+            let server = tokio::spawn(crate::remote::serve(registration, mailbox.clone(), log.clone(), app));
+            return Ok(Sockets { key, dir, mailbox, log, server, remote: Some(remote) });
+        }
         let socket_err = |source| PoolError::Socket { path: dir.clone(), source };
         // Private: inside the container only root (init) may enter it.
         crate::private::dir(&dir).map_err(socket_err)?;
@@ -685,7 +742,7 @@ impl Pool {
         let mailbox = Arc::new(Mailbox::new());
         let log = Arc::new(ContainerLog::new());
         let server = tokio::spawn(runtime_api::serve(listener, path, mailbox.clone(), log.clone()));
-        Ok(Sockets { key, dir, mailbox, log, server })
+        Ok(Sockets { key, dir, mailbox, log, server, remote: None })
     }
 
     /// Make a running container `launch.function`'s: its books, its log,
@@ -699,10 +756,7 @@ impl Pool {
         how: &str,
     ) -> Arc<Container> {
         let f = &launch.function;
-        let backend = self.inner.backend.clone();
-        let id = docker_id.clone();
-        let peak = Box::new(move || backend.peak_memory_bytes(&id).map(|b| b.div_ceil(1024 * 1024)));
-        sockets.log.adopt(f.name.clone(), self.inner.logs.clone(), peak);
+        sockets.log.adopt(f.name.clone(), self.inner.logs.clone(), self.peak_probe(&sockets, &docker_id));
         let idle_ttl = f.idle_ttl_s.map_or(self.inner.config.idle_ttl, |s| Duration::from_secs(u64::from(s)));
         let container = Arc::new(Container {
             key: sockets.key,
@@ -728,17 +782,33 @@ impl Pool {
         container
     }
 
+    /// Where a container's `REPORT` line finds its peak memory: the host's
+    /// cgroup files, or (remote transport) what its init last reported.
+    fn peak_probe(&self, sockets: &Sockets, docker_id: &str) -> MemoryProbe {
+        const MB: u64 = 1024 * 1024;
+        if let Some(remote) = &sockets.remote {
+            let peak = remote.peak.clone();
+            return Box::new(move || Some(peak.load(Ordering::Acquire)).filter(|b| *b > 0).map(|b| b.div_ceil(MB)));
+        }
+        let (backend, id) = (self.inner.backend.clone(), docker_id.to_owned());
+        Box::new(move || backend.peak_memory_bytes(&id).map(|b| b.div_ceil(MB)))
+    }
+
     /// Start a generic container of `image` (see [`prewarm`]).
     async fn start_generic(&self, image: &str) -> Result<Generic, PoolError> {
-        let sockets = self.open_sockets()?;
-        let dirs = [prewarm::task_dir(&sockets.dir), prewarm::opt_dir(&sockets.dir)];
-        for d in &dirs {
+        let sockets = self.open_sockets(Vec::new())?;
+        let local_dirs = if sockets.remote.is_none() {
+            vec![prewarm::task_dir(&sockets.dir), prewarm::opt_dir(&sockets.dir)]
+        } else {
+            Vec::new()
+        };
+        for d in &local_dirs {
             if let Err(source) = code_dir(d) {
                 sockets.close();
                 return Err(PoolError::Socket { path: d.clone(), source });
             }
         }
-        let spec = self.generic_spec(image, &sockets.key, &sockets.dir);
+        let spec = self.generic_spec(image, &sockets);
         let docker_id = match self.inner.backend.start(spec).await {
             Ok(id) => id,
             Err(e) => {
@@ -762,21 +832,16 @@ impl Pool {
         if let Some(w) = g.watch.take() {
             w.abort();
         }
-        let dir = g.sockets.dir.clone();
-        let mut links = vec![];
-        if let Some(task) = &launch.task_dir {
-            links.push((task.clone(), prewarm::task_dir(&dir)));
-        }
-        if let Some(opt) = &launch.opt_dir {
-            links.push((opt.clone(), prewarm::opt_dir(&dir)));
-        }
-        let linked =
-            tokio::task::spawn_blocking(move || links.iter().try_for_each(|(src, dst)| prewarm::link_tree(src, dst)))
-                .await
-                .map_err(std::io::Error::other)
-                .and_then(|r| r)
-                .map_err(|source| PoolError::Socket { path: dir, source });
-        if let Err(e) = linked {
+        if let Some(remote) = g.sockets.remote.clone() {
+            // Told to init with its specialization; fetched by init itself.
+            match self.code_refs(launch).await {
+                Ok(refs) => *remote.code.lock().expect("registration poisoned") = refs,
+                Err(e) => {
+                    self.remove_generic(g);
+                    return Err(e);
+                }
+            }
+        } else if let Err(e) = self.link_code(&g, launch).await {
             self.remove_generic(g);
             return Err(e);
         }
@@ -802,6 +867,24 @@ impl Pool {
         Ok(self.adopt(launch, g.sockets, g.docker_id, provisioned, "prewarmed container specialized"))
     }
 
+    /// Local transport: hard-link `launch`'s code and layers into generic
+    /// `g`'s empty `/var/task` and `/opt` folders.
+    async fn link_code(&self, g: &Generic, launch: &Launch) -> Result<(), PoolError> {
+        let dir = g.sockets.dir.clone();
+        let mut links = vec![];
+        if let Some(task) = &launch.task_dir {
+            links.push((task.clone(), prewarm::task_dir(&dir)));
+        }
+        if let Some(opt) = &launch.opt_dir {
+            links.push((opt.clone(), prewarm::opt_dir(&dir)));
+        }
+        tokio::task::spawn_blocking(move || links.iter().try_for_each(|(src, dst)| prewarm::link_tree(src, dst)))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|source| PoolError::Socket { path: dir, source })
+    }
+
     /// Remove a generic container that will not be used.
     fn remove_generic(&self, g: Generic) {
         if let Some(w) = g.watch {
@@ -820,15 +903,21 @@ impl Pool {
 
     /// A generic container's spec: lambdabox-init waiting to be told what
     /// to run, empty `/var/task` and `/opt`, the default sandbox.
-    fn generic_spec(&self, image: &str, key: &str, socket_dir: &Path) -> ContainerSpec {
-        let name = format!("lambdabox-prewarmed-{key}");
+    fn generic_spec(&self, image: &str, sockets: &Sockets) -> ContainerSpec {
+        let name = format!("lambdabox-prewarmed-{}", sockets.key);
         let tmp_mb = crate::function::DEFAULT_EPHEMERAL_MB;
-        let mut spec = self.base_spec(name, image, socket_dir, prewarm::GENERIC_MEMORY_MB, tmp_mb, TASK_ROOT.into());
+        let mut spec = self.base_spec(name, image, sockets, prewarm::GENERIC_MEMORY_MB, tmp_mb, TASK_ROOT.into());
         spec.env.push(format!("{}=1", protocol::env::GENERIC));
         spec.env.push(format!("{}=1", protocol::env::LAMBDA_ONLY));
         spec.labels.insert(labels::GENERIC.to_owned(), "1".to_owned());
-        spec.mounts.push(read_only(prewarm::task_dir(socket_dir), TASK_ROOT));
-        spec.mounts.push(read_only(prewarm::opt_dir(socket_dir), OPT_ROOT));
+        if sockets.remote.is_some() {
+            for target in [TASK_ROOT, OPT_ROOT] {
+                spec.code.push(CodeMount { target: target.into(), digest: None });
+            }
+        } else {
+            spec.mounts.push(read_only(prewarm::task_dir(&sockets.dir), TASK_ROOT));
+            spec.mounts.push(read_only(prewarm::opt_dir(&sockets.dir), OPT_ROOT));
+        }
         spec
     }
 
@@ -840,11 +929,11 @@ impl Pool {
 
     /// A container started for `launch.function`: its bootstrap, environment,
     /// labels, code and layers.
-    fn container_spec(&self, launch: &Launch, key: &str, socket_dir: &Path, provisioned: bool) -> ContainerSpec {
+    fn container_spec(&self, launch: &Launch, sockets: &Sockets, provisioned: bool) -> ContainerSpec {
         let f = &launch.function;
-        let name = format!("lambdabox-{}-{key}", f.name);
+        let name = format!("lambdabox-{}-{}", f.name, sockets.key);
         let mut spec =
-            self.base_spec(name, &launch.image, socket_dir, f.memory_mb, f.ephemeral_storage_mb, launch.working_dir());
+            self.base_spec(name, &launch.image, sockets, f.memory_mb, f.ephemeral_storage_mb, launch.working_dir());
         spec.foreign_image = launch.runtime.is_none();
         spec.entrypoint.extend(launch.bootstrap());
         // Before lambdabox's own variables, which must win over a user's.
@@ -857,6 +946,11 @@ impl Pool {
             (labels::VERSION.to_owned(), f.version_label()),
             (labels::REVISION.to_owned(), f.pool_revision().to_owned()),
         ]);
+        if let Some(remote) = &sockets.remote {
+            let refs = remote.code.lock().expect("registration poisoned").clone();
+            spec.code = refs.into_iter().map(|r| CodeMount { target: r.dest, digest: Some(r.digest) }).collect();
+            return spec;
+        }
         if let Some(task) = &launch.task_dir {
             spec.mounts.push(read_only(task.clone(), TASK_ROOT));
         }
@@ -867,34 +961,45 @@ impl Pool {
     }
 
     /// What every lambdabox container has: lambdabox-init as PID 1 with its
-    /// sockets, the labels that find it again, the sandbox.
+    /// way to the controller (its socket folder, or the hub's address and
+    /// its identity), the labels that find it again, the sandbox.
     fn base_spec(
         &self,
         name: String,
         image: &str,
-        socket_dir: &Path,
+        sockets: &Sockets,
         memory_mb: u32,
         tmp_mb: u32,
         working_dir: String,
     ) -> ContainerSpec {
         let cfg = &self.inner.config;
+        let mut env = vec![format!("{}={}", protocol::env::SANDBOX_USER, cfg.user)];
+        let mut mounts = vec![read_only(cfg.init_bin.clone(), INIT_TARGET)];
+        match (&sockets.remote, &cfg.remote) {
+            (Some(remote), Some(hub)) => {
+                let access = hub.access();
+                env.push(format!("{}={}", protocol::env::CONTROLLER, access.controller));
+                env.push(format!("{}={}", protocol::env::CONTAINER_ID, sockets.key));
+                env.push(format!("{}={}", protocol::env::TOKEN, remote.token));
+                mounts.extend(access.mount.clone());
+            }
+            _ => {
+                env.push(format!("{}={CONTROL_DIR}/{CONTROL_SOCKET}", protocol::env::CONTROL_SOCKET));
+                mounts.push(read_only(sockets.dir.clone(), CONTROL_DIR));
+            }
+        }
         ContainerSpec {
             name,
             image: image.to_owned(),
             entrypoint: vec![INIT_TARGET.to_owned()],
-            env: vec![
-                format!("{}={CONTROL_DIR}/{CONTROL_SOCKET}", protocol::env::CONTROL_SOCKET),
-                format!("{}={}", protocol::env::SANDBOX_USER, cfg.user),
-            ],
+            env,
             labels: HashMap::from([
                 (labels::MANAGED.to_owned(), "1".to_owned()),
                 (labels::HOME.to_owned(), cfg.home.clone()),
                 (labels::INSTANCE.to_owned(), cfg.instance.clone()),
             ]),
-            mounts: vec![
-                read_only(cfg.init_bin.clone(), INIT_TARGET),
-                read_only(socket_dir.to_path_buf(), CONTROL_DIR),
-            ],
+            mounts,
+            code: Vec::new(),
             memory_mb,
             cpu: cfg.cpu.at_start(memory_mb),
             network: cfg.network.clone(),

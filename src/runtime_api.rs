@@ -155,7 +155,7 @@ async fn take_control(stream: UnixStream, app: Router, mailbox: Arc<Mailbox>, lo
 }
 
 /// How init said the bootstrap ended.
-fn note_exit(mailbox: &Mailbox, exit: Exit) {
+pub(crate) fn note_exit(mailbox: &Mailbox, exit: Exit) {
     const SIGKILL: i32 = 9;
     match exit {
         // SIGKILL: maybe the OOM killer. Docker's verdict settles it.
@@ -165,8 +165,9 @@ fn note_exit(mailbox: &Mailbox, exit: Exit) {
     }
 }
 
-/// HTTP/1.1 on one connection, until either side closes it.
-async fn serve_connection<I>(io: I, app: Router)
+/// HTTP/1.1 on one connection, until either side closes it: a handed-over
+/// socket, or a stream of the remote transport ([`crate::remote`]).
+pub(crate) async fn serve_connection<I>(io: I, app: Router)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

@@ -22,7 +22,7 @@ use crate::arn::Realm;
 use crate::auth::keyfile::{self, KeyFileError};
 use crate::auth::{KeyRing, Verifier};
 use crate::backend::docker::DockerBackend;
-use crate::backend::BackendError;
+use crate::backend::{BackendError, Transport};
 use crate::engine::Engine;
 use crate::events::{Bus, RuleStoreError};
 use crate::gateway::Gateway;
@@ -30,6 +30,7 @@ use crate::images::Images;
 use crate::logs::{LogBook, LogError};
 use crate::pool::{Pool, PoolConfig, PoolError};
 use crate::queue::{Dispatcher, Queue, QueueConfig, QueueStore, QueueStoreError};
+use crate::remote;
 use crate::store::{Store, StoreError};
 use crate::urls;
 
@@ -65,6 +66,13 @@ pub struct ServeConfig {
     /// How much faster than the wall clock schedules run (1: not at all;
     /// more for tests, see [`crate::events::clock`]).
     pub schedule_clock_scale: u32,
+    /// How function containers reach the controller: the local socket
+    /// handoff (the default, and fast), or the remote transport (a test
+    /// and diagnostic mode on Docker, the path a Kubernetes backend uses).
+    pub transport: Transport,
+    /// Where the remote transport listens; without it, a unix socket in
+    /// the run folder, bind-mounted alone into each container.
+    pub remote_listen: Option<remote::Listen>,
 }
 
 /// How API callers are authenticated, as configured.
@@ -98,6 +106,8 @@ impl ServeConfig {
             auth: ApiAuth::Generated,
             queue: QueueConfig::default(),
             schedule_clock_scale: 1,
+            transport: Transport::Local,
+            remote_listen: None,
         }
     }
 }
@@ -137,6 +147,8 @@ pub enum ServeError {
     RunDir(std::io::Error),
     #[error(transparent)]
     Sharing(#[from] SharingError),
+    #[error(transparent)]
+    Remote(#[from] remote::RemoteError),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -173,11 +185,12 @@ impl Controller {
         }
         let store = Arc::new(Store::open(&config.data_dir)?);
         let access = api_access(&config)?;
-        let docker = DockerBackend::connect().await?.discover_host_paths().await?;
+        let docker = DockerBackend::connect().await?.discover_host_paths().await?.with_transport(config.transport);
         sharing::check(docker.host_paths(), "data directory", &config.data_dir)?;
         let run_dir = run_dir(&config.data_dir).map_err(ServeError::RunDir)?;
         sharing::check(docker.host_paths(), "socket folder", &run_dir)?;
         let init_bin = sharing::init_bin(docker.host_paths(), &config.init_bin, &config.data_dir)?;
+        let hub = open_hub(&config, &run_dir).await?;
         let home = home_id(&config.data_dir);
         let logs = Arc::new(LogBook::open(&config.data_dir.join("logs"))?);
         let pool = Pool::new(
@@ -195,6 +208,7 @@ impl Controller {
                 cpu: config.cpu,
                 user: config.user.clone(),
                 prewarm: config.prewarm,
+                remote: hub,
             },
             logs.clone(),
         );
@@ -282,6 +296,18 @@ impl Controller {
         self.pool.shutdown().await;
         result
     }
+}
+
+/// The remote transport's hub, when configured or when containers use it.
+async fn open_hub(config: &ServeConfig, run_dir: &Path) -> Result<Option<Arc<remote::Hub>>, ServeError> {
+    let listen = match (&config.remote_listen, config.transport) {
+        (Some(l), _) => l.clone(),
+        (None, Transport::Remote) => remote::Listen::Unix(run_dir.join("controller.sock")),
+        (None, Transport::Local) => return Ok(None),
+    };
+    let hub = remote::Hub::bind(&listen, config.data_dir.join("archives")).await?;
+    tracing::info!(listen = ?listen, transport = ?config.transport, "remote transport listening");
+    Ok(Some(hub))
 }
 
 /// Answers go out as soon as they are written (no Nagle delay).

@@ -43,6 +43,7 @@ mod report;
 mod rie;
 mod runtimes;
 mod scale;
+mod transport;
 mod urls;
 
 use std::path::PathBuf;
@@ -97,6 +98,8 @@ enum Section {
     Cpu,
     Burst,
     Scale,
+    /// Warm latency on the local and the remote transport.
+    Transport,
 }
 
 /// Counts and durations of one mode.
@@ -337,6 +340,7 @@ async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Resu
         Section::Scale => {
             scale::measure(plan, ctx, &client).await?;
         }
+        Section::Transport => drop(transport::measure(plan, ctx, args.memory_mb, &client).await?),
     }
     Ok(())
 }

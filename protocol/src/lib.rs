@@ -27,7 +27,16 @@
 //! a [`Specialization`]. Every field is length-prefixed, so no byte of a
 //! value (a NUL, an `=`) can break the framing or smuggle a variable.
 //!
+//! Where the controller shares no host with its containers, init dials out
+//! instead and everything travels over one multiplexed connection
+//! ([`mux`]); code then comes as content-addressed archives ([`archive`],
+//! named by [`sha256`]).
+//!
 //! The crate depends on nothing: init is linked statically and stays small.
+
+pub mod archive;
+pub mod mux;
+pub mod sha256;
 
 use std::fmt;
 
@@ -55,8 +64,19 @@ pub mod env {
     /// images, whose own `ENV` may set them): the bootstrap gets Lambda's
     /// environment alone, without the variables Docker adds ([`DOCKER_ADDED`]).
     pub const LAMBDA_ONLY: &str = "LAMBDABOX_LAMBDA_ONLY";
+    /// Remote transport: where init dials the controller, `host:port` or
+    /// `unix:/path` (instead of [`CONTROL_SOCKET`]).
+    pub const CONTROLLER: &str = "LAMBDABOX_CONTROLLER";
+    /// Remote transport: the container's id, sent in its hello.
+    pub const CONTAINER_ID: &str = "LAMBDABOX_CONTAINER_ID";
+    /// Remote transport: the container's secret, sent in its hello.
+    pub const TOKEN: &str = "LAMBDABOX_TOKEN";
+    /// Remote transport: code init fetches itself before anything starts,
+    /// `DEST=DIGEST` pairs separated by `,` (where no init container does it).
+    pub const FETCH: &str = "LAMBDABOX_FETCH";
     /// Every variable above, for init to clear from the bootstrap's environment.
-    pub const ALL: [&str; 4] = [CONTROL_SOCKET, SANDBOX_USER, GENERIC, LAMBDA_ONLY];
+    pub const ALL: [&str; 8] =
+        [CONTROL_SOCKET, SANDBOX_USER, GENERIC, LAMBDA_ONLY, CONTROLLER, CONTAINER_ID, TOKEN, FETCH];
     /// What Docker puts in every container's environment and Lambda does not.
     pub const DOCKER_ADDED: [&str; 2] = ["HOSTNAME", "HOME"];
 }

@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 
 use super::host_paths::{self, HostPaths};
-use super::{Backend, BackendError, ContainerSpec, ExitInfo, Resources};
+use super::{Backend, BackendError, CodeMount, ContainerSpec, ExitInfo, Resources, Transport};
 use crate::pool::cpu::CpuSetting;
 
 /// What Docker keeps of a container's own stdout and stderr: only
@@ -39,6 +39,10 @@ pub struct DockerBackend {
     docker: Docker,
     /// How the engine names this process's paths, for bind mounts.
     host_paths: Arc<HostPaths>,
+    /// Local (the default, and the fast path) or remote: the remote
+    /// transport on one host, a test and diagnostic mode for the path other
+    /// backends need.
+    transport: Transport,
 }
 
 async fn bounded<T>(
@@ -48,6 +52,24 @@ async fn bounded<T>(
     match tokio::time::timeout(CALL_TIMEOUT, fut).await {
         Ok(r) => r.map_err(BackendError::from),
         Err(_) => Err(BackendError::Timeout { what, secs: CALL_TIMEOUT.as_secs() }),
+    }
+}
+
+/// tmpfs options of a fetched code folder: root's (init fills it, the
+/// function's user only reads), sized to the archives' limit. Its pages
+/// count against the container's memory, as on a Kubernetes memory-backed
+/// emptyDir.
+const CODE_TMPFS: &str = "rw,exec,nosuid,nodev,mode=0755,size=300m";
+
+/// Code without a shared file system, Docker's way: a tmpfs per folder,
+/// and init told to fetch into it before anything runs (no init container).
+fn fetched_code(code: &[CodeMount], tmpfs: &mut HashMap<String, String>, env: &mut Vec<String>) {
+    for c in code {
+        tmpfs.insert(c.target.clone(), CODE_TMPFS.to_owned());
+    }
+    let fetch: Vec<String> = code.iter().filter_map(|c| Some(format!("{}={}", c.target, c.digest.as_ref()?))).collect();
+    if !fetch.is_empty() {
+        env.push(format!("{}={}", lambdabox_protocol::env::FETCH, fetch.join(",")));
     }
 }
 
@@ -72,7 +94,7 @@ impl DockerBackend {
         let docker = Docker::connect_with_local_defaults()?;
         let docker = bounded("version negotiation", docker.negotiate_version()).await?;
         bounded("ping", docker.ping()).await?;
-        Ok(DockerBackend { docker, host_paths: Arc::default() })
+        Ok(DockerBackend { docker, host_paths: Arc::default(), transport: Transport::Local })
     }
 
     /// A client of a socket path in `dir` that nobody listens on: every
@@ -84,7 +106,7 @@ impl DockerBackend {
         std::fs::write(&path, b"").expect("placeholder socket path");
         let docker = Docker::connect_with_unix(&path.to_string_lossy(), 1, bollard::API_DEFAULT_VERSION)
             .expect("a client needs no connection");
-        DockerBackend { docker, host_paths: Arc::default() }
+        DockerBackend { docker, host_paths: Arc::default(), transport: Transport::Local }
     }
 
     /// Learn how the engine names this process's paths: when it runs in a
@@ -111,6 +133,12 @@ impl DockerBackend {
             Err(e) => return Err(e),
         }
         Ok(self)
+    }
+
+    /// Use `transport` for containers from now on.
+    pub fn with_transport(mut self, transport: Transport) -> DockerBackend {
+        self.transport = transport;
+        self
     }
 
     /// How the engine names this process's paths.
@@ -214,6 +242,8 @@ impl DockerBackend {
         let sb = &spec.sandbox;
         let mut tmpfs =
             HashMap::from([("/tmp".to_owned(), format!("rw,exec,nosuid,nodev,mode=1777,size={}m", sb.tmp_mb))]);
+        let mut env = spec.env;
+        fetched_code(&spec.code, &mut tmpfs, &mut env);
         if spec.foreign_image {
             // A mount at a VOLUME's path stops Docker from creating the
             // volume; an empty read-only tmpfs keeps the path unwritable.
@@ -225,7 +255,7 @@ impl DockerBackend {
             image: Some(spec.image.clone()),
             entrypoint: Some(spec.entrypoint),
             cmd: Some(Vec::new()),
-            env: Some(spec.env),
+            env: Some(env),
             labels: Some(spec.labels),
             working_dir: Some(spec.working_dir),
             user: Some(sb.user.clone()),
@@ -410,6 +440,10 @@ impl Backend for DockerBackend {
             }),
         };
         text?.trim().parse().ok()
+    }
+
+    fn transport(&self) -> Transport {
+        self.transport
     }
 }
 

@@ -247,6 +247,9 @@ pub(super) fn exit_error(reason: ExitReason, request_id: &str) -> Bytes {
         }
         ExitReason::OutOfMemory => ("Runtime.OutOfMemory", "Runtime exited with error: signal: killed".to_owned()),
         ExitReason::Removed => ("Runtime.ExitError", "Runtime exited without providing a reason".to_owned()),
+        ExitReason::ConnectionLost => {
+            ("Runtime.ExitError", "Runtime exited without providing a reason: its container was lost".to_owned())
+        }
         ExitReason::InitTimedOut => ("Runtime.InitError", init_timed_out()),
     };
     platform_error(kind, format!("RequestId: {request_id} Error: {detail}"))

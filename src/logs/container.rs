@@ -216,6 +216,13 @@ impl ContainerLog {
         Ok(())
     }
 
+    /// Output that came by other means than a pipe (the remote transport's
+    /// log frames, sent in the order it was written): taken like what the
+    /// pipe gives.
+    pub fn feed(&self, bytes: &[u8]) {
+        self.state().take_output(bytes);
+    }
+
     /// The container now serves `function`: its output goes to that
     /// function's file in `book`, with what came before.
     pub fn adopt(&self, function: String, book: Arc<LogBook>, peak_memory_mb: MemoryProbe) {

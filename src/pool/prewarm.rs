@@ -203,6 +203,7 @@ mod tests {
             mailbox: Arc::new(Mailbox::new()),
             log: Arc::new(ContainerLog::new()),
             server: tokio::spawn(async {}),
+            remote: None,
         };
         Generic { sockets, docker_id: format!("docker-{key}"), watch: None }
     }

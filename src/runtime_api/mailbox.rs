@@ -71,6 +71,9 @@ pub enum ExitReason {
     /// Removed because the runtime did not ask for an event within the
     /// init timeout.
     InitTimedOut,
+    /// Its remote transport's connection broke ([`crate::remote`]): the
+    /// container is as good as dead.
+    ConnectionLost,
 }
 
 /// The caller's side of a delivered invocation.

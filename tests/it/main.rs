@@ -28,7 +28,9 @@ mod logs;
 mod nodejs;
 mod parity;
 mod pool;
+
 mod prewarm;
+mod remote;
 mod ruby;
 mod runtimes;
 mod sam;

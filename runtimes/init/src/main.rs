@@ -23,7 +23,14 @@
 //! 7. when the bootstrap dies, tells the controller how (exit status or
 //!    signal), then exits with the bootstrap's status.
 //!
-//! Without `LAMBDABOX_CONTROL_SOCKET` (init run outside lambdabox), the
+//! With `LAMBDABOX_CONTROLLER` instead (the remote transport, for hosts
+//! that share nothing with the controller), init dials the controller and
+//! relays all of the above over that one connection ([`remote`]), after
+//! fetching the code `LAMBDABOX_FETCH` names ([`fetch`]). `lambdabox-init
+//! fetch DEST=SHA256...` does only the fetch, for a Kubernetes init
+//! container.
+//!
+//! Without either (init run outside lambdabox), the
 //! bootstrap inherits init's stdout and stderr and runtime connections are
 //! closed at once.
 //!
@@ -45,9 +52,13 @@ use std::sync::Arc;
 use std::{env, mem, ptr, thread};
 
 mod control;
+mod fetch;
+mod link;
+mod remote;
 mod sandbox;
 
 use control::Control;
+use lambdabox_protocol::mux::CodeRef;
 use lambdabox_protocol::{env as vars, tag, Exit, RUNTIME_API_ADDR};
 use sandbox::User;
 
@@ -59,6 +70,10 @@ const EXIT_NO_BOOTSTRAP: i32 = 127;
 const FORWARDED: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
 
 fn main() {
+    let mut args = env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == "fetch") {
+        fetch_mode(args.collect())
+    }
     // Block the signals we handle before any thread exists so every thread
     // inherits the mask and only `sigwait` below sees them.
     let signals = handled_signals();
@@ -69,28 +84,27 @@ fn main() {
         Ok(l) => l,
         Err(e) => fail(&format!("cannot listen on {RUNTIME_API_ADDR}: {e}"), 1),
     };
-    let control = env::var_os(vars::CONTROL_SOCKET).map(|path| match Control::connect(Path::new(&path)) {
-        Ok(c) => Arc::new(c),
-        Err(e) => fail(&format!("control socket {}: {e}", Path::new(&path).display()), 1),
-    });
-    let user = env::var(vars::SANDBOX_USER).ok().map(|spec| {
-        let user =
-            User::parse(&spec).unwrap_or_else(|| fail(&format!("{}={spec}: expected uid:gid", vars::SANDBOX_USER), 1));
-        // The control socket is open: nothing else needs more than the user switch.
-        if let Err(e) = sandbox::keep_only_user_switch() {
-            fail(&format!("dropping capabilities: {e}"), 1)
-        }
-        user
-    });
-
+    let channel = open_channel();
     // A generic (prewarmed) container waits here until it is given a function.
-    let specialized = match (&control, env::var_os(vars::GENERIC)) {
+    let specialized = match (&channel, env::var_os(vars::GENERIC)) {
         (Some(c), Some(_)) => match c.wait_specialization() {
             Ok(s) => Some(s),
             Err(e) => fail(&format!("waiting to be specialized: {e}"), 1),
         },
         _ => None,
     };
+    let user = env::var(vars::SANDBOX_USER).ok().map(|spec| {
+        let user =
+            User::parse(&spec).unwrap_or_else(|| fail(&format!("{}={spec}: expected uid:gid", vars::SANDBOX_USER), 1));
+        // The way to the controller is open (and, in a generic container, the
+        // code fetched: no function code ran yet): nothing else needs more
+        // than the user switch.
+        if let Err(e) = sandbox::keep_only_user_switch() {
+            fail(&format!("dropping capabilities: {e}"), 1)
+        }
+        user
+    });
+
     let (given, extra_env) = match specialized {
         Some(s) => (Some(s.bootstrap.into_iter().map(OsString::from_vec).collect()), s.env),
         None => (None, Vec::new()),
@@ -98,7 +112,7 @@ fn main() {
     let (program, args) = match bootstrap_command(given) {
         Some(cmd) => cmd,
         None => not_started(
-            control.as_deref(),
+            channel.as_ref(),
             &format!("Couldn't find valid bootstrap(s): [{}]", BOOTSTRAP_SEARCH.join(" ")),
         ),
     };
@@ -115,12 +129,15 @@ fn main() {
     for name in vars::ALL {
         command.env_remove(name);
     }
-    if let Some(c) = &control {
+    if let Some(c) = &channel {
         give_log_pipe(c, &mut command);
     }
     // Connections are handed over only now: the log pipe goes first.
-    let accepting = control.clone();
-    thread::spawn(move || control::accept_loop(listener, accepting));
+    match channel.clone() {
+        Some(Channel::Remote(session)) => thread::spawn(move || session.accept_loop(listener)),
+        Some(Channel::Local(c)) => thread::spawn(move || control::accept_loop(listener, Some(c))),
+        None => thread::spawn(move || control::accept_loop(listener, None)),
+    };
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(move || {
@@ -137,9 +154,10 @@ fn main() {
         Ok(c) => c,
         Err(e) => {
             let why = format!("fork/exec {}: {}", program.to_string_lossy(), errno_text(&e));
-            not_started(control.as_deref(), &why)
+            not_started(channel.as_ref(), &why)
         }
     };
+    remote::BOOTSTRAP.store(child.id() as libc::pid_t, std::sync::atomic::Ordering::Release);
     if let Err(e) = sandbox::keep_only_kill() {
         eprintln!("lambdabox-init: dropping capabilities: {e}");
     }
@@ -150,7 +168,7 @@ fn main() {
         Status::Exited(c) => (Exit::Code(c), c),
         Status::Signaled(s) => (Exit::Signal(s), 128 + s),
     };
-    report_exit(control.as_deref(), exit_report);
+    report_exit(channel.as_ref(), exit_report);
     exit(exit_code);
 }
 
@@ -218,11 +236,15 @@ fn bootstrap_command(given: Option<Vec<OsString>>) -> Option<(OsString, Vec<OsSt
 }
 
 /// Point the bootstrap's stdout and stderr at a new pipe whose read end
-/// goes to the controller. On any failure the bootstrap keeps init's own
-/// stdout and stderr, which the container engine keeps (bounded).
-fn give_log_pipe(control: &Control, command: &mut Command) {
+/// goes to the controller (local) or is read by us for it (remote). On any
+/// failure the bootstrap keeps init's own stdout and stderr, which the
+/// container engine keeps (bounded).
+fn give_log_pipe(channel: &Channel, command: &mut Command) {
     let given = control::log_pipe().and_then(|(read, write)| {
-        control.send_fd(tag::LOG_PIPE, read.as_fd())?;
+        match channel {
+            Channel::Local(c) => c.send_fd(tag::LOG_PIPE, read.as_fd())?,
+            Channel::Remote(s) => s.take_log_pipe(read)?,
+        }
         let err = write.try_clone()?;
         command.stdout(Stdio::from(write)).stderr(Stdio::from(err));
         Ok(())
@@ -232,19 +254,86 @@ fn give_log_pipe(control: &Control, command: &mut Command) {
     }
 }
 
-fn report_exit(control: Option<&Control>, exit: Exit) {
-    if let Some(c) = control {
-        c.send_exit(exit);
+fn report_exit(channel: Option<&Channel>, exit: Exit) {
+    match channel {
+        Some(Channel::Local(c)) => c.send_exit(exit),
+        Some(Channel::Remote(s)) => s.send_exit(exit),
+        None => {}
     }
 }
 
 /// The bootstrap cannot be started: say why to the controller (which
 /// answers `Runtime.InvalidEntrypoint` with it) and the log, and end.
-fn not_started(control: Option<&Control>, why: &str) -> ! {
-    if let Some(c) = control {
-        c.send_not_started(why);
+fn not_started(channel: Option<&Channel>, why: &str) -> ! {
+    match channel {
+        Some(Channel::Local(c)) => c.send_not_started(why),
+        Some(Channel::Remote(s)) => s.send_not_started(why),
+        None => {}
     }
     fail(why, EXIT_NO_BOOTSTRAP)
+}
+
+/// The way to the controller: the local control socket, the remote
+/// controller dialled out (after fetching the code `LAMBDABOX_FETCH` names,
+/// before anything runs), or none.
+fn open_channel() -> Option<Channel> {
+    if let Some(path) = env::var_os(vars::CONTROL_SOCKET) {
+        return Some(match Control::connect(Path::new(&path)) {
+            Ok(c) => Channel::Local(Arc::new(c)),
+            Err(e) => fail(&format!("control socket {}: {e}", Path::new(&path).display()), 1),
+        });
+    }
+    let identity = link::Identity::from_env()?.unwrap_or_else(|e| fail(&e, 1));
+    if let Some(list) = env::var_os(vars::FETCH) {
+        let refs = parse_refs(list.to_string_lossy().split(',').filter(|s| !s.is_empty()));
+        if let Err(e) = fetch::fetch_all(&identity, &refs) {
+            fail(&e, 1)
+        }
+    }
+    match remote::Session::open(identity) {
+        Ok(s) => Some(Channel::Remote(s)),
+        Err(e) => fail(&format!("controller: {e}"), 1),
+    }
+}
+
+/// `lambdabox-init fetch DEST=DIGEST...`: download and unpack code, then
+/// exit 0 (a Kubernetes init container's job).
+fn fetch_mode(args: Vec<OsString>) -> ! {
+    let identity = match link::Identity::from_env() {
+        Some(Ok(i)) => i,
+        Some(Err(e)) => fail(&e, 64),
+        None => fail(&format!("fetch: {} is not set", vars::CONTROLLER), 64),
+    };
+    let refs = parse_refs(args.iter().map(|a| a.to_str().unwrap_or("")));
+    if refs.is_empty() {
+        fail("usage: lambdabox-init fetch DEST=SHA256...", 64)
+    }
+    match fetch::fetch_all(&identity, &refs) {
+        Ok(()) => exit(0),
+        Err(e) => fail(&e, 1),
+    }
+}
+
+fn parse_refs<'a>(items: impl Iterator<Item = &'a str>) -> Vec<CodeRef> {
+    items
+        .map(|item| CodeRef::parse(item).unwrap_or_else(|| fail(&format!("{item:?}: expected /DEST=SHA256"), 64)))
+        .collect()
+}
+
+/// Where the controller is reached.
+#[derive(Clone)]
+enum Channel {
+    Local(Arc<Control>),
+    Remote(Arc<remote::Session>),
+}
+
+impl Channel {
+    fn wait_specialization(&self) -> Result<lambdabox_protocol::Specialization, String> {
+        match self {
+            Channel::Local(c) => c.wait_specialization().map_err(|e| e.to_string()),
+            Channel::Remote(s) => s.wait_specialization(),
+        }
+    }
 }
 
 /// An exec error as Lambda words it (Go's `syscall` texts, lowercase, no
