@@ -27,8 +27,9 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1000 }'; }
 
 # api METHOD PATH [BODY]: one call to the apiserver as the admin.
 api() {
-    curl -sSk --fail-with-body -X "$1" -H "Authorization: Bearer $LBXK_TOKEN" \
-        -H 'Content-Type: application/json' "$LBXK_APISERVER$2" ${3:+-d "$3"}
+    printf '%s' "${3:-}" | curl -sSk --http1.1 --fail-with-body -X "$1" \
+        -H "Authorization: Bearer $LBXK_TOKEN" -H 'Content-Type: application/json' \
+        ${3:+--data-binary @-} "$LBXK_APISERVER$2"
 }
 
 cleanup() {
@@ -127,7 +128,7 @@ pod_json() {
 # every phase it passes is seen when the apiserver reports it.
 create() {
     local name=$1
-    curl -sNk -H "Authorization: Bearer $LBXK_TOKEN" \
+    curl -sNk --http1.1 -H "Authorization: Bearer $LBXK_TOKEN" \
         "$LBXK_APISERVER/api/v1/namespaces/$NS/pods?watch=1&fieldSelector=metadata.name%3D$name&timeoutSeconds=180" \
         >"$work/$name.watch" 2>/dev/null &
     echo $! >"$work/$name.watchpid"

@@ -12,16 +12,21 @@
 #   k8s-testbed.sh down        stop everything, remove namespaces and state
 #   k8s-testbed.sh status      what runs; nodes and their readiness
 #   k8s-testbed.sh env         shell lines to use the testbed (eval them)
-#   k8s-testbed.sh kill-node N kill node N's dockerd and kubelet (N = 1 or 2),
-#                              with every container it runs: a lost node
+#   k8s-testbed.sh smoke       scripts/k8s-smoke.sh: pods on both nodes, logs,
+#                              OOM, exit codes, the scheduler (no lambdabox)
+#   k8s-testbed.sh kill-node N [--silent]
+#                              kill node N's kubelet, dockerd and containers
+#                              (N = 1 or 2): a lost node; see cmd_kill_node
 #
-# Layout (all our own; nothing else on the box uses 10.213.0.0/16):
-#   host side  lbxk-c0 10.213.1.1   <- the lambdabox controller listens here
-#   netns lbxk-c  lbxk-c1 10.213.1.2   etcd, kube-apiserver :6443, kube-scheduler
-#   netns lbxk-n1 lbxk-n1 10.213.2.2   dockerd + kubelet, pods in 10.213.12.0/24
-#   netns lbxk-n2 lbxk-n2 10.213.3.2   dockerd + kubelet, pods in 10.213.13.0/24
-# Each namespace has one veth to the host, whose side is .1 of its /24 and
-# its default route; the host forwards between them only (see net_up).
+# Layout (all our own; nothing else on this box uses 10.213.1.0/24):
+#   netns lbxk-c    bridge br0 10.213.1.2: etcd (its loopback), kube-apiserver
+#                   on :6443, kube-scheduler
+#   host            lbxk-h 10.213.1.1: the lambdabox controller listens here
+#   netns lbxk-n1   eth0 10.213.1.11: dockerd (pods on 10.213.11.0/24) + kubelet
+#   netns lbxk-n2   eth0 10.213.1.12: dockerd (pods on 10.213.12.0/24) + kubelet
+# The host and the nodes are ports of the one bridge: no forwarding or NAT on
+# the host. Pods are NATed by their node's dockerd and may reach 10.213.1.1
+# only; no netns has a default route, so nothing leaves the machine.
 #
 # Environment: LAMBDABOX_K8S_CACHE (binaries; default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/lambdabox/k8s), LAMBDABOX_K8S_STATE (pids,
@@ -36,7 +41,7 @@ STATE=${LAMBDABOX_K8S_STATE:-${TMPDIR:-/tmp}/lambdabox-k8s}
 BIN=$CACHE/bin
 MIRROR=${LAMBDABOX_K8S_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Bump when the way binaries are built changes: `build` then rebuilds.
-RECIPE="recipe=1 kubernetes(debian-src,bookworm) go=golang-1.19 etcd=etcd-server pause=gcc-static"
+RECIPE="recipe=2 kubernetes(debian-src,bookworm)+reflect2-1.0.2 go=golang-1.19 etcd=etcd-server pause=gcc-static"
 K8S_BINS="kube-apiserver kube-scheduler kubelet kubectl"
 
 log() { printf '%s k8s-testbed: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -80,11 +85,17 @@ cmd_build() {
     mkdir -p "$dl" "$work" "$BIN"
 
     # 1. Sources and packages (kept in $dl: a rebuild needs no network).
-    if ! ls "$dl"/kubernetes_*.dsc >/dev/null 2>&1 || ! ls "$dl"/golang-1.19-go_*.deb >/dev/null 2>&1; then
-        log "apt: fetching the kubernetes source package, Go 1.19, etcd, rsync (own sources list in $CACHE/apt)"
+    local pkgs="golang-1.19-go golang-1.19-src etcd-server rsync libpopt0 golang-github-modern-go-reflect2-dev"
+    local missing="" p
+    for p in $pkgs; do ls "$dl/${p}_"*.deb >/dev/null 2>&1 || missing="$missing $p"; done
+    ls "$dl"/kubernetes_*.dsc >/dev/null 2>&1 || missing="$missing kubernetes(source)"
+    if [ -n "$missing" ]; then
+        log "apt: fetching$missing (own sources list in $CACHE/apt)"
         apt_own update -qq
-        (cd "$dl" && apt_own source --download-only kubernetes >/dev/null)
-        (cd "$dl" && apt_own download golang-1.19-go golang-1.19-src etcd-server rsync libpopt0 >/dev/null)
+        ls "$dl"/kubernetes_*.dsc >/dev/null 2>&1 || (cd "$dl" && apt_own source --download-only kubernetes >/dev/null)
+        # shellcheck disable=SC2086 # a list of package names
+        (cd "$dl" && apt_own download $pkgs >/dev/null)
+        rm -rf "$CACHE/apt" # 44 MB of package lists, needed no more
     fi
 
     # 2. Unpack: Go and the tools into $work/root, the sources into $work/src
@@ -96,6 +107,15 @@ cmd_build() {
     for deb in "$dl"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
     log "unpacking the kubernetes source package"
     dpkg-source --no-check -x "$(ls "$dl"/kubernetes_*.dsc | tail -n1)" "$work/src" >/dev/null
+
+    # Kubernetes 1.20 vendors reflect2 1.0.1, whose map iteration breaks
+    # with Go >= 1.18: the apiserver dies with SIGSEGV ("unexpected fault
+    # address", in aeshashbody under json-iterator) encoding any object with
+    # labels. Debian's reflect2 1.0.2 is API-compatible and fixed. Only the
+    # files change: vendor/modules.txt must keep matching go.mod.
+    rm -rf "$work/src/vendor/github.com/modern-go/reflect2"
+    cp -r "$work/root/usr/share/gocode/src/github.com/modern-go/reflect2" "$work/src/vendor/github.com/modern-go/"
+    rm -f "$work/src/vendor/github.com/modern-go/reflect2/"*_test.go
 
     # 3. Build. Kubernetes' make runs its code generators, then one `go
     # install`; it wants its tree at $GOPATH/src/k8s.io/kubernetes.
@@ -354,7 +374,8 @@ WRAP
 # mounts the node makes (overlays, emptyDir tmpfs) stay inside it and vanish
 # with it.
 node_up() {
-    local n=$1 d=$STATE/n$n holder
+    local n=$1 d holder
+    d=$STATE/n$n
     mkdir -p "$d/docker" "$d/exec" "$d/kubelet" "$d/dockershim" "$d/plugins"
     echo '{}' >"$d/daemon.json"
     spawn "n$n-ns" "n$n" unshare --mount --propagation slave sh -c \
@@ -386,7 +407,7 @@ node_up() {
     $ipt -I INPUT -i docker0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
     # The pod sandbox image, imported from a one-file root (no registry here).
     tar -C "$STATE/pause-root" -c . |
-        docker -H "unix://$d/docker.sock" import -q --change 'ENTRYPOINT ["/pause"]' - "$PAUSE_IMAGE" >/dev/null
+        docker -H "unix://$d/docker.sock" import --change 'ENTRYPOINT ["/pause"]' - "$PAUSE_IMAGE" >/dev/null
 
     local kc=$d/kubelet.kubeconfig
     write_kubeconfig "$kc" "system:node:lbxk-n$n" "$(cat "$STATE/c/node$n.token")"
@@ -491,8 +512,11 @@ cmd_up() {
     local n t_kubelets
     for n in $NODES; do node_up "$n"; done
     t_kubelets=$(now_ms)
-    load_images
+    # Images load while the kubelets register (a pod needs both anyway).
+    load_images &
+    local load_pid=$!
     nodes_ready "$t_kubelets"
+    wait "$load_pid" || die "loading images into the nodes failed"
     cat >"$STATE/env" <<ENV
 export KUBECONFIG=$STATE/kubeconfig
 export LBXK_CONTROLLER_ADDR=$CONTROLLER_ADDR
@@ -556,11 +580,15 @@ cmd_down() {
     need_root
     local quiet=${1:-} n d m
     [ -n "$quiet" ] || log "down: stopping what runs (state $STATE)"
-    for n in $NODES; do stop_node "$n"; done
+    for n in $NODES; do
+        stop_node "$n"
+        [ -n "$quiet" ] || log "down: node $n stopped"
+    done
     stop kube-scheduler
     stop kube-apiserver
     stop etcd
     cg_kill "$(cg_dir c)"
+    [ -n "$quiet" ] || log "down: control plane stopped"
     # Empty cgroups of ours (docker's in every hierarchy, ours in pids).
     for d in /sys/fs/cgroup/*/lbxk; do
         [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
@@ -576,6 +604,7 @@ cmd_down() {
     for n in $NS_C lbxk-n1 lbxk-n2; do
         ip netns del "$n" 2>/dev/null || true
     done
+    [ -n "$quiet" ] || log "down: network removed; removing $STATE"
     rm -rf "$STATE"
     [ -n "$quiet" ] || log "down: done"
 }
@@ -592,6 +621,13 @@ cmd_status() {
         else
             printf '%-16s DOWN\n' "$name"
         fi
+    done
+    # Whole groups: a node's own daemons include containerd and its shims.
+    local cg
+    for cg in c n1 n2 n1-pods n2-pods; do
+        printf '%-16s %s\n' "cgroup $cg" "$(cat $(find "$(cg_dir "$cg")" -name cgroup.procs 2>/dev/null) 2>/dev/null |
+            while read -r pid; do awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null; done |
+            awk '{ s += $1; n++ } END { printf "%d processes, rss %d MB", n, s / 1024 }')"
     done
     [ -f "$STATE/timings" ] && tr '\n' ' ' <"$STATE/timings" && echo
     kubectl get nodes -o wide 2>&1 || true
@@ -638,6 +674,9 @@ case "${1:-}" in
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    smoke) bash "$(dirname "$0")/k8s-smoke.sh" ;;
     kill-node) cmd_kill_node "${2:-}" "${3:-}" ;;
     *) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
-esac
+# `exit` on esac's line: bash reads a script as it runs it, and this one runs
+# for minutes; an edit made meanwhile must not be read as the next command.
+esac; exit
