@@ -33,6 +33,7 @@ api() {
 }
 
 cleanup() {
+    set +e # all of it, whatever fails
     local f
     for f in "$work"/*.watchpid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
     [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null

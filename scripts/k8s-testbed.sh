@@ -12,6 +12,8 @@
 #   k8s-testbed.sh down        stop everything, remove namespaces and state
 #   k8s-testbed.sh status      what runs; nodes and their readiness
 #   k8s-testbed.sh env         shell lines to use the testbed (eval them)
+#   k8s-testbed.sh load IMAGE...
+#                              copy images of the local daemon into both nodes
 #   k8s-testbed.sh smoke       scripts/k8s-smoke.sh: pods on both nodes, logs,
 #                              OOM, exit codes, the scheduler (no lambdabox)
 #   k8s-testbed.sh kill-node N [--silent]
@@ -33,7 +35,9 @@
 # logs, data roots; default ${TMPDIR:-/tmp}/lambdabox-k8s),
 # LAMBDABOX_K8S_IMAGES (images loaded into the nodes; default every
 # lambdabox/* image of the local daemon but the build-* ones),
-# LAMBDABOX_K8S_KEEP_BUILD=1 keeps the sources, Go and Go's build cache.
+# LAMBDABOX_K8S_TMPFS (size cap of each node's docker data root, held in RAM;
+# default 6g; 0: on disk), LAMBDABOX_K8S_KEEP_BUILD=1 keeps the sources, Go
+# and Go's build cache (3.7 GB, for a faster rebuild).
 set -euo pipefail
 
 CACHE=${LAMBDABOX_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lambdabox/k8s}
@@ -137,7 +141,8 @@ EOF
     log "go build of$what (Go $("$goroot/bin/go" version | cut -d' ' -f3); about 15 min on 2 idle cores, niced; log: $work/make.log)"
     (
         cd "$work/gopath/src/k8s.io/kubernetes"
-        export GOROOT=$goroot GOPATH=$work/gopath GOCACHE=$work/gocache \
+        # (Kubernetes' scripts put Go's build cache in _output/local/go/cache.)
+        export GOROOT=$goroot GOPATH=$work/gopath \
             GOTOOLCHAIN=local GOPROXY=off \
             PATH=$goroot/bin:$work/root/usr/bin:$PATH LD_LIBRARY_PATH=$work/root/usr/lib/x86_64-linux-gnu \
             KUBE_GIT_VERSION_FILE=$work/version
@@ -148,7 +153,7 @@ EOF
         while kill -0 "$pid" 2>/dev/null; do
             sleep 30
             kill -0 "$pid" 2>/dev/null || break
-            log "  ...building: $(($(date +%s) - start)) s, Go build cache $(du -sm "$work/gocache" 2>/dev/null | cut -f1) MB, load $(cut -d' ' -f1 /proc/loadavg)"
+            log "  ...building: $(($(date +%s) - start)) s, build output $(du -sm "$work/src/_output" 2>/dev/null | cut -f1) MB, load $(cut -d' ' -f1 /proc/loadavg)"
         done
         wait "$pid" || { tail -n 30 "$work/make.log" >&2; exit 1; }
     ) || die "kubernetes build failed; see $work/make.log"
@@ -190,6 +195,9 @@ NODES="1 2"
 node_addr() { echo "$NET.1$1"; }          # 10.213.1.11, 10.213.1.12
 node_pod_net() { echo "10.213.1$1.1/24"; } # docker0 inside node N's netns
 PAUSE_IMAGE=lbxk/pause:3.2
+# Size limit of each node's docker data root in RAM (pages used count, not
+# the limit); 0 keeps it on disk under $STATE.
+TMPFS_SIZE=${LAMBDABOX_K8S_TMPFS:-6g}
 # Every daemon runs in a pids cgroup of ours, and node N's containers under
 # the cgroup parent /lbxk/nN-pods: a node is killed (kill-node, down) by the
 # processes of its cgroups, which also catches containerd and its shims, that
@@ -378,11 +386,16 @@ node_up() {
     d=$STATE/n$n
     mkdir -p "$d/docker" "$d/exec" "$d/kubelet" "$d/dockershim" "$d/plugins"
     echo '{}' >"$d/daemon.json"
+    # Docker's data root on a tmpfs (unless LAMBDABOX_K8S_TMPFS=0): the
+    # loaded images are 1.2 GB of small files per node, which this box's
+    # disk took 2 minutes to delete; a tmpfs goes with the namespace at once.
     spawn "n$n-ns" "n$n" unshare --mount --propagation slave sh -c \
         'mount -t tmpfs -o size=64m,mode=755 lbxk-varlog /var/log &&
          mkdir /var/log/pods /var/log/containers &&
          mount -t tmpfs -o size=16m,mode=755 lbxk-varlib /var/lib &&
-         mkdir /var/lib/kubelet && touch /var/log/.lbxk-ready && exec sleep infinity'
+         mkdir /var/lib/kubelet &&
+         if [ "$1" != 0 ]; then mount -t tmpfs -o "size=$1,mode=710" lbxk-docker "$2"; fi &&
+         touch /var/log/.lbxk-ready && exec sleep infinity' sh "$TMPFS_SIZE" "$d/docker"
     holder=$(cat "$STATE/pids/n$n-ns.pid")
     wait_for 10 "node $n mount namespace" nsenter --mount="/proc/$holder/ns/mnt" test -e /var/log/.lbxk-ready
     local enter="nsenter --net=/run/netns/lbxk-n$n --mount=/proc/$holder/ns/mnt"
@@ -441,9 +454,10 @@ images_to_load() {
 }
 
 # One `docker save` (shared layers once), teed into both nodes' dockerd.
+# $1: the images (default: images_to_load).
 load_images() {
     local imgs t0 n fifo pids=""
-    imgs=$(images_to_load | tr '\n' ' ')
+    imgs=${1:-$(images_to_load | tr '\n' ' ')}
     if [ -z "${imgs// /}" ]; then
         log "images: none to load (no lambdabox/* image in the local daemon, LAMBDABOX_K8S_IMAGES empty)"
         echo "" >"$STATE/images"
@@ -463,7 +477,7 @@ load_images() {
     docker save $imgs | tee $tees >/dev/null
     for n in $pids; do wait "$n" || die "docker load failed: $STATE/logs/n*-load.log"; done
     rm -f $tees
-    echo "$imgs" >"$STATE/images"
+    echo "$imgs" >>"$STATE/images"
     log "images loaded in $(secs_since "$t0")s"
 }
 
@@ -497,6 +511,8 @@ cmd_up() {
     [ -d "$CG_PIDS" ] || die "cgroup v1 pids hierarchy ($CG_PIDS) not found; this testbed expects cgroup v1"
     docker info >/dev/null 2>&1 || die "the local Docker daemon does not answer (images are read from it): sh scripts/ensure-docker.sh"
     cmd_down quiet
+    [ -e "/run/netns/$NS_C" ] &&
+        die "netns $NS_C exists: a testbed of another LAMBDABOX_K8S_STATE is up; take it down with that state dir"
     # Our segment must be free: another interface or route on it would
     # capture or shadow the testbed's traffic.
     if ip -4 route show | grep -q "^10\.213\.1\."; then
@@ -527,7 +543,6 @@ export LBXK_NODES="lbxk-n1 lbxk-n2"
 export LBXK_NODE1_DOCKER=unix://$STATE/n1/docker.sock
 export LBXK_NODE2_DOCKER=unix://$STATE/n2/docker.sock
 export LBXK_PAUSE_IMAGE=$PAUSE_IMAGE
-export LBXK_IMAGES="$(cat "$STATE/images")"
 ENV
     printf 'apiserver_ready_s=%s\nnodes_ready_s=%s\nup_s=%s\n' "$T_APISERVER" "$T_NODES" "$(secs_since "$t_up")" >"$STATE/timings"
     log "up in $(secs_since "$t_up")s (apiserver ready ${T_APISERVER}s, nodes Ready ${T_NODES}s)"
@@ -551,44 +566,54 @@ cg_kill() {
     log "warning: processes left in $1: $pids"
 }
 
-# stop NAME: TERM its daemon, KILL it after 10 s.
+# stop NAME...: TERM these daemons together, KILL those left after 10 s.
 stop() {
-    local pid i
-    pid=$(our_pid "$1") || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
+    local name pid running="" i alive
+    for name in "$@"; do
+        pid=$(our_pid "$name") || continue
+        kill -TERM "$pid" 2>/dev/null && running="$running $name=$pid"
+    done
     for i in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
+        alive=""
+        for name in $running; do kill -0 "${name#*=}" 2>/dev/null && alive="$alive $name"; done
+        [ -n "$alive" ] || return 0
         sleep 0.2
     done
-    log "$1 (pid $pid) ignored TERM for 10 s: KILL"
-    kill -KILL "$pid" 2>/dev/null || true
+    log "still running 10 s after TERM, KILL:$alive"
+    for name in $alive; do kill -KILL "${name#*=}" 2>/dev/null || true; done
 }
 
-stop_node() {
-    local n=$1
-    # The kubelet first (it would restart what goes), then the containers,
-    # then dockerd, which then has nothing left to stop, then the holder of
-    # the node's mount namespace, with which its mounts go.
-    stop "n$n-kubelet"
-    cg_kill "$(cg_dir "n$n-pods")"
-    stop "n$n-dockerd"
-    stop "n$n-ns"
-    cg_kill "$(cg_dir "n$n")"
+# The kubelets first (they would restart what goes), then the containers,
+# then the dockerds, which then have nothing left to stop, and the rest of
+# the control plane; etcd and the holders of the nodes' mount namespaces
+# (with which their mounts go) last.
+stop_all() {
+    stop n1-kubelet n2-kubelet
+    cg_kill "$(cg_dir n1-pods)"
+    cg_kill "$(cg_dir n2-pods)"
+    stop n1-dockerd n2-dockerd kube-scheduler kube-apiserver
+    stop etcd n1-ns n2-ns
+    local cg
+    for cg in n1 n2 c; do cg_kill "$(cg_dir "$cg")"; done
 }
 
 cmd_down() {
     need_root
     local quiet=${1:-} n d m
+    # The names (netns, cgroups, addresses) are fixed, so one testbed runs
+    # at a time; without our state dir, what runs under them is not ours
+    # (another LAMBDABOX_K8S_STATE) and stays.
+    if [ ! -d "$STATE" ]; then
+        if [ -e "/run/netns/$NS_C" ]; then
+            log "down: no $STATE, but netns $NS_C exists: a testbed of another LAMBDABOX_K8S_STATE? left alone"
+        else
+            [ -n "$quiet" ] || log "down: nothing runs (no $STATE)"
+        fi
+        return 0
+    fi
     [ -n "$quiet" ] || log "down: stopping what runs (state $STATE)"
-    for n in $NODES; do
-        stop_node "$n"
-        [ -n "$quiet" ] || log "down: node $n stopped"
-    done
-    stop kube-scheduler
-    stop kube-apiserver
-    stop etcd
-    cg_kill "$(cg_dir c)"
-    [ -n "$quiet" ] || log "down: control plane stopped"
+    stop_all
+    [ -n "$quiet" ] || log "down: stopped"
     # Empty cgroups of ours (docker's in every hierarchy, ours in pids).
     for d in /sys/fs/cgroup/*/lbxk; do
         [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
@@ -634,9 +659,19 @@ cmd_status() {
     kubectl get pods -A -o wide 2>&1 || true
 }
 
+# Images built after `up` (say, one with lambdabox-init for an init
+# container) go into both nodes the same way.
+cmd_load() {
+    need_root
+    [ -d "$STATE/n1" ] || die "testbed is not up"
+    [ $# -gt 0 ] || die "usage: $0 load IMAGE..."
+    load_images "$*"
+}
+
 cmd_env() {
     [ -f "$STATE/env" ] || die "testbed is not up (no $STATE/env)"
     cat "$STATE/env"
+    echo "export LBXK_IMAGES=\"$(tr '\n' ' ' <"$STATE/images" | sed 's/  */ /g; s/ $//')\""
 }
 
 # A node lost: its kubelet, dockerd, containerd and every container die at
@@ -675,6 +710,7 @@ case "${1:-}" in
     status) cmd_status ;;
     env) cmd_env ;;
     smoke) bash "$(dirname "$0")/k8s-smoke.sh" ;;
+    load) shift; cmd_load "$@" ;;
     kill-node) cmd_kill_node "${2:-}" "${3:-}" ;;
     *) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 # `exit` on esac's line: bash reads a script as it runs it, and this one runs
