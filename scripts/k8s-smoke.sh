@@ -81,7 +81,9 @@ read -r -d '' POD_PY <<'PY' || true
 import os, socket
 node, (host, port) = os.environ["NODE"], os.environ["CONTROLLER"].rsplit(":", 1)
 open("/tmp/probe", "w").write("x")
-print("memory /tmp writable: ok")
+st = os.statvfs("/tmp")
+size = st.f_blocks * st.f_frsize >> 20
+print("memory /tmp writable, %d MiB: %s" % (size, "ok" if size == 64 else "BAD (sizeLimit is 64Mi)"))
 try:
     open("/probe", "w")
     print("root fs writable: BAD")

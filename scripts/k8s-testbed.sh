@@ -425,11 +425,19 @@ node_up() {
     local kc=$d/kubelet.kubeconfig
     write_kubeconfig "$kc" "system:node:lbxk-n$n" "$(cat "$STATE/c/node$n.token")"
     log "node $n: kubelet lbxk-n$n ($(node_addr "$n"))"
+    # --docker and --docker-root (deprecated) are cAdvisor's: left out, the
+    # kubelet's cAdvisor asks the host's own dockerd (/var/run/docker.sock)
+    # for container stats, and stalls its start-up for a minute whenever that
+    # daemon is slow to answer `info`.
+    # SizeMemoryBackedVolumes (alpha in 1.20, on by default from 1.22): a
+    # memory emptyDir's tmpfs gets its sizeLimit as its size, as the
+    # backend's /tmp needs; without it the tmpfs is half the box's RAM.
     # shellcheck disable=SC2086
     spawn "n$n-kubelet" "n$n" $enter "$BIN/kubelet" --kubeconfig "$kc" \
         --hostname-override "lbxk-n$n" --node-ip "$(node_addr "$n")" --address "$(node_addr "$n")" \
         --read-only-port 0 \
         --container-runtime docker --docker-endpoint "unix://$d/docker.sock" \
+        --docker "unix://$d/docker.sock" --docker-root "$d/docker" \
         --container-runtime-endpoint "unix://$d/dockershim.sock" \
         --image-service-endpoint "unix://$d/dockershim.sock" \
         --experimental-dockershim-root-directory "$d/dockershim" \
@@ -439,6 +447,7 @@ node_up() {
         --fail-swap-on=false --image-gc-high-threshold 100 --image-gc-low-threshold 99 \
         --eviction-hard 'memory.available<20Mi,nodefs.available<1%,imagefs.available<1%,nodefs.inodesFree<1%' \
         --kube-api-qps 50 --kube-api-burst 100 --max-pods 64 \
+        --feature-gates SizeMemoryBackedVolumes=true \
         --node-labels "lambdabox.dev/testbed-node=$n"
 }
 
@@ -509,7 +518,10 @@ cmd_up() {
         command -v "$tool" >/dev/null || die "$tool is needed"
     done
     [ -d "$CG_PIDS" ] || die "cgroup v1 pids hierarchy ($CG_PIDS) not found; this testbed expects cgroup v1"
-    docker info >/dev/null 2>&1 || die "the local Docker daemon does not answer (images are read from it): sh scripts/ensure-docker.sh"
+    # `docker version`, not `docker info`: the latter was seen hanging for
+    # minutes on this shared box while the daemon served everything else.
+    timeout 30 docker version >/dev/null 2>&1 ||
+        die "the local Docker daemon does not answer (images are read from it): sh scripts/ensure-docker.sh"
     cmd_down quiet
     [ -e "/run/netns/$NS_C" ] &&
         die "netns $NS_C exists: a testbed of another LAMBDABOX_K8S_STATE is up; take it down with that state dir"
