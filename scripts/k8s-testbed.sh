@@ -204,7 +204,7 @@ TMPFS_SIZE=${LAMBDABOX_K8S_TMPFS:-6g}
 # have no PID file of ours.
 CG_PIDS=/sys/fs/cgroup/pids
 
-# The list of what runs, in start order (down stops it in reverse).
+# What runs, by PID file name, in start order (status lists them).
 DAEMONS="etcd kube-apiserver kube-scheduler n1-ns n1-dockerd n1-kubelet n2-ns n2-dockerd n2-kubelet"
 
 kubectl() { "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" "$@"; }
@@ -233,7 +233,7 @@ spawn() {
     cg=$(cg_dir "$2")
     shift 2
     mkdir -p "$cg"
-    sh -c 'echo $$ >"$1"; echo $$ >"$2/cgroup.procs"; shift 2; exec setsid "$@"' \
+    sh -c 'echo $$ >"$2/cgroup.procs" && echo $$ >"$1" && shift 2 && exec setsid "$@"' \
         sh "$STATE/pids/$name.pid" "$cg" "$@" </dev/null >>"$STATE/logs/$name.log" 2>&1 &
     wait_for 5 "$name pid file" test -s "$STATE/pids/$name.pid"
 }
