@@ -10,7 +10,7 @@ ADDR    ?= 127.0.0.1:9000
 # lambdabox-init runs inside arbitrary images: link it statically.
 INIT_FLAGS := -C target-feature=+crt-static
 
-.PHONY: all build init docker images image run test unit lint deny-tool fmt clean bench bench-rie
+.PHONY: all build init docker images image run test test-k8s unit lint deny-tool fmt clean bench bench-rie
 
 all: build
 
@@ -76,6 +76,15 @@ test: init docker
 	sh scripts/ensure-boto3.sh >/dev/null
 	sh scripts/ensure-test-tools.sh
 	LAMBDABOX_INIT=$(CURDIR)/$(INIT) $(CARGO) test --workspace -- --test-threads=4
+
+# `make test-k8s` (root): a real Kubernetes 1.20 in network namespaces of its
+# own (scripts/k8s-testbed.sh; built once into ~/.cache/lambdabox/k8s), a
+# smoke check, then the tests of the Kubernetes backend; the testbed is
+# removed at the end, also on failure. Not part of `make test`.
+test-k8s: init docker
+	$(CARGO) build --bin lambdabox
+	target/debug/lambdabox images build
+	bash scripts/test-k8s.sh
 
 unit:
 	$(CARGO) test --workspace --lib --bins
