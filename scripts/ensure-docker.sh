@@ -21,7 +21,11 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
-docker_ok() { $SUDO docker info >/dev/null 2>&1; }
+# `docker version` rather than `docker info`: info waits on every
+# container's lock, so one stuck container makes a healthy daemon look
+# down; and bounded, so a daemon that stopped answering fails this script
+# instead of hanging it.
+docker_ok() { $SUDO timeout 20 docker version >/dev/null 2>&1; }
 if docker_ok; then
     exit 0
 fi
