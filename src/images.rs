@@ -54,6 +54,7 @@ const PYTHON: Files = &[
 const NODEJS: Files = &[
     ("Dockerfile", include_bytes!("../images/nodejs/Dockerfile")),
     ("bootstrap", include_bytes!("../images/nodejs/bootstrap")),
+    ("prestart.mjs", include_bytes!("../images/nodejs/prestart.mjs")),
     ("package.json", include_bytes!("../images/nodejs/package.json")),
     ("package-lock.json", include_bytes!("../images/nodejs/package-lock.json")),
 ];

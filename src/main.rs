@@ -139,6 +139,7 @@ fn serve_config(args: &ServeArgs, data_dir: Option<PathBuf>) -> Result<ServeConf
     config.user = args.user.clone();
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     config.prewarm = args.prewarm;
+    config.prewarm_runtimes = args.prewarm_runtimes;
     config.queue.retry_unit = Duration::from_millis(args.async_retry_unit_ms);
     config.schedule_clock_scale = args.schedule_clock_scale;
     config.auth = api_auth(args)?;

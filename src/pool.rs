@@ -40,7 +40,7 @@ use crate::runtime_api::{self, ExitReason, Mailbox};
 use cpu::{CpuMode, CpuSetting};
 pub use environment::lambda_environment;
 use lambdabox_protocol::{self as protocol, CONTROL_DIR, CONTROL_SOCKET};
-use prewarm::{Generic, Prewarm};
+use prewarm::{Generic, Prewarm, PrewarmKey};
 use state::{Admission, State};
 
 /// Label keys every lambdabox container carries.
@@ -141,6 +141,9 @@ pub struct PoolConfig {
     pub user: String,
     /// Generic containers kept ready per runtime image in use (0: none).
     pub prewarm: usize,
+    /// Start the language runtime in generic containers ahead of need, for
+    /// runtimes that can ([`prewarm`]).
+    pub prestart: bool,
 }
 
 #[cfg(test)]
@@ -162,6 +165,7 @@ impl PoolConfig {
             cpu: CpuMode::Weighted,
             user: DEFAULT_SANDBOX_USER.into(),
             prewarm: 0,
+            prestart: true,
         }
     }
 }
@@ -404,10 +408,19 @@ impl Pool {
         self.inner.prewarm.lock().expect("prewarm poisoned")
     }
 
-    /// Keep generic containers of these runtime images (the ones functions
-    /// use); generics of other images are removed.
-    pub fn set_prewarm_images(&self, images: Vec<String>) {
-        let unwanted = self.prewarm().set_wanted(images);
+    /// Keep generic containers for what functions use: `(image, runtime,
+    /// MemorySize)` of each (a runtime started ahead of need is kept per size
+    /// when its start depends on it); generics nothing uses are removed.
+    pub fn set_prewarm_images(&self, uses: Vec<(String, &'static Runtime, u32)>) {
+        let prestart = self.inner.config.prestart;
+        let mut keys: Vec<PrewarmKey> = Vec::new();
+        for (image, runtime, memory_mb) in uses {
+            let key = PrewarmKey::new(image, Some(runtime), memory_mb, prestart);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        let unwanted = self.prewarm().set_wanted(keys);
         for g in unwanted {
             self.remove_generic(g);
         }
@@ -549,17 +562,17 @@ impl Pool {
             return;
         }
         let generics = self.prewarm().claim_starts(self.inner.config.prewarm);
-        for image in generics {
+        for key in generics {
             let pool = self.clone();
             tokio::spawn(async move {
-                let started = match pool.start_generic(&image).await {
+                let started = match pool.start_generic(&key).await {
                     Ok(g) => Some(g),
                     Err(e) => {
-                        tracing::warn!(image, error = %e, "could not start a prewarmed container");
+                        tracing::warn!(image = key.image, error = %e, "could not start a prewarmed container");
                         None
                     }
                 };
-                if let Some(unwanted) = pool.prewarm().started(&image, started) {
+                if let Some(unwanted) = pool.prewarm().started(&key, started) {
                     pool.remove_generic(unwanted);
                 }
             });
@@ -643,7 +656,7 @@ impl Pool {
     /// busy: a prewarmed generic one specialized for `launch` if one is
     /// ready, else a new one.
     async fn start(&self, launch: &Launch, provisioned: bool) -> Result<Arc<Container>, PoolError> {
-        let generic = self.prewarm().take(launch);
+        let generic = self.prewarm().take(launch, &PrewarmKey::for_launch(launch, self.inner.config.prestart));
         if let Some(g) = generic {
             let key = g.sockets.key.clone();
             match self.specialize(g, launch, provisioned).await {
@@ -720,8 +733,8 @@ impl Pool {
         container
     }
 
-    /// Start a generic container of `image` (see [`prewarm`]).
-    async fn start_generic(&self, image: &str) -> Result<Generic, PoolError> {
+    /// Start a generic container of `key` (see [`prewarm`]).
+    async fn start_generic(&self, key: &PrewarmKey) -> Result<Generic, PoolError> {
         let sockets = self.open_sockets()?;
         let dirs = [prewarm::task_dir(&sockets.dir), prewarm::opt_dir(&sockets.dir)];
         for d in &dirs {
@@ -730,7 +743,7 @@ impl Pool {
                 return Err(PoolError::Socket { path: d.clone(), source });
             }
         }
-        let spec = self.generic_spec(image, &sockets.key, &sockets.dir);
+        let spec = self.generic_spec(key, &sockets.key, &sockets.dir);
         let docker_id = match self.inner.backend.start(spec).await {
             Ok(id) => id,
             Err(e) => {
@@ -739,8 +752,9 @@ impl Pool {
             }
         };
         let watch = tokio::spawn(watch_generic(self.clone(), sockets.key.clone(), docker_id.clone()));
-        tracing::info!(image, container = %sockets.key, "prewarmed container started");
-        Ok(Generic { sockets, docker_id, watch: Some(watch) })
+        let runtime_started = key.prestarted.is_some();
+        tracing::info!(image = key.image, container = %sockets.key, runtime_started, "prewarmed container started");
+        Ok(Generic { sockets, docker_id, watch: Some(watch), prestart: key.prestart() })
     }
 
     /// Turn generic `g` into `launch`'s container: its code and layers in
@@ -773,7 +787,14 @@ impl Pool {
             return Err(e);
         }
         let env = self.function_environment(launch, provisioned);
-        match prewarm::specialization_message(&launch.bootstrap(), &env) {
+        let hand_over = match (g.prestart, launch.runtime) {
+            (Some(p), Some(runtime)) => prewarm::hand_over(p, launch, &environment::neutral_environment(runtime), &env),
+            _ => false,
+        };
+        if g.prestart.is_some() {
+            tracing::debug!(function = %launch.function.name, hand_over, "the runtime started ahead of need");
+        }
+        match prewarm::specialization_message(&launch.bootstrap(), &env, hand_over) {
             Ok(message) => g.sockets.mailbox.specialize(message),
             Err(e) => {
                 self.remove_generic(g);
@@ -812,12 +833,19 @@ impl Pool {
 
     /// A generic container's spec: lambdabox-init waiting to be told what
     /// to run, empty `/var/task` and `/opt`, the default sandbox.
-    fn generic_spec(&self, image: &str, key: &str, socket_dir: &Path) -> ContainerSpec {
+    fn generic_spec(&self, prewarm_key: &PrewarmKey, key: &str, socket_dir: &Path) -> ContainerSpec {
         let name = format!("lambdabox-prewarmed-{key}");
         let tmp_mb = crate::function::DEFAULT_EPHEMERAL_MB;
+        let image = &prewarm_key.image;
         let mut spec = self.base_spec(name, image, socket_dir, prewarm::GENERIC_MEMORY_MB, tmp_mb, TASK_ROOT.into());
         spec.env.push(format!("{}=1", protocol::env::GENERIC));
         spec.env.push(format!("{}=1", protocol::env::LAMBDA_ONLY));
+        if let (Some(command), Some(runtime)) = (prewarm_key.prestart_command(), prewarm_key.prestarted) {
+            // What every function of the runtime has, so the runtime started
+            // now sees nothing another function would not.
+            spec.env.splice(0..0, environment::neutral_environment(runtime));
+            spec.env.push(format!("{}={command}", protocol::env::PRESTART));
+        }
         spec.labels.insert(labels::GENERIC.to_owned(), "1".to_owned());
         spec.mounts.push(read_only(prewarm::task_dir(socket_dir), TASK_ROOT));
         spec.mounts.push(read_only(prewarm::opt_dir(socket_dir), OPT_ROOT));
