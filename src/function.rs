@@ -68,9 +68,9 @@ pub struct Prestart {
     pub command: &'static [&'static str],
     /// The runtime's start depends on MemorySize (Node.js sizes V8's heap
     /// from it when it starts, and V8 takes no new limits later): the size is
-    /// passed as one more argument, and only a function of that size may
-    /// take the runtime.
-    pub per_memory: bool,
+    /// passed to the command as one more argument. (Runtimes started ahead
+    /// are kept per MemorySize either way; see `pool::prewarm`.)
+    pub memory_argument: bool,
     /// Variables read when the interpreter starts or the runtime client
     /// loads, beyond [`READ_AT_START`]: a function whose value of one
     /// differs from the neutral environment's gets a fresh bootstrap.
@@ -124,12 +124,12 @@ impl Prestart {
 /// Python: the interpreter reads `PYTHON*` as it starts (awslambdaric's
 /// modules that read variables are imported only once the function's are set).
 static PYTHON_PRESTART: Prestart =
-    Prestart { command: &["/var/runtime/bootstrap", "--prestart"], per_memory: false, read_at_start: &["PYTHON*"] };
+    Prestart { command: &["/var/runtime/prestart"], memory_argument: false, read_at_start: &["PYTHON*"] };
 /// Node.js: `NODE_*` (NODE_OPTIONS, NODE_PATH, NODE_EXTRA_CA_CERTS…) and
 /// libuv's `UV_*` as it starts; aws-lambda-ric reads two of its own as it loads.
 static NODE_PRESTART: Prestart = Prestart {
-    command: &["/var/runtime/bootstrap", "--prestart"],
-    per_memory: true,
+    command: &["/var/runtime/prestart"],
+    memory_argument: true,
     read_at_start: &["NODE_*", "UV_*", "AWS_LAMBDA_RUNTIME_VERBOSE", "AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA"],
 };
 

@@ -541,14 +541,14 @@ impl Pool {
     /// Every live container, for `lambdabox ps`.
     pub fn list(&self) -> Vec<ContainerInfo> {
         let mut out = self.state().list(Instant::now());
-        out.extend(self.prewarm().ready_keys().into_iter().map(|(key, docker_id, image)| ContainerInfo {
+        out.extend(self.prewarm().ready_keys().into_iter().map(|(key, docker_id, image, memory_mb)| ContainerInfo {
             container: key,
             docker_id,
             function: String::new(),
             revision: image,
             state: "prewarmed",
             provisioned: false,
-            memory_mb: prewarm::GENERIC_MEMORY_MB,
+            memory_mb,
             age_ms: 0,
             idle_ms: 0,
             invocations: 0,
@@ -754,7 +754,8 @@ impl Pool {
         let watch = tokio::spawn(watch_generic(self.clone(), sockets.key.clone(), docker_id.clone()));
         let runtime_started = key.prestarted.is_some();
         tracing::info!(image = key.image, container = %sockets.key, runtime_started, "prewarmed container started");
-        Ok(Generic { sockets, docker_id, watch: Some(watch), prestart: key.prestart() })
+        let memory_mb = key.container_memory_mb();
+        Ok(Generic { sockets, docker_id, watch: Some(watch), prestart: key.prestart(), memory_mb })
     }
 
     /// Turn generic `g` into `launch`'s container: its code and layers in
@@ -802,10 +803,11 @@ impl Pool {
             }
         }
         // Raised while the runtime initialises: a generic container starts at
-        // the smallest MemorySize (and its CPU weight), so a function is
-        // never given more than its own, only (for a few ms) less.
+        // the smallest MemorySize (and its CPU weight), or at the function's
+        // own when its runtime was started ahead, so a function is never
+        // given more than its own, only (for a few ms) less.
         let memory_mb = launch.function.memory_mb;
-        if memory_mb != prewarm::GENERIC_MEMORY_MB {
+        if memory_mb != g.memory_mb {
             let resources = Resources { memory_mb: Some(memory_mb), cpu: self.inner.config.cpu.at_start(memory_mb) };
             if let Err(e) = self.inner.backend.resize(g.docker_id.clone(), resources).await {
                 self.remove_generic(g);
@@ -836,8 +838,8 @@ impl Pool {
     fn generic_spec(&self, prewarm_key: &PrewarmKey, key: &str, socket_dir: &Path) -> ContainerSpec {
         let name = format!("lambdabox-prewarmed-{key}");
         let tmp_mb = crate::function::DEFAULT_EPHEMERAL_MB;
-        let image = &prewarm_key.image;
-        let mut spec = self.base_spec(name, image, socket_dir, prewarm::GENERIC_MEMORY_MB, tmp_mb, TASK_ROOT.into());
+        let (image, memory_mb) = (&prewarm_key.image, prewarm_key.container_memory_mb());
+        let mut spec = self.base_spec(name, image, socket_dir, memory_mb, tmp_mb, TASK_ROOT.into());
         spec.env.push(format!("{}=1", protocol::env::GENERIC));
         spec.env.push(format!("{}=1", protocol::env::LAMBDA_ONLY));
         if let (Some(command), Some(runtime)) = (prewarm_key.prestart_command(), prewarm_key.prestarted) {

@@ -1,6 +1,6 @@
 // lambdabox's wrapper around aws-lambda-ric for a runtime started ahead of
-// need (`bootstrap --prestart MEMORY`, run by lambdabox-init in a prewarmed
-// container with the environment every function of the runtime shares).
+// need (`prestart MEMORY`, run by lambdabox-init in a prewarmed container
+// with the environment every function of the runtime shares).
 //
 // It loads the runtime client (its module, which reads
 // AWS_LAMBDA_RUNTIME_VERBOSE and AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA as it

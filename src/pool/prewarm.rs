@@ -25,8 +25,12 @@
 //! normal start imports the handler (the function's init phase). Only a
 //! function the waiting runtime can honour exactly takes it
 //! ([`hand_over`]); for any other, init kills it and starts the bootstrap
-//! as before. A runtime whose start depends on MemorySize is kept per size
-//! ([`PrewarmKey`]).
+//! as before. Such generics are kept per MemorySize ([`PrewarmKey`]) and
+//! created at that size: Node.js sizes V8's heap as it starts, and with the
+//! runtime already running, changing the container's memory limit at
+//! specialization (a Docker update, 10–20 ms) would be most of what is left
+//! of a cold start. A generic never holds more memory than the function
+//! that takes it.
 
 use std::collections::HashMap;
 use std::fs;
@@ -39,8 +43,8 @@ use tokio::task::JoinHandle;
 use super::{Launch, Sockets};
 use crate::function::{Prestart, Runtime, DEFAULT_EPHEMERAL_MB};
 
-/// A generic container's memory limit until it is specialized: init alone
-/// needs a few MB.
+/// A generic container's memory limit until it is specialized, when no
+/// runtime is started in it ahead of need: init alone needs a few MB.
 pub(super) const GENERIC_MEMORY_MB: u32 = 128;
 
 /// A started generic container, not yet anyone's. Its `/var/task` and
@@ -53,6 +57,8 @@ pub(super) struct Generic {
     pub watch: Option<JoinHandle<()>>,
     /// The runtime init started in it ahead of need, if any.
     pub prestart: Option<&'static Prestart>,
+    /// Its memory limit (and the CPU weight that goes with it).
+    pub memory_mb: u32,
 }
 
 /// Which generic containers are interchangeable: the image, and what runs
@@ -62,7 +68,7 @@ pub(super) struct PrewarmKey {
     pub image: String,
     /// The runtime whose language runtime is started ahead of need, if any.
     pub prestarted: Option<&'static Runtime>,
-    /// The MemorySize it was started for, when its start depends on it.
+    /// The MemorySize its runtime was started for, and the container's.
     pub memory_mb: Option<u32>,
 }
 
@@ -72,8 +78,13 @@ impl PrewarmKey {
     /// (`prestart`, where the runtime can) or not.
     pub fn new(image: String, runtime: Option<&'static Runtime>, memory_mb: u32, prestart: bool) -> PrewarmKey {
         let prestarted = runtime.filter(|r| prestart && r.prestart.is_some());
-        let memory_mb = prestarted.and_then(|r| r.prestart).filter(|p| p.per_memory).map(|_| memory_mb);
+        let memory_mb = prestarted.map(|_| memory_mb);
         PrewarmKey { image, prestarted, memory_mb }
+    }
+
+    /// The memory limit its generics are created with.
+    pub fn container_memory_mb(&self) -> u32 {
+        self.memory_mb.unwrap_or(GENERIC_MEMORY_MB)
     }
 
     /// The key of generics that can become `launch`'s container.
@@ -91,7 +102,7 @@ impl PrewarmKey {
     pub fn prestart_command(&self) -> Option<String> {
         let p = self.prestart()?;
         let mut words: Vec<String> = p.command.iter().map(|w| (*w).to_owned()).collect();
-        words.extend(self.memory_mb.map(|m| m.to_string()));
+        words.extend(self.memory_mb.filter(|_| p.memory_argument).map(|m| m.to_string()));
         Some(words.join(" "))
     }
 }
@@ -182,12 +193,12 @@ impl Prewarm {
     }
 
     /// Keys of ready generics by image, for `ps`.
-    pub fn ready_keys(&self) -> Vec<(String, String, String)> {
+    pub fn ready_keys(&self) -> Vec<(String, String, String, u32)> {
         let mut out: Vec<_> = self
             .ready
             .iter()
             .flat_map(|(key, list)| {
-                list.iter().map(move |g| (g.sockets.key.clone(), g.docker_id.clone(), key.image.clone()))
+                list.iter().map(move |g| (g.sockets.key.clone(), g.docker_id.clone(), key.image.clone(), g.memory_mb))
             })
             .collect();
         out.sort();
@@ -275,7 +286,7 @@ mod tests {
             log: Arc::new(ContainerLog::new()),
             server: tokio::spawn(async {}),
         };
-        Generic { sockets, docker_id: format!("docker-{key}"), watch: None, prestart: None }
+        Generic { sockets, docker_id: format!("docker-{key}"), watch: None, prestart: None, memory_mb: 128 }
     }
 
     fn launch(image: &str, f: Function) -> Launch {
@@ -336,11 +347,13 @@ mod tests {
             PrewarmKey::for_launch(&l, prestart)
         };
         assert_ne!(at(node, 128, true), at(node, 1769, true), "V8's heap is sized as node starts");
-        assert_eq!(at(node, 1769, true).prestart_command().unwrap(), "/var/runtime/bootstrap --prestart 1769");
-        assert_eq!(at(python, 128, true), at(python, 1769, true), "Python's start does not depend on memory");
-        assert_eq!(at(python, 128, true).prestart_command().unwrap(), "/var/runtime/bootstrap --prestart");
+        assert_eq!(at(node, 1769, true).prestart_command().unwrap(), "/var/runtime/prestart 1769");
+        assert_ne!(at(python, 128, true), at(python, 1769, true), "created at the function's size");
+        assert_eq!(at(python, 1769, true).prestart_command().unwrap(), "/var/runtime/prestart");
+        assert_eq!(at(python, 1769, true).container_memory_mb(), 1769);
         assert_eq!(at(node, 128, false), at(node, 1769, false), "nothing started ahead: one kind");
-        assert_eq!(at(node, 128, false).prestart_command(), None);
+        assert_eq!(at(node, 1769, false).prestart_command(), None);
+        assert_eq!(at(node, 1769, false).container_memory_mb(), GENERIC_MEMORY_MB, "resized when taken");
     }
 
     #[test]
