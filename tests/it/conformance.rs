@@ -317,6 +317,12 @@ async fn python3_11_prewarmed() {
 }
 
 #[tokio::test]
+async fn python3_13_prewarmed() {
+    let spec = Spec { runtime: "python3.13", family: "python", handlers: MODULE_DOT_CASE, fail_type: "ValueError" };
+    conform_on(spec, &["--prewarm", "3"]).await;
+}
+
+#[tokio::test]
 async fn nodejs20_x_prewarmed() {
     let spec = Spec { runtime: "nodejs20.x", family: "nodejs", handlers: MODULE_DOT_CASE, fail_type: "TypeError" };
     conform_on(spec, &["--prewarm", "3"]).await;

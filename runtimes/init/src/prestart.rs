@@ -38,7 +38,8 @@ pub fn command(value: &OsString) -> Option<(OsString, Vec<OsString>)> {
 }
 
 /// Start `program` as `user` with exactly `env`, `log` as its stdout and
-/// stderr, and a new pipe's read end as [`HANDOFF_FD`].
+/// stderr, and a new pipe's read end as [`HANDOFF_FD`]; its stdin is init's,
+/// as a bootstrap's is.
 pub fn start(
     program: &OsString,
     args: &[OsString],
@@ -48,7 +49,7 @@ pub fn start(
 ) -> io::Result<Prestarted> {
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let mut command = Command::new(program);
-    command.args(args).env_clear().envs(env.iter().map(|(n, v)| (n, v))).stdin(Stdio::null());
+    command.args(args).env_clear().envs(env.iter().map(|(n, v)| (n, v)));
     if let Some(log) = log {
         command.stdout(Stdio::from(log.try_clone()?)).stderr(Stdio::from(log.try_clone()?));
     }
