@@ -202,6 +202,12 @@ pub struct ServeArgs {
     /// start takes one instead of creating a container (0: none).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub prewarm: usize,
+    /// Whether prewarmed containers of Python and Node.js functions start
+    /// the language runtime and its runtime client ahead of need, so a cold
+    /// start only imports the handler (`false`: they start it when
+    /// specialized, as before; for comparison).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub prewarm_runtimes: bool,
     /// Pace of asynchronous retries: a failed event is retried 1 and then 2
     /// units later (Lambda: one minute); throttled events back off from
     /// 1/60 of a unit to 5 units. Shorter for tests.

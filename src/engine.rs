@@ -555,23 +555,23 @@ impl Engine {
     /// current (building them if needed), and keep prewarmed containers of
     /// them.
     async fn refresh_prewarm(&self) {
-        let mut runtimes: Vec<&'static Runtime> = self
+        let mut uses: Vec<(&'static Runtime, u32)> = self
             .store
             .list()
             .iter()
             .filter(|f| f.image.is_none())
-            .filter_map(|f| Runtime::find(&f.runtime).ok())
+            .filter_map(|f| Runtime::find(&f.runtime).ok().map(|r| (r, f.memory_mb)))
             .collect();
-        runtimes.sort_by_key(|r| r.image);
-        runtimes.dedup_by_key(|r| r.image);
-        let mut images = Vec::new();
-        for runtime in runtimes {
+        uses.sort_by_key(|(r, memory_mb)| (r.image, *memory_mb));
+        uses.dedup();
+        let mut wanted = Vec::new();
+        for (runtime, memory_mb) in uses {
             match self.images.ensure(runtime).await {
-                Ok(tag) => images.push(tag),
+                Ok(tag) => wanted.push((tag, runtime, memory_mb)),
                 Err(e) => tracing::warn!(runtime = runtime.id, error = %e, "no prewarmed containers for this runtime"),
             }
         }
-        self.pool.set_prewarm_images(images);
+        self.pool.set_prewarm_images(wanted);
     }
 
     /// What the pool needs to start containers of `f` (building the

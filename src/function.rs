@@ -43,7 +43,7 @@ pub const MAX_ENV_BYTES: usize = 4 * 1024;
 
 /// One runtime lambdabox can run: the Lambda identifier, the image that
 /// carries it and how its bootstrap is started inside the container.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Runtime {
     /// Lambda's identifier, e.g. `python3.11`.
     pub id: &'static str,
@@ -54,7 +54,84 @@ pub struct Runtime {
     pub bootstrap: &'static [&'static str],
     /// Variables Lambda sets for this runtime beyond those of every runtime.
     pub env: &'static [(&'static str, &'static str)],
+    /// How its image starts the language runtime ahead of need in a
+    /// prewarmed container, if it can.
+    pub prestart: Option<&'static Prestart>,
 }
+
+/// A runtime whose image can start the language runtime and its runtime
+/// client before the function is known (a wrapper that then waits for the
+/// function's environment), and what such a runtime cannot honour.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Prestart {
+    /// The command lambdabox-init starts in a prewarmed container.
+    pub command: &'static [&'static str],
+    /// The runtime's start depends on MemorySize (Node.js sizes V8's heap
+    /// from it when it starts, and V8 takes no new limits later): the size is
+    /// passed to the command as one more argument. (Runtimes started ahead
+    /// are kept per MemorySize either way; see `pool::prewarm`.)
+    pub memory_argument: bool,
+    /// Variables read when the interpreter starts or the runtime client
+    /// loads, beyond [`READ_AT_START`]: a function whose value of one
+    /// differs from the neutral environment's gets a fresh bootstrap.
+    /// `NAME*` stands for every name starting with `NAME`.
+    pub read_at_start: &'static [&'static str],
+}
+
+/// Variables every pre-started runtime has read by the time it waits for
+/// its function: the dynamic loader's and the C library's (locale, time
+/// zone, allocator), the home folder (Python's user site, Node's global
+/// module folders), TLS settings, and the exec wrapper, which replaces the
+/// bootstrap itself.
+pub const READ_AT_START: &[&str] = &[
+    "LD_*",
+    "GLIBC_TUNABLES",
+    "MALLOC_*",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TZDIR",
+    "HOME",
+    "OPENSSL_*",
+    "SSL_CERT_*",
+    "AWS_LAMBDA_EXEC_WRAPPER",
+];
+
+impl Prestart {
+    /// Whether a runtime started with `neutral` can take a function whose
+    /// whole environment is `env` (both `NAME=VALUE`, the last of a name
+    /// winning): every variable read at start has the same value (or is
+    /// absent) in both.
+    pub fn honours(&self, neutral: &[String], env: &[String]) -> bool {
+        let read_at_start = |name: &str| {
+            READ_AT_START.iter().chain(self.read_at_start).any(|p| match p.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == *p,
+            })
+        };
+        let pick = |vars: &[String]| -> std::collections::HashMap<String, String> {
+            vars.iter()
+                .filter_map(|pair| pair.split_once('='))
+                .filter(|(name, _)| read_at_start(name))
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect()
+        };
+        pick(neutral) == pick(env)
+    }
+}
+
+/// Python: the interpreter reads `PYTHON*` as it starts (awslambdaric's
+/// modules that read variables are imported only once the function's are set).
+static PYTHON_PRESTART: Prestart =
+    Prestart { command: &["/var/runtime/prestart"], memory_argument: false, read_at_start: &["PYTHON*"] };
+/// Node.js: `NODE_*` (NODE_OPTIONS, NODE_PATH, NODE_EXTRA_CA_CERTS…) and
+/// libuv's `UV_*` as it starts; aws-lambda-ric reads two of its own as it loads.
+static NODE_PRESTART: Prestart = Prestart {
+    command: &["/var/runtime/prestart"],
+    memory_argument: true,
+    read_at_start: &["NODE_*", "UV_*", "AWS_LAMBDA_RUNTIME_VERBOSE", "AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA"],
+};
 
 /// What the managed runtimes' bootstraps leave behind on Lambda: a bash
 /// script that `exec`s the runtime, which makes `SHLVL` 0.
@@ -64,17 +141,26 @@ const PYTHON: &[(&str, &str)] = &[("SHLVL", "0"), ("PYTHONPATH", "/var/runtime")
 
 /// Every runtime this build supports.
 pub static RUNTIMES: &[Runtime] = &[
-    Runtime { id: "python3.11", image: "python3.11", bootstrap: &["/var/runtime/bootstrap"], env: PYTHON },
-    Runtime { id: "python3.13", image: "python3.13", bootstrap: &["/var/runtime/bootstrap"], env: PYTHON },
-    Runtime { id: "nodejs18.x", image: "nodejs18.x", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
-    Runtime { id: "nodejs20.x", image: "nodejs20.x", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
-    Runtime { id: "ruby3.1", image: "ruby3.1", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
-    Runtime { id: "ruby3.3", image: "ruby3.3", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
-    Runtime { id: "java17", image: "java17", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
-    Runtime { id: "java21", image: "java21", bootstrap: &["/var/runtime/bootstrap"], env: MANAGED },
-    Runtime { id: "provided.al2023", image: "provided", bootstrap: &[], env: &[] },
-    Runtime { id: "provided", image: "provided", bootstrap: &[], env: &[] },
+    managed("python3.11", PYTHON, Some(&PYTHON_PRESTART)),
+    managed("python3.13", PYTHON, Some(&PYTHON_PRESTART)),
+    managed("nodejs18.x", MANAGED, Some(&NODE_PRESTART)),
+    managed("nodejs20.x", MANAGED, Some(&NODE_PRESTART)),
+    managed("ruby3.1", MANAGED, None),
+    managed("ruby3.3", MANAGED, None),
+    managed("java17", MANAGED, None),
+    managed("java21", MANAGED, None),
+    Runtime { id: "provided.al2023", image: "provided", bootstrap: &[], env: &[], prestart: None },
+    Runtime { id: "provided", image: "provided", bootstrap: &[], env: &[], prestart: None },
 ];
+
+/// A managed runtime: its own image, started by `/var/runtime/bootstrap`.
+const fn managed(
+    id: &'static str,
+    env: &'static [(&'static str, &'static str)],
+    prestart: Option<&'static Prestart>,
+) -> Runtime {
+    Runtime { id, image: id, bootstrap: &["/var/runtime/bootstrap"], env, prestart }
+}
 
 impl Runtime {
     /// Look a runtime up by its Lambda identifier. One lambdabox does not

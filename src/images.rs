@@ -46,6 +46,7 @@ struct Recipe {
 const PYTHON: Files = &[
     ("Dockerfile", include_bytes!("../images/python/Dockerfile")),
     ("bootstrap", include_bytes!("../images/python/bootstrap")),
+    ("prestart", include_bytes!("../images/python/prestart")),
 ];
 
 /// `images/nodejs/`: AWS's aws-lambda-ric from npm, at the version and with
@@ -54,6 +55,8 @@ const PYTHON: Files = &[
 const NODEJS: Files = &[
     ("Dockerfile", include_bytes!("../images/nodejs/Dockerfile")),
     ("bootstrap", include_bytes!("../images/nodejs/bootstrap")),
+    ("prestart", include_bytes!("../images/nodejs/prestart")),
+    ("prestart.mjs", include_bytes!("../images/nodejs/prestart.mjs")),
     ("package.json", include_bytes!("../images/nodejs/package.json")),
     ("package-lock.json", include_bytes!("../images/nodejs/package-lock.json")),
 ];

@@ -141,6 +141,7 @@ fn serve_config(args: &ServeArgs, data_dir: Option<PathBuf>) -> Result<ServeConf
     config.prewarm = args.prewarm;
     config.transport = args.transport;
     config.remote_listen = args.remote_listen.clone();
+    config.prewarm_runtimes = args.prewarm_runtimes;
     config.queue.retry_unit = Duration::from_millis(args.async_retry_unit_ms);
     config.schedule_clock_scale = args.schedule_clock_scale;
     config.auth = api_auth(args)?;

@@ -44,7 +44,7 @@ use cpu::{CpuMode, CpuSetting};
 pub use environment::lambda_environment;
 use lambdabox_protocol::mux::CodeRef;
 use lambdabox_protocol::{self as protocol, CONTROL_DIR, CONTROL_SOCKET};
-use prewarm::{Generic, Prewarm};
+use prewarm::{Generic, Prewarm, PrewarmKey};
 use state::{Admission, State};
 
 /// Label keys every lambdabox container carries.
@@ -151,6 +151,9 @@ pub struct PoolConfig {
     pub prewarm: usize,
     /// The remote transport's hub, for backends whose containers use it.
     pub remote: Option<Arc<Hub>>,
+    /// Start the language runtime in generic containers ahead of need, for
+    /// runtimes that can ([`prewarm`]).
+    pub prestart: bool,
 }
 
 #[cfg(test)]
@@ -173,6 +176,7 @@ impl PoolConfig {
             user: DEFAULT_SANDBOX_USER.into(),
             prewarm: 0,
             remote: None,
+            prestart: true,
         }
     }
 }
@@ -425,10 +429,19 @@ impl Pool {
         self.inner.prewarm.lock().expect("prewarm poisoned")
     }
 
-    /// Keep generic containers of these runtime images (the ones functions
-    /// use); generics of other images are removed.
-    pub fn set_prewarm_images(&self, images: Vec<String>) {
-        let unwanted = self.prewarm().set_wanted(images);
+    /// Keep generic containers for what functions use: `(image, runtime,
+    /// MemorySize)` of each (a runtime started ahead of need is kept per size
+    /// when its start depends on it); generics nothing uses are removed.
+    pub fn set_prewarm_images(&self, uses: Vec<(String, &'static Runtime, u32)>) {
+        let prestart = self.inner.config.prestart;
+        let mut keys: Vec<PrewarmKey> = Vec::new();
+        for (image, runtime, memory_mb) in uses {
+            let key = PrewarmKey::new(image, Some(runtime), memory_mb, prestart);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        let unwanted = self.prewarm().set_wanted(keys);
         for g in unwanted {
             self.remove_generic(g);
         }
@@ -560,14 +573,14 @@ impl Pool {
     /// Every live container, for `lambdabox ps`.
     pub fn list(&self) -> Vec<ContainerInfo> {
         let mut out = self.state().list(Instant::now());
-        out.extend(self.prewarm().ready_keys().into_iter().map(|(key, docker_id, image)| ContainerInfo {
+        out.extend(self.prewarm().ready_keys().into_iter().map(|(key, docker_id, image, memory_mb)| ContainerInfo {
             container: key,
             docker_id,
             function: String::new(),
             revision: image,
             state: "prewarmed",
             provisioned: false,
-            memory_mb: prewarm::GENERIC_MEMORY_MB,
+            memory_mb,
             age_ms: 0,
             idle_ms: 0,
             invocations: 0,
@@ -581,17 +594,17 @@ impl Pool {
             return;
         }
         let generics = self.prewarm().claim_starts(self.inner.config.prewarm);
-        for image in generics {
+        for key in generics {
             let pool = self.clone();
             tokio::spawn(async move {
-                let started = match pool.start_generic(&image).await {
+                let started = match pool.start_generic(&key).await {
                     Ok(g) => Some(g),
                     Err(e) => {
-                        tracing::warn!(image, error = %e, "could not start a prewarmed container");
+                        tracing::warn!(image = key.image, error = %e, "could not start a prewarmed container");
                         None
                     }
                 };
-                if let Some(unwanted) = pool.prewarm().started(&image, started) {
+                if let Some(unwanted) = pool.prewarm().started(&key, started) {
                     pool.remove_generic(unwanted);
                 }
             });
@@ -672,7 +685,7 @@ impl Pool {
     /// busy: a prewarmed generic one specialized for `launch` if one is
     /// ready, else a new one.
     async fn start(&self, launch: &Launch, provisioned: bool) -> Result<Arc<Container>, PoolError> {
-        let generic = self.prewarm().take(launch);
+        let generic = self.prewarm().take(launch, &PrewarmKey::for_launch(launch, self.inner.config.prestart));
         if let Some(g) = generic {
             let key = g.sockets.key.clone();
             match self.specialize(g, launch, provisioned).await {
@@ -794,8 +807,8 @@ impl Pool {
         Box::new(move || backend.peak_memory_bytes(&id).map(|b| b.div_ceil(MB)))
     }
 
-    /// Start a generic container of `image` (see [`prewarm`]).
-    async fn start_generic(&self, image: &str) -> Result<Generic, PoolError> {
+    /// Start a generic container of `key` (see [`prewarm`]).
+    async fn start_generic(&self, key: &PrewarmKey) -> Result<Generic, PoolError> {
         let sockets = self.open_sockets(Vec::new())?;
         let local_dirs = if sockets.remote.is_none() {
             vec![prewarm::task_dir(&sockets.dir), prewarm::opt_dir(&sockets.dir)]
@@ -808,7 +821,7 @@ impl Pool {
                 return Err(PoolError::Socket { path: d.clone(), source });
             }
         }
-        let spec = self.generic_spec(image, &sockets);
+        let spec = self.generic_spec(key, &sockets);
         let docker_id = match self.inner.backend.start(spec).await {
             Ok(id) => id,
             Err(e) => {
@@ -817,8 +830,10 @@ impl Pool {
             }
         };
         let watch = tokio::spawn(watch_generic(self.clone(), sockets.key.clone(), docker_id.clone()));
-        tracing::info!(image, container = %sockets.key, "prewarmed container started");
-        Ok(Generic { sockets, docker_id, watch: Some(watch) })
+        let runtime_started = key.prestarted.is_some();
+        tracing::info!(image = key.image, container = %sockets.key, runtime_started, "prewarmed container started");
+        let memory_mb = key.container_memory_mb();
+        Ok(Generic { sockets, docker_id, watch: Some(watch), prestart: key.prestart(), memory_mb })
     }
 
     /// Turn generic `g` into `launch`'s container: its code and layers in
@@ -846,7 +861,14 @@ impl Pool {
             return Err(e);
         }
         let env = self.function_environment(launch, provisioned);
-        match prewarm::specialization_message(&launch.bootstrap(), &env) {
+        let hand_over = match (g.prestart, launch.runtime) {
+            (Some(p), Some(runtime)) => prewarm::hand_over(p, launch, &environment::neutral_environment(runtime), &env),
+            _ => false,
+        };
+        if g.prestart.is_some() {
+            tracing::debug!(function = %launch.function.name, hand_over, "the runtime started ahead of need");
+        }
+        match prewarm::specialization_message(&launch.bootstrap(), &env, hand_over) {
             Ok(message) => g.sockets.mailbox.specialize(message),
             Err(e) => {
                 self.remove_generic(g);
@@ -854,10 +876,11 @@ impl Pool {
             }
         }
         // Raised while the runtime initialises: a generic container starts at
-        // the smallest MemorySize (and its CPU weight), so a function is
-        // never given more than its own, only (for a few ms) less.
+        // the smallest MemorySize (and its CPU weight), or at the function's
+        // own when its runtime was started ahead, so a function is never
+        // given more than its own, only (for a few ms) less.
         let memory_mb = launch.function.memory_mb;
-        if memory_mb != prewarm::GENERIC_MEMORY_MB {
+        if memory_mb != g.memory_mb {
             let resources = Resources { memory_mb: Some(memory_mb), cpu: self.inner.config.cpu.at_start(memory_mb) };
             if let Err(e) = self.inner.backend.resize(g.docker_id.clone(), resources).await {
                 self.remove_generic(g);
@@ -903,12 +926,19 @@ impl Pool {
 
     /// A generic container's spec: lambdabox-init waiting to be told what
     /// to run, empty `/var/task` and `/opt`, the default sandbox.
-    fn generic_spec(&self, image: &str, sockets: &Sockets) -> ContainerSpec {
+    fn generic_spec(&self, prewarm_key: &PrewarmKey, sockets: &Sockets) -> ContainerSpec {
         let name = format!("lambdabox-prewarmed-{}", sockets.key);
         let tmp_mb = crate::function::DEFAULT_EPHEMERAL_MB;
-        let mut spec = self.base_spec(name, image, sockets, prewarm::GENERIC_MEMORY_MB, tmp_mb, TASK_ROOT.into());
+        let (image, memory_mb) = (&prewarm_key.image, prewarm_key.container_memory_mb());
+        let mut spec = self.base_spec(name, image, sockets, memory_mb, tmp_mb, TASK_ROOT.into());
         spec.env.push(format!("{}=1", protocol::env::GENERIC));
         spec.env.push(format!("{}=1", protocol::env::LAMBDA_ONLY));
+        if let (Some(command), Some(runtime)) = (prewarm_key.prestart_command(), prewarm_key.prestarted) {
+            // What every function of the runtime has, so the runtime started
+            // now sees nothing another function would not.
+            spec.env.splice(0..0, environment::neutral_environment(runtime));
+            spec.env.push(format!("{}={command}", protocol::env::PRESTART));
+        }
         spec.labels.insert(labels::GENERIC.to_owned(), "1".to_owned());
         if sockets.remote.is_some() {
             for target in [TASK_ROOT, OPT_ROOT] {

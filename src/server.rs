@@ -59,6 +59,8 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     /// Generic containers kept ready per runtime image in use.
     pub prewarm: usize,
+    /// Start language runtimes in them ahead of need, where the runtime can.
+    pub prewarm_runtimes: bool,
     /// Who may call the API.
     pub auth: ApiAuth,
     /// How asynchronous events are retried.
@@ -103,6 +105,7 @@ impl ServeConfig {
             user: crate::pool::DEFAULT_SANDBOX_USER.into(),
             drain_timeout: Duration::from_secs(30),
             prewarm: 1,
+            prewarm_runtimes: true,
             auth: ApiAuth::Generated,
             queue: QueueConfig::default(),
             schedule_clock_scale: 1,
@@ -209,6 +212,7 @@ impl Controller {
                 user: config.user.clone(),
                 prewarm: config.prewarm,
                 remote: hub,
+                prestart: config.prewarm_runtimes,
             },
             logs.clone(),
         );

@@ -88,11 +88,16 @@ struct Args {
     /// chart): for working on that part.
     #[arg(long, value_enum)]
     only: Option<Section>,
+    /// With `--only cold`: these runtimes alone (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    runtimes: Vec<String>,
 }
 
 /// The sections `--only` can run alone.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Section {
+    /// Cold starts per runtime, without and with prewarmed containers.
+    Cold,
     Async,
     Urls,
     Cpu,
@@ -328,6 +333,10 @@ fn unix_secs() -> u64 {
 async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Result<()> {
     let client = load::client();
     match section {
+        Section::Cold => {
+            let rows = runtimes::measure(plan, ctx, args.memory_mb, &client, &args.runtimes).await?;
+            println!("{}", report::runtime_table(&rows));
+        }
         Section::Async => drop(asynchronous::measure(plan, ctx, args.memory_mb, &client).await?),
         Section::Urls => drop(urls::measure(plan, ctx, args.memory_mb, &client).await?),
         Section::Cpu => {
@@ -373,7 +382,7 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
     step!("function URLs: warm latency and c{} against Invoke; a streamed response's first byte", urls::CONCURRENCY);
     let urls = urls::measure(plan, ctx, args.memory_mb, &client).await?;
     step!("cold starts per runtime ({} each, without and with a prewarmed pool)", plan.runtime_cold_k);
-    let runtime_cold = runtimes::measure(plan, ctx, args.memory_mb, &client).await?;
+    let runtime_cold = runtimes::measure(plan, ctx, args.memory_mb, &client, &args.runtimes).await?;
     step!(
         "CPU model: warm latency at {} and {} MB, then both CPU-bound at once; weighted, then strict",
         cpu::SMALL_MB,

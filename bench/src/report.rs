@@ -565,10 +565,22 @@ pub fn runtime_table(list: &[RuntimeCold]) -> String {
         // The first words: the whole reason is in results.json.
         Maybe::NotAvailable { reason } => format!("n/a ({})", reason.chars().take(60).collect::<String>()),
     };
-    let header = ["runtime", "runtime client", "cold start p50 (ms)", "prewarmed p50 (ms)"];
+    let header = [
+        "runtime",
+        "runtime client",
+        "cold start p50 (ms)",
+        "prewarmed, runtime started late p50 (ms)",
+        "prewarmed p50 (ms)",
+    ];
     let body: Vec<Vec<String>> = list
         .iter()
-        .map(|r| vec![r.runtime.to_owned(), r.client.to_owned(), median(&r.cold), median(&r.prewarmed)])
+        .map(|r| {
+            let late = match &r.prewarmed_runtime_late {
+                Maybe::NotAvailable { .. } => "=".to_owned(),
+                measured => median(measured),
+            };
+            vec![r.runtime.to_owned(), r.client.to_owned(), median(&r.cold), late, median(&r.prewarmed)]
+        })
         .collect();
     markdown(&header, &body)
 }
@@ -667,6 +679,7 @@ mod tests {
                 client: "ric",
                 cold: Maybe::Measured { value: ColdStarts::new(&[Duration::from_millis(412)], 1, None) },
                 prewarmed: Maybe::NotAvailable { reason: "no Go".into() },
+                prewarmed_runtime_late: Maybe::NotAvailable { reason: "not started ahead of need".into() },
             }],
             asynchronous: AsyncResults {
                 accepted: Throughput { latency: Some(latency(2).percentiles.unwrap()), ..throughput(16, 6000.0) },
@@ -714,7 +727,9 @@ mod tests {
         assert!(t.contains("0.25 "), "p50 ratio 1/4: {t}");
         assert!(t.contains("3.60 "), "c16 ratio 900/250: {t}");
         assert!(t.contains("n/a (no --prewarm in this build)"), "{t}");
-        assert!(t.contains("| java21  | ric            | 412 (1 failed)      | n/a (no Go)        |"), "{t}");
+        let java = t.lines().find(|l| l.starts_with("| java21")).unwrap_or_default();
+        let cells: Vec<&str> = java.split('|').map(str::trim).collect();
+        assert_eq!(cells[1..6], ["java21", "ric", "412 (1 failed)", "=", "n/a (no Go)"], "{t}");
         let line = |start: &str| t.lines().find(|l| l.starts_with(start)).unwrap_or_default().to_owned();
         let executed = line("| async executed (ev/s)");
         assert!(executed.contains("1.00") && executed.contains(">= 0.80") && executed.contains("yes"), "{t}");

@@ -4,7 +4,11 @@
 //!
 //! There is no baseline to divide by here (RIE has no runtimes of its own):
 //! the table shows what a user of each language waits for on this machine,
-//! and the prewarmed column shows how much of it is the runtime itself.
+//! and the prewarmed column shows how much of it is the runtime itself. For
+//! runtimes lambdabox starts ahead of need in prewarmed containers, a third
+//! controller (`--prewarm-runtimes false`) measures the same prewarmed cold
+//! start with the runtime started only at specialization: before and after,
+//! in one run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +37,45 @@ pub struct RuntimeCold {
     pub client: &'static str,
     pub cold: Maybe<ColdStarts>,
     pub prewarmed: Maybe<ColdStarts>,
+    /// Prewarmed, but the language runtime started at specialization
+    /// (only for runtimes lambdabox otherwise starts ahead of need).
+    pub prewarmed_runtime_late: Maybe<ColdStarts>,
+}
+
+/// The controllers the table is measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pool {
+    /// No prewarmed containers.
+    Cold,
+    /// Prewarmed containers, the runtime started in them at specialization.
+    RuntimeLate,
+    /// Prewarmed containers, the runtime started ahead where it can be.
+    Prewarmed,
+}
+
+impl Pool {
+    fn controller(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Pool::Cold => ("lambdabox-runtimes", &["--prewarm", "0"]),
+            Pool::RuntimeLate => {
+                ("lambdabox-runtimes-prewarm-late", &["--prewarm", "1", "--prewarm-runtimes", "false"])
+            }
+            Pool::Prewarmed => ("lambdabox-runtimes-prewarm", &["--prewarm", "1"]),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Pool::Cold => "",
+            Pool::RuntimeLate => " prewarmed (runtime started late)",
+            Pool::Prewarmed => " prewarmed",
+        }
+    }
+}
+
+/// Whether lambdabox starts `runtime`'s language runtime ahead of need.
+fn started_ahead(runtime: &str) -> bool {
+    lambdabox::function::Runtime::find(runtime).is_ok_and(|r| r.prestart.is_some())
 }
 
 const PYTHON: &str = "def handler(event, context):\n    return event\n";
@@ -80,11 +123,19 @@ fn echoes(work: &Path) -> Vec<Echo> {
     ]
 }
 
-/// Every runtime, cold without and with a prewarmed pool.
-pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &reqwest::Client) -> Result<Vec<RuntimeCold>> {
+/// Every runtime (or those `only` names), cold without and with a
+/// prewarmed pool.
+pub async fn measure(
+    plan: &Plan,
+    ctx: &Ctx,
+    memory_mb: u32,
+    client: &reqwest::Client,
+    only: &[String],
+) -> Result<Vec<RuntimeCold>> {
     let work = ctx.out.join("runtimes");
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
-    let echoes = echoes(&work);
+    let mut echoes = echoes(&work);
+    echoes.retain(|e| only.is_empty() || only.iter().any(|o| o == e.runtime));
     let mut rows: Vec<RuntimeCold> = echoes
         .iter()
         .map(|e| {
@@ -93,21 +144,31 @@ pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &reqwest::C
                 runtime: e.runtime,
                 client: e.client,
                 cold: missing.clone().unwrap_or(Maybe::NotAvailable { reason: "not run".into() }),
-                prewarmed: missing.unwrap_or(Maybe::NotAvailable { reason: "not run".into() }),
+                prewarmed: missing.clone().unwrap_or(Maybe::NotAvailable { reason: "not run".into() }),
+                prewarmed_runtime_late: missing
+                    .unwrap_or(Maybe::NotAvailable { reason: "not started ahead of need".into() }),
             }
         })
         .collect();
-    for prewarm in [false, true] {
-        let (name, extra) = if prewarm {
-            ("lambdabox-runtimes-prewarm", ["--prewarm", "1"])
-        } else {
-            ("lambdabox-runtimes", ["--prewarm", "0"])
-        };
-        let lambdabox = ctx.controller(name, &extra).await?;
+    let late = crate::controller::serve_supports(&ctx.lambdabox, "--prewarm-runtimes").await;
+    for pool in [Pool::Cold, Pool::RuntimeLate, Pool::Prewarmed] {
+        let wanted = |e: &Echo| pool != Pool::RuntimeLate || (late && started_ahead(e.runtime));
+        if !echoes.iter().any(|e| e.zip.is_ok() && wanted(e)) {
+            continue;
+        }
+        let (name, extra) = pool.controller();
+        let lambdabox = ctx.controller(name, extra).await?;
         for (echo, row) in echoes.iter().zip(rows.iter_mut()) {
             let Ok(zip) = &echo.zip else { continue };
-            let cold = one_runtime(plan, &lambdabox, echo, zip, memory_mb, client, prewarm).await;
-            let slot = if prewarm { &mut row.prewarmed } else { &mut row.cold };
+            if !wanted(echo) {
+                continue;
+            }
+            let cold = one_runtime(plan, &lambdabox, echo, zip, memory_mb, client, pool).await;
+            let slot = match pool {
+                Pool::Cold => &mut row.cold,
+                Pool::RuntimeLate => &mut row.prewarmed_runtime_late,
+                Pool::Prewarmed => &mut row.prewarmed,
+            };
             *slot = match cold {
                 Ok(c) => Maybe::Measured { value: c },
                 Err(e) => Maybe::NotAvailable { reason: format!("{e:#}") },
@@ -125,13 +186,13 @@ async fn one_runtime(
     zip: &[u8],
     memory_mb: u32,
     client: &reqwest::Client,
-    prewarm: bool,
+    pool: Pool,
 ) -> Result<ColdStarts> {
     let name = echo.runtime.replace('.', "_");
     lambdabox.create_function_from(&name, echo.runtime, echo.handler, zip, memory_mb).await?;
     // The first start also reads the image from disk; it is not counted.
     lambdabox.target(client, &name).invoke().await.with_context(|| format!("{}: first invocation", echo.runtime))?;
-    let who = format!("{}{}", echo.runtime, if prewarm { " prewarmed" } else { "" });
+    let who = format!("{}{}", echo.runtime, pool.label());
     step!("{who}: {} forced cold starts", plan.runtime_cold_k);
     cold_starts(plan, plan.runtime_cold_k, lambdabox, &name, client, &who).await
 }

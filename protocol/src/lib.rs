@@ -32,6 +32,17 @@
 //! ([`mux`]); code then comes as content-addressed archives ([`archive`],
 //! named by [`sha256`]).
 //!
+//! # Handing a function to a pre-started runtime
+//!
+//! A generic container may run its language runtime ahead of need
+//! ([`env::PRESTART`]): a wrapper around the official runtime client, started
+//! by init as the sandbox user with a neutral environment, that waits on
+//! descriptor [`HANDOFF_FD`]. When a [`Specialization`] says
+//! [`Specialization::prestarted`], init writes the function's whole
+//! environment there ([`handoff`]) and closes it instead of starting a new
+//! bootstrap. The wrappers are Python and JavaScript, so that format is kept
+//! trivially parseable.
+//!
 //! The crate depends on nothing: init is linked statically and stays small.
 
 pub mod archive;
@@ -74,9 +85,14 @@ pub mod env {
     /// Remote transport: code init fetches itself before anything starts,
     /// `DEST=DIGEST` pairs separated by `,` (where no init container does it).
     pub const FETCH: &str = "LAMBDABOX_FETCH";
+    /// Set in generic containers of runtimes that can start ahead of need:
+    /// the command (words separated by spaces) init starts at once, as the
+    /// sandbox user, with the container's neutral environment and the read
+    /// end of the hand-off pipe as [`super::HANDOFF_FD`].
+    pub const PRESTART: &str = "LAMBDABOX_PRESTART";
     /// Every variable above, for init to clear from the bootstrap's environment.
-    pub const ALL: [&str; 8] =
-        [CONTROL_SOCKET, SANDBOX_USER, GENERIC, LAMBDA_ONLY, CONTROLLER, CONTAINER_ID, TOKEN, FETCH];
+    pub const ALL: [&str; 9] =
+        [CONTROL_SOCKET, SANDBOX_USER, GENERIC, LAMBDA_ONLY, CONTROLLER, CONTAINER_ID, TOKEN, FETCH, PRESTART];
     /// What Docker puts in every container's environment and Lambda does not.
     pub const DOCKER_ADDED: [&str; 2] = ["HOSTNAME", "HOME"];
 }
@@ -180,17 +196,21 @@ impl Exit {
 }
 
 /// What a generic container is to become: the bootstrap command (empty for
-/// Lambda's search order) and the function's whole environment.
+/// Lambda's search order), the function's whole environment, and whether the
+/// runtime init pre-started may take it (else init stops that one and starts
+/// the bootstrap).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Specialization {
     pub bootstrap: Vec<Vec<u8>>,
     pub env: Vec<(Vec<u8>, Vec<u8>)>,
+    pub prestarted: bool,
 }
 
 impl Specialization {
     /// The whole message: tag, payload length, payload. The payload is two
     /// lists (bootstrap arguments, then name/value pairs), each a u32 count
-    /// followed by u32-length-prefixed byte strings.
+    /// followed by u32-length-prefixed byte strings, then one byte: 1 to
+    /// hand the function to the pre-started runtime, 0 not to.
     pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
         self.check()?;
         let mut payload = Vec::new();
@@ -203,6 +223,7 @@ impl Specialization {
             put_bytes(&mut payload, name);
             put_bytes(&mut payload, value);
         }
+        payload.push(u8::from(self.prestarted));
         if payload.len() > MAX_SPECIALIZATION {
             return Err(DecodeError::TooLarge(payload.len()));
         }
@@ -237,6 +258,11 @@ impl Specialization {
             let value = r.bytes()?.to_vec();
             s.env.push((name, value));
         }
+        s.prestarted = match r.take(1)? {
+            [0] => false,
+            [1] => true,
+            _ => return Err(DecodeError::BadField),
+        };
         if !r.rest.is_empty() {
             return Err(DecodeError::TrailingBytes);
         }
@@ -254,6 +280,56 @@ impl Specialization {
         } else {
             Err(DecodeError::BadField)
         }
+    }
+}
+
+/// Descriptor on which a pre-started runtime reads its [`handoff`].
+pub const HANDOFF_FD: i32 = 3;
+
+/// What init writes to a pre-started runtime on [`HANDOFF_FD`] (then closes
+/// it): a 4-byte big-endian length, then that many bytes of `NAME=VALUE`
+/// entries each ended by a NUL (the layout of `/proc/PID/environ`). Names
+/// hold no `=` and nothing holds a NUL ([`Specialization`]'s checks), so a
+/// reader splits on NUL, then at the first `=`. The length lets a reader
+/// tell a whole message from one cut short.
+pub mod handoff {
+    use super::DecodeError;
+
+    /// The whole message for `env`, in the order given.
+    pub fn encode<N: AsRef<[u8]>, V: AsRef<[u8]>>(env: &[(N, V)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, value) in env {
+            body.extend_from_slice(name.as_ref());
+            body.push(b'=');
+            body.extend_from_slice(value.as_ref());
+            body.push(0);
+        }
+        let mut message = (body.len().min(u32::MAX as usize) as u32).to_be_bytes().to_vec();
+        message.extend_from_slice(&body);
+        message
+    }
+
+    /// One variable: name and value.
+    pub type Pair = (Vec<u8>, Vec<u8>);
+
+    /// The pairs of a whole message (what the wrappers do, for tests).
+    pub fn decode(message: &[u8]) -> Result<Vec<Pair>, DecodeError> {
+        let (len, body) = message.split_first_chunk::<4>().ok_or(DecodeError::Truncated)?;
+        match (u32::from_be_bytes(*len) as usize).cmp(&body.len()) {
+            std::cmp::Ordering::Greater => return Err(DecodeError::Truncated),
+            std::cmp::Ordering::Less => return Err(DecodeError::TrailingBytes),
+            std::cmp::Ordering::Equal => {}
+        }
+        let Some(entries) = body.strip_suffix(&[0]) else {
+            return if body.is_empty() { Ok(Vec::new()) } else { Err(DecodeError::Truncated) };
+        };
+        entries
+            .split(|b| *b == 0)
+            .map(|entry| {
+                let at = entry.iter().position(|b| *b == b'=').filter(|at| *at > 0).ok_or(DecodeError::BadField)?;
+                Ok((entry[..at].to_vec(), entry[at + 1..].to_vec()))
+            })
+            .collect()
     }
 }
 
@@ -311,6 +387,7 @@ mod tests {
         Specialization {
             bootstrap: vec![b"/var/runtime/bootstrap".to_vec(), b"--flag".to_vec()],
             env: vec![(b"_HANDLER".to_vec(), b"app.handler".to_vec()), (b"EQ".to_vec(), b"a=b".to_vec())],
+            prestarted: true,
         }
     }
 
@@ -327,6 +404,30 @@ mod tests {
         assert_eq!(Specialization::decode(payload(&message)).unwrap(), sample());
         let empty = Specialization::default();
         assert_eq!(Specialization::decode(payload(&empty.encode().unwrap())).unwrap(), empty);
+        let mut odd_flag = sample().encode().unwrap();
+        *odd_flag.last_mut().unwrap() = 2;
+        assert_eq!(Specialization::decode(payload(&odd_flag)), Err(DecodeError::BadField));
+    }
+
+    #[test]
+    fn handoffs_are_environ_blocks_with_a_length() {
+        let env = [("_HANDLER", "app.handler"), ("EQ", "a=b"), ("EMPTY", "")];
+        let message = handoff::encode(&env);
+        assert_eq!(&message[..4], &35u32.to_be_bytes());
+        assert_eq!(&message[4..], b"_HANDLER=app.handler\0EQ=a=b\0EMPTY=\0");
+        let decoded = handoff::decode(&message).unwrap();
+        let pairs: Vec<(&[u8], &[u8])> = decoded.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+        assert_eq!(pairs, [(&b"_HANDLER"[..], &b"app.handler"[..]), (b"EQ", b"a=b"), (b"EMPTY", b"")]);
+        let none: [(&str, &str); 0] = [];
+        assert_eq!(handoff::encode(&none), [0, 0, 0, 0]);
+        assert_eq!(handoff::decode(&[0, 0, 0, 0]).unwrap(), Vec::<(Vec<u8>, Vec<u8>)>::new());
+        for cut in 0..message.len() {
+            assert!(handoff::decode(&message[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = message.clone();
+        longer.push(b'x');
+        assert_eq!(handoff::decode(&longer), Err(DecodeError::TrailingBytes));
+        assert_eq!(handoff::decode(&[0, 0, 0, 3, b'=', b'v', 0]), Err(DecodeError::BadField), "a name is never empty");
     }
 
     #[test]
@@ -354,7 +455,7 @@ mod tests {
         assert_eq!(Specialization::decode(&trailing), Err(DecodeError::TrailingBytes));
         assert_eq!(Specialization::decode(&[0xff, 0xff, 0xff, 0xff]), Err(DecodeError::Truncated));
         assert!(matches!(Specialization::payload_len([0xff; 4]), Err(DecodeError::TooLarge(_))));
-        let big = Specialization { bootstrap: vec![vec![b'a'; MAX_SPECIALIZATION]], env: vec![] };
+        let big = Specialization { bootstrap: vec![vec![b'a'; MAX_SPECIALIZATION]], ..Default::default() };
         assert!(matches!(big.encode(), Err(DecodeError::TooLarge(_))));
     }
 

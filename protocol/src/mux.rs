@@ -436,6 +436,7 @@ mod tests {
             Frame::Specialize(Specialization {
                 bootstrap: vec![b"/var/runtime/bootstrap".to_vec()],
                 env: vec![(b"A".to_vec(), b"1".to_vec())],
+                prestarted: false,
             }),
             Frame::Fetch(DIGEST.into()),
             Frame::Chunk(vec![7; MAX_DATA]),

@@ -31,6 +31,26 @@ pub fn lambda_environment(
         format!("AWS_LAMBDA_INITIALIZATION_TYPE={initialization_type}"),
         format!("AWS_LAMBDA_LOG_GROUP_NAME={}", f.logging.log_group(&f.name)),
         format!("AWS_LAMBDA_LOG_STREAM_NAME={stream}"),
+    ];
+    env.extend(fixed_environment());
+    if let Some(runtime) = runtime {
+        env.extend(runtime_environment(runtime));
+    }
+    env.extend(f.logging.environment());
+    env.extend(f.environment.iter().map(|(k, v)| format!("{k}={v}")));
+    env
+}
+
+/// What a container of `runtime` is given before it knows its function
+/// (a pre-started runtime starts with it): Lambda's variables that are the
+/// same for every function of the runtime, and nothing else.
+pub fn neutral_environment(runtime: &Runtime) -> Vec<String> {
+    fixed_environment().into_iter().chain(runtime_environment(runtime)).collect()
+}
+
+/// Lambda's variables of every function, whatever its runtime.
+fn fixed_environment() -> Vec<String> {
+    vec![
         "LAMBDA_TASK_ROOT=/var/task".to_owned(),
         "LAMBDA_RUNTIME_DIR=/var/runtime".to_owned(),
         "TZ=:UTC".to_owned(),
@@ -41,20 +61,20 @@ pub fn lambda_environment(
         format!("AWS_XRAY_DAEMON_ADDRESS={XRAY_DAEMON}:2000"),
         format!("_AWS_XRAY_DAEMON_ADDRESS={XRAY_DAEMON}"),
         "_AWS_XRAY_DAEMON_PORT=2000".to_owned(),
+    ]
+}
+
+/// Lambda's variables of every function on a managed or provided `runtime`.
+fn runtime_environment(runtime: &Runtime) -> Vec<String> {
+    let mut env = vec![
+        "PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned(),
+        "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
+            .to_owned(),
     ];
-    if let Some(runtime) = runtime {
-        env.push("PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned());
-        env.push(
-            "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
-                .to_owned(),
-        );
-        if let Some(exec_env) = runtime.execution_env() {
-            env.push(format!("AWS_EXECUTION_ENV={exec_env}"));
-        }
-        env.extend(runtime.env.iter().map(|(k, v)| format!("{k}={v}")));
+    if let Some(exec_env) = runtime.execution_env() {
+        env.push(format!("AWS_EXECUTION_ENV={exec_env}"));
     }
-    env.extend(f.logging.environment());
-    env.extend(f.environment.iter().map(|(k, v)| format!("{k}={v}")));
+    env.extend(runtime.env.iter().map(|(k, v)| format!("{k}={v}")));
     env
 }
 
@@ -104,5 +124,24 @@ mod tests {
         let env = lambda_environment(&v7, Some(runtime), &Realm::default(), "on-demand");
         assert!(env.iter().any(|e| e == "AWS_LAMBDA_FUNCTION_VERSION=7"));
         assert!(env.iter().any(|e| e.starts_with("AWS_LAMBDA_LOG_STREAM_NAME=") && e.contains("/[7]")));
+    }
+
+    #[test]
+    fn the_neutral_environment_is_the_functions_without_anything_of_it() {
+        let f = Function {
+            name: "secretive".into(),
+            handler: "app.handler".into(),
+            environment: [("TOKEN".to_string(), "s3cret".to_string())].into(),
+            ..Default::default()
+        };
+        let runtime = Runtime::find("python3.11").unwrap();
+        let neutral = neutral_environment(runtime);
+        let env = lambda_environment(&f, Some(runtime), &Realm::default(), "on-demand");
+        for pair in &neutral {
+            assert!(env.contains(pair), "{pair} is the function's too");
+        }
+        for name in ["_HANDLER", "AWS_LAMBDA_", "AWS_REGION", "TOKEN"] {
+            assert!(!neutral.iter().any(|p| p.starts_with(name)), "{name} is not neutral: {neutral:?}");
+        }
     }
 }

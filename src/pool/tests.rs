@@ -274,12 +274,16 @@ async fn provisioned_containers_are_kept_ready_and_replaced() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cold_start_specializes_a_prewarmed_container() {
-    let h = harness(|c| c.prewarm = 1);
-    h.pool.set_prewarm_images(vec![IMAGE.into()]);
+    let h = harness(|c| {
+        c.prewarm = 1;
+        c.prestart = false;
+    });
+    h.pool.set_prewarm_images(vec![(IMAGE.into(), Runtime::find("python3.11").unwrap(), 512)]);
     h.pool.start_maintenance();
     settle().await;
     let generic = h.fake.started().remove(0);
     assert!(generic.env.contains(&"LAMBDABOX_GENERIC=1".to_owned()), "{:?}", generic.env);
+    assert!(!generic.env.iter().any(|e| e.starts_with("LAMBDABOX_PRESTART=")), "nothing started ahead");
     let generic_id = h.fake.running()[0].id.clone();
 
     let lease = h.pool.acquire(&h.launch("f", 512), Wait::Queue).await.unwrap();
@@ -290,9 +294,34 @@ async fn a_cold_start_specializes_a_prewarmed_container() {
     let told = lease.container().mailbox.specialization().await.unwrap();
     let s = lambdabox_protocol::Specialization::decode(&told[5..]).unwrap();
     assert!(s.env.iter().any(|(n, v)| n == b"AWS_LAMBDA_FUNCTION_NAME" && v == b"f"));
+    assert!(!s.prestarted);
     tokio::time::sleep(MAINTENANCE_TICK * 2).await;
     settle().await;
     assert_eq!(h.starts(), 2, "the pool started a replacement generic");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runtime_started_ahead_is_handed_the_function_at_its_memory_size() {
+    let h = harness(|c| c.prewarm = 1);
+    h.pool.set_prewarm_images(vec![(IMAGE.into(), Runtime::find("python3.11").unwrap(), 512)]);
+    h.pool.start_maintenance();
+    settle().await;
+    let generic = h.fake.started().remove(0);
+    let prestart = "LAMBDABOX_PRESTART=/var/runtime/prestart".to_owned();
+    assert!(generic.env.contains(&prestart), "Python starts ahead of need: {:?}", generic.env);
+    assert!(generic.env.contains(&"PYTHONPATH=/var/runtime".to_owned()), "with the runtime's neutral environment");
+    assert!(!generic.env.iter().any(|e| e.starts_with("AWS_LAMBDA_FUNCTION")), "and nothing of a function");
+    assert_eq!((generic.memory_mb, generic.cpu), (512, Some(cpu::shares(512))), "created at the size that takes it");
+    let generic_id = h.fake.running()[0].id.clone();
+
+    let other = h.pool.acquire(&h.launch("g", 256), Wait::Queue).await.unwrap();
+    assert_ne!(other.container().docker_id, generic_id, "another size does not take it");
+    let lease = h.pool.acquire(&h.launch("f", 512), Wait::Queue).await.unwrap();
+    assert_eq!(lease.container().docker_id, generic_id);
+    assert!(!h.fake.calls().iter().any(|c| matches!(c, Call::Resize(..))), "no resize: {:?}", h.fake.calls());
+    let told = lease.container().mailbox.specialization().await.unwrap();
+    let s = lambdabox_protocol::Specialization::decode(&told[5..]).unwrap();
+    assert!(s.prestarted, "the function is handed to the runtime started ahead");
 }
 
 #[tokio::test(start_paused = true)]

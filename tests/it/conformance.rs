@@ -260,10 +260,15 @@ async fn layer_case(server: &Server, spec: &Spec) {
 
 /// The whole suite on one runtime.
 async fn conform(spec: Spec) {
+    conform_on(spec, &[]).await;
+}
+
+/// The whole suite on one runtime, on a controller started with `flags`.
+async fn conform_on(spec: Spec, flags: &[&str]) {
     if spec.runtime != IMAGE {
         common::ensure_runtime_image(spec.runtime);
     }
-    let server = Server::start();
+    let server = Server::start_with(flags);
     let image = deploy_all(&server, &spec).await;
     echo_cases(&server, &spec).await;
     context_case(&server, &spec).await;
@@ -300,4 +305,25 @@ conformance! {
     provided_al2023_go: "provided.al2023", "provided-go", PROVIDED, "errorString";
     provided_go: "provided", "provided-go", PROVIDED, "errorString";
     container_image: "image", "python", MODULE_DOT_CASE, "ValueError";
+}
+
+/// The suite again where prewarmed containers run the language runtime
+/// ahead of need: the cold starts that take one hand the function to a
+/// runtime that was already running (the rest start containers as usual).
+#[tokio::test]
+async fn python3_11_prewarmed() {
+    let spec = Spec { runtime: "python3.11", family: "python", handlers: MODULE_DOT_CASE, fail_type: "ValueError" };
+    conform_on(spec, &["--prewarm", "3"]).await;
+}
+
+#[tokio::test]
+async fn python3_13_prewarmed() {
+    let spec = Spec { runtime: "python3.13", family: "python", handlers: MODULE_DOT_CASE, fail_type: "ValueError" };
+    conform_on(spec, &["--prewarm", "3"]).await;
+}
+
+#[tokio::test]
+async fn nodejs20_x_prewarmed() {
+    let spec = Spec { runtime: "nodejs20.x", family: "nodejs", handlers: MODULE_DOT_CASE, fail_type: "TypeError" };
+    conform_on(spec, &["--prewarm", "3"]).await;
 }

@@ -87,3 +87,186 @@ async fn shutdown_leaves_no_prewarmed_container_behind() {
     server.stop();
     assert!(common::containers(&home, None).await.is_empty(), "a stopped controller removes its prewarmed containers");
 }
+
+/// What a handler sees of its process, in Python: its environment (and a
+/// child's), sys.path, argv, cwd, ids, and the names in the environment
+/// block the process started with (`/proc/self/environ`).
+const INTROSPECT_PY: &str = r#"
+import os, subprocess, sys
+print("init-phase", os.environ.get("MARK"))
+
+def handler(event, context):
+    print("invoke-phase", os.environ.get("MARK"))
+    with open("/proc/self/environ", "rb") as f:
+        started_with = [e.split(b"=", 1)[0].decode() for e in f.read().split(b"\0") if e]
+    child = subprocess.run(["/usr/bin/env", "-0"], capture_output=True).stdout
+    return {
+        "env": dict(os.environ),
+        "child_env": dict(e.decode().split("=", 1) for e in child.split(b"\0") if e),
+        "path": sys.path,
+        "argv": sys.argv,
+        "cwd": os.getcwd(),
+        "ids": [os.getuid(), os.getgid(), os.geteuid()],
+        "started_with": started_with,
+    }
+"#;
+
+/// The same in Node.js, with V8's heap limit, module search paths and the
+/// stack trace limit (which NODE_OPTIONS can set).
+const INTROSPECT_JS: &str = r#"
+const fs = require("fs");
+const { execFileSync } = require("child_process");
+console.log("init-phase", process.env.MARK);
+
+exports.handler = async () => {
+    console.log("invoke-phase", process.env.MARK);
+    const startedWith = fs.readFileSync("/proc/self/environ", "latin1").split("\0").filter(Boolean).map((e) => e.split("=")[0]);
+    const child = execFileSync("/usr/bin/env", ["-0"]).toString().split("\0").filter(Boolean);
+    return {
+        env: { ...process.env },
+        child_env: Object.fromEntries(child.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
+        argv: process.argv,
+        execArgv: process.execArgv,
+        cwd: process.cwd(),
+        ids: [process.getuid(), process.getgid(), process.geteuid()],
+        heap: require("v8").getHeapStatistics().heap_size_limit,
+        paths: require("module").globalPaths,
+        stackTraceLimit: Error.stackTraceLimit,
+        started_with: startedWith,
+    };
+};
+"#;
+
+/// One runtime's introspection function.
+struct Probe {
+    runtime: &'static str,
+    file: (&'static str, &'static str),
+    handler: &'static str,
+}
+
+const PYTHON: Probe = Probe { runtime: "python3.11", file: ("probe.py", INTROSPECT_PY), handler: "probe.handler" };
+const NODE: Probe = Probe { runtime: "nodejs20.x", file: ("probe.js", INTROSPECT_JS), handler: "probe.handler" };
+
+/// Deploy `probe` as `name` with `vars`, at 512 MB (a Node.js runtime is
+/// started ahead per MemorySize: this one is not the generic default).
+async fn deploy_probe(server: &Server, probe: &Probe, name: &str, handler: &str, vars: serde_json::Value) {
+    let config = json!({"Runtime": probe.runtime, "MemorySize": 512, "Environment": {"Variables": vars}});
+    server.deploy_files(name, handler, &[probe.file], config).await;
+}
+
+/// Invoke `name` once (its cold start); returns the probe's answer and the log tail.
+async fn probe_once(server: &Server, name: &str) -> (serde_json::Value, String) {
+    let (_, body, tail) = server.invoke_tail(name, "{}").await;
+    (body, tail)
+}
+
+/// What differs between any two containers of one function: the log
+/// stream's name is made per container.
+fn comparable(mut answer: serde_json::Value) -> serde_json::Value {
+    for key in ["env", "child_env"] {
+        if let Some(env) = answer[key].as_object_mut() {
+            env.remove("AWS_LAMBDA_LOG_STREAM_NAME");
+            env.remove("_X_AMZN_TRACE_ID");
+        }
+    }
+    answer.as_object_mut().unwrap().remove("started_with");
+    answer
+}
+
+/// A function started in a runtime that was running before it was known
+/// sees exactly what it sees in a container started for it, and that
+/// runtime started with no variable of the function.
+async fn same_as_without_prewarm(probe: &Probe) {
+    common::ensure_runtime_image(probe.runtime);
+    let (plain, warm) = (Server::start(), Server::start_with(&["--prewarm", "1"]));
+    let vars = json!({"MARK": "marked", "TOKEN": "s3cret"});
+    deploy_probe(&plain, probe, "probe", probe.handler, vars.clone()).await;
+    deploy_probe(&warm, probe, "probe", probe.handler, vars).await;
+    assert!(eventually(Duration::from_secs(30), || async { prewarmed(&warm).await.len() == 1 }).await);
+    let generic = prewarmed(&warm).await[0]["docker_id"].clone();
+
+    let (fresh, fresh_tail) = probe_once(&plain, "probe").await;
+    let (handed, handed_tail) = probe_once(&warm, "probe").await;
+    let serving = warm.ps().await.into_iter().find(|c| c["function"] == "probe").expect("a container serves it");
+    assert_eq!(serving["docker_id"], generic, "the prewarmed container served it");
+
+    assert_eq!(
+        comparable(handed.clone()),
+        comparable(fresh.clone()),
+        "{}: the same view of the process",
+        probe.runtime
+    );
+    assert_eq!(handed["env"], handed["child_env"], "children inherit the environment the handler sees");
+    assert_eq!(handed["env"]["TOKEN"], "s3cret");
+    assert_ne!(handed["ids"][0], 0, "the sandbox user, not root");
+    let started_with: Vec<&str> =
+        handed["started_with"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for name in ["MARK", "TOKEN", "_HANDLER", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] {
+        assert!(
+            !started_with.contains(&name),
+            "{}: the runtime started before {name} existed: {started_with:?}",
+            probe.runtime
+        );
+    }
+    assert!(fresh["started_with"].as_array().unwrap().iter().any(|v| v == "MARK"), "a fresh bootstrap starts with it");
+
+    for tail in [&fresh_tail, &handed_tail] {
+        assert!(tail.contains("invoke-phase marked"), "{}: {tail}", probe.runtime);
+    }
+    let log = warm.logs("probe").await;
+    assert!(log.contains("init-phase marked") && log.contains("invoke-phase marked"), "{}: {log}", probe.runtime);
+    assert_eq!(log.contains("init-phase marked"), plain.logs("probe").await.contains("init-phase marked"));
+}
+
+#[tokio::test]
+async fn a_python_function_sees_the_same_process_in_a_prestarted_runtime() {
+    same_as_without_prewarm(&PYTHON).await;
+}
+
+#[tokio::test]
+async fn a_node_function_sees_the_same_process_in_a_prestarted_runtime() {
+    same_as_without_prewarm(&NODE).await;
+}
+
+/// A function setting a variable the runtime reads as it starts gets a
+/// fresh bootstrap, which honours it, in the prewarmed container.
+#[tokio::test]
+async fn variables_read_at_start_get_a_fresh_bootstrap() {
+    common::ensure_runtime_image(PYTHON.runtime);
+    common::ensure_runtime_image(NODE.runtime);
+    let server = Server::start_with(&["--prewarm", "1"]);
+    deploy_probe(&server, &PYTHON, "py", PYTHON.handler, json!({"PYTHONPATH": "/var/task/vendor"})).await;
+    deploy_probe(&server, &NODE, "node", NODE.handler, json!({"NODE_OPTIONS": "--stack-trace-limit=7"})).await;
+    assert!(eventually(Duration::from_secs(30), || async { prewarmed(&server).await.len() == 2 }).await);
+    let generics: Vec<serde_json::Value> = prewarmed(&server).await.iter().map(|c| c["docker_id"].clone()).collect();
+
+    let (py, _) = probe_once(&server, "py").await;
+    assert!(py["path"].as_array().unwrap().iter().any(|p| p == "/var/task/vendor"), "{py}");
+    assert!(py["started_with"].as_array().unwrap().iter().any(|v| v == "PYTHONPATH"), "a new interpreter: {py}");
+    let (node, _) = probe_once(&server, "node").await;
+    assert_eq!(node["stackTraceLimit"], 7, "{node}");
+    assert!(node["started_with"].as_array().unwrap().iter().any(|v| v == "NODE_OPTIONS"), "a new node: {node}");
+    let ps = server.ps().await;
+    for name in ["py", "node"] {
+        let serving = ps.iter().find(|c| c["function"] == name).expect("a container serves it");
+        assert!(generics.contains(&serving["docker_id"]), "{name} still took a prewarmed container: {ps:?}");
+    }
+}
+
+/// A handler that cannot be imported fails as it does in a fresh bootstrap.
+#[tokio::test]
+async fn a_missing_handler_module_fails_the_same_way() {
+    for probe in [PYTHON, NODE] {
+        common::ensure_runtime_image(probe.runtime);
+        let (plain, warm) = (Server::start(), Server::start_with(&["--prewarm", "1"]));
+        deploy_probe(&plain, &probe, "missing", "nowhere.handler", json!({})).await;
+        deploy_probe(&warm, &probe, "missing", "nowhere.handler", json!({})).await;
+        assert!(eventually(Duration::from_secs(30), || async { prewarmed(&warm).await.len() == 1 }).await);
+        let (_, headers, fresh) = plain.invoke("missing", "{}").await;
+        let (_, warm_headers, handed) = warm.invoke("missing", "{}").await;
+        assert_eq!(fresh["errorType"], "Runtime.ImportModuleError", "{}: {fresh}", probe.runtime);
+        assert_eq!(handed["errorType"], fresh["errorType"], "{}: {handed}", probe.runtime);
+        assert_eq!(handed["errorMessage"], fresh["errorMessage"], "{}", probe.runtime);
+        assert_eq!(headers.get("x-amz-function-error"), warm_headers.get("x-amz-function-error"));
+    }
+}

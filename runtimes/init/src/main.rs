@@ -12,7 +12,9 @@
 //! 2. listens on `127.0.0.1:9001` and hands every connection the runtime
 //!    opens there to the controller, which serves it directly ([`control`]);
 //! 3. with `LAMBDABOX_GENERIC` set, waits to be told which function to run
-//!    before starting anything;
+//!    before starting anything but, with `LAMBDABOX_PRESTART` also set (and
+//!    the local control socket), the language runtime, which then waits for
+//!    the function's environment ([`prestart`]);
 //! 4. starts the runtime's bootstrap as the sandbox user
 //!    (`LAMBDABOX_SANDBOX_USER`), with `AWS_LAMBDA_RUNTIME_API` set, and
 //!    gives up its own capabilities but the one forwarding signals needs
@@ -41,9 +43,10 @@
 //! statically, so it runs in any x86-64 image, including container-image
 //! functions that know nothing of us.
 
-use std::ffi::OsString;
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::net::TcpListener;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -54,12 +57,14 @@ use std::{env, mem, ptr, thread};
 mod control;
 mod fetch;
 mod link;
+mod prestart;
 mod remote;
 mod sandbox;
 
 use control::Control;
 use lambdabox_protocol::mux::CodeRef;
 use lambdabox_protocol::{env as vars, tag, Exit, RUNTIME_API_ADDR};
+use prestart::Prestarted;
 use sandbox::User;
 
 /// Lambda's bootstrap search order for `provided` runtimes.
@@ -85,6 +90,24 @@ fn main() {
         Err(e) => fail(&format!("cannot listen on {RUNTIME_API_ADDR}: {e}"), 1),
     };
     let channel = open_channel();
+    let user = sandbox_user();
+    // Over the local socket nothing else needs more than the user switch
+    // from here; a remote generic container first fetches its code (as
+    // root) when it is specialized, before any function code runs.
+    let local = matches!(channel, Some(Channel::Local(_)));
+    if local {
+        keep_only_user_switch();
+    }
+    // A runtime that can start ahead of need runs while a generic container
+    // waits; its output already goes to the log pipe.
+    let mut log = None;
+    let prestarted = match (&channel, prestart::wanted()) {
+        (Some(c @ Channel::Local(_)), Some(command)) => {
+            log = open_log_pipe(c);
+            prestart_runtime(&command, log.as_ref(), user)
+        }
+        _ => None,
+    };
     // A generic (prewarmed) container waits here until it is given a function.
     let specialized = match (&channel, env::var_os(vars::GENERIC)) {
         (Some(c), Some(_)) => match c.wait_specialization() {
@@ -93,22 +116,17 @@ fn main() {
         },
         _ => None,
     };
-    let user = env::var(vars::SANDBOX_USER).ok().map(|spec| {
-        let user =
-            User::parse(&spec).unwrap_or_else(|| fail(&format!("{}={spec}: expected uid:gid", vars::SANDBOX_USER), 1));
-        // The way to the controller is open (and, in a generic container, the
-        // code fetched: no function code ran yet): nothing else needs more
-        // than the user switch.
-        if let Err(e) = sandbox::keep_only_user_switch() {
-            fail(&format!("dropping capabilities: {e}"), 1)
-        }
-        user
-    });
-
-    let (given, extra_env) = match specialized {
-        Some(s) => (Some(s.bootstrap.into_iter().map(OsString::from_vec).collect()), s.env),
-        None => (None, Vec::new()),
+    if !local {
+        keep_only_user_switch();
+    }
+    let (given, extra_env, use_prestarted) = match specialized {
+        Some(s) => (Some(s.bootstrap.into_iter().map(OsString::from_vec).collect()), s.env, s.prestarted),
+        None => (None, Vec::new(), false),
     };
+    if let Some(pid) = prestarted.and_then(|p| hand_over_or_discard(p, use_prestarted, &extra_env)) {
+        accept_connections(channel.clone(), listener);
+        run_to_the_end(channel.as_ref(), pid, &signals);
+    }
     let (program, args) = match bootstrap_command(given) {
         Some(cmd) => cmd,
         None => not_started(
@@ -117,27 +135,12 @@ fn main() {
         ),
     };
     let mut command = Command::new(&program);
-    command.args(args).env("AWS_LAMBDA_RUNTIME_API", RUNTIME_API_ADDR);
-    for (name, value) in extra_env {
-        command.env(OsString::from_vec(name), OsString::from_vec(value));
-    }
-    if env::var_os(vars::LAMBDA_ONLY).is_some() {
-        for name in vars::DOCKER_ADDED {
-            command.env_remove(name);
-        }
-    }
-    for name in vars::ALL {
-        command.env_remove(name);
-    }
+    command.args(args).env_clear().envs(bootstrap_environment(&extra_env));
     if let Some(c) = &channel {
-        give_log_pipe(c, &mut command);
+        give_log_pipe(log.or_else(|| open_log_pipe(c)), &mut command);
     }
     // Connections are handed over only now: the log pipe goes first.
-    match channel.clone() {
-        Some(Channel::Remote(session)) => thread::spawn(move || session.accept_loop(listener)),
-        Some(Channel::Local(c)) => thread::spawn(move || control::accept_loop(listener, Some(c))),
-        None => thread::spawn(move || control::accept_loop(listener, None)),
-    };
+    accept_connections(channel.clone(), listener);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(move || {
@@ -158,18 +161,101 @@ fn main() {
         }
     };
     remote::BOOTSTRAP.store(child.id() as libc::pid_t, std::sync::atomic::Ordering::Release);
+    // Close our copies of the pipe's write end: only the bootstrap's remain.
+    drop(command);
+    run_to_the_end(channel.as_ref(), child.id() as libc::pid_t, &signals);
+}
+
+/// `LAMBDABOX_SANDBOX_USER`, the user the bootstrap runs as.
+fn sandbox_user() -> Option<User> {
+    env::var(vars::SANDBOX_USER).ok().map(|spec| {
+        User::parse(&spec).unwrap_or_else(|| fail(&format!("{}={spec}: expected uid:gid", vars::SANDBOX_USER), 1))
+    })
+}
+
+/// Give up every capability but the ones switching to the sandbox user needs.
+fn keep_only_user_switch() {
+    if let Err(e) = sandbox::keep_only_user_switch() {
+        fail(&format!("dropping capabilities: {e}"), 1)
+    }
+}
+
+/// Hand the runtime's connections on `listener` over `channel` from now on.
+fn accept_connections(channel: Option<Channel>, listener: TcpListener) {
+    match channel {
+        Some(Channel::Remote(session)) => thread::spawn(move || session.accept_loop(listener)),
+        Some(Channel::Local(c)) => thread::spawn(move || control::accept_loop(listener, Some(c))),
+        None => thread::spawn(move || control::accept_loop(listener, None)),
+    };
+}
+
+/// With the bootstrap (or the pre-started runtime) running: keep only the
+/// capability forwarding signals needs, supervise it, report how it ended
+/// and exit with its status.
+fn run_to_the_end(channel: Option<&Channel>, bootstrap: libc::pid_t, signals: &libc::sigset_t) -> ! {
     if let Err(e) = sandbox::keep_only_kill() {
         eprintln!("lambdabox-init: dropping capabilities: {e}");
     }
-    // Close our copies of the pipe's write end: only the bootstrap's remain.
-    drop(command);
-    let status = supervise(child.id() as libc::pid_t, &signals);
-    let (exit_report, exit_code) = match status {
+    let (exit_report, exit_code) = match supervise(bootstrap, signals) {
         Status::Exited(c) => (Exit::Code(c), c),
         Status::Signaled(s) => (Exit::Signal(s), 128 + s),
     };
-    report_exit(channel.as_ref(), exit_report);
+    report_exit(channel, exit_report);
     exit(exit_code);
+}
+
+/// The environment the bootstrap gets: init's own with the Runtime API's
+/// address and `extra` (the function's variables, in order, the last of a
+/// name winning) set, then Docker's additions (where Lambda has none) and
+/// lambdabox's own variables removed. Sorted by name, as `Command` passes
+/// a changed environment; a pre-started runtime is given the same.
+fn bootstrap_environment(extra: &[(Vec<u8>, Vec<u8>)]) -> Vec<(OsString, OsString)> {
+    let mut env: BTreeMap<OsString, OsString> = env::vars_os().collect();
+    env.insert("AWS_LAMBDA_RUNTIME_API".into(), RUNTIME_API_ADDR.into());
+    for (name, value) in extra {
+        env.insert(OsString::from_vec(name.clone()), OsString::from_vec(value.clone()));
+    }
+    if env::var_os(vars::LAMBDA_ONLY).is_some() {
+        for name in vars::DOCKER_ADDED {
+            env.remove(OsStr::new(name));
+        }
+    }
+    for name in vars::ALL {
+        env.remove(OsStr::new(name));
+    }
+    env.into_iter().collect()
+}
+
+/// Start the runtime named by `LAMBDABOX_PRESTART` with the neutral
+/// environment (the bootstrap's, without any function's variables). A
+/// failure only costs the head start: the bootstrap runs as before.
+fn prestart_runtime(command: &OsString, log: Option<&OwnedFd>, user: Option<User>) -> Option<Prestarted> {
+    let (program, args) = prestart::command(command)?;
+    match prestart::start(&program, &args, &bootstrap_environment(&[]), log, user) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("lambdabox-init: pre-starting {}: {}", program.to_string_lossy(), errno_text(&e));
+            None
+        }
+    }
+}
+
+/// Give the pre-started runtime the function (`use_it`, as the controller
+/// decided) and return its pid; else, or if it cannot take it, kill it so
+/// the bootstrap starts alone.
+fn hand_over_or_discard(p: Prestarted, use_it: bool, env: &[(Vec<u8>, Vec<u8>)]) -> Option<libc::pid_t> {
+    if !use_it {
+        p.discard();
+        return None;
+    }
+    match p.hand_over(&bootstrap_environment(env)) {
+        Ok(pid) => Some(pid),
+        Err((p, e)) => {
+            eprintln!("lambdabox-init: the pre-started runtime cannot take the function ({e}); starting the bootstrap");
+            p.discard();
+            None
+        }
+    }
 }
 
 /// How the bootstrap ended.
@@ -235,22 +321,29 @@ fn bootstrap_command(given: Option<Vec<OsString>>) -> Option<(OsString, Vec<OsSt
     BOOTSTRAP_SEARCH.iter().map(Path::new).find(|p| p.is_file()).map(|p| (p.as_os_str().to_owned(), Vec::new()))
 }
 
-/// Point the bootstrap's stdout and stderr at a new pipe whose read end
-/// goes to the controller (local) or is read by us for it (remote). On any
-/// failure the bootstrap keeps init's own stdout and stderr, which the
-/// container engine keeps (bounded).
-fn give_log_pipe(channel: &Channel, command: &mut Command) {
-    let given = control::log_pipe().and_then(|(read, write)| {
+/// A new pipe for the bootstrap's stdout and stderr whose read end goes to
+/// the controller (local) or is read by us for it (remote): its write end.
+/// On any failure the bootstrap keeps init's own stdout and stderr, which
+/// the container engine keeps (bounded).
+fn open_log_pipe(channel: &Channel) -> Option<OwnedFd> {
+    let opened = control::log_pipe().and_then(|(read, write)| {
         match channel {
             Channel::Local(c) => c.send_fd(tag::LOG_PIPE, read.as_fd())?,
             Channel::Remote(s) => s.take_log_pipe(read)?,
         }
-        let err = write.try_clone()?;
-        command.stdout(Stdio::from(write)).stderr(Stdio::from(err));
-        Ok(())
+        Ok(write)
     });
-    if let Err(e) = given {
-        eprintln!("lambdabox-init: log pipe: {e}");
+    opened.map_err(|e| eprintln!("lambdabox-init: log pipe: {e}")).ok()
+}
+
+/// Point the bootstrap's stdout and stderr at the log pipe's write end.
+fn give_log_pipe(write: Option<OwnedFd>, command: &mut Command) {
+    let Some(write) = write else { return };
+    match write.try_clone() {
+        Ok(err) => {
+            command.stdout(Stdio::from(write)).stderr(Stdio::from(err));
+        }
+        Err(e) => eprintln!("lambdabox-init: log pipe: {e}"),
     }
 }
 
