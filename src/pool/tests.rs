@@ -88,15 +88,7 @@ fn runtime(c: &Arc<Container>) {
 
 /// One invocation through a lease, answered by the played runtime.
 async fn invoke(lease: &Lease, id: &str) -> Outcome {
-    let invocation = Invocation {
-        request_id: id.into(),
-        payload: Bytes::from_static(b"{}"),
-        function_arn: "arn".into(),
-        trace_id: String::new(),
-        client_context: None,
-        cognito_identity: None,
-        timeout: Duration::from_secs(3),
-    };
+    let invocation = Invocation::for_tests(id, Duration::from_secs(3));
     let ticket = lease.container().mailbox.deliver(invocation).unwrap();
     ticket.outcome.await.unwrap()
 }

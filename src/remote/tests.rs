@@ -42,15 +42,7 @@ fn session_with(app: axum::Router, parts: Parts) -> (DuplexStream, tokio::task::
 }
 
 fn invocation(id: &str) -> Invocation {
-    Invocation {
-        request_id: id.into(),
-        payload: Bytes::from_static(b"{}"),
-        function_arn: "arn".into(),
-        trace_id: String::new(),
-        client_context: None,
-        cognito_identity: None,
-        timeout: Duration::from_secs(30),
-    }
+    Invocation::for_tests(id, Duration::from_secs(30))
 }
 
 /// Read frames until stream `id` has carried `until`; Window frames skipped.

@@ -419,19 +419,28 @@ impl Mailbox {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn invocation(id: &str) -> Invocation {
+impl Invocation {
+    /// An invocation of `{}` with request id `id`, for tests that play the
+    /// runtime's side.
+    pub(crate) fn for_tests(id: &str, timeout: Duration) -> Invocation {
         Invocation {
             request_id: id.into(),
             payload: Bytes::from_static(b"{}"),
             function_arn: "arn".into(),
-            trace_id: "t".into(),
+            trace_id: String::new(),
             client_context: None,
             cognito_identity: None,
-            timeout: Duration::from_secs(3),
+            timeout,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invocation(id: &str) -> Invocation {
+        Invocation::for_tests(id, Duration::from_secs(3))
     }
 
     #[tokio::test]

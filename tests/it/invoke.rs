@@ -149,14 +149,7 @@ async fn every_fault_is_followed_by_a_working_invocation() {
         ("f-exit", json!({}), "exit", "Runtime.ExitError"),
         ("f-oom", json!({"MemorySize": 128, "Timeout": 20}), "hog", "Runtime.OutOfMemory"),
     ];
-    for (name, config, action, error_type) in cases {
-        server.deploy(name, "app.fault", config).await;
-        let (status, headers, doc) = server.invoke(name, &json!({"do": action}).to_string()).await;
-        assert_eq!((status, headers["x-amz-function-error"].to_str().unwrap()), (200, "Unhandled"));
-        assert_eq!(doc["errorType"], error_type, "{name}: {doc}");
-        let (status, _, doc) = server.invoke(name, r#"{"do": "nothing"}"#).await;
-        assert_eq!((status, doc), (200, json!({"ok": "nothing"})), "{name}: the next invocation succeeds");
-    }
+    server.assert_faults_recover(&cases).await;
 
     // An exit in init is Runtime.ExitError as on Lambda; a clean one has no reason.
     let exits_in_init = [("app.py", "import sys\nsys.exit(2)\n")];

@@ -108,14 +108,7 @@ async fn timeouts_and_oom_over_the_remote_transport() {
         ("r-timeout", json!({"Timeout": 1}), "sleep", "Sandbox.Timedout"),
         ("r-oom", json!({"MemorySize": 128, "Timeout": 20}), "hog", "Runtime.OutOfMemory"),
     ];
-    for (name, config, action, error_type) in cases {
-        server.deploy(name, "app.fault", config).await;
-        let (status, headers, doc) = server.invoke(name, &json!({"do": action}).to_string()).await;
-        assert_eq!((status, headers["x-amz-function-error"].to_str().unwrap()), (200, "Unhandled"));
-        assert_eq!(doc["errorType"], error_type, "{name}: {doc}");
-        let (status, _, doc) = server.invoke(name, r#"{"do": "nothing"}"#).await;
-        assert_eq!((status, doc), (200, json!({"ok": "nothing"})), "{name}: the next invocation succeeds");
-    }
+    server.assert_faults_recover(&cases).await;
 }
 
 #[tokio::test]

@@ -312,6 +312,24 @@ impl Server {
         (status, headers, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
     }
 
+    /// For each `(name, config, action, errorType)`: deploy `app.fault`,
+    /// invoke it with `{"do": action}` and expect that unhandled error, then
+    /// expect the next invocation to succeed.
+    pub async fn assert_faults_recover(&self, cases: &[(&str, serde_json::Value, &str, &str)]) {
+        for (name, config, action, error_type) in cases {
+            self.deploy(name, "app.fault", config.clone()).await;
+            let (status, headers, doc) = self.invoke(name, &serde_json::json!({ "do": action }).to_string()).await;
+            assert_eq!((status, headers["x-amz-function-error"].to_str().unwrap()), (200, "Unhandled"));
+            assert_eq!(doc["errorType"], *error_type, "{name}: {doc}");
+            let (status, _, doc) = self.invoke(name, r#"{"do": "nothing"}"#).await;
+            assert_eq!(
+                (status, doc),
+                (200, serde_json::json!({"ok": "nothing"})),
+                "{name}: the next invocation succeeds"
+            );
+        }
+    }
+
     /// Invoke with `X-Amz-Log-Type: Tail`; also returns the decoded log tail.
     pub async fn invoke_tail(
         &self,
