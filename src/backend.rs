@@ -6,6 +6,7 @@ pub mod docker;
 #[cfg(test)]
 pub mod fake;
 pub mod host_paths;
+pub mod kube;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -135,6 +136,14 @@ pub enum BackendError {
     Timeout { what: &'static str, secs: u64 },
     #[error("{0} is inside the controller's container, on no mount the Docker engine can see")]
     NotShared(PathBuf),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] ::kube::Error),
+    /// No node (or engine) has room for the container within the queue timeout.
+    #[error("no room for another container: {0}")]
+    NoCapacity(String),
+    /// The backend cannot do this (see the README's backend table).
+    #[error("this backend does not support {0}")]
+    Unsupported(&'static str),
     #[error("{0}")]
     Other(String),
 }

@@ -45,7 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller: the Lambda API, the Runtime API and the containers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage runtime images.
     #[command(subcommand)]
     Images(ImagesCommand),
@@ -229,6 +229,26 @@ pub struct ServeArgs {
     /// bind-mounted into each container).
     #[arg(long, value_name = "ADDR")]
     pub remote_listen: Option<crate::remote::Listen>,
+    /// The address containers dial for the remote transport when it is not
+    /// --remote-listen's (a Service's name in a cluster; a NAT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub remote_advertise: Option<String>,
+    /// Where function containers run: `docker` (this host's engine) or
+    /// `kubernetes` (bare pods in a cluster, reached over the remote
+    /// transport; needs a TCP --remote-listen the pods can reach).
+    #[arg(long, value_name = "docker|kubernetes", default_value = "docker", value_parser = ["docker", "kubernetes"])]
+    pub backend: String,
+    /// Kubernetes: the function pods' namespace (default: the kubeconfig's,
+    /// or the controller pod's own).
+    #[arg(long, value_name = "NAME")]
+    pub kube_namespace: Option<String>,
+    /// Kubernetes: put before image names, where the nodes pull lambdabox's
+    /// images from (`registry.example:5000/`).
+    #[arg(long, value_name = "PREFIX", default_value = "")]
+    pub kube_image_prefix: String,
+    /// Kubernetes: the pods' imagePullPolicy.
+    #[arg(long, value_name = "POLICY", default_value = "IfNotPresent", value_parser = ["IfNotPresent", "Never", "Always"])]
+    pub kube_pull_policy: String,
     /// Threads serving the APIs (default: half the CPUs, at least one; the
     /// rest are left to the functions, whose runtimes do the heavy work).
     #[arg(long, value_name = "N", env = "LAMBDABOX_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]

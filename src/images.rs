@@ -30,6 +30,8 @@ const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 type Files = &'static [(&'static str, &'static [u8])];
 
+/// lambdabox-init's image: the static binary and nothing else.
+const INIT_DOCKERFILE: &str = "FROM scratch\nCOPY lambdabox-init /lambdabox-init\nENTRYPOINT [\"/lambdabox-init\"]\n";
 const BASE_DOCKERFILE: &[u8] = include_bytes!("../images/base/Dockerfile");
 
 /// One runtime image's recipe: a folder's files and the Debian suite it
@@ -108,6 +110,16 @@ pub enum ImageError {
          install it with `apt-get install -y debootstrap` and run as root"
     )]
     Debootstrap { suite: String, detail: String },
+    #[error(
+        "reading a container image's configuration needs a Docker Engine beside the controller, \
+         and this controller has none"
+    )]
+    NoEngine,
+    #[error(
+        "{0} is dynamically linked; an image of its own (and other images) needs the static one: \
+         `make init` builds target/release/lambdabox-init, then pass --init-bin"
+    )]
+    DynamicInit(PathBuf),
     #[error("image build I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -122,24 +134,84 @@ pub fn runtime_image(runtime: &Runtime) -> String {
     format!("lambdabox/{}:latest", runtime.image)
 }
 
+/// lambdabox-init's own image, for clusters (the Kubernetes backend's init
+/// container copies init out of it): the binary alone, tagged with the
+/// start of its SHA-256, so that a rebuilt init is a new image and no node
+/// runs a stale one.
+pub fn init_image(init_bin: &Path) -> std::io::Result<String> {
+    let digest = hex::encode(Sha256::digest(std::fs::read(init_bin)?));
+    Ok(format!("lambdabox/init:{}", &digest[..16]))
+}
+
+/// Whether an ELF binary names a program interpreter (is dynamically
+/// linked): a `PT_INTERP` entry among its program headers.
+fn has_interpreter(elf: &[u8]) -> bool {
+    let read = |at: usize, len: usize| -> Option<u64> {
+        let b = elf.get(at..at + len)?;
+        Some(b.iter().rev().fold(0u64, |v, byte| (v << 8) | u64::from(*byte)))
+    };
+    if elf.get(..5) != Some(b"\x7fELF\x02") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (read(0x20, 8), read(0x36, 2), read(0x38, 2)) else {
+        return false;
+    };
+    (0..phnum).any(|i| {
+        let at = usize::try_from(phoff + i * phentsize).unwrap_or(usize::MAX);
+        read(at, 4) == Some(3)
+    })
+}
+
 /// Builds images on demand and remembers which are known to be current.
 #[derive(Debug)]
 pub struct Images {
-    docker: DockerBackend,
+    /// `None`: no engine beside the controller (a cluster's controller);
+    /// images are taken to be where the backend's nodes find them.
+    docker: Option<DockerBackend>,
     current: Mutex<HashSet<String>>,
     building: tokio::sync::Mutex<()>,
 }
 
 impl Images {
-    pub fn new(docker: DockerBackend) -> Images {
+    pub fn new(docker: Option<DockerBackend>) -> Images {
         Images { docker, current: Mutex::default(), building: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Make sure lambdabox-init's image ([`init_image`]) exists; returns its tag.
+    pub async fn ensure_init(&self, init_bin: &Path) -> Result<String, ImageError> {
+        let binary = std::fs::read(init_bin)?;
+        if has_interpreter(&binary) {
+            return Err(ImageError::DynamicInit(init_bin.to_owned()));
+        }
+        let tag = init_image(init_bin)?;
+        let Some(docker) = &self.docker else { return Ok(tag) };
+        if docker.image_facts(&tag).await?.is_none() {
+            let _host = HostLock::acquire().await?;
+            let mut tar = tar::Builder::new(Vec::new());
+            for (name, body, mode) in
+                [("Dockerfile", INIT_DOCKERFILE.as_bytes().to_vec(), 0o644), ("lambdabox-init", binary, 0o755)]
+            {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(body.len() as u64);
+                header.set_mode(mode);
+                header.set_cksum();
+                tar.append_data(&mut header, name, body.as_slice())?;
+            }
+            tracing::info!(image = %tag, "building lambdabox-init's image");
+            docker.build(tar.into_inner()?, &tag, HashMap::new(), HashMap::new(), |_| {}).await?;
+        }
+        Ok(tag)
+    }
+
+    fn engine(&self) -> Result<&DockerBackend, ImageError> {
+        self.docker.as_ref().ok_or(ImageError::NoEngine)
     }
 
     /// Make sure `runtime`'s image exists and matches its recipe; returns its tag.
     /// Fast once checked: later calls only read a set.
     pub async fn ensure(&self, runtime: &Runtime) -> Result<String, ImageError> {
         let tag = runtime_image(runtime);
-        if self.current.lock().expect("images poisoned").contains(&tag) {
+        if self.current.lock().expect("images poisoned").contains(&tag) || self.docker.is_none() {
             return Ok(tag);
         }
         let recipe =
@@ -156,11 +228,12 @@ impl Images {
             parent.push_str(&format!(",{suite}:{id}"));
         }
         let hash = recipe_hash(recipe.files, &[], &parent);
-        if !self.docker.image_facts(&tag).await?.is_some_and(|f| built_from(&f, &hash)) {
+        let docker = self.engine()?;
+        if !docker.image_facts(&tag).await?.is_some_and(|f| built_from(&f, &hash)) {
             tracing::info!(image = %tag, "building runtime image");
             let context = context_tar(recipe.files, &[], None)?;
             let args = HashMap::from([("SUITE".to_owned(), recipe.suite.to_owned())]);
-            self.docker.build(context, &tag, label(&hash), args, |line| tracing::info!(image = %tag, "{line}")).await?;
+            docker.build(context, &tag, label(&hash), args, |line| tracing::info!(image = %tag, "{line}")).await?;
             tracing::info!(image = %tag, "built");
         }
         self.current.lock().expect("images poisoned").insert(tag.clone());
@@ -170,7 +243,7 @@ impl Images {
     /// A container image function's image, as Docker knows it now; `None`
     /// when the engine has no image by that name (no registry is asked).
     pub async fn function_image(&self, uri: &str) -> Result<Option<crate::backend::docker::ImageFacts>, ImageError> {
-        Ok(self.docker.image_facts(uri).await?)
+        Ok(self.engine()?.image_facts(uri).await?)
     }
 
     /// Forget that `runtime`'s image was checked (it went missing).
@@ -182,12 +255,12 @@ impl Images {
     async fn ensure_base(&self, suite: &str, extra_ca: &[(String, Vec<u8>)]) -> Result<String, ImageError> {
         let tag = base_image(suite);
         let hash = recipe_hash(&[("Dockerfile", BASE_DOCKERFILE)], extra_ca, suite);
-        let facts = self.docker.image_facts(&tag).await?;
+        let facts = self.engine()?.image_facts(&tag).await?;
         if let Some(current) = facts.filter(|f| built_from(f, &hash)) {
             return Ok(current.id);
         }
         self.build_base(suite, &tag, &hash, extra_ca).await?;
-        self.docker.image_facts(&tag).await?.map(|f| f.id).ok_or(ImageError::NoRecipe(tag))
+        self.engine()?.image_facts(&tag).await?.map(|f| f.id).ok_or(ImageError::NoRecipe(tag))
     }
 
     async fn build_base(
@@ -199,7 +272,7 @@ impl Images {
     ) -> Result<(), ImageError> {
         let upstream = format!("debian:{suite}-slim");
         let progress = |line: &str| tracing::info!(image = %tag, "{line}");
-        let (first_lines, rootfs) = match self.docker.pull(&upstream, progress).await {
+        let (first_lines, rootfs) = match self.engine()?.pull(&upstream, progress).await {
             Ok(()) => (format!("FROM {upstream}\n"), None),
             Err(e) => {
                 tracing::info!(image = %tag, error = %e, "no registry; building the base with debootstrap (about 30 s)");
@@ -213,7 +286,7 @@ impl Images {
         let files: Vec<(&str, &[u8])> = vec![("Dockerfile", &dockerfile)];
         let context = context_tar(&files, extra_ca, rootfs.as_ref().map(|(_, tar)| tar.as_path()))?;
         tracing::info!(image = %tag, bytes = context.len(), "building base image");
-        self.docker.build(context, tag, label(hash), HashMap::new(), progress).await?;
+        self.engine()?.build(context, tag, label(hash), HashMap::new(), progress).await?;
         Ok(())
     }
 }
@@ -386,6 +459,21 @@ impl HostLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dynamically_linked_binary_is_told_from_a_static_one() {
+        let this = std::fs::read("/proc/self/exe").unwrap();
+        // Test binaries are linked dynamically.
+        assert!(has_interpreter(&this));
+        let mut elf = vec![0u8; 0x40 + 56];
+        elf[..5].copy_from_slice(b"\x7fELF\x02");
+        elf[0x20] = 0x40;
+        elf[0x36] = 56;
+        elf[0x38] = 1;
+        elf[0x40] = 6; // PT_PHDR only
+        assert!(!has_interpreter(&elf));
+        assert!(!has_interpreter(b"#!/bin/sh"));
+    }
 
     #[test]
     fn hash_changes_with_any_input() {

@@ -10,7 +10,7 @@ use lambdabox::arn::Realm;
 use lambdabox::auth::{credentials, KeyRing};
 use lambdabox::cli::{self, Cli, Command, ImagesCommand, ServeArgs, EXIT_CONFIG};
 use lambdabox::function::{Runtime, RUNTIMES};
-use lambdabox::server::{ApiAuth, Controller, ServeConfig, ServeError, SharingError};
+use lambdabox::server::{ApiAuth, BackendChoice, Controller, ServeConfig, ServeError, SharingError};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve(args, cli.data_dir).await,
+        Command::Serve(args) => serve(*args, cli.data_dir).await,
         Command::Images(ImagesCommand::Build { runtimes }) => build_images(runtimes).await,
         other => cli::run_client(&cli.endpoint, cli.data_dir.as_deref(), other).await,
     }
@@ -141,6 +141,23 @@ fn serve_config(args: &ServeArgs, data_dir: Option<PathBuf>) -> Result<ServeConf
     config.prewarm = args.prewarm;
     config.transport = args.transport;
     config.remote_listen = args.remote_listen.clone();
+    config.remote_advertise = args.remote_advertise.clone();
+    if args.backend == "kubernetes" {
+        config.backend = BackendChoice::Kubernetes {
+            namespace: args.kube_namespace.clone(),
+            image_prefix: args.kube_image_prefix.clone(),
+            pull_policy: args.kube_pull_policy.clone(),
+        };
+        config.transport = lambdabox::backend::Transport::Remote;
+        match &args.remote_listen {
+            Some(lambdabox::remote::Listen::Tcp(addr)) => {
+                if addr.ip().is_unspecified() && args.remote_advertise.is_none() {
+                    anyhow::bail!("--remote-listen {addr}: say with --remote-advertise which address pods dial");
+                }
+            }
+            _ => anyhow::bail!("--backend kubernetes needs --remote-listen HOST:PORT, an address its pods can reach"),
+        }
+    }
     config.prewarm_runtimes = args.prewarm_runtimes;
     config.queue.retry_unit = Duration::from_millis(args.async_retry_unit_ms);
     config.schedule_clock_scale = args.schedule_clock_scale;
@@ -208,7 +225,15 @@ async fn build_images(names: Vec<String>) -> Result<ExitCode> {
     let docker = lambdabox::backend::docker::DockerBackend::connect()
         .await
         .context("cannot reach the Docker engine; is dockerd running?")?;
-    let images = lambdabox::images::Images::new(docker);
+    let images = lambdabox::images::Images::new(Some(docker));
+    // Clusters' pods copy init out of its own image.
+    if let Ok(init_bin) = cli::default_init_bin() {
+        match images.ensure_init(&init_bin).await {
+            Ok(tag) => eprintln!("init: {tag} is up to date"),
+            Err(e @ lambdabox::images::ImageError::DynamicInit(_)) => eprintln!("init: image skipped: {e}"),
+            Err(e) => return Err(e).context("building lambdabox-init's image"),
+        }
+    }
     for runtime in runtimes {
         let tag = images.ensure(runtime).await.with_context(|| format!("building the {} image", runtime.id))?;
         eprintln!("{}: {tag} is up to date", runtime.id);

@@ -110,6 +110,9 @@ pub enum Throttle {
     Reserved,
     #[error("Rate Exceeded: the box's memory budget for containers is in use")]
     Budget,
+    /// The backend found no room (no Kubernetes node took the pod in time).
+    #[error("Rate Exceeded: no node has room for another container")]
+    Capacity,
 }
 
 impl Throttle {
@@ -117,7 +120,7 @@ impl Throttle {
     pub fn reason(self) -> &'static str {
         match self {
             Throttle::Reserved => "ReservedFunctionConcurrentInvocationLimitExceeded",
-            Throttle::Budget => "ConcurrentInvocationLimitExceeded",
+            Throttle::Budget | Throttle::Capacity => "ConcurrentInvocationLimitExceeded",
         }
     }
 }
@@ -703,7 +706,13 @@ impl Pool {
             Ok(docker_id) => Ok(self.adopt(launch, sockets, docker_id, provisioned, "container started")),
             Err(e) => {
                 sockets.close();
-                Err(e.into())
+                match e {
+                    BackendError::NoCapacity(why) => {
+                        tracing::warn!(function = %launch.function.name, "{why}");
+                        Err(PoolError::Throttled(Throttle::Capacity))
+                    }
+                    e => Err(e.into()),
+                }
             }
         }
     }
@@ -1115,8 +1124,8 @@ async fn supervise_init(inner: Arc<Inner>, c: Arc<Container>) {
 async fn cap_cpu(backend: &dyn Backend, c: &Container, cap: CpuSetting) {
     if let Err(e) = backend.resize(c.docker_id.clone(), Resources { memory_mb: None, cpu: Some(cap) }).await {
         // A runtime that already exited (or was retired) has no CPU to cap.
-        if c.mailbox.is_finished() {
-            tracing::debug!(container = %c.key, error = %e, "not capping CPU of a stopped container");
+        if c.mailbox.is_finished() || matches!(e, BackendError::Unsupported(_)) {
+            tracing::debug!(container = %c.key, error = %e, "not capping CPU");
         } else {
             tracing::warn!(container = %c.key, error = %e, "could not limit CPU");
         }

@@ -127,15 +127,17 @@ impl Registration {
 
 impl Hub {
     /// Listen on `listen`, keep code archives in `archives`; serves until
-    /// the process ends.
-    pub async fn bind(listen: &Listen, archives: PathBuf) -> Result<Arc<Hub>, RemoteError> {
+    /// the process ends. Containers dial `advertise` if given (the address
+    /// they know us by), else the address bound.
+    pub async fn bind(listen: &Listen, advertise: Option<String>, archives: PathBuf) -> Result<Arc<Hub>, RemoteError> {
         let code = Arc::new(CodeShelf::open(archives)?);
         let failed = |source| RemoteError::Listen { what: format!("{listen:?}"), source };
         let (access, acceptor) = match listen {
             Listen::Tcp(addr) => {
                 let l = tokio::net::TcpListener::bind(addr).await.map_err(failed)?;
                 let bound = l.local_addr().map_err(failed)?;
-                (Access { controller: bound.to_string(), mount: None }, Acceptor::Tcp(l))
+                let controller = advertise.unwrap_or_else(|| bound.to_string());
+                (Access { controller, mount: None }, Acceptor::Tcp(l))
             }
             Listen::Unix(path) => {
                 let l = bind_unix(path).map_err(failed)?;
@@ -212,11 +214,25 @@ impl Acceptor {
             Acceptor::Tcp(l) => {
                 let (s, _) = l.accept().await?;
                 let _ = s.set_nodelay(true);
+                notice_silence(&s);
                 Box::new(s)
             }
             Acceptor::Unix(l) => Box::new(l.accept().await?.0),
         })
     }
+}
+
+/// A container's node can vanish without a word (its power, its link):
+/// keepalive probes on an idle connection, and a bound on data left
+/// unacknowledged, end its session within about 15 s rather than the
+/// kernel's two hours, and with it the container. Best effort.
+fn notice_silence(s: &tokio::net::TcpStream) {
+    use rustix::net::sockopt;
+    let _ = sockopt::set_socket_keepalive(s, true);
+    let _ = sockopt::set_tcp_keepidle(s, Duration::from_secs(5));
+    let _ = sockopt::set_tcp_keepintvl(s, Duration::from_secs(2));
+    let _ = sockopt::set_tcp_keepcnt(s, 3);
+    let _ = sockopt::set_tcp_user_timeout(s, 15_000);
 }
 
 /// The unix socket containers dial: the controller's user's alone, so in

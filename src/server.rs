@@ -22,7 +22,8 @@ use crate::arn::Realm;
 use crate::auth::keyfile::{self, KeyFileError};
 use crate::auth::{KeyRing, Verifier};
 use crate::backend::docker::DockerBackend;
-use crate::backend::{BackendError, Transport};
+use crate::backend::kube::{KubeBackend, KubeOptions};
+use crate::backend::{Backend, BackendError, Transport};
 use crate::engine::Engine;
 use crate::events::{Bus, RuleStoreError};
 use crate::gateway::Gateway;
@@ -75,6 +76,20 @@ pub struct ServeConfig {
     /// Where the remote transport listens; without it, a unix socket in
     /// the run folder, bind-mounted alone into each container.
     pub remote_listen: Option<remote::Listen>,
+    /// What containers dial when it is not `remote_listen`'s address.
+    pub remote_advertise: Option<String>,
+    /// Where function containers run.
+    pub backend: BackendChoice,
+}
+
+/// Which engine runs function containers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// This host's Docker Engine (local or remote transport).
+    #[default]
+    Docker,
+    /// Bare pods in a Kubernetes cluster, over the remote transport.
+    Kubernetes { namespace: Option<String>, image_prefix: String, pull_policy: String },
 }
 
 /// How API callers are authenticated, as configured.
@@ -111,6 +126,8 @@ impl ServeConfig {
             schedule_clock_scale: 1,
             transport: Transport::Local,
             remote_listen: None,
+            remote_advertise: None,
+            backend: BackendChoice::Docker,
         }
     }
 }
@@ -134,6 +151,10 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("cannot reach the Docker engine ({0}); is dockerd running? (`make run` starts it)")]
     Docker(#[from] BackendError),
+    #[error("Kubernetes backend: {0}")]
+    Kubernetes(BackendError),
+    #[error("lambdabox-init's image: {0}")]
+    InitImage(#[from] crate::images::ImageError),
     #[error("{0}")]
     Pool(#[from] PoolError),
     #[error(transparent)]
@@ -188,16 +209,26 @@ impl Controller {
         }
         let store = Arc::new(Store::open(&config.data_dir)?);
         let access = api_access(&config)?;
-        let docker = DockerBackend::connect().await?.discover_host_paths().await?.with_transport(config.transport);
-        sharing::check(docker.host_paths(), "data directory", &config.data_dir)?;
         let run_dir = run_dir(&config.data_dir).map_err(ServeError::RunDir)?;
-        sharing::check(docker.host_paths(), "socket folder", &run_dir)?;
-        let init_bin = sharing::init_bin(docker.host_paths(), &config.init_bin, &config.data_dir)?;
+        let (backend, docker, init_bin) = match &config.backend {
+            BackendChoice::Docker => {
+                let docker =
+                    DockerBackend::connect().await?.discover_host_paths().await?.with_transport(config.transport);
+                sharing::check(docker.host_paths(), "data directory", &config.data_dir)?;
+                sharing::check(docker.host_paths(), "socket folder", &run_dir)?;
+                let init_bin = sharing::init_bin(docker.host_paths(), &config.init_bin, &config.data_dir)?;
+                (Arc::new(docker.clone()) as Arc<dyn Backend>, Some(docker), init_bin)
+            }
+            BackendChoice::Kubernetes { .. } => {
+                let (kube, docker) = kube_backend(&config).await?;
+                (Arc::new(kube) as Arc<dyn Backend>, docker, config.init_bin.clone())
+            }
+        };
         let hub = open_hub(&config, &run_dir).await?;
         let home = home_id(&config.data_dir);
         let logs = Arc::new(LogBook::open(&config.data_dir.join("logs"))?);
         let pool = Pool::new(
-            Arc::new(docker.clone()),
+            backend,
             PoolConfig {
                 run_dir,
                 init_bin,
@@ -302,6 +333,31 @@ impl Controller {
     }
 }
 
+/// The Kubernetes backend, with lambdabox-init's image, and the Docker
+/// engine beside the controller if there is one (it builds and reads
+/// images; without it, images are taken to be where the nodes find them).
+async fn kube_backend(config: &ServeConfig) -> Result<(KubeBackend, Option<DockerBackend>), ServeError> {
+    let BackendChoice::Kubernetes { namespace, image_prefix, pull_policy } = &config.backend else {
+        unreachable!("only called for the Kubernetes backend")
+    };
+    let docker = match DockerBackend::connect().await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::info!(error = %e, "no Docker engine beside the controller: images must be in the cluster's reach");
+            None
+        }
+    };
+    let init_image = Images::new(docker.clone()).ensure_init(&config.init_bin).await?;
+    let options = KubeOptions {
+        namespace: namespace.clone(),
+        image_prefix: image_prefix.clone(),
+        init_image,
+        pull_policy: pull_policy.clone(),
+        queue_timeout: config.queue_timeout,
+    };
+    Ok((KubeBackend::connect(options).await.map_err(ServeError::Kubernetes)?, docker))
+}
+
 /// The remote transport's hub, when configured or when containers use it.
 async fn open_hub(config: &ServeConfig, run_dir: &Path) -> Result<Option<Arc<remote::Hub>>, ServeError> {
     let listen = match (&config.remote_listen, config.transport) {
@@ -309,7 +365,7 @@ async fn open_hub(config: &ServeConfig, run_dir: &Path) -> Result<Option<Arc<rem
         (None, Transport::Remote) => remote::Listen::Unix(run_dir.join("controller.sock")),
         (None, Transport::Local) => return Ok(None),
     };
-    let hub = remote::Hub::bind(&listen, config.data_dir.join("archives")).await?;
+    let hub = remote::Hub::bind(&listen, config.remote_advertise.clone(), config.data_dir.join("archives")).await?;
     tracing::info!(listen = ?listen, transport = ?config.transport, "remote transport listening");
     Ok(Some(hub))
 }

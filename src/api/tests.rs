@@ -45,7 +45,7 @@ fn app_built(access: super::auth::Access, events: impl FnOnce(&std::path::Path) 
     let logs = Arc::new(LogBook::open(&tmp.path().join("logs")).unwrap());
     let fake = FakeBackend::new();
     let pool = Pool::new(Arc::new(fake.clone()), PoolConfig::for_tests(tmp.path()), logs.clone());
-    let images = Arc::new(Images::new(DockerBackend::unreachable(tmp.path())));
+    let images = Arc::new(Images::new(Some(DockerBackend::unreachable(tmp.path()))));
     let events = events(&tmp.path().join("data"));
     let (queue, _dispatcher) = crate::queue::Queue::new(events, crate::queue::QueueConfig::default());
     let bus = crate::events::Bus::open(&tmp.path().join("data"), Realm::default(), 1).unwrap();

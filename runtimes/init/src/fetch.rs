@@ -32,6 +32,26 @@ pub fn fetch_all(identity: &Identity, refs: &[CodeRef]) -> Result<(), String> {
     Ok(())
 }
 
+/// Copy the running binary to `path`: root's, executable by all, never
+/// writable but by root.
+pub fn install_self(path: &Path) -> io::Result<()> {
+    let bin = fs::read("/proc/self/exe")?;
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o555).open(path)?;
+    file.write_all(&bin)?;
+    file.sync_all()?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o555))
+}
+
+/// `dest` as an empty folder only root may write to (a volume starts out
+/// writable by all).
+pub fn prepare_empty(dest: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(dest)?;
+    if fs::symlink_metadata(dest)?.file_type().is_symlink() {
+        return Err(bad("the destination is a symlink"));
+    }
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o755))
+}
+
 fn fetch(identity: &Identity, r: &CodeRef) -> io::Result<()> {
     let mut link = identity.dial(Purpose::Fetch)?;
     link.write_all(&Frame::Fetch(r.digest.clone()).encode()?)?;

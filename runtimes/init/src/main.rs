@@ -389,18 +389,35 @@ fn open_channel() -> Option<Channel> {
     }
 }
 
-/// `lambdabox-init fetch DEST=DIGEST...`: download and unpack code, then
-/// exit 0 (a Kubernetes init container's job).
-fn fetch_mode(args: Vec<OsString>) -> ! {
+/// `lambdabox-init fetch [--install PATH] DEST[=DIGEST]...`: copy this
+/// binary to PATH (for the pod's other containers), download and unpack
+/// each DEST=DIGEST, and make each bare DEST an empty folder only root may
+/// write (a generic container's init fills it later); then exit 0. A
+/// Kubernetes init container's job.
+fn fetch_mode(mut args: Vec<OsString>) -> ! {
+    if args.first().is_some_and(|a| a == "--install") {
+        let Some(path) = args.get(1).cloned() else { fail("fetch: --install needs a PATH", 64) };
+        if let Err(e) = fetch::install_self(Path::new(&path)) {
+            fail(&format!("fetch: installing init at {}: {e}", Path::new(&path).display()), 1)
+        }
+        args.drain(..2);
+    }
+    let (refs, empty): (Vec<&OsString>, Vec<&OsString>) =
+        args.iter().partition(|a| a.to_str().is_some_and(|s| s.contains('=')));
+    for dest in empty {
+        if let Err(e) = fetch::prepare_empty(Path::new(dest)) {
+            fail(&format!("fetch: {}: {e}", Path::new(dest).display()), 1)
+        }
+    }
+    let refs = parse_refs(refs.iter().map(|a| a.to_str().unwrap_or("")));
+    if refs.is_empty() {
+        exit(0)
+    }
     let identity = match link::Identity::from_env() {
         Some(Ok(i)) => i,
         Some(Err(e)) => fail(&e, 64),
         None => fail(&format!("fetch: {} is not set", vars::CONTROLLER), 64),
     };
-    let refs = parse_refs(args.iter().map(|a| a.to_str().unwrap_or("")));
-    if refs.is_empty() {
-        fail("usage: lambdabox-init fetch DEST=SHA256...", 64)
-    }
     match fetch::fetch_all(&identity, &refs) {
         Ok(()) => exit(0),
         Err(e) => fail(&e, 1),
