@@ -17,7 +17,7 @@ pub mod pods;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
@@ -68,6 +68,9 @@ impl KubeBackend {
     /// Read the configuration (`KUBECONFIG`, `~/.kube/config`, or the pod's
     /// service account), check that pods can be listed, and start the watch.
     pub async fn connect(options: KubeOptions) -> Result<KubeBackend, BackendError> {
+        // The one TLS provider this process uses (a build that links a
+        // second one, as the tests' AWS SDK does, must say which).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let config =
             kube::Config::infer().await.map_err(|e| BackendError::Other(format!("Kubernetes configuration: {e}")))?;
         let namespace = options.namespace.unwrap_or_else(|| config.default_namespace.clone());
@@ -94,36 +97,12 @@ impl KubeBackend {
             self.board.forget(&name);
             return Err(e.into());
         }
-        match self.until_running(&name).await {
+        match until_running(&self.board, &name, self.queue_timeout).await {
             Ok(()) => Ok(name),
             Err(e) => {
                 let _ = self.delete_pod(&name).await;
                 Err(e)
             }
-        }
-    }
-
-    /// Wait until `name`'s function container runs (or already ran).
-    async fn until_running(&self, name: &str) -> Result<(), BackendError> {
-        let created = Instant::now();
-        let unschedulable_limit = self.queue_timeout.max(UNSCHEDULABLE_MIN);
-        loop {
-            let mut changes = self.board.changes();
-            match self.board.stage(name) {
-                Stage::Running { .. } | Stage::Ended(_) => return Ok(()),
-                Stage::Failed(why) => return Err(BackendError::Other(format!("pod {name}: {why}"))),
-                Stage::Gone => return Err(BackendError::Other(format!("pod {name} was deleted before it ran"))),
-                Stage::Pending { unschedulable: Some(why) } if created.elapsed() >= unschedulable_limit => {
-                    return Err(BackendError::NoCapacity(format!("pod {name}: {why}")));
-                }
-                Stage::Created | Stage::Pending { .. } => {}
-            }
-            let next = if created.elapsed() < unschedulable_limit { unschedulable_limit } else { START_TIMEOUT };
-            let Some(left) = next.checked_sub(created.elapsed()) else {
-                return Err(BackendError::Timeout { what: "pod start", secs: START_TIMEOUT.as_secs() });
-            };
-            // A closed channel cannot happen while we hold the board.
-            let _ = tokio::time::timeout(left, changes.changed()).await;
         }
     }
 
@@ -191,6 +170,35 @@ impl Backend for KubeBackend {
     }
 }
 
+/// Wait until `name`'s function container runs (or already ran). A pod
+/// no node takes is given up once the queue timeout (at least
+/// [`UNSCHEDULABLE_MIN`]) has passed: a throttle, as a full box is. One
+/// still being placed or pulled is given [`START_TIMEOUT`].
+async fn until_running(board: &Board, name: &str, queue_timeout: Duration) -> Result<(), BackendError> {
+    // tokio's clock: tests pause it.
+    let created = tokio::time::Instant::now();
+    let unschedulable_limit = queue_timeout.max(UNSCHEDULABLE_MIN);
+    loop {
+        let mut changes = board.changes();
+        match board.stage(name) {
+            Stage::Running { .. } | Stage::Ended(_) => return Ok(()),
+            Stage::Failed(why) => return Err(BackendError::Other(format!("pod {name}: {why}"))),
+            Stage::Gone => return Err(BackendError::Other(format!("pod {name} was deleted before it ran"))),
+            Stage::Pending { unschedulable: Some(why) } if created.elapsed() >= unschedulable_limit => {
+                return Err(BackendError::NoCapacity(format!("pod {name}: {why}")));
+            }
+            Stage::Created | Stage::Pending { .. } => {}
+        }
+        let next = if created.elapsed() < unschedulable_limit { unschedulable_limit } else { START_TIMEOUT };
+        let left = next.saturating_sub(created.elapsed());
+        if left.is_zero() {
+            return Err(BackendError::Timeout { what: "pod start", secs: START_TIMEOUT.as_secs() });
+        }
+        // The sender lives in `board`, which outlives this wait.
+        let _ = tokio::time::timeout(left, changes.changed()).await;
+    }
+}
+
 /// Every pod lambdabox starts carries this label.
 fn managed_selector() -> String {
     format!("{}=1", pool_labels::MANAGED)
@@ -214,5 +222,63 @@ async fn follow(pods: Api<Pod>, board: Arc<Board>) {
             Ok(Event::InitDone) => board.relisted(&listed),
             Err(e) => tracing::warn!(error = %e, "Kubernetes pod watch lost; relisting"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status})).unwrap()
+    }
+
+    fn unschedulable() -> Pod {
+        pod(serde_json::json!({"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/2 nodes are available"}
+        ]}))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_no_node_takes_is_a_throttle_after_the_queue_timeout() {
+        let board = Arc::new(Board::default());
+        board.track("p");
+        board.apply(&unschedulable());
+        let started = tokio::time::Instant::now();
+        let r = until_running(&board, "p", Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(BackendError::NoCapacity(ref m)) if m.contains("0/2 nodes")), "{r:?}");
+        assert_eq!(started.elapsed().as_secs(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_placed_late_still_starts() {
+        let board = Arc::new(Board::default());
+        board.track("p");
+        board.apply(&unschedulable());
+        let later = board.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            later.apply(&pod(serde_json::json!({"phase": "Running", "containerStatuses": [
+                {"name": "function", "image": "i", "imageID": "", "ready": true, "restartCount": 0, "state": {"running": {}}}
+            ]})));
+        });
+        until_running(&board, "p", Duration::from_secs(5)).await.expect("runs");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_that_never_runs_times_out_and_a_failed_one_says_why() {
+        let board = Arc::new(Board::default());
+        board.track("slow");
+        let r = until_running(&board, "slow", Duration::from_millis(100)).await;
+        assert!(matches!(r, Err(BackendError::Timeout { .. })), "{r:?}");
+        board.track("bad");
+        board.apply(
+            &serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "bad"}, "status": {"phase": "Failed", "message": "evicted"}}),
+            )
+            .unwrap(),
+        );
+        let r = until_running(&board, "bad", Duration::from_millis(100)).await;
+        assert!(matches!(r, Err(BackendError::Other(ref m)) if m.contains("evicted")), "{r:?}");
     }
 }

@@ -2,15 +2,16 @@
 //! `--transport remote` on Docker gives containers no control folder and
 //! no code bind mounts; init dials the controller's unix socket (mounted
 //! alone), fetches the code into tmpfs folders and relays everything over
-//! that one connection. The same conformance subset a Kubernetes backend
-//! must pass.
+//! that one connection. The conformance subset ([`crate::subset`]) is the
+//! one the Kubernetes backend passes ([`crate::k8s`]).
 
 use crate::common;
+use crate::subset;
 
 use std::time::Duration;
 
 use bollard::query_parameters::{InspectContainerOptions, KillContainerOptionsBuilder};
-use common::{containers, eventually, Server};
+use common::{containers, Server};
 use serde_json::json;
 
 fn remote_server(extra: &[&str]) -> Server {
@@ -41,11 +42,7 @@ async fn mounts(home: &str, function: &str) -> Vec<(String, String)> {
 #[tokio::test]
 async fn echo_logs_and_errors_over_the_remote_transport() {
     let server = remote_server(&[]);
-    server.deploy("echo", "app.echo", json!({})).await;
-    let event = r#"{"text":"héllo — 世界","n":[1,2.5,null]}"#;
-    let (status, _, echoed) = server.invoke("echo", event).await;
-    assert_eq!((status, echoed), (200, serde_json::from_str::<serde_json::Value>(event).unwrap()));
-
+    subset::echo_logs_errors_and_crash(&server).await;
     let mounted = mounts(&server.home(), "echo").await;
     let targets: Vec<&str> = mounted.iter().map(|(t, _)| t.as_str()).collect();
     assert!(!targets.contains(&"/lambdabox/rt"), "no control folder: {mounted:?}");
@@ -54,30 +51,6 @@ async fn echo_logs_and_errors_over_the_remote_transport() {
         mounted.contains(&("/var/task".to_owned(), "tmpfs".to_owned())),
         "code is fetched, not mounted: {mounted:?}"
     );
-
-    // Printed, then returned: the output comes with the answer.
-    server.deploy("logs", "app.logs", json!({})).await;
-    for i in 0..5 {
-        let marker = format!("m{i}");
-        let (_, body, tail) = server.invoke_tail("logs", &json!({"marker": marker}).to_string()).await;
-        assert_eq!(body, json!({"logged": marker}));
-        assert!(tail.contains(&format!("stdout {marker}\n")) && tail.contains(&format!("stderr {marker}\n")), "{tail}");
-        assert!(tail.contains("REPORT RequestId"), "{tail}");
-        assert!(tail.contains("Max Memory Used: "), "peak memory comes over the connection: {tail}");
-    }
-
-    server.deploy("fail", "app.fail", json!({})).await;
-    let (status, headers, doc) = server.invoke("fail", "{}").await;
-    assert_eq!((status, headers["x-amz-function-error"].to_str().unwrap()), (200, "Unhandled"));
-    assert_eq!(doc["errorType"], "ValueError");
-
-    // Crash: os._exit after printing; the output still arrives.
-    let (status, headers, doc) = server.invoke("logs", r#"{"marker":"bye","then_exit":true}"#).await;
-    assert_eq!((status, headers["x-amz-function-error"].to_str().unwrap()), (200, "Unhandled"));
-    assert_eq!(doc["errorType"], "Runtime.ExitError", "{doc}");
-    assert!(eventually(Duration::from_secs(20), || async { server.logs("logs").await.contains("stdout bye\n") }).await);
-    let (_, body, _) = server.invoke_tail("logs", r#"{"marker":"again"}"#).await;
-    assert_eq!(body, json!({"logged": "again"}), "a new container serves after a crash");
 }
 
 /// The gateway address of Docker's default bridge: the host as its
@@ -103,54 +76,24 @@ async fn the_transport_also_runs_over_tcp() {
 
 #[tokio::test]
 async fn timeouts_and_oom_over_the_remote_transport() {
-    let server = remote_server(&[]);
-    let cases = [
-        ("r-timeout", json!({"Timeout": 1}), "sleep", "Sandbox.Timedout"),
-        ("r-oom", json!({"MemorySize": 128, "Timeout": 20}), "hog", "Runtime.OutOfMemory"),
-    ];
-    server.assert_faults_recover(&cases).await;
+    subset::timeout_and_oom(&remote_server(&[])).await;
 }
 
 #[tokio::test]
 async fn concurrent_invocations_over_the_remote_transport() {
     let server = remote_server(&[]);
-    server.deploy("conc", "app.sleep", json!({})).await;
-    let calls = (0..8).map(|i| {
-        let server = &server;
-        async move { server.invoke("conc", &json!({"seconds": 1, "i": i}).to_string()).await }
-    });
-    for (status, _, body) in futures_util::future::join_all(calls).await {
-        assert_eq!((status, body), (200, json!("woke")));
-    }
-    assert_eq!(containers(&server.home(), Some("conc")).await.len(), 8);
+    let ids = subset::eight_concurrent(&server).await;
+    assert_eq!(containers(&server.home(), Some("conc")).await.len(), ids.len());
 }
 
 #[tokio::test]
 async fn prewarmed_containers_fetch_their_code_when_specialized() {
-    let server = remote_server(&["--prewarm", "1"]);
-    server.deploy("warm1", "app.environment", json!({"Environment": {"Variables": {"OWN": "yes"}}})).await;
-    let prewarmed = || async { server.ps().await.iter().filter(|c| c["state"] == "prewarmed").count() };
-    assert!(eventually(Duration::from_secs(30), || async { prewarmed().await == 1 }).await);
-    let generic = server.ps().await.into_iter().find(|c| c["state"] == "prewarmed").unwrap()["docker_id"].clone();
-    let (status, _, env) = server.invoke("warm1", r#"{"keys":["OWN","AWS_LAMBDA_FUNCTION_NAME"]}"#).await;
-    assert_eq!((status, env), (200, json!({"OWN": "yes", "AWS_LAMBDA_FUNCTION_NAME": "warm1"})));
-    let ps = server.ps().await;
-    let serving = ps.iter().find(|c| c["function"] == "warm1").expect("a container serves it");
-    assert_eq!(serving["docker_id"], generic, "the prewarmed one: {ps:?}");
+    subset::prewarm_specializes(&remote_server(&["--prewarm", "1"])).await;
 }
 
 #[tokio::test]
 async fn updates_retire_old_containers_over_the_remote_transport() {
-    let server = remote_server(&[]);
-    server.deploy_files("upd", "app.handler", &[("app.py", "def handler(e, c):\n    return 'one'\n")], json!({})).await;
-    assert_eq!(server.invoke("upd", "{}").await.2, json!("one"));
-    let before = containers(&server.home(), Some("upd")).await;
-    let zip = common::zip_of(&[("app.py", "def handler(e, c):\n    return 'two'\n")]);
-    let resp = server.sdk().update_function_code().function_name("upd").zip_file(zip.into()).send().await;
-    resp.expect("code updated");
-    assert!(eventually(Duration::from_secs(20), || async { server.invoke("upd", "{}").await.2 == json!("two") }).await);
-    let gone = || async { containers(&server.home(), Some("upd")).await.iter().all(|id| !before.contains(id)) };
-    assert!(eventually(Duration::from_secs(20), gone).await, "the old container was retired");
+    subset::update_retires(&remote_server(&[])).await;
 }
 
 #[tokio::test]
