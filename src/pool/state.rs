@@ -304,7 +304,7 @@ impl State {
         self.containers.drain().map(|(_, c)| c).collect()
     }
 
-    #[cfg(test)]
+    /// MemorySize held by live containers and starts under way.
     pub(super) fn memory_mb(&self) -> u64 {
         self.memory_mb
     }
