@@ -352,6 +352,10 @@ struct Inner {
     /// Function containers being created right now: shutdown waits for
     /// them, or one created after its listing would be left behind.
     starting: AtomicUsize,
+    /// Function containers whose runtime is starting (until its first poll
+    /// or its CPU burst is over): the prewarmed pool grows only when none
+    /// is, so a burst's own containers get the CPU first.
+    initialising: AtomicUsize,
 }
 
 /// Whether [`Pool::acquire`] may wait for room.
@@ -428,6 +432,7 @@ impl Pool {
             changed: Notify::new(),
             closing: AtomicBool::new(false),
             starting: AtomicUsize::new(0),
+            initialising: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
         };
         Pool { inner: Arc::new(inner) }
@@ -650,7 +655,8 @@ impl Pool {
     /// they no longer want ([`Prewarm::plan`]).
     fn maintain_prewarm(&self) {
         let room = self.inner.config.memory_budget_mb as i64 - self.state().memory_mb() as i64;
-        let grow = self.inner.starting.load(Ordering::Acquire) == 0;
+        let busy = self.inner.starting.load(Ordering::Acquire) + self.inner.initialising.load(Ordering::Acquire);
+        let grow = busy == 0;
         let plan = self.prewarm().plan(Instant::now(), self.prewarm_limits(), room, grow);
         for g in plan.remove {
             tracing::info!(container = %g.sockets.key, "prewarmed container no longer wanted; removing");
@@ -1128,7 +1134,10 @@ fn read_only(source: PathBuf, target: &str) -> BindMount {
 /// removed, whoever started it (an invocation, provisioned concurrency): a
 /// bootstrap that hangs or spins is not kept.
 async fn supervise_init(inner: Arc<Inner>, c: Arc<Container>) {
-    let ready = tokio::time::timeout(INIT_CPU_BURST, c.mailbox.wait_ready()).await;
+    let ready = {
+        let _initialising = Counted::new(&inner.initialising);
+        tokio::time::timeout(INIT_CPU_BURST, c.mailbox.wait_ready()).await
+    };
     if ready == Ok(false) {
         return;
     }

@@ -59,7 +59,9 @@ pub struct BurstResults {
 }
 
 pub async fn measure(ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client) -> Result<BurstResults> {
-    let lambdabox = ctx.controller("lambdabox-burst", &["--prewarm", "0"]).await?;
+    // Nothing ready at first; the pool may grow from the burst (to the default cap).
+    let grow: &[&str] = if ctx.grows_prewarm { &["--prewarm-max", "64"] } else { &[] };
+    let lambdabox = ctx.controller("lambdabox-burst", &[&["--prewarm", "0"], grow].concat()).await?;
     lambdabox.create_function("burst", MEMORY_MB, None).await?;
     let ours = invoke_at_once(lambdabox.target(client, "burst")).await;
     let lambdabox_containers = lambdabox.containers().await?;
