@@ -258,6 +258,9 @@ pub struct Container {
     /// When it last finished an invocation (or was started), for TTL and LRU.
     last_used: Mutex<Instant>,
     busy: AtomicBool,
+    /// Started for an invocation that has not ended yet (counted in
+    /// [`Inner::cold_starts`]).
+    cold: AtomicBool,
     server: JoinHandle<()>,
 }
 
@@ -352,10 +355,11 @@ struct Inner {
     /// Function containers being created right now: shutdown waits for
     /// them, or one created after its listing would be left behind.
     starting: AtomicUsize,
-    /// Function containers whose runtime is starting (until its first poll
-    /// or its CPU burst is over): the prewarmed pool grows only when none
-    /// is, so a burst's own containers get the CPU first.
-    initialising: AtomicUsize,
+    /// Cold starts under way: containers started for an invocation, from
+    /// their creation until that first invocation is over. The prewarmed
+    /// pool grows only when there are none, so a burst's own runtimes and
+    /// first invocations get the engine and the CPU first.
+    cold_starts: AtomicUsize,
 }
 
 /// Whether [`Pool::acquire`] may wait for room.
@@ -432,7 +436,7 @@ impl Pool {
             changed: Notify::new(),
             closing: AtomicBool::new(false),
             starting: AtomicUsize::new(0),
-            initialising: AtomicUsize::new(0),
+            cold_starts: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
         };
         Pool { inner: Arc::new(inner) }
@@ -560,6 +564,9 @@ impl Pool {
     }
 
     fn give_back(&self, c: Arc<Container>, reusable: bool) {
+        if c.cold.swap(false, Ordering::AcqRel) {
+            self.inner.cold_starts.fetch_sub(1, Ordering::AcqRel);
+        }
         let doomed = self.state().give_back(&c, reusable && c.mailbox.is_usable());
         if let Some(c) = doomed {
             self.destroy(c);
@@ -655,7 +662,7 @@ impl Pool {
     /// they no longer want ([`Prewarm::plan`]).
     fn maintain_prewarm(&self) {
         let room = self.inner.config.memory_budget_mb as i64 - self.state().memory_mb() as i64;
-        let busy = self.inner.starting.load(Ordering::Acquire) + self.inner.initialising.load(Ordering::Acquire);
+        let busy = self.inner.starting.load(Ordering::Acquire) + self.inner.cold_starts.load(Ordering::Acquire);
         let grow = busy == 0;
         let plan = self.prewarm().plan(Instant::now(), self.prewarm_limits(), room, grow);
         for g in plan.remove {
@@ -827,8 +834,12 @@ impl Pool {
             invocations: AtomicU64::new(0),
             last_used: Mutex::new(Instant::now()),
             busy: AtomicBool::new(true),
+            cold: AtomicBool::new(!provisioned),
             server: sockets.server,
         });
+        if !provisioned {
+            self.inner.cold_starts.fetch_add(1, Ordering::AcqRel);
+        }
         self.state().register(container.clone());
         tokio::spawn(watch(self.inner.clone(), container.clone(), sockets.dir));
         tokio::spawn(supervise_init(self.inner.clone(), container.clone()));
@@ -1134,10 +1145,7 @@ fn read_only(source: PathBuf, target: &str) -> BindMount {
 /// removed, whoever started it (an invocation, provisioned concurrency): a
 /// bootstrap that hangs or spins is not kept.
 async fn supervise_init(inner: Arc<Inner>, c: Arc<Container>) {
-    let ready = {
-        let _initialising = Counted::new(&inner.initialising);
-        tokio::time::timeout(INIT_CPU_BURST, c.mailbox.wait_ready()).await
-    };
+    let ready = tokio::time::timeout(INIT_CPU_BURST, c.mailbox.wait_ready()).await;
     if ready == Ok(false) {
         return;
     }

@@ -183,7 +183,8 @@ impl Prewarm {
     /// within the cap, the room left in the memory budget (`room_mb`: the
     /// budget less what function containers hold; every generic's memory
     /// counts against it too) and only when `grow` (no function container
-    /// is being created or initialising); ready generics beyond that are removed, and so
+    /// is being created and no cold start's first invocation is under way);
+    /// ready generics beyond that are removed, and so
     /// are demand-grown ones while the budget is overdrawn, so a function's
     /// container never waits for memory a spare generic holds.
     pub fn plan(&mut self, now: Instant, limits: Limits, room_mb: i64, grow: bool) -> Plan {

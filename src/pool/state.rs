@@ -345,6 +345,7 @@ mod tests {
             invocations: AtomicU64::new(0),
             last_used: Mutex::new(Instant::now()),
             busy: AtomicBool::new(!provisioned),
+            cold: AtomicBool::new(false),
             server: tokio::spawn(async {}),
         })
     }
