@@ -67,7 +67,7 @@ pub async fn measure(ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client) -> Res
     let lambdabox_containers = lambdabox.containers().await?;
     describe("lambdabox", &ours);
     lambdabox.create_function("burst-again", MEMORY_MB, None).await?;
-    let prewarmed_before_again = wait_for_growth(&lambdabox).await?;
+    let prewarmed_before_again = if ctx.grows_prewarm { wait_for_growth(&lambdabox).await? } else { 0 };
     step!("burst again: {prewarmed_before_again} prewarmed containers ready");
     let again = invoke_at_once(lambdabox.target(client, "burst-again")).await;
     describe("lambdabox again", &again);
@@ -95,12 +95,13 @@ async fn invoke_at_once(target: Target) -> Burst {
     tally(calls).await
 }
 
-/// Wait until the controller's prewarmed pool holds [`SIZE`] containers or
-/// has not grown for [`SETTLED`] (at most [`GROWTH_WAIT`]); how many it holds.
+/// Wait until the controller's prewarmed pool holds [`SIZE`] containers or,
+/// once it has started growing, has not grown for [`SETTLED`] (at most
+/// [`GROWTH_WAIT`]); how many it holds.
 async fn wait_for_growth(controller: &crate::controller::Controller) -> Result<usize> {
     let began = Instant::now();
     let (mut seen, mut since) = (controller.prewarmed().await?, Instant::now());
-    while seen < SIZE && since.elapsed() < SETTLED && began.elapsed() < GROWTH_WAIT {
+    while seen < SIZE && (seen == 0 || since.elapsed() < SETTLED) && began.elapsed() < GROWTH_WAIT {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = controller.prewarmed().await?;
         if now != seen {
