@@ -202,7 +202,13 @@ pub struct ServeArgs {
     /// start takes one instead of creating a container (0: none).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub prewarm: usize,
-    /// Whether prewarmed containers of Python and Node.js functions start
+    /// The most prewarmed containers of one kind kept ready after a burst
+    /// of cold starts: the pool grows to the burst's size (within this and
+    /// the memory budget) and shrinks back to `--prewarm` once the burst is
+    /// an idle TTL old (`--prewarm-max` at or below `--prewarm`: no growth).
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_PREWARM_MAX)]
+    pub prewarm_max: usize,
+    /// Whether prewarmed containers of Python, Node.js and Ruby functions start
     /// the language runtime and its runtime client ahead of need, so a cold
     /// start only imports the handler (`false`: they start it when
     /// specialized, as before; for comparison).

@@ -30,7 +30,7 @@ use crate::constraints::{InvalidParameter, Refused};
 use crate::function::{self, ConfigPatch, Function, FunctionRef, ImageCode, ImageConfig, Runtime, LATEST};
 use crate::images::{ImageError, Images};
 use crate::logs::LogBook;
-use crate::pool::{Launch, Pool, PoolError, Throttle};
+use crate::pool::{Launch, Pool, PoolError, PrewarmUse, Throttle};
 use crate::queue::{NewEvent, Queue, QueueStoreError};
 use crate::store::code::CodeError;
 use crate::store::unpack::UnpackError;
@@ -562,12 +562,18 @@ impl Engine {
             .filter(|f| f.image.is_none())
             .filter_map(|f| Runtime::find(&f.runtime).ok().map(|r| (r, f.memory_mb)))
             .collect();
-        uses.sort_by_key(|(r, memory_mb)| (r.image, *memory_mb));
-        uses.dedup();
+        uses.sort_by_key(|(r, memory_mb)| (r.image, r.id, *memory_mb));
+        let mut counted: Vec<((&'static Runtime, u32), usize)> = Vec::new();
+        for u in uses {
+            match counted.last_mut() {
+                Some((last, n)) if *last == u => *n += 1,
+                _ => counted.push((u, 1)),
+            }
+        }
         let mut wanted = Vec::new();
-        for (runtime, memory_mb) in uses {
+        for ((runtime, memory_mb), functions) in counted {
             match self.images.ensure(runtime).await {
-                Ok(tag) => wanted.push((tag, runtime, memory_mb)),
+                Ok(image) => wanted.push(PrewarmUse { image, runtime, memory_mb, functions }),
                 Err(e) => tracing::warn!(runtime = runtime.id, error = %e, "no prewarmed containers for this runtime"),
             }
         }

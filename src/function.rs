@@ -133,6 +133,13 @@ static NODE_PRESTART: Prestart = Prestart {
     read_at_start: &["NODE_*", "UV_*", "AWS_LAMBDA_RUNTIME_VERBOSE", "AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA"],
 };
 
+/// Ruby: `RUBYOPT` and `RUBY_*` (the VM's and GC's settings) as it starts;
+/// `RUBYLIB`, `GEM_PATH` and `GEM_HOME` are honoured after the hand-over
+/// (the wrapper sets the load path as Ruby would and has RubyGems read the
+/// gem paths again).
+static RUBY_PRESTART: Prestart =
+    Prestart { command: &["/var/runtime/prestart"], memory_argument: false, read_at_start: &["RUBYOPT", "RUBY_*"] };
+
 /// What the managed runtimes' bootstraps leave behind on Lambda: a bash
 /// script that `exec`s the runtime, which makes `SHLVL` 0.
 const MANAGED: &[(&str, &str)] = &[("SHLVL", "0")];
@@ -145,8 +152,8 @@ pub static RUNTIMES: &[Runtime] = &[
     managed("python3.13", PYTHON, Some(&PYTHON_PRESTART)),
     managed("nodejs18.x", MANAGED, Some(&NODE_PRESTART)),
     managed("nodejs20.x", MANAGED, Some(&NODE_PRESTART)),
-    managed("ruby3.1", MANAGED, None),
-    managed("ruby3.3", MANAGED, None),
+    managed("ruby3.1", MANAGED, Some(&RUBY_PRESTART)),
+    managed("ruby3.3", MANAGED, Some(&RUBY_PRESTART)),
     managed("java17", MANAGED, None),
     managed("java21", MANAGED, None),
     Runtime { id: "provided.al2023", image: "provided", bootstrap: &[], env: &[], prestart: None },

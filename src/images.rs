@@ -67,6 +67,7 @@ const NODEJS: Files = &[
 const RUBY: Files = &[
     ("Dockerfile", include_bytes!("../images/ruby/Dockerfile")),
     ("bootstrap", include_bytes!("../images/ruby/bootstrap")),
+    ("prestart", include_bytes!("../images/ruby/prestart")),
     ("runtime.rb", include_bytes!("../runtimes/ruby/runtime.rb")),
 ];
 

@@ -34,7 +34,8 @@
 //!   ([`remote::session`]), and content-addressed code it fetches
 //!   ([`remote::code`]).
 //! - [`pool`]: warm containers per function, started on demand; init
-//!   deadlines, CPU caps, TTLs, LRU eviction, prewarmed generic containers.
+//!   deadlines, CPU caps, TTLs, LRU eviction, prewarmed generic containers
+//!   (a pool that grows after bursts of cold starts and shrinks when idle).
 //! - [`logs`]: what functions print, framed by `START`/`END`/`REPORT`, kept
 //!   per function on disk; each invocation's tail for `LogType: Tail`.
 //! - [`engine`]: the core the API drives: create, update, delete, invoke

@@ -139,6 +139,7 @@ fn serve_config(args: &ServeArgs, data_dir: Option<PathBuf>) -> Result<ServeConf
     config.user = args.user.clone();
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     config.prewarm = args.prewarm;
+    config.prewarm_max = args.prewarm_max;
     config.transport = args.transport;
     config.remote_listen = args.remote_listen.clone();
     config.remote_advertise = args.remote_advertise.clone();

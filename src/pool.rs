@@ -14,6 +14,7 @@
 //! maintenance task reaps idle containers and tops up provisioned ones.
 
 pub mod cpu;
+mod demand;
 mod environment;
 mod prewarm;
 mod state;
@@ -45,6 +46,16 @@ pub use environment::lambda_environment;
 use lambdabox_protocol::mux::CodeRef;
 use lambdabox_protocol::{self as protocol, CONTROL_DIR, CONTROL_SOCKET};
 use prewarm::{Generic, Prewarm, PrewarmKey};
+
+/// What one or more functions use, to keep prewarmed containers of: their
+/// runtime's image, the runtime and MemorySize, and how many functions.
+#[derive(Debug, Clone)]
+pub struct PrewarmUse {
+    pub image: String,
+    pub runtime: &'static Runtime,
+    pub memory_mb: u32,
+    pub functions: usize,
+}
 use state::{Admission, State};
 
 /// Label keys every lambdabox container carries.
@@ -150,8 +161,12 @@ pub struct PoolConfig {
     pub cpu: CpuMode,
     /// User the function containers run as (`uid:gid`).
     pub user: String,
-    /// Generic containers kept ready per runtime image in use (0: none).
+    /// Generic containers kept ready per runtime image in use (0: none),
+    /// at least: the floor of [`prewarm`]'s demand-grown pool.
     pub prewarm: usize,
+    /// The most generic containers of one kind kept ready after bursts of
+    /// cold starts (at least `prewarm`; bounded by the memory budget).
+    pub prewarm_max: usize,
     /// The remote transport's hub, for backends whose containers use it.
     pub remote: Option<Arc<Hub>>,
     /// Start the language runtime in generic containers ahead of need, for
@@ -178,6 +193,7 @@ impl PoolConfig {
             cpu: CpuMode::Weighted,
             user: DEFAULT_SANDBOX_USER.into(),
             prewarm: 0,
+            prewarm_max: 0,
             remote: None,
             prestart: true,
         }
@@ -245,6 +261,9 @@ pub struct Container {
     /// When it last finished an invocation (or was started), for TTL and LRU.
     last_used: Mutex<Instant>,
     busy: AtomicBool,
+    /// Started for an invocation that has not ended yet (counted in
+    /// [`Inner::cold_starts`]).
+    cold: AtomicBool,
     server: JoinHandle<()>,
 }
 
@@ -339,6 +358,11 @@ struct Inner {
     /// Function containers being created right now: shutdown waits for
     /// them, or one created after its listing would be left behind.
     starting: AtomicUsize,
+    /// Cold starts under way: containers started for an invocation, from
+    /// their creation until that first invocation is over. The prewarmed
+    /// pool grows only when there are none, so a burst's own runtimes and
+    /// first invocations get the engine and the CPU first.
+    cold_starts: AtomicUsize,
 }
 
 /// Whether [`Pool::acquire`] may wait for room.
@@ -415,6 +439,7 @@ impl Pool {
             changed: Notify::new(),
             closing: AtomicBool::new(false),
             starting: AtomicUsize::new(0),
+            cold_starts: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
         };
         Pool { inner: Arc::new(inner) }
@@ -432,22 +457,28 @@ impl Pool {
         self.inner.prewarm.lock().expect("prewarm poisoned")
     }
 
-    /// Keep generic containers for what functions use: `(image, runtime,
-    /// MemorySize)` of each (a runtime started ahead of need is kept per size
-    /// when its start depends on it); generics nothing uses are removed.
-    pub fn set_prewarm_images(&self, uses: Vec<(String, &'static Runtime, u32)>) {
+    /// Keep generic containers for what functions use (see [`PrewarmUse`]);
+    /// generics nothing uses are removed.
+    pub fn set_prewarm_images(&self, uses: Vec<PrewarmUse>) {
         let prestart = self.inner.config.prestart;
-        let mut keys: Vec<PrewarmKey> = Vec::new();
-        for (image, runtime, memory_mb) in uses {
-            let key = PrewarmKey::new(image, Some(runtime), memory_mb, prestart);
-            if !keys.contains(&key) {
-                keys.push(key);
+        let mut keys: Vec<(PrewarmKey, usize)> = Vec::new();
+        for u in uses {
+            let key = PrewarmKey::new(u.image, Some(u.runtime), u.memory_mb, prestart);
+            match keys.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, n)) => *n += u.functions,
+                None => keys.push((key, u.functions)),
             }
         }
-        let unwanted = self.prewarm().set_wanted(keys);
+        let unwanted = self.prewarm().set_uses(keys);
         for g in unwanted {
             self.remove_generic(g);
         }
+    }
+
+    /// How many generics of one kind are kept ready, as configured.
+    fn prewarm_limits(&self) -> prewarm::Limits {
+        let c = &self.inner.config;
+        prewarm::Limits { floor: c.prewarm, max: c.prewarm_max.max(c.prewarm), idle: c.idle_ttl }
     }
 
     /// Start the maintenance task (idle reaping, provisioned top-ups). It
@@ -536,6 +567,9 @@ impl Pool {
     }
 
     fn give_back(&self, c: Arc<Container>, reusable: bool) {
+        if c.cold.swap(false, Ordering::AcqRel) {
+            self.inner.cold_starts.fetch_sub(1, Ordering::AcqRel);
+        }
         let doomed = self.state().give_back(&c, reusable && c.mailbox.is_usable());
         if let Some(c) = doomed {
             self.destroy(c);
@@ -596,22 +630,7 @@ impl Pool {
         if self.inner.closing.load(Ordering::Relaxed) {
             return;
         }
-        let generics = self.prewarm().claim_starts(self.inner.config.prewarm);
-        for key in generics {
-            let pool = self.clone();
-            tokio::spawn(async move {
-                let started = match pool.start_generic(&key).await {
-                    Ok(g) => Some(g),
-                    Err(e) => {
-                        tracing::warn!(image = key.image, error = %e, "could not start a prewarmed container");
-                        None
-                    }
-                };
-                if let Some(unwanted) = pool.prewarm().started(&key, started) {
-                    pool.remove_generic(unwanted);
-                }
-            });
-        }
+        self.maintain_prewarm();
         let (expired, to_start) = self.state().maintenance(Instant::now(), self.inner.config.memory_budget_mb);
         let freed = !expired.is_empty();
         for c in expired {
@@ -642,12 +661,40 @@ impl Pool {
         }
     }
 
+    /// Start the generics the prewarm books ask for and remove the ones
+    /// they no longer want ([`Prewarm::plan`]).
+    fn maintain_prewarm(&self) {
+        let room = self.inner.config.memory_budget_mb as i64 - self.state().memory_mb() as i64;
+        let busy = self.inner.starting.load(Ordering::Acquire) + self.inner.cold_starts.load(Ordering::Acquire);
+        let grow = busy == 0;
+        let plan = self.prewarm().plan(Instant::now(), self.prewarm_limits(), room, grow);
+        for g in plan.remove {
+            tracing::info!(container = %g.sockets.key, "prewarmed container no longer wanted; removing");
+            self.remove_generic(g);
+        }
+        for key in plan.start {
+            let pool = self.clone();
+            tokio::spawn(async move {
+                let started = match pool.start_generic(&key).await {
+                    Ok(g) => Some(g),
+                    Err(e) => {
+                        tracing::warn!(image = key.image, error = %e, "could not start a prewarmed container");
+                        None
+                    }
+                };
+                if let Some(unwanted) = pool.prewarm().started(&key, started) {
+                    pool.remove_generic(unwanted);
+                }
+            });
+        }
+    }
+
     /// Remove every container of this run; used at shutdown. Docker is asked
     /// too, so containers already on their way out (retired, timed out) are
     /// waited for rather than left behind if their removal is slow.
     pub async fn shutdown(&self) {
         self.inner.closing.store(true, Ordering::Relaxed);
-        let mut generics = self.prewarm().set_wanted(Vec::new());
+        let mut generics = self.prewarm().set_uses(Vec::new());
         // Containers being created now would escape the listing below.
         let deadline = Instant::now() + SHUTDOWN_START_WAIT;
         let starting = || self.prewarm().starting() + self.inner.starting.load(Ordering::Acquire);
@@ -688,7 +735,8 @@ impl Pool {
     /// busy: a prewarmed generic one specialized for `launch` if one is
     /// ready, else a new one.
     async fn start(&self, launch: &Launch, provisioned: bool) -> Result<Arc<Container>, PoolError> {
-        let generic = self.prewarm().take(launch, &PrewarmKey::for_launch(launch, self.inner.config.prestart));
+        let key = PrewarmKey::for_launch(launch, self.inner.config.prestart);
+        let generic = self.prewarm().take(launch, &key, !provisioned, Instant::now(), self.prewarm_limits());
         if let Some(g) = generic {
             let key = g.sockets.key.clone();
             match self.specialize(g, launch, provisioned).await {
@@ -795,8 +843,12 @@ impl Pool {
             invocations: AtomicU64::new(0),
             last_used: Mutex::new(Instant::now()),
             busy: AtomicBool::new(true),
+            cold: AtomicBool::new(!provisioned),
             server: sockets.server,
         });
+        if !provisioned {
+            self.inner.cold_starts.fetch_add(1, Ordering::AcqRel);
+        }
         self.state().register(container.clone());
         tokio::spawn(watch(self.inner.clone(), container.clone(), sockets.dir));
         tokio::spawn(supervise_init(self.inner.clone(), container.clone()));

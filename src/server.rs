@@ -42,6 +42,10 @@ pub use sharing::SharingError;
 /// Longest unix socket path the kernel accepts, less room for `KEY/runtime.sock`.
 const MAX_RUN_DIR_LEN: usize = 108 - 32;
 
+/// The most prewarmed containers of one kind kept after bursts, unless
+/// configured: a burst of 64 first invocations (the bench's) finds one each.
+pub const DEFAULT_PREWARM_MAX: usize = 64;
+
 /// Settings for one controller, parsed once at start-up.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -58,8 +62,10 @@ pub struct ServeConfig {
     pub user: String,
     /// How long shutdown waits for in-flight invocations.
     pub drain_timeout: Duration,
-    /// Generic containers kept ready per runtime image in use.
+    /// Generic containers kept ready per runtime image in use, at least.
     pub prewarm: usize,
+    /// The most kept ready of one kind after bursts of cold starts.
+    pub prewarm_max: usize,
     /// Start language runtimes in them ahead of need, where the runtime can.
     pub prewarm_runtimes: bool,
     /// Who may call the API.
@@ -120,6 +126,7 @@ impl ServeConfig {
             user: crate::pool::DEFAULT_SANDBOX_USER.into(),
             drain_timeout: Duration::from_secs(30),
             prewarm: 1,
+            prewarm_max: DEFAULT_PREWARM_MAX,
             prewarm_runtimes: true,
             auth: ApiAuth::Generated,
             queue: QueueConfig::default(),
@@ -242,6 +249,7 @@ impl Controller {
                 cpu: config.cpu,
                 user: config.user.clone(),
                 prewarm: config.prewarm,
+                prewarm_max: config.prewarm_max,
                 remote: hub,
                 prestart: config.prewarm_runtimes,
             },

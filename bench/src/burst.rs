@@ -5,6 +5,11 @@
 //! started at once, each answering one invocation, as `sam local invoke`
 //! run [`SIZE`] times in parallel). Timed from the first request to the
 //! last answer.
+//!
+//! Then, on the same controller, the same burst on a second function of the
+//! same runtime and size, once the prewarmed pool has grown from the first
+//! burst's demand (or stopped growing): what a burst costs when bursts
+//! have been seen before (a redeploy, a sibling function).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -20,6 +25,11 @@ use crate::Ctx;
 pub const SIZE: usize = 64;
 /// The function's MemorySize: Lambda's default, what a new user deploys.
 pub const MEMORY_MB: u32 = 128;
+/// Longest the bench waits for the prewarmed pool to grow after the first
+/// burst; it also stops waiting once the pool has not grown for [`SETTLED`].
+const GROWTH_WAIT: Duration = Duration::from_secs(120);
+const SETTLED: Duration = Duration::from_secs(5);
+
 /// Longest one member of the burst may take, all retries included (RIE
 /// containers refuse connections until their server is up).
 const BUDGET: Duration = Duration::from_secs(120);
@@ -41,13 +51,40 @@ pub struct BurstResults {
     pub lambdabox: Burst,
     /// Containers the controller held after the burst.
     pub lambdabox_containers: usize,
+    /// The second burst, on another function, once the pool had grown.
+    pub lambdabox_again: Burst,
+    /// Prewarmed containers ready when the second burst began.
+    pub prewarmed_before_again: usize,
     pub container_per_call: Burst,
 }
 
 pub async fn measure(ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client) -> Result<BurstResults> {
-    let lambdabox = ctx.controller("lambdabox-burst", &["--prewarm", "0"]).await?;
+    // Nothing ready at first; the pool may grow from the burst (to the default cap).
+    let grow: &[&str] = if ctx.grows_prewarm { &["--prewarm-max", "64"] } else { &[] };
+    let lambdabox = ctx.controller("lambdabox-burst", &[&["--prewarm", "0"], grow].concat()).await?;
     lambdabox.create_function("burst", MEMORY_MB, None).await?;
-    let target = lambdabox.target(client, "burst");
+    let ours = invoke_at_once(lambdabox.target(client, "burst")).await;
+    let lambdabox_containers = lambdabox.containers().await?;
+    describe("lambdabox", &ours);
+    lambdabox.create_function("burst-again", MEMORY_MB, None).await?;
+    let prewarmed_before_again = if ctx.grows_prewarm { wait_for_growth(&lambdabox).await? } else { 0 };
+    step!("burst again: {prewarmed_before_again} prewarmed containers ready");
+    let again = invoke_at_once(lambdabox.target(client, "burst-again")).await;
+    describe("lambdabox again", &again);
+    lambdabox.stop().await?;
+    let theirs = container_per_call(ctx, spec, client).await?;
+    describe("container-per-call", &theirs);
+    Ok(BurstResults {
+        lambdabox: ours,
+        lambdabox_containers,
+        lambdabox_again: again,
+        prewarmed_before_again,
+        container_per_call: theirs,
+    })
+}
+
+/// [`SIZE`] invocations of `target` at once.
+async fn invoke_at_once(target: Target) -> Burst {
     let began = Instant::now();
     let calls: Vec<_> = (0..SIZE)
         .map(|_| {
@@ -55,13 +92,23 @@ pub async fn measure(ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client) -> Res
             tokio::spawn(async move { target.invoke().await.map(|_| began.elapsed()).map_err(|e| load::describe(&e)) })
         })
         .collect();
-    let ours = tally(calls).await;
-    let lambdabox_containers = lambdabox.containers().await?;
-    describe("lambdabox", &ours);
-    lambdabox.stop().await?;
-    let theirs = container_per_call(ctx, spec, client).await?;
-    describe("container-per-call", &theirs);
-    Ok(BurstResults { lambdabox: ours, lambdabox_containers, container_per_call: theirs })
+    tally(calls).await
+}
+
+/// Wait until the controller's prewarmed pool holds [`SIZE`] containers or,
+/// once it has started growing, has not grown for [`SETTLED`] (at most
+/// [`GROWTH_WAIT`]); how many it holds.
+async fn wait_for_growth(controller: &crate::controller::Controller) -> Result<usize> {
+    let began = Instant::now();
+    let (mut seen, mut since) = (controller.prewarmed().await?, Instant::now());
+    while seen < SIZE && (seen == 0 || since.elapsed() < SETTLED) && began.elapsed() < GROWTH_WAIT {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = controller.prewarmed().await?;
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        }
+    }
+    Ok(seen)
 }
 
 /// [`SIZE`] RIE containers created and started at once, each invoked until

@@ -221,6 +221,14 @@ impl Controller {
         Ok(list["Containers"].as_array().map_or(0, Vec::len))
     }
 
+    /// How many of the containers the controller holds are prewarmed
+    /// generic ones, ready to be specialized.
+    pub async fn prewarmed(&self) -> Result<usize, ControllerError> {
+        let list = self.call("list containers".into(), self.api.containers()).await?;
+        let listed = list["Containers"].as_array().into_iter().flatten();
+        Ok(listed.filter(|c| c["state"] == "prewarmed").count())
+    }
+
     /// Docker ids of the containers the controller holds.
     pub async fn docker_ids(&self) -> Result<Vec<String>, ControllerError> {
         let list = self.call("list containers".into(), self.api.containers()).await?;

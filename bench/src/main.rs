@@ -188,13 +188,27 @@ struct Ctx {
     out: PathBuf,
     lambdabox: PathBuf,
     budget_mb: u64,
+    /// The build grows its prewarmed pool from demand (`--prewarm-max`).
+    grows_prewarm: bool,
 }
 
 impl Ctx {
+    /// `extra`, and `--prewarm-max 0` unless it sets that: the pool's size
+    /// then stays what `--prewarm` says, so cold starts stay cold and no
+    /// container is created inside a measured window because of the
+    /// warm-up's cold starts (only the burst asks for growth).
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        if self.grows_prewarm && !extra.contains(&"--prewarm-max") {
+            args.extend(["--prewarm-max".to_owned(), "0".to_owned()]);
+        }
+        args
+    }
+
     /// Start a controller with `extra` arguments, logging to `out/NAME.log`.
     async fn controller(&self, name: &str, extra: &[&str]) -> Result<Controller> {
         let mut args: Vec<String> = vec!["--memory-budget-mb".into(), self.budget_mb.to_string()];
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args.extend(self.args(extra));
         let log = self.out.join(format!("{name}.log"));
         let c = Controller::start(&self.lambdabox, &args, &log).await?;
         self.pids.lock().expect("pid list").push(c.pid());
@@ -205,7 +219,7 @@ impl Ctx {
     /// A controller on data directory `dir` with `extra` arguments alone
     /// (the caller picks its memory budget).
     async fn controller_in(&self, name: &str, dir: &std::path::Path, extra: &[&str]) -> Result<Controller> {
-        let args: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let args = self.args(extra);
         let log = self.out.join(format!("{name}.log"));
         let c = Controller::start_in(&self.lambdabox, dir, None, &args, &log).await?;
         self.pids.lock().expect("pid list").push(c.pid());
@@ -241,8 +255,9 @@ async fn main_async(args: Args) -> Result<()> {
     let rie = Rie::connect(&run_id).await.context("cannot reach the Docker engine (`make docker` starts it)")?;
     let max_level = plan.levels.iter().copied().max().unwrap_or(1) as u64;
     let budget_mb = args.memory_budget_mb.unwrap_or(u64::from(args.memory_mb) * (max_level + 4));
-    let ctx =
-        Ctx { rie, pids: Mutex::new(Vec::new()), out: args.out.clone(), lambdabox: args.lambdabox.clone(), budget_mb };
+    let grows_prewarm = controller::serve_supports(&args.lambdabox, "--prewarm-max").await;
+    let (out, lambdabox) = (args.out.clone(), args.lambdabox.clone());
+    let ctx = Ctx { rie, pids: Mutex::new(Vec::new()), out, lambdabox, budget_mb, grows_prewarm };
     if let Some(section) = args.only {
         let outcome = tokio::select! {
             r = run_only(section, &args, &plan, &ctx) => r,

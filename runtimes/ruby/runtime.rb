@@ -343,4 +343,6 @@ module LambdaboxRuntime
 end
 
 Logger.prepend(LambdaboxRuntime::LoggerFormat)
-LambdaboxRuntime.main
+# Run as the bootstrap does; the image's prestart loads this ahead of need
+# and enters main itself once it knows its function.
+LambdaboxRuntime.main if $PROGRAM_NAME == __FILE__

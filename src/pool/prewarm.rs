@@ -36,10 +36,13 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
+use super::demand::Demand;
 use super::{Launch, Sockets};
 use crate::function::{Prestart, Runtime, DEFAULT_EPHEMERAL_MB};
 
@@ -117,57 +120,190 @@ pub(super) fn opt_dir(socket_dir: &Path) -> PathBuf {
     socket_dir.with_extension("opt")
 }
 
-/// The generic containers of each image: ready ones and how many are
-/// starting, against how many are wanted.
+/// How many generics of one kind the pool keeps ready: at least `floor`
+/// (`--prewarm`), more after bursts of cold starts up to `max`
+/// (`--prewarm-max`), for as long as an idle container is kept (`idle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Limits {
+    pub floor: usize,
+    pub max: usize,
+    pub idle: Duration,
+}
+
+/// At most this many MemorySizes of one runtime have generics kept ready
+/// (those with the most recent cold starts, then the most functions): a
+/// runtime started ahead is kept per size, and twenty sizes in use must
+/// not mean twenty sets of containers. Other sizes start fresh containers.
+pub(super) const MAX_SIZES_PER_RUNTIME: usize = 3;
+
+/// Demand-grown generics (beyond the floor) being created at once, at most:
+/// the engine creates containers about as fast one after the other as all
+/// at once, so a few at a time are ready sooner for the next burst.
+pub(super) const MAX_GROWING: usize = 4;
+
+/// How long a kind's cold starts must pause before its pool grows: after a
+/// burst, not during it, when the engine is busy creating its containers.
+pub(super) const GROW_AFTER: Duration = Duration::from_secs(1);
+
+/// What [`Prewarm::plan`] decided: generics to start (claimed as starting)
+/// and ready ones to remove (out of the books).
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    pub start: Vec<PrewarmKey>,
+    pub remove: Vec<Generic>,
+}
+
+/// The generic containers of each kind: ready ones and how many are
+/// starting, what functions use and the cold-start demand seen per kind.
 #[derive(Debug, Default)]
 pub(super) struct Prewarm {
     ready: HashMap<PrewarmKey, Vec<Generic>>,
     starting: HashMap<PrewarmKey, usize>,
-    /// What functions use, to keep generics of.
-    wanted: Vec<PrewarmKey>,
+    /// What functions use, with how many functions use each.
+    uses: Vec<(PrewarmKey, usize)>,
+    demand: HashMap<PrewarmKey, Demand>,
 }
 
 impl Prewarm {
-    /// Keep generics of exactly these images; returns generics of images no
-    /// longer wanted, to remove.
-    pub fn set_wanted(&mut self, keys: Vec<PrewarmKey>) -> Vec<Generic> {
-        self.wanted = keys;
-        let unwanted: Vec<PrewarmKey> = self.ready.keys().filter(|i| !self.wanted.contains(i)).cloned().collect();
-        unwanted.into_iter().flat_map(|i| self.ready.remove(&i).unwrap_or_default()).collect()
+    /// Keep generics of what functions use (each key with how many
+    /// functions use it); returns generics of keys no longer used, to remove.
+    pub fn set_uses(&mut self, uses: Vec<(PrewarmKey, usize)>) -> Vec<Generic> {
+        self.uses = uses;
+        self.demand.retain(|k, _| self.uses.iter().any(|(u, _)| u == k));
+        let unused: Vec<PrewarmKey> = self.ready.keys().filter(|k| !self.is_used(k)).cloned().collect();
+        unused.into_iter().flat_map(|k| self.ready.remove(&k).unwrap_or_default()).collect()
     }
 
-    /// Which images need how many more generics to have `per_image` each;
-    /// counts them as starting.
-    pub fn claim_starts(&mut self, per_image: usize) -> Vec<PrewarmKey> {
-        let mut out = Vec::new();
-        for image in &self.wanted {
-            let have = self.ready.get(image).map_or(0, Vec::len) + self.starting.get(image).copied().unwrap_or(0);
-            for _ in have..per_image {
-                out.push(image.clone());
+    fn is_used(&self, key: &PrewarmKey) -> bool {
+        self.uses.iter().any(|(k, _)| k == key)
+    }
+
+    /// Decide what to start and what to remove at `now`: each kept key
+    /// ([`Prewarm::kept`]) gets its floor, and up to what its demand asks
+    /// within the cap, the room left in the memory budget (`room_mb`: the
+    /// budget less what function containers hold; every generic's memory
+    /// counts against it too) and only when `grow` (no function container
+    /// is being created and no cold start's first invocation is under way);
+    /// ready generics beyond that are removed, and so
+    /// are demand-grown ones while the budget is overdrawn, so a function's
+    /// container never waits for memory a spare generic holds.
+    pub fn plan(&mut self, now: Instant, limits: Limits, room_mb: i64, grow: bool) -> Plan {
+        let mut plan = Plan::default();
+        let kept = self.kept(now, limits);
+        let dropped: Vec<PrewarmKey> = self.ready.keys().filter(|k| !kept.contains(k)).cloned().collect();
+        for key in dropped {
+            plan.remove.extend(self.ready.remove(&key).unwrap_or_default());
+        }
+        let mut room = room_mb - self.held_mb();
+        // The least recently demanded give up their spares first.
+        for key in kept.iter().rev() {
+            let target = self.target(key, now, limits);
+            let starting = self.starting_of(key);
+            let list = self.ready.entry(key.clone()).or_default();
+            while list.len() + starting > target || (room < 0 && list.len() + starting > limits.floor) {
+                let Some(g) = list.pop() else { break };
+                room += i64::from(g.memory_mb);
+                plan.remove.push(g);
             }
-            *self.starting.entry(image.clone()).or_default() += per_image.saturating_sub(have);
+        }
+        let mut growing = self.starting().saturating_sub(self.floor_starts(&kept, limits));
+        for key in &kept {
+            let size = i64::from(key.container_memory_mb());
+            let quiet = self.demand.get(key).and_then(Demand::last).is_none_or(|t| now.duration_since(t) >= GROW_AFTER);
+            let target = self.target(key, now, limits);
+            for have in self.ready_of(key) + self.starting_of(key)..target {
+                let extra = have >= limits.floor;
+                if extra && !(grow && quiet && growing < MAX_GROWING && room >= size) {
+                    break;
+                }
+                growing += usize::from(extra);
+                room -= size;
+                *self.starting.entry(key.clone()).or_default() += 1;
+                plan.start.push(key.clone());
+            }
+        }
+        plan
+    }
+
+    /// How many generics of `key` to keep: its floor, or what its demand
+    /// asks within the cap.
+    fn target(&self, key: &PrewarmKey, now: Instant, limits: Limits) -> usize {
+        let wanted = self.demand.get(key).map_or(0, |d| d.wanted(now, limits.idle)).min(limits.max);
+        limits.floor.max(wanted)
+    }
+
+    /// The keys generics are kept of: every used key without a runtime
+    /// started ahead, and of the per-size ones at most
+    /// [`MAX_SIZES_PER_RUNTIME`] per runtime image, those whose cold starts
+    /// are the most recent, then those the most functions use, then the
+    /// smaller.
+    fn kept(&self, now: Instant, limits: Limits) -> Vec<PrewarmKey> {
+        let mut ranked: Vec<(PrewarmKey, usize)> = self.uses.clone();
+        let recency =
+            |k: &PrewarmKey| self.demand.get(k).filter(|d| d.wanted(now, limits.idle) > 0).and_then(Demand::last);
+        ranked.sort_by_key(|(k, n)| (std::cmp::Reverse(recency(k)), std::cmp::Reverse(*n), k.memory_mb));
+        let mut per_image: HashMap<(&str, Option<&'static str>), usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (key, _) in &ranked {
+            let taken = per_image.entry((&key.image, key.prestarted.map(|r| r.id))).or_default();
+            if key.memory_mb.is_none() || *taken < MAX_SIZES_PER_RUNTIME {
+                *taken += 1;
+                out.push(key.clone());
+            }
         }
         out
     }
 
+    /// Starts under way that only bring kept keys up to their floor.
+    fn floor_starts(&self, kept: &[PrewarmKey], limits: Limits) -> usize {
+        kept.iter().map(|k| self.starting_of(k).min(limits.floor.saturating_sub(self.ready_of(k)))).sum()
+    }
+
+    fn ready_of(&self, key: &PrewarmKey) -> usize {
+        self.ready.get(key).map_or(0, Vec::len)
+    }
+
+    fn starting_of(&self, key: &PrewarmKey) -> usize {
+        self.starting.get(key).copied().unwrap_or(0)
+    }
+
+    /// The memory limits of every generic, ready or starting.
+    fn held_mb(&self) -> i64 {
+        let ready = self.ready.values().flatten().map(|g| i64::from(g.memory_mb));
+        let starting = self.starting.iter().map(|(k, n)| i64::from(k.container_memory_mb()) * *n as i64);
+        ready.chain(starting).sum()
+    }
+
     /// A start finished (`Some`) or failed (`None`). Returns the generic if
-    /// its image is no longer wanted.
+    /// its key is no longer used.
     pub fn started(&mut self, key: &PrewarmKey, generic: Option<Generic>) -> Option<Generic> {
         if let Some(n) = self.starting.get_mut(key) {
             *n = n.saturating_sub(1);
         }
         let g = generic?;
-        if !self.wanted.contains(key) {
+        if !self.is_used(key) {
             return Some(g);
         }
         self.ready.entry(key.clone()).or_default().push(g);
         None
     }
 
-    /// Take a ready generic of `key` that can become `launch`'s container.
-    pub fn take(&mut self, launch: &Launch, key: &PrewarmKey) -> Option<Generic> {
+    /// A cold start of `launch` at `now` (`on_demand`: for an invocation,
+    /// which counts as demand for `key`): a ready generic of `key` that can
+    /// become its container, if there is one.
+    pub fn take(
+        &mut self,
+        launch: &Launch,
+        key: &PrewarmKey,
+        on_demand: bool,
+        now: Instant,
+        limits: Limits,
+    ) -> Option<Generic> {
         if !eligible(launch) {
             return None;
+        }
+        if on_demand && self.is_used(key) {
+            self.demand.entry(key.clone()).or_insert_with(|| Demand::new(now)).record(now, limits.max, limits.idle);
         }
         self.ready.get_mut(key)?.pop()
     }
@@ -300,42 +436,120 @@ mod tests {
         }
     }
 
+    const BIG: i64 = 1 << 20;
+
+    fn limits(floor: usize, max: usize) -> Limits {
+        Limits { floor, max, idle: Duration::from_secs(60) }
+    }
+
+    fn images(keys: Vec<PrewarmKey>) -> Vec<String> {
+        let mut v: Vec<String> = keys.into_iter().map(|k| k.image).collect();
+        v.sort();
+        v
+    }
+
+    fn keys(removed: &[Generic]) -> Vec<&str> {
+        removed.iter().map(|g| g.sockets.key.as_str()).collect()
+    }
+
     #[tokio::test]
-    async fn books_keep_the_wanted_number_per_image() {
+    async fn books_keep_the_floor_per_kind() {
         let tmp = tempfile::tempdir().unwrap();
         let k = |image: &str| PrewarmKey::new(image.into(), None, 128, true);
-        let images = |keys: Vec<PrewarmKey>| {
-            let mut v: Vec<String> = keys.into_iter().map(|k| k.image).collect();
-            v.sort();
-            v
-        };
+        let (now, two) = (Instant::now(), limits(2, 2));
         let mut p = Prewarm::default();
-        assert!(p.set_wanted(vec![k("py"), k("node")]).is_empty());
-        assert_eq!(images(p.claim_starts(2)), ["node", "node", "py", "py"]);
-        assert!(p.claim_starts(2).is_empty(), "starts under way count");
+        assert!(p.set_uses(vec![(k("py"), 1), (k("node"), 1)]).is_empty());
+        assert_eq!(images(p.plan(now, two, BIG, true).start), ["node", "node", "py", "py"]);
+        assert!(p.plan(now, two, BIG, true).start.is_empty(), "starts under way count");
         assert!(p.started(&k("py"), Some(generic("a", tmp.path()))).is_none());
         assert!(p.started(&k("py"), None).is_none(), "a failed start frees its claim");
-        assert_eq!(images(p.claim_starts(2)), ["py"]);
+        assert_eq!(images(p.plan(now, two, 0, false).start), ["py"], "the floor needs neither room nor calm");
         assert_eq!(p.starting(), 3);
 
         let f = Function { ephemeral_storage_mb: DEFAULT_EPHEMERAL_MB, ..Function::default() };
-        assert!(p.take(&launch("node", f.clone()), &k("node")).is_none(), "none ready for node yet");
+        assert!(p.take(&launch("node", f.clone()), &k("node"), true, now, two).is_none(), "none ready for node yet");
         let odd = Function { ephemeral_storage_mb: 1024, ..f.clone() };
-        assert!(p.take(&launch("py", odd), &k("py")).is_none(), "a different /tmp size cannot use one");
-        assert_eq!(p.take(&launch("py", f.clone()), &k("py")).unwrap().sockets.key, "a");
-        assert!(p.take(&launch("py", f), &k("py")).is_none());
+        assert!(p.take(&launch("py", odd), &k("py"), true, now, two).is_none(), "a different /tmp size cannot use one");
+        assert_eq!(p.take(&launch("py", f.clone()), &k("py"), true, now, two).unwrap().sockets.key, "a");
+        assert!(p.take(&launch("py", f), &k("py"), true, now, two).is_none());
 
         assert!(p.started(&k("py"), Some(generic("b", tmp.path()))).is_none());
         assert_eq!(p.forget("b").unwrap().sockets.key, "b");
         assert!(p.started(&k("py"), Some(generic("c", tmp.path()))).is_none());
-        let unwanted = p.set_wanted(vec![k("node")]);
-        assert_eq!(unwanted.iter().map(|g| g.sockets.key.as_str()).collect::<Vec<_>>(), ["c"]);
+        let unwanted = p.set_uses(vec![(k("node"), 1)]);
+        assert_eq!(keys(&unwanted), ["c"]);
         let late = p.started(&k("py"), Some(generic("d", tmp.path())));
         assert_eq!(
             late.unwrap().sockets.key,
             "d",
             "a start that finishes after its image went out of use is handed back"
         );
+    }
+
+    /// Ready generics for `key`: `n` of them, as finished starts.
+    fn fill(p: &mut Prewarm, key: &PrewarmKey, dir: &Path, n: usize, tag: &str) {
+        for i in 0..n {
+            assert!(p.started(key, Some(generic(&format!("{tag}{i}"), dir))).is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_grows_the_pool_after_it_within_cap_and_budget_and_idle_shrinks_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = PrewarmKey::new("py".into(), None, 128, true);
+        let l = limits(1, 6);
+        let t0 = Instant::now();
+        let mut p = Prewarm::default();
+        p.set_uses(vec![(key.clone(), 1)]);
+        assert_eq!(p.plan(t0, l, BIG, true).start.len(), 1, "the floor");
+        fill(&mut p, &key, tmp.path(), 1, "floor");
+        let f = Function { ephemeral_storage_mb: DEFAULT_EPHEMERAL_MB, ..Function::default() };
+        for _ in 0..10 {
+            p.take(&launch("py", f.clone()), &key, true, t0, l);
+        }
+        assert_eq!(p.take(&launch("py", f.clone()), &key, false, t0, l).map(|g| g.sockets.key), None);
+        let during = t0 + GROW_AFTER / 2;
+        assert_eq!(p.plan(during, l, BIG, true).start.len(), 1, "during the burst: only the floor");
+        let after = t0 + GROW_AFTER;
+        assert!(p.plan(after, l, BIG, false).start.is_empty(), "nor while function containers are being created");
+        assert_eq!(p.plan(after, l, 3 * 128, true).start.len(), 2, "as much as the budget has room for");
+        assert_eq!(p.starting(), 3);
+        assert_eq!(p.plan(after, l, BIG, true).start.len(), MAX_GROWING - 2, "a few at a time");
+        let starting = p.starting();
+        fill(&mut p, &key, tmp.path(), starting, "grown");
+        assert_eq!(p.plan(after, l, BIG, true).start.len(), 1, "up to the cap, not the 10 of the burst");
+        fill(&mut p, &key, tmp.path(), 1, "last");
+        assert!(p.plan(after, l, BIG, true).start.is_empty());
+
+        let overdrawn = p.plan(after, l, 6 * 128 - 300, true);
+        assert_eq!(overdrawn.remove.len(), 3, "spares give memory back to function containers");
+        assert!(overdrawn.start.is_empty());
+        let idle = p.plan(after + l.idle, l, BIG, true);
+        assert_eq!(idle.remove.len(), 2, "an idle period after the burst: back to the floor");
+        assert!(p.plan(after + l.idle, l, -BIG, true).remove.is_empty(), "the floor is kept whatever the budget");
+    }
+
+    #[tokio::test]
+    async fn only_a_few_sizes_of_a_runtime_are_kept_the_most_recently_demanded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let python = Runtime::find("python3.11").unwrap();
+        let at = |memory_mb: u32| PrewarmKey::new("py".into(), Some(python), memory_mb, true);
+        let (t0, l) = (Instant::now(), limits(1, 1));
+        let mut p = Prewarm::default();
+        let sizes = [128, 256, 512, 1024, 2048];
+        p.set_uses(sizes.iter().map(|m| (at(*m), if *m == 2048 { 5 } else { 1 })).collect());
+        let mut started: Vec<u32> = p.plan(t0, l, BIG, true).start.iter().filter_map(|k| k.memory_mb).collect();
+        started.sort();
+        assert_eq!(started, [128, 256, 2048], "the most used, then the smallest");
+        for m in started {
+            fill(&mut p, &at(m), tmp.path(), 1, &m.to_string());
+        }
+        let f = Function { memory_mb: 1024, ephemeral_storage_mb: DEFAULT_EPHEMERAL_MB, ..Function::default() };
+        let l1024 = Launch { runtime: Some(python), ..launch("py", f) };
+        assert!(p.take(&l1024, &at(1024), true, t0, l).is_none());
+        let plan = p.plan(t0 + GROW_AFTER, l, BIG, true);
+        assert_eq!(plan.start.iter().map(|k| k.memory_mb).collect::<Vec<_>>(), [Some(1024)], "a cold start ranks it");
+        assert_eq!(keys(&plan.remove), ["2560"], "the least recently demanded, least used size goes");
     }
 
     #[test]

@@ -304,7 +304,7 @@ impl State {
         self.containers.drain().map(|(_, c)| c).collect()
     }
 
-    #[cfg(test)]
+    /// MemorySize held by live containers and starts under way.
     pub(super) fn memory_mb(&self) -> u64 {
         self.memory_mb
     }
@@ -345,6 +345,7 @@ mod tests {
             invocations: AtomicU64::new(0),
             last_used: Mutex::new(Instant::now()),
             busy: AtomicBool::new(!provisioned),
+            cold: AtomicBool::new(false),
             server: tokio::spawn(async {}),
         })
     }

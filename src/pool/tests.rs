@@ -93,6 +93,27 @@ async fn invoke(lease: &Lease, id: &str) -> Outcome {
     ticket.outcome.await.unwrap()
 }
 
+/// What one Python function of `memory_mb` uses, for the prewarm pool.
+fn uses(memory_mb: u32) -> Vec<PrewarmUse> {
+    vec![PrewarmUse { image: IMAGE.into(), runtime: Runtime::find("python3.11").unwrap(), memory_mb, functions: 1 }]
+}
+
+/// Docker ids of the ready prewarmed containers.
+fn prewarmed(h: &Harness) -> Vec<String> {
+    h.pool.list().into_iter().filter(|c| c.state == "prewarmed").map(|c| c.docker_id).collect()
+}
+
+/// `n` concurrent first invocations of `name`, still holding their containers.
+async fn burst(h: &Harness, name: &str, memory_mb: u32, n: usize) -> Vec<Lease> {
+    let launch = h.launch(name, memory_mb);
+    let leases = futures_util::future::join_all((0..n).map(|_| h.pool.acquire(&launch, Wait::Queue))).await;
+    leases.into_iter().map(Result::unwrap).collect()
+}
+
+fn docker_ids(leases: &[Lease]) -> Vec<String> {
+    leases.iter().map(|l| l.container().docker_id.clone()).collect()
+}
+
 /// Let spawned tasks (watchers, removals) run.
 async fn settle() {
     for _ in 0..20 {
@@ -270,7 +291,7 @@ async fn a_cold_start_specializes_a_prewarmed_container() {
         c.prewarm = 1;
         c.prestart = false;
     });
-    h.pool.set_prewarm_images(vec![(IMAGE.into(), Runtime::find("python3.11").unwrap(), 512)]);
+    h.pool.set_prewarm_images(uses(512));
     h.pool.start_maintenance();
     settle().await;
     let generic = h.fake.started().remove(0);
@@ -295,7 +316,7 @@ async fn a_cold_start_specializes_a_prewarmed_container() {
 #[tokio::test(start_paused = true)]
 async fn a_runtime_started_ahead_is_handed_the_function_at_its_memory_size() {
     let h = harness(|c| c.prewarm = 1);
-    h.pool.set_prewarm_images(vec![(IMAGE.into(), Runtime::find("python3.11").unwrap(), 512)]);
+    h.pool.set_prewarm_images(uses(512));
     h.pool.start_maintenance();
     settle().await;
     let generic = h.fake.started().remove(0);
@@ -418,4 +439,60 @@ async fn shutdown_removes_every_container_and_leftovers_are_cleared() {
     h.pool.shutdown().await;
     assert!(h.fake.running().is_empty(), "{:?}", h.fake.running());
     drop(busy);
+}
+
+/// The pool grows after a burst of cold starts (one generic per cold start
+/// it saw), a later burst takes them instead of creating containers, and
+/// an idle TTL after the burst the pool is back at its floor.
+#[tokio::test(start_paused = true)]
+async fn a_burst_grows_the_prewarmed_pool_for_the_next_and_idleness_shrinks_it() {
+    let h = harness(|c| {
+        c.prewarm_max = 8;
+        c.memory_budget_mb = 64 * 1024;
+    });
+    h.pool.set_prewarm_images(uses(128));
+    h.pool.start_maintenance();
+    settle().await;
+    assert!(prewarmed(&h).is_empty(), "no floor: nothing before demand");
+    drop(burst(&h, "f", 128, 5).await);
+    assert_eq!(h.starts(), 5);
+    tokio::time::sleep(demand::WINDOW).await;
+    settle().await;
+    let ready = prewarmed(&h);
+    assert_eq!(ready.len(), 5, "one per cold start of the burst");
+    let served = docker_ids(&burst(&h, "g", 128, 5).await);
+    assert!(served.iter().all(|id| ready.contains(id)), "{served:?} from {ready:?}");
+    assert_eq!(h.starts(), 10, "no container was created for the second burst");
+    tokio::time::sleep(demand::WINDOW).await;
+    settle().await;
+    assert_eq!(prewarmed(&h).len(), 5, "refilled for a third");
+    tokio::time::sleep(h.pool.config().idle_ttl).await;
+    settle().await;
+    assert!(prewarmed(&h).is_empty(), "back to the floor");
+    assert!(ready.iter().chain(&served).all(|id| h.removed().contains(id)));
+}
+
+/// Spare generics count against the memory budget: the pool grows only
+/// into room left, and gives it back as soon as function containers need it.
+#[tokio::test(start_paused = true)]
+async fn spare_prewarmed_containers_give_way_to_function_containers() {
+    let h = harness(|c| {
+        c.prewarm_max = 8;
+        c.memory_budget_mb = 1024;
+    });
+    h.pool.set_prewarm_images(uses(128));
+    h.pool.start_maintenance();
+    let held = burst(&h, "f", 128, 6).await;
+    held.iter().for_each(|l| runtime(l.container()));
+    tokio::time::sleep(demand::WINDOW).await;
+    settle().await;
+    assert!(prewarmed(&h).is_empty(), "not while the burst's first invocations run");
+    held.into_iter().for_each(Lease::release);
+    tokio::time::sleep(MAINTENANCE_TICK * 2).await;
+    settle().await;
+    assert_eq!(prewarmed(&h).len(), 2, "the budget had room for 2 of the 6 (its containers stay warm)");
+    let _big = h.pool.acquire(&h.launch("big", 256), Wait::Queue).await.unwrap();
+    tokio::time::sleep(MAINTENANCE_TICK * 2).await;
+    settle().await;
+    assert!(prewarmed(&h).is_empty(), "both went for the 256 MB container");
 }

@@ -137,6 +137,29 @@ exports.handler = async () => {
 };
 "#;
 
+/// The same in Ruby, with its load path, gem path and program name.
+const INTROSPECT_RB: &str = r#"
+puts "init-phase #{ENV['MARK']}"
+
+def handler(event:, context:)
+  puts "invoke-phase #{ENV['MARK']}"
+  started_with = File.binread('/proc/self/environ').split("\0").reject(&:empty?).map { |e| e.split('=', 2).first }
+  child = IO.popen(['/usr/bin/env', '-0'], &:read).split("\0").reject(&:empty?).to_h { |e| e.split('=', 2) }
+  {
+    env: ENV.to_h,
+    child_env: child,
+    path: $LOAD_PATH,
+    gem_path: Gem.path,
+    argv: ARGV,
+    program: $PROGRAM_NAME,
+    cwd: Dir.pwd,
+    ids: [Process.uid, Process.gid, Process.euid],
+    encoding: Encoding.default_external.to_s,
+    started_with: started_with,
+  }
+end
+"#;
+
 /// One runtime's introspection function.
 struct Probe {
     runtime: &'static str,
@@ -146,6 +169,7 @@ struct Probe {
 
 const PYTHON: Probe = Probe { runtime: "python3.11", file: ("probe.py", INTROSPECT_PY), handler: "probe.handler" };
 const NODE: Probe = Probe { runtime: "nodejs20.x", file: ("probe.js", INTROSPECT_JS), handler: "probe.handler" };
+const RUBY: Probe = Probe { runtime: "ruby3.3", file: ("probe.rb", INTROSPECT_RB), handler: "probe.handler" };
 
 /// Deploy `probe` as `name` with `vars`, at 512 MB (a Node.js runtime is
 /// started ahead per MemorySize: this one is not the generic default).
@@ -228,6 +252,68 @@ async fn a_node_function_sees_the_same_process_in_a_prestarted_runtime() {
     same_as_without_prewarm(&NODE).await;
 }
 
+#[tokio::test]
+async fn a_ruby_function_sees_the_same_process_in_a_prestarted_runtime() {
+    same_as_without_prewarm(&RUBY).await;
+}
+
+/// A gem bundled into `vendor/bundle` (as `bundle install --deployment`
+/// puts it) for Ruby 3.3: its specification and its code.
+fn vendored_gem(name: &str, version: &str, code: &str) -> Vec<(String, String)> {
+    let root = "vendor/bundle/ruby/3.3.0";
+    let spec = format!(
+        "Gem::Specification.new do |s|\n  s.name = '{name}'\n  s.version = '{version}'\n  s.summary = 'x'\n  \
+         s.authors = ['x']\n  s.files = ['lib/{name}.rb']\n  s.require_paths = ['lib']\nend\n"
+    );
+    vec![
+        (format!("{root}/specifications/{name}-{version}.gemspec"), spec),
+        (format!("{root}/gems/{name}-{version}/lib/{name}.rb"), code.to_owned()),
+    ]
+}
+
+/// A prestarted Ruby finds the function's vendored gems (RubyGems reads
+/// GEM_PATH again after the hand-over); a function vendoring a newer copy
+/// of a gem the runtime loaded ahead (json) gets a fresh bootstrap in the
+/// prewarmed container, which loads its copy, as a container started for
+/// it would.
+#[tokio::test]
+async fn a_prestarted_ruby_finds_vendored_gems() {
+    common::ensure_runtime_image(RUBY.runtime);
+    let server = Server::start_with(&["--prewarm", "1"]);
+    let handler = "require 'greet'\nrequire 'json'\n\ndef handler(event:, context:)\n  \
+                   started = File.binread('/proc/self/environ').include?(\"MARK=\")\n  \
+                   { greeting: Greet.hi, json: defined?(JSON::VENDORED) ? JSON::VENDORED : JSON::VERSION, \
+                   started_with_function: started }\nend\n";
+    let mut files = vendored_gem("greet", "1.0", "module Greet\n  def self.hi = 'hi from a vendored gem'\nend\n");
+    files.push(("app.rb".into(), handler.into()));
+    let mut with_json = files.clone();
+    // Ruby's own json, marked: the runtime client needs a working one.
+    let json = "require File.join(RbConfig::CONFIG['rubylibdir'], 'json')\nmodule JSON\n  VENDORED = '99.0'\nend\n";
+    with_json.extend(vendored_gem("json", "99.0", json));
+    let config = json!({"Runtime": RUBY.runtime, "MemorySize": 512, "Environment": {"Variables": {"MARK": "1"}}});
+    for (name, files) in [("gems", &files), ("own-json", &with_json)] {
+        let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+        server.deploy_files(name, "app.handler", &refs, config.clone()).await;
+    }
+    for name in ["gems", "own-json"] {
+        assert!(eventually(Duration::from_secs(30), || async { prewarmed(&server).await.len() == 1 }).await);
+        let generic = prewarmed(&server).await[0]["docker_id"].clone();
+        let (status, _, answer) = server.invoke(name, "{}").await;
+        assert_eq!(status, 200, "{name}: {answer}");
+        assert_eq!(answer["greeting"], "hi from a vendored gem", "{name}: {answer}");
+        let ps = server.ps().await;
+        let serving = ps.iter().find(|c| c["function"] == name).expect("a container serves it");
+        assert_eq!(serving["docker_id"], generic, "{name}: the prewarmed container served it");
+        if name == "gems" {
+            assert_eq!(answer["started_with_function"], false, "handed to the runtime started ahead: {answer}");
+            assert_ne!(answer["json"], "99.0");
+        } else {
+            assert_eq!(answer["json"], "99.0", "its own json, as in a container started for it: {answer}");
+            assert_eq!(answer["started_with_function"], true, "a fresh bootstrap: {answer}");
+        }
+    }
+}
+
 /// A function setting a variable the runtime reads as it starts gets a
 /// fresh bootstrap, which honours it, in the prewarmed container.
 #[tokio::test]
@@ -269,4 +355,42 @@ async fn a_missing_handler_module_fails_the_same_way() {
         assert_eq!(handed["errorMessage"], fresh["errorMessage"], "{}", probe.runtime);
         assert_eq!(headers.get("x-amz-function-error"), warm_headers.get("x-amz-function-error"));
     }
+}
+
+/// The pool grows after a burst of cold starts, to one generic container
+/// per cold start (within `--prewarm-max`); a burst of another function of
+/// the same runtime and size then takes them; once the bursts are an idle
+/// TTL old the pool is back at its floor (`--prewarm 0`: none).
+#[tokio::test]
+async fn a_burst_grows_the_prewarmed_pool_and_idleness_shrinks_it() {
+    let server = Server::start_with(&["--prewarm", "0", "--prewarm-max", "3", "--idle-ttl", "20"]);
+    for name in ["first", "second"] {
+        server.deploy(name, "app.echo", json!({"MemorySize": 256})).await;
+    }
+    let burst = |name: &'static str| {
+        let server = &server;
+        async move {
+            let calls = (0..4).map(|_| server.invoke(name, r#"{"n":1}"#));
+            for (status, _, body) in futures_util::future::join_all(calls).await {
+                assert_eq!(status, 200, "{name}: {body}");
+            }
+        }
+    };
+    burst("first").await;
+    assert!(
+        eventually(Duration::from_secs(90), || async { prewarmed(&server).await.len() == 3 }).await,
+        "grown to the cap: {:?}",
+        server.ps().await
+    );
+    let generics: Vec<serde_json::Value> = prewarmed(&server).await.iter().map(|c| c["docker_id"].clone()).collect();
+    burst("second").await;
+    let ps = server.ps().await;
+    let second: Vec<&serde_json::Value> = ps.iter().filter(|c| c["function"] == "second").collect();
+    let taken = second.iter().filter(|c| generics.contains(&c["docker_id"])).count();
+    assert_eq!(taken, 3, "the second burst took every prewarmed container: {ps:?}");
+    assert!(
+        eventually(Duration::from_secs(120), || async { prewarmed(&server).await.is_empty() }).await,
+        "back to the floor once idle: {:?}",
+        server.ps().await
+    );
 }

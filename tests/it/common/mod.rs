@@ -160,8 +160,9 @@ impl Server {
             .arg(init)
             .args(flags)
             // Tests count containers by their function label, which
-            // prewarmed ones lack: off unless a test asks for it.
-            .args(if flags.contains(&"--prewarm") { &[][..] } else { &["--prewarm", "0"][..] })
+            // prewarmed ones lack: off (none kept, none grown from demand)
+            // unless a test asks for them.
+            .args(if flags.contains(&"--prewarm") { &[][..] } else { &["--prewarm", "0", "--prewarm-max", "0"][..] })
             // Tests run side by side: never the fixed default port.
             .args(if flags.contains(&"--url-listen") { &[][..] } else { &["--url-listen", "127.0.0.1:0"][..] })
             // Credentials come from the flags and `env` only.
