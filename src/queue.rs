@@ -218,48 +218,72 @@ impl Dispatcher {
     pub async fn run(mut self, engine: Arc<Engine>, stop: CancellationToken) {
         let mut held: HashMap<i64, Held> = HashMap::new();
         let mut due: BinaryHeap<Reverse<(i64, i64)>> = BinaryHeap::new();
+        // Payload bytes held in memory now.
+        let mut kept = 0usize;
+        for meta in self.resume().await {
+            hold(&mut held, &mut due, &mut kept, Arrival { meta, body: None });
+        }
+        let (done_tx, mut done) = mpsc::unbounded_channel::<(i64, Verdict)>();
+        let mut windows: HashMap<String, Window> = HashMap::new();
+        // One timer for the next due event, moved only when that changes
+        // (`i64::MAX`: nothing is due; `i64::MIN`: it fired).
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed = i64::MIN;
+        loop {
+            self.launch_due(&engine, &mut held, &mut due, &mut windows, &done_tx, &stop);
+            let next = due.peek().map_or(i64::MAX, |Reverse((at, _))| *at);
+            if next != armed {
+                armed = next;
+                let wait = match next {
+                    i64::MAX => Duration::from_secs(3600),
+                    at => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)),
+                };
+                timer.as_mut().reset(tokio::time::Instant::now() + wait);
+            }
+            // Each arm takes everything its channel holds: a burst of
+            // arrivals or endings costs one launch round, not one each.
+            tokio::select! {
+                () = stop.cancelled() => return,
+                Some(first) = self.incoming.recv() => {
+                    let mut next = Some(first);
+                    while let Some(arrival) = next {
+                        hold(&mut held, &mut due, &mut kept, arrival);
+                        next = self.incoming.try_recv().ok();
+                    }
+                }
+                Some(first) = done.recv() => {
+                    let mut next = Some(first);
+                    while let Some((id, verdict)) = next {
+                        // A failed attempt stored its error with the event:
+                        // the next one reads the event back from the database.
+                        if !matches!(verdict, Verdict::Throttled { .. }) {
+                            if let Some(body) = held.get_mut(&id).and_then(|h| h.body.take()) {
+                                kept -= body.payload.len();
+                            }
+                        }
+                        settle(&mut held, &mut due, &mut windows, id, verdict, &engine, self.config);
+                        next = done.try_recv().ok();
+                    }
+                }
+                () = &mut timer => armed = i64::MIN,
+            }
+        }
+    }
+
+    /// The events queued when the controller started, those in flight when
+    /// the last run stopped included.
+    async fn resume(&self) -> Vec<EventMeta> {
         match self.store.queued().await {
             Ok(list) => {
                 if !list.is_empty() {
                     tracing::info!(events = list.len(), "resuming queued asynchronous events");
                 }
-                for meta in list {
-                    due.push(Reverse((meta.due_ms, meta.id)));
-                    held.insert(meta.id, Held { meta, throttles: 0, body: None });
-                }
+                list
             }
-            Err(e) => tracing::error!(error = %e, "cannot read the event queue; queued events wait for a restart"),
-        }
-        let (done_tx, mut done) = mpsc::unbounded_channel::<(i64, Verdict)>();
-        // Payload bytes held in memory now.
-        let mut kept = 0usize;
-        let mut windows: HashMap<String, Window> = HashMap::new();
-        loop {
-            self.launch_due(&engine, &mut held, &mut due, &mut windows, &done_tx, &stop);
-            let next = due.peek().map(|Reverse((at, _))| *at);
-            let sleep = next.map_or(Duration::from_secs(3600), |at| {
-                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
-            });
-            tokio::select! {
-                () = stop.cancelled() => return,
-                Some(Arrival { meta, body }) = self.incoming.recv() => {
-                    let size = body.as_ref().map_or(0, |b| b.payload.len());
-                    let body = body.filter(|_| kept + size <= KEEP_BYTES);
-                    kept += body.as_ref().map_or(0, |_| size);
-                    due.push(Reverse((meta.due_ms, meta.id)));
-                    held.insert(meta.id, Held { meta, throttles: 0, body });
-                }
-                Some((id, verdict)) = done.recv() => {
-                    // A failed attempt stored its error with the event: the
-                    // next one reads the event back from the database.
-                    if !matches!(verdict, Verdict::Throttled { .. }) {
-                        if let Some(body) = held.get_mut(&id).and_then(|h| h.body.take()) {
-                            kept -= body.payload.len();
-                        }
-                    }
-                    settle(&mut held, &mut due, &mut windows, id, verdict, &engine, self.config);
-                }
-                () = tokio::time::sleep(sleep) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the event queue; queued events wait for a restart");
+                Vec::new()
             }
         }
     }
@@ -295,6 +319,17 @@ impl Dispatcher {
             });
         }
     }
+}
+
+/// Hold a new event, with its payload while [`KEEP_BYTES`] allows, due
+/// when it says.
+fn hold(held: &mut HashMap<i64, Held>, due: &mut BinaryHeap<Reverse<(i64, i64)>>, kept: &mut usize, a: Arrival) {
+    let Arrival { meta, body } = a;
+    let size = body.as_ref().map_or(0, |b| b.payload.len());
+    let body = body.filter(|_| *kept + size <= KEEP_BYTES);
+    *kept += body.as_ref().map_or(0, |_| size);
+    due.push(Reverse((meta.due_ms, meta.id)));
+    held.insert(meta.id, Held { meta, throttles: 0, body });
 }
 
 /// Book how an attempt ended: free its slot, adjust the function's window,
