@@ -19,10 +19,12 @@
 //! - [`store`]: functions persisted in SQLite and code zips stored by SHA-256,
 //!   unpacked once without ever following a link ([`store::unpack`]).
 //! - [`images`]: builds the base and per-runtime Docker images, only when
-//!   their recipe changed.
+//!   their recipe changed, and lambdabox-init's own image for clusters.
 //! - [`backend`]: a small trait over container lifecycles; [`backend::docker`]
-//!   implements it with bollard, and a recording fake (tests only) lets the
-//!   pool's and the API's decisions run in-process on a paused clock.
+//!   implements it with bollard, [`backend::kube`] with bare pods in a
+//!   Kubernetes cluster (over the remote transport), and a recording fake
+//!   (tests only) lets the pool's and the API's decisions run in-process on
+//!   a paused clock.
 //! - [`runtime_api`]: the server side of the Lambda Runtime API: each
 //!   container's private control channel ([`runtime_api::control`], whose
 //!   wire is the `lambdabox-protocol` crate shared with lambdabox-init),
