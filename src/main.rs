@@ -228,7 +228,9 @@ async fn build_images(names: Vec<String>) -> Result<ExitCode> {
         .context("cannot reach the Docker engine; is dockerd running?")?;
     let images = lambdabox::images::Images::new(Some(docker));
     // Clusters' pods copy init out of its own image.
-    if let Ok(init_bin) = cli::default_init_bin() {
+    // `LAMBDABOX_INIT` as `serve --init-bin` reads it, else the one beside us.
+    let init_bin = std::env::var_os("LAMBDABOX_INIT").map(PathBuf::from).or_else(|| cli::default_init_bin().ok());
+    if let Some(init_bin) = init_bin.filter(|p| p.is_file()) {
         match images.ensure_init(&init_bin).await {
             Ok(tag) => eprintln!("init: {tag} is up to date"),
             Err(e @ lambdabox::images::ImageError::DynamicInit(_)) => eprintln!("init: image skipped: {e}"),
