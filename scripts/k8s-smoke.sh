@@ -214,20 +214,19 @@ set -- $LBXK_NODES
 log "smoke-oom (32Mi on $1), smoke-exit (exit 3 on $2)"
 create smoke-oom "$1" 32Mi "$OOM_CMD"
 create smoke-exit "$2" 128Mi "$EXIT_CMD"
-if t=$(await smoke-oom '^Failed ' 60); then
-    st=$(state smoke-oom)
-    echo "$st" | grep -q '^Failed OOMKilled 137 ' || fail "smoke-oom: '$st', not OOMKilled/137"
-    log "smoke-oom: $st after ${t}s"
-else
-    fail "smoke-oom: never Failed"
-fi
-if t=$(await smoke-exit '^Failed ' 60); then
-    st=$(state smoke-exit)
-    echo "$st" | grep -q '^Failed Error 3 ' || fail "smoke-exit: '$st', not Error/3"
-    log "smoke-exit: $st after ${t}s"
-else
-    fail "smoke-exit: never Failed"
-fi
+# expect_failed POD 'REASON CODE': POD ends Failed with that reason and exit code.
+expect_failed() {
+    local t st
+    if t=$(await "$1" '^Failed ' 60); then
+        st=$(state "$1")
+        echo "$st" | grep -q "^Failed $2 " || fail "$1: '$st', not ${2/ //}"
+        log "$1: $st after ${t}s"
+    else
+        fail "$1: never Failed"
+    fi
+}
+expect_failed smoke-oom 'OOMKilled 137'
+expect_failed smoke-exit 'Error 3'
 
 # 4. Delete them all (as the backend's cleanup would) and see them gone.
 t0=$(now_ms)

@@ -139,9 +139,9 @@ pub fn runtime_image(runtime: &Runtime) -> String {
 /// container copies init out of it): the binary alone, tagged with the
 /// start of its SHA-256, so that a rebuilt init is a new image and no node
 /// runs a stale one.
-pub fn init_image(init_bin: &Path) -> std::io::Result<String> {
-    let digest = hex::encode(Sha256::digest(std::fs::read(init_bin)?));
-    Ok(format!("lambdabox/init:{}", &digest[..16]))
+fn init_image(binary: &[u8]) -> String {
+    let digest = hex::encode(Sha256::digest(binary));
+    format!("lambdabox/init:{}", &digest[..16])
 }
 
 /// Whether an ELF binary names a program interpreter (is dynamically
@@ -184,20 +184,13 @@ impl Images {
         if has_interpreter(&binary) {
             return Err(ImageError::DynamicInit(init_bin.to_owned()));
         }
-        let tag = init_image(init_bin)?;
+        let tag = init_image(&binary);
         let Some(docker) = &self.docker else { return Ok(tag) };
         if docker.image_facts(&tag).await?.is_none() {
             let _host = HostLock::acquire().await?;
             let mut tar = tar::Builder::new(Vec::new());
-            for (name, body, mode) in
-                [("Dockerfile", INIT_DOCKERFILE.as_bytes().to_vec(), 0o644), ("lambdabox-init", binary, 0o755)]
-            {
-                let mut header = tar::Header::new_gnu();
-                header.set_size(body.len() as u64);
-                header.set_mode(mode);
-                header.set_cksum();
-                tar.append_data(&mut header, name, body.as_slice())?;
-            }
+            append_file(&mut tar, "Dockerfile", INIT_DOCKERFILE.as_bytes(), 0o644)?;
+            append_file(&mut tar, "lambdabox-init", &binary, 0o755)?;
             tracing::info!(image = %tag, "building lambdabox-init's image");
             docker.build(tar.into_inner()?, &tag, HashMap::new(), HashMap::new(), |_| {}).await?;
         }
@@ -362,27 +355,29 @@ fn extra_ca_files() -> std::io::Result<Vec<(String, Vec<u8>)>> {
 
 /// A Docker build context: the files, `extra-ca/` (always present, maybe
 /// empty) and optionally a root filesystem tarball as `rootfs.tar`.
+/// One file of a build context, dated 0 so the same files give the same bytes.
+fn append_file(tar: &mut tar::Builder<Vec<u8>>, name: &str, body: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(body.len() as u64);
+    header.set_mode(mode);
+    header.set_mtime(0);
+    header.set_cksum();
+    tar.append_data(&mut header, name, body)
+}
+
 fn context_tar(
     files: &[(&str, &[u8])],
     extra_ca: &[(String, Vec<u8>)],
     rootfs: Option<&Path>,
 ) -> std::io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
-    let add = |tar: &mut tar::Builder<Vec<u8>>, name: &str, body: &[u8], mode: u32| {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(body.len() as u64);
-        header.set_mode(mode);
-        header.set_mtime(0);
-        header.set_cksum();
-        tar.append_data(&mut header, name, body)
-    };
     for (name, body) in files {
         let mode = if body.starts_with(b"#!") { 0o755 } else { 0o644 };
-        add(&mut tar, name, body, mode)?;
+        append_file(&mut tar, name, body, mode)?;
     }
-    add(&mut tar, "extra-ca/.keep", b"", 0o644)?;
+    append_file(&mut tar, "extra-ca/.keep", b"", 0o644)?;
     for (name, body) in extra_ca {
-        add(&mut tar, &format!("extra-ca/{name}"), body, 0o644)?;
+        append_file(&mut tar, &format!("extra-ca/{name}"), body, 0o644)?;
     }
     if let Some(path) = rootfs {
         tar.append_path_with_name(path, "rootfs.tar")?;

@@ -77,7 +77,8 @@ pub mod labels {
 /// The variable naming a managed runtime's wrapper script.
 const EXEC_WRAPPER: &str = "AWS_LAMBDA_EXEC_WRAPPER";
 /// Where containers' mounts appear inside them.
-const INIT_TARGET: &str = "/lambdabox/init";
+/// Where lambdabox-init is in every container (PID 1's path).
+pub const INIT_TARGET: &str = "/lambdabox/init";
 const TASK_ROOT: &str = "/var/task";
 const OPT_ROOT: &str = "/opt";
 /// How long a runtime may take from its start to its first `next`, as

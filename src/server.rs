@@ -217,20 +217,7 @@ impl Controller {
         let store = Arc::new(Store::open(&config.data_dir)?);
         let access = api_access(&config)?;
         let run_dir = run_dir(&config.data_dir).map_err(ServeError::RunDir)?;
-        let (backend, docker, init_bin) = match &config.backend {
-            BackendChoice::Docker => {
-                let docker =
-                    DockerBackend::connect().await?.discover_host_paths().await?.with_transport(config.transport);
-                sharing::check(docker.host_paths(), "data directory", &config.data_dir)?;
-                sharing::check(docker.host_paths(), "socket folder", &run_dir)?;
-                let init_bin = sharing::init_bin(docker.host_paths(), &config.init_bin, &config.data_dir)?;
-                (Arc::new(docker.clone()) as Arc<dyn Backend>, Some(docker), init_bin)
-            }
-            BackendChoice::Kubernetes { .. } => {
-                let (kube, docker) = kube_backend(&config).await?;
-                (Arc::new(kube) as Arc<dyn Backend>, docker, config.init_bin.clone())
-            }
-        };
+        let (backend, images, init_bin) = backend(&config, &run_dir).await?;
         let hub = open_hub(&config, &run_dir).await?;
         let home = home_id(&config.data_dir);
         let logs = Arc::new(LogBook::open(&config.data_dir.join("logs"))?);
@@ -257,7 +244,7 @@ impl Controller {
         );
         // Not awaited: the removal logs what it did once done.
         drop(pool.remove_leftovers().await?);
-        let images = Arc::new(Images::new(docker));
+        let images = Arc::new(images);
         tracing::info!(
             data_dir = %config.data_dir.display(),
             functions = store.list().len(),
@@ -341,29 +328,38 @@ impl Controller {
     }
 }
 
-/// The Kubernetes backend, with lambdabox-init's image, and the Docker
-/// engine beside the controller if there is one (it builds and reads
-/// images; without it, images are taken to be where the nodes find them).
-async fn kube_backend(config: &ServeConfig) -> Result<(KubeBackend, Option<DockerBackend>), ServeError> {
-    let BackendChoice::Kubernetes { namespace, image_prefix, pull_policy } = &config.backend else {
-        unreachable!("only called for the Kubernetes backend")
-    };
-    let docker = match DockerBackend::connect().await {
-        Ok(d) => Some(d),
-        Err(e) => {
-            tracing::info!(error = %e, "no Docker engine beside the controller: images must be in the cluster's reach");
-            None
+/// The backend `config` chooses, the images it runs (built here when a
+/// Docker Engine is beside the controller), and the lambdabox-init path
+/// the pool mounts.
+async fn backend(config: &ServeConfig, run_dir: &Path) -> Result<(Arc<dyn Backend>, Images, PathBuf), ServeError> {
+    Ok(match &config.backend {
+        BackendChoice::Docker => {
+            let docker = DockerBackend::connect().await?.discover_host_paths().await?.with_transport(config.transport);
+            sharing::check(docker.host_paths(), "data directory", &config.data_dir)?;
+            sharing::check(docker.host_paths(), "socket folder", run_dir)?;
+            let init_bin = sharing::init_bin(docker.host_paths(), &config.init_bin, &config.data_dir)?;
+            (Arc::new(docker.clone()) as Arc<dyn Backend>, Images::new(Some(docker)), init_bin)
         }
-    };
-    let init_image = Images::new(docker.clone()).ensure_init(&config.init_bin).await?;
-    let options = KubeOptions {
-        namespace: namespace.clone(),
-        image_prefix: image_prefix.clone(),
-        init_image,
-        pull_policy: pull_policy.clone(),
-        queue_timeout: config.queue_timeout,
-    };
-    Ok((KubeBackend::connect(options).await.map_err(ServeError::Kubernetes)?, docker))
+        BackendChoice::Kubernetes { namespace, image_prefix, pull_policy } => {
+            let docker = match DockerBackend::connect().await {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::info!(error = %e, "no Docker engine beside the controller: images must be in the cluster's reach");
+                    None
+                }
+            };
+            let images = Images::new(docker);
+            let options = KubeOptions {
+                namespace: namespace.clone(),
+                image_prefix: image_prefix.clone(),
+                init_image: images.ensure_init(&config.init_bin).await?,
+                pull_policy: pull_policy.clone(),
+                queue_timeout: config.queue_timeout,
+            };
+            let kube = KubeBackend::connect(options).await.map_err(ServeError::Kubernetes)?;
+            (Arc::new(kube) as Arc<dyn Backend>, images, config.init_bin.clone())
+        }
+    })
 }
 
 /// The remote transport's hub, when configured or when containers use it.

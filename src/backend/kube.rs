@@ -48,7 +48,7 @@ pub struct KubeOptions {
     pub namespace: Option<String>,
     /// Prepended to image names: where the cluster pulls lambdabox's images.
     pub image_prefix: String,
-    /// lambdabox-init's image ([`crate::images::init_image`]).
+    /// lambdabox-init's image ([`crate::images::Images::ensure_init`]).
     pub init_image: String,
     pub pull_policy: String,
     /// How long a pod may wait for a node before the call is throttled.

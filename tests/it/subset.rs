@@ -6,8 +6,6 @@
 //! Docker with `--transport remote` and [`crate::k8s`] on a real
 //! Kubernetes with `--backend kubernetes`.
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use serde_json::json;

@@ -23,13 +23,12 @@ use lambdabox_protocol::env as vars;
 use super::labels::label_value;
 use crate::backend::{BackendError, ContainerSpec};
 use crate::pool::cpu::CpuSetting;
+use crate::pool::INIT_TARGET;
 
 /// The function's container in the pod.
 pub const FUNCTION: &str = "function";
 /// The init container that installs init and fetches code.
 pub const FETCH: &str = "lambdabox-fetch";
-/// Where init's volume is mounted: the pool starts `/lambdabox/init`.
-const INIT_DIR: &str = "/lambdabox";
 /// Where lambdabox-init lives in its own image.
 const INIT_IN_IMAGE: &str = "/lambdabox-init";
 /// Variables the init container needs to dial the controller.
@@ -49,7 +48,7 @@ pub struct PodTemplate {
 
 /// The pod for `spec`, named `name`.
 pub fn pod(spec: &ContainerSpec, name: &str, t: &PodTemplate) -> Result<Pod, BackendError> {
-    if let Some(m) = spec.mounts.iter().find(|m| m.target != format!("{INIT_DIR}/init")) {
+    if let Some(m) = spec.mounts.iter().find(|m| m.target != INIT_TARGET) {
         return Err(BackendError::Other(format!(
             "{} would be mounted from the controller's host at {}; a Kubernetes node has no such path \
              (use a TCP --remote-listen)",
@@ -60,9 +59,11 @@ pub fn pod(spec: &ContainerSpec, name: &str, t: &PodTemplate) -> Result<Pod, Bac
     let (uid, gid) = user_ids(&spec.sandbox.user)?;
     let mut volumes =
         vec![empty_dir("lbx-init", None, None), empty_dir("tmp", Some("Memory"), Some(spec.sandbox.tmp_mb))];
-    let mut fetch_mounts = vec![mount("lbx-init", INIT_DIR, false)];
-    let mut function_mounts = vec![mount("lbx-init", INIT_DIR, true), mount("tmp", "/tmp", false)];
-    let mut fetch_args = vec!["fetch".to_owned(), "--install".to_owned(), format!("{INIT_DIR}/init")];
+    // init's volume, at the folder of the path the pool starts.
+    let init_dir = INIT_TARGET.rsplit_once('/').map_or("/", |(dir, _)| dir);
+    let mut fetch_mounts = vec![mount("lbx-init", init_dir, false)];
+    let mut function_mounts = vec![mount("lbx-init", init_dir, true), mount("tmp", "/tmp", false)];
+    let mut fetch_args = vec!["fetch".to_owned(), "--install".to_owned(), INIT_TARGET.to_owned()];
     for (i, code) in spec.code.iter().enumerate() {
         let volume = format!("lbx-code-{i}");
         // Memory-backed, as the Docker backend's tmpfs: its pages count
