@@ -85,6 +85,12 @@ const OPT_ROOT: &str = "/opt";
 /// Lambda's init phase; past it the container is removed and whoever waits
 /// on it gets `Runtime.InitError`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a synchronous caller waits behind its function's cold starts
+/// under way ([`PoolConfig::start_limit`]) before starting its own anyway.
+pub const BEHIND_STARTS_MAX: Duration = Duration::from_secs(3);
+/// The least time a ready cold start keeps holding back its function's
+/// other callers ([`Container::limiting`]).
+const LIMIT_HOLD_MIN: Duration = Duration::from_millis(500);
 /// The `uid:gid` functions run as unless configured otherwise: Lambda's
 /// own sandbox user, 993.
 pub const DEFAULT_SANDBOX_USER: &str = "993:993";
@@ -173,6 +179,21 @@ pub struct PoolConfig {
     /// Start the language runtime in generic containers ahead of need, for
     /// runtimes that can ([`prewarm`]).
     pub prestart: bool,
+    /// Cold starts of one function under way at once for synchronous
+    /// callers (0: no limit); more callers wait for one of those to be ready
+    /// or for an invocation to end, at most [`BEHIND_STARTS_MAX`]. See
+    /// [`default_start_limit`].
+    pub start_limit: u32,
+}
+
+/// Cold starts per CPU worth running at once: container creation and
+/// runtime init are CPU-bound, so more in parallel only finish later.
+const STARTS_PER_CPU: u32 = 8;
+
+/// [`PoolConfig::start_limit`] for this machine.
+pub fn default_start_limit() -> u32 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    STARTS_PER_CPU * cpus
 }
 
 #[cfg(test)]
@@ -197,6 +218,7 @@ impl PoolConfig {
             prewarm_max: 0,
             remote: None,
             prestart: true,
+            start_limit: 0,
         }
     }
 }
@@ -265,6 +287,12 @@ pub struct Container {
     /// Started for an invocation that has not ended yet (counted in
     /// [`Inner::cold_starts`]).
     cold: AtomicBool,
+    /// Counted against its function's [`PoolConfig::start_limit`]: from
+    /// its start for a caller until it has been ready as long as its start
+    /// took (within [`LIMIT_HOLD_MIN`] and [`BEHIND_STARTS_MAX`]), or is gone. Meanwhile it serves the callers behind it as fast
+    /// as it answers; after that, starting another container would likely
+    /// be quicker than waiting for a busy one.
+    limiting: AtomicBool,
     server: JoinHandle<()>,
 }
 
@@ -524,7 +552,11 @@ impl Pool {
     /// [`Wait::Never`] (a queued asynchronous event) never waits and takes
     /// nothing while a synchronous caller waits: callers come first.
     pub async fn acquire(&self, launch: &Launch, wait: Wait) -> Result<Lease, PoolError> {
-        let deadline = tokio::time::Instant::now() + self.inner.config.queue_timeout;
+        let arrived = tokio::time::Instant::now();
+        let deadline = arrived + self.inner.config.queue_timeout;
+        // A synchronous caller waits behind its function's cold starts at
+        // most this long, then starts its own (see `Admission::Behind`).
+        let behind_until = arrived + BEHIND_STARTS_MAX;
         let mut waiting: Option<Counted<'_>> = None;
         loop {
             if wait == Wait::Never && self.inner.waiters.load(Ordering::Acquire) > 0 {
@@ -533,8 +565,11 @@ impl Pool {
             let notified = self.inner.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let admission = self.state().admit(&launch.function, self.inner.config.memory_budget_mb);
-            let throttle = match admission {
+            let limit = (wait == Wait::Queue && tokio::time::Instant::now() < behind_until)
+                .then_some(self.inner.config.start_limit)
+                .filter(|n| *n > 0);
+            let admission = self.state().admit(&launch.function, self.inner.config.memory_budget_mb, limit);
+            let until = match admission {
                 Admission::Warm(c, evicted) => {
                     self.destroy_all(evicted);
                     return Ok(Lease { pool: self.clone(), container: Some(c) });
@@ -543,27 +578,66 @@ impl Pool {
                     self.destroy_all(evicted);
                     break;
                 }
+                Admission::Behind(evicted) => {
+                    self.destroy_all(evicted);
+                    Err(behind_until)
+                }
                 Admission::Throttled(t, evicted) => {
                     self.destroy_all(evicted);
-                    t
+                    if wait == Wait::Never {
+                        return Err(PoolError::Throttled(t));
+                    }
+                    Ok((deadline, t))
                 }
             };
-            if wait == Wait::Never {
-                return Err(PoolError::Throttled(throttle));
-            }
             waiting.get_or_insert_with(|| Counted::new(&self.inner.waiters));
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(PoolError::Throttled(throttle));
+            match until {
+                Ok((deadline, t)) => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return Err(PoolError::Throttled(t));
+                    }
+                }
+                // Past it, the next admission starts a container regardless.
+                Err(behind_until) => {
+                    let _ = tokio::time::timeout_at(behind_until, notified).await;
+                }
             }
         }
         drop(waiting);
+        let asked = Instant::now();
         match self.start(launch, false).await {
-            Ok(c) => Ok(Lease { pool: self.clone(), container: Some(c) }),
+            Ok(c) => {
+                self.unlimit_later(&c, asked);
+                Ok(Lease { pool: self.clone(), container: Some(c) })
+            }
             Err(e) => {
                 self.state().cancel_start(&launch.function, true);
                 self.inner.changed.notify_waiters();
                 Err(e)
             }
+        }
+    }
+
+    /// Stop counting `c` (started at `asked`) against its function's start
+    /// limit once it is gone, or has been ready as long as its start took
+    /// (at least [`LIMIT_HOLD_MIN`]: a specialized prewarmed container
+    /// starts in milliseconds, but the next start may be a whole container).
+    fn unlimit_later(&self, c: &Arc<Container>, asked: Instant) {
+        let (pool, c) = (self.clone(), c.clone());
+        tokio::spawn(async move {
+            if c.mailbox.wait_ready().await {
+                let hold = asked.elapsed().clamp(LIMIT_HOLD_MIN, BEHIND_STARTS_MAX);
+                tokio::time::sleep(hold).await;
+            }
+            pool.unlimit(&c);
+        });
+    }
+
+    /// `c` no longer holds back its function's other callers (idempotent).
+    fn unlimit(&self, c: &Container) {
+        if c.limiting.swap(false, Ordering::AcqRel) {
+            self.state().start_settled(&c.slot);
+            self.inner.changed.notify_waiters();
         }
     }
 
@@ -845,6 +919,7 @@ impl Pool {
             last_used: Mutex::new(Instant::now()),
             busy: AtomicBool::new(true),
             cold: AtomicBool::new(!provisioned),
+            limiting: AtomicBool::new(!provisioned),
             server: sockets.server,
         });
         if !provisioned {

@@ -239,6 +239,7 @@ impl Controller {
                 prewarm_max: config.prewarm_max,
                 remote: hub,
                 prestart: config.prewarm_runtimes,
+                start_limit: crate::pool::default_start_limit(),
             },
             logs.clone(),
         );

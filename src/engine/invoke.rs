@@ -20,7 +20,7 @@ use crate::backend::BackendError;
 use crate::function::{self, Function};
 use crate::images::Images;
 use crate::logs::{PlatformLines, Report};
-use crate::pool::{Launch, Lease, Pool, PoolError, Wait, INIT_TIMEOUT};
+use crate::pool::{Launch, Lease, Pool, PoolError, Wait, BEHIND_STARTS_MAX, INIT_TIMEOUT};
 use crate::runtime_api::{ExitReason, Invocation, Outcome, Ticket};
 
 /// Slack on top of every bound before a caller is answered regardless.
@@ -58,7 +58,7 @@ impl Engine {
             cognito_identity: None,
             timeout,
         };
-        let cap = self.pool.config().queue_timeout + INIT_TIMEOUT + timeout + GRACE;
+        let cap = self.pool.config().queue_timeout + BEHIND_STARTS_MAX + INIT_TIMEOUT + timeout + GRACE;
         let task = tokio::spawn(run(self.pool.clone(), self.images.clone(), launch, invocation, req.log_tail, wait));
         match tokio::time::timeout(cap, task).await {
             Ok(Ok(result)) => result,

@@ -31,6 +31,10 @@ pub(super) struct State {
     provisioned: HashMap<String, (Launch, u32)>,
     /// Provisioned starts under way per slot.
     provisioning: HashMap<String, u32>,
+    /// Cold starts per slot still holding back its other callers (from
+    /// admission until [`super::Container::limiting`] ends, or the start
+    /// fails). Bounded by [`super::PoolConfig::start_limit`]: see [`Admission::Behind`].
+    cold: HashMap<String, u32>,
     /// Set at shutdown: nothing goes back to the idle set.
     draining: bool,
 }
@@ -45,11 +49,18 @@ pub(super) enum Admission {
     Start(Vec<Arc<Container>>),
     /// Over a limit: wait for room, or give up.
     Throttled(Throttle, Vec<Arc<Container>>),
+    /// The function already has `start_limit` cold starts under way: wait
+    /// for one of them to be ready (or an invocation to end) before starting
+    /// more. More starts at once would not finish sooner on this machine,
+    /// they would all finish later; and a fast function's first ready
+    /// containers serve the rest of a burst long before those would have.
+    Behind(Vec<Arc<Container>>),
 }
 
 impl State {
-    /// Lease an idle container of `f`, or reserve room to start one.
-    pub(super) fn admit(&mut self, f: &Function, budget_mb: u64) -> Admission {
+    /// Lease an idle container of `f`, or reserve room to start one (at
+    /// most `start_limit` cold starts of it at once, `None`: any number).
+    pub(super) fn admit(&mut self, f: &Function, budget_mb: u64, start_limit: Option<u32>) -> Admission {
         let current = self.current.entry(f.slot()).or_insert_with(|| f.pool_revision().to_owned()).clone();
         let mut stale = Vec::new();
         if let Some(c) = self.take_idle(f, &current, &mut stale) {
@@ -61,11 +72,16 @@ impl State {
         if f.reserved_concurrency.is_some_and(|r| in_flight >= r) {
             return Admission::Throttled(Throttle::Reserved, stale);
         }
+        let slot = f.slot();
+        if start_limit.is_some_and(|limit| self.cold.get(&slot).is_some_and(|n| *n >= limit)) {
+            return Admission::Behind(stale);
+        }
         match self.make_room(u64::from(f.memory_mb), budget_mb) {
             Some(mut evicted) => {
                 evicted.append(&mut stale);
                 self.memory_mb += u64::from(f.memory_mb);
                 *self.busy.entry(f.name.clone()).or_default() += 1;
+                *self.cold.entry(slot).or_default() += 1;
                 Admission::Start(evicted)
             }
             None => Admission::Throttled(Throttle::Budget, stale),
@@ -140,8 +156,22 @@ impl State {
         self.containers.insert(c.key.clone(), c);
     }
 
+    /// A cold start of `slot` admitted by [`State::admit`] no longer holds
+    /// back its function's other callers.
+    pub(super) fn start_settled(&mut self, slot: &str) {
+        if let Some(n) = self.cold.get_mut(slot) {
+            *n -= 1;
+            if *n == 0 {
+                self.cold.remove(slot);
+            }
+        }
+    }
+
     /// A start of `f` failed: return its reservation.
     pub(super) fn cancel_start(&mut self, f: &Function, leased: bool) {
+        if leased {
+            self.start_settled(&f.slot());
+        }
         self.memory_mb = self.memory_mb.saturating_sub(u64::from(f.memory_mb));
         let counter = if leased { self.busy.get_mut(&f.name) } else { self.provisioning.get_mut(&f.slot()) };
         if let Some(n) = counter {
@@ -346,13 +376,14 @@ mod tests {
             last_used: Mutex::new(Instant::now()),
             busy: AtomicBool::new(!provisioned),
             cold: AtomicBool::new(false),
+            limiting: AtomicBool::new(false),
             server: tokio::spawn(async {}),
         })
     }
 
     /// Admit and, when told to start, register a container as the pool would.
     fn run(state: &mut State, f: &Function, key: &str, budget: u64) -> Result<(Arc<Container>, Vec<String>), Throttle> {
-        match state.admit(f, budget) {
+        match state.admit(f, budget, None) {
             Admission::Warm(c, evicted) => Ok((c, evicted.iter().map(|c| c.key.clone()).collect())),
             Admission::Start(evicted) => {
                 let c = container(key, f, false);
@@ -360,6 +391,7 @@ mod tests {
                 Ok((c, evicted.iter().map(|c| c.key.clone()).collect()))
             }
             Admission::Throttled(t, _) => Err(t),
+            Admission::Behind(_) => unreachable!("no start limit here"),
         }
     }
 

@@ -151,6 +151,60 @@ async fn concurrent_invocations_scale_out_one_container_each() {
     assert_eq!(h.starts(), 3);
 }
 
+/// A caller's whole invocation: acquire, play the runtime if the
+/// container is new, invoke, release.
+async fn call(pool: Pool, launch: Launch, id: String) -> String {
+    let lease = pool.acquire(&launch, Wait::Queue).await.unwrap();
+    if !lease.container().mailbox.is_ready() {
+        runtime(lease.container());
+    }
+    assert_eq!(invoke(&lease, &id).await, Outcome::Response(Bytes::from_static(b"{}")));
+    let docker_id = lease.container().docker_id.clone();
+    lease.release();
+    docker_id
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_waits_behind_its_cold_starts_and_takes_the_first_free_container() {
+    let h = harness(|c| c.start_limit = 2);
+    h.fake.delay(Op::Start, Duration::from_millis(400));
+    let launch = h.launch("f", 128);
+    let calls = (0..6).map(|n| tokio::spawn(call(h.pool.clone(), launch.clone(), format!("r{n}"))));
+    let served = futures_util::future::join_all(calls).await;
+    let ids: std::collections::HashSet<String> = served.into_iter().map(Result::unwrap).collect();
+    assert_eq!((ids.len(), h.starts()), (2, 2), "two starts served all six");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_behind_cold_starts_starts_its_own_once_they_settle_or_it_waited_enough() {
+    let h = harness(|c| c.start_limit = 1);
+    let launch = h.launch("f", 128);
+    let first = h.pool.acquire(&launch, Wait::Queue).await.unwrap();
+    let (pool, l) = (h.pool.clone(), launch.clone());
+    let second = tokio::spawn(async move { pool.acquire(&l, Wait::Queue).await.unwrap() });
+    tokio::time::sleep(BEHIND_STARTS_MAX - Duration::from_millis(100)).await;
+    settle().await;
+    assert_eq!(h.starts(), 1, "behind the first, whose runtime is not ready");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = second.await.unwrap();
+    assert_eq!(h.starts(), 2, "waited long enough: its own");
+
+    // A start that settles (ready, and ready as long as it took to start,
+    // at least LIMIT_HOLD_MIN) lets the next go before its wait is over.
+    let other = h.launch("g", 128);
+    let asked = tokio::time::Instant::now();
+    let third = h.pool.acquire(&other, Wait::Queue).await.unwrap();
+    runtime(third.container());
+    let (pool, l) = (h.pool.clone(), other.clone());
+    let fourth = tokio::spawn(async move { pool.acquire(&l, Wait::Queue).await.unwrap() });
+    let fourth = fourth.await.unwrap();
+    assert_eq!(h.starts(), 4);
+    assert!(!fourth.container().mailbox.is_ready(), "a new one");
+    let waited = asked.elapsed();
+    assert!(waited >= LIMIT_HOLD_MIN && waited < BEHIND_STARTS_MAX, "{waited:?}");
+    drop((first, second, third, fourth));
+}
+
 #[tokio::test(start_paused = true)]
 async fn reserved_concurrency_throttles_after_the_queue_timeout() {
     let h = harness(|c| c.queue_timeout = Duration::from_millis(250));

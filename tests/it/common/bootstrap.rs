@@ -44,6 +44,9 @@ fn cargo_build(folder: &str, binary: &str, zip: &str) -> PathBuf {
         .arg(manifest)
         .env("CARGO_TARGET_DIR", &target)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        // A test runner's RUSTC_BOOTSTRAP (for libtest's timing report)
+        // would otherwise change every fingerprint and rebuild from scratch.
+        .env_remove("RUSTC_BOOTSTRAP")
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building the Rust fixture {folder} failed");
