@@ -39,6 +39,7 @@ mod chart;
 mod controller;
 mod cpu;
 mod load;
+mod noise;
 mod report;
 mod rie;
 mod runtimes;
@@ -91,6 +92,10 @@ struct Args {
     /// With `--only cold`: these runtimes alone (comma-separated ids).
     #[arg(long, value_delimiter = ',')]
     runtimes: Vec<String>,
+    /// Keep one CPU busy with a spinning thread for the whole run, both
+    /// sides included: the figures of a box that is doing other work.
+    #[arg(long)]
+    noise: bool,
 }
 
 /// The sections `--only` can run alone.
@@ -258,6 +263,7 @@ async fn main_async(args: Args) -> Result<()> {
     let grows_prewarm = controller::serve_supports(&args.lambdabox, "--prewarm-max").await;
     let (out, lambdabox) = (args.out.clone(), args.lambdabox.clone());
     let ctx = Ctx { rie, pids: Mutex::new(Vec::new()), out, lambdabox, budget_mb, grows_prewarm };
+    let noise = args.noise.then(noise::Noise::start);
     if let Some(section) = args.only {
         let outcome = tokio::select! {
             r = run_only(section, &args, &plan, &ctx) => r,
@@ -273,7 +279,9 @@ async fn main_async(args: Args) -> Result<()> {
     // Whatever happened: controllers were sent SIGTERM when dropped; wait for
     // them to remove their containers, and remove the baselines' containers.
     cleanup(&ctx).await;
-    let results = outcome?;
+    drop(noise);
+    let mut results = outcome?;
+    results.settings.noise = args.noise;
     print!("{}", report::table(&results));
     let json_path = args.out.join("results.json");
     std::fs::write(&json_path, serde_json::to_vec_pretty(&results)?)
@@ -436,6 +444,7 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
             rie_container_limits: "none (as SAM local)",
             host_cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             host_memory_mb: host_memory_mb(),
+            noise: false,
         },
         lambdabox_latency,
         rie_latency,

@@ -76,6 +76,8 @@ pub struct Settings {
     pub rie_container_limits: &'static str,
     pub host_cores: usize,
     pub host_memory_mb: u64,
+    /// `--noise`: one CPU kept busy by a spinning thread throughout.
+    pub noise: bool,
 }
 
 /// Everything one run measured.
@@ -519,13 +521,14 @@ pub fn table(r: &Results) -> String {
          (create + start + first answer).\n\
          Same handler (`return event`), image {} and host for all. lambdabox functions: MemorySize {} MB \
          (lambdabox weighs a container's CPU in proportion: 1 vCPU's worth at 1769 MB, `--cpu-limit weighted`), memory budget {} MB; RIE containers: \
-         {}. Host: {} cores, {} MB. Mode: {}; {} latency samples, {:.1} s per throughput run, {} cold starts each.",
+         {}. Host: {} cores, {} MB{}. Mode: {}; {} latency samples, {:.1} s per throughput run, {} cold starts each.",
         s.image,
         s.memory_size_mb,
         s.lambdabox_memory_budget_mb,
         s.rie_container_limits,
         s.host_cores,
         s.host_memory_mb,
+        if s.noise { ", one of them kept busy by a spinning thread all along (--noise)" } else { "" },
         s.mode,
         s.latency_invocations,
         s.throughput_seconds,
@@ -673,6 +676,7 @@ mod tests {
                 rie_container_limits: "none",
                 host_cores: 2,
                 host_memory_mb: 1000,
+                noise: false,
             },
             lambdabox_latency: latency(1),
             rie_latency: latency(4),
