@@ -148,6 +148,9 @@ pub enum BackendError {
     Other(String),
 }
 
+/// Reads one container's peak memory in bytes ([`Backend::peak_memory`]).
+pub type PeakMemory = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+
 /// Starts, watches and removes containers. Implementations must be cheap to
 /// share: the pool holds one behind an `Arc`.
 pub trait Backend: Send + Sync + Debug {
@@ -162,10 +165,11 @@ pub trait Backend: Send + Sync + Debug {
     fn resize(&self, id: String, r: Resources) -> BoxFuture<'_, Result<(), BackendError>>;
     /// Ids of every container, running or not, carrying label `key=value`.
     fn list_labelled(&self, key: &str, value: &str) -> BoxFuture<'_, Result<Vec<String>, BackendError>>;
-    /// The most memory the container has used since it started, if the
-    /// host lets us read it cheaply (no engine round trip: this is on every
-    /// invocation's `REPORT` line).
-    fn peak_memory_bytes(&self, id: &str) -> Option<u64>;
+    /// A reader of the most memory the container has used since it
+    /// started, in bytes, if the host lets us read it cheaply: no engine
+    /// round trip, and (Docker) a file opened once, as it is read for every
+    /// invocation's `REPORT` line. `None` when the host has no such file.
+    fn peak_memory(&self, id: &str) -> Option<PeakMemory>;
     /// How its containers reach the controller.
     fn transport(&self) -> Transport {
         Transport::Local

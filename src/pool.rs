@@ -940,8 +940,10 @@ impl Pool {
             let peak = remote.peak.clone();
             return Box::new(move || Some(peak.load(Ordering::Acquire)).filter(|b| *b > 0).map(|b| b.div_ceil(MB)));
         }
-        let (backend, id) = (self.inner.backend.clone(), docker_id.to_owned());
-        Box::new(move || backend.peak_memory_bytes(&id).map(|b| b.div_ceil(MB)))
+        match self.inner.backend.peak_memory(docker_id) {
+            Some(read) => Box::new(move || read().map(|b| b.div_ceil(MB))),
+            None => Box::new(|| None),
+        }
     }
 
     /// Start a generic container of `key` (see [`prewarm`]).

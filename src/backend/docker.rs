@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 
 use super::host_paths::{self, HostPaths};
-use super::{Backend, BackendError, CodeMount, ContainerSpec, ExitInfo, Resources, Transport};
+use super::{Backend, BackendError, CodeMount, ContainerSpec, ExitInfo, PeakMemory, Resources, Transport};
 use crate::pool::cpu::CpuSetting;
 
 /// What Docker keeps of a container's own stdout and stderr: only
@@ -425,26 +425,35 @@ impl Backend for DockerBackend {
         async move { self.list(&key, &value).await }.boxed()
     }
 
-    fn peak_memory_bytes(&self, id: &str) -> Option<u64> {
+    fn peak_memory(&self, id: &str) -> Option<PeakMemory> {
         let root = cgroup_root();
-        let read = |layout: &(&str, &str)| std::fs::read_to_string(format!("{root}{}{id}{}", layout.0, layout.1)).ok();
+        let open = |layout: &(&str, &str)| std::fs::File::open(format!("{root}{}{id}{}", layout.0, layout.1)).ok();
         // Every container of a host has the same layout: once one is found,
-        // read only there (this is on every invocation's REPORT line).
+        // look only there.
         let known = CGROUP_LAYOUT.load(std::sync::atomic::Ordering::Relaxed);
-        let text = match CGROUP_MEMORY_LAYOUTS.get(known) {
-            Some(layout) => read(layout),
+        let file = match CGROUP_MEMORY_LAYOUTS.get(known) {
+            Some(layout) => open(layout),
             None => CGROUP_MEMORY_LAYOUTS.iter().enumerate().find_map(|(i, layout)| {
-                let text = read(layout)?;
+                let file = open(layout)?;
                 CGROUP_LAYOUT.store(i, std::sync::atomic::Ordering::Relaxed);
-                Some(text)
+                Some(file)
             }),
-        };
-        text?.trim().parse().ok()
+        }?;
+        Some(Box::new(move || read_number(&file)))
     }
 
     fn transport(&self) -> Transport {
         self.transport
     }
+}
+
+/// The decimal number a cgroup file holds, read from its start (cgroup
+/// files answer each read from offset 0 with their current value).
+fn read_number(file: &std::fs::File) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 32];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 /// Where a Docker container's peak memory may be read (before and after

@@ -26,11 +26,18 @@ async fn tail_holds_the_invocations_lines_in_lambdas_frame() {
     assert!(report.starts_with(&format!("REPORT RequestId: {id}\tDuration: ")), "{report}");
     assert!(report.contains("\tMemory Size: 128 MB\t") && report.contains("\tMax Memory Used: "), "{report}");
     assert!(report.contains("\tInit Duration: "), "a cold start reports its init: {report}");
+    let used = |report: &str| -> u64 {
+        let after = report.split("\tMax Memory Used: ").nth(1).expect("a peak");
+        after.split(' ').next().unwrap().parse().expect("a number of MB")
+    };
+    assert!(used(report) > 0, "the container's cgroup was read: {report}");
 
     let (headers, _, tail) = server.invoke_tail("logs", r#"{"marker":"second"}"#).await;
     let second = request_id(&headers);
     assert!(tail.contains("stdout second") && !tail.contains("first"), "only this invocation's lines: {tail}");
     assert!(!tail.contains("Init Duration"), "a warm invocation has no init: {tail}");
+    let warm = tail.lines().last().unwrap();
+    assert!(used(warm) >= used(report), "a peak only grows, read again from the same file: {warm}");
 
     // Without Tail there is no log result, but the lines are still kept.
     let (status, headers, _) = server.invoke("logs", r#"{"marker":"third"}"#).await;
