@@ -180,9 +180,10 @@ pub struct PoolConfig {
     /// runtimes that can ([`prewarm`]).
     pub prestart: bool,
     /// Cold starts of one function under way at once for synchronous
-    /// callers (0: no limit); more callers wait for one of those to be ready
-    /// or for an invocation to end, at most [`BEHIND_STARTS_MAX`]. See
-    /// [`default_start_limit`].
+    /// callers (0: no limit); more callers take the first container that
+    /// is free, or start one once a start has settled
+    /// ([`Container::limiting`]), waiting at most [`BEHIND_STARTS_MAX`].
+    /// See [`default_start_limit`].
     pub start_limit: u32,
 }
 
@@ -289,9 +290,10 @@ pub struct Container {
     cold: AtomicBool,
     /// Counted against its function's [`PoolConfig::start_limit`]: from
     /// its start for a caller until it has been ready as long as its start
-    /// took (within [`LIMIT_HOLD_MIN`] and [`BEHIND_STARTS_MAX`]), or is gone. Meanwhile it serves the callers behind it as fast
-    /// as it answers; after that, starting another container would likely
-    /// be quicker than waiting for a busy one.
+    /// took (within [`LIMIT_HOLD_MIN`] and [`BEHIND_STARTS_MAX`]), or is
+    /// gone. Meanwhile it serves the callers behind it as fast as it
+    /// answers; after that, starting another container would likely be
+    /// quicker than waiting for a busy one.
     limiting: AtomicBool,
     server: JoinHandle<()>,
 }
@@ -392,6 +394,16 @@ struct Inner {
     /// pool grows only when there are none, so a burst's own runtimes and
     /// first invocations get the engine and the CPU first.
     cold_starts: AtomicUsize,
+}
+
+/// What a caller of [`Pool::acquire`] that cannot have a container yet
+/// waits for.
+enum WaitFor {
+    /// Room under a limit, until the queue timeout; then this 429.
+    Room(Throttle),
+    /// Its function's cold starts under way ([`Admission::Behind`]), until
+    /// [`BEHIND_STARTS_MAX`]; then it starts its own.
+    Starts,
 }
 
 /// Whether [`Pool::acquire`] may wait for room.
@@ -569,7 +581,7 @@ impl Pool {
                 .then_some(self.inner.config.start_limit)
                 .filter(|n| *n > 0);
             let admission = self.state().admit(&launch.function, self.inner.config.memory_budget_mb, limit);
-            let until = match admission {
+            let wait_for = match admission {
                 Admission::Warm(c, evicted) => {
                     self.destroy_all(evicted);
                     return Ok(Lease { pool: self.clone(), container: Some(c) });
@@ -580,25 +592,25 @@ impl Pool {
                 }
                 Admission::Behind(evicted) => {
                     self.destroy_all(evicted);
-                    Err(behind_until)
+                    WaitFor::Starts
                 }
                 Admission::Throttled(t, evicted) => {
                     self.destroy_all(evicted);
                     if wait == Wait::Never {
                         return Err(PoolError::Throttled(t));
                     }
-                    Ok((deadline, t))
+                    WaitFor::Room(t)
                 }
             };
             waiting.get_or_insert_with(|| Counted::new(&self.inner.waiters));
-            match until {
-                Ok((deadline, t)) => {
+            match wait_for {
+                WaitFor::Room(t) => {
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
                         return Err(PoolError::Throttled(t));
                     }
                 }
                 // Past it, the next admission starts a container regardless.
-                Err(behind_until) => {
+                WaitFor::Starts => {
                     let _ = tokio::time::timeout_at(behind_until, notified).await;
                 }
             }
