@@ -1,0 +1,238 @@
+//! TLS on the TCP link to the controller, when `LAMBDABOX_CONTROLLER_CA`
+//! says whom to trust.
+//!
+//! The session reads on one thread and writes from others on clones of
+//! one [`Link`](crate::link::Link), which a TLS connection (one state
+//! machine) cannot give. So the handshake is done at dial time, and then a
+//! pump thread owns the TCP stream and the [`ClientConnection`], and
+//! bridges them to one end of a `UnixStream::pair()`: above it the link is
+//! a plain byte stream, cloned as before. The plain TCP path has no pump.
+//!
+//! Either side ending ends both: the controller's close (or a lost
+//! connection, or a TLS error) closes the pair, which the session sees as
+//! the connection lost; the session dropping its end sends `close_notify`.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+/// The handshake's bound: the controller answers at once or not at all.
+const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+/// Bytes read from the session at a time (a TLS record's worth).
+const CHUNK: usize = 16 * 1024;
+
+/// A client configuration trusting the PEM certificates in `pem` (and
+/// nothing else: not the system's roots, which a container may not have).
+pub fn client_config(pem: &str) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| format!("not PEM certificates: {e}"))?;
+        roots.add(cert).map_err(|e| format!("a certificate we cannot use: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("no certificate in it".into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Shake hands with the controller on `tcp`, checking its certificate is
+/// for `host`; then the plaintext end of the link, its pump running.
+pub fn connect(mut tcp: TcpStream, host: &str, config: Arc<ClientConfig>) -> io::Result<UnixStream> {
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| invalid(format!("server name {host:?}: {e}")))?;
+    let mut tls = ClientConnection::new(config, name).map_err(invalid)?;
+    tcp.set_read_timeout(Some(HANDSHAKE_TIME))?;
+    tcp.set_write_timeout(Some(HANDSHAKE_TIME))?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).map_err(|e| handshake_error(host, e))?;
+    }
+    tcp.set_read_timeout(None)?;
+    tcp.set_write_timeout(None)?;
+    tcp.set_nonblocking(true)?;
+    let (session_end, pump_end) = UnixStream::pair()?;
+    pump_end.set_nonblocking(true)?;
+    let mut pump = Pump { tcp, tls, local: pump_end, inbound: Vec::new(), local_done: false, remote_done: false };
+    thread::spawn(move || {
+        if let Err(e) = pump.run() {
+            eprintln!("lambdabox-init: TLS link to the controller: {e}");
+        }
+    });
+    Ok(session_end)
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Say which step failed: a certificate problem reads as one.
+fn handshake_error(host: &str, e: io::Error) -> io::Error {
+    let what = match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "no answer".to_owned(),
+        io::ErrorKind::UnexpectedEof => "the controller closed the connection (is its remote transport TLS?)".into(),
+        _ => e.to_string(),
+    };
+    io::Error::new(e.kind(), format!("TLS handshake with the controller {host}: {what}"))
+}
+
+/// The thread between the session's plaintext and the controller's TLS.
+struct Pump {
+    tcp: TcpStream,
+    tls: ClientConnection,
+    /// Our end of the pair; the session holds the other.
+    local: UnixStream,
+    /// Plaintext from the controller the session has not taken yet.
+    inbound: Vec<u8>,
+    /// The session closed its end.
+    local_done: bool,
+    /// The controller closed (`close_notify` or end of stream).
+    remote_done: bool,
+}
+
+impl Pump {
+    fn run(&mut self) -> io::Result<()> {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            self.receive()?;
+            self.deliver()?;
+            if self.remote_done && self.inbound.is_empty() {
+                // Closing our end tells the session.
+                return Ok(());
+            }
+            self.take(&mut buf)?;
+            self.send()?;
+            if self.local_done && !self.tls.wants_write() {
+                let _ = self.tcp.shutdown(Shutdown::Write);
+                return Ok(());
+            }
+            self.wait()?;
+        }
+    }
+
+    /// Read and decrypt what the controller sent, once the session has
+    /// taken the last of it (so a slow reader slows the controller down).
+    fn receive(&mut self) -> io::Result<()> {
+        if !self.inbound.is_empty() || self.remote_done {
+            return Ok(());
+        }
+        match self.tls.read_tls(&mut self.tcp) {
+            Ok(0) => self.remote_done = true,
+            Ok(_) => {
+                if let Err(e) = self.tls.process_new_packets() {
+                    // The alert that says why, if it can go out.
+                    let _ = self.tls.write_tls(&mut self.tcp);
+                    return Err(invalid(e));
+                }
+            }
+            Err(e) if blocked(&e) => {}
+            Err(e) => return Err(e),
+        }
+        let mut reader = self.tls.reader();
+        let mut piece = [0u8; CHUNK];
+        loop {
+            match reader.read(&mut piece) {
+                Ok(0) => {
+                    self.remote_done = true;
+                    return Ok(());
+                }
+                Ok(n) => self.inbound.extend_from_slice(&piece[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                // The stream ended without close_notify: the same to the session.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.remote_done = true;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn deliver(&mut self) -> io::Result<()> {
+        while !self.inbound.is_empty() {
+            match self.local.write(&self.inbound) {
+                Ok(n) => drop(self.inbound.drain(..n)),
+                Err(e) if blocked(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Take what the session wrote, once the last of it went out.
+    fn take(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        if self.local_done || self.tls.wants_write() {
+            return Ok(());
+        }
+        match self.local.read(buf) {
+            Ok(0) => {
+                self.local_done = true;
+                self.tls.send_close_notify();
+                Ok(())
+            }
+            Ok(n) => self.tls.writer().write_all(&buf[..n]),
+            Err(e) if blocked(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut self.tcp) {
+                Ok(_) => {}
+                Err(e) if blocked(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleep until a step above can progress. A side is polled only for
+    /// what we would do with it now, so a closed side we are not reading
+    /// yet cannot keep waking us.
+    fn wait(&self) -> io::Result<()> {
+        let mut remote = PollFlags::empty();
+        if self.inbound.is_empty() && !self.remote_done {
+            remote |= PollFlags::IN;
+        }
+        if self.tls.wants_write() {
+            remote |= PollFlags::OUT;
+        }
+        let mut local = PollFlags::empty();
+        if !self.local_done && !self.tls.wants_write() {
+            local |= PollFlags::IN;
+        }
+        if !self.inbound.is_empty() {
+            local |= PollFlags::OUT;
+        }
+        let mut fds = Vec::with_capacity(2);
+        if !remote.is_empty() {
+            fds.push(PollFd::new(&self.tcp, remote));
+        }
+        if !local.is_empty() {
+            fds.push(PollFd::new(&self.local, local));
+        }
+        loop {
+            match poll(&mut fds, None) {
+                Ok(_) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn blocked(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
+}
