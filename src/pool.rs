@@ -1071,6 +1071,9 @@ impl Pool {
             (Some(remote), Some(hub)) => {
                 let access = hub.access();
                 env.push(format!("{}={}", protocol::env::CONTROLLER, access.controller));
+                if let Some(ca) = &access.ca {
+                    env.push(format!("{}={ca}", protocol::env::CONTROLLER_CA));
+                }
                 env.push(format!("{}={}", protocol::env::CONTAINER_ID, sockets.key));
                 env.push(format!("{}={}", protocol::env::TOKEN, remote.token));
                 mounts.extend(access.mount.clone());

@@ -182,7 +182,7 @@ fn secrets_compare_whole() {
 }
 
 async fn hub(dir: &std::path::Path) -> Arc<Hub> {
-    Hub::bind(&Listen::Unix(dir.join("hub.sock")), None, dir.join("archives")).await.unwrap()
+    Hub::bind(&Listen::Unix(dir.join("hub.sock")), None, dir.join("archives"), None).await.unwrap()
 }
 
 async fn dial(dir: &std::path::Path, purpose: Purpose, id: &str, token: &str) -> tokio::net::UnixStream {

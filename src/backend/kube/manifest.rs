@@ -32,7 +32,7 @@ pub const FETCH: &str = "lambdabox-fetch";
 /// Where lambdabox-init lives in its own image.
 const INIT_IN_IMAGE: &str = "/lambdabox-init";
 /// Variables the init container needs to dial the controller.
-const IDENTITY: [&str; 3] = [vars::CONTROLLER, vars::CONTAINER_ID, vars::TOKEN];
+const IDENTITY: [&str; 4] = [vars::CONTROLLER, vars::CONTROLLER_CA, vars::CONTAINER_ID, vars::TOKEN];
 
 /// What the backend adds to every pod, from its configuration.
 #[derive(Debug, Clone)]
