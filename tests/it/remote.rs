@@ -74,6 +74,116 @@ async fn the_transport_also_runs_over_tcp() {
     assert!(!targets.iter().any(|t| t.starts_with("/lambdabox/") && t != "/lambdabox/init"), "{targets:?}");
 }
 
+/// The same over TLS with a generated certificate: containers are told
+/// what to trust, and the function never sees it.
+#[tokio::test]
+async fn the_transport_also_runs_over_tls() {
+    let listen = format!("{}:0", bridge_gateway().await);
+    let server = remote_server(&["--remote-listen", &listen, "--network", "bridge", "--remote-tls", "auto"]);
+    subset::echo_logs_errors_and_crash(&server).await;
+    let kept = server.data_dir.join("remote-tls");
+    assert!(kept.join("cert.pem").exists() && kept.join("key.pem").exists(), "kept in the data directory");
+    let id = containers(&server.home(), Some("echo")).await.pop().expect("a container");
+    let info = common::docker().await.inspect_container(&id, None::<InspectContainerOptions>).await.unwrap();
+    let env = info.config.and_then(|c| c.env).unwrap_or_default();
+    assert!(env.iter().any(|v| v.starts_with("LAMBDABOX_CONTROLLER_CA=-----BEGIN CERTIFICATE-----")), "{env:?}");
+    server.deploy("tls-env", "app.environment", json!({})).await;
+    let keys = json!({"keys": ["LAMBDABOX_CONTROLLER_CA", "LAMBDABOX_CONTROLLER", "LAMBDABOX_TOKEN"]});
+    let (_, _, seen) = server.invoke("tls-env", &keys.to_string()).await;
+    assert_eq!(
+        seen,
+        json!({"LAMBDABOX_CONTROLLER_CA": null, "LAMBDABOX_CONTROLLER": null, "LAMBDABOX_TOKEN": null}),
+        "the function sees no transport variable"
+    );
+}
+
+/// Containers check whom they dial: sent to a TLS server with another
+/// certificate for the same address, init refuses it and says why, and
+/// the invocation fails instead of talking to an impostor.
+#[tokio::test]
+async fn a_controller_with_a_certificate_containers_do_not_trust_is_refused() {
+    let gateway = bridge_gateway().await;
+    let impostor = Impostor::start(&gateway).await;
+    let listen = format!("{gateway}:0");
+    let server = remote_server(&[
+        "--remote-listen",
+        &listen,
+        "--remote-advertise",
+        &impostor.address,
+        "--network",
+        "bridge",
+        "--remote-tls",
+        "auto",
+    ]);
+    server.deploy("trusting", "app.echo", json!({})).await;
+    let (status, headers, doc) = server.invoke("trusting", "{}").await;
+    assert!(status >= 400 || headers.contains_key("x-amz-function-error"), "{status} {doc}");
+    assert_eq!(doc["errorType"], "Runtime.ExitError", "init gave up: {doc}");
+    assert!(impostor.dialled.load(std::sync::atomic::Ordering::SeqCst) > 0, "init did dial the impostor");
+}
+
+/// What init says when the controller's certificate is not the one it
+/// was told to trust (a Kubernetes pod's status message carries it):
+/// `lambdabox-init fetch`, run here as the init container runs it.
+#[tokio::test]
+async fn init_names_the_certificate_problem() {
+    use lambdabox::remote::tls::{ServerTls, TlsSource};
+    let impostor = Impostor::start("127.0.0.1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = ServerTls::load(&TlsSource::Auto { dir: dir.path().to_owned() }, "127.0.0.1").unwrap();
+    let run = |controller: String, ca: String| {
+        let dest = dir.path().join("task");
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(common::init_bin())
+                .arg("fetch")
+                .arg(format!("{}={}", dest.display(), "0".repeat(64)))
+                .env("LAMBDABOX_CONTROLLER", controller)
+                .env("LAMBDABOX_CONTROLLER_CA", ca)
+                .env("LAMBDABOX_CONTAINER_ID", "c1")
+                .env("LAMBDABOX_TOKEN", "t")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(impostor.address.clone(), trusted.trust.clone()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("TLS handshake with the controller 127.0.0.1"), "{stderr}");
+    // BadSignature here: same subject, another key.
+    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+    // Garbage for a CA is refused before any dial.
+    let out = run(impostor.address.clone(), "not a certificate".into()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("LAMBDABOX_CONTROLLER_CA: no certificate in it"), "{stderr}");
+}
+
+/// A TLS server for `host` with a certificate of its own.
+struct Impostor {
+    address: String,
+    dialled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl Impostor {
+    async fn start(host: &str) -> Impostor {
+        use lambdabox::remote::tls::{ServerTls, TlsSource};
+        let dir = tempfile::tempdir().unwrap();
+        let tls = ServerTls::load(&TlsSource::Auto { dir: dir.path().to_owned() }, host).unwrap();
+        let listener = tokio::net::TcpListener::bind(format!("{host}:0")).await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let dialled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = dialled.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let acceptor = tls.acceptor.clone();
+                tokio::spawn(async move { acceptor.accept(tcp).await });
+            }
+        });
+        Impostor { address, dialled, _dir: dir }
+    }
+}
+
 #[tokio::test]
 async fn timeouts_and_oom_over_the_remote_transport() {
     subset::timeout_and_oom(&remote_server(&[])).await;
