@@ -131,12 +131,12 @@ async fn init_names_the_certificate_problem() {
     let impostor = Impostor::start("127.0.0.1").await;
     let dir = tempfile::tempdir().unwrap();
     let trusted = ServerTls::load(&TlsSource::Auto { dir: dir.path().to_owned() }, "127.0.0.1").unwrap();
-    let run = |controller: String, ca: String| {
-        let dest = dir.path().join("task");
+    let task = format!("{}={}", dir.path().join("task").display(), "0".repeat(64));
+    let run = |controller: String, ca: String, what: String| {
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(common::init_bin())
                 .arg("fetch")
-                .arg(format!("{}={}", dest.display(), "0".repeat(64)))
+                .arg(what)
                 .env("LAMBDABOX_CONTROLLER", controller)
                 .env("LAMBDABOX_CONTROLLER_CA", ca)
                 .env("LAMBDABOX_CONTAINER_ID", "c1")
@@ -145,14 +145,19 @@ async fn init_names_the_certificate_problem() {
                 .unwrap()
         })
     };
-    let out = run(impostor.address.clone(), trusted.trust.clone()).await.unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("TLS handshake with the controller 127.0.0.1"), "{stderr}");
-    // BadSignature here: same subject, another key.
-    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+    // With code to fetch, and without (a generic pod's init container
+    // still meets the controller).
+    let empty = dir.path().join("empty").display().to_string();
+    for what in [task.clone(), empty] {
+        let out = run(impostor.address.clone(), trusted.trust.clone(), what).await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("TLS handshake with the controller 127.0.0.1"), "{stderr}");
+        // BadSignature here: same subject, another key.
+        assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+    }
     // Garbage for a CA is refused before any dial.
-    let out = run(impostor.address.clone(), "not a certificate".into()).await.unwrap();
+    let out = run(impostor.address.clone(), "not a certificate".into(), task).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("LAMBDABOX_CONTROLLER_CA: no certificate in it"), "{stderr}");
 }

@@ -103,6 +103,12 @@ impl Identity {
         })())
     }
 
+    /// Connect (and over TLS, shake hands), then hang up: is the
+    /// controller there, and the one to trust?
+    pub fn probe(&self) -> io::Result<()> {
+        Link::dial(&self.controller, self.tls.as_ref()).map(drop)
+    }
+
     /// A new connection to the controller, hello sent.
     pub fn dial(&self, purpose: Purpose) -> io::Result<Link> {
         let mut link = Link::dial(&self.controller, self.tls.as_ref())?;

@@ -413,6 +413,19 @@ fn fetch_mode(mut args: Vec<OsString>) -> ! {
     }
     let refs = parse_refs(refs.iter().map(|a| a.to_str().unwrap_or("")));
     if refs.is_empty() {
+        // Nothing to fetch (a generic pod): over TLS, still meet the
+        // controller, so a certificate problem stops the pod here, with
+        // its reason as the pod's status, not later in its function's
+        // container.
+        match link::Identity::from_env() {
+            Some(Ok(identity)) if identity.tls.is_some() => {
+                if let Err(e) = identity.probe() {
+                    fail(&format!("fetch: {e}"), 1)
+                }
+            }
+            Some(Err(e)) => fail(&e, 64),
+            _ => {}
+        }
         exit(0)
     }
     let identity = match link::Identity::from_env() {

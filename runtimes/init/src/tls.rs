@@ -64,10 +64,21 @@ pub fn connect(mut tcp: TcpStream, host: &str, config: Arc<ClientConfig>) -> io:
     tcp.set_nonblocking(true)?;
     let (session_end, pump_end) = UnixStream::pair()?;
     pump_end.set_nonblocking(true)?;
-    let mut pump = Pump { tcp, tls, local: pump_end, inbound: Vec::new(), local_done: false, remote_done: false };
+    let mut pump = Pump {
+        tcp,
+        tls,
+        local: pump_end,
+        inbound: Vec::new(),
+        local_done: false,
+        half_closed: false,
+        remote_done: false,
+    };
     thread::spawn(move || {
         if let Err(e) = pump.run() {
-            eprintln!("lambdabox-init: TLS link to the controller: {e}");
+            // A broken pipe is the session gone: nothing to say.
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                eprintln!("lambdabox-init: TLS link to the controller: {e}");
+            }
         }
     });
     Ok(session_end)
@@ -97,6 +108,8 @@ struct Pump {
     inbound: Vec<u8>,
     /// The session closed its end.
     local_done: bool,
+    /// And the controller was told.
+    half_closed: bool,
     /// The controller closed (`close_notify` or end of stream).
     remote_done: bool,
 }
@@ -113,9 +126,11 @@ impl Pump {
             }
             self.take(&mut buf)?;
             self.send()?;
-            if self.local_done && !self.tls.wants_write() {
+            if self.local_done && !self.tls.wants_write() && !self.half_closed {
+                // close_notify is out; what the controller still sends is
+                // delivered until it ends too (or nobody reads it).
                 let _ = self.tcp.shutdown(Shutdown::Write);
-                return Ok(());
+                self.half_closed = true;
             }
             self.wait()?;
         }
@@ -235,4 +250,100 @@ impl Pump {
 
 fn blocked(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+    use super::*;
+
+    /// A TLS echo server on loopback with a self-signed certificate for
+    /// 127.0.0.1: its address, that certificate's PEM, and its thread.
+    fn echo_server() -> (String, String, thread::JoinHandle<io::Result<()>>) {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(cert.signing_key.serialize_pem().as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let server = thread::spawn(move || {
+            let (tcp, _) = listener.accept()?;
+            let mut tls = StreamOwned::new(ServerConnection::new(Arc::new(config)).map_err(invalid)?, tcp);
+            let mut buf = [0u8; 4096];
+            loop {
+                match tls.read(&mut buf)? {
+                    0 => break,
+                    n => tls.write_all(&buf[..n])?,
+                }
+            }
+            tls.conn.send_close_notify();
+            tls.flush()
+        });
+        (address, cert.cert.pem(), server)
+    }
+
+    #[test]
+    fn bytes_cross_both_ways_and_an_end_ends_both() {
+        let (address, pem, server) = echo_server();
+        let tcp = TcpStream::connect(&address).unwrap();
+        let mut link = connect(tcp, "127.0.0.1", client_config(&pem).unwrap()).unwrap();
+        // Much more than the socket buffers hold, so both directions block
+        // and resume.
+        let sent: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let mut writer = link.try_clone().unwrap();
+        let expected = sent.clone();
+        let writing = thread::spawn(move || {
+            writer.write_all(&expected).unwrap();
+            // Our end of the writing: the pump sends close_notify.
+            writer.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut got = Vec::new();
+        link.read_to_end(&mut got).unwrap();
+        writing.join().unwrap();
+        assert!(got == sent, "{} bytes back of {}", got.len(), sent.len());
+        server.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_certificate_for_another_name_or_issuer_fails_the_dial() {
+        let (address, pem, _server) = echo_server();
+        let err =
+            connect(TcpStream::connect(&address).unwrap(), "localhost", client_config(&pem).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("TLS handshake with the controller localhost: invalid peer certificate"),
+            "{err}"
+        );
+        let (address, _, _server) = echo_server();
+        let err =
+            connect(TcpStream::connect(&address).unwrap(), "127.0.0.1", client_config(&pem).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("invalid peer certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_plaintext_or_silent_peer_fails_the_dial() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let (_, pem, _server) = echo_server();
+        let hangs_up = thread::spawn(move || drop(listener.accept().unwrap()));
+        let err = connect(TcpStream::connect(address).unwrap(), "127.0.0.1", client_config(&pem).unwrap()).unwrap_err();
+        hangs_up.join().unwrap();
+        assert!(err.to_string().contains("closed the connection") || err.to_string().contains("reset"), "{err}");
+    }
+
+    #[test]
+    fn trust_must_be_pem_certificates() {
+        assert_eq!(client_config("").unwrap_err(), "no certificate in it");
+        assert_eq!(client_config("hello").unwrap_err(), "no certificate in it");
+        let broken = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+        assert!(client_config(broken).unwrap_err().starts_with("not PEM certificates"));
+    }
 }
