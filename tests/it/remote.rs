@@ -163,14 +163,14 @@ async fn init_names_the_certificate_problem() {
 }
 
 /// A TLS server for `host` with a certificate of its own.
-struct Impostor {
-    address: String,
-    dialled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+pub(crate) struct Impostor {
+    pub(crate) address: String,
+    pub(crate) dialled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _dir: tempfile::TempDir,
 }
 
 impl Impostor {
-    async fn start(host: &str) -> Impostor {
+    pub(crate) async fn start(host: &str) -> Impostor {
         use lambdabox::remote::tls::{ServerTls, TlsSource};
         let dir = tempfile::tempdir().unwrap();
         let tls = ServerTls::load(&TlsSource::Auto { dir: dir.path().to_owned() }, host).unwrap();

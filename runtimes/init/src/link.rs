@@ -19,8 +19,11 @@ pub enum Link {
     Tcp(TcpStream),
     Unix(UnixStream),
     /// TLS over TCP: the plaintext end of [`crate::tls`]'s pump.
-    Tls(UnixStream),
+    Tls(UnixStream, Arc<crate::tls::Drained>),
 }
+
+/// How long the last words may take to leave over TLS.
+const FINISH_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Link {
     fn dial(address: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> io::Result<Link> {
@@ -33,7 +36,8 @@ impl Link {
                 let Some(config) = tls else { return Ok(Link::Tcp(tcp)) };
                 let host = lambdabox_protocol::host_of(address)
                     .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{address}: no host")))?;
-                Ok(Link::Tls(crate::tls::connect(tcp, host, config.clone())?))
+                let (stream, drained) = crate::tls::connect(tcp, host, config.clone())?;
+                Ok(Link::Tls(stream, drained))
             }
         }
     }
@@ -43,8 +47,18 @@ impl Link {
         Ok(match self {
             Link::Tcp(s) => Link::Tcp(s.try_clone()?),
             Link::Unix(s) => Link::Unix(s.try_clone()?),
-            Link::Tls(s) => Link::Tls(s.try_clone()?),
+            Link::Tls(s, d) => Link::Tls(s.try_clone()?, d.clone()),
         })
+    }
+
+    /// Before the process ends: see that what was written reaches the
+    /// controller. A socket's kernel sends it anyway; over TLS it must get
+    /// through the pump first, which ends our side with `close_notify`.
+    pub fn finish(&self) {
+        if let Link::Tls(s, drained) = self {
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            drained.wait(FINISH_TIME);
+        }
     }
 }
 
@@ -52,7 +66,7 @@ impl Read for Link {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Link::Tcp(s) => s.read(buf),
-            Link::Unix(s) | Link::Tls(s) => s.read(buf),
+            Link::Unix(s) | Link::Tls(s, _) => s.read(buf),
         }
     }
 }
@@ -61,7 +75,7 @@ impl Write for Link {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Link::Tcp(s) => s.write(buf),
-            Link::Unix(s) | Link::Tls(s) => s.write(buf),
+            Link::Unix(s) | Link::Tls(s, _) => s.write(buf),
         }
     }
 

@@ -15,7 +15,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -28,6 +28,28 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore};
 const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
 /// Bytes read from the session at a time (a TLS record's worth).
 const CHUNK: usize = 16 * 1024;
+
+/// Set once everything the session wrote has gone out to the controller
+/// (or never will): a socket's kernel sends what it holds after the
+/// process ends, but bytes still in the pair or the pump would be lost.
+#[derive(Debug, Default)]
+pub struct Drained {
+    done: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Drained {
+    fn set(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    /// Wait for it, at most `limit`.
+    pub fn wait(&self, limit: Duration) {
+        let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.changed.wait_timeout_while(done, limit, |d| !*d);
+    }
+}
 
 /// A client configuration trusting the PEM certificates in `pem` (and
 /// nothing else: not the system's roots, which a container may not have).
@@ -50,8 +72,9 @@ pub fn client_config(pem: &str) -> Result<Arc<ClientConfig>, String> {
 }
 
 /// Shake hands with the controller on `tcp`, checking its certificate is
-/// for `host`; then the plaintext end of the link, its pump running.
-pub fn connect(mut tcp: TcpStream, host: &str, config: Arc<ClientConfig>) -> io::Result<UnixStream> {
+/// for `host`; then the plaintext end of the link, its pump running, and
+/// what says when the pump has sent all after that end was shut down.
+pub fn connect(mut tcp: TcpStream, host: &str, config: Arc<ClientConfig>) -> io::Result<(UnixStream, Arc<Drained>)> {
     let name = ServerName::try_from(host.to_owned()).map_err(|e| invalid(format!("server name {host:?}: {e}")))?;
     let mut tls = ClientConnection::new(config, name).map_err(invalid)?;
     tcp.set_read_timeout(Some(HANDSHAKE_TIME))?;
@@ -72,16 +95,20 @@ pub fn connect(mut tcp: TcpStream, host: &str, config: Arc<ClientConfig>) -> io:
         local_done: false,
         half_closed: false,
         remote_done: false,
+        drained: Arc::default(),
     };
+    let drained = pump.drained.clone();
     thread::spawn(move || {
-        if let Err(e) = pump.run() {
+        let result = pump.run();
+        pump.drained.set();
+        if let Err(e) = result {
             // A broken pipe is the session gone: nothing to say.
             if e.kind() != io::ErrorKind::BrokenPipe {
                 eprintln!("lambdabox-init: TLS link to the controller: {e}");
             }
         }
     });
-    Ok(session_end)
+    Ok((session_end, drained))
 }
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {
@@ -112,6 +139,7 @@ struct Pump {
     half_closed: bool,
     /// The controller closed (`close_notify` or end of stream).
     remote_done: bool,
+    drained: Arc<Drained>,
 }
 
 impl Pump {
@@ -131,6 +159,7 @@ impl Pump {
                 // delivered until it ends too (or nobody reads it).
                 let _ = self.tcp.shutdown(Shutdown::Write);
                 self.half_closed = true;
+                self.drained.set();
             }
             self.wait()?;
         }
@@ -295,7 +324,7 @@ mod tests {
     fn bytes_cross_both_ways_and_an_end_ends_both() {
         let (address, pem, server) = echo_server();
         let tcp = TcpStream::connect(&address).unwrap();
-        let mut link = connect(tcp, "127.0.0.1", client_config(&pem).unwrap()).unwrap();
+        let (mut link, drained) = connect(tcp, "127.0.0.1", client_config(&pem).unwrap()).unwrap();
         // Much more than the socket buffers hold, so both directions block
         // and resume.
         let sent: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
@@ -305,6 +334,8 @@ mod tests {
             writer.write_all(&expected).unwrap();
             // Our end of the writing: the pump sends close_notify.
             writer.shutdown(Shutdown::Write).unwrap();
+            drained.wait(Duration::from_secs(20));
+            assert!(*drained.done.lock().unwrap(), "all sent after the end");
         });
         let mut got = Vec::new();
         link.read_to_end(&mut got).unwrap();
