@@ -166,6 +166,12 @@ pub trait Backend: Send + Sync + Debug {
     /// host lets us read it cheaply (no engine round trip: this is on every
     /// invocation's `REPORT` line).
     fn peak_memory_bytes(&self, id: &str) -> Option<u64>;
+    /// The last lines lambdabox-init wrote to its own stderr (its reason
+    /// when it fails: a certificate the controller's TLS presented that it
+    /// does not trust, a digest mismatch), if the backend keeps them.
+    fn last_words(&self, _id: String) -> BoxFuture<'_, Option<String>> {
+        Box::pin(std::future::ready(None))
+    }
     /// How its containers reach the controller.
     fn transport(&self) -> Transport {
         Transport::Local

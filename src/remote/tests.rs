@@ -372,3 +372,19 @@ async fn tls_is_refused_on_a_unix_socket_hub() {
     let err = Hub::bind(&listen, None, dir.path().join("archives"), Some(&source)).await.unwrap_err();
     assert!(matches!(err, RemoteError::TlsOnUnix), "{err}");
 }
+
+/// The handshake is inside the hello's time: a client that starts one and
+/// stalls is dropped when a silent one would be.
+#[tokio::test(start_paused = true)]
+async fn a_client_stalling_in_the_handshake_is_dropped_in_hello_time() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = tls_hub(dir.path()).await;
+    let mut stalled = tokio::net::TcpStream::connect(&hub.access().controller).await.unwrap();
+    // The start of a TLS record (a handshake), and no more.
+    stalled.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(LIMIT, stalled.read_to_end(&mut rest)).await.expect("dropped");
+    assert!(started.elapsed() >= HELLO_TIME - Duration::from_millis(100), "{:?}", started.elapsed());
+}

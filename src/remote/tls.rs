@@ -111,7 +111,12 @@ impl ServerTls {
         let generated = |source| TlsError::Generate { host: host.to_owned(), source };
         let key = rcgen::KeyPair::generate().map_err(generated)?;
         let mut params = rcgen::CertificateParams::new(vec![name.to_str().into_owned()]).map_err(generated)?;
-        params.distinguished_name.push(rcgen::DnType::CommonName, format!("lambdabox controller {host}"));
+        // A name of its own: a client holding another generated certificate
+        // then reads "unknown issuer", not a bad signature under a shared name.
+        let mut tag = [0u8; 4];
+        getrandom::fill(&mut tag).expect("the OS random source");
+        let cn = format!("lambdabox controller {host} {}", hex::encode(tag));
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
         let cert = params.self_signed(&key).map_err(generated)?;
         keep(dir, &key_path, &key.serialize_pem(), 0o600)?;
         keep(dir, &cert_path, &cert.pem(), 0o644)?;
