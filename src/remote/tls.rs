@@ -84,16 +84,15 @@ impl ServerTls {
     fn from_files(chain_path: &Path, key_path: &Path, ca: Option<&Path>, host: &str) -> Result<ServerTls, TlsError> {
         let chain = certificates(chain_path)?;
         let key = private_key(key_path)?;
-        let trust = match ca {
-            Some(path) => read(path)?,
-            // The chain's top: the CA that signed it, or the leaf itself.
-            None => pem_of(chain.last().expect("certificates() returns at least one")),
-        };
+        // The CA file's certificates, else the chain's top: the CA that
+        // signed it, or the leaf itself.
         let trusted = match ca {
             Some(path) => certificates(path)?,
             None => chain[chain.len() - 1..].to_vec(),
         };
         check_name(&chain, &trusted, host)?;
+        // Re-encoded: certificates only, whatever else the file held.
+        let trust = trusted.iter().map(pem_of).collect();
         ServerTls::new(chain, key, trust)
     }
 
