@@ -266,3 +266,58 @@ def handler(event, context):
         json!({"env": [], "init_env": "PermissionError", "socket": "PermissionError", "code": "PermissionError"})
     );
 }
+
+/// TLS settings that cannot work stop `serve` at once with one clear line
+/// and status 64: flags that do not go together, and certificates that are
+/// unreadable, not PEM, or not valid for the host containers dial.
+#[tokio::test]
+async fn tls_settings_that_cannot_work_stop_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).display().to_string();
+    let cert = rcgen::generate_simple_self_signed(vec!["controller.example".to_owned()]).unwrap();
+    std::fs::write(path("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(path("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    std::fs::write(path("garbage.pem"), "not PEM\n").unwrap();
+    let tcp = ["--remote-listen", "127.0.0.1:0"];
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--remote-tls".into(), "auto".into()], "needs a TCP --remote-listen"),
+        (
+            vec!["--remote-listen".into(), "unix:/tmp/lbx-x.sock".into(), "--remote-tls".into(), "auto".into()],
+            "needs a TCP",
+        ),
+        (vec!["--remote-tls-cert".into(), path("cert.pem")], "--remote-tls-cert needs --remote-tls-key"),
+        (
+            vec!["--remote-tls-cert".into(), path("garbage.pem"), "--remote-tls-key".into(), path("key.pem")],
+            "garbage.pem: no PEM certificate",
+        ),
+        (
+            vec!["--remote-tls-cert".into(), path("missing.pem"), "--remote-tls-key".into(), path("key.pem")],
+            "missing.pem: No such file",
+        ),
+        (
+            vec!["--remote-tls-cert".into(), path("cert.pem"), "--remote-tls-key".into(), path("key.pem")],
+            "not valid for 127.0.0.1",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args: Vec<String> =
+            ["serve", "--listen", "127.0.0.1:0", "--url-listen", "127.0.0.1:0"].map(String::from).into();
+        if flags.iter().any(|f| f.starts_with("--remote-tls-")) {
+            args.extend(tcp.map(String::from));
+        }
+        args.extend(flags.clone());
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lambdabox"))
+            .args(&args)
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .arg("--init-bin")
+            .arg(common::init_bin())
+            .env("LAMBDABOX_LOG", "error")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{flags:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+    }
+}
