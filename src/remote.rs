@@ -160,14 +160,7 @@ impl Hub {
                 let l = tokio::net::TcpListener::bind(addr).await.map_err(failed)?;
                 let bound = l.local_addr().map_err(failed)?;
                 let controller = advertise.unwrap_or_else(|| bound.to_string());
-                let secure = match tls {
-                    Some(source) => {
-                        let host = lambdabox_protocol::host_of(&controller)
-                            .ok_or_else(|| RemoteError::Advertised(controller.clone()))?;
-                        Some(tls::ServerTls::load(source, host)?)
-                    }
-                    None => None,
-                };
+                let secure = tls.map(|source| load_tls(source, &controller)).transpose()?;
                 let ca = secure.as_ref().map(|s| s.trust.clone());
                 (Access { controller, mount: None, ca }, Acceptor::Tcp(l), secure.map(|s| s.acceptor))
             }
@@ -313,6 +306,13 @@ async fn accept_loop(hub: std::sync::Weak<Hub>, acceptor: Acceptor, tls: Option<
             }
         });
     }
+}
+
+/// TLS for containers that dial `controller`: the certificate must be
+/// valid for its host.
+fn load_tls(source: &tls::TlsSource, controller: &str) -> Result<tls::ServerTls, RemoteError> {
+    let host = lambdabox_protocol::host_of(controller).ok_or_else(|| RemoteError::Advertised(controller.into()))?;
+    Ok(tls::ServerTls::load(source, host)?)
 }
 
 /// The TLS handshake, when the hub speaks TLS: `None` (drop the

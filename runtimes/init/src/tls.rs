@@ -10,7 +10,9 @@
 //!
 //! Either side ending ends both: the controller's close (or a lost
 //! connection, or a TLS error) closes the pair, which the session sees as
-//! the connection lost; the session dropping its end sends `close_notify`.
+//! the connection lost; the session closing its end (or shutting it down
+//! before init exits, [`Link::finish`](crate::link::Link::finish), which
+//! waits for [`Drained`]) sends what is left, then `close_notify`.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
