@@ -170,6 +170,12 @@ pub trait Backend: Send + Sync + Debug {
     /// round trip, and (Docker) a file opened once, as it is read for every
     /// invocation's `REPORT` line. `None` when the host has no such file.
     fn peak_memory(&self, id: &str) -> Option<PeakMemory>;
+    /// The last lines lambdabox-init wrote to its own stderr (its reason
+    /// when it fails: a certificate the controller's TLS presented that it
+    /// does not trust, a digest mismatch), if the backend keeps them.
+    fn last_words(&self, _id: String) -> BoxFuture<'_, Option<String>> {
+        Box::pin(std::future::ready(None))
+    }
     /// How its containers reach the controller.
     fn transport(&self) -> Transport {
         Transport::Local

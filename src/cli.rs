@@ -239,6 +239,24 @@ pub struct ServeArgs {
     /// --remote-listen's (a Service's name in a cluster; a NAT).
     #[arg(long, value_name = "HOST:PORT")]
     pub remote_advertise: Option<String>,
+    /// TLS for a TCP --remote-listen without a certificate of your own:
+    /// `auto` makes a self-signed one for the host containers dial
+    /// (--remote-advertise's, else --remote-listen's), keeps it in the data
+    /// directory (a new one if that host changes) and tells containers to
+    /// trust it alone. `off` (the default) unless --remote-tls-cert is given.
+    #[arg(long, value_name = "auto|off", value_parser = ["auto", "off"])]
+    pub remote_tls: Option<String>,
+    /// TLS for a TCP --remote-listen: this PEM certificate chain (leaf
+    /// first), valid for the host containers dial; with --remote-tls-key.
+    #[arg(long, value_name = "PEM")]
+    pub remote_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --remote-tls-cert.
+    #[arg(long, value_name = "PEM")]
+    pub remote_tls_key: Option<PathBuf>,
+    /// The PEM certificates containers trust for --remote-tls-cert
+    /// (default: the chain's last certificate).
+    #[arg(long, value_name = "PEM")]
+    pub remote_tls_ca: Option<PathBuf>,
     /// Where function containers run: `docker` (this host's engine) or
     /// `kubernetes` (bare pods in a cluster, reached over the remote
     /// transport; needs a TCP --remote-listen the pods can reach).

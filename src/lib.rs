@@ -33,8 +33,8 @@
 //! - [`remote`]: the remote transport, for containers on hosts that share
 //!   nothing with the controller: one connection each dials out, carrying
 //!   its Runtime API connections, log, exit and specialization
-//!   ([`remote::session`]), and content-addressed code it fetches
-//!   ([`remote::code`]).
+//!   ([`remote::session`]), content-addressed code it fetches
+//!   ([`remote::code`]), and TLS on its TCP listener ([`remote::tls`]).
 //! - [`pool`]: warm containers per function, started on demand; init
 //!   deadlines, CPU caps, TTLs, LRU eviction, prewarmed generic containers
 //!   (a pool that grows after bursts of cold starts and shrinks when idle).

@@ -10,6 +10,8 @@ use lambdabox::arn::Realm;
 use lambdabox::auth::{credentials, KeyRing};
 use lambdabox::cli::{self, Cli, Command, ImagesCommand, ServeArgs, EXIT_CONFIG};
 use lambdabox::function::{Runtime, RUNTIMES};
+use lambdabox::remote::tls::TlsSource;
+use lambdabox::remote::RemoteError;
 use lambdabox::server::{ApiAuth, BackendChoice, Controller, ServeConfig, ServeError, SharingError};
 use tracing_subscriber::EnvFilter;
 
@@ -86,7 +88,11 @@ async fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
     };
     let controller = match Controller::start(config).await {
         Ok(c) => c,
-        Err(e @ (ServeError::InitMissing(_) | ServeError::Sharing(SharingError::Invisible { .. }))) => {
+        Err(
+            e @ (ServeError::InitMissing(_)
+            | ServeError::Sharing(SharingError::Invisible { .. })
+            | ServeError::Remote(RemoteError::Tls(_) | RemoteError::TlsOnUnix | RemoteError::Advertised(_))),
+        ) => {
             eprintln!("lambdabox: {e}");
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
@@ -143,6 +149,7 @@ fn serve_config(args: &ServeArgs, data_dir: Option<PathBuf>) -> Result<ServeConf
     config.transport = args.transport;
     config.remote_listen = args.remote_listen.clone();
     config.remote_advertise = args.remote_advertise.clone();
+    config.remote_tls = remote_tls(args, &config.data_dir)?;
     if args.backend == "kubernetes" {
         config.backend = BackendChoice::Kubernetes {
             namespace: args.kube_namespace.clone(),
@@ -164,6 +171,39 @@ fn serve_config(args: &ServeArgs, data_dir: Option<PathBuf>) -> Result<ServeConf
     config.schedule_clock_scale = args.schedule_clock_scale;
     config.auth = api_auth(args)?;
     Ok(config)
+}
+
+/// `--remote-tls auto`, or the user's files (cert and key together), for
+/// a TCP --remote-listen only.
+fn remote_tls(args: &ServeArgs, data_dir: &std::path::Path) -> Result<Option<TlsSource>> {
+    let auto = args.remote_tls.as_deref() == Some("auto");
+    let source = match (&args.remote_tls_cert, &args.remote_tls_key, auto) {
+        (None, None, false) if args.remote_tls_ca.is_some() => {
+            anyhow::bail!("--remote-tls-ca goes with --remote-tls-cert and --remote-tls-key")
+        }
+        (None, None, false) => return Ok(None),
+        (Some(_), _, true) | (_, Some(_), true) => {
+            anyhow::bail!("--remote-tls auto makes its own certificate: drop --remote-tls-cert/--remote-tls-key")
+        }
+        (None, None, true) if args.remote_tls_ca.is_some() => {
+            anyhow::bail!("--remote-tls auto makes its own certificate: drop --remote-tls-ca")
+        }
+        (None, None, true) => TlsSource::Auto { dir: data_dir.join("remote-tls") },
+        (Some(chain), Some(key), false) => {
+            TlsSource::Files { chain: chain.clone(), key: key.clone(), ca: args.remote_tls_ca.clone() }
+        }
+        (Some(_), None, false) => anyhow::bail!("--remote-tls-cert needs --remote-tls-key (the certificate's key)"),
+        (None, Some(_), false) => anyhow::bail!("--remote-tls-key needs --remote-tls-cert (the key's certificate)"),
+    };
+    if args.remote_tls.as_deref() == Some("off") {
+        anyhow::bail!("--remote-tls off contradicts --remote-tls-cert/--remote-tls-key");
+    }
+    match &args.remote_listen {
+        Some(lambdabox::remote::Listen::Tcp(_)) => Ok(Some(source)),
+        _ => anyhow::bail!(
+            "remote transport TLS needs a TCP --remote-listen HOST:PORT (a unix socket is reached only through its mount)"
+        ),
+    }
 }
 
 /// Configured key pairs (`--credentials-file`, then the LAMBDABOX_*

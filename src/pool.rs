@@ -1160,6 +1160,9 @@ impl Pool {
             (Some(remote), Some(hub)) => {
                 let access = hub.access();
                 env.push(format!("{}={}", protocol::env::CONTROLLER, access.controller));
+                if let Some(ca) = &access.ca {
+                    env.push(format!("{}={ca}", protocol::env::CONTROLLER_CA));
+                }
                 env.push(format!("{}={}", protocol::env::CONTAINER_ID, sockets.key));
                 env.push(format!("{}={}", protocol::env::TOKEN, remote.token));
                 mounts.extend(access.mount.clone());
@@ -1299,7 +1302,13 @@ fn destroy(inner: &Inner, c: Arc<Container>, reason: ExitReason) {
 async fn watch(inner: Arc<Inner>, c: Arc<Container>, dir: PathBuf) {
     let reason = match inner.backend.wait(c.docker_id.clone()).await {
         Ok(ExitInfo { oom_killed: true, .. }) => ExitReason::OutOfMemory,
-        Ok(ExitInfo { code, .. }) => c.mailbox.noted_exit().unwrap_or(ExitReason::Code(code as i32)),
+        Ok(ExitInfo { code, .. }) => match c.mailbox.noted_exit() {
+            Some(reason) => reason,
+            None => {
+                log_init_failure(&inner, &c, code).await;
+                ExitReason::Code(code as i32)
+            }
+        },
         Err(e) => {
             tracing::warn!(container = %c.key, error = %e, "lost track of container");
             ExitReason::Removed
@@ -1314,6 +1323,18 @@ async fn watch(inner: Arc<Inner>, c: Arc<Container>, dir: PathBuf) {
     }
     remove_dirs(&dir);
     tracing::info!(function = %c.function, container = %c.key, ?reason, "container gone");
+}
+
+/// A container that ended with no exit report: init itself gave up (a
+/// bootstrap's end would have been reported). Its reason is on its stderr;
+/// the operator gets it in the log (the caller gets Lambda's words).
+async fn log_init_failure(inner: &Inner, c: &Container, code: i64) {
+    if !(1..128).contains(&code) {
+        return; // killed (by us, or the OOM killer): nothing to explain
+    }
+    if let Some(words) = inner.backend.last_words(c.docker_id.clone()).await {
+        tracing::warn!(container = %c.key, code, init = %words, "lambdabox-init failed");
+    }
 }
 
 /// Wait for a generic container to stop while it waits to be specialized;

@@ -12,9 +12,17 @@
 //! for registered digests only. A registration ends when its
 //! [`Registration`] is dropped (the container is gone), and with it every
 //! way in for that id.
+//!
+//! A TCP hub may speak TLS ([`tls`]): the handshake happens before the
+//! hello and counts against the same time and the same bound on
+//! unidentified connections, so a slow or garbled client holds nothing
+//! longer than one that says nothing; a plaintext client never gets past
+//! it. Containers are told what to trust with their address. A unix-socket
+//! hub is reached only through a bind mount, and stays plaintext.
 
 pub mod code;
 pub mod session;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,6 +34,7 @@ use std::time::Duration;
 use lambdabox_protocol::mux::{CodeRef, Frame, Hello, Purpose};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 use crate::backend::BindMount;
 use crate::logs::ContainerLog;
@@ -71,14 +80,22 @@ pub enum RemoteError {
     Listen { what: String, source: std::io::Error },
     #[error("code archives: {0}")]
     Code(#[from] code::CodeError),
+    #[error("remote transport TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("remote transport TLS is for a TCP --remote-listen; a unix socket is reached only through its mount")]
+    TlsOnUnix,
+    #[error("containers dial {0:?}, which is not HOST:PORT")]
+    Advertised(String),
 }
 
 /// What the container learns to find us: `LAMBDABOX_CONTROLLER`'s value,
-/// and a mount when that is a unix socket.
+/// a mount when that is a unix socket, and with TLS the PEM certificates
+/// to trust (`LAMBDABOX_CONTROLLER_CA`).
 #[derive(Debug, Clone)]
 pub struct Access {
     pub controller: String,
     pub mount: Option<BindMount>,
+    pub ca: Option<String>,
 }
 
 /// See the module documentation.
@@ -128,25 +145,35 @@ impl Registration {
 impl Hub {
     /// Listen on `listen`, keep code archives in `archives`; serves until
     /// the process ends. Containers dial `advertise` if given (the address
-    /// they know us by), else the address bound.
-    pub async fn bind(listen: &Listen, advertise: Option<String>, archives: PathBuf) -> Result<Arc<Hub>, RemoteError> {
+    /// they know us by), else the address bound; over TLS from `tls` if
+    /// given, its certificate valid for the host they dial.
+    pub async fn bind(
+        listen: &Listen,
+        advertise: Option<String>,
+        archives: PathBuf,
+        tls: Option<&tls::TlsSource>,
+    ) -> Result<Arc<Hub>, RemoteError> {
         let code = Arc::new(CodeShelf::open(archives)?);
         let failed = |source| RemoteError::Listen { what: format!("{listen:?}"), source };
-        let (access, acceptor) = match listen {
+        let (access, acceptor, secure) = match listen {
             Listen::Tcp(addr) => {
                 let l = tokio::net::TcpListener::bind(addr).await.map_err(failed)?;
                 let bound = l.local_addr().map_err(failed)?;
                 let controller = advertise.unwrap_or_else(|| bound.to_string());
-                (Access { controller, mount: None }, Acceptor::Tcp(l))
+                let secure = tls.map(|source| load_tls(source, &controller)).transpose()?;
+                let ca = secure.as_ref().map(|s| s.trust.clone());
+                (Access { controller, mount: None, ca }, Acceptor::Tcp(l), secure.map(|s| s.acceptor))
             }
+            Listen::Unix(_) if tls.is_some() => return Err(RemoteError::TlsOnUnix),
             Listen::Unix(path) => {
                 let l = bind_unix(path).map_err(failed)?;
                 let mount = BindMount { source: path.clone(), target: SOCKET_TARGET.into(), read_only: true };
-                (Access { controller: format!("unix:{SOCKET_TARGET}"), mount: Some(mount) }, Acceptor::Unix(l))
+                let access = Access { controller: format!("unix:{SOCKET_TARGET}"), mount: Some(mount), ca: None };
+                (access, Acceptor::Unix(l), None)
             }
         };
         let hub = Arc::new(Hub { registry: Mutex::default(), code, access });
-        tokio::spawn(accept_loop(Arc::downgrade(&hub), acceptor));
+        tokio::spawn(accept_loop(Arc::downgrade(&hub), acceptor, secure));
         Ok(hub)
     }
 
@@ -246,7 +273,7 @@ fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener
     Ok(listener)
 }
 
-async fn accept_loop(hub: std::sync::Weak<Hub>, acceptor: Acceptor) {
+async fn accept_loop(hub: std::sync::Weak<Hub>, acceptor: Acceptor, tls: Option<TlsAcceptor>) {
     let unidentified = Arc::new(Semaphore::new(UNIDENTIFIED_MAX));
     loop {
         let conn = match acceptor.accept().await {
@@ -259,8 +286,13 @@ async fn accept_loop(hub: std::sync::Weak<Hub>, acceptor: Acceptor) {
         };
         let Some(hub) = hub.upgrade() else { return };
         let Ok(permit) = unidentified.clone().acquire_owned().await else { return };
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let hello = tokio::time::timeout(HELLO_TIME, first_hello(conn)).await;
+            let hello = tokio::time::timeout(HELLO_TIME, async move {
+                let conn = handshake(conn, tls.as_ref()).await?;
+                first_hello(conn).await
+            })
+            .await;
             drop(permit);
             let Ok(Some((hello, conn))) = hello else { return };
             match hub.admit(&hello) {
@@ -273,6 +305,26 @@ async fn accept_loop(hub: std::sync::Weak<Hub>, acceptor: Acceptor) {
                 }
             }
         });
+    }
+}
+
+/// TLS for containers that dial `controller`: the certificate must be
+/// valid for its host.
+fn load_tls(source: &tls::TlsSource, controller: &str) -> Result<tls::ServerTls, RemoteError> {
+    let host = lambdabox_protocol::host_of(controller).ok_or_else(|| RemoteError::Advertised(controller.into()))?;
+    Ok(tls::ServerTls::load(source, host)?)
+}
+
+/// The TLS handshake, when the hub speaks TLS: `None` (drop the
+/// connection) if it fails, as it does for a plaintext client.
+async fn handshake(conn: Box<dyn Io>, tls: Option<&TlsAcceptor>) -> Option<Box<dyn Io>> {
+    let Some(tls) = tls else { return Some(conn) };
+    match tls.accept(conn).await {
+        Ok(stream) => Some(Box::new(stream)),
+        Err(error) => {
+            tracing::debug!(%error, "refused a remote connection: TLS handshake failed");
+            None
+        }
     }
 }
 

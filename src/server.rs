@@ -84,6 +84,8 @@ pub struct ServeConfig {
     pub remote_listen: Option<remote::Listen>,
     /// What containers dial when it is not `remote_listen`'s address.
     pub remote_advertise: Option<String>,
+    /// TLS on a TCP `remote_listen`.
+    pub remote_tls: Option<remote::tls::TlsSource>,
     /// Where function containers run.
     pub backend: BackendChoice,
 }
@@ -134,6 +136,7 @@ impl ServeConfig {
             transport: Transport::Local,
             remote_listen: None,
             remote_advertise: None,
+            remote_tls: None,
             backend: BackendChoice::Docker,
         }
     }
@@ -370,8 +373,10 @@ async fn open_hub(config: &ServeConfig, run_dir: &Path) -> Result<Option<Arc<rem
         (None, Transport::Remote) => remote::Listen::Unix(run_dir.join("controller.sock")),
         (None, Transport::Local) => return Ok(None),
     };
-    let hub = remote::Hub::bind(&listen, config.remote_advertise.clone(), config.data_dir.join("archives")).await?;
-    tracing::info!(listen = ?listen, transport = ?config.transport, "remote transport listening");
+    let archives = config.data_dir.join("archives");
+    let hub = remote::Hub::bind(&listen, config.remote_advertise.clone(), archives, config.remote_tls.as_ref()).await?;
+    let tls = hub.access().ca.is_some();
+    tracing::info!(listen = ?listen, transport = ?config.transport, tls, "remote transport listening");
     Ok(Some(hub))
 }
 

@@ -78,6 +78,10 @@ pub mod env {
     /// Remote transport: where init dials the controller, `host:port` or
     /// `unix:/path` (instead of [`CONTROL_SOCKET`]).
     pub const CONTROLLER: &str = "LAMBDABOX_CONTROLLER";
+    /// Remote transport over TLS: the PEM certificates init trusts for the
+    /// controller ([`CONTROLLER`]'s host is the name it verifies). Unset:
+    /// plain TCP (or a unix socket).
+    pub const CONTROLLER_CA: &str = "LAMBDABOX_CONTROLLER_CA";
     /// Remote transport: the container's id, sent in its hello.
     pub const CONTAINER_ID: &str = "LAMBDABOX_CONTAINER_ID";
     /// Remote transport: the container's secret, sent in its hello.
@@ -91,10 +95,35 @@ pub mod env {
     /// end of the hand-off pipe as [`super::HANDOFF_FD`].
     pub const PRESTART: &str = "LAMBDABOX_PRESTART";
     /// Every variable above, for init to clear from the bootstrap's environment.
-    pub const ALL: [&str; 9] =
-        [CONTROL_SOCKET, SANDBOX_USER, GENERIC, LAMBDA_ONLY, CONTROLLER, CONTAINER_ID, TOKEN, FETCH, PRESTART];
+    pub const ALL: [&str; 10] = [
+        CONTROL_SOCKET,
+        SANDBOX_USER,
+        GENERIC,
+        LAMBDA_ONLY,
+        CONTROLLER,
+        CONTROLLER_CA,
+        CONTAINER_ID,
+        TOKEN,
+        FETCH,
+        PRESTART,
+    ];
     /// What Docker puts in every container's environment and Lambda does not.
     pub const DOCKER_ADDED: [&str; 2] = ["HOSTNAME", "HOME"];
+}
+
+/// The host of a `host:port` address, brackets taken off an IPv6 one
+/// (`[::1]:9100` → `::1`): the name a TLS client checks the controller's
+/// certificate against. `None` when there is no port, or an empty host.
+pub fn host_of(address: &str) -> Option<&str> {
+    let (host, port) = address.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']')?,
+        // A bare IPv6 address has more colons: it needs brackets.
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    (!host.is_empty()).then_some(host)
 }
 
 /// Message tags.
@@ -381,6 +410,17 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn host_of_takes_the_port_and_brackets_off() {
+        assert_eq!(super::host_of("10.0.0.1:9100"), Some("10.0.0.1"));
+        assert_eq!(super::host_of("lambdabox.lambdabox.svc:9100"), Some("lambdabox.lambdabox.svc"));
+        assert_eq!(super::host_of("[::1]:9100"), Some("::1"));
+        assert_eq!(super::host_of("[fd00::5]:1"), Some("fd00::5"));
+        for bad in ["10.0.0.1", "::1:9100", "[::1]", ":9100", "[]:9100", "host:port", "host:99999", "[::1:9100"] {
+            assert_eq!(super::host_of(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     fn sample() -> Specialization {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, ContainerUpdateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -25,6 +25,8 @@ use crate::pool::cpu::CpuSetting;
 /// lambdabox-init writes there (the function's output goes to the log pipe,
 /// and the function cannot reach PID 1's descriptors), so a little is plenty.
 const ENGINE_LOG_MAX: &str = "1m";
+/// How many of init's own stderr lines explain a failure.
+const LAST_WORDS: &str = "5";
 /// tmpfs options masking an image's `VOLUME`.
 const MASKED_VOLUME: &str = "ro,nosuid,nodev,noexec,size=4k,mode=0555";
 /// Bound on any single Docker call that should be quick.
@@ -339,6 +341,16 @@ impl DockerBackend {
         }
     }
 
+    /// The container's own stderr (only init writes there), last lines.
+    async fn stderr_tail(&self, id: String) -> Option<String> {
+        let options = LogsOptionsBuilder::default().stderr(true).tail(LAST_WORDS).build();
+        let read = self.docker.logs(&id, Some(options)).take(64).collect::<Vec<_>>();
+        let lines = tokio::time::timeout(Duration::from_secs(5), read).await.ok()?;
+        let text: String = lines.into_iter().filter_map(Result::ok).map(|l| l.to_string()).collect();
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_owned())
+    }
+
     /// The exit code with the engine's OOM verdict.
     async fn exit_info(&self, id: &str, code: i64) -> ExitInfo {
         let oom_killed = match bounded("container inspect", self.docker.inspect_container(id, None)).await {
@@ -418,6 +430,10 @@ impl Backend for DockerBackend {
 
     fn resize(&self, id: String, r: Resources) -> BoxFuture<'_, Result<(), BackendError>> {
         self.update_resources(id, r).boxed()
+    }
+
+    fn last_words(&self, id: String) -> BoxFuture<'_, Option<String>> {
+        self.stderr_tail(id).boxed()
     }
 
     fn list_labelled(&self, key: &str, value: &str) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {

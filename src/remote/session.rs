@@ -90,6 +90,11 @@ pub async fn run(conn: Box<dyn Io>, app: axum::Router, parts: Parts) {
             if write.write_all(&f).await.is_err() {
                 return;
             }
+            // A socket writes through; TLS may hold the last record back
+            // until flushed (a no-op on a socket).
+            if out.is_empty() && write.flush().await.is_err() {
+                return;
+            }
         }
     });
     tasks.spawn(specialize(parts.clone(), outbox.clone()));

@@ -182,7 +182,7 @@ fn secrets_compare_whole() {
 }
 
 async fn hub(dir: &std::path::Path) -> Arc<Hub> {
-    Hub::bind(&Listen::Unix(dir.join("hub.sock")), None, dir.join("archives")).await.unwrap()
+    Hub::bind(&Listen::Unix(dir.join("hub.sock")), None, dir.join("archives"), None).await.unwrap()
 }
 
 async fn dial(dir: &std::path::Path, purpose: Purpose, id: &str, token: &str) -> tokio::net::UnixStream {
@@ -269,4 +269,122 @@ async fn code_is_served_by_digest_to_containers_given_it() {
 
     send(&mut conn, Frame::Fetch(other_digest)).await;
     assert_eq!(recv(&mut conn).await, None, "code the container was not given is refused");
+}
+
+/// A TCP hub on loopback speaking TLS with an `auto` certificate.
+async fn tls_hub(dir: &std::path::Path) -> Arc<Hub> {
+    let source = tls::TlsSource::Auto { dir: dir.join("tls") };
+    let listen = Listen::Tcp("127.0.0.1:0".parse().unwrap());
+    Hub::bind(&listen, None, dir.join("archives"), Some(&source)).await.unwrap()
+}
+
+/// A TLS connection to `hub` trusting the PEM `ca` alone, hello sent.
+async fn tls_dial(
+    hub: &Hub,
+    ca: &str,
+    purpose: Purpose,
+    id: &str,
+    token: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let address = &hub.access().controller;
+    let host = ServerName::try_from(lambdabox_protocol::host_of(address).unwrap().to_owned()).unwrap();
+    let tcp = tokio::net::TcpStream::connect(address).await?;
+    let mut s = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(host, tcp).await?;
+    send(&mut s, Frame::Hello(Hello { purpose, id: id.into(), token: token.into() })).await;
+    s.flush().await?;
+    Ok(s)
+}
+
+#[tokio::test]
+async fn a_tls_hello_is_admitted_and_code_comes_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = tls_hub(dir.path()).await;
+    let ca = hub.access().ca.clone().expect("containers are told what to trust");
+    assert!(hub.access().controller.starts_with("127.0.0.1:"), "{:?}", hub.access());
+    let mut reg = hub.register("c1", Vec::new());
+    let _held = tls_dial(&hub, &ca, Purpose::Session, "c1", &reg.token).await.unwrap();
+    assert!(tokio::time::timeout(LIMIT, reg.session()).await.unwrap().is_some());
+
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("app.py"), "x".repeat(3 * MAX_DATA)).unwrap();
+    let digest = hub.code().publish(&code).await.unwrap();
+    let reg = hub.register("c2", vec![CodeRef { dest: "/var/task".into(), digest: digest.clone() }]);
+    let mut conn = tls_dial(&hub, &ca, Purpose::Fetch, "c2", &reg.token).await.unwrap();
+    send(&mut conn, Frame::Fetch(digest.clone())).await;
+    conn.flush().await.unwrap();
+    let mut hash = lambdabox_protocol::sha256::Sha256::new();
+    loop {
+        match recv(&mut conn).await {
+            Some(Frame::Chunk(b)) => hash.update(&b),
+            Some(Frame::End) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(hash.finish_hex(), digest, "the whole archive, through TLS");
+}
+
+#[tokio::test]
+async fn a_plaintext_client_to_a_tls_hub_is_dropped() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = tls_hub(dir.path()).await;
+    let mut reg = hub.register("c1", Vec::new());
+    let mut plain = tokio::net::TcpStream::connect(&hub.access().controller).await.unwrap();
+    send(&mut plain, Frame::Hello(Hello { purpose: Purpose::Session, id: "c1".into(), token: reg.token.clone() }))
+        .await;
+    // At most a TLS alert, then the end.
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(LIMIT, plain.read_to_end(&mut answer)).await.expect("the hub hangs up");
+    assert!(answer.len() < 16, "{answer:?}");
+    let admitted = tokio::time::timeout(Duration::from_millis(300), reg.session()).await;
+    assert!(admitted.is_err(), "a plaintext hello is never admitted");
+}
+
+#[tokio::test]
+async fn a_client_trusting_another_certificate_fails_the_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = tls_hub(dir.path()).await;
+    let other = tls::ServerTls::load(&tls::TlsSource::Auto { dir: dir.path().join("other") }, "127.0.0.1").unwrap();
+    assert_ne!(Some(&other.trust), hub.access().ca.as_ref());
+    let reg = hub.register("c1", Vec::new());
+    let err = tls_dial(&hub, &other.trust, Purpose::Session, "c1", &reg.token).await.unwrap_err();
+    assert!(err.to_string().contains("invalid peer certificate"), "{err}");
+}
+
+#[tokio::test]
+async fn tls_is_refused_on_a_unix_socket_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = tls::TlsSource::Auto { dir: dir.path().join("tls") };
+    let listen = Listen::Unix(dir.path().join("hub.sock"));
+    let err = Hub::bind(&listen, None, dir.path().join("archives"), Some(&source)).await.unwrap_err();
+    assert!(matches!(err, RemoteError::TlsOnUnix), "{err}");
+}
+
+/// The handshake is inside the hello's time: a client that starts one and
+/// stalls is dropped when a silent one would be.
+#[tokio::test(start_paused = true)]
+async fn a_client_stalling_in_the_handshake_is_dropped_in_hello_time() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = tls_hub(dir.path()).await;
+    let mut stalled = tokio::net::TcpStream::connect(&hub.access().controller).await.unwrap();
+    // The start of a TLS record (a handshake), and no more.
+    stalled.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(LIMIT, stalled.read_to_end(&mut rest)).await.expect("dropped");
+    assert!(started.elapsed() >= HELLO_TIME - Duration::from_millis(100), "{:?}", started.elapsed());
 }

@@ -6,8 +6,8 @@
 //! cluster to test against.
 //!
 //! The controller runs on this host with `--backend kubernetes`, its
-//! remote transport listening on the testbed's host address; pods reach
-//! it there and nowhere else. The conformance subset is
+//! remote transport listening on the testbed's host address with TLS
+//! (`--remote-tls auto`); pods reach it there and nowhere else. The conformance subset is
 //! [`crate::subset`], the one Docker's remote transport passes too. The
 //! node-loss test kills a node, so `scripts/test-k8s.sh` runs it last and
 //! alone.
@@ -44,11 +44,15 @@ async fn cluster() -> Option<&'static str> {
     Some(tag.as_str())
 }
 
-/// A controller on the cluster, with extra `serve` flags.
+fn controller_addr() -> String {
+    std::env::var("LBXK_CONTROLLER_ADDR").expect("LBXK_CONTROLLER_ADDR (k8s-testbed.sh env)")
+}
+
+/// A controller on the cluster, over TLS, with extra `serve` flags.
 fn k8s_server(extra: &[&str]) -> Server {
-    let addr = std::env::var("LBXK_CONTROLLER_ADDR").expect("LBXK_CONTROLLER_ADDR (k8s-testbed.sh env)");
-    let listen = format!("{addr}:0");
+    let listen = format!("{}:0", controller_addr());
     let mut flags = vec!["--backend", "kubernetes", "--remote-listen", &listen, "--kube-pull-policy", "Never"];
+    flags.extend(["--remote-tls", "auto"]);
     flags.extend_from_slice(extra);
     Server::start_with(&flags)
 }
@@ -148,10 +152,32 @@ def handler(event, context):
     assert_eq!(function["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
     assert_eq!(function["resources"]["limits"]["memory"], "128Mi");
     assert_eq!(spec["spec"]["automountServiceAccountToken"], false);
+    for container in [function, &spec["spec"]["initContainers"][0]] {
+        let names: Vec<&str> = container["env"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
+        assert!(names.contains(&"LAMBDABOX_CONTROLLER_CA"), "told what to trust: {names:?}");
+    }
     server.stop();
     let home = format!("lambdabox.home={}", server.home());
     let left = || async { kubectl(&["get", "pods", "-l", &home, "-o", "name"]).trim().is_empty() };
     assert!(eventually(Duration::from_secs(30), left).await, "the controller removed its pods");
+}
+
+/// Pods sent to a controller whose certificate they were not told to
+/// trust (an impostor at the advertised address) never start, and the
+/// caller learns why from the init container's words.
+#[tokio::test]
+async fn pods_refuse_a_controller_they_do_not_trust() {
+    if cluster().await.is_none() {
+        return;
+    }
+    let impostor = crate::remote::Impostor::start(&controller_addr()).await;
+    let server = k8s_server(&["--remote-advertise", &impostor.address]);
+    server.deploy("trusting", "app.echo", json!({})).await;
+    let (status, _, doc) = server.invoke("trusting", "{}").await;
+    assert!(status >= 400, "{status} {doc}");
+    let text = doc.to_string();
+    assert!(text.contains("TLS handshake with the controller") && text.contains("invalid peer certificate"), "{doc}");
+    assert!(impostor.dialled.load(std::sync::atomic::Ordering::SeqCst) > 0);
 }
 
 /// A node lost mid-invocation (its kubelet, dockerd and containers killed):

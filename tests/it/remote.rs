@@ -74,6 +74,120 @@ async fn the_transport_also_runs_over_tcp() {
     assert!(!targets.iter().any(|t| t.starts_with("/lambdabox/") && t != "/lambdabox/init"), "{targets:?}");
 }
 
+/// The same over TLS with a generated certificate: containers are told
+/// what to trust, and the function never sees it.
+#[tokio::test]
+async fn the_transport_also_runs_over_tls() {
+    let listen = format!("{}:0", bridge_gateway().await);
+    let server = remote_server(&["--remote-listen", &listen, "--network", "bridge", "--remote-tls", "auto"]);
+    subset::echo_logs_errors_and_crash(&server).await;
+    let kept = server.data_dir.join("remote-tls");
+    assert!(kept.join("cert.pem").exists() && kept.join("key.pem").exists(), "kept in the data directory");
+    let id = containers(&server.home(), Some("echo")).await.pop().expect("a container");
+    let info = common::docker().await.inspect_container(&id, None::<InspectContainerOptions>).await.unwrap();
+    let env = info.config.and_then(|c| c.env).unwrap_or_default();
+    assert!(env.iter().any(|v| v.starts_with("LAMBDABOX_CONTROLLER_CA=-----BEGIN CERTIFICATE-----")), "{env:?}");
+    server.deploy("tls-env", "app.environment", json!({})).await;
+    let keys = json!({"keys": ["LAMBDABOX_CONTROLLER_CA", "LAMBDABOX_CONTROLLER", "LAMBDABOX_TOKEN"]});
+    let (_, _, seen) = server.invoke("tls-env", &keys.to_string()).await;
+    assert_eq!(
+        seen,
+        json!({"LAMBDABOX_CONTROLLER_CA": null, "LAMBDABOX_CONTROLLER": null, "LAMBDABOX_TOKEN": null}),
+        "the function sees no transport variable"
+    );
+}
+
+/// Containers check whom they dial: sent to a TLS server with another
+/// certificate for the same address, init refuses it and says why, and
+/// the invocation fails instead of talking to an impostor.
+#[tokio::test]
+async fn a_controller_with_a_certificate_containers_do_not_trust_is_refused() {
+    let gateway = bridge_gateway().await;
+    let impostor = Impostor::start(&gateway).await;
+    let listen = format!("{gateway}:0");
+    let server = remote_server(&[
+        "--remote-listen",
+        &listen,
+        "--remote-advertise",
+        &impostor.address,
+        "--network",
+        "bridge",
+        "--remote-tls",
+        "auto",
+    ]);
+    server.deploy("trusting", "app.echo", json!({})).await;
+    let (status, headers, doc) = server.invoke("trusting", "{}").await;
+    assert!(status >= 400 || headers.contains_key("x-amz-function-error"), "{status} {doc}");
+    assert_eq!(doc["errorType"], "Runtime.ExitError", "init gave up: {doc}");
+    assert!(impostor.dialled.load(std::sync::atomic::Ordering::SeqCst) > 0, "init did dial the impostor");
+}
+
+/// What init says when the controller's certificate is not the one it
+/// was told to trust (a Kubernetes pod's status message carries it):
+/// `lambdabox-init fetch`, run here as the init container runs it.
+#[tokio::test]
+async fn init_names_the_certificate_problem() {
+    use lambdabox::remote::tls::{ServerTls, TlsSource};
+    let impostor = Impostor::start("127.0.0.1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = ServerTls::load(&TlsSource::Auto { dir: dir.path().to_owned() }, "127.0.0.1").unwrap();
+    let task = format!("{}={}", dir.path().join("task").display(), "0".repeat(64));
+    let run = |controller: String, ca: String, what: String| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(common::init_bin())
+                .arg("fetch")
+                .arg(what)
+                .env("LAMBDABOX_CONTROLLER", controller)
+                .env("LAMBDABOX_CONTROLLER_CA", ca)
+                .env("LAMBDABOX_CONTAINER_ID", "c1")
+                .env("LAMBDABOX_TOKEN", "t")
+                .output()
+                .unwrap()
+        })
+    };
+    // With code to fetch, and without (a generic pod's init container
+    // still meets the controller).
+    let empty = dir.path().join("empty").display().to_string();
+    for what in [task.clone(), empty] {
+        let out = run(impostor.address.clone(), trusted.trust.clone(), what).await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("TLS handshake with the controller 127.0.0.1"), "{stderr}");
+        assert!(stderr.contains("invalid peer certificate: UnknownIssuer"), "{stderr}");
+    }
+    // Garbage for a CA is refused before any dial.
+    let out = run(impostor.address.clone(), "not a certificate".into(), task).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("LAMBDABOX_CONTROLLER_CA: no certificate in it"), "{stderr}");
+}
+
+/// A TLS server for `host` with a certificate of its own.
+pub(crate) struct Impostor {
+    pub(crate) address: String,
+    pub(crate) dialled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl Impostor {
+    pub(crate) async fn start(host: &str) -> Impostor {
+        use lambdabox::remote::tls::{ServerTls, TlsSource};
+        let dir = tempfile::tempdir().unwrap();
+        let tls = ServerTls::load(&TlsSource::Auto { dir: dir.path().to_owned() }, host).unwrap();
+        let listener = tokio::net::TcpListener::bind(format!("{host}:0")).await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let dialled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = dialled.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let acceptor = tls.acceptor.clone();
+                tokio::spawn(async move { acceptor.accept(tcp).await });
+            }
+        });
+        Impostor { address, dialled, _dir: dir }
+    }
+}
+
 #[tokio::test]
 async fn timeouts_and_oom_over_the_remote_transport() {
     subset::timeout_and_oom(&remote_server(&[])).await;
@@ -151,4 +265,59 @@ def handler(event, context):
         out,
         json!({"env": [], "init_env": "PermissionError", "socket": "PermissionError", "code": "PermissionError"})
     );
+}
+
+/// TLS settings that cannot work stop `serve` at once with one clear line
+/// and status 64: flags that do not go together, and certificates that are
+/// unreadable, not PEM, or not valid for the host containers dial.
+#[tokio::test]
+async fn tls_settings_that_cannot_work_stop_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).display().to_string();
+    let cert = rcgen::generate_simple_self_signed(vec!["controller.example".to_owned()]).unwrap();
+    std::fs::write(path("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(path("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    std::fs::write(path("garbage.pem"), "not PEM\n").unwrap();
+    let tcp = ["--remote-listen", "127.0.0.1:0"];
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--remote-tls".into(), "auto".into()], "needs a TCP --remote-listen"),
+        (
+            vec!["--remote-listen".into(), "unix:/tmp/lbx-x.sock".into(), "--remote-tls".into(), "auto".into()],
+            "needs a TCP",
+        ),
+        (vec!["--remote-tls-cert".into(), path("cert.pem")], "--remote-tls-cert needs --remote-tls-key"),
+        (
+            vec!["--remote-tls-cert".into(), path("garbage.pem"), "--remote-tls-key".into(), path("key.pem")],
+            "garbage.pem: no PEM certificate",
+        ),
+        (
+            vec!["--remote-tls-cert".into(), path("missing.pem"), "--remote-tls-key".into(), path("key.pem")],
+            "missing.pem: No such file",
+        ),
+        (
+            vec!["--remote-tls-cert".into(), path("cert.pem"), "--remote-tls-key".into(), path("key.pem")],
+            "not valid for 127.0.0.1",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args: Vec<String> =
+            ["serve", "--listen", "127.0.0.1:0", "--url-listen", "127.0.0.1:0"].map(String::from).into();
+        if flags.iter().any(|f| f.starts_with("--remote-tls-")) {
+            args.extend(tcp.map(String::from));
+        }
+        args.extend(flags.clone());
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lambdabox"))
+            .args(&args)
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .arg("--init-bin")
+            .arg(common::init_bin())
+            .env("LAMBDABOX_LOG", "error")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{flags:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+    }
 }

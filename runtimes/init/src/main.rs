@@ -28,7 +28,8 @@
 //! With `LAMBDABOX_CONTROLLER` instead (the remote transport, for hosts
 //! that share nothing with the controller), init dials the controller and
 //! relays all of the above over that one connection ([`remote`]), after
-//! fetching the code `LAMBDABOX_FETCH` names ([`fetch`]). `lambdabox-init
+//! fetching the code `LAMBDABOX_FETCH` names ([`fetch`]); over TLS when
+//! `LAMBDABOX_CONTROLLER_CA` says whom to trust ([`tls`]). `lambdabox-init
 //! fetch DEST=SHA256...` does only the fetch, for a Kubernetes init
 //! container.
 //!
@@ -39,8 +40,8 @@
 //! Usage: `lambdabox-init [BOOTSTRAP [ARGS…]]`. Without a bootstrap it searches
 //! Lambda's order: `/var/task/bootstrap`, `/opt/bootstrap`, `/var/runtime/bootstrap`.
 //!
-//! It depends on `libc` and the protocol crate alone and is linked
-//! statically, so it runs in any x86-64 image, including container-image
+//! It depends on `libc`, `rustix`, the protocol crate and rustls (with
+//! ring: no C library beyond libc's) alone and is linked statically, so it runs in any x86-64 image, including container-image
 //! functions that know nothing of us.
 
 use std::collections::BTreeMap;
@@ -60,6 +61,7 @@ mod link;
 mod prestart;
 mod remote;
 mod sandbox;
+mod tls;
 
 use control::Control;
 use lambdabox_protocol::mux::CodeRef;
@@ -411,6 +413,19 @@ fn fetch_mode(mut args: Vec<OsString>) -> ! {
     }
     let refs = parse_refs(refs.iter().map(|a| a.to_str().unwrap_or("")));
     if refs.is_empty() {
+        // Nothing to fetch (a generic pod): over TLS, still meet the
+        // controller, so a certificate problem stops the pod here, with
+        // its reason as the pod's status, not later in its function's
+        // container.
+        match link::Identity::from_env() {
+            Some(Ok(identity)) if identity.tls.is_some() => {
+                if let Err(e) = identity.probe() {
+                    fail(&format!("fetch: {e}"), 1)
+                }
+            }
+            Some(Err(e)) => fail(&e, 64),
+            _ => {}
+        }
         exit(0)
     }
     let identity = match link::Identity::from_env() {

@@ -164,14 +164,18 @@ impl Session {
         }
     }
 
+    /// The last word before init ends: it must arrive.
     pub fn send_exit(&self, exit: Exit) {
         self.drain_log();
         self.send(Kind::Exit, 0, &exit.encode()[1..]);
+        lock(&self.writer).finish();
     }
 
+    /// The last word before init ends: it must arrive.
     pub fn send_not_started(&self, why: &str) {
         self.drain_log();
         self.send(Kind::NotStarted, 0, &lambdabox_protocol::not_started(why)[3..]);
+        lock(&self.writer).finish();
     }
 
     /// One frame out, whole. A connection that cannot take it is lost.

@@ -32,7 +32,7 @@ pub const FETCH: &str = "lambdabox-fetch";
 /// Where lambdabox-init lives in its own image.
 const INIT_IN_IMAGE: &str = "/lambdabox-init";
 /// Variables the init container needs to dial the controller.
-const IDENTITY: [&str; 3] = [vars::CONTROLLER, vars::CONTAINER_ID, vars::TOKEN];
+const IDENTITY: [&str; 4] = [vars::CONTROLLER, vars::CONTROLLER_CA, vars::CONTAINER_ID, vars::TOKEN];
 
 /// What the backend adds to every pod, from its configuration.
 #[derive(Debug, Clone)]
@@ -238,6 +238,7 @@ mod tests {
             entrypoint: vec!["/lambdabox/init".into(), "/var/runtime/bootstrap".into()],
             env: vec![
                 "LAMBDABOX_CONTROLLER=10.0.0.1:9100".into(),
+                "LAMBDABOX_CONTROLLER_CA=-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
                 "LAMBDABOX_CONTAINER_ID=0123456789ab".into(),
                 "LAMBDABOX_TOKEN=secret".into(),
                 "A=1".into(),
@@ -295,7 +296,13 @@ mod tests {
             ["fetch", "--install", "/lambdabox/init", "/var/task=d1", "/opt"].map(String::from)
         );
         let names: Vec<_> = fetch.env.as_ref().unwrap().iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["LAMBDABOX_CONTROLLER", "LAMBDABOX_CONTAINER_ID", "LAMBDABOX_TOKEN"]);
+        // Whom to trust comes with where to dial: a multi-line PEM, whole.
+        assert_eq!(
+            names,
+            ["LAMBDABOX_CONTROLLER", "LAMBDABOX_CONTROLLER_CA", "LAMBDABOX_CONTAINER_ID", "LAMBDABOX_TOKEN"]
+        );
+        let ca = fetch.env.as_ref().unwrap()[1].value.as_deref().unwrap();
+        assert!(ca.starts_with("-----BEGIN CERTIFICATE-----\n") && ca.ends_with("-----END CERTIFICATE-----\n"));
         let mounts = ps.containers[0].volume_mounts.as_ref().unwrap();
         let ro = |path: &str| mounts.iter().find(|m| m.mount_path == path).unwrap().read_only;
         assert_eq!(ro("/var/task"), Some(true));
