@@ -80,8 +80,10 @@ test: init docker
 # `make test-k8s` (root): a real Kubernetes 1.20 in network namespaces of its
 # own (scripts/k8s-testbed.sh; built once into ~/.cache/lambdabox/k8s), a
 # smoke check, then the tests of the Kubernetes backend; the testbed is
-# removed at the end, also on failure. Not part of `make test`.
+# removed at the end, also on failure. Not part of `make test`; CI runs it
+# after `make test` where the machine can host the testbed (`check`).
 test-k8s: init docker
+	sh scripts/ensure-k8s-tools.sh
 	$(CARGO) build --bin lambdabox
 	target/debug/lambdabox images build
 	bash scripts/test-k8s.sh

@@ -4,6 +4,8 @@
 # comes from Debian's packages (apt) and the images already in the local
 # Docker daemon.
 #
+#   k8s-testbed.sh check       can this machine host it? (root, cgroup v1,
+#                              network namespaces, memory); why not, exit 1
 #   k8s-testbed.sh build       build kube-apiserver, kube-scheduler, kubelet,
 #                              kubectl (Debian's `kubernetes` source package,
 #                              Debian's Go), etcd and pause into the cache
@@ -715,7 +717,35 @@ cmd_kill_node() {
     log "node $n: marked Ready=Unknown and tainted unreachable (what the node lifecycle controller would do)"
 }
 
+# ---------------------------------------------------------------- check ----
+
+# Can this machine host the testbed? Exit 0 if so; else one line on why not
+# and exit 1 (CI runs `make test-k8s` only where this passes).
+cmd_check() {
+    local why="" probe=lbxk-probe-$$ avail_mb
+    avail_mb=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+    if [ "$(id -u)" -ne 0 ]; then
+        why="not root (network namespaces, dockerd, kubelet)"
+    elif [ ! -d "$CG_PIDS" ]; then
+        why="no cgroup v1 pids hierarchy at $CG_PIDS (the testbed expects cgroup v1)"
+    elif ! command -v ip >/dev/null; then
+        why="no ip (iproute2)"
+    elif ! { ip netns add "$probe" 2>/dev/null && ip netns del "$probe"; }; then
+        why="network namespaces cannot be made here"
+    elif [ "${avail_mb:-0}" -lt 4096 ]; then
+        why="${avail_mb:-0} MB of memory available, the testbed needs about 4 GB"
+    elif ! built && [ ! -f /usr/share/keyrings/debian-archive-keyring.gpg ]; then
+        why="no binaries in $BIN and no Debian archive keyring to fetch their sources with"
+    fi
+    if [ -n "$why" ]; then
+        log "this machine cannot host the testbed: $why"
+        return 1
+    fi
+    log "this machine can host the testbed$(built && echo ' (binaries built)' || echo ' (binaries to build: about 20 min)')"
+}
+
 case "${1:-}" in
+    check) cmd_check ;;
     build) cmd_build ;;
     up) cmd_up ;;
     down) cmd_down ;;
