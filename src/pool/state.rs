@@ -34,7 +34,7 @@ pub(super) struct State {
     /// Cold starts per slot still holding back its other callers (from
     /// admission until [`super::Container::limiting`] ends, or the start
     /// fails). Bounded by [`super::PoolConfig::start_limit`]: see [`Admission::Behind`].
-    cold: HashMap<String, u32>,
+    limiting: HashMap<String, u32>,
     /// Set at shutdown: nothing goes back to the idle set.
     draining: bool,
 }
@@ -73,7 +73,7 @@ impl State {
             return Admission::Throttled(Throttle::Reserved, stale);
         }
         let slot = f.slot();
-        if start_limit.is_some_and(|limit| self.cold.get(&slot).is_some_and(|n| *n >= limit)) {
+        if start_limit.is_some_and(|limit| self.limiting.get(&slot).is_some_and(|n| *n >= limit)) {
             return Admission::Behind(stale);
         }
         match self.make_room(u64::from(f.memory_mb), budget_mb) {
@@ -81,7 +81,7 @@ impl State {
                 evicted.append(&mut stale);
                 self.memory_mb += u64::from(f.memory_mb);
                 *self.busy.entry(f.name.clone()).or_default() += 1;
-                *self.cold.entry(slot).or_default() += 1;
+                *self.limiting.entry(slot).or_default() += 1;
                 Admission::Start(evicted)
             }
             None => Admission::Throttled(Throttle::Budget, stale),
@@ -159,10 +159,10 @@ impl State {
     /// A cold start of `slot` admitted by [`State::admit`] no longer holds
     /// back its function's other callers.
     pub(super) fn start_settled(&mut self, slot: &str) {
-        if let Some(n) = self.cold.get_mut(slot) {
+        if let Some(n) = self.limiting.get_mut(slot) {
             *n -= 1;
             if *n == 0 {
-                self.cold.remove(slot);
+                self.limiting.remove(slot);
             }
         }
     }

@@ -48,13 +48,15 @@ fn controller_addr() -> String {
     std::env::var("LBXK_CONTROLLER_ADDR").expect("LBXK_CONTROLLER_ADDR (k8s-testbed.sh env)")
 }
 
-/// A controller on the cluster, over TLS, with extra `serve` flags.
-fn k8s_server(extra: &[&str]) -> Server {
+/// A controller on the cluster, over TLS, with extra `serve` flags; `None`
+/// (the test is skipped) without a cluster.
+async fn k8s_server(extra: &[&str]) -> Option<Server> {
+    cluster().await?;
     let listen = format!("{}:0", controller_addr());
     let mut flags = vec!["--backend", "kubernetes", "--remote-listen", &listen, "--kube-pull-policy", "Never"];
     flags.extend(["--remote-tls", "auto"]);
     flags.extend_from_slice(extra);
-    Server::start_with(&flags)
+    Some(Server::start_with(&flags))
 }
 
 fn kubectl(args: &[&str]) -> String {
@@ -71,26 +73,19 @@ fn node_of(pod: &str) -> String {
 
 #[tokio::test]
 async fn echo_logs_errors_and_crash_on_kubernetes() {
-    if cluster().await.is_none() {
-        return;
-    }
-    subset::echo_logs_errors_and_crash(&k8s_server(&[])).await;
+    let Some(server) = k8s_server(&[]).await else { return };
+    subset::echo_logs_errors_and_crash(&server).await;
 }
 
 #[tokio::test]
 async fn timeout_and_oom_on_kubernetes() {
-    if cluster().await.is_none() {
-        return;
-    }
-    subset::timeout_and_oom(&k8s_server(&[])).await;
+    let Some(server) = k8s_server(&[]).await else { return };
+    subset::timeout_and_oom(&server).await;
 }
 
 #[tokio::test]
 async fn eight_concurrent_invocations_spread_over_both_nodes() {
-    if cluster().await.is_none() {
-        return;
-    }
-    let server = k8s_server(&[]);
+    let Some(server) = k8s_server(&[]).await else { return };
     let pods = subset::eight_concurrent(&server).await;
     let mut nodes: Vec<String> = pods.iter().map(|p| node_of(p)).collect();
     nodes.sort();
@@ -100,18 +95,14 @@ async fn eight_concurrent_invocations_spread_over_both_nodes() {
 
 #[tokio::test]
 async fn prewarmed_pods_are_specialized() {
-    if cluster().await.is_none() {
-        return;
-    }
-    subset::prewarm_specializes(&k8s_server(&["--prewarm", "1"])).await;
+    let Some(server) = k8s_server(&["--prewarm", "1"]).await else { return };
+    subset::prewarm_specializes(&server).await;
 }
 
 #[tokio::test]
 async fn updates_retire_old_pods() {
-    if cluster().await.is_none() {
-        return;
-    }
-    subset::update_retires(&k8s_server(&[])).await;
+    let Some(server) = k8s_server(&[]).await else { return };
+    subset::update_retires(&server).await;
 }
 
 /// The pod is confined as a Docker container is, and the function can
@@ -119,10 +110,7 @@ async fn updates_retire_old_pods() {
 /// shutdown removes its pods.
 #[tokio::test]
 async fn pods_are_sandboxed_and_removed_at_shutdown() {
-    if cluster().await.is_none() {
-        return;
-    }
-    let mut server = k8s_server(&[]);
+    let Some(mut server) = k8s_server(&[]).await else { return };
     let probe = r#"
 import os
 def handler(event, context):
@@ -171,7 +159,7 @@ async fn pods_refuse_a_controller_they_do_not_trust() {
         return;
     }
     let impostor = crate::remote::Impostor::start(&controller_addr()).await;
-    let server = k8s_server(&["--remote-advertise", &impostor.address]);
+    let server = k8s_server(&["--remote-advertise", &impostor.address]).await.expect("the cluster");
     server.deploy("trusting", "app.echo", json!({})).await;
     let (status, _, doc) = server.invoke("trusting", "{}").await;
     assert!(status >= 400, "{status} {doc}");
@@ -185,10 +173,7 @@ async fn pods_refuse_a_controller_they_do_not_trust() {
 /// next call is served on the other node. Kills a node: run alone, last.
 #[tokio::test]
 async fn node_loss() {
-    if cluster().await.is_none() {
-        return;
-    }
-    let server = k8s_server(&[]);
+    let Some(server) = k8s_server(&[]).await else { return };
     server.deploy("victim", "app.sleep", json!({"Timeout": 120})).await;
     assert_eq!(server.invoke("victim", r#"{"seconds":0}"#).await.2, json!("woke"));
     let pod = subset::container_ids(&server, "victim").await.pop().expect("a pod");
@@ -224,7 +209,7 @@ async fn container_image_functions_run_with_init_copied_in() {
     common::python_image(tag, &[("/var/task/app.py", app.as_bytes())], "app.handler").await;
     let status = Command::new(TESTBED).args(["load", tag]).status().expect("the testbed script runs");
     assert!(status.success(), "loading {tag} into the nodes");
-    let server = k8s_server(&[]);
+    let server = k8s_server(&[]).await.expect("the cluster");
     let body = json!({
         "FunctionName": "img", "PackageType": "Image", "Role": "arn:aws:iam::000000000000:role/test",
         "Code": {"ImageUri": tag},
