@@ -341,6 +341,7 @@ async fn backend(config: &ServeConfig, run_dir: &Path) -> Result<(Arc<dyn Backen
             let docker = DockerBackend::connect().await?.discover_host_paths().await?.with_transport(config.transport);
             sharing::check(docker.host_paths(), "data directory", &config.data_dir)?;
             sharing::check(docker.host_paths(), "socket folder", run_dir)?;
+            let docker = docker.with_loopback_hosts(run_dir)?;
             let init_bin = sharing::init_bin(docker.host_paths(), &config.init_bin, &config.data_dir)?;
             (Arc::new(docker.clone()) as Arc<dyn Backend>, Images::new(Some(docker)), init_bin)
         }

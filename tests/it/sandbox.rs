@@ -63,10 +63,38 @@ async fn a_fork_bomb_is_contained() {
     assert!(containers(&home, None).await.is_empty(), "even the bomb's container is removed at shutdown");
 }
 
+/// What a function sees of its network: its interfaces, whether
+/// `localhost` resolves, and whether a loopback server answers it.
+const NETWORK_PROBE: &str = r#"
+import os, socket, threading
+
+def handler(event, context):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    threading.Thread(target=lambda: server.accept()[0].sendall(b"pong"), daemon=True).start()
+    with socket.create_connection(("localhost", server.getsockname()[1]), timeout=5) as c:
+        answer = c.recv(4).decode()
+    return {
+        "interfaces": sorted(os.listdir("/sys/class/net")),
+        "localhost": sorted({a[4][0] for a in socket.getaddrinfo("localhost", 80, proto=socket.IPPROTO_TCP)}),
+        "loopback": answer,
+    }
+"#;
+
 #[tokio::test]
 async fn containers_can_run_without_a_network() {
-    let server = Server::start_with(&["--network", "none"]);
-    server.deploy("offline", "app.echo", json!({})).await;
-    let (status, _, body) = server.invoke("offline", r#"{"ok": true}"#).await;
-    assert_eq!((status, body), (200, json!({"ok": true})), "the Runtime API needs no network");
+    for (mode, interfaces) in [("none", json!(["lo"])), ("bridge", json!(["eth0", "lo"]))] {
+        let server = Server::start_with(&["--network", mode]);
+        server.deploy("offline", "app.echo", json!({})).await;
+        let (status, _, body) = server.invoke("offline", r#"{"ok": true}"#).await;
+        assert_eq!((status, body), (200, json!({"ok": true})), "{mode}: the Runtime API needs no network");
+
+        server.deploy_files("probe", "probe.handler", &[("probe.py", NETWORK_PROBE)], json!({})).await;
+        let (status, _, seen) = server.invoke("probe", "{}").await;
+        assert_eq!(status, 200, "{mode}: {seen}");
+        assert_eq!(seen["interfaces"], interfaces, "{mode}: {seen}");
+        assert!(seen["localhost"].as_array().unwrap().contains(&json!("127.0.0.1")), "{mode}: {seen}");
+        assert_eq!(seen["loopback"], "pong", "{mode}: {seen}");
+    }
 }

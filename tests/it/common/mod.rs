@@ -163,6 +163,12 @@ impl Server {
             // prewarmed ones lack: off (none kept, none grown from demand)
             // unless a test asks for them.
             .args(if flags.contains(&"--prewarm") { &[][..] } else { &["--prewarm", "0", "--prewarm-max", "0"][..] })
+            // Functions under test need no network (nothing they do leaves
+            // this machine), and a container without one starts on about
+            // 150 ms less CPU (`DockerBackend::with_loopback_hosts`), which
+            // the suite, CPU-bound, turns into wall time. Tests of
+            // networking choose their mode.
+            .args(if flags.contains(&"--network") { &[][..] } else { &["--network", "none"][..] })
             // Tests run side by side: never the fixed default port.
             .args(if flags.contains(&"--url-listen") { &[][..] } else { &["--url-listen", "127.0.0.1:0"][..] })
             // Credentials come from the flags and `env` only.
