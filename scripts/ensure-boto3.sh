@@ -13,8 +13,7 @@ if ! "$VENV/bin/python" -c 'import boto3' >/dev/null 2>&1; then
         # Debian's own python3 keeps venv (and ensurepip) in a separate package.
         echo "python3 has no venv module; installing Debian's python3-venv" >&2
         rm -rf "$VENV"
-        if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
-        $SUDO apt-get install -y python3-venv >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y python3-venv >&2; }
+        sh scripts/apt-install.sh python3-venv
         python3 -m venv "$VENV" >&2
     fi
     "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar on boto3 awscli >&2

@@ -5,7 +5,6 @@
 # own apt sources list is signed with, and for `up`: curl, openssl, ip,
 # nsenter/unshare/setsid. Installs from Debian what is missing.
 set -eu
-if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 missing=
 need() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
 need jq jq
@@ -20,4 +19,4 @@ need nsenter util-linux
 [ -z "$missing" ] && exit 0
 echo "installing Debian's$missing for the Kubernetes testbed (once)" >&2
 # shellcheck disable=SC2086 # a list of package names
-$SUDO apt-get install -y --no-install-recommends $missing >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y --no-install-recommends $missing >&2; }
+sh "$(dirname "$0")/apt-install.sh" $missing

@@ -8,7 +8,6 @@
 # - Compose (tests/it/ci_image.rs runs examples/docker-compose): Debian's
 #   docker-compose (v1), unless a `docker-compose` is on PATH already.
 set -eu
-if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 missing=
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
     missing="$missing golang-go"
@@ -18,4 +17,4 @@ command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 [ -z "$missing" ] && exit 0
 echo "installing Debian's$missing for the tests (once)" >&2
 # shellcheck disable=SC2086 # a list of package names
-$SUDO apt-get install -y --no-install-recommends $missing >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y --no-install-recommends $missing >&2; }
+sh "$(dirname "$0")/apt-install.sh" $missing
