@@ -308,14 +308,19 @@ public class Probe {
         out.put("started_with", new ArrayList<>(parse(Files.readAllBytes(Paths.get("/proc/self/environ"))).keySet()));
         return out;
     }
+
+    public String fail(Map<String, Object> event) {
+        throw new IllegalStateException("boom");
+    }
 }
 "#;
 
-/// Deploy the Java probe as `name` on `runtime`, at 512 MB, with `vars`.
-async fn deploy_java_probe(server: &Server, runtime: &str, name: &str, vars: serde_json::Value) {
+/// Deploy the Java probe's `method` as `name` on `runtime`, at 512 MB, with `vars`.
+async fn deploy_java_probe(server: &Server, runtime: &str, name: &str, method: &str, vars: serde_json::Value) {
     let zip = common::java::function_zip(&[("probe/Probe.java", INTROSPECT_JAVA)], &[]);
     let config = json!({"MemorySize": 512, "Environment": {"Variables": vars}});
-    common::java::deploy_zip(server, name, runtime, "probe.Probe::handleRequest", &zip, config).await;
+    let handler = format!("probe.Probe::{method}");
+    common::java::deploy_zip(server, name, runtime, &handler, &zip, config).await;
 }
 
 /// A Java function handed to a JVM started before it was known sees what it
@@ -328,8 +333,8 @@ async fn a_java_function_sees_the_same_process_in_a_prestarted_runtime() {
         common::ensure_runtime_image(runtime);
         let (plain, warm) = (Server::start(), Server::start_with(&["--prewarm", "1"]));
         let vars = json!({"MARK": "marked", "TOKEN": "s3cret"});
-        deploy_java_probe(&plain, runtime, "probe", vars.clone()).await;
-        deploy_java_probe(&warm, runtime, "probe", vars).await;
+        deploy_java_probe(&plain, runtime, "probe", "handleRequest", vars.clone()).await;
+        deploy_java_probe(&warm, runtime, "probe", "handleRequest", vars.clone()).await;
         assert!(eventually(Duration::from_secs(60), || async { prewarmed(&warm).await.len() == 1 }).await);
         let generic = prewarmed(&warm).await[0]["docker_id"].clone();
 
@@ -358,6 +363,15 @@ async fn a_java_function_sees_the_same_process_in_a_prestarted_runtime() {
         assert!(fresh["started_with"].as_array().unwrap().iter().any(|v| v == "MARK"), "a fresh bootstrap has it");
         assert!(handed_tail.contains("invoke-phase marked"), "{runtime}: {handed_tail}");
         assert!(warm.logs("probe").await.contains("init-phase marked"), "{runtime}: the init phase saw it");
+
+        // A handler's error carries the same frames: the client cuts the
+        // trace at its own, above the launcher's.
+        deploy_java_probe(&plain, runtime, "fail", "fail", vars.clone()).await;
+        deploy_java_probe(&warm, runtime, "fail", "fail", vars).await;
+        assert!(eventually(Duration::from_secs(60), || async { prewarmed(&warm).await.len() == 1 }).await);
+        let (fresh_error, handed_error) = (plain.invoke("fail", "{}").await.2, warm.invoke("fail", "{}").await.2);
+        assert_eq!(handed_error, fresh_error, "{runtime}");
+        assert!(!handed_error.to_string().contains("lambdabox"), "{runtime}: {handed_error}");
     }
 }
 
@@ -367,7 +381,8 @@ async fn a_java_function_sees_the_same_process_in_a_prestarted_runtime() {
 async fn java_tool_options_get_a_fresh_jvm() {
     common::ensure_runtime_image("java21");
     let server = Server::start_with(&["--prewarm", "1"]);
-    deploy_java_probe(&server, "java21", "tool-options", json!({"JAVA_TOOL_OPTIONS": "-Xmx64m"})).await;
+    let vars = json!({"JAVA_TOOL_OPTIONS": "-Xmx64m"});
+    deploy_java_probe(&server, "java21", "tool-options", "handleRequest", vars).await;
     assert!(eventually(Duration::from_secs(60), || async { prewarmed(&server).await.len() == 1 }).await);
     let generic = prewarmed(&server).await[0]["docker_id"].clone();
     let (answer, _) = probe_once(&server, "tool-options").await;
