@@ -9,6 +9,7 @@ import java.io.FileReader;
 import java.io.IOException;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
+import java.lang.reflect.Type;
 import java.nio.charset.Charset;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -40,6 +41,10 @@ import java.util.Map;
  */
 public final class Prestart {
     private static final String LIB = "/var/runtime/lib/";
+
+    /** Carries the generic type Map&lt;String, Object&gt; (a common handler's event), to warm Jackson for it. */
+    @SuppressWarnings("unused")
+    private static Map<String, Object> mapOfObjects;
 
     private Prestart() {}
 
@@ -95,11 +100,18 @@ public final class Prestart {
                 .getDeclaredMethod("load");
         load.setAccessible(true);
         load.invoke(null);
+        String json = "{\"a\":[1,\"b\",true,null,{\"c\":1.5}]}";
         @SuppressWarnings("rawtypes")
         PojoSerializer<Map> maps = JacksonFactory.getInstance().getSerializer(Map.class);
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        maps.toJson(maps.fromJson("{\"a\":[1,\"b\",true,null,{\"c\":1.5}]}"), out);
+        maps.toJson(maps.fromJson(json), new ByteArrayOutputStream());
+        Type generic = Prestart.class.getDeclaredField("mapOfObjects").getGenericType();
+        PojoSerializer<Object> typed = JacksonFactory.getInstance().getSerializer(generic);
+        typed.toJson(typed.fromJson(json), new ByteArrayOutputStream());
         JacksonFactory.getInstance().getSerializer(String.class).fromJson("\"warm\"");
+        // What the hand-over and the client's start use from the JDK: the
+        // environment's classes, and the security settings AWSLambda sets.
+        new ProcessBuilder().environment();
+        Class.forName("java.security.Security", true, loader);
     }
 
     /** The entries of a message, in order (the last of a name winning). */
