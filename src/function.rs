@@ -140,6 +140,18 @@ static NODE_PRESTART: Prestart = Prestart {
 static RUBY_PRESTART: Prestart =
     Prestart { command: &["/var/runtime/prestart"], memory_argument: false, read_at_start: &["RUBYOPT", "RUBY_*"] };
 
+/// Java: the JVM reads `JAVA_TOOL_OPTIONS` and `_JAVA_OPTIONS` (`_JAVA_*`
+/// also holds its signal settings) and the `java` launcher
+/// `JDK_JAVA_OPTIONS` as they start; the bootstrap picks the JVM's flags
+/// from MemorySize (the size is the command's argument) and its working
+/// folder from `LAMBDA_TASK_ROOT`. The client's classes that read variables
+/// as they initialise are first used after the hand-over.
+static JAVA_PRESTART: Prestart = Prestart {
+    command: &["/var/runtime/prestart"],
+    memory_argument: true,
+    read_at_start: &["JAVA_TOOL_OPTIONS", "_JAVA_*", "JDK_JAVA_OPTIONS", "LAMBDA_TASK_ROOT"],
+};
+
 /// What the managed runtimes' bootstraps leave behind on Lambda: a bash
 /// script that `exec`s the runtime, which makes `SHLVL` 0.
 const MANAGED: &[(&str, &str)] = &[("SHLVL", "0")];
@@ -154,8 +166,8 @@ pub static RUNTIMES: &[Runtime] = &[
     managed("nodejs20.x", MANAGED, Some(&NODE_PRESTART)),
     managed("ruby3.1", MANAGED, Some(&RUBY_PRESTART)),
     managed("ruby3.3", MANAGED, Some(&RUBY_PRESTART)),
-    managed("java17", MANAGED, None),
-    managed("java21", MANAGED, None),
+    managed("java17", MANAGED, Some(&JAVA_PRESTART)),
+    managed("java21", MANAGED, Some(&JAVA_PRESTART)),
     Runtime { id: "provided.al2023", image: "provided", bootstrap: &[], env: &[], prestart: None },
     Runtime { id: "provided", image: "provided", bootstrap: &[], env: &[], prestart: None },
 ];

@@ -73,11 +73,15 @@ const RUBY: Files = &[
 
 /// `images/java/`: AWS's Java runtime interface client and the jars its pom
 /// names, fetched from Maven Central in the build (pinned by SHA-256 in
-/// `maven-jars`), and the training run (`warmup/`) that records the
-/// class-data-sharing archive.
+/// `maven-jars`), the training run (`warmup/`) that records the
+/// class-data-sharing archive, and the runtime started ahead of need
+/// (`prestart`, `Prestart.java` and its native half `prestart.c`).
 const JAVA: Files = &[
     ("Dockerfile", include_bytes!("../images/java/Dockerfile")),
     ("bootstrap", include_bytes!("../images/java/bootstrap")),
+    ("prestart", include_bytes!("../images/java/prestart")),
+    ("Prestart.java", include_bytes!("../images/java/Prestart.java")),
+    ("prestart.c", include_bytes!("../images/java/prestart.c")),
     ("maven-jars", include_bytes!("../images/java/maven-jars")),
     ("warmup/train", include_bytes!("../images/java/warmup/train")),
     ("warmup/Handlers.java", include_bytes!("../images/java/warmup/Handlers.java")),

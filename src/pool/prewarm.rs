@@ -614,6 +614,46 @@ mod tests {
     }
 
     #[test]
+    fn a_java_function_takes_the_waiting_jvm_unless_it_sets_the_jvms_options() {
+        use crate::pool::environment::{lambda_environment, neutral_environment};
+        for id in ["java17", "java21"] {
+            let runtime = Runtime::find(id).unwrap();
+            let neutral = neutral_environment(runtime);
+            let decide = |vars: &[(&str, &str)]| {
+                let f = Function {
+                    environment: vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                    ..Function::default()
+                };
+                let l = Launch { runtime: Some(runtime), ..launch("img", f) };
+                let env = lambda_environment(&l.function, l.runtime, &crate::arn::Realm::default(), "on-demand");
+                hand_over(runtime.prestart.unwrap(), &l, &neutral, &env)
+            };
+            assert!(decide(&[]), "{id}");
+            assert!(decide(&[("TABLE", "orders"), ("JAVA_HOME", "/x"), ("AWS_LAMBDA_LOG_FORMAT", "JSON")]), "{id}");
+            for (name, value) in [
+                ("JAVA_TOOL_OPTIONS", "-Xmx64m"),
+                ("_JAVA_OPTIONS", "-Xss2m"),
+                ("JDK_JAVA_OPTIONS", "--add-opens=java.base/java.lang=ALL-UNNAMED"),
+                ("AWS_LAMBDA_EXEC_WRAPPER", "/opt/wrapper"),
+                ("TZ", "Europe/Oslo"),
+            ] {
+                assert!(!decide(&[(name, value)]), "{id}: {name} is read as the JVM starts");
+            }
+        }
+    }
+
+    #[test]
+    fn a_jvm_started_ahead_gets_its_memory_size() {
+        let java = Runtime::find("java21").unwrap();
+        let f = Function { memory_mb: 1024, ..Function::default() };
+        let key = PrewarmKey::for_launch(&Launch { runtime: Some(java), ..launch("img", f) }, true);
+        assert_eq!(key.prestart_command().unwrap(), "/var/runtime/prestart 1024", "the heap is sized from it");
+        assert_eq!(key.container_memory_mb(), 1024);
+        let small = PrewarmKey::new("img".into(), Some(java), 128, true);
+        assert_ne!(key, small, "one kind per size");
+    }
+
+    #[test]
     fn specializations_carry_any_value_intact() {
         use lambdabox_protocol::Specialization;
         let env = ["A=1".to_owned(), "B=x=y".to_owned(), "C=".to_owned()];

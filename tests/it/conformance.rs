@@ -323,6 +323,20 @@ async fn python3_13_prewarmed() {
 }
 
 #[tokio::test]
+async fn java17_prewarmed() {
+    let spec =
+        Spec { runtime: "java17", family: "java", handlers: JAVA, fail_type: "java.lang.IllegalArgumentException" };
+    conform_on(spec, &["--prewarm", "3"]).await;
+}
+
+#[tokio::test]
+async fn java21_prewarmed() {
+    let spec =
+        Spec { runtime: "java21", family: "java", handlers: JAVA, fail_type: "java.lang.IllegalArgumentException" };
+    conform_on(spec, &["--prewarm", "3"]).await;
+}
+
+#[tokio::test]
 async fn nodejs20_x_prewarmed() {
     let spec = Spec { runtime: "nodejs20.x", family: "nodejs", handlers: MODULE_DOT_CASE, fail_type: "TypeError" };
     conform_on(spec, &["--prewarm", "3"]).await;

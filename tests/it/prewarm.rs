@@ -257,6 +257,143 @@ async fn a_ruby_function_sees_the_same_process_in_a_prestarted_runtime() {
     same_as_without_prewarm(&RUBY).await;
 }
 
+/// The same in Java: System.getenv, the environment of children started
+/// through ProcessBuilder (which copies the JDK's map) and Runtime.exec
+/// (which passes none: the child inherits the C library's), the working
+/// folder, the JVM's flags and command, and its heap limit.
+const INTROSPECT_JAVA: &str = r#"
+package probe;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import java.util.*;
+
+public class Probe {
+    static { System.out.println("init-phase " + System.getenv("MARK")); }
+
+    static Map<String, String> parse(byte[] block) {
+        Map<String, String> env = new TreeMap<>();
+        for (String e : new String(block, StandardCharsets.UTF_8).split("\0")) {
+            int eq = e.indexOf('=');
+            if (eq > 0) env.put(e.substring(0, eq), e.substring(eq + 1));
+        }
+        return env;
+    }
+
+    static byte[] drain(Process p) throws IOException, InterruptedException {
+        try (InputStream in = p.getInputStream()) {
+            byte[] out = in.readAllBytes();
+            p.waitFor();
+            return out;
+        }
+    }
+
+    public Map<String, Object> handleRequest(Map<String, Object> event, Context context) throws Exception {
+        System.out.println("invoke-phase " + System.getenv("MARK"));
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("env", new TreeMap<>(System.getenv()));
+        out.put("child_env", parse(drain(new ProcessBuilder("/usr/bin/env", "-0").start())));
+        out.put("exec_env", parse(drain(Runtime.getRuntime().exec(new String[] {"/usr/bin/env", "-0"}))));
+        out.put("cwd", Paths.get("").toAbsolutePath().toString());
+        out.put("user_dir", System.getProperty("user.dir"));
+        out.put("command", System.getProperty("sun.java.command"));
+        out.put("class_path", System.getProperty("java.class.path"));
+        out.put("flags", ManagementFactory.getRuntimeMXBean().getInputArguments());
+        out.put("heap_mb", Runtime.getRuntime().maxMemory() >> 20);
+        out.put("started_with", new ArrayList<>(parse(Files.readAllBytes(Paths.get("/proc/self/environ"))).keySet()));
+        return out;
+    }
+
+    public String fail(Map<String, Object> event) {
+        throw new IllegalStateException("boom");
+    }
+}
+"#;
+
+/// Deploy the Java probe's `method` as `name` on `runtime`, at 512 MB, with `vars`.
+async fn deploy_java_probe(server: &Server, runtime: &str, name: &str, method: &str, vars: serde_json::Value) {
+    let zip = common::java::function_zip(&[("probe/Probe.java", INTROSPECT_JAVA)], &[]);
+    let config = json!({"MemorySize": 512, "Environment": {"Variables": vars}});
+    let handler = format!("probe.Probe::{method}");
+    common::java::deploy_zip(server, name, runtime, &handler, &zip, config).await;
+}
+
+/// A Java function handed to a JVM started before it was known sees what it
+/// sees in a container started for it (the environment, also in children
+/// started either way, the working folder, the JVM's flags, command and
+/// heap), and that JVM started with no variable of the function.
+#[tokio::test]
+async fn a_java_function_sees_the_same_process_in_a_prestarted_runtime() {
+    for runtime in ["java17", "java21"] {
+        common::ensure_runtime_image(runtime);
+        let (plain, warm) = (Server::start(), Server::start_with(&["--prewarm", "1"]));
+        let vars = json!({"MARK": "marked", "TOKEN": "s3cret"});
+        deploy_java_probe(&plain, runtime, "probe", "handleRequest", vars.clone()).await;
+        deploy_java_probe(&warm, runtime, "probe", "handleRequest", vars.clone()).await;
+        assert!(eventually(Duration::from_secs(60), || async { prewarmed(&warm).await.len() == 1 }).await);
+        let generic = prewarmed(&warm).await[0]["docker_id"].clone();
+
+        let (fresh, _) = probe_once(&plain, "probe").await;
+        let (handed, handed_tail) = probe_once(&warm, "probe").await;
+        let serving = warm.ps().await.into_iter().find(|c| c["function"] == "probe").expect("a container serves it");
+        assert_eq!(serving["docker_id"], generic, "{runtime}: the prewarmed container served it");
+
+        let (mut handed_cmp, mut fresh_cmp) = (comparable(handed.clone()), comparable(fresh.clone()));
+        for answer in [&mut handed_cmp, &mut fresh_cmp] {
+            answer["exec_env"].as_object_mut().unwrap().remove("AWS_LAMBDA_LOG_STREAM_NAME");
+        }
+        assert_eq!(handed_cmp, fresh_cmp, "{runtime}: the same view of the process");
+        assert_eq!(handed["env"], handed["child_env"], "{runtime}: ProcessBuilder's children inherit it");
+        assert_eq!(handed["env"], handed["exec_env"], "{runtime}: so do Runtime.exec's");
+        assert_eq!(handed["env"]["TOKEN"], "s3cret");
+        assert_eq!(handed["env"]["PWD"], "/var/task", "{runtime}: as the bootstrap's shell leaves it");
+        let started_with: Vec<&str> =
+            handed["started_with"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        for name in ["MARK", "TOKEN", "_HANDLER", "AWS_LAMBDA_FUNCTION_NAME"] {
+            assert!(
+                !started_with.contains(&name),
+                "{runtime}: the JVM started before {name} existed: {started_with:?}"
+            );
+        }
+        assert!(fresh["started_with"].as_array().unwrap().iter().any(|v| v == "MARK"), "a fresh bootstrap has it");
+        assert!(handed_tail.contains("invoke-phase marked"), "{runtime}: {handed_tail}");
+        assert!(warm.logs("probe").await.contains("init-phase marked"), "{runtime}: the init phase saw it");
+
+        // A handler's error carries the same frames: the client cuts the
+        // trace at its own, above the launcher's.
+        deploy_java_probe(&plain, runtime, "fail", "fail", vars.clone()).await;
+        deploy_java_probe(&warm, runtime, "fail", "fail", vars).await;
+        assert!(eventually(Duration::from_secs(60), || async { prewarmed(&warm).await.len() == 1 }).await);
+        let (fresh_error, handed_error) = (plain.invoke("fail", "{}").await.2, warm.invoke("fail", "{}").await.2);
+        assert_eq!(handed_error, fresh_error, "{runtime}");
+        assert!(!handed_error.to_string().contains("lambdabox"), "{runtime}: {handed_error}");
+    }
+}
+
+/// A Java function setting JAVA_TOOL_OPTIONS (read as the JVM starts) gets
+/// a fresh bootstrap in the prewarmed container, and its flags take effect.
+#[tokio::test]
+async fn java_tool_options_get_a_fresh_jvm() {
+    common::ensure_runtime_image("java21");
+    let server = Server::start_with(&["--prewarm", "1"]);
+    let vars = json!({"JAVA_TOOL_OPTIONS": "-Xmx64m"});
+    deploy_java_probe(&server, "java21", "tool-options", "handleRequest", vars).await;
+    assert!(eventually(Duration::from_secs(60), || async { prewarmed(&server).await.len() == 1 }).await);
+    let generic = prewarmed(&server).await[0]["docker_id"].clone();
+    let (answer, _) = probe_once(&server, "tool-options").await;
+    let heap = answer["heap_mb"].as_i64().unwrap();
+    assert!((50..=64).contains(&heap), "the function's -Xmx64m wins: {heap} MB: {answer}");
+    assert!(answer["started_with"].as_array().unwrap().iter().any(|v| v == "JAVA_TOOL_OPTIONS"), "a new JVM: {answer}");
+    let ps = server.ps().await;
+    let serving = ps.iter().find(|c| c["function"] == "tool-options").expect("a container serves it");
+    assert_eq!(serving["docker_id"], generic, "it still took the prewarmed container: {ps:?}");
+}
+
 /// A gem bundled into `vendor/bundle` (as `bundle install --deployment`
 /// puts it) for Ruby 3.3: its specification and its code.
 fn vendored_gem(name: &str, version: &str, code: &str) -> Vec<(String, String)> {
