@@ -208,6 +208,14 @@ impl Controller {
         self.call(format!("UpdateFunctionConfiguration {name}"), request).await.map(drop)
     }
 
+    /// UpdateFunctionConfiguration setting the function's timeout, for
+    /// invocations longer than the default 3 s.
+    pub async fn set_timeout(&self, name: &str, seconds: u64) -> Result<(), ControllerError> {
+        let body = json!({ "Timeout": seconds });
+        let request = self.api.function(reqwest::Method::PUT, name, "/configuration").json(&body);
+        self.call(format!("UpdateFunctionConfiguration {name}"), request).await.map(drop)
+    }
+
     /// Asynchronous events still queued, all functions together.
     pub async fn queued_events(&self) -> Result<u64, ControllerError> {
         let depths = self.call("list event queues".into(), self.api.event_depths()).await?;
