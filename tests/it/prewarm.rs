@@ -12,6 +12,18 @@ async fn prewarmed(server: &Server) -> Vec<serde_json::Value> {
     server.ps().await.into_iter().filter(|c| c["state"] == "prewarmed").collect()
 }
 
+/// Wait (at most `within`) until exactly one container is prewarmed; its id.
+async fn the_prewarmed(server: &Server, within: Duration) -> serde_json::Value {
+    assert!(eventually(within, || async { prewarmed(server).await.len() == 1 }).await);
+    prewarmed(server).await[0]["docker_id"].clone()
+}
+
+/// The id of the container serving function `name`.
+async fn serving(server: &Server, name: &str) -> serde_json::Value {
+    let ps = server.ps().await;
+    ps.into_iter().find(|c| c["function"] == name).expect("a container serves it")["docker_id"].clone()
+}
+
 #[tokio::test]
 async fn cold_starts_take_a_prewarmed_container_and_the_pool_refills() {
     let server = Server::start_with(&["--prewarm", "2"]);
@@ -206,13 +218,11 @@ async fn same_as_without_prewarm(probe: &Probe) {
     let vars = json!({"MARK": "marked", "TOKEN": "s3cret"});
     deploy_probe(&plain, probe, "probe", probe.handler, vars.clone()).await;
     deploy_probe(&warm, probe, "probe", probe.handler, vars).await;
-    assert!(eventually(Duration::from_secs(30), || async { prewarmed(&warm).await.len() == 1 }).await);
-    let generic = prewarmed(&warm).await[0]["docker_id"].clone();
+    let generic = the_prewarmed(&warm, Duration::from_secs(30)).await;
 
     let (fresh, fresh_tail) = probe_once(&plain, "probe").await;
     let (handed, handed_tail) = probe_once(&warm, "probe").await;
-    let serving = warm.ps().await.into_iter().find(|c| c["function"] == "probe").expect("a container serves it");
-    assert_eq!(serving["docker_id"], generic, "the prewarmed container served it");
+    assert_eq!(serving(&warm, "probe").await, generic, "the prewarmed container served it");
 
     assert_eq!(
         comparable(handed.clone()),
@@ -335,13 +345,11 @@ async fn a_java_function_sees_the_same_process_in_a_prestarted_runtime() {
         let vars = json!({"MARK": "marked", "TOKEN": "s3cret"});
         deploy_java_probe(&plain, runtime, "probe", "handleRequest", vars.clone()).await;
         deploy_java_probe(&warm, runtime, "probe", "handleRequest", vars.clone()).await;
-        assert!(eventually(Duration::from_secs(60), || async { prewarmed(&warm).await.len() == 1 }).await);
-        let generic = prewarmed(&warm).await[0]["docker_id"].clone();
+        let generic = the_prewarmed(&warm, Duration::from_secs(60)).await;
 
         let (fresh, _) = probe_once(&plain, "probe").await;
         let (handed, handed_tail) = probe_once(&warm, "probe").await;
-        let serving = warm.ps().await.into_iter().find(|c| c["function"] == "probe").expect("a container serves it");
-        assert_eq!(serving["docker_id"], generic, "{runtime}: the prewarmed container served it");
+        assert_eq!(serving(&warm, "probe").await, generic, "{runtime}: the prewarmed container served it");
 
         let (mut handed_cmp, mut fresh_cmp) = (comparable(handed.clone()), comparable(fresh.clone()));
         for answer in [&mut handed_cmp, &mut fresh_cmp] {
@@ -383,8 +391,7 @@ async fn java_tool_options_get_a_fresh_jvm() {
     let server = Server::start_with(&["--prewarm", "1"]);
     let vars = json!({"JAVA_TOOL_OPTIONS": "-Xmx64m"});
     deploy_java_probe(&server, "java21", "tool-options", "handleRequest", vars).await;
-    assert!(eventually(Duration::from_secs(60), || async { prewarmed(&server).await.len() == 1 }).await);
-    let generic = prewarmed(&server).await[0]["docker_id"].clone();
+    let generic = the_prewarmed(&server, Duration::from_secs(60)).await;
     let (answer, _) = probe_once(&server, "tool-options").await;
     let heap = answer["heap_mb"].as_i64().unwrap();
     assert!((50..=64).contains(&heap), "the function's -Xmx64m wins: {heap} MB: {answer}");
@@ -433,14 +440,11 @@ async fn a_prestarted_ruby_finds_vendored_gems() {
         server.deploy_files(name, "app.handler", &refs, config.clone()).await;
     }
     for name in ["gems", "own-json"] {
-        assert!(eventually(Duration::from_secs(30), || async { prewarmed(&server).await.len() == 1 }).await);
-        let generic = prewarmed(&server).await[0]["docker_id"].clone();
+        let generic = the_prewarmed(&server, Duration::from_secs(30)).await;
         let (status, _, answer) = server.invoke(name, "{}").await;
         assert_eq!(status, 200, "{name}: {answer}");
         assert_eq!(answer["greeting"], "hi from a vendored gem", "{name}: {answer}");
-        let ps = server.ps().await;
-        let serving = ps.iter().find(|c| c["function"] == name).expect("a container serves it");
-        assert_eq!(serving["docker_id"], generic, "{name}: the prewarmed container served it");
+        assert_eq!(serving(&server, name).await, generic, "{name}: the prewarmed container served it");
         if name == "gems" {
             assert_eq!(answer["started_with_function"], false, "handed to the runtime started ahead: {answer}");
             assert_ne!(answer["json"], "99.0");
