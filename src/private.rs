@@ -70,6 +70,20 @@ pub fn create_new(path: &Path, contents: &[u8]) -> io::Result<()> {
     fs::hard_link(tmp.path(), path)
 }
 
+/// Write `contents` to `path` whole or not at all, replacing what is
+/// there: a staged file beside it, synced, then renamed over it, so no
+/// reader (nor the next start, after a crash) sees part of it. Its mode is
+/// `mode` exactly, whatever the umask.
+pub fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let staged = path.with_extension("part");
+    let _ = fs::remove_file(&staged);
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&staged)?;
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    fs::rename(&staged, path)
+}
+
 /// Read a file only this user can read: not through a link, only a regular
 /// file this user owns (its mode is tightened to 0600 if it was looser).
 pub fn read(path: &Path) -> io::Result<Vec<u8>> {
@@ -127,6 +141,17 @@ mod tests {
         assert_eq!(mode(&target), 0o755, "and what it points at is untouched");
         fs::write(tmp.path().join("file"), "x").unwrap();
         assert!(dir(&tmp.path().join("file")).is_err());
+    }
+
+    #[test]
+    fn replaced_files_are_whole_and_have_their_mode() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("hosts");
+        fs::write(&path, "old, longer than the new contents").unwrap();
+        replace(&path, b"new", 0o644).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(mode(&path), 0o644);
+        assert!(!path.with_extension("part").exists(), "nothing staged is left");
     }
 
     #[test]

@@ -94,20 +94,6 @@ fn cpu_fields(cpu: Option<CpuSetting>) -> (Option<i64>, Option<i64>, Option<i64>
     }
 }
 
-/// Write `contents` to `path` (replacing it whole) as a file of mode 0644:
-/// the function's user reads it through a bind mount.
-fn write_readable(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let staged = path.with_extension("new");
-    let _ = std::fs::remove_file(&staged);
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&staged)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&staged, path)
-}
-
 fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
@@ -174,7 +160,8 @@ impl DockerBackend {
     /// 150 ms of CPU per container start here; a disabled one has none.
     pub fn with_loopback_hosts(mut self, dir: &std::path::Path) -> Result<DockerBackend, BackendError> {
         let path = dir.join("loopback.hosts");
-        write_readable(&path, LOOPBACK_HOSTS.as_bytes())
+        // 0644: the function's user reads it through the bind mount.
+        crate::private::replace(&path, LOOPBACK_HOSTS.as_bytes(), 0o644)
             .map_err(|e| BackendError::Other(format!("{}: {e}", path.display())))?;
         self.loopback_hosts = Some(self.host_paths.to_engine(&path).ok_or(BackendError::NotShared(path))?);
         Ok(self)

@@ -11,9 +11,9 @@
 //! containers. `auto` uses that same check to decide whether the kept
 //! certificate still fits (the advertised name changed: a new one).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -197,11 +197,7 @@ fn pem_of(cert: &CertificateDer<'_>) -> String {
 fn keep(dir: &Path, path: &Path, text: &str, mode: u32) -> Result<(), TlsError> {
     let failed = |source| TlsError::Keep { path: path.to_owned(), source };
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(failed)?;
-    let part = path.with_extension("part");
-    let _ = fs::remove_file(&part);
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&part).map_err(failed)?;
-    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(failed)?;
-    fs::rename(&part, path).map_err(failed)
+    crate::private::replace(path, text.as_bytes(), mode).map_err(failed)
 }
 
 #[cfg(test)]
