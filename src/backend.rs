@@ -2,6 +2,7 @@
 //! tested with a recording fake ([`fake`]) while [`docker`] drives the real
 //! engine.
 
+pub mod cgroup;
 pub mod docker;
 #[cfg(test)]
 pub mod fake;
@@ -148,8 +149,10 @@ pub enum BackendError {
     Other(String),
 }
 
-/// Reads one container's peak memory in bytes ([`Backend::peak_memory`]).
-pub type PeakMemory = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+/// Reads one of a container's counters as it is now: its peak memory in
+/// bytes ([`Backend::peak_memory`]) or the CPU time it has used in
+/// nanoseconds ([`Backend::cpu_time`]).
+pub type Counter = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 
 /// Starts, watches and removes containers. Implementations must be cheap to
 /// share: the pool holds one behind an `Arc`.
@@ -169,7 +172,14 @@ pub trait Backend: Send + Sync + Debug {
     /// started, in bytes, if the host lets us read it cheaply: no engine
     /// round trip, and (Docker) a file opened once, as it is read for every
     /// invocation's `REPORT` line. `None` when the host has no such file.
-    fn peak_memory(&self, id: &str) -> Option<PeakMemory>;
+    fn peak_memory(&self, id: &str) -> Option<Counter>;
+    /// A reader of the CPU time the container's processes have used, in
+    /// nanoseconds, under the same rules as [`Backend::peak_memory`]: the
+    /// event queue reads it around every queued event it runs. `None` when
+    /// the host has no such file (the queue then paces by concurrency only).
+    fn cpu_time(&self, _id: &str) -> Option<Counter> {
+        None
+    }
     /// The last lines lambdabox-init wrote to its own stderr (its reason
     /// when it fails: a certificate the controller's TLS presented that it
     /// does not trust, a digest mismatch), if the backend keeps them.

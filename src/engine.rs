@@ -225,6 +225,16 @@ pub struct InvokeResponse {
     pub request_id: String,
     /// The invocation's log tail, when asked for.
     pub log_tail: Option<Bytes>,
+    /// What the run cost the box, measured for queued events where the
+    /// host lets us (the queue paces CPU-heavy functions by it).
+    pub cost: Option<RunCost>,
+}
+
+/// The CPU time a run's container used against the run's wall time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunCost {
+    pub cpu: std::time::Duration,
+    pub wall: std::time::Duration,
 }
 
 /// What this box's functions use of an account's limits.
@@ -250,6 +260,10 @@ pub struct Engine {
     writes: tokio::sync::Mutex<()>,
     /// Poked when the set of runtimes in use may have changed.
     runtimes_changed: tokio::sync::Notify,
+    /// When the last caller came (synchronous invoke or event accepted),
+    /// in Unix milliseconds: the event queue leaves room for callers
+    /// ([`crate::queue`]).
+    last_caller_ms: std::sync::atomic::AtomicI64,
 }
 
 /// The concurrency operations act on a function, never on a version.
@@ -293,6 +307,7 @@ impl Engine {
             bus,
             writes: tokio::sync::Mutex::new(()),
             runtimes_changed: tokio::sync::Notify::new(),
+            last_caller_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -332,6 +347,7 @@ impl Engine {
                 function::MAX_ASYNC_PAYLOAD
             )));
         }
+        self.mark_caller();
         // Checked now (404 before anything is stored); the event runs the
         // version or alias as it is when its turn comes, as on Lambda.
         let f = self.resolve(r)?;
@@ -347,6 +363,16 @@ impl Engine {
         };
         self.queue.accept(event).await.map_err(EngineError::Queue)?;
         Ok(request_id)
+    }
+
+    /// A caller is being answered now.
+    fn mark_caller(&self) {
+        self.last_caller_ms.store(crate::queue::store::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the last caller came, in Unix milliseconds (0: none yet).
+    pub fn last_caller_ms(&self) -> i64 {
+        self.last_caller_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The event queue: depths, dead letters, redrive.

@@ -296,9 +296,28 @@ pub struct Container {
     /// quicker than waiting for a busy one.
     limiting: AtomicBool,
     server: JoinHandle<()>,
+    /// Reads the CPU time its processes have used, where the host lets us
+    /// ([`Container::cpu_time`]).
+    cpu: CpuClock,
+}
+
+/// A container's CPU-time reader ([`Backend::cpu_time`]), if any.
+struct CpuClock(Option<crate::backend::Counter>);
+
+impl std::fmt::Debug for CpuClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "CpuClock(cgroup)" } else { "CpuClock(none)" })
+    }
 }
 
 impl Container {
+    /// The CPU time its processes have used so far, where the host lets us
+    /// read it cheaply (Docker on this host, not a remote or Kubernetes
+    /// node): what the event queue weighs a queued event's run by.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        self.cpu.0.as_ref().and_then(|read| read()).map(Duration::from_nanos)
+    }
+
     /// Invocations served so far.
     pub fn invocations(&self) -> u64 {
         self.invocations.load(Ordering::Relaxed)
@@ -915,6 +934,7 @@ impl Pool {
         let f = &launch.function;
         sockets.log.adopt(f.name.clone(), self.inner.logs.clone(), self.peak_probe(&sockets, &docker_id));
         let idle_ttl = f.idle_ttl_s.map_or(self.inner.config.idle_ttl, |s| Duration::from_secs(u64::from(s)));
+        let cpu = CpuClock(sockets.remote.is_none().then(|| self.inner.backend.cpu_time(&docker_id)).flatten());
         let container = Arc::new(Container {
             key: sockets.key,
             docker_id,
@@ -933,6 +953,7 @@ impl Pool {
             cold: AtomicBool::new(!provisioned),
             limiting: AtomicBool::new(!provisioned),
             server: sockets.server,
+            cpu,
         });
         if !provisioned {
             self.inner.cold_starts.fetch_add(1, Ordering::AcqRel);

@@ -22,7 +22,9 @@
 //!   container ahead of a synchronous caller (see [`crate::pool::Pool::acquire`]),
 //!   and each function's events run at most as many at a time as have
 //!   lately found room (halved on every throttle, grown by one on every
-//!   run), so a backlog does not flood the pool with refusals.
+//!   run), so a backlog does not flood the pool with refusals; while
+//!   callers are being answered, CPU-heavy functions' events leave them
+//!   most of the CPUs ([`pace`]).
 //! - Each function's EventInvokeConfig ([`invoke_config`]) sets its
 //!   `MaximumRetryAttempts` and `MaximumEventAgeInSeconds`. A failed event
 //!   whose next retry would come after its maximum age ends at once,
@@ -39,20 +41,22 @@
 //!   queue (and its configs) with it.
 
 pub mod invoke_config;
+mod pace;
 pub mod record;
 pub mod store;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Engine, EngineError, InvokeRequest};
+use crate::engine::{Engine, EngineError, InvokeRequest, RunCost};
 use crate::function::{Function, FunctionRef, LATEST};
 pub use invoke_config::{ConfigEntry, EventInvokeConfig};
+use pace::{Outcome, Pace, Slot};
 use record::{Condition, Record};
 use store::{now_ms, Body};
 pub use store::{DeadLetter, Depth, EventMeta, NewEvent, QueueStore, QueueStoreError};
@@ -112,6 +116,10 @@ struct Arrival {
 /// Payload bytes the dispatcher keeps in memory for queued events; past
 /// it, payloads are read back from the database when their turn comes.
 const KEEP_BYTES: usize = 64 * 1024 * 1024;
+
+/// Callers count as being answered until this long after the last one
+/// came ([`pace`]'s CPU budget applies meanwhile).
+const CALLERS_QUIET_MS: i64 = 100;
 
 /// The receiving half, run once the engine exists ([`Dispatcher::run`]).
 #[derive(Debug)]
@@ -186,6 +194,17 @@ enum Verdict {
     Throttled { due_ms: i64 },
 }
 
+/// An attempt's end, as its task reports it to the dispatcher.
+#[derive(Debug)]
+struct Attempted {
+    id: i64,
+    verdict: Verdict,
+    /// Its place in [`Pace`], given back now.
+    slot: Slot,
+    /// What the run used, if the function ran and it was measured.
+    cost: Option<RunCost>,
+}
+
 /// An event the dispatcher holds, with what only this run remembers.
 #[derive(Debug, Clone)]
 struct Held {
@@ -194,22 +213,6 @@ struct Held {
     throttles: u32,
     /// The payload, when kept in memory (see [`KEEP_BYTES`]).
     body: Option<Body>,
-}
-
-/// Per function: events running now and how many may. Kept for every
-/// function that had events this run (a few words each).
-#[derive(Debug)]
-struct Window {
-    running: usize,
-    limit: usize,
-    /// Due events waiting for a slot, oldest first.
-    parked: VecDeque<i64>,
-}
-
-impl Default for Window {
-    fn default() -> Window {
-        Window { running: 0, limit: 1, parked: VecDeque::new() }
-    }
 }
 
 impl Dispatcher {
@@ -223,15 +226,16 @@ impl Dispatcher {
         for meta in self.resume().await {
             hold(&mut held, &mut due, &mut kept, Arrival { meta, body: None });
         }
-        let (done_tx, mut done) = mpsc::unbounded_channel::<(i64, Verdict)>();
-        let mut windows: HashMap<String, Window> = HashMap::new();
+        let (done_tx, mut done) = mpsc::unbounded_channel::<Attempted>();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut pace = Pace::new(cpus);
         // One timer for the next due event, moved only when that changes
         // (`i64::MAX`: nothing is due; `i64::MIN`: it fired).
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         let mut armed = i64::MIN;
         loop {
-            self.launch_due(&engine, &mut held, &mut due, &mut windows, &done_tx, &stop);
+            self.launch_due(&engine, &mut held, &mut due, &mut pace, &done_tx, &stop);
             let next = due.peek().map_or(i64::MAX, |Reverse((at, _))| *at);
             if next != armed {
                 armed = next;
@@ -254,15 +258,15 @@ impl Dispatcher {
                 }
                 Some(first) = done.recv() => {
                     let mut next = Some(first);
-                    while let Some((id, verdict)) = next {
+                    while let Some(ended) = next {
                         // A failed attempt stored its error with the event:
                         // the next one reads the event back from the database.
-                        if !matches!(verdict, Verdict::Throttled { .. }) {
-                            if let Some(body) = held.get_mut(&id).and_then(|h| h.body.take()) {
+                        if !matches!(ended.verdict, Verdict::Throttled { .. }) {
+                            if let Some(body) = held.get_mut(&ended.id).and_then(|h| h.body.take()) {
                                 kept -= body.payload.len();
                             }
                         }
-                        settle(&mut held, &mut due, &mut windows, id, verdict, &engine, self.config);
+                        settle(&mut held, &mut due, &mut pace, ended, &engine, self.config);
                         next = done.try_recv().ok();
                     }
                 }
@@ -288,34 +292,30 @@ impl Dispatcher {
         }
     }
 
-    /// Start every due event whose function has a free slot; park the rest.
+    /// Start every due event its function's pace lets start; park the rest.
     fn launch_due(
         &self,
         engine: &Arc<Engine>,
         held: &mut HashMap<i64, Held>,
         due: &mut BinaryHeap<Reverse<(i64, i64)>>,
-        windows: &mut HashMap<String, Window>,
-        done: &mpsc::UnboundedSender<(i64, Verdict)>,
+        pace: &mut Pace,
+        done: &mpsc::UnboundedSender<Attempted>,
         stop: &CancellationToken,
     ) {
         let now = now_ms();
+        let callers = now - engine.last_caller_ms() < CALLERS_QUIET_MS;
         while let Some(&Reverse((at, id))) = due.peek() {
             if at > now {
                 break;
             }
             due.pop();
             let Some(h) = held.get(&id) else { continue };
-            let window = windows.entry(h.meta.function.clone()).or_default();
-            if window.running >= window.limit {
-                window.parked.push_back(id);
-                continue;
-            }
-            window.running += 1;
+            let Some(slot) = pace.take(&h.meta.function, id, callers) else { continue };
             let (engine, store, config, h, done, stop) =
                 (engine.clone(), self.store.clone(), self.config, h.clone(), done.clone(), stop.clone());
             tokio::spawn(async move {
-                let verdict = attempt(&engine, &store, config, &h, &stop).await;
-                let _ = done.send((h.meta.id, verdict));
+                let (verdict, cost) = attempt(&engine, &store, config, &h, &stop).await;
+                let _ = done.send(Attempted { id: h.meta.id, verdict, slot, cost });
             });
         }
     }
@@ -332,45 +332,44 @@ fn hold(held: &mut HashMap<i64, Held>, due: &mut BinaryHeap<Reverse<(i64, i64)>>
     held.insert(meta.id, Held { meta, throttles: 0, body });
 }
 
-/// Book how an attempt ended: free its slot, adjust the function's window,
-/// schedule what runs again, and unpark what now fits.
+/// Book how an attempt ended: give back its slot, schedule what runs
+/// again, and make due what its function's pace now lets start.
 fn settle(
     held: &mut HashMap<i64, Held>,
     due: &mut BinaryHeap<Reverse<(i64, i64)>>,
-    windows: &mut HashMap<String, Window>,
-    id: i64,
-    verdict: Verdict,
+    pace: &mut Pace,
+    ended: Attempted,
     engine: &Engine,
     config: QueueConfig,
 ) {
+    let Attempted { id, verdict, slot, cost } = ended;
     let Some(h) = held.get_mut(&id) else { return };
     let function = h.meta.function.clone();
-    let cap = engine.function(&function).map_or(1, |f| window_cap(&f, config));
-    let window = windows.entry(function.clone()).or_default();
-    window.running = window.running.saturating_sub(1);
-    match verdict {
+    let outcome = match verdict {
         Verdict::Ran => {
-            window.limit = (window.limit + 1).min(cap);
             held.remove(&id);
+            Outcome::Ran
         }
         Verdict::Again { due_ms, attempts, ran } => {
-            if ran {
-                window.limit = (window.limit + 1).min(cap);
-            }
             h.meta.due_ms = due_ms;
             h.meta.attempts = attempts;
             due.push(Reverse((due_ms, id)));
+            if ran {
+                Outcome::Ran
+            } else {
+                Outcome::Neither
+            }
         }
         Verdict::Throttled { due_ms } => {
-            window.limit = (window.limit / 2).max(1);
             h.throttles += 1;
             h.meta.due_ms = due_ms;
             due.push(Reverse((due_ms, id)));
+            Outcome::Refused
         }
-    }
+    };
+    let cap = engine.function(&function).map_or(1, |f| window_cap(&f, config));
     let now = now_ms();
-    for _ in 0..window.limit.saturating_sub(window.running) {
-        let Some(parked) = window.parked.pop_front() else { break };
+    for parked in pace.give_back(&function, slot, outcome, cost, cap) {
         due.push(Reverse((now, parked)));
     }
 }
@@ -415,22 +414,24 @@ enum Ending {
     },
 }
 
-/// Run one event once and record the outcome durably.
+/// Run one event once and record the outcome durably; what the run used,
+/// if it ran and was measured.
 async fn attempt(
     engine: &Engine,
     store: &QueueStore,
     config: QueueConfig,
     h: &Held,
     stop: &CancellationToken,
-) -> Verdict {
-    match try_attempt(engine, store, config, h, stop).await {
-        Ok(v) => v,
+) -> (Verdict, Option<RunCost>) {
+    let mut cost = None;
+    match try_attempt(engine, store, config, h, stop, &mut cost).await {
+        Ok(v) => (v, cost),
         Err(e) => {
             // The queue's own disk failed: the event stays as it was stored
             // and runs again later (at least once).
             tracing::error!(error = %e, request_id = %h.meta.request_id, "event queue write failed");
             let due_ms = now_ms() + millis(config.backoff(h.throttles + 1));
-            Verdict::Throttled { due_ms }
+            (Verdict::Throttled { due_ms }, cost)
         }
     }
 }
@@ -441,6 +442,7 @@ async fn try_attempt(
     config: QueueConfig,
     h: &Held,
     stop: &CancellationToken,
+    cost: &mut Option<RunCost>,
 ) -> Result<Verdict, QueueStoreError> {
     let meta = &h.meta;
     let body = match &h.body {
@@ -487,6 +489,7 @@ async fn try_attempt(
         queued: true,
     };
     let outcome = engine.invoke(request).await;
+    *cost = outcome.as_ref().ok().and_then(|out| out.cost);
     if stop.is_cancelled() {
         // The controller is stopping and removing containers under the
         // invocation: whatever happened, the event stays as stored and

@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 
 use super::host_paths::{self, HostPaths};
-use super::{Backend, BackendError, CodeMount, ContainerSpec, ExitInfo, PeakMemory, Resources, Transport};
+use super::{cgroup, Backend, BackendError, CodeMount, ContainerSpec, Counter, ExitInfo, Resources, Transport};
 use crate::pool::cpu::CpuSetting;
 
 /// What Docker keeps of a container's own stdout and stderr: only
@@ -470,54 +470,15 @@ impl Backend for DockerBackend {
         async move { self.list(&key, &value).await }.boxed()
     }
 
-    fn peak_memory(&self, id: &str) -> Option<PeakMemory> {
-        let root = cgroup_root();
-        let open = |layout: &(&str, &str)| std::fs::File::open(format!("{root}{}{id}{}", layout.0, layout.1)).ok();
-        // Every container of a host has the same layout: once one is found,
-        // look only there.
-        let known = CGROUP_LAYOUT.load(std::sync::atomic::Ordering::Relaxed);
-        let file = match CGROUP_MEMORY_LAYOUTS.get(known) {
-            Some(layout) => open(layout),
-            None => CGROUP_MEMORY_LAYOUTS.iter().enumerate().find_map(|(i, layout)| {
-                let file = open(layout)?;
-                CGROUP_LAYOUT.store(i, std::sync::atomic::Ordering::Relaxed);
-                Some(file)
-            }),
-        }?;
-        Some(Box::new(move || read_number(&file)))
+    fn peak_memory(&self, id: &str) -> Option<Counter> {
+        cgroup::PEAK_MEMORY.reader(cgroup::host_root(), id)
+    }
+
+    fn cpu_time(&self, id: &str) -> Option<Counter> {
+        cgroup::CPU_TIME.reader(cgroup::host_root(), id)
     }
 
     fn transport(&self) -> Transport {
         self.transport
     }
 }
-
-/// The decimal number a cgroup file holds, read from its start (cgroup
-/// files answer each read from offset 0 with their current value).
-fn read_number(file: &std::fs::File) -> Option<u64> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = [0u8; 32];
-    let n = file.read_at(&mut buf, 0).ok()?;
-    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
-}
-
-/// Where a Docker container's peak memory may be read (before and after
-/// its id, under the cgroup root), for cgroup v2 and v1 with either cgroup
-/// driver.
-const CGROUP_MEMORY_LAYOUTS: [(&str, &str); 4] = [
-    ("/system.slice/docker-", ".scope/memory.peak"),
-    ("/docker/", "/memory.peak"),
-    ("/memory/docker/", "/memory.max_usage_in_bytes"),
-    ("/memory/system.slice/docker-", ".scope/memory.max_usage_in_bytes"),
-];
-
-/// The host's cgroup file system: `/sys/fs/cgroup`, or where
-/// `LAMBDABOX_HOST_CGROUP` says it is mounted (a controller in a container
-/// sees its own cgroups at `/sys/fs/cgroup`, not its siblings').
-fn cgroup_root() -> &'static str {
-    static ROOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ROOT.get_or_init(|| std::env::var("LAMBDABOX_HOST_CGROUP").unwrap_or_else(|_| "/sys/fs/cgroup".into()))
-}
-
-/// The index in [`CGROUP_MEMORY_LAYOUTS`] this host uses, once found.
-static CGROUP_LAYOUT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);

@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::sync::watch;
 
-use super::{Backend, BackendError, ContainerSpec, ExitInfo, PeakMemory, Resources};
+use super::{Backend, BackendError, ContainerSpec, Counter, ExitInfo, Resources};
 use crate::pool::cpu::CpuSetting;
 
 /// One call the fake received, with its arguments.
@@ -279,7 +279,7 @@ impl Backend for FakeBackend {
         self.list_fake(key.to_owned(), value.to_owned()).boxed()
     }
 
-    fn peak_memory(&self, _id: &str) -> Option<PeakMemory> {
+    fn peak_memory(&self, _id: &str) -> Option<Counter> {
         None
     }
 }

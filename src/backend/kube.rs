@@ -30,7 +30,7 @@ use kube::Api;
 use self::labels::label_value;
 use self::manifest::PodTemplate;
 use self::pods::{Board, Stage};
-use super::{Backend, BackendError, ContainerSpec, ExitInfo, PeakMemory, Resources, Transport};
+use super::{Backend, BackendError, ContainerSpec, Counter, ExitInfo, Resources, Transport};
 use crate::pool::labels as pool_labels;
 
 /// How long a scheduled pod may take to run its function's container
@@ -160,7 +160,7 @@ impl Backend for KubeBackend {
         async move { self.list(&key, &value).await }.boxed()
     }
 
-    fn peak_memory(&self, _id: &str) -> Option<PeakMemory> {
+    fn peak_memory(&self, _id: &str) -> Option<Counter> {
         // init reports it over the remote transport.
         None
     }

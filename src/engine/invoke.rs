@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use bytes::Bytes;
 
 use super::stream::{Answer, Streaming};
-use super::{Engine, EngineError, InvokeRequest, InvokeResponse};
+use super::{Engine, EngineError, InvokeRequest, InvokeResponse, RunCost};
 use crate::backend::BackendError;
 use crate::function::{self, Function};
 use crate::images::Images;
@@ -43,6 +43,9 @@ impl Engine {
                 "Request must be smaller than {} bytes for the InvokeFunction operation",
                 function::MAX_SYNC_PAYLOAD
             )));
+        }
+        if !req.queued {
+            self.mark_caller();
         }
         let f = self.resolve_as(&req.function.or_latest(), super::Route::Draw)?;
         let launch = self.launch(&f).await?;
@@ -89,6 +92,9 @@ async fn run(
         let cold = container.invocations() == 0 && !container.provisioned;
         let lines = PlatformLines::of(&f.logging);
         container.log.begin(&request_id, &f.version_label(), lines);
+        // A queued event's run is weighed by the CPU it uses (see
+        // [`crate::queue`]); a caller's is not, to spare it the reads.
+        let cpu_before = if wait == Wait::Never { container.cpu_time() } else { None };
         let delivered = Instant::now();
         let ticket = container.mailbox.deliver(invocation.clone())?;
         let (settled, taken) = settle(ticket).await;
@@ -112,6 +118,9 @@ async fn run(
             timed_out: matches!(settled, Settled::TimedOut).then_some(f.timeout_s),
             lines,
         };
+        let cost = cpu_before
+            .zip(container.cpu_time())
+            .map(|(before, after)| RunCost { cpu: after.saturating_sub(before), wall: report.duration });
         let log_tail = container.log.finish(report, want_tail);
         if matches!(settled, Settled::Done(_)) {
             lease.release();
@@ -119,7 +128,7 @@ async fn run(
             container.mailbox.cancel(&request_id);
             lease.discard();
         }
-        return Ok(Answer::Buffered(InvokeResponse { log_tail, ..respond(settled, &request_id, &f) }));
+        return Ok(Answer::Buffered(InvokeResponse { log_tail, cost, ..respond(settled, &request_id, &f) }));
     }
     unreachable!("the loop returns by its last handoff")
 }
@@ -193,6 +202,7 @@ pub(super) fn respond(settled: Settled, request_id: &str, f: &Function) -> Invok
         executed_version: f.version_label(),
         request_id: request_id.to_owned(),
         log_tail: None,
+        cost: None,
     };
     let payload = match settled {
         Settled::Done(Outcome::Response(body)) => return answered(body),
@@ -231,6 +241,7 @@ pub(super) fn respond(settled: Settled, request_id: &str, f: &Function) -> Invok
         executed_version: f.version_label(),
         request_id: request_id.to_owned(),
         log_tail: None,
+        cost: None,
     }
 }
 

@@ -130,6 +130,7 @@ impl StreamedResponse {
             executed_version,
             request_id,
             log_tail: done.log_tail,
+            cost: None,
         }
     }
 }

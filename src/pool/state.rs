@@ -378,6 +378,7 @@ mod tests {
             cold: AtomicBool::new(false),
             limiting: AtomicBool::new(false),
             server: tokio::spawn(async {}),
+            cpu: super::super::CpuClock(None),
         })
     }
 

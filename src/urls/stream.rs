@@ -163,6 +163,7 @@ mod tests {
             executed_version: "$LATEST".into(),
             request_id: "id".into(),
             log_tail: None,
+            cost: None,
         };
         let r = response(Answer::Buffered(out.clone())).await.unwrap();
         assert_eq!(r.status(), 200);

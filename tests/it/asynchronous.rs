@@ -371,3 +371,79 @@ async fn events_for_a_version_or_an_alias_run_it() {
         assert!(ran.await, "{id}: {}", server.logs("vq").await);
     }
 }
+
+/// Logs `SPAN <start> <end>` around a run that spins the CPU (`spin`) or
+/// sleeps (otherwise) for the event's `s` seconds.
+const SPANNER: &str = "import time\n\
+def handler(event, context):\n    \
+    start = time.time()\n    \
+    if event.get('spin'):\n        \
+        while time.time() < start + event['s']:\n            pass\n    \
+    else:\n        time.sleep(event['s'])\n    \
+    print('SPAN', start, time.time())\n";
+
+/// The most runs of `name` the log shows overlapping in time.
+async fn most_at_once(server: &Server, name: &str) -> usize {
+    let log = server.logs(name).await;
+    let mut edges: Vec<(f64, i32)> = Vec::new();
+    for line in log.lines().filter_map(|l| l.split("SPAN ").nth(1)) {
+        let mut times = line.split_whitespace().map(|t| t.parse::<f64>().expect("a time"));
+        let (start, end) = (times.next().unwrap(), times.next().unwrap());
+        edges.extend([(start, 1), (end, -1)]);
+    }
+    // Ends sort before starts at the same instant: touching is not overlapping.
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut now = 0;
+    edges
+        .iter()
+        .map(|(_, d)| {
+            now += d;
+            now
+        })
+        .max()
+        .unwrap_or(0) as usize
+}
+
+/// While callers are being answered, a CPU-heavy function's queued events
+/// run about as many at once as a third of the CPUs allow, while a
+/// function that mostly waits keeps its whole window beside it (the CPU
+/// each run uses is read from its container's cgroup).
+#[tokio::test]
+async fn while_callers_wait_cpu_heavy_events_yield_and_waiting_ones_do_not() {
+    let server = Server::start();
+    for name in ["spin", "wait"] {
+        server.deploy_files(name, "span.handler", &[("span.py", SPANNER)], json!({})).await;
+    }
+    deploy(&server, "caller", json!({})).await;
+    let (status, _, _) = server.invoke("caller", "{}").await;
+    assert_eq!(status, 200);
+    // A caller invoking all along, so that the queue sees callers waiting.
+    let calling = std::cell::Cell::new(true);
+    let caller = async {
+        while calling.get() {
+            let (status, _, _) = server.invoke("caller", "{}").await;
+            assert_eq!(status, 200);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let events = async {
+        let sdk = server.sdk();
+        let (spin, wait) = (json!({"spin": true, "s": 0.4}), json!({"s": 1.0}));
+        let spins = (0..8).map(|_| send(&sdk, "spin", &spin));
+        let waits = (0..12).map(|_| send(&sdk, "wait", &wait));
+        futures_util::future::join_all(spins.chain(waits)).await;
+        let all_ran = eventually(Duration::from_secs(60), || async {
+            let spans = |log: String| log.matches("SPAN ").count();
+            spans(server.logs("spin").await) == 8 && spans(server.logs("wait").await) == 12
+        });
+        assert!(all_ran.await, "every event ran");
+        calling.set(false);
+    };
+    tokio::join!(caller, events);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    // A spinning run uses at least half a CPU even on a busy box.
+    let bound = ((cpus / 3.0) / 0.5).ceil().max(1.0) as usize;
+    let (spin, wait) = (most_at_once(&server, "spin").await, most_at_once(&server, "wait").await);
+    assert!(spin <= bound, "{spin} spinning runs at once, more than {bound}");
+    assert!(wait >= 4 && wait > spin, "{wait} waiting runs at once beside {spin} spinning");
+}
