@@ -38,17 +38,21 @@ pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &reqwest::C
     load::throughput(&target, SENDERS, plan.warm_up, plan.throughput_max).await;
     tokio::time::sleep(plan.settle).await;
     let sync = load::throughput(&target, SENDERS, plan.throughput, plan.throughput_max).await;
-    step!("async: synchronous at c{SENDERS}: {:.0} inv/s", sync.per_sec);
+    step!(
+        "async: synchronous at c{SENDERS}: {:.0} inv/s, p50 / p99 {}",
+        sync.per_sec,
+        sync.latency.as_ref().map_or("-".into(), |p| format!("{:.2} / {:.2} ms", p.p50_ms, p.p99_ms))
+    );
 
     let events = target.events();
     let began = Instant::now();
     let accepted = load::throughput(&events, SENDERS, plan.throughput, plan.throughput_max).await;
     let executed = accepted.ok + accepted.late;
     step!(
-        "async: {:.0} events/s accepted at c{SENDERS} ({} errors); 202 p99 {:.2} ms; waiting for the queue to run them",
+        "async: {:.0} events/s accepted at c{SENDERS} ({} errors); 202 p50 / p99 {}; waiting for the queue to run them",
         accepted.per_sec,
         accepted.errors,
-        accepted.latency.as_ref().map_or(f64::NAN, |p| p.p99_ms)
+        accepted.latency.as_ref().map_or("-".into(), |p| format!("{:.2} / {:.2} ms", p.p50_ms, p.p99_ms))
     );
     let deadline = began + Duration::from_secs(300);
     while lambdabox.queued_events().await? > 0 {
