@@ -54,11 +54,18 @@ async fn echo_logs_and_errors_over_the_remote_transport() {
 }
 
 /// The gateway address of Docker's default bridge: the host as its
-/// containers see it (traffic on it stays on this machine).
+/// containers see it (traffic on it stays on this machine). A daemon that
+/// has just created the bridge may not list it; Docker then uses the
+/// subnet's first address.
 async fn bridge_gateway() -> String {
     let bridge = common::docker().await.inspect_network("bridge", None).await.unwrap();
     let configs = bridge.ipam.and_then(|i| i.config).unwrap_or_default();
-    configs.into_iter().find_map(|c| c.gateway).expect("the bridge network has a gateway")
+    let first_of = |subnet: &str| {
+        let network: std::net::Ipv4Addr = subnet.split('/').next()?.parse().ok()?;
+        Some(std::net::Ipv4Addr::from(u32::from(network) + 1).to_string())
+    };
+    let gateway = configs.iter().find_map(|c| c.gateway.clone());
+    gateway.or_else(|| configs.iter().find_map(|c| first_of(c.subnet.as_deref()?))).expect("the bridge has a subnet")
 }
 
 /// The same over TCP, as a Kubernetes pod dials the controller.
