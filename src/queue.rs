@@ -118,8 +118,9 @@ struct Arrival {
 const KEEP_BYTES: usize = 64 * 1024 * 1024;
 
 /// Callers count as being answered until this long after the last one
-/// came ([`pace`]'s CPU budget applies meanwhile).
-const CALLERS_QUIET_MS: i64 = 100;
+/// came ([`pace`]'s CPU budget applies meanwhile): callers a few hundred
+/// milliseconds apart are one stretch of work, not many.
+const CALLERS_QUIET_MS: i64 = 250;
 
 /// The receiving half, run once the engine exists ([`Dispatcher::run`]).
 #[derive(Debug)]

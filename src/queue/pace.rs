@@ -11,7 +11,8 @@
 //!   and answer synchronous calls (on two cores, eight echo runs at once
 //!   halved the rate events were accepted at and tripled the 202's p99).
 //!   Each run's container CPU time against its wall time gives the
-//!   function's *share*, the CPUs one of its runs uses; while callers are
+//!   function's *share*, the CPUs one of its runs uses (the most a recent
+//!   run used, see [`SHARE_DECAY`]); while callers are
 //!   being answered, runs start only while the shares of everything running
 //!   fit in the budget (a third of the CPUs), or the function's own runs fit in
 //!   its fair part of it. A function that mostly waits (on I/O, a timer,
@@ -23,8 +24,11 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::engine::RunCost;
 
-/// How much of each new run's share the running estimate takes.
-const SHARE_WEIGHT: f64 = 0.25;
+/// What a function's share keeps of itself per run when runs show less:
+/// the estimate is the most a recent run used. A run slowed by a busy box
+/// shows less CPU than the function would use, and that must not let more
+/// of its runs in just when the box is busiest.
+const SHARE_DECAY: f64 = 0.9;
 
 /// The books of every function that had events this run (a few words
 /// each).
@@ -133,7 +137,7 @@ impl Pace {
             Outcome::Neither => {}
         }
         if let Some(share) = cost.and_then(|c| share_of(c, cpus)) {
-            window.share = Some(window.share.map_or(share, |s| s + SHARE_WEIGHT * (share - s)));
+            window.share = Some(window.share.map_or(share, |s| share.max(s * SHARE_DECAY)));
         }
         let free = window.limit.saturating_sub(window.running);
         let n = free.min(window.parked.len());
@@ -250,7 +254,18 @@ mod tests {
             let slot = pace.take("f", 0, false).unwrap();
             pace.give_back("f", slot, Outcome::Ran, cost(1000, 1000), 4);
         }
-        let share = pace.windows["f"].share.unwrap();
-        assert!(share > 0.99, "a function that turned CPU-heavy is seen as such: {share}");
+        assert_eq!(pace.windows["f"].share, Some(1.0), "a function that turned CPU-heavy is seen so at once");
+        // Its runs slowed by a busy box: the estimate comes down slowly,
+        // to what they show.
+        let slowed = |pace: &mut Pace, n| {
+            for _ in 0..n {
+                let slot = pace.take("f", 0, false).unwrap();
+                pace.give_back("f", slot, Outcome::Ran, cost(300, 1000), 4);
+            }
+            pace.windows["f"].share.unwrap()
+        };
+        assert!((slowed(&mut pace, 1) - 0.9).abs() < 1e-9);
+        assert!((slowed(&mut pace, 5) - 0.9f64.powi(6)).abs() < 1e-9);
+        assert!((slowed(&mut pace, 40) - 0.3).abs() < 1e-9);
     }
 }
