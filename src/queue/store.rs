@@ -9,7 +9,10 @@
 //! anyway rather than with one of their own, and a second thread copies
 //! the write-ahead log into the database as it grows, so that the commit
 //! that crosses SQLite's checkpoint threshold finds little left to copy.
-//! Payloads stay on disk; the dispatcher keeps only their ids.
+//! Reads that scan (depths, dead letters, the queue at start-up) and
+//! payload reads run on a connection of their own, so that a caller
+//! watching a backlog of 100,000 events never holds up the commits that
+//! answer 202s. Payloads stay on disk; the dispatcher keeps only their ids.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,8 +26,9 @@ use tokio::sync::oneshot;
 use super::invoke_config::{self, ConfigEntry, EventInvokeConfig};
 
 /// Schema version this build writes (`PRAGMA user_version`): 2 added
-/// `invoke_configs`, 3 the events' `qualifier`.
-const SCHEMA_VERSION: i64 = 3;
+/// `invoke_configs`, 3 the events' `qualifier`, 4 dropped the unique index
+/// on `request_id` and put `enqueued_ms` in the function index.
+const SCHEMA_VERSION: i64 = 4;
 /// Most requests one commit carries; more wait for the next.
 const BATCH: usize = 512;
 /// Longest an event that ran waits for a commit that other requests need
@@ -115,8 +119,10 @@ pub struct Depth {
 /// One request to the writer thread.
 enum Op {
     Insert(NewEvent, Reply<i64>),
-    Body(i64, Reply<Option<Body>>),
     Delete(i64, Reply<()>),
+    /// Commit the forgotten deletes now, for a read that must not count
+    /// events that ran.
+    Settle(Reply<()>),
     /// Events were forgotten ([`QueueStore::forget`]): commit their
     /// deletes within [`FORGET_DELAY`]. Sent by the first of them only.
     Forgotten,
@@ -146,15 +152,12 @@ enum Op {
         at_ms: i64,
         reply: Reply<()>,
     },
-    Queued(Reply<Vec<EventMeta>>),
-    DeadLetters(String, Reply<Vec<DeadLetter>>),
     Redrive {
         function: String,
         request_id: Option<String>,
         at_ms: i64,
         reply: Reply<Vec<EventMeta>>,
     },
-    Depths(Reply<Vec<Depth>>),
     Purge(String, Reply<u64>),
 }
 
@@ -171,6 +174,8 @@ pub struct QueueStore {
     /// Every EventInvokeConfig by (function, qualifier), as committed:
     /// written only after the database has it.
     configs: Arc<RwLock<BTreeMap<(String, String), EventInvokeConfig>>>,
+    /// The read connection ([`QueueStore::read`]).
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for Op {
@@ -200,12 +205,35 @@ impl QueueStore {
         migrate(&db, found)?;
         tune(&db)?;
         let configs = invoke_config::load(&db)?.into_iter().map(|e| ((e.function, e.qualifier), e.config)).collect();
+        let (reader, _) = crate::store::sqlite::open::<QueueStoreError>(&db_path(data_dir))?;
+        reader.pragma_update(None, "query_only", true)?;
         let checkpoints = Checkpoints::start(data_dir)?;
         let (ops, rx) = mpsc::channel();
         let forgotten = Forgotten::default();
         let writer = Writer { rx, forgotten: forgotten.clone(), checkpoints };
         std::thread::Builder::new().name("event-queue".into()).spawn(move || writer.run(db))?;
-        Ok(QueueStore { ops, forgotten, configs: Arc::new(RwLock::new(configs)) })
+        Ok(QueueStore { ops, forgotten, configs: Arc::new(RwLock::new(configs)), reader: Arc::new(Mutex::new(reader)) })
+    }
+
+    /// Run `query` on the read connection, off the async workers. WAL lets
+    /// it read the last commit while the writer goes on committing.
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, QueueStoreError> {
+        let reader = self.reader.clone();
+        let read = move || query(&reader.lock().expect("queue reader poisoned")).map_err(QueueStoreError::from);
+        tokio::task::spawn_blocking(read).await.map_err(|_| QueueStoreError::Closed)?
+    }
+
+    /// [`QueueStore::read`] once the forgotten deletes are committed, so
+    /// that what it counts as queued has not already run.
+    async fn read_settled<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, QueueStoreError> {
+        self.ask(Op::Settle).await?;
+        self.read(query).await
     }
 
     async fn ask<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, QueueStoreError> {
@@ -221,7 +249,7 @@ impl QueueStore {
 
     /// An event's payload, if it is still queued.
     pub async fn body(&self, id: i64) -> Result<Option<Body>, QueueStoreError> {
-        self.ask(|r| Op::Body(id, r)).await
+        self.read(move |db| body(db, id)).await
     }
 
     /// It ran: forget it.
@@ -298,11 +326,12 @@ impl QueueStore {
     /// Every queued event (at start-up: those in flight when the last run
     /// stopped are among them, and run again).
     pub async fn queued(&self) -> Result<Vec<EventMeta>, QueueStoreError> {
-        self.ask(Op::Queued).await
+        self.read_settled(|db| select_meta(db, "failed_ms IS NULL ORDER BY id", params![])).await
     }
 
     pub async fn dead_letters(&self, function: &str) -> Result<Vec<DeadLetter>, QueueStoreError> {
-        self.ask(|r| Op::DeadLetters(function.to_owned(), r)).await
+        let function = function.to_owned();
+        self.read(move |db| dead_letters(db, &function)).await
     }
 
     /// Queue a function's dead letters (or one of them) again, with their
@@ -313,7 +342,7 @@ impl QueueStore {
     }
 
     pub async fn depths(&self) -> Result<Vec<Depth>, QueueStoreError> {
-        self.ask(Op::Depths).await
+        self.read_settled(depths).await
     }
 
     /// Remove everything of a function (it was deleted), its configs too;
@@ -333,14 +362,16 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn migrate(db: &Connection, found: i64) -> Result<(), QueueStoreError> {
-    if found > SCHEMA_VERSION {
-        return Err(QueueStoreError::NewerSchema(found));
-    }
-    db.execute_batch(
-        "CREATE TABLE IF NOT EXISTS events (
+/// The events table as this build writes it, under `name`. No index on
+/// `request_id`: request ids are random and lambdabox makes every one, so
+/// a unique index only cost each commit a random page per event; the
+/// function index (in insertion order within a function) also answers
+/// depths and the oldest event without reading the rows.
+fn events_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} (
              id INTEGER PRIMARY KEY AUTOINCREMENT,
-             request_id TEXT NOT NULL UNIQUE,
+             request_id TEXT NOT NULL,
              function TEXT NOT NULL,
              payload BLOB NOT NULL,
              client_context TEXT,
@@ -351,15 +382,56 @@ fn migrate(db: &Connection, found: i64) -> Result<(), QueueStoreError> {
              condition TEXT,
              error TEXT,
              qualifier TEXT
-         );
-         CREATE INDEX IF NOT EXISTS events_by_function ON events (function, failed_ms);",
-    )?;
+         )"
+    )
+}
+
+const EVENTS_INDEX: &str = "CREATE INDEX IF NOT EXISTS events_by_function ON events (function, failed_ms, enqueued_ms)";
+
+fn migrate(db: &Connection, found: i64) -> Result<(), QueueStoreError> {
+    if found > SCHEMA_VERSION {
+        return Err(QueueStoreError::NewerSchema(found));
+    }
+    let tx = db.unchecked_transaction()?;
+    if found == 0 {
+        tx.execute_batch(&events_table("events"))?;
+    }
     if (1..3).contains(&found) {
         // Events written before 3 went to `$LATEST`: NULL says so.
-        db.execute_batch("ALTER TABLE events ADD COLUMN qualifier TEXT")?;
+        tx.execute_batch("ALTER TABLE events ADD COLUMN qualifier TEXT")?;
     }
-    db.execute_batch(invoke_config::SCHEMA)?;
-    db.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    if (1..4).contains(&found) {
+        rebuild_events(&tx)?;
+    }
+    tx.execute_batch(EVENTS_INDEX)?;
+    tx.execute_batch(invoke_config::SCHEMA)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Copy the events into a table without the unique index (SQLite cannot
+/// drop a constraint's index), keeping their ids and the id sequence (an
+/// id is never used twice).
+fn rebuild_events(tx: &Connection) -> rusqlite::Result<()> {
+    const COLUMNS: &str = "id, request_id, function, payload, client_context, enqueued_ms, attempts, due_ms,
+                           failed_ms, condition, error, qualifier";
+    let seq: i64 = tx
+        .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'events'", [], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    tx.execute_batch(&format!(
+        "{};
+         INSERT INTO events_rebuilt ({COLUMNS}) SELECT {COLUMNS} FROM events;
+         DROP TABLE events;
+         ALTER TABLE events_rebuilt RENAME TO events;
+         DELETE FROM sqlite_sequence WHERE name IN ('events', 'events_rebuilt');",
+        events_table("events_rebuilt")
+    ))?;
+    tx.execute(
+        "INSERT INTO sqlite_sequence (name, seq) VALUES ('events', MAX(?1, (SELECT IFNULL(MAX(id), 0) FROM events)))",
+        params![seq],
+    )?;
     Ok(())
 }
 
@@ -525,16 +597,14 @@ fn apply_failed(op: Op) -> Answer {
         Err(rusqlite::Error::InvalidQuery)
     }
     match op {
-        Op::Insert(_, r) => Answer::new(r, never()),
-        Op::Body(_, r) => Answer::new(r, never()),
+        Op::Insert(_, r) | Op::Forward { reply: r, .. } => Answer::new(r, never()),
         Op::Forgotten => Answer::none(),
-        Op::Delete(_, r) | Op::Retry { reply: r, .. } | Op::Fail { reply: r, .. } | Op::SetConfig { reply: r, .. } => {
-            Answer::new(r, never())
-        }
-        Op::Forward { reply: r, .. } => Answer::new(r, never()),
-        Op::Queued(r) | Op::Redrive { reply: r, .. } => Answer::new(r, never()),
-        Op::DeadLetters(_, r) => Answer::new(r, never()),
-        Op::Depths(r) => Answer::new(r, never()),
+        Op::Delete(_, r)
+        | Op::Settle(r)
+        | Op::Retry { reply: r, .. }
+        | Op::Fail { reply: r, .. }
+        | Op::SetConfig { reply: r, .. } => Answer::new(r, never()),
+        Op::Redrive { reply: r, .. } => Answer::new(r, never()),
         Op::Purge(_, r) => Answer::new(r, never()),
     }
 }
@@ -563,23 +633,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: Op) -> Answer {
         Op::SetConfig { function, qualifier, config, reply } => {
             Answer::new(reply, invoke_config::set(tx, &function, &qualifier, config.as_ref()))
         }
-        Op::Body(id, r) => {
-            let body = tx
-                .prepare_cached("SELECT payload, client_context, error FROM events WHERE id = ?1 AND failed_ms IS NULL")
-                .and_then(|mut select| {
-                    select
-                        .query_row(params![id], |row| {
-                            Ok(Body {
-                                payload: Bytes::from(row.get::<_, Vec<u8>>(0)?),
-                                client_context: row.get(1)?,
-                                last_error: row.get(2)?,
-                            })
-                        })
-                        .optional()
-                });
-            Answer::new(r, body)
-        }
         Op::Delete(id, r) => Answer::new(r, delete(tx, id)),
+        Op::Settle(r) => Answer::new(r, Ok(())),
         Op::Forgotten => Answer::none(),
         Op::Retry { id, attempts, due_ms, error, reply } => {
             let done = tx
@@ -594,8 +649,6 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: Op) -> Answer {
             );
             Answer::new(reply, done.map(drop))
         }
-        Op::Queued(r) => Answer::new(r, select_meta(tx, "failed_ms IS NULL ORDER BY id", params![])),
-        Op::DeadLetters(function, r) => Answer::new(r, dead_letters(tx, &function)),
         Op::Redrive { function, request_id, at_ms, reply } => {
             let done = tx
                 .execute(
@@ -613,7 +666,6 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: Op) -> Answer {
                 });
             Answer::new(reply, done)
         }
-        Op::Depths(r) => Answer::new(r, depths(tx)),
         Op::Purge(function, r) => {
             let done = tx
                 .execute("DELETE FROM invoke_configs WHERE function = ?1", params![function])
@@ -621,6 +673,20 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: Op) -> Answer {
             Answer::new(r, done.map(|n| n as u64))
         }
     }
+}
+
+fn body(db: &Connection, id: i64) -> rusqlite::Result<Option<Body>> {
+    let mut select =
+        db.prepare_cached("SELECT payload, client_context, error FROM events WHERE id = ?1 AND failed_ms IS NULL")?;
+    select
+        .query_row(params![id], |row| {
+            Ok(Body {
+                payload: Bytes::from(row.get::<_, Vec<u8>>(0)?),
+                client_context: row.get(1)?,
+                last_error: row.get(2)?,
+            })
+        })
+        .optional()
 }
 
 fn delete(tx: &Connection, id: i64) -> rusqlite::Result<()> {
@@ -779,13 +845,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_duplicate_request_id_is_refused_without_harming_the_batch() {
+    async fn a_refused_insert_does_not_harm_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let refuse = "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.events WHEN NEW.request_id = 'req-1'
+                      BEGIN SELECT RAISE(ABORT, 'refused'); END";
+        let store = QueueStore::open_tuned(dir.path(), |db| db.execute_batch(refuse)).unwrap();
+        let (refused, ok) = tokio::join!(store.insert(event(1, "f")), store.insert(event(2, "f")));
+        assert!(matches!(refused, Err(QueueStoreError::Sqlite(_))), "{refused:?}");
+        ok.unwrap();
+        store.insert(event(3, "f")).await.unwrap();
+        assert_eq!(store.queued().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    #[allow(clippy::await_holding_lock, reason = "a read in progress is what the test holds")]
+    async fn the_writer_does_not_wait_for_reads() {
         let dir = tempfile::tempdir().unwrap();
         let store = QueueStore::open(dir.path()).unwrap();
-        store.insert(event(1, "f")).await.unwrap();
-        assert!(matches!(store.insert(event(1, "f")).await, Err(QueueStoreError::Sqlite(_))));
+        let id = store.insert(event(1, "f")).await.unwrap();
+        let stall = store.reader.lock().unwrap();
+        // The reader is held: the writer still commits.
         store.insert(event(2, "f")).await.unwrap();
-        assert_eq!(store.queued().await.unwrap().len(), 2);
+        drop(stall);
+        assert!(store.body(id).await.unwrap().is_some());
+        assert_eq!(store.depths().await.unwrap()[0].queued, 2);
     }
 
     #[tokio::test]
@@ -809,5 +892,48 @@ mod tests {
         store.insert(event(3, "f")).await.unwrap();
         let queued = store.queued().await.unwrap();
         assert_eq!(queued[1].qualifier.as_deref(), Some("live"));
+    }
+
+    #[tokio::test]
+    async fn the_rebuild_to_schema_4_keeps_events_ids_and_the_id_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Connection::open(dir.path().join("events.db")).unwrap();
+            db.execute_batch(
+                "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE,
+                 function TEXT NOT NULL, payload BLOB NOT NULL, client_context TEXT, enqueued_ms INTEGER NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0, due_ms INTEGER NOT NULL, failed_ms INTEGER, condition TEXT,
+                 error TEXT, qualifier TEXT);
+                 CREATE INDEX events_by_function ON events (function, failed_ms);
+                 INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms, attempts, failed_ms, condition)
+                     VALUES ('a', 'f', x'7b7d', 5, 5, 3, 9, 'RetriesExhausted');
+                 INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms, qualifier)
+                     VALUES ('b', 'f', x'5b5d', 6, 7, 'live');
+                 INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms) VALUES ('c', 'f', x'00', 8, 8);
+                 DELETE FROM events WHERE request_id = 'c';
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+        }
+        let store = QueueStore::open(dir.path()).unwrap();
+        let queued = store.queued().await.unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!((queued[0].id, queued[0].request_id.as_str(), queued[0].due_ms), (2, "b", 7));
+        assert_eq!(queued[0].qualifier.as_deref(), Some("live"));
+        assert_eq!(&store.body(2).await.unwrap().unwrap().payload[..], b"[]");
+        assert_eq!(store.dead_letters("f").await.unwrap()[0].attempts, 3);
+        assert_eq!(store.insert(event(1, "f")).await.unwrap(), 4, "id 3 was used once: never again");
+        drop(store);
+        let db = Connection::open(dir.path().join("events.db")).unwrap();
+        let indexes: Vec<String> = db
+            .prepare("SELECT name FROM pragma_index_list('events')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes, ["events_by_function"]);
+        let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 }
