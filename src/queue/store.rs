@@ -863,10 +863,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = QueueStore::open(dir.path()).unwrap();
         let id = store.insert(event(1, "f")).await.unwrap();
+        // A slow read: it cannot finish while the reader is held.
         let stall = store.reader.lock().unwrap();
-        // The reader is held: the writer still commits.
+        let reader_side = store.clone();
+        let reading = tokio::spawn(async move { reader_side.depths().await.unwrap() });
         store.insert(event(2, "f")).await.unwrap();
+        assert!(!reading.is_finished(), "the read waited while the writer committed");
         drop(stall);
+        assert!(reading.await.unwrap()[0].queued >= 1);
         assert!(store.body(id).await.unwrap().is_some());
         assert_eq!(store.depths().await.unwrap()[0].queued, 2);
     }
