@@ -38,11 +38,7 @@ pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &reqwest::C
     load::throughput(&target, SENDERS, plan.warm_up, plan.throughput_max).await;
     tokio::time::sleep(plan.settle).await;
     let sync = load::throughput(&target, SENDERS, plan.throughput, plan.throughput_max).await;
-    step!(
-        "async: synchronous at c{SENDERS}: {:.0} inv/s, p50 / p99 {}",
-        sync.per_sec,
-        sync.latency.as_ref().map_or("-".into(), |p| format!("{:.2} / {:.2} ms", p.p50_ms, p.p99_ms))
-    );
+    step!("async: synchronous at c{SENDERS}: {:.0} inv/s, p50 / p99 {}", sync.per_sec, p50_p99(&sync));
 
     let events = target.events();
     let began = Instant::now();
@@ -52,7 +48,7 @@ pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &reqwest::C
         "async: {:.0} events/s accepted at c{SENDERS} ({} errors); 202 p50 / p99 {}; waiting for the queue to run them",
         accepted.per_sec,
         accepted.errors,
-        accepted.latency.as_ref().map_or("-".into(), |p| format!("{:.2} / {:.2} ms", p.p50_ms, p.p99_ms))
+        p50_p99(&accepted)
     );
     let deadline = began + Duration::from_secs(300);
     while lambdabox.queued_events().await? > 0 {
@@ -66,4 +62,9 @@ pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &reqwest::C
     step!("async: {executed} events run in {executed_seconds:.1} s: {executed_per_sec:.0} events/s");
     lambdabox.stop().await?;
     Ok(AsyncResults { accepted, executed, executed_seconds, executed_per_sec, sync })
+}
+
+/// "p50 / p99 ms" of a window's latencies, or "-" without any.
+fn p50_p99(t: &Throughput) -> String {
+    t.latency.as_ref().map_or("-".into(), |p| format!("{:.2} / {:.2} ms", p.p50_ms, p.p99_ms))
 }

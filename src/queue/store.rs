@@ -875,21 +875,30 @@ mod tests {
         assert_eq!(store.depths().await.unwrap()[0].queued, 2);
     }
 
+    /// An events database as an older lambdabox left it: the table as it
+    /// was before schema 4 (unique request ids), with `more_columns`, then
+    /// `then`.
+    fn old_database(dir: &Path, more_columns: &str, then: &str) {
+        let db = Connection::open(dir.join("events.db")).unwrap();
+        db.execute_batch(&format!(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE,
+             function TEXT NOT NULL, payload BLOB NOT NULL, client_context TEXT, enqueued_ms INTEGER NOT NULL,
+             attempts INTEGER NOT NULL DEFAULT 0, due_ms INTEGER NOT NULL, failed_ms INTEGER, condition TEXT,
+             error TEXT{more_columns});
+             {then}"
+        ))
+        .unwrap();
+    }
+
     #[tokio::test]
     async fn events_stored_before_qualifiers_run_latest() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let db = Connection::open(dir.path().join("events.db")).unwrap();
-            db.execute_batch(
-                "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE,
-                 function TEXT NOT NULL, payload BLOB NOT NULL, client_context TEXT, enqueued_ms INTEGER NOT NULL,
-                 attempts INTEGER NOT NULL DEFAULT 0, due_ms INTEGER NOT NULL, failed_ms INTEGER, condition TEXT,
-                 error TEXT);
-                 INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms) VALUES ('old', 'f', x'7b7d', 1, 1);
-                 PRAGMA user_version = 2;",
-            )
-            .unwrap();
-        }
+        old_database(
+            dir.path(),
+            "",
+            "INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms) VALUES ('old', 'f', x'7b7d', 1, 1);
+             PRAGMA user_version = 2;",
+        );
         let store = QueueStore::open(dir.path()).unwrap();
         let queued = store.queued().await.unwrap();
         assert_eq!((queued[0].request_id.as_str(), queued[0].qualifier.as_deref()), ("old", None));
@@ -901,24 +910,18 @@ mod tests {
     #[tokio::test]
     async fn the_rebuild_to_schema_4_keeps_events_ids_and_the_id_sequence() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let db = Connection::open(dir.path().join("events.db")).unwrap();
-            db.execute_batch(
-                "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE,
-                 function TEXT NOT NULL, payload BLOB NOT NULL, client_context TEXT, enqueued_ms INTEGER NOT NULL,
-                 attempts INTEGER NOT NULL DEFAULT 0, due_ms INTEGER NOT NULL, failed_ms INTEGER, condition TEXT,
-                 error TEXT, qualifier TEXT);
-                 CREATE INDEX events_by_function ON events (function, failed_ms);
-                 INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms, attempts, failed_ms, condition)
-                     VALUES ('a', 'f', x'7b7d', 5, 5, 3, 9, 'RetriesExhausted');
-                 INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms, qualifier)
-                     VALUES ('b', 'f', x'5b5d', 6, 7, 'live');
-                 INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms) VALUES ('c', 'f', x'00', 8, 8);
-                 DELETE FROM events WHERE request_id = 'c';
-                 PRAGMA user_version = 3;",
-            )
-            .unwrap();
-        }
+        old_database(
+            dir.path(),
+            ", qualifier TEXT",
+            "CREATE INDEX events_by_function ON events (function, failed_ms);
+             INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms, attempts, failed_ms, condition)
+                 VALUES ('a', 'f', x'7b7d', 5, 5, 3, 9, 'RetriesExhausted');
+             INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms, qualifier)
+                 VALUES ('b', 'f', x'5b5d', 6, 7, 'live');
+             INSERT INTO events (request_id, function, payload, enqueued_ms, due_ms) VALUES ('c', 'f', x'00', 8, 8);
+             DELETE FROM events WHERE request_id = 'c';
+             PRAGMA user_version = 3;",
+        );
         let store = QueueStore::open(dir.path()).unwrap();
         let queued = store.queued().await.unwrap();
         assert_eq!(queued.len(), 1);
