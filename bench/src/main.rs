@@ -40,6 +40,7 @@ mod controller;
 mod cpu;
 mod load;
 mod noise;
+mod paired;
 mod report;
 mod rie;
 mod runtimes;
@@ -96,6 +97,10 @@ struct Args {
     /// sides included: the figures of a box that is doing other work.
     #[arg(long)]
     noise: bool,
+    /// One more argument for every `lambdabox serve` the bench starts
+    /// (repeat it: `--serve-arg=--workers --serve-arg=2`), to compare settings.
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    serve_args: Vec<String>,
 }
 
 /// The sections `--only` can run alone.
@@ -103,6 +108,8 @@ struct Args {
 enum Section {
     /// Cold starts per runtime, without and with prewarmed containers.
     Cold,
+    /// Warm throughput at c16 against the RIE at c1, in alternating windows.
+    Paired,
     Async,
     Urls,
     Cpu,
@@ -138,6 +145,9 @@ struct Plan {
     hundred_functions: bool,
     /// How long the two CPU-bound functions compete.
     contention: Duration,
+    /// Alternating RIE / lambdabox throughput windows ([`paired`]).
+    pairs: usize,
+    pair_window: Duration,
 }
 
 impl Plan {
@@ -160,6 +170,8 @@ impl Plan {
                 prewarm: 2,
                 hundred_functions: false,
                 contention: Duration::from_secs(4),
+                pairs: 2,
+                pair_window: Duration::from_millis(750),
             }
         } else {
             Plan {
@@ -179,6 +191,8 @@ impl Plan {
                 prewarm: 2,
                 hundred_functions: true,
                 contention: Duration::from_secs(12),
+                pairs: 7,
+                pair_window: Duration::from_secs(2),
             }
         }
     }
@@ -195,6 +209,8 @@ struct Ctx {
     budget_mb: u64,
     /// The build grows its prewarmed pool from demand (`--prewarm-max`).
     grows_prewarm: bool,
+    /// `--serve-arg`s, given to every controller.
+    serve_args: Vec<String>,
 }
 
 impl Ctx {
@@ -204,6 +220,7 @@ impl Ctx {
     /// warm-up's cold starts (only the burst asks for growth).
     fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        args.extend(self.serve_args.iter().cloned());
         if self.grows_prewarm && !extra.contains(&"--prewarm-max") {
             args.extend(["--prewarm-max".to_owned(), "0".to_owned()]);
         }
@@ -262,7 +279,8 @@ async fn main_async(args: Args) -> Result<()> {
     let budget_mb = args.memory_budget_mb.unwrap_or(u64::from(args.memory_mb) * (max_level + 4));
     let grows_prewarm = controller::serve_supports(&args.lambdabox, "--prewarm-max").await;
     let (out, lambdabox) = (args.out.clone(), args.lambdabox.clone());
-    let ctx = Ctx { rie, pids: Mutex::new(Vec::new()), out, lambdabox, budget_mb, grows_prewarm };
+    let serve_args = args.serve_args.clone();
+    let ctx = Ctx { rie, pids: Mutex::new(Vec::new()), out, lambdabox, budget_mb, grows_prewarm, serve_args };
     let noise = args.noise.then(noise::Noise::start);
     if let Some(section) = args.only {
         let outcome = tokio::select! {
@@ -360,6 +378,15 @@ async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Resu
             let rows = runtimes::measure(plan, ctx, args.memory_mb, &client, &args.runtimes).await?;
             println!("{}", report::runtime_table(&rows));
         }
+        Section::Paired => {
+            let lambdabox = ctx.controller("lambdabox-paired", &["--prewarm", "0"]).await?;
+            lambdabox.create_function("echo", args.memory_mb, None).await?;
+            let target = lambdabox.target(&client, "echo");
+            load::throughput(&target, paired::CONCURRENCY, plan.warm_up, plan.throughput_max).await;
+            tokio::time::sleep(plan.settle).await;
+            drop(paired::measure(plan, ctx, &rie_spec(args)?, &client, &target).await?);
+            lambdabox.stop().await?;
+        }
         Section::Async => drop(asynchronous::measure(plan, ctx, args.memory_mb, &client).await?),
         Section::Urls => drop(urls::measure(plan, ctx, args.memory_mb, &client).await?),
         Section::Cpu => {
@@ -397,8 +424,7 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
 
     let (rie_latency, rie_throughput, rie_notes) = measure_rie(plan, ctx, &spec, &client).await?;
     let per_container_cold = measure_per_container(plan, ctx, &spec, &client).await?;
-    let (lambdabox_latency, lambdabox_cold, lambdabox_throughput, memory_after_throughput) =
-        measure_lambdabox(args, plan, ctx, &client).await?;
+    let main = measure_lambdabox(args, plan, ctx, &spec, &client).await?;
     let lambdabox_cold_prewarm = measure_prewarm(args, plan, ctx, &client).await?;
     step!("asynchronous invocations: accepted and run at c{}, against synchronous", asynchronous::SENDERS);
     let asynchronous = asynchronous::measure(plan, ctx, args.memory_mb, &client).await?;
@@ -446,15 +472,16 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
             host_memory_mb: host_memory_mb(),
             noise: false,
         },
-        lambdabox_latency,
+        lambdabox_latency: main.latency,
         rie_latency,
-        lambdabox_throughput,
+        lambdabox_throughput: main.throughput,
         rie_throughput,
+        paired: main.paired,
         rie_notes,
-        lambdabox_cold,
+        lambdabox_cold: main.cold,
         lambdabox_cold_prewarm,
         per_container_cold,
-        memory_after_throughput,
+        memory_after_throughput: Some(main.memory),
         memory_100_functions,
         runtime_cold,
         asynchronous,
@@ -631,14 +658,24 @@ impl ColdTally {
     }
 }
 
-/// lambdabox: warm latency, cold starts, throughput by concurrency, then
-/// the controller's memory.
+/// What the main lambdabox controller measured.
+struct MainRun {
+    latency: Latency,
+    cold: ColdStarts,
+    throughput: Vec<Throughput>,
+    paired: paired::Paired,
+    memory: Memory,
+}
+
+/// lambdabox: warm latency, cold starts, throughput by concurrency, the
+/// controller's memory, then c16 in windows alternating with the RIE's.
 async fn measure_lambdabox(
     args: &Args,
     plan: &Plan,
     ctx: &Ctx,
+    spec: &RieSpec,
     client: &reqwest::Client,
-) -> Result<(Latency, ColdStarts, Vec<Throughput>, Option<Memory>)> {
+) -> Result<MainRun> {
     step!("lambdabox: starting a controller (MemorySize {} MB, budget {} MB)", args.memory_mb, ctx.budget_mb);
     // Builds with a prewarmed pool may keep one by default: these cold starts are without it.
     let extra: &[&str] =
@@ -658,7 +695,7 @@ async fn measure_lambdabox(
     step!("lambdabox: {} forced cold starts (a new revision each, no warm container)", plan.cold_k);
     let cold = cold_starts(plan, plan.cold_k, &lambdabox, "cold", client, "cold").await?;
 
-    let mut throughputs = Vec::new();
+    let mut throughput = Vec::new();
     for &c in &plan.levels {
         let warm_up = load::throughput(&target, c, plan.warm_up, plan.throughput_max).await;
         if warm_up.errors > 0 {
@@ -667,7 +704,7 @@ async fn measure_lambdabox(
         tokio::time::sleep(plan.settle).await;
         let t = load::throughput(&target, c, plan.throughput, plan.throughput_max).await;
         describe_throughput("lambdabox", &t);
-        throughputs.push(t);
+        throughput.push(t);
     }
     let memory = Memory {
         rss_mb: lambdabox.rss_kib()? as f64 / 1024.0,
@@ -675,9 +712,10 @@ async fn measure_lambdabox(
         functions: 2,
     };
     step!("lambdabox: controller RSS {:.1} MB with {} containers", memory.rss_mb, memory.containers);
+    let paired = paired::measure(plan, ctx, spec, client, &target).await?;
     step!("lambdabox: stopping (it removes its containers)");
     lambdabox.stop().await?;
-    Ok((latency, cold, throughputs, Some(memory)))
+    Ok(MainRun { latency, cold, throughput, paired, memory })
 }
 
 /// Cold starts again on a controller with a prewarmed pool, when this build

@@ -118,9 +118,11 @@ async fn run(
             timed_out: matches!(settled, Settled::TimedOut).then_some(f.timeout_s),
             lines,
         };
-        let cost = cpu_before
-            .zip(container.cpu_time())
-            .map(|(before, after)| RunCost { cpu: after.saturating_sub(before), wall: report.duration });
+        // Read only when there is a before (`zip` would read it for every caller too).
+        let cost = cpu_before.and_then(|before| {
+            let after = container.cpu_time()?;
+            Some(RunCost { cpu: after.saturating_sub(before), wall: report.duration })
+        });
         let log_tail = container.log.finish(report, want_tail);
         if matches!(settled, Settled::Done(_)) {
             lease.release();

@@ -1,0 +1,141 @@
+//! Throughput at concurrency 16 against the RIE at concurrency 1, measured
+//! in alternating short windows rather than minutes apart.
+//!
+//! The main throughput table measures the RIE first and lambdabox's c16 a few
+//! minutes later. On a box whose speed drifts (another job starts, the host
+//! steals time) the ratio then says as much about *when* each side ran as
+//! about the two engines: the same build gave 2.38 and 3.78 in two `--noise`
+//! runs, with the same section's synchronous c16 also 22% lower in the first.
+//! Here both sides take turns (RIE, lambdabox, lambdabox, RIE, ... so a
+//! steady trend falls on both equally). The figure is each side's mean over
+//! its windows, so the two throughputs cover the same stretch of the run;
+//! each pair's own ratio and their median are kept to show the spread.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::load::{self, Target, Throughput};
+use crate::rie::{self, RieSpec};
+use crate::{Ctx, Plan};
+
+/// The lambdabox side's concurrency (the target's).
+pub const CONCURRENCY: usize = 16;
+
+/// One lambdabox window and the RIE window next to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pair {
+    pub lambdabox: Throughput,
+    pub rie: Throughput,
+    /// lambdabox's invocations per second over the RIE's.
+    pub ratio: f64,
+}
+
+/// Every pair, and the median of their ratios (the spread; the report's
+/// ratio is of the two sides' means).
+#[derive(Debug, Clone, Serialize)]
+pub struct Paired {
+    pub window_seconds: f64,
+    pub pairs: Vec<Pair>,
+    pub median_ratio: Option<f64>,
+    /// The RIE container exited during its windows.
+    pub note: Option<String>,
+}
+
+/// `plan.pairs` pairs of windows against `lambdabox` (already warm at
+/// [`CONCURRENCY`]) and one fresh RIE container, warmed up first.
+pub async fn measure(
+    plan: &Plan,
+    ctx: &Ctx,
+    spec: &RieSpec,
+    client: &reqwest::Client,
+    lambdabox: &Target,
+) -> Result<Paired> {
+    step!(
+        "paired windows: {} × ({:.1} s RIE at c1, {:.1} s lambdabox at c{CONCURRENCY}), alternating",
+        plan.pairs,
+        plan.pair_window.as_secs_f64(),
+        plan.pair_window.as_secs_f64()
+    );
+    let container = ctx.rie.start(spec, rie::free_port()?).await.context("starting the RIE container")?;
+    let rie = Target::new(client.clone(), container.invoke_url());
+    let result = async {
+        load::first_success(&rie, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
+            .await
+            .with_context(|| format!("RIE never answered at {}", rie.url()))?;
+        load::latency(&rie, plan.warm_up_n, plan.latency_budget).await;
+        let mut pairs = Vec::with_capacity(plan.pairs);
+        for i in 0..plan.pairs {
+            let pair = if i % 2 == 0 {
+                let r = window(&rie, 1, plan).await;
+                let l = window(lambdabox, CONCURRENCY, plan).await;
+                (l, r)
+            } else {
+                let l = window(lambdabox, CONCURRENCY, plan).await;
+                let r = window(&rie, 1, plan).await;
+                (l, r)
+            };
+            let (l, r) = pair;
+            let ratio = l.per_sec / r.per_sec.max(f64::EPSILON);
+            step!(
+                "  pair {}/{}: lambdabox {:.0}/s ({} errors), RIE {:.0}/s ({} errors): {ratio:.2}",
+                i + 1,
+                plan.pairs,
+                l.per_sec,
+                l.errors,
+                r.per_sec,
+                r.errors
+            );
+            pairs.push(Pair { lambdabox: l, rie: r, ratio });
+            if let Some(code) = ctx.rie.exit_code(&container.id).await? {
+                let note = format!("The RIE container exited (code {code}) during pair {}.", i + 1);
+                step!("{note}");
+                return anyhow::Ok(Paired::new(plan, pairs, Some(note)));
+            }
+        }
+        anyhow::Ok(Paired::new(plan, pairs, None))
+    }
+    .await;
+    ctx.rie.remove(&container.id).await.context("removing the RIE container")?;
+    let paired = result?;
+    if let Some(m) = paired.median_ratio {
+        step!("paired windows: median ratio {m:.2}");
+    }
+    Ok(paired)
+}
+
+async fn window(target: &Target, concurrency: usize, plan: &Plan) -> Throughput {
+    load::throughput(target, concurrency, plan.pair_window, plan.throughput_max).await
+}
+
+impl Paired {
+    fn new(plan: &Plan, pairs: Vec<Pair>, note: Option<String>) -> Paired {
+        let ratios: Vec<f64> = pairs.iter().map(|p| p.ratio).collect();
+        Paired { window_seconds: plan.pair_window.as_secs_f64(), median_ratio: median(&ratios), pairs, note }
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[f64::NAN, 5.0]), Some(5.0));
+        assert_eq!(median(&[]), None);
+    }
+}
