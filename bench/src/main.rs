@@ -108,7 +108,8 @@ struct Args {
 enum Section {
     /// Cold starts per runtime, without and with prewarmed containers.
     Cold,
-    /// Warm throughput at c16 against the RIE at c1, in alternating windows.
+    /// Forced cold starts in turns with baseline B, then warm throughput at
+    /// c16 against the RIE at c1 in alternating windows.
     Paired,
     Async,
     Urls,
@@ -379,12 +380,17 @@ async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Resu
             println!("{}", report::runtime_table(&rows));
         }
         Section::Paired => {
+            let spec = rie_spec(args)?;
             let lambdabox = ctx.controller("lambdabox-paired", &["--prewarm", "0"]).await?;
             lambdabox.create_function("echo", args.memory_mb, None).await?;
+            lambdabox.create_function("cold", args.memory_mb, None).await?;
+            let (cold, b) = paired_cold_starts(plan, ctx, &spec, &lambdabox, "cold", &client).await?;
+            let median = |c: &ColdStarts| c.stats.as_ref().map_or(f64::NAN, |p| p.p50_ms);
+            step!("cold start medians: lambdabox {:.0} ms, B {:.0} ms", median(&cold), median(&b));
             let target = lambdabox.target(&client, "echo");
             load::throughput(&target, paired::CONCURRENCY, plan.warm_up, plan.throughput_max).await;
             tokio::time::sleep(plan.settle).await;
-            drop(paired::measure(plan, ctx, &rie_spec(args)?, &client, &target).await?);
+            drop(paired::measure(plan, ctx, &spec, &client, &target).await?);
             lambdabox.stop().await?;
         }
         Section::Async => drop(asynchronous::measure(plan, ctx, args.memory_mb, &client).await?),
@@ -423,7 +429,6 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
     step!("mode {}: same handler, image {}; RIE containers get no CPU/memory limits (as SAM)", plan.mode, args.image);
 
     let (rie_latency, rie_throughput, rie_notes) = measure_rie(plan, ctx, &spec, &client).await?;
-    let per_container_cold = measure_per_container(plan, ctx, &spec, &client).await?;
     let main = measure_lambdabox(args, plan, ctx, &spec, &client).await?;
     let lambdabox_cold_prewarm = measure_prewarm(args, plan, ctx, &client).await?;
     step!("asynchronous invocations: accepted and run at c{}, against synchronous", asynchronous::SENDERS);
@@ -480,7 +485,7 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
         rie_notes,
         lambdabox_cold: main.cold,
         lambdabox_cold_prewarm,
-        per_container_cold,
+        per_container_cold: main.per_container_cold,
         memory_after_throughput: Some(main.memory),
         memory_100_functions,
         runtime_cold,
@@ -588,25 +593,40 @@ async fn rie_latency(
     Ok((container, latency))
 }
 
-/// Baseline B: a fresh RIE container per invocation, timed from create to
-/// its first successful answer.
-async fn measure_per_container(plan: &Plan, ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client) -> Result<ColdStarts> {
-    step!("baseline B: {} invocations, each in a fresh container (create + start + first answer)", plan.cold_k);
-    let mut tally = ColdTally::default();
-    for i in 0..plan.cold_k {
-        let port = rie::free_port()?;
-        let start = Instant::now();
-        let container = ctx.rie.start(spec, port).await.context("starting an RIE container")?;
-        let target = Target::new(client.clone(), container.invoke_url());
-        let answer = load::first_success(&target, start, Duration::from_millis(5), Duration::from_secs(60)).await;
-        ctx.rie.remove(&container.id).await.context("removing an RIE container")?;
-        tally.record("B", i, plan.cold_k, answer);
-    }
-    Ok(tally.finish())
+/// Baseline B once: a fresh RIE container, timed from create to its first
+/// successful answer, then removed.
+async fn per_container_once(
+    ctx: &Ctx,
+    spec: &RieSpec,
+    client: &reqwest::Client,
+) -> Result<Result<Duration, load::InvokeError>> {
+    let port = rie::free_port()?;
+    let start = Instant::now();
+    let container = ctx.rie.start(spec, port).await.context("starting an RIE container")?;
+    let target = Target::new(client.clone(), container.invoke_url());
+    let answer = load::first_success(&target, start, Duration::from_millis(5), Duration::from_secs(60)).await;
+    ctx.rie.remove(&container.id).await.context("removing an RIE container")?;
+    Ok(answer)
 }
 
-/// `k` forced cold starts of function `name`: each time a new revision
+/// One forced cold start of function `name`: a new revision
 /// (UpdateFunctionConfiguration, waited for), then one timed invocation.
+async fn cold_start_once(
+    plan: &Plan,
+    lambdabox: &Controller,
+    name: &str,
+    target: &Target,
+    i: usize,
+) -> Result<Result<Duration, load::InvokeError>> {
+    lambdabox.set_env(name, "BENCH_REVISION", &format!("{}-{i}", unix_secs())).await?;
+    // Let the previous revision's container go (the new revision retired
+    // it) and a prewarm pool refill, as baseline B removes each of its
+    // containers before starting the next.
+    tokio::time::sleep(plan.cold_pause).await;
+    Ok(target.invoke().await)
+}
+
+/// `k` forced cold starts of function `name` ([`cold_start_once`]).
 async fn cold_starts(
     plan: &Plan,
     k: usize,
@@ -618,14 +638,41 @@ async fn cold_starts(
     let target = lambdabox.target(client, name);
     let mut tally = ColdTally::default();
     for i in 0..k {
-        lambdabox.set_env(name, "BENCH_REVISION", &format!("{}-{i}", unix_secs())).await?;
-        // Let the previous revision's container go (the new revision retired
-        // it) and a prewarm pool refill, as baseline B removes each of its
-        // containers before starting the next.
-        tokio::time::sleep(plan.cold_pause).await;
-        tally.record(who, i, k, target.invoke().await);
+        tally.record(who, i, k, cold_start_once(plan, lambdabox, name, &target, i).await?);
     }
     Ok(tally.finish())
+}
+
+/// `plan.cold_k` forced cold starts of function `name` and as many of
+/// baseline B, taking turns (B first in even rounds, lambdabox first in odd
+/// ones), so both sides' figures come from the same minutes of the run: on
+/// a box whose speed drifts, B measured minutes earlier made the ratio
+/// swing by a third between runs. Returns lambdabox's, then B's.
+async fn paired_cold_starts(
+    plan: &Plan,
+    ctx: &Ctx,
+    spec: &RieSpec,
+    lambdabox: &Controller,
+    name: &str,
+    client: &reqwest::Client,
+) -> Result<(ColdStarts, ColdStarts)> {
+    step!(
+        "cold starts: {} forced ones (a new revision each, no warm container), taking turns with baseline B \
+         (a fresh RIE container each: create + start + first answer)",
+        plan.cold_k
+    );
+    let target = lambdabox.target(client, name);
+    let (mut ours, mut b) = (ColdTally::default(), ColdTally::default());
+    for i in 0..plan.cold_k {
+        if i % 2 == 0 {
+            b.record("B", i, plan.cold_k, per_container_once(ctx, spec, client).await?);
+        }
+        ours.record("cold", i, plan.cold_k, cold_start_once(plan, lambdabox, name, &target, i).await?);
+        if i % 2 == 1 {
+            b.record("B", i, plan.cold_k, per_container_once(ctx, spec, client).await?);
+        }
+    }
+    Ok((ours.finish(), b.finish()))
 }
 
 /// One series of cold starts as they come: each reported on stderr, the
@@ -665,10 +712,13 @@ struct MainRun {
     throughput: Vec<Throughput>,
     paired: paired::Paired,
     memory: Memory,
+    /// Baseline B, measured in turns with `cold`.
+    per_container_cold: ColdStarts,
 }
 
-/// lambdabox: warm latency, cold starts, throughput by concurrency, the
-/// controller's memory, then c16 in windows alternating with the RIE's.
+/// lambdabox: warm latency, cold starts (in turns with baseline B),
+/// throughput by concurrency, the controller's memory, then c16 in windows
+/// alternating with the RIE's.
 async fn measure_lambdabox(
     args: &Args,
     plan: &Plan,
@@ -692,8 +742,7 @@ async fn measure_lambdabox(
     let latency = load::latency(&target, plan.latency_n, plan.latency_budget).await;
     describe_latency("lambdabox", &latency);
 
-    step!("lambdabox: {} forced cold starts (a new revision each, no warm container)", plan.cold_k);
-    let cold = cold_starts(plan, plan.cold_k, &lambdabox, "cold", client, "cold").await?;
+    let (cold, per_container_cold) = paired_cold_starts(plan, ctx, spec, &lambdabox, "cold", client).await?;
 
     let mut throughput = Vec::new();
     for &c in &plan.levels {
@@ -715,7 +764,7 @@ async fn measure_lambdabox(
     let paired = paired::measure(plan, ctx, spec, client, &target).await?;
     step!("lambdabox: stopping (it removes its containers)");
     lambdabox.stop().await?;
-    Ok(MainRun { latency, cold, throughput, paired, memory })
+    Ok(MainRun { latency, cold, throughput, paired, memory, per_container_cold })
 }
 
 /// Cold starts again on a controller with a prewarmed pool, when this build
