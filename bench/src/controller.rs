@@ -239,9 +239,21 @@ impl Controller {
 
     /// Docker ids of the containers the controller holds.
     pub async fn docker_ids(&self) -> Result<Vec<String>, ControllerError> {
+        self.docker_ids_where(|_| true).await
+    }
+
+    /// Docker ids of the containers the controller holds for `function`.
+    pub async fn docker_ids_of(&self, function: &str) -> Result<Vec<String>, ControllerError> {
+        self.docker_ids_where(|c| c["function"] == function).await
+    }
+
+    async fn docker_ids_where(
+        &self,
+        keep: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<Vec<String>, ControllerError> {
         let list = self.call("list containers".into(), self.api.containers()).await?;
         let listed = list["Containers"].as_array().into_iter().flatten();
-        Ok(listed.filter_map(|c| c["docker_id"].as_str().map(str::to_owned)).collect())
+        Ok(listed.filter(|c| keep(c)).filter_map(|c| c["docker_id"].as_str().map(str::to_owned)).collect())
     }
 
     /// One page of ListFunctions.

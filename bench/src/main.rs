@@ -611,17 +611,28 @@ async fn per_container_once(
 
 /// One forced cold start of function `name`: a new revision
 /// (UpdateFunctionConfiguration, waited for), then one timed invocation.
+///
+/// Before the invocation, the previous revision's containers must be gone
+/// from Docker (the new revision retired them; lambdabox removes them in
+/// the background), as baseline B removes each of its containers before it
+/// starts the next: a removal still running would be Docker work inside the
+/// timed start. Then a pause, for a prewarmed pool to refill.
 async fn cold_start_once(
     plan: &Plan,
+    ctx: &Ctx,
     lambdabox: &Controller,
     name: &str,
     target: &Target,
     i: usize,
 ) -> Result<Result<Duration, load::InvokeError>> {
+    let retired = lambdabox.docker_ids_of(name).await?;
     lambdabox.set_env(name, "BENCH_REVISION", &format!("{}-{i}", unix_secs())).await?;
-    // Let the previous revision's container go (the new revision retired
-    // it) and a prewarm pool refill, as baseline B removes each of its
-    // containers before starting the next.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in &retired {
+        while ctx.rie.exists(id).await? && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     tokio::time::sleep(plan.cold_pause).await;
     Ok(target.invoke().await)
 }
@@ -629,6 +640,7 @@ async fn cold_start_once(
 /// `k` forced cold starts of function `name` ([`cold_start_once`]).
 async fn cold_starts(
     plan: &Plan,
+    ctx: &Ctx,
     k: usize,
     lambdabox: &Controller,
     name: &str,
@@ -638,7 +650,7 @@ async fn cold_starts(
     let target = lambdabox.target(client, name);
     let mut tally = ColdTally::default();
     for i in 0..k {
-        tally.record(who, i, k, cold_start_once(plan, lambdabox, name, &target, i).await?);
+        tally.record(who, i, k, cold_start_once(plan, ctx, lambdabox, name, &target, i).await?);
     }
     Ok(tally.finish())
 }
@@ -667,7 +679,7 @@ async fn paired_cold_starts(
         if i % 2 == 0 {
             b.record("B", i, plan.cold_k, per_container_once(ctx, spec, client).await?);
         }
-        ours.record("cold", i, plan.cold_k, cold_start_once(plan, lambdabox, name, &target, i).await?);
+        ours.record("cold", i, plan.cold_k, cold_start_once(plan, ctx, lambdabox, name, &target, i).await?);
         if i % 2 == 1 {
             b.record("B", i, plan.cold_k, per_container_once(ctx, spec, client).await?);
         }
@@ -778,7 +790,7 @@ async fn measure_prewarm(args: &Args, plan: &Plan, ctx: &Ctx, client: &reqwest::
     let lambdabox = ctx.controller("lambdabox-prewarm", &["--prewarm", &n]).await?;
     lambdabox.create_function("cold", args.memory_mb, None).await?;
     step!("lambdabox --prewarm {n}: {} forced cold starts", plan.cold_k);
-    let cold = cold_starts(plan, plan.cold_k, &lambdabox, "cold", client, "prewarm").await?;
+    let cold = cold_starts(plan, ctx, plan.cold_k, &lambdabox, "cold", client, "prewarm").await?;
     lambdabox.stop().await?;
     Ok(Maybe::Measured { value: cold })
 }

@@ -122,6 +122,14 @@ impl Rie {
         bounded("container remove", self.docker.remove_container(id, Some(options))).await
     }
 
+    /// Whether Docker still has container `id` (in any state): a container
+    /// lambdabox retired is gone only once its removal has finished.
+    pub async fn exists(&self, id: &str) -> Result<bool, RieError> {
+        let filters = HashMap::from([("id".to_owned(), vec![id.to_owned()])]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        Ok(!bounded("container list", self.docker.list_containers(Some(options))).await?.is_empty())
+    }
+
     /// How many containers, running or not, carry `label` (`key=value`).
     pub async fn count_labelled(&self, label: &str) -> Result<usize, RieError> {
         let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);

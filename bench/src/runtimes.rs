@@ -163,7 +163,7 @@ pub async fn measure(
             if !wanted(echo) {
                 continue;
             }
-            let cold = one_runtime(plan, &lambdabox, echo, zip, memory_mb, client, pool).await;
+            let cold = one_runtime(plan, ctx, &lambdabox, echo, zip, memory_mb, client, pool).await;
             let slot = match pool {
                 Pool::Cold => &mut row.cold,
                 Pool::RuntimeLate => &mut row.prewarmed_runtime_late,
@@ -179,8 +179,10 @@ pub async fn measure(
     Ok(rows)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn one_runtime(
     plan: &Plan,
+    ctx: &Ctx,
     lambdabox: &Controller,
     echo: &Echo,
     zip: &[u8],
@@ -194,7 +196,7 @@ async fn one_runtime(
     lambdabox.target(client, &name).invoke().await.with_context(|| format!("{}: first invocation", echo.runtime))?;
     let who = format!("{}{}", echo.runtime, pool.label());
     step!("{who}: {} forced cold starts", plan.runtime_cold_k);
-    cold_starts(plan, plan.runtime_cold_k, lambdabox, &name, client, &who).await
+    cold_starts(plan, ctx, plan.runtime_cold_k, lambdabox, &name, client, &who).await
 }
 
 /// A zip of `(name, contents)` files.
