@@ -581,16 +581,33 @@ async fn rie_latency(
     client: &reqwest::Client,
 ) -> Result<(rie::RieContainer, Latency)> {
     step!("baseline A: starting one RIE container");
-    let container = ctx.rie.start(spec, rie::free_port()?).await.context("starting the RIE container")?;
-    let target = Target::new(client.clone(), container.invoke_url());
-    let first = load::first_success(&target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
-        .await
-        .with_context(|| format!("RIE never answered at {}", target.url()))?;
-    step!("RIE answered its first invocation after {:.0} ms", first.as_secs_f64() * 1000.0);
-    load::latency(&target, plan.warm_up_n, plan.latency_budget).await;
+    let (container, target) = warm_rie(plan, ctx, spec, client).await?;
     let latency = load::latency(&target, plan.latency_n, plan.latency_budget).await;
     describe_latency("RIE", &latency);
     Ok((container, latency))
+}
+
+/// One RIE container, answered once and warmed up (removed again if it never
+/// answers); the caller removes the container.
+async fn warm_rie(
+    plan: &Plan,
+    ctx: &Ctx,
+    spec: &RieSpec,
+    client: &reqwest::Client,
+) -> Result<(rie::RieContainer, Target)> {
+    let container = ctx.rie.start(spec, rie::free_port()?).await.context("starting the RIE container")?;
+    let target = Target::new(client.clone(), container.invoke_url());
+    let first = load::first_success(&target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60)).await;
+    let first = match first {
+        Ok(first) => first,
+        Err(e) => {
+            ctx.rie.remove(&container.id).await.context("removing the RIE container")?;
+            return Err(e).with_context(|| format!("RIE never answered at {}", target.url()));
+        }
+    };
+    step!("RIE answered its first invocation after {:.0} ms", first.as_secs_f64() * 1000.0);
+    load::latency(&target, plan.warm_up_n, plan.latency_budget).await;
+    Ok((container, target))
 }
 
 /// Baseline B once: a fresh RIE container, timed from create to its first

@@ -11,13 +11,11 @@
 //! its windows, so the two throughputs cover the same stretch of the run;
 //! each pair's own ratio and their median are kept to show the spread.
 
-use std::time::{Duration, Instant};
-
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::load::{self, Target, Throughput};
-use crate::rie::{self, RieSpec};
+use crate::rie::RieSpec;
 use crate::{Ctx, Plan};
 
 /// The lambdabox side's concurrency (the target's).
@@ -58,25 +56,17 @@ pub async fn measure(
         plan.pair_window.as_secs_f64(),
         plan.pair_window.as_secs_f64()
     );
-    let container = ctx.rie.start(spec, rie::free_port()?).await.context("starting the RIE container")?;
-    let rie = Target::new(client.clone(), container.invoke_url());
+    let (container, rie) = crate::warm_rie(plan, ctx, spec, client).await?;
     let result = async {
-        load::first_success(&rie, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
-            .await
-            .with_context(|| format!("RIE never answered at {}", rie.url()))?;
-        load::latency(&rie, plan.warm_up_n, plan.latency_budget).await;
         let mut pairs = Vec::with_capacity(plan.pairs);
         for i in 0..plan.pairs {
-            let pair = if i % 2 == 0 {
+            let (l, r) = if i % 2 == 0 {
                 let r = window(&rie, 1, plan).await;
-                let l = window(lambdabox, CONCURRENCY, plan).await;
-                (l, r)
+                (window(lambdabox, CONCURRENCY, plan).await, r)
             } else {
                 let l = window(lambdabox, CONCURRENCY, plan).await;
-                let r = window(&rie, 1, plan).await;
-                (l, r)
+                (l, window(&rie, 1, plan).await)
             };
-            let (l, r) = pair;
             let ratio = l.per_sec / r.per_sec.max(f64::EPSILON);
             step!(
                 "  pair {}/{}: lambdabox {:.0}/s ({} errors), RIE {:.0}/s ({} errors): {ratio:.2}",

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
@@ -125,29 +125,30 @@ impl Rie {
     /// Whether Docker still has container `id` (in any state): a container
     /// lambdabox retired is gone only once its removal has finished.
     pub async fn exists(&self, id: &str) -> Result<bool, RieError> {
-        let filters = HashMap::from([("id".to_owned(), vec![id.to_owned()])]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        Ok(!bounded("container list", self.docker.list_containers(Some(options))).await?.is_empty())
+        Ok(!self.list("id", id).await?.is_empty())
     }
 
     /// How many containers, running or not, carry `label` (`key=value`).
     pub async fn count_labelled(&self, label: &str) -> Result<usize, RieError> {
-        let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        Ok(bounded("container list", self.docker.list_containers(Some(options))).await?.len())
+        Ok(self.list("label", label).await?.len())
     }
 
     /// Force-remove every container of this run; returns how many there were.
     pub async fn remove_all(&self) -> Result<usize, RieError> {
-        let filters = HashMap::from([("label".to_owned(), vec![format!("{RUN_LABEL}={}", self.run_id)])]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        let found = bounded("container list", self.docker.list_containers(Some(options))).await?;
+        let found = self.list("label", &format!("{RUN_LABEL}={}", self.run_id)).await?;
         let mut removed = 0;
         for id in found.into_iter().filter_map(|c| c.id) {
             self.remove(&id).await?;
             removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Containers in any state matching one Docker list filter (`id`, `label`).
+    async fn list(&self, filter: &str, value: &str) -> Result<Vec<ContainerSummary>, RieError> {
+        let filters = HashMap::from([(filter.to_owned(), vec![value.to_owned()])]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        bounded("container list", self.docker.list_containers(Some(options))).await
     }
 }
 
