@@ -28,10 +28,10 @@ pub struct AsyncResults {
     pub sync: Throughput,
 }
 
-pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &reqwest::Client) -> Result<AsyncResults> {
+pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &load::Client) -> Result<AsyncResults> {
     let lambdabox = ctx.controller("lambdabox-async", &[]).await?;
     lambdabox.create_function("echo", memory_mb, None).await?;
-    let target = lambdabox.target(client, "echo");
+    let target = lambdabox.target(client, "echo")?;
     load::first_success(&target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
         .await
         .context("lambdabox never answered")?;

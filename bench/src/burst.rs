@@ -58,18 +58,18 @@ pub struct BurstResults {
     pub container_per_call: Burst,
 }
 
-pub async fn measure(ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client) -> Result<BurstResults> {
+pub async fn measure(ctx: &Ctx, spec: &RieSpec, client: &load::Client) -> Result<BurstResults> {
     // Nothing ready at first; the pool may grow from the burst (to the default cap).
     let grow: &[&str] = if ctx.grows_prewarm { &["--prewarm-max", "64"] } else { &[] };
     let lambdabox = ctx.controller("lambdabox-burst", &[&["--prewarm", "0"], grow].concat()).await?;
     lambdabox.create_function("burst", MEMORY_MB, None).await?;
-    let ours = invoke_at_once(lambdabox.target(client, "burst")).await;
+    let ours = invoke_at_once(lambdabox.target(client, "burst")?).await;
     let lambdabox_containers = lambdabox.containers().await?;
     describe("lambdabox", &ours);
     lambdabox.create_function("burst-again", MEMORY_MB, None).await?;
     let prewarmed_before_again = if ctx.grows_prewarm { wait_for_growth(&lambdabox).await? } else { 0 };
     step!("burst again: {prewarmed_before_again} prewarmed containers ready");
-    let again = invoke_at_once(lambdabox.target(client, "burst-again")).await;
+    let again = invoke_at_once(lambdabox.target(client, "burst-again")?).await;
     describe("lambdabox again", &again);
     lambdabox.stop().await?;
     let theirs = container_per_call(ctx, spec, client).await?;
@@ -113,7 +113,7 @@ async fn wait_for_growth(controller: &crate::controller::Controller) -> Result<u
 
 /// [`SIZE`] RIE containers created and started at once, each invoked until
 /// its first answer; all removed afterwards.
-async fn container_per_call(ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client) -> Result<Burst> {
+async fn container_per_call(ctx: &Ctx, spec: &RieSpec, client: &load::Client) -> Result<Burst> {
     let mut ports = HashSet::new();
     while ports.len() < SIZE {
         ports.insert(rie::free_port()?);
@@ -125,8 +125,10 @@ async fn container_per_call(ctx: &Ctx, spec: &RieSpec, client: &reqwest::Client)
             let (rie, spec, client) = (ctx.rie.clone(), spec.clone(), client.clone());
             tokio::spawn(async move {
                 let container = rie.start(&spec, port).await.map_err(|e| load::describe(&e))?;
-                let target = Target::new(client, container.invoke_url());
-                let answer = load::first_success(&target, began, Duration::from_millis(5), BUDGET).await;
+                let answer = match Target::new(&client, &container.invoke_url()) {
+                    Ok(target) => load::first_success(&target, began, Duration::from_millis(5), BUDGET).await,
+                    Err(e) => Err(e.into()),
+                };
                 let _ = rie.remove(&container.id).await;
                 answer.map_err(|e| load::describe(&e))
             })

@@ -14,7 +14,8 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::load::Target;
+use crate::load::{self, Target};
+use crate::wire::WireError;
 
 /// The handler every measurement runs.
 pub const HANDLER_SOURCE: &str = "def handler(event, context):\n    return event\n";
@@ -145,9 +146,9 @@ impl Controller {
     }
 
     /// A load target invoking function `name`, signed with the controller's key.
-    pub fn target(&self, client: &reqwest::Client, name: &str) -> Target {
+    pub fn target(&self, client: &load::Client, name: &str) -> Result<Target, WireError> {
         let url = format!("{}{}", self.api.endpoint(), paths::invocations(name));
-        Target::signed(client.clone(), url, self.api.key().cloned())
+        Target::signed(client, &url, self.api.key().cloned())
     }
 
     async fn call(&self, what: String, request: Request) -> Result<serde_json::Value, ControllerError> {

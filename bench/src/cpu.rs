@@ -32,11 +32,18 @@ pub const CALLERS: usize = 2;
 /// Wall time each CPU-bound invocation spins for: long against the gaps
 /// between invocations, well inside the default 3 s timeout.
 pub const SPIN_MS: u64 = 500;
+/// How far ahead the continuous run's common start is set: time for every
+/// caller's invocation to reach its container first.
+const START_AHEAD: Duration = Duration::from_millis(500);
 
 /// Spins until `ms` of wall time have passed; answers with the CPU time
-/// this process got meanwhile.
+/// this process got meanwhile. Given `start` (Unix time, seconds), it first
+/// sleeps until then, so that invocations sent one after another all spin
+/// over the same stretch of time (containers share the host's clock).
 const SPIN: &str = "import time\n\n\
 def handler(event, context):\n    \
+    if 'start' in event:\n        \
+        time.sleep(max(0.0, event['start'] - time.time()))\n    \
     end = time.monotonic() + event['ms'] / 1000.0\n    \
     cpu = time.process_time()\n    \
     n = 0\n    \
@@ -78,19 +85,19 @@ pub struct CpuResults {
     pub rie: Latency,
 }
 
-pub async fn measure(plan: &Plan, ctx: &Ctx, rie: Latency, client: &reqwest::Client) -> Result<CpuResults> {
+pub async fn measure(plan: &Plan, ctx: &Ctx, rie: Latency, client: &load::Client) -> Result<CpuResults> {
     let weighted = measure_mode(plan, ctx, "weighted", client).await?;
     let strict = measure_mode(plan, ctx, "strict", client).await?;
     Ok(CpuResults { weighted, strict, rie })
 }
 
-async fn measure_mode(plan: &Plan, ctx: &Ctx, mode: &'static str, client: &reqwest::Client) -> Result<ModeResults> {
+async fn measure_mode(plan: &Plan, ctx: &Ctx, mode: &'static str, client: &load::Client) -> Result<ModeResults> {
     let lambdabox = ctx.controller(&format!("lambdabox-cpu-{mode}"), &["--cpu-limit", mode]).await?;
     let mut latencies = Vec::new();
     for mb in [SMALL_MB, LARGE_MB] {
         let name = format!("echo{mb}");
         lambdabox.create_function(&name, mb, None).await?;
-        latencies.push(warm_latency(plan, &lambdabox.target(client, &name)).await?);
+        latencies.push(warm_latency(plan, &lambdabox.target(client, &name)?).await?);
     }
     let p99 = |l: &Latency| l.percentiles.as_ref().map_or(f64::NAN, |p| p.p99_ms);
     step!(
@@ -100,9 +107,13 @@ async fn measure_mode(plan: &Plan, ctx: &Ctx, mode: &'static str, client: &reqwe
     );
     let targets = spinners(plan, &lambdabox, client).await?;
     let window_ms = u64::try_from(plan.contention.as_millis()).unwrap_or(u64::MAX);
-    let contention = contend(&targets, plan.contention, SPIN_MS).await;
+    let contention = contend(&targets, plan.contention, &format!(r#"{{"ms":{SPIN_MS}}}"#)).await;
     contention.report(mode, &format!("{SPIN_MS} ms invocations"));
-    let continuous = contend(&targets, Duration::ZERO, window_ms).await;
+    // Without a common start, the callers' invocations would begin a few
+    // milliseconds apart, and whichever function began first would have
+    // both cores alone meanwhile.
+    let start = (std::time::SystemTime::now() + START_AHEAD).duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
+    let continuous = contend(&targets, Duration::ZERO, &format!(r#"{{"ms":{window_ms},"start":{start:.3}}}"#)).await;
     continuous.report(mode, &format!("one {window_ms} ms invocation per caller"));
     lambdabox.stop().await?;
     let large = latencies.pop().expect("two");
@@ -122,7 +133,7 @@ async fn warm_latency(plan: &Plan, target: &Target) -> Result<Latency> {
 /// The two CPU-bound functions, deployed with a timeout that lets one
 /// invocation spin the whole window, each with one container per caller
 /// started (and warm) before any window opens.
-async fn spinners(plan: &Plan, lambdabox: &Controller, client: &reqwest::Client) -> Result<Vec<(usize, Target)>> {
+async fn spinners(plan: &Plan, lambdabox: &Controller, client: &load::Client) -> Result<Vec<(usize, Target)>> {
     let zip = crate::runtimes::zip(&[("app.py", SPIN)])?;
     let timeout_s = plan.contention.as_secs() + 30;
     let mut targets = Vec::new();
@@ -130,8 +141,8 @@ async fn spinners(plan: &Plan, lambdabox: &Controller, client: &reqwest::Client)
         let name = format!("spin{mb}");
         lambdabox.create_function_from(&name, crate::controller::RUNTIME, "app.handler", &zip, mb).await?;
         lambdabox.set_timeout(&name, timeout_s).await?;
-        let target = lambdabox.target(client, &name);
-        let warm = spin_all(&[(0, target.clone())], CALLERS, Duration::ZERO, 10).await;
+        let target = lambdabox.target(client, &name)?;
+        let warm = spin_all(&[(0, target.clone())], CALLERS, Duration::ZERO, r#"{"ms":10}"#).await;
         if let Some(e) = warm.first_error {
             anyhow::bail!("warming {name}: {e}");
         }
@@ -140,11 +151,11 @@ async fn spinners(plan: &Plan, lambdabox: &Controller, client: &reqwest::Client)
     Ok(targets)
 }
 
-/// [`CALLERS`] callers on each function at once, invoking with `ms` back
-/// to back until `window` has passed (at least once each).
-async fn contend(targets: &[(usize, Target)], window: Duration, ms: u64) -> Contention {
+/// [`CALLERS`] callers on each function at once, invoking with `payload`
+/// back to back until `window` has passed (at least once each).
+async fn contend(targets: &[(usize, Target)], window: Duration, payload: &str) -> Contention {
     let began = Instant::now();
-    let tally = spin_all(targets, CALLERS, window, ms).await;
+    let tally = spin_all(targets, CALLERS, window, payload).await;
     let (small, large) = (tally.cpu_ms[0], tally.cpu_ms[1]);
     Contention {
         seconds: began.elapsed().as_secs_f64(),
@@ -184,17 +195,16 @@ struct SpinTally {
     first_error: Option<String>,
 }
 
-/// `callers` concurrent callers per target, each invoking with `ms` back to
-/// back until `window` has passed (at least once each; bounded by the
-/// window and the invocation timeout).
-async fn spin_all(targets: &[(usize, Target)], callers: usize, window: Duration, ms: u64) -> SpinTally {
+/// `callers` concurrent callers per target, each invoking with `payload`
+/// back to back until `window` has passed (at least once each; bounded by
+/// the window and the invocation timeout). The callers start in turns
+/// across the targets, not all of one target's first.
+async fn spin_all(targets: &[(usize, Target)], callers: usize, window: Duration, payload: &str) -> SpinTally {
     let deadline = Instant::now() + window;
-    let payload = format!(r#"{{"ms":{ms}}}"#);
-    let tasks: Vec<_> = targets
-        .iter()
-        .flat_map(|t| std::iter::repeat_n(t.clone(), callers))
+    let tasks: Vec<_> = (0..callers)
+        .flat_map(|_| targets.iter().cloned())
         .map(|(i, target)| {
-            let payload = payload.clone();
+            let payload = payload.to_owned();
             tokio::spawn(async move {
                 let mut tally = SpinTally::default();
                 loop {

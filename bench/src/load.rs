@@ -1,15 +1,22 @@
-//! The load generator: one HTTP client, used the same way against lambdabox
-//! and the baselines, so only the server side differs between them.
+//! The load generator: one HTTP client ([`crate::wire`]), used the same way
+//! against lambdabox and the baselines, so only the server side differs
+//! between them.
 //!
 //! Every loop here is bounded twice, by a count and by a deadline, and every
 //! request has a timeout.
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use lambdabox::auth::{sign, KeyPair};
+use chrono::Utc;
+use lambdabox::auth::{sign, sigv4, KeyPair};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, HOST};
 use serde::Serialize;
+
+use crate::wire::{Endpoint, WireError};
 
 /// The event every measurement sends; the handler returns it unchanged.
 pub const PAYLOAD: &str = r#"{"bench":"lambdabox","n":42}"#;
@@ -24,9 +31,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
     #[error("request failed: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("request failed: {0}")]
-    Send(#[from] lambdabox::auth::sign::SignError),
+    Wire(#[from] WireError),
+    #[error("signing failed: {0}")]
+    Sign(#[from] lambdabox::auth::sign::SignError),
     #[error("status {status}: {body}")]
     Status { status: u16, body: String },
     #[error("function error {kind}: {body}")]
@@ -54,8 +61,10 @@ pub fn describe(e: &dyn std::error::Error) -> String {
 /// Something that runs the echo handler behind one invocation URL.
 #[derive(Debug, Clone)]
 pub struct Target {
-    client: reqwest::Client,
-    url: String,
+    endpoint: Arc<Endpoint>,
+    url: reqwest::Url,
+    /// The request target: path and query.
+    path: String,
     /// lambdabox's key pair: its invocations are signed, as every client's
     /// are, so signing and verifying are part of what is measured. The
     /// baselines take unsigned requests.
@@ -68,32 +77,59 @@ pub struct Target {
     function_url: bool,
 }
 
-/// A client that keeps connections alive and never goes through a proxy:
-/// every address the bench talks to is on loopback.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(REQUEST_TIMEOUT)
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .build()
-        .expect("a plain HTTP client builds")
+/// The load generator's connections, one idle list per server (`host:port`)
+/// shared by every [`Target`] on it, as a pooling HTTP client would; and a
+/// reqwest client for what is not an invocation (streamed answers).
+#[derive(Debug, Clone)]
+pub struct Client {
+    endpoints: Arc<Mutex<HashMap<String, Arc<Endpoint>>>>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client that keeps connections alive and never goes through a
+    /// proxy: every address the bench talks to is on loopback.
+    pub fn new() -> Client {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(REQUEST_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .expect("a plain HTTP client builds");
+        Client { endpoints: Arc::default(), http }
+    }
+
+    /// For requests the load loops do not make (streamed answers).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn endpoint(&self, url: &reqwest::Url) -> Result<Arc<Endpoint>, WireError> {
+        let fresh = Endpoint::of(url, REQUEST_TIMEOUT)?;
+        let mut endpoints = self.endpoints.lock().expect("endpoints");
+        Ok(endpoints.entry(fresh.authority().to_owned()).or_insert(fresh).clone())
+    }
 }
 
 impl Target {
-    pub fn new(client: reqwest::Client, url: String) -> Target {
-        Target { client, url, key: None, event: false, function_url: false }
+    pub fn new(client: &Client, url: &str) -> Result<Target, WireError> {
+        let url: reqwest::Url = url.parse().map_err(|_| WireError::Url(url.to_owned()))?;
+        let path = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        Ok(Target { endpoint: client.endpoint(&url)?, url, path, key: None, event: false, function_url: false })
     }
 
     /// A function URL (unsigned: AuthType NONE) whose function answers
     /// with the request's body.
-    pub fn function_url(client: reqwest::Client, url: String) -> Target {
-        Target { function_url: true, ..Target::new(client, url) }
+    pub fn function_url(client: &Client, url: &str) -> Result<Target, WireError> {
+        Ok(Target { function_url: true, ..Target::new(client, url)? })
     }
 
     /// A target whose invocations are signed with `key`.
-    pub fn signed(client: reqwest::Client, url: String, key: Option<KeyPair>) -> Target {
-        Target { client, url, key, event: false, function_url: false }
+    pub fn signed(client: &Client, url: &str, key: Option<KeyPair>) -> Result<Target, WireError> {
+        Ok(Target { key, ..Target::new(client, url)? })
     }
 
     /// The same function, invoked asynchronously.
@@ -102,7 +138,7 @@ impl Target {
     }
 
     pub fn url(&self) -> &str {
-        &self.url
+        self.url.as_str()
     }
 
     /// One invocation; success means status 200, no function error and the
@@ -111,10 +147,11 @@ impl Target {
         if self.event {
             return self.send_event().await;
         }
+        static SENT: OnceLock<serde_json::Value> = OnceLock::new();
+        let sent = SENT.get_or_init(|| serde_json::from_str(PAYLOAD).expect("PAYLOAD is JSON"));
         let (elapsed, answer) = self.call(PAYLOAD).await?;
-        let sent: serde_json::Value = serde_json::from_str(PAYLOAD).expect("PAYLOAD is JSON");
         match serde_json::from_slice::<serde_json::Value>(&answer) {
-            Ok(v) if v == sent => Ok(elapsed),
+            Ok(v) if v == *sent => Ok(elapsed),
             _ => Err(InvokeError::WrongBody(excerpt(&answer))),
         }
     }
@@ -123,35 +160,58 @@ impl Target {
     /// and no function error. Returns how long it took and the answer.
     pub async fn call(&self, payload: &str) -> Result<(Duration, Vec<u8>), InvokeError> {
         let start = Instant::now();
-        let mut request = self.client.post(&self.url).body(payload.to_owned());
-        if self.function_url {
-            request = request.header("content-type", "application/json");
-        }
-        let response = sign::send(request, self.key.as_ref(), sign::DEFAULT_REGION).await?;
-        let status = response.status().as_u16();
-        let function_error =
-            response.headers().get("x-amz-function-error").map(|v| v.to_str().unwrap_or("?").to_owned());
-        let body = response.bytes().await?;
+        let answer = self.endpoint.exchange(&self.request(payload.as_bytes())?).await?;
         let elapsed = start.elapsed();
-        if status != 200 {
-            return Err(InvokeError::Status { status, body: excerpt(&body) });
+        if answer.status != 200 {
+            return Err(InvokeError::Status { status: answer.status, body: excerpt(&answer.body) });
         }
-        if let Some(kind) = function_error {
-            return Err(InvokeError::Function { kind, body: excerpt(&body) });
+        if let Some(kind) = answer.function_error {
+            return Err(InvokeError::Function { kind, body: excerpt(&answer.body) });
         }
-        Ok((elapsed, body.to_vec()))
+        Ok((elapsed, answer.body))
+    }
+
+    /// The whole `POST` of `body` to this target, signed now if it has a
+    /// key (as an SDK signs each request).
+    fn request(&self, body: &[u8]) -> Result<Vec<u8>, InvokeError> {
+        let mut headers = HeaderMap::new();
+        if self.function_url {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if self.event {
+            headers.insert("x-amz-invocation-type", HeaderValue::from_static("Event"));
+        }
+        match &self.key {
+            Some(key) => {
+                let hash = sigv4::hex_sha256(body);
+                sign::sign_parts("POST", &self.url, &mut headers, &hash, key, sign::DEFAULT_REGION, Utc::now())?
+            }
+            None => {
+                let host = HeaderValue::from_str(self.endpoint.authority())
+                    .map_err(|_| WireError::Url(self.url.to_string()))?;
+                headers.insert(HOST, host);
+            }
+        }
+        let mut out = Vec::with_capacity(256 + body.len());
+        let _ = write!(out, "POST {} HTTP/1.1\r\ncontent-length: {}\r\n", self.path, body.len());
+        for (name, value) in &headers {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        Ok(out)
     }
 
     /// One asynchronous invocation: success is a 202, the event stored.
     async fn send_event(&self) -> Result<Duration, InvokeError> {
         let start = Instant::now();
-        let request = self.client.post(&self.url).body(PAYLOAD).header("x-amz-invocation-type", "Event");
-        let response = sign::send(request, self.key.as_ref(), sign::DEFAULT_REGION).await?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await?;
-        match status {
+        let answer = self.endpoint.exchange(&self.request(PAYLOAD.as_bytes())?).await?;
+        match answer.status {
             202 => Ok(start.elapsed()),
-            _ => Err(InvokeError::Status { status, body: String::from_utf8_lossy(&body).into_owned() }),
+            status => Err(InvokeError::Status { status, body: excerpt(&answer.body) }),
         }
     }
 }
@@ -205,17 +265,6 @@ pub struct Latency {
 }
 
 pub async fn latency(target: &Target, count: usize, budget: Duration) -> Latency {
-    // Measured from a worker thread, as the throughput callers are: polled
-    // from the runtime's main thread, every answer would first cross threads,
-    // adding the same fixed cost to every target and blurring their ratio.
-    let target = target.clone();
-    match tokio::spawn(async move { sequential(&target, count, budget).await }).await {
-        Ok(latency) => latency,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-async fn sequential(target: &Target, count: usize, budget: Duration) -> Latency {
     let deadline = Instant::now() + budget;
     let mut samples = Vec::with_capacity(count);
     let mut errors = 0;

@@ -47,6 +47,7 @@ mod runtimes;
 mod scale;
 mod transport;
 mod urls;
+mod wire;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -254,7 +255,7 @@ impl Ctx {
 fn main() -> ExitCode {
     START.get_or_init(Instant::now);
     let args = Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("lambdabox-bench: cannot start the async runtime: {e}");
@@ -373,7 +374,7 @@ fn unix_secs() -> u64 {
 
 /// One section alone; its step lines say what it measured.
 async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Result<()> {
-    let client = load::client();
+    let client = load::Client::new();
     match section {
         Section::Cold => {
             let rows = runtimes::measure(plan, ctx, args.memory_mb, &client, &args.runtimes).await?;
@@ -387,7 +388,7 @@ async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Resu
             let (cold, b) = paired_cold_starts(plan, ctx, &spec, &lambdabox, "cold", &client).await?;
             let median = |c: &ColdStarts| c.stats.as_ref().map_or(f64::NAN, |p| p.p50_ms);
             step!("cold start medians: lambdabox {:.0} ms, B {:.0} ms", median(&cold), median(&b));
-            let target = lambdabox.target(&client, "echo");
+            let target = lambdabox.target(&client, "echo")?;
             load::throughput(&target, paired::CONCURRENCY, plan.warm_up, plan.throughput_max).await;
             tokio::time::sleep(plan.settle).await;
             drop(paired::measure(plan, ctx, &spec, &client, &target).await?);
@@ -424,7 +425,7 @@ fn rie_spec(args: &Args) -> Result<RieSpec> {
 
 async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
     let began = Instant::now();
-    let client = load::client();
+    let client = load::Client::new();
     let spec = rie_spec(args)?;
     step!("mode {}: same handler, image {}; RIE containers get no CPU/memory limits (as SAM)", plan.mode, args.image);
 
@@ -546,10 +547,10 @@ async fn measure_rie(
     plan: &Plan,
     ctx: &Ctx,
     spec: &RieSpec,
-    client: &reqwest::Client,
+    client: &load::Client,
 ) -> Result<(Latency, Vec<Throughput>, Vec<String>)> {
     let (container, latency) = rie_latency(plan, ctx, spec, client).await?;
-    let target = Target::new(client.clone(), container.invoke_url());
+    let target = Target::new(client, &container.invoke_url())?;
     let result = async {
         let (mut throughputs, mut notes) = (Vec::new(), Vec::new());
         // Concurrency 1 first: RIE serves one invocation at a time, and more
@@ -578,7 +579,7 @@ async fn rie_latency(
     plan: &Plan,
     ctx: &Ctx,
     spec: &RieSpec,
-    client: &reqwest::Client,
+    client: &load::Client,
 ) -> Result<(rie::RieContainer, Latency)> {
     step!("baseline A: starting one RIE container");
     let (container, target) = warm_rie(plan, ctx, spec, client).await?;
@@ -593,10 +594,10 @@ async fn warm_rie(
     plan: &Plan,
     ctx: &Ctx,
     spec: &RieSpec,
-    client: &reqwest::Client,
+    client: &load::Client,
 ) -> Result<(rie::RieContainer, Target)> {
     let container = ctx.rie.start(spec, rie::free_port()?).await.context("starting the RIE container")?;
-    let target = Target::new(client.clone(), container.invoke_url());
+    let target = Target::new(client, &container.invoke_url())?;
     let first = load::first_success(&target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60)).await;
     let first = match first {
         Ok(first) => first,
@@ -615,12 +616,12 @@ async fn warm_rie(
 async fn per_container_once(
     ctx: &Ctx,
     spec: &RieSpec,
-    client: &reqwest::Client,
+    client: &load::Client,
 ) -> Result<Result<Duration, load::InvokeError>> {
     let port = rie::free_port()?;
     let start = Instant::now();
     let container = ctx.rie.start(spec, port).await.context("starting an RIE container")?;
-    let target = Target::new(client.clone(), container.invoke_url());
+    let target = Target::new(client, &container.invoke_url())?;
     let answer = load::first_success(&target, start, Duration::from_millis(5), Duration::from_secs(60)).await;
     ctx.rie.remove(&container.id).await.context("removing an RIE container")?;
     Ok(answer)
@@ -661,10 +662,10 @@ async fn cold_starts(
     k: usize,
     lambdabox: &Controller,
     name: &str,
-    client: &reqwest::Client,
+    client: &load::Client,
     who: &str,
 ) -> Result<ColdStarts> {
-    let target = lambdabox.target(client, name);
+    let target = lambdabox.target(client, name)?;
     let mut tally = ColdTally::default();
     for i in 0..k {
         tally.record(who, i, k, cold_start_once(plan, ctx, lambdabox, name, &target, i).await?);
@@ -683,14 +684,14 @@ async fn paired_cold_starts(
     spec: &RieSpec,
     lambdabox: &Controller,
     name: &str,
-    client: &reqwest::Client,
+    client: &load::Client,
 ) -> Result<(ColdStarts, ColdStarts)> {
     step!(
         "cold starts: {} forced ones (a new revision each, no warm container), taking turns with baseline B \
          (a fresh RIE container each: create + start + first answer)",
         plan.cold_k
     );
-    let target = lambdabox.target(client, name);
+    let target = lambdabox.target(client, name)?;
     let (mut ours, mut b) = (ColdTally::default(), ColdTally::default());
     for i in 0..plan.cold_k {
         if i % 2 == 0 {
@@ -753,7 +754,7 @@ async fn measure_lambdabox(
     plan: &Plan,
     ctx: &Ctx,
     spec: &RieSpec,
-    client: &reqwest::Client,
+    client: &load::Client,
 ) -> Result<MainRun> {
     step!("lambdabox: starting a controller (MemorySize {} MB, budget {} MB)", args.memory_mb, ctx.budget_mb);
     // Builds with a prewarmed pool may keep one by default: these cold starts are without it.
@@ -762,7 +763,7 @@ async fn measure_lambdabox(
     let lambdabox = ctx.controller("lambdabox", extra).await?;
     lambdabox.create_function("echo", args.memory_mb, None).await?;
     lambdabox.create_function("cold", args.memory_mb, None).await?;
-    let target = lambdabox.target(client, "echo");
+    let target = lambdabox.target(client, "echo")?;
     let first = load::first_success(&target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
         .await
         .context("lambdabox never answered")?;
@@ -798,7 +799,7 @@ async fn measure_lambdabox(
 
 /// Cold starts again on a controller with a prewarmed pool, when this build
 /// has `--prewarm`.
-async fn measure_prewarm(args: &Args, plan: &Plan, ctx: &Ctx, client: &reqwest::Client) -> Result<Maybe<ColdStarts>> {
+async fn measure_prewarm(args: &Args, plan: &Plan, ctx: &Ctx, client: &load::Client) -> Result<Maybe<ColdStarts>> {
     if !controller::serve_supports(&args.lambdabox, "--prewarm").await {
         step!("lambdabox serve has no --prewarm in this build; skipping the prewarm row");
         return Ok(Maybe::NotAvailable { reason: "no --prewarm in this build".into() });
@@ -814,7 +815,7 @@ async fn measure_prewarm(args: &Args, plan: &Plan, ctx: &Ctx, client: &reqwest::
 
 /// 100 functions deployed, 32 of them with a warm container: the
 /// controller's resident memory.
-async fn measure_hundred(args: &Args, ctx: &Ctx, client: &reqwest::Client) -> Result<Memory> {
+async fn measure_hundred(args: &Args, ctx: &Ctx, client: &load::Client) -> Result<Memory> {
     const FUNCTIONS: usize = 100;
     const WARM: usize = 32;
     step!("memory: {FUNCTIONS} functions, {WARM} kept warm");
@@ -824,13 +825,10 @@ async fn measure_hundred(args: &Args, ctx: &Ctx, client: &reqwest::Client) -> Re
     }
     // Eight at a time: enough to be quick, few enough not to time out on 2 cores.
     for chunk in (0..WARM).collect::<Vec<_>>().chunks(8) {
-        let calls: Vec<_> = chunk
-            .iter()
-            .map(|i| {
-                let target = lambdabox.target(client, &format!("f{i:03}"));
-                tokio::spawn(async move { target.invoke().await })
-            })
-            .collect();
+        let targets =
+            chunk.iter().map(|i| lambdabox.target(client, &format!("f{i:03}"))).collect::<Result<Vec<_>, _>>()?;
+        let calls: Vec<_> =
+            targets.into_iter().map(|target| tokio::spawn(async move { target.invoke().await })).collect();
         for c in calls {
             c.await?.context("warming a function")?;
         }

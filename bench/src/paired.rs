@@ -47,7 +47,7 @@ pub async fn measure(
     plan: &Plan,
     ctx: &Ctx,
     spec: &RieSpec,
-    client: &reqwest::Client,
+    client: &load::Client,
     lambdabox: &Target,
 ) -> Result<Paired> {
     step!(

@@ -17,6 +17,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::controller::Controller;
+use crate::load;
 use crate::report::{ColdStarts, Maybe};
 use crate::{cold_starts, Ctx, Plan};
 
@@ -129,7 +130,7 @@ pub async fn measure(
     plan: &Plan,
     ctx: &Ctx,
     memory_mb: u32,
-    client: &reqwest::Client,
+    client: &load::Client,
     only: &[String],
 ) -> Result<Vec<RuntimeCold>> {
     let work = ctx.out.join("runtimes");
@@ -187,13 +188,13 @@ async fn one_runtime(
     echo: &Echo,
     zip: &[u8],
     memory_mb: u32,
-    client: &reqwest::Client,
+    client: &load::Client,
     pool: Pool,
 ) -> Result<ColdStarts> {
     let name = echo.runtime.replace('.', "_");
     lambdabox.create_function_from(&name, echo.runtime, echo.handler, zip, memory_mb).await?;
     // The first start also reads the image from disk; it is not counted.
-    lambdabox.target(client, &name).invoke().await.with_context(|| format!("{}: first invocation", echo.runtime))?;
+    lambdabox.target(client, &name)?.invoke().await.with_context(|| format!("{}: first invocation", echo.runtime))?;
     let who = format!("{}{}", echo.runtime, pool.label());
     step!("{who}: {} forced cold starts", plan.runtime_cold_k);
     cold_starts(plan, ctx, plan.runtime_cold_k, lambdabox, &name, client, &who).await

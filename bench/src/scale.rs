@@ -65,13 +65,13 @@ pub struct ScaleResults {
     pub leftovers_cleared_s: f64,
 }
 
-pub async fn measure(plan: &Plan, ctx: &Ctx, client: &reqwest::Client) -> Result<ScaleResults> {
+pub async fn measure(plan: &Plan, ctx: &Ctx, client: &load::Client) -> Result<ScaleResults> {
     let budget = (WARM as u32 + 16) * MEMORY_MB;
     let extra = ["--idle-ttl", "3600", "--memory-budget-mb", &budget.to_string()];
     let data_dir = tempfile::Builder::new().prefix("lbx-scale").tempdir_in("/tmp")?;
     let lambdabox = ctx.controller_in("lambdabox-scale", data_dir.path(), &extra).await?;
     lambdabox.create_function("f0000", MEMORY_MB, None).await?;
-    let target = lambdabox.target(client, "f0000");
+    let target = lambdabox.target(client, "f0000")?;
     warm_up(&target, plan.warm_up_n).await?;
     let alone = percentiles(load::latency(&target, plan.latency_n, plan.latency_budget).await, "alone")?;
     step!("scale: one function alone, warm p50 {:.3} ms p99 {:.3} ms", alone.p50_ms, alone.p99_ms);
@@ -155,16 +155,12 @@ fn percentiles(l: load::Latency, what: &str) -> Result<Percentiles> {
 }
 
 /// One invocation each of the first [`WARM`] functions, a few at a time.
-async fn warm(lambdabox: &Controller, client: &reqwest::Client) -> Result<()> {
+async fn warm(lambdabox: &Controller, client: &load::Client) -> Result<()> {
     let all: Vec<usize> = (0..WARM).collect();
     for chunk in all.chunks(WARMING_CONCURRENCY) {
-        let calls: Vec<_> = chunk
-            .iter()
-            .map(|&i| {
-                let target = lambdabox.target(client, &name(i));
-                tokio::spawn(async move { target.invoke().await })
-            })
-            .collect();
+        let targets = chunk.iter().map(|&i| lambdabox.target(client, &name(i))).collect::<Result<Vec<_>, _>>()?;
+        let calls: Vec<_> =
+            targets.into_iter().map(|target| tokio::spawn(async move { target.invoke().await })).collect();
         for c in calls {
             c.await?.context("warming a function")?;
         }

@@ -35,7 +35,7 @@ pub struct Measured {
     pub cold_ms: f64,
 }
 
-pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &reqwest::Client) -> Result<TransportResults> {
+pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &load::Client) -> Result<TransportResults> {
     let kube_listen = match (std::env::var_os("KUBECONFIG"), std::env::var("LBXK_CONTROLLER_ADDR")) {
         (Some(_), Ok(addr)) => Some(format!("{addr}:0")),
         _ => None,
@@ -52,7 +52,7 @@ pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &reqwest::C
         let lambdabox = ctx.controller(name, &extra).await?;
         let zip = crate::runtimes::zip(&[("app.py", PYTHON)])?;
         lambdabox.create_function_from("t", crate::controller::RUNTIME, "app.handler", &zip, memory_mb).await?;
-        let target = lambdabox.target(client, "t");
+        let target = lambdabox.target(client, "t")?;
         let started = Instant::now();
         load::first_success(&target, started, Duration::from_millis(20), Duration::from_secs(60))
             .await

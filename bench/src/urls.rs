@@ -49,12 +49,12 @@ pub struct UrlResults {
     pub stream_gap_ms: f64,
 }
 
-pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &reqwest::Client) -> Result<UrlResults> {
+pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &load::Client) -> Result<UrlResults> {
     let lambdabox = ctx.controller("lambdabox-urls", &[]).await?;
     let zip = crate::runtimes::zip(&[("app.py", PYTHON)])?;
     lambdabox.create_function_from("web", crate::controller::RUNTIME, "app.handler", &zip, memory_mb).await?;
-    let invoke = lambdabox.target(client, "web");
-    let url = Target::function_url(client.clone(), lambdabox.create_url("web", "BUFFERED").await?);
+    let invoke = lambdabox.target(client, "web")?;
+    let url = Target::function_url(client, &lambdabox.create_url("web", "BUFFERED").await?)?;
     for target in [&invoke, &url] {
         load::first_success(target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
             .await
@@ -106,7 +106,7 @@ pub async fn measure(plan: &Plan, ctx: &Ctx, memory_mb: u32, client: &reqwest::C
 /// Time to first byte and to the whole body of `samples` streamed
 /// responses, one at a time, after one unmeasured (cold) one.
 async fn streams(
-    client: &reqwest::Client,
+    client: &load::Client,
     url: &str,
     samples: usize,
 ) -> Result<(Option<Percentiles>, Option<Percentiles>, u64)> {
@@ -127,9 +127,9 @@ async fn streams(
 }
 
 /// One streamed response: when its first body byte came, when it ended.
-async fn stream_once(client: &reqwest::Client, url: &str) -> Result<(Duration, Duration)> {
+async fn stream_once(client: &load::Client, url: &str) -> Result<(Duration, Duration)> {
     let start = Instant::now();
-    let mut response = client.get(url).send().await?;
+    let mut response = client.http().get(url).send().await?;
     if response.status() != 200 {
         bail!("status {}", response.status());
     }

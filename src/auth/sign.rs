@@ -63,25 +63,39 @@ fn header_value(value: &str) -> HeaderValue {
 /// `x-amz-content-sha256`, the body's hash, which lets the controller check
 /// the signature before it reads the body.
 pub fn sign(request: &mut reqwest::Request, key: &KeyPair, region: &str, now: DateTime<Utc>) -> Result<(), SignError> {
-    let host = host_of(request.url())?;
     let payload_hash = match request.body() {
         None => sigv4::hex_sha256(b""),
         Some(body) => sigv4::hex_sha256(body.as_bytes().ok_or(SignError::StreamingBody)?),
     };
+    let (method, url) = (request.method().clone(), request.url().clone());
+    sign_parts(method.as_str(), &url, request.headers_mut(), &payload_hash, key, region, now)
+}
+
+/// [`sign`] for a request held as its parts, by a client that writes its own
+/// HTTP (the benchmark's load generator): adds `host`, `x-amz-date`,
+/// `x-amz-content-sha256` (`payload_hash`, the body's hex SHA-256) and
+/// `authorization` to `headers`.
+pub fn sign_parts(
+    method: &str,
+    url: &reqwest::Url,
+    headers: &mut HeaderMap,
+    payload_hash: &str,
+    key: &KeyPair,
+    region: &str,
+    now: DateTime<Utc>,
+) -> Result<(), SignError> {
+    let host = host_of(url)?;
     let amz_date = now.format(AMZ_DATE_FORMAT).to_string();
-    let headers = request.headers_mut();
     headers.remove(header::AUTHORIZATION);
     headers.insert(header::HOST, header_value(&host));
     headers.insert("x-amz-date", header_value(&amz_date));
-    headers.insert("x-amz-content-sha256", header_value(&payload_hash));
-    let headers = request.headers();
+    headers.insert("x-amz-content-sha256", header_value(payload_hash));
     let mut signed: Vec<String> =
         headers.keys().map(|k| k.as_str().to_owned()).filter(|k| !UNSIGNED_HEADERS.contains(&k.as_str())).collect();
     signed.sort();
     let scope = scope(&amz_date, region, SERVICE);
-    let url = request.url();
-    let parts = RequestParts { method: request.method().as_str(), path: url.path(), query: url.query(), headers };
-    let canonical = sigv4::canonical_request(&parts, &sigv4::query_pairs(url.query()), &signed, &payload_hash);
+    let parts = RequestParts { method, path: url.path(), query: url.query(), headers };
+    let canonical = sigv4::canonical_request(&parts, &sigv4::query_pairs(url.query()), &signed, payload_hash);
     let signature =
         SigningKey::derive(key.secret(), &scope).sign(&sigv4::string_to_sign(&amz_date, &scope, &canonical));
     let authorization = format!(
@@ -89,7 +103,7 @@ pub fn sign(request: &mut reqwest::Request, key: &KeyPair, region: &str, now: Da
         key.access_key_id(),
         signed.join(";")
     );
-    request.headers_mut().insert(header::AUTHORIZATION, header_value(&authorization));
+    headers.insert(header::AUTHORIZATION, header_value(&authorization));
     Ok(())
 }
 
