@@ -47,6 +47,7 @@ mod runtimes;
 mod scale;
 mod transport;
 mod urls;
+mod usage;
 mod wire;
 
 use std::path::PathBuf;
@@ -391,7 +392,7 @@ async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Resu
             let target = lambdabox.target(&client, "echo")?;
             load::throughput(&target, paired::CONCURRENCY, plan.warm_up, plan.throughput_max).await;
             tokio::time::sleep(plan.settle).await;
-            drop(paired::measure(plan, ctx, &spec, &client, &target).await?);
+            drop(paired::measure(plan, ctx, &spec, &client, &lambdabox, "echo").await?);
             lambdabox.stop().await?;
         }
         Section::Async => drop(asynchronous::measure(plan, ctx, args.memory_mb, &client).await?),
@@ -791,7 +792,7 @@ async fn measure_lambdabox(
         functions: 2,
     };
     step!("lambdabox: controller RSS {:.1} MB with {} containers", memory.rss_mb, memory.containers);
-    let paired = paired::measure(plan, ctx, spec, client, &target).await?;
+    let paired = paired::measure(plan, ctx, spec, client, &lambdabox, "echo").await?;
     step!("lambdabox: stopping (it removes its containers)");
     lambdabox.stop().await?;
     Ok(MainRun { latency, cold, throughput, paired, memory, per_container_cold })

@@ -14,8 +14,10 @@
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::controller::Controller;
 use crate::load::{self, Target, Throughput};
 use crate::rie::RieSpec;
+use crate::usage::{Parties, PerCall};
 use crate::{Ctx, Plan};
 
 /// The lambdabox side's concurrency (the target's).
@@ -28,6 +30,9 @@ pub struct Pair {
     pub rie: Throughput,
     /// lambdabox's invocations per second over the RIE's.
     pub ratio: f64,
+    /// Where each side's CPU went, per invocation.
+    pub lambdabox_cpu: PerCall,
+    pub rie_cpu: PerCall,
 }
 
 /// Every pair, and the median of their ratios (the spread; the report's
@@ -37,18 +42,23 @@ pub struct Paired {
     pub window_seconds: f64,
     pub pairs: Vec<Pair>,
     pub median_ratio: Option<f64>,
+    /// The mean of the pairs' CPU per invocation, each side.
+    pub lambdabox_cpu: Option<PerCall>,
+    pub rie_cpu: Option<PerCall>,
     /// The RIE container exited during its windows.
     pub note: Option<String>,
 }
 
-/// `plan.pairs` pairs of windows against `lambdabox` (already warm at
-/// [`CONCURRENCY`]) and one fresh RIE container, warmed up first.
+/// `plan.pairs` pairs of windows against `function` on `controller`
+/// (already warm at [`CONCURRENCY`]) and one fresh RIE container, warmed up
+/// first.
 pub async fn measure(
     plan: &Plan,
     ctx: &Ctx,
     spec: &RieSpec,
     client: &load::Client,
-    lambdabox: &Target,
+    controller: &Controller,
+    function: &str,
 ) -> Result<Paired> {
     step!(
         "paired windows: {} × ({:.1} s RIE at c1, {:.1} s lambdabox at c{CONCURRENCY}), alternating",
@@ -56,20 +66,26 @@ pub async fn measure(
         plan.pair_window.as_secs_f64(),
         plan.pair_window.as_secs_f64()
     );
-    let (container, rie) = crate::warm_rie(plan, ctx, spec, client).await?;
+    let lambdabox = Side {
+        target: controller.target(client, function)?,
+        parties: Parties::new(Some(controller.pid()), &controller.docker_ids_of(function).await?),
+        concurrency: CONCURRENCY,
+    };
+    let (container, target) = crate::warm_rie(plan, ctx, spec, client).await?;
+    let rie = Side { target, parties: Parties::new(None, std::slice::from_ref(&container.id)), concurrency: 1 };
     let result = async {
         let mut pairs = Vec::with_capacity(plan.pairs);
         for i in 0..plan.pairs {
-            let (l, r) = if i % 2 == 0 {
-                let r = window(&rie, 1, plan).await;
-                (window(lambdabox, CONCURRENCY, plan).await, r)
+            let ((l, l_cpu), (r, r_cpu)) = if i % 2 == 0 {
+                let r = rie.window(plan).await;
+                (lambdabox.window(plan).await, r)
             } else {
-                let l = window(lambdabox, CONCURRENCY, plan).await;
-                (l, window(&rie, 1, plan).await)
+                let l = lambdabox.window(plan).await;
+                (l, rie.window(plan).await)
             };
             let ratio = l.per_sec / r.per_sec.max(f64::EPSILON);
             step!(
-                "  pair {}/{}: lambdabox {:.0}/s ({} errors), RIE {:.0}/s ({} errors): {ratio:.2}",
+                "  pair {}/{}: lambdabox {:.0}/s ({} errors), RIE {:.0}/s ({} errors): {ratio:.2}; CPU: lambdabox {l_cpu}, RIE {r_cpu}",
                 i + 1,
                 plan.pairs,
                 l.per_sec,
@@ -77,7 +93,7 @@ pub async fn measure(
                 r.per_sec,
                 r.errors
             );
-            pairs.push(Pair { lambdabox: l, rie: r, ratio });
+            pairs.push(Pair { lambdabox: l, rie: r, ratio, lambdabox_cpu: l_cpu, rie_cpu: r_cpu });
             if let Some(code) = ctx.rie.exit_code(&container.id).await? {
                 let note = format!("The RIE container exited (code {code}) during pair {}.", i + 1);
                 step!("{note}");
@@ -92,17 +108,43 @@ pub async fn measure(
     if let Some(m) = paired.median_ratio {
         step!("paired windows: median ratio {m:.2}");
     }
+    if let (Some(l), Some(r)) = (paired.lambdabox_cpu, paired.rie_cpu) {
+        step!("paired windows: CPU per invocation, mean: lambdabox {l}; RIE {r}");
+    }
     Ok(paired)
 }
 
-async fn window(target: &Target, concurrency: usize, plan: &Plan) -> Throughput {
-    load::throughput(target, concurrency, plan.pair_window, plan.throughput_max).await
+/// One side of the pairs: what to invoke, at what concurrency, and whose
+/// CPU time to count.
+struct Side {
+    target: Target,
+    parties: Parties,
+    concurrency: usize,
+}
+
+impl Side {
+    async fn window(&self, plan: &Plan) -> (Throughput, PerCall) {
+        let before = self.parties.read();
+        let t = load::throughput(&self.target, self.concurrency, plan.pair_window, plan.throughput_max).await;
+        let used = self.parties.read() - before;
+        let per_call = used.per_call(t.ok + t.late, self.concurrency > 1);
+        (t, per_call)
+    }
 }
 
 impl Paired {
     fn new(plan: &Plan, pairs: Vec<Pair>, note: Option<String>) -> Paired {
         let ratios: Vec<f64> = pairs.iter().map(|p| p.ratio).collect();
-        Paired { window_seconds: plan.pair_window.as_secs_f64(), median_ratio: median(&ratios), pairs, note }
+        let l_cpu: Vec<PerCall> = pairs.iter().map(|p| p.lambdabox_cpu).collect();
+        let r_cpu: Vec<PerCall> = pairs.iter().map(|p| p.rie_cpu).collect();
+        Paired {
+            window_seconds: plan.pair_window.as_secs_f64(),
+            median_ratio: median(&ratios),
+            lambdabox_cpu: PerCall::mean(&l_cpu),
+            rie_cpu: PerCall::mean(&r_cpu),
+            pairs,
+            note,
+        }
     }
 }
 
