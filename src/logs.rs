@@ -57,12 +57,13 @@ impl LogBook {
         }
     }
 
+    /// The file's path is only built when it is opened or rotated: this
+    /// runs on every invocation.
     fn try_append(&self, function: &str, bytes: &[u8]) -> Result<(), LogError> {
-        let path = self.path(function);
-        let io = |source| LogError::Io { path: path.clone(), source };
+        let io = |source| LogError::Io { path: self.path(function), source };
         let mut open = self.open.lock().expect("log book poisoned");
         if !open.contains_key(function) {
-            let file = crate::private::append_file(&path).map_err(io)?;
+            let file = crate::private::append_file(&self.path(function)).map_err(io)?;
             let len = file.metadata().map_err(io)?.len();
             open.insert(function.to_owned(), (file, len));
         }
@@ -71,6 +72,7 @@ impl LogBook {
         *len += bytes.len() as u64;
         if *len >= ROTATE_BYTES {
             open.remove(function);
+            let path = self.path(function);
             std::fs::rename(&path, path.with_extension("log.1")).map_err(io)?;
         }
         Ok(())

@@ -198,6 +198,7 @@ fn rows(r: &Results) -> Vec<Row> {
         });
     }
     rows.push(paired_row(&r.paired));
+    rows.extend(paired_cpu_row(&r.paired));
     let b = r.per_container_cold.stats.as_ref();
     let cold = r.lambdabox_cold.stats.as_ref();
     rows.push(Row {
@@ -289,6 +290,27 @@ fn paired_row(p: &crate::paired::Paired) -> Row {
         target: Some(Target::AtLeast(3.0)),
         note,
     }
+}
+
+/// Where the paired windows' CPU went, per invocation: on a 2-core box it
+/// is what bounds the c16 row above.
+fn paired_cpu_row(p: &crate::paired::Paired) -> Option<Row> {
+    let (l, r) = (p.lambdabox_cpu?, p.rie_cpu?);
+    Some(Row {
+        label: "CPU per invocation, paired (µs)".into(),
+        ours: Some(l.total_us()),
+        base: Some(r.total_us()),
+        base_label: "RIE",
+        target: None,
+        note: format!(
+            "load generator {:.0} / {:.0}, controller {:.0}, containers {:.0} / {:.0}",
+            l.generator_us,
+            r.generator_us,
+            l.controller_us.unwrap_or(0.0),
+            l.containers_us,
+            r.containers_us
+        ),
+    })
 }
 
 /// A figure held against a fixed bound rather than a baseline.
@@ -674,6 +696,11 @@ mod tests {
         }
     }
 
+    /// 30 µs of load generator, `controller` µs of controller, 250 µs of containers.
+    fn cpu(controller: Option<f64>) -> crate::usage::PerCall {
+        crate::usage::PerCall { generator_us: 30.0, controller_us: controller, containers_us: 250.0 }
+    }
+
     fn latency(ms: u64) -> Latency {
         let samples: Vec<Duration> = (0..10).map(|_| Duration::from_millis(ms)).collect();
         Latency { percentiles: Percentiles::of(&samples), errors: 0, first_error: None }
@@ -726,9 +753,13 @@ mod tests {
                         lambdabox: throughput(16, l),
                         rie: throughput(1, r),
                         ratio: l / r,
+                        lambdabox_cpu: cpu(Some(150.0)),
+                        rie_cpu: cpu(None),
                     })
                     .to_vec(),
                 median_ratio: Some(2.9),
+                lambdabox_cpu: Some(cpu(Some(150.0))),
+                rie_cpu: Some(cpu(None)),
                 note: None,
             },
             rie_notes: Vec::new(),
@@ -799,6 +830,8 @@ mod tests {
         assert!(sequential.contains("3.60") && !sequential.contains(">= 3.00"), "c16 ratio 900/250, no verdict: {t}");
         let paired = line("| throughput c16, paired");
         assert!(paired.contains("2.91") && paired.contains(">= 3.00") && paired.contains("no"), "800/275: {t}");
+        let split = line("| CPU per invocation, paired");
+        assert!(split.contains("| 430 ") && split.contains("| 280 ") && split.contains("controller 150"), "{t}");
         let executed = line("| async executed (ev/s)");
         assert!(executed.contains("1.00") && executed.contains(">= 0.80") && executed.contains("yes"), "{t}");
         let url = line("| URL warm p50 (ms)");

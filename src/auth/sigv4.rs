@@ -29,7 +29,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// A credential scope: `DATE/REGION/SERVICE/aws4_request`. The signing key
 /// is derived from it, so a signature is only good for that day, region and
 /// service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scope {
     /// `YYYYMMDD`, the first eight characters of the request's `X-Amz-Date`.
     pub date: String,

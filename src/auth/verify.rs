@@ -4,7 +4,10 @@
 //! URL's query) and checks the key, scope and clock; [`Claim::verify`] then
 //! checks the signature over the payload hash.
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 use super::credentials::{KeyPair, KeyRing};
 use super::sigv4::{self, RequestParts, Scope, SigningKey, ALGORITHM, AMZ_DATE_FORMAT, TERMINATOR};
@@ -75,12 +78,23 @@ pub enum Payload {
 #[derive(Debug, Clone)]
 pub struct Verifier {
     keys: KeyRing,
+    derived: Arc<Mutex<DerivedKeys>>,
 }
+
+/// Signing keys already derived, by access key id and scope. Deriving one
+/// is four HMACs, and a client signs every request of a day in one scope;
+/// AWS's SDKs keep theirs for the same reason. Each entry holds the secret
+/// it came from, so a key pair replaced under the same id is derived anew.
+type DerivedKeys = HashMap<(String, Scope), (String, SigningKey)>;
+
+/// Entries kept at most: scopes change daily, so a full cache is cleared.
+const MAX_DERIVED: usize = 64;
 
 /// A request's parsed signature, with the key it names; its scope and time
 /// are checked already.
 #[derive(Debug)]
 pub struct Claim<'v> {
+    verifier: &'v Verifier,
     key: &'v KeyPair,
     scope: Scope,
     amz_date: String,
@@ -103,7 +117,24 @@ struct Params {
 
 impl Verifier {
     pub fn new(keys: KeyRing) -> Verifier {
-        Verifier { keys }
+        Verifier { keys, derived: Arc::default() }
+    }
+
+    /// `key`'s signing key for `scope`, derived once.
+    fn signing_key(&self, key: &KeyPair, scope: &Scope) -> SigningKey {
+        let mut derived = self.derived.lock().expect("derived keys");
+        let id = (key.access_key_id().to_owned(), scope.clone());
+        if let Some((secret, signing)) = derived.get(&id) {
+            if secret == key.secret() {
+                return signing.clone();
+            }
+        }
+        if derived.len() >= MAX_DERIVED {
+            derived.clear();
+        }
+        let signing = SigningKey::derive(key.secret(), scope);
+        derived.insert(id, (key.secret().to_owned(), signing.clone()));
+        signing
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -135,7 +166,7 @@ impl Verifier {
             query.retain(|(k, _)| k != b"X-Amz-Signature");
         }
         let (amz_date, signature) = (params.amz_date, params.signature);
-        Ok(Claim { key, scope, amz_date, signed_headers, signature, query, payload })
+        Ok(Claim { verifier: self, key, scope, amz_date, signed_headers, signature, query, payload })
     }
 }
 
@@ -156,7 +187,7 @@ impl Claim<'_> {
     pub fn verify(&self, parts: &RequestParts<'_>, payload_hash: &str) -> Result<(), AuthError> {
         let canonical = sigv4::canonical_request(parts, &self.query, &self.signed_headers, payload_hash);
         let string_to_sign = sigv4::string_to_sign(&self.amz_date, &self.scope, &canonical);
-        if SigningKey::derive(self.key.secret(), &self.scope).verify(&string_to_sign, &self.signature) {
+        if self.verifier.signing_key(self.key, &self.scope).verify(&string_to_sign, &self.signature) {
             return Ok(());
         }
         Err(AuthError::Invalid(format!(
@@ -284,7 +315,7 @@ fn check_signed_headers(signed: &[String], presigned: bool) -> Result<(), AuthEr
 /// Within five minutes of `now` either way; a presigned URL also no later
 /// than its date plus `X-Amz-Expires`.
 fn check_time(amz_date: &str, expires: Option<i64>, now: DateTime<Utc>) -> Result<(), AuthError> {
-    let at = NaiveDateTime::parse_from_str(amz_date, AMZ_DATE_FORMAT).map(|t| t.and_utc()).map_err(|_| {
+    let at = parse_amz_date(amz_date).ok_or_else(|| {
         AuthError::Incomplete(format!(
             "Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
         ))
@@ -309,6 +340,21 @@ fn check_time(amz_date: &str, expires: Option<i64>, now: DateTime<Utc>) -> Resul
         ))),
         _ => Ok(()),
     }
+}
+
+/// `YYYYMMDDTHHMMSSZ` ([`AMZ_DATE_FORMAT`]), read by hand: it is on every
+/// request, and chrono's general format parser costs more than the rest of
+/// the check.
+fn parse_amz_date(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+    };
+    let date = NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(4..6)?, num(6..8)?)?;
+    Some(date.and_hms_opt(num(9..11)?, num(11..13)?, num(13..15)?)?.and_utc())
 }
 
 /// What the signature says of the body. Header signatures must cover it: a
@@ -553,4 +599,36 @@ mod tests {
     }
 
     use std::time::Duration;
+
+    #[test]
+    fn amz_dates_parse_as_chrono_reads_them() {
+        for text in ["20261207T031500Z", "20240229T235959Z", "19700101T000000Z"] {
+            let chrono = chrono::NaiveDateTime::parse_from_str(text, AMZ_DATE_FORMAT).unwrap().and_utc();
+            assert_eq!(parse_amz_date(text), Some(chrono), "{text}");
+        }
+        for bad in [
+            "20261307T031500Z",
+            "20230229T000000Z",
+            "20261207T246000Z",
+            "2026120T0315000Z",
+            "20261207 031500Z",
+            "+0261207T031500Z",
+            "",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_derived_key_is_reused_only_for_the_same_secret() {
+        let v = verifier();
+        let scope = Scope { date: "20261207".into(), region: "us-east-1".into(), service: "lambda".into() };
+        let (one, two) = ("1".repeat(40), "2".repeat(40));
+        let a = KeyPair::new("AKIAGOOD", &one).unwrap();
+        let b = KeyPair::new("AKIAGOOD", &two).unwrap();
+        let sign = |k: &SigningKey| k.sign("x");
+        assert_eq!(sign(&v.signing_key(&a, &scope)), sign(&SigningKey::derive(&one, &scope)));
+        assert_eq!(sign(&v.signing_key(&a, &scope)), sign(&SigningKey::derive(&one, &scope)));
+        assert_eq!(sign(&v.signing_key(&b, &scope)), sign(&SigningKey::derive(&two, &scope)));
+    }
 }
