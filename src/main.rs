@@ -15,14 +15,6 @@ use lambdabox::remote::RemoteError;
 use lambdabox::server::{ApiAuth, BackendChoice, Controller, ServeConfig, ServeError, SharingError};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc rather than glibc's allocator. A warm invocation allocates and
-/// frees a few hundred small blocks (headers, maps, futures, buffers)
-/// across hyper, axum and the engine; glibc's malloc, free and their
-/// consolidation were about 8% of the controller's CPU under load, and
-/// mimalloc's thread-local free lists cost a fraction of that.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
