@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -79,10 +79,12 @@ pub struct Target {
 
 /// The load generator's connections, one idle list per server (`host:port`)
 /// shared by every [`Target`] on it, as a pooling HTTP client would; and a
-/// reqwest client for what is not an invocation (streamed answers).
+/// reqwest client for what is not an invocation (streamed answers). An
+/// endpoint's connections close when its last target is dropped: the bench
+/// starts and stops many servers in one run.
 #[derive(Debug, Clone)]
 pub struct Client {
-    endpoints: Arc<Mutex<HashMap<String, Arc<Endpoint>>>>,
+    endpoints: Arc<Mutex<HashMap<String, Weak<Endpoint>>>>,
     http: reqwest::Client,
 }
 
@@ -107,7 +109,12 @@ impl Client {
     fn endpoint(&self, url: &reqwest::Url) -> Result<Arc<Endpoint>, WireError> {
         let fresh = Endpoint::of(url, REQUEST_TIMEOUT)?;
         let mut endpoints = self.endpoints.lock().expect("endpoints");
-        Ok(endpoints.entry(fresh.authority().to_owned()).or_insert(fresh).clone())
+        if let Some(live) = endpoints.get(fresh.authority()).and_then(Weak::upgrade) {
+            return Ok(live);
+        }
+        endpoints.retain(|_, e| e.strong_count() > 0);
+        endpoints.insert(fresh.authority().to_owned(), Arc::downgrade(&fresh));
+        Ok(fresh)
     }
 }
 

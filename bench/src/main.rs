@@ -256,6 +256,9 @@ impl Ctx {
 fn main() -> ExitCode {
     START.get_or_init(Instant::now);
     let args = Args::parse();
+    // One thread: it is the load generator, whose CPU the paired windows
+    // count (`usage.rs`), and with one thread no answer crosses threads
+    // before its caller sees it.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
