@@ -144,6 +144,11 @@ struct Plan {
     cold_pause: Duration,
     /// Cold starts per runtime in the per-runtime table, each way.
     runtime_cold_k: usize,
+    /// The same with the default prewarmed pool. Its starts are two-valued
+    /// on a busy box (about 10 ms when the runtime's import runs on an idle
+    /// core, 20-40 ms when it shares the busy one), and five samples let
+    /// the median move with where two or three land. They are quick.
+    prewarmed_k: usize,
     prewarm: usize,
     hundred_functions: bool,
     /// How long the two CPU-bound functions compete.
@@ -170,6 +175,7 @@ impl Plan {
                 cold_k: 3,
                 cold_pause: Duration::from_millis(1000),
                 runtime_cold_k: 2,
+                prewarmed_k: 3,
                 prewarm: 2,
                 hundred_functions: false,
                 contention: Duration::from_secs(4),
@@ -191,6 +197,7 @@ impl Plan {
                 cold_k: 15,
                 cold_pause: Duration::from_millis(2000),
                 runtime_cold_k: 5,
+                prewarmed_k: 11,
                 prewarm: 2,
                 hundred_functions: true,
                 contention: Duration::from_secs(12),
@@ -440,7 +447,11 @@ async fn run(args: &Args, plan: &Plan, ctx: &Ctx) -> Result<Results> {
     let asynchronous = asynchronous::measure(plan, ctx, args.memory_mb, &client).await?;
     step!("function URLs: warm latency and c{} against Invoke; a streamed response's first byte", urls::CONCURRENCY);
     let urls = urls::measure(plan, ctx, args.memory_mb, &client).await?;
-    step!("cold starts per runtime ({} each, without and with a prewarmed pool)", plan.runtime_cold_k);
+    step!(
+        "cold starts per runtime ({} each without a prewarmed pool and with late runtimes, {} with the default pool)",
+        plan.runtime_cold_k,
+        plan.prewarmed_k
+    );
     let runtime_cold = runtimes::measure(plan, ctx, args.memory_mb, &client, &args.runtimes).await?;
     step!(
         "CPU model: warm latency at {} and {} MB, then both CPU-bound at once; weighted, then strict",

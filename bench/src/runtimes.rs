@@ -196,8 +196,9 @@ async fn one_runtime(
     // The first start also reads the image from disk; it is not counted.
     lambdabox.target(client, &name)?.invoke().await.with_context(|| format!("{}: first invocation", echo.runtime))?;
     let who = format!("{}{}", echo.runtime, pool.label());
-    step!("{who}: {} forced cold starts", plan.runtime_cold_k);
-    cold_starts(plan, ctx, plan.runtime_cold_k, lambdabox, &name, client, &who).await
+    let k = if pool == Pool::Prewarmed { plan.prewarmed_k } else { plan.runtime_cold_k };
+    step!("{who}: {k} forced cold starts");
+    cold_starts(plan, ctx, k, lambdabox, &name, client, &who).await
 }
 
 /// A zip of `(name, contents)` files.

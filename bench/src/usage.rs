@@ -51,7 +51,7 @@ impl Parties {
 
     pub fn read(&self) -> Usage {
         Usage {
-            generator: schedstat("/proc/thread-self/schedstat"),
+            generator: cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID),
             controller: self.controller.map_or(Duration::ZERO, process_cpu),
             containers: Duration::from_nanos(self.containers.iter().filter_map(|c| c()).sum()),
         }
@@ -108,37 +108,54 @@ impl std::fmt::Display for PerCall {
     }
 }
 
-/// Time on CPU of every thread of process `pid` (0 once it has exited).
+/// Time on CPU of process `pid`, every thread it has had included (0 once
+/// it has exited). Summing its threads' `schedstat` would lose the threads
+/// that ended between two readings, as tokio's idle blocking threads do.
 fn process_cpu(pid: u32) -> Duration {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return Duration::ZERO };
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: writes one clockid_t to the valid pointer given.
+    if unsafe { libc::clock_getcpuclockid(pid, &mut clock) } != 0 {
         return Duration::ZERO;
-    };
-    tasks.flatten().map(|t| schedstat(&t.path().join("schedstat").to_string_lossy())).sum()
+    }
+    cpu_clock(clock)
 }
 
-/// The first field of a `schedstat` file: nanoseconds on CPU.
-fn schedstat(path: &str) -> Duration {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    Duration::from_nanos(text.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0))
+/// A CPU-time clock's reading, in nanoseconds.
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes one timespec to the valid pointer given.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), u32::try_from(ts.tv_nsec).unwrap_or(0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Spin until this thread has had `cpu` of CPU time (at most 10 s).
+    fn burn(cpu: Duration) {
+        let (start, wall) = (cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID), std::time::Instant::now());
+        while cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID) - start < cpu && wall.elapsed() < Duration::from_secs(10) {
+            std::hint::black_box(0u64);
+        }
+    }
+
     #[test]
     fn this_threads_cpu_time_grows_and_splits_per_call() {
         let parties = Parties::new(Some(std::process::id()), &[]);
         let before = parties.read();
-        let spin = std::time::Instant::now();
-        while spin.elapsed() < Duration::from_millis(30) {
-            std::hint::black_box(0u64);
-        }
+        // A thread that ends between two readings stays counted.
+        std::thread::spawn(|| burn(Duration::from_millis(20))).join().unwrap();
+        burn(Duration::from_millis(30));
         let used = parties.read() - before;
-        assert!(used.generator >= Duration::from_millis(20), "{used:?}");
-        assert!(used.controller >= used.generator, "the process includes this thread");
+        assert!(used.generator >= Duration::from_millis(30), "{used:?}");
+        // The process's clock includes both threads' time.
+        assert!(used.controller >= used.generator + Duration::from_millis(19), "{used:?}");
         let per = used.per_call(10, true);
-        assert!(per.generator_us >= 2_000.0);
+        assert!(per.generator_us >= 3_000.0);
         assert_eq!(PerCall::mean(&[per, per]).unwrap().generator_us, per.generator_us);
         assert!(PerCall::mean(&[]).is_none());
     }
