@@ -409,7 +409,7 @@ async fn run_only(section: Section, args: &Args, plan: &Plan, ctx: &Ctx) -> Resu
         Section::Urls => drop(urls::measure(plan, ctx, args.memory_mb, &client).await?),
         Section::Cpu => {
             let spec = rie_spec(args)?;
-            let (container, latency) = rie_latency(plan, ctx, &spec, &client).await?;
+            let (container, _, latency) = rie_latency(plan, ctx, &spec, &client).await?;
             ctx.rie.remove(&container.id).await.context("removing the RIE container")?;
             drop(cpu::measure(plan, ctx, latency, &client).await?);
         }
@@ -564,8 +564,7 @@ async fn measure_rie(
     spec: &RieSpec,
     client: &load::Client,
 ) -> Result<(Latency, Vec<Throughput>, Vec<String>)> {
-    let (container, latency) = rie_latency(plan, ctx, spec, client).await?;
-    let target = Target::new(client, &container.invoke_url())?;
+    let (container, target, latency) = rie_latency(plan, ctx, spec, client).await?;
     let result = async {
         let (mut throughputs, mut notes) = (Vec::new(), Vec::new());
         // Concurrency 1 first: RIE serves one invocation at a time, and more
@@ -588,19 +587,19 @@ async fn measure_rie(
     result
 }
 
-/// One RIE container, answered once and warmed up, and its warm latency;
-/// the caller removes the container.
+/// One RIE container, answered once and warmed up, its target and its warm
+/// latency; the caller removes the container.
 async fn rie_latency(
     plan: &Plan,
     ctx: &Ctx,
     spec: &RieSpec,
     client: &load::Client,
-) -> Result<(rie::RieContainer, Latency)> {
+) -> Result<(rie::RieContainer, Target, Latency)> {
     step!("baseline A: starting one RIE container");
     let (container, target) = warm_rie(plan, ctx, spec, client).await?;
     let latency = load::latency(&target, plan.latency_n, plan.latency_budget).await;
     describe_latency("RIE", &latency);
-    Ok((container, latency))
+    Ok((container, target, latency))
 }
 
 /// One RIE container, answered once and warmed up (removed again if it never

@@ -127,7 +127,7 @@ impl Side {
         let before = self.parties.read();
         let t = load::throughput(&self.target, self.concurrency, plan.pair_window, plan.throughput_max).await;
         let used = self.parties.read() - before;
-        let per_call = used.per_call(t.ok + t.late, self.concurrency > 1);
+        let per_call = used.per_call(t.ok + t.late);
         (t, per_call)
     }
 }

@@ -22,11 +22,12 @@ pub struct Parties {
     containers: Vec<Counter>,
 }
 
-/// CPU time used so far by each party.
+/// CPU time used so far by each party (`controller` is `None` for a
+/// baseline, which has none).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
     generator: Duration,
-    controller: Duration,
+    controller: Option<Duration>,
     containers: Duration,
 }
 
@@ -52,7 +53,7 @@ impl Parties {
     pub fn read(&self) -> Usage {
         Usage {
             generator: cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID),
-            controller: self.controller.map_or(Duration::ZERO, process_cpu),
+            controller: self.controller.map(process_cpu),
             containers: Duration::from_nanos(self.containers.iter().filter_map(|c| c()).sum()),
         }
     }
@@ -60,11 +61,11 @@ impl Parties {
 
 impl Usage {
     /// This usage (since an earlier reading) spread over `calls`.
-    pub fn per_call(&self, calls: u64, has_controller: bool) -> PerCall {
+    pub fn per_call(&self, calls: u64) -> PerCall {
         let us = |d: Duration| d.as_secs_f64() * 1e6 / calls.max(1) as f64;
         PerCall {
             generator_us: us(self.generator),
-            controller_us: has_controller.then(|| us(self.controller)),
+            controller_us: self.controller.map(us),
             containers_us: us(self.containers),
         }
     }
@@ -75,7 +76,7 @@ impl Sub for Usage {
     fn sub(self, earlier: Usage) -> Usage {
         Usage {
             generator: self.generator.saturating_sub(earlier.generator),
-            controller: self.controller.saturating_sub(earlier.controller),
+            controller: self.controller.zip(earlier.controller).map(|(now, then)| now.saturating_sub(then)),
             containers: self.containers.saturating_sub(earlier.containers),
         }
     }
@@ -153,8 +154,8 @@ mod tests {
         let used = parties.read() - before;
         assert!(used.generator >= Duration::from_millis(30), "{used:?}");
         // The process's clock includes both threads' time.
-        assert!(used.controller >= used.generator + Duration::from_millis(19), "{used:?}");
-        let per = used.per_call(10, true);
+        assert!(used.controller.unwrap() >= used.generator + Duration::from_millis(19), "{used:?}");
+        let per = used.per_call(10);
         assert!(per.generator_us >= 3_000.0);
         assert_eq!(PerCall::mean(&[per, per]).unwrap().generator_us, per.generator_us);
         assert!(PerCall::mean(&[]).is_none());
