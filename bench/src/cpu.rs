@@ -26,6 +26,9 @@ use crate::{Ctx, Plan};
 /// Lambda's default MemorySize, and the size that buys one vCPU.
 pub const SMALL_MB: u32 = 128;
 pub const LARGE_MB: u32 = 1769;
+/// The pause between two sizes' turns of warm calls: several half-lives
+/// (32 ms) of the kernel's running average of a group's load.
+const TURN_REST: Duration = Duration::from_millis(250);
 /// Concurrent callers per CPU-bound function: two each, so either function
 /// alone could use both cores and only the weights decide the split.
 pub const CALLERS: usize = 2;
@@ -93,12 +96,13 @@ pub async fn measure(plan: &Plan, ctx: &Ctx, rie: Latency, client: &load::Client
 
 async fn measure_mode(plan: &Plan, ctx: &Ctx, mode: &'static str, client: &load::Client) -> Result<ModeResults> {
     let lambdabox = ctx.controller(&format!("lambdabox-cpu-{mode}"), &["--cpu-limit", mode]).await?;
-    let mut latencies = Vec::new();
+    let mut echoes = Vec::new();
     for mb in [SMALL_MB, LARGE_MB] {
         let name = format!("echo{mb}");
         lambdabox.create_function(&name, mb, None).await?;
-        latencies.push(warm_latency(plan, &lambdabox.target(client, &name)?).await?);
+        echoes.push(lambdabox.target(client, &name)?);
     }
+    let mut latencies = warm_latencies(plan, &echoes).await?;
     let p99 = |l: &Latency| l.percentiles.as_ref().map_or(f64::NAN, |p| p.p99_ms);
     step!(
         "cpu {mode}: warm p99 {:.2} ms at {SMALL_MB} MB, {:.2} ms at {LARGE_MB} MB",
@@ -121,13 +125,24 @@ async fn measure_mode(plan: &Plan, ctx: &Ctx, mode: &'static str, client: &load:
     Ok(ModeResults { mode, small, large, contention, continuous })
 }
 
-/// First answer (a cold start), warm-up, then the measured run.
-async fn warm_latency(plan: &Plan, target: &Target) -> Result<Latency> {
-    load::first_success(target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
-        .await
-        .with_context(|| format!("{} never answered", target.url()))?;
-    load::latency(target, plan.warm_up_n, plan.latency_budget).await;
-    Ok(load::latency(target, plan.latency_n, plan.latency_budget).await)
+/// Each target's first answer (a cold start), then its warm-up, then the
+/// measured runs in turns of a quarter each (A B B A…): the sizes' tails
+/// are compared as a ratio, so both come from the same minutes. A turn
+/// is a run of its own, not one call each in alternation, and turns are
+/// [`TURN_REST`] apart: the kernel weighs a container's group by its
+/// recent load, so a 1,769 MB container busy a moment ago would cut the
+/// 128 MB one's share of its parent group, a contention between the two
+/// sizes this row is not about (the contended rows below are).
+async fn warm_latencies(plan: &Plan, targets: &[Target]) -> Result<Vec<Latency>> {
+    for target in targets {
+        load::first_success(target, Instant::now(), Duration::from_millis(20), Duration::from_secs(60))
+            .await
+            .with_context(|| format!("{} never answered", target.url()))?;
+        load::latency(target, plan.warm_up_n, plan.latency_budget).await;
+    }
+    let targets: Vec<&Target> = targets.iter().collect();
+    let turns = load::Turns { each: plan.latency_n.div_ceil(4), rest: TURN_REST };
+    Ok(load::in_turns(&targets, plan.latency_n, plan.latency_budget * 2, turns).await)
 }
 
 /// The two CPU-bound functions, deployed with a timeout that lets one

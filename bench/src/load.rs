@@ -272,23 +272,85 @@ pub struct Latency {
 }
 
 pub async fn latency(target: &Target, count: usize, budget: Duration) -> Latency {
+    let turns = Turns { each: count, rest: Duration::ZERO };
+    in_turns(&[target], count, budget, turns).await.pop().expect("one target, one latency")
+}
+
+/// How targets take turns in [`in_turns`]: `each` invocations of one, then
+/// a `rest` (so what one target's calls left behind, such as the kernel's
+/// running average of its container's load, has faded before the next
+/// one's turn), then the next target.
+#[derive(Debug, Clone, Copy)]
+pub struct Turns {
+    pub each: usize,
+    pub rest: Duration,
+}
+
+/// [`latency`] of several targets taking turns, up to `count` invocations
+/// each, the order reversed every round (A B, B A, …), so that every
+/// target's figures come from the same minutes of the run: measured one
+/// after the other on a busy box, two targets' tails came from different
+/// minutes, and their ratio swung with the load.
+pub async fn in_turns(targets: &[&Target], count: usize, budget: Duration, turns: Turns) -> Vec<Latency> {
+    take_turns(targets.len(), count, budget, turns, |i| targets[i].invoke()).await
+}
+
+/// [`in_turns`]'s schedule over `n` parties, each call made by `call(i)`.
+async fn take_turns<F, Fut, E>(n: usize, count: usize, budget: Duration, turns: Turns, mut call: F) -> Vec<Latency>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Duration, E>>,
+    E: std::error::Error,
+{
     let deadline = Instant::now() + budget;
-    let mut samples = Vec::with_capacity(count);
-    let mut errors = 0;
-    let mut first_error = None;
-    for _ in 0..count {
-        if Instant::now() >= deadline {
-            break;
+    let mut seen: Vec<Seen> = (0..n).map(|_| Seen::with_capacity(count)).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    while seen.iter().any(|s| s.calls() < count) && Instant::now() < deadline {
+        for &i in &order {
+            for _ in 0..turns.each.min(count - seen[i].calls()) {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                seen[i].record(call(i).await);
+            }
+            if !turns.rest.is_zero() {
+                tokio::time::sleep(turns.rest).await;
+            }
         }
-        match target.invoke().await {
-            Ok(d) => samples.push(d),
+        order.reverse();
+    }
+    seen.into_iter().map(Seen::finish).collect()
+}
+
+/// One target's samples and errors while [`in_turns`] runs.
+struct Seen {
+    samples: Vec<Duration>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Seen {
+    fn with_capacity(count: usize) -> Seen {
+        Seen { samples: Vec::with_capacity(count), errors: 0, first_error: None }
+    }
+
+    fn calls(&self) -> usize {
+        self.samples.len() + self.errors as usize
+    }
+
+    fn record<E: std::error::Error>(&mut self, result: Result<Duration, E>) {
+        match result {
+            Ok(d) => self.samples.push(d),
             Err(e) => {
-                errors += 1;
-                first_error.get_or_insert_with(|| describe(&e));
+                self.errors += 1;
+                self.first_error.get_or_insert_with(|| describe(&e));
             }
         }
     }
-    Latency { percentiles: Percentiles::of(&samples), errors, first_error }
+
+    fn finish(self) -> Latency {
+        Latency { percentiles: Percentiles::of(&self.samples), errors: self.errors, first_error: self.first_error }
+    }
 }
 
 /// What a fixed-duration run at one concurrency achieved.
@@ -415,5 +477,46 @@ mod tests {
         let one = Percentiles::of(&[Duration::from_millis(7)]).unwrap();
         assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
         assert!(Percentiles::of(&[]).is_none());
+    }
+
+    /// Runs the schedule with every call answering at once, `fail` saying
+    /// which calls (by their overall index) fail; returns the callers' order.
+    fn schedule(n: usize, count: usize, each: usize, fail: &[usize]) -> (Vec<usize>, Vec<Latency>) {
+        let order = std::cell::RefCell::new(Vec::new());
+        let turns = Turns { each, rest: Duration::ZERO };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let latencies = runtime.block_on(take_turns(n, count, Duration::from_secs(60), turns, |i| {
+            let mut order = order.borrow_mut();
+            let failed = fail.contains(&order.len());
+            order.push(i);
+            async move {
+                if failed {
+                    Err(std::io::Error::other("refused"))
+                } else {
+                    Ok(Duration::from_millis(1 + i as u64))
+                }
+            }
+        }));
+        (order.into_inner(), latencies)
+    }
+
+    #[test]
+    fn turns_alternate_their_order_and_stop_at_each_count() {
+        let (order, latencies) = schedule(2, 5, 2, &[]);
+        assert_eq!(order, [0, 0, 1, 1, 1, 1, 0, 0, 0, 1]);
+        let counts: Vec<usize> = latencies.iter().map(|l| l.percentiles.as_ref().unwrap().n).collect();
+        assert_eq!(counts, [5, 5]);
+        assert_eq!(latencies[1].percentiles.as_ref().unwrap().p50_ms, 2.0, "each party's own samples");
+    }
+
+    #[test]
+    fn a_failed_call_counts_toward_its_party_and_is_kept_apart() {
+        let (order, latencies) = schedule(2, 2, 1, &[1]);
+        assert_eq!(order, [0, 1, 1, 0]);
+        assert_eq!((latencies[0].errors, latencies[1].errors), (0, 1));
+        assert_eq!(latencies[1].percentiles.as_ref().unwrap().n, 1);
+        assert_eq!(latencies[1].first_error.as_deref(), Some("refused"));
+        let (alone, _) = schedule(1, 3, 3, &[]);
+        assert_eq!(alone, [0, 0, 0], "one party: plain sequential calls");
     }
 }
